@@ -1,0 +1,214 @@
+"""Minga: a marketplace for farmers' cooperatives leaving illicit crops."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from flask import Flask, g, jsonify, render_template, request, session
+from flask_babel import format_date, format_decimal
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+from config import CONFIGS, ProductionConfig
+
+from .extensions import babel, csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: str | type | None = "development", **overrides) -> Flask:
+    app = Flask(__name__, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
+    config_obj = CONFIGS[config] if isinstance(config, str) else (config or CONFIGS["development"])
+    app.config.from_object(config_obj)
+    app.config.update(overrides)
+    if config_obj is ProductionConfig or (isinstance(config_obj, type)
+                                          and issubclass(config_obj, ProductionConfig)):
+        config_obj.check()
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_template_helpers(app)
+    register_commands(app)
+    register_headers(app)
+    return app
+
+
+def select_locale():
+    chosen = session.get("lang") if request else None
+    if chosen in ("es", "en"):
+        return chosen
+    from flask_login import current_user
+    if getattr(current_user, "is_authenticated", False) and current_user.locale in ("es", "en"):
+        return current_user.locale
+    # Farmers read Spanish: Spanish unless the browser prefers English over it.
+    return request.accept_languages.best_match(["es", "en"], default="es") if request else "es"
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=str(ROOT / "translations"))
+    limiter.init_app(app)
+
+    from .auth.models import User
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        try:
+            return db.session.get(User, int(user_id))
+        except (TypeError, ValueError):
+            return None
+
+    # Import every model so metadata is complete for Alembic and create_all in tools.
+    from . import models  # noqa: F401
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api.views import bp as api_bp
+    from .auth.views import bp as auth_bp
+    from .catalog.views import bp as catalog_bp
+    from .cooperatives.views import bp as coops_bp
+    from .listings.views import bp as listings_bp
+
+    for bp in (auth_bp, catalog_bp, coops_bp, listings_bp):
+        app.register_blueprint(bp)
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp)
+    for extra in _extra_blueprints():
+        app.register_blueprint(extra)
+
+
+def _extra_blueprints():
+    """Blueprints of later domains, each registering itself in coop/blueprints.py."""
+    from .blueprints import extra_blueprints
+    return extra_blueprints()
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/stripe/")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from .common.errors import DomainError
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        db.session.rollback()
+        if wants_json():
+            return jsonify(error={"code": exc.code, "message": exc.message,
+                                  "fields": exc.fields}), exc.status
+        return render_template("error.html", code=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        db.session.rollback()
+        messages = {
+            400: _("The request could not be read."),
+            401: _("Log in first."),
+            403: _("You are not allowed to do that."),
+            404: _("We could not find that page."),
+            405: _("That method is not allowed here."),
+            413: _("That upload is too large (at most 10 MB)."),
+            429: _("Too many attempts. Wait a minute and try again."),
+        }
+        message = messages.get(exc.code, exc.description or _("Something went wrong."))
+        codes = {400: "malformed_request", 401: "unauthorized", 403: "forbidden",
+                 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                 429: "rate_limited"}
+        if wants_json():
+            response = jsonify(error={"code": codes.get(exc.code, "http_error"),
+                                      "message": message, "fields": {}})
+            response.status_code = exc.code or 500
+        else:
+            response = app.make_response(
+                (render_template("error.html", code=exc.code, message=message), exc.code))
+        if exc.code == 429 and getattr(exc, "retry_after", None):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        db.session.rollback()
+        app.logger.exception("unhandled error")
+        if wants_json():
+            return jsonify(error={"code": "server_error",
+                                  "message": "Something went wrong on our side.",
+                                  "fields": {}}), 500
+        return render_template("error.html", code=500,
+                               message=_("Something went wrong on our side.")), 500
+
+
+_static_hashes: dict[str, str] = {}
+
+
+def static_url(filename: str) -> str:
+    """A fingerprinted URL for a static file, so it can be cached for a year."""
+    from flask import current_app, url_for
+    digest = _static_hashes.get(filename)
+    if digest is None:
+        path = Path(current_app.static_folder) / filename
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "0"
+        _static_hashes[filename] = digest
+    return url_for("static", filename=filename, v=digest)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from .common.money import format_money
+    from .common.quantities import format_kg
+
+    def kg(grams):
+        from .common.quantities import grams_to_decimal
+        return format_decimal(grams_to_decimal(int(grams or 0)), format="#,##0.###")
+
+    def hectares(m2):
+        from decimal import Decimal
+        return format_decimal(Decimal(int(m2 or 0)) / 10000, format="#,##0.##")
+
+    app.jinja_env.filters["kg"] = kg
+    app.jinja_env.filters["kg_api"] = format_kg
+    app.jinja_env.filters["money"] = lambda minor, cur: format_money(minor, cur)
+    app.jinja_env.filters["date"] = lambda d, fmt="medium": format_date(d, fmt) if d else ""
+    app.jinja_env.filters["hectares"] = hectares
+    app.jinja_env.globals["static_url"] = static_url
+
+    @app.context_processor
+    def inject():
+        from flask_babel import get_locale
+        return {"current_lang": str(get_locale() or "es")}
+
+
+def register_headers(app: Flask) -> None:
+    @app.after_request
+    def headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'")
+        if request.endpoint == "static" and request.args.get("v"):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        elif "Cache-Control" not in response.headers and response.mimetype == "text/html":
+            response.headers["Cache-Control"] = "no-store" if getattr(
+                g, "_login_user", None) else "private, no-cache"
+        if "text/html" in response.mimetype:
+            response.headers["Content-Language"] = str(_locale_or_default())
+        return response
+
+
+def _locale_or_default():
+    from flask_babel import get_locale
+    return get_locale() or "es"
+
+
+def register_commands(app: Flask) -> None:
+    from .commands import register
+    register(app)

@@ -1,0 +1,85 @@
+"""What every API endpoint shares: bearer auth, JSON bodies, pagination, errors."""
+from __future__ import annotations
+
+import base64
+import functools
+
+from flask import g, jsonify, request
+from flask_babel import gettext as _
+
+from ..auth import services as auth_services
+from ..common.errors import DomainError, ValidationFailed
+
+
+class ApiError(DomainError):
+    pass
+
+
+def error(status: int, code: str, message: str, fields: dict | None = None):
+    return jsonify(error={"code": code, "message": message, "fields": fields or {}}), status
+
+
+def token_required(view):
+    """401 without a valid bearer token; the user is then in g.api_user."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _sep, token = header.partition(" ")
+        user = auth_services.user_for_token(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            return error(401, "unauthorized", _("A valid bearer token is required."))
+        g.api_user = user
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def json_body() -> dict:
+    """The request's JSON object; 400 `malformed_json` or 422 `invalid_body` otherwise."""
+    data = request.get_json(silent=True, force=True) if request.data else None
+    if data is None:
+        raise DomainError(_("The body must be valid JSON."), code="malformed_json", status=400)
+    if not isinstance(data, dict):
+        raise ValidationFailed(_("The body must be a JSON object."), code="invalid_body")
+    return data
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise ValidationFailed(_("Idempotency-Key must be 1 to 255 characters."),
+                               code="invalid_idempotency_key")
+    return key
+
+
+def page_args(default: int = 50, maximum: int = 200) -> tuple[int, int | None]:
+    """(limit, cursor id) from ?limit= and ?cursor=; refuses junk with 422."""
+    raw = request.args.get("limit", str(default))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ValidationFailed(_("limit must be a whole number."), fields={"limit": ["int"]})
+    if not 1 <= limit <= maximum:
+        raise ValidationFailed(_("limit must be between 1 and %(n)d.", n=maximum),
+                               fields={"limit": [_("Out of range.")]})
+    cursor = request.args.get("cursor")
+    after = None
+    if cursor:
+        try:
+            after = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
+        except (ValueError, UnicodeDecodeError):
+            raise ValidationFailed(_("Bad cursor."), fields={"cursor": [_("Bad cursor.")]})
+    return limit, after
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+
+
+def paged(items: list, limit: int, serialise) -> dict:
+    """`{"items", "next_cursor"}` from limit+1 rows (the extra row tells there is more)."""
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": [serialise(i) for i in items],
+            "next_cursor": encode_cursor(items[-1].id) if more and items else None}

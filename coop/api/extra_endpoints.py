@@ -1,0 +1,1 @@
+"""Endpoints of the domains added after the foundation register themselves here."""

@@ -1,0 +1,121 @@
+"""The OpenAPI 3.1 description of /api/v1, built from one table of paths and schemas."""
+from __future__ import annotations
+
+ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["code", "message"],
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                   "fields": {"type": "object",
+                              "additionalProperties": {"type": "array",
+                                                       "items": {"type": "string"}}}}}}}
+KG = {"type": "string", "pattern": r"^\d+(\.\d{1,3})?$", "examples": ["120.500"]}
+MINOR = {"type": "integer"}
+
+SCHEMAS: dict[str, dict] = {
+    "Error": ERROR,
+    "Membership": {"type": "object", "properties": {"coop_id": {"type": "integer"},
+                                                    "role": {"type": "string",
+                                                             "enum": ["farmer", "manager",
+                                                                      "treasurer"]}}},
+    "User": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"},
+        "memberships": {"type": "array", "items": {"$ref": "#/components/schemas/Membership"}},
+        "buyer_id": {"type": ["integer", "null"]}}},
+    "TokenRequest": {"type": "object", "required": ["email", "password"], "properties": {
+        "email": {"type": "string"}, "password": {"type": "string"}}},
+    "Token": {"type": "object", "properties": {"token": {"type": "string"},
+                                               "user": {"$ref": "#/components/schemas/User"}}},
+    "Crop": {"type": "object", "properties": {
+        "slug": {"type": "string"}, "name": {"type": "string"}, "unit": {"const": "kg"},
+        "grades": {"type": "array", "items": {"type": "object", "properties": {
+            "code": {"type": "string"}, "name": {"type": "string"}}}}}},
+    "Coop": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "slug": {"type": "string"}, "name": {"type": "string"},
+        "country": {"type": "string"}, "currency": {"type": "string"}}},
+    "ListingCreate": {"type": "object", "required": ["crop", "grade", "quantity_kg",
+                                                     "harvested_on"], "properties": {
+        "crop": {"type": "string"}, "grade": {"type": "string"}, "quantity_kg": KG,
+        "harvested_on": {"type": "string", "format": "date"},
+        "collection_point": {"type": "string", "maxLength": 160},
+        "notes": {"type": "string", "maxLength": 500}, "coop_id": {"type": "integer"}}},
+    "ListingPatch": {"type": "object", "properties": {
+        "grade": {"type": "string"}, "quantity_kg": KG,
+        "harvested_on": {"type": "string", "format": "date"},
+        "collection_point": {"type": "string"}, "notes": {"type": "string"}}},
+    "Listing": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
+        "grade": {"type": "string"}, "quantity_kg": KG, "available_kg": KG,
+        "status": {"type": "string", "enum": ["available", "committed", "sold", "withdrawn"]},
+        "harvested_on": {"type": "string", "format": "date"}}},
+}
+
+# (method, path, summary, auth, request schema, {status: response schema or None})
+PATHS: list[tuple] = [
+    ("get", "/openapi.json", "This document", False, None, {200: None}),
+    ("post", "/auth/tokens", "Get a bearer token", False, "TokenRequest",
+     {201: "Token", 401: "Error", 422: "Error", 429: "Error"}),
+    ("get", "/crops", "Legal crops and their grades", False, None, {200: ("list", "Crop")}),
+    ("get", "/coops", "Cooperatives", False, None, {200: ("list", "Coop")}),
+    ("get", "/listings", "The farmer's harvest listings", True, None,
+     {200: ("list", "Listing"), 401: "Error", 403: "Error"}),
+    ("post", "/listings", "List a harvest (Idempotency-Key accepted)", True, "ListingCreate",
+     {201: "Listing", 400: "Error", 401: "Error", 403: "Error", 422: "Error"}),
+    ("get", "/listings/{id}", "One of the farmer's listings", True, None,
+     {200: "Listing", 404: "Error"}),
+    ("patch", "/listings/{id}", "Change a listing", True, "ListingPatch",
+     {200: "Listing", 404: "Error", 409: "Error", 422: "Error"}),
+    ("delete", "/listings/{id}", "Withdraw a listing", True, None,
+     {200: "Listing", 404: "Error", 409: "Error"}),
+]
+
+
+def register(schemas: dict, paths: list) -> None:
+    """Later domains add their schemas and paths here."""
+    SCHEMAS.update(schemas)
+    PATHS.extend(paths)
+
+
+def _ref(spec):
+    if spec is None:
+        return {"type": "object"}
+    if isinstance(spec, tuple):
+        return {"type": "object", "properties": {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{spec[1]}"}},
+            "next_cursor": {"type": ["string", "null"]}}}
+    if isinstance(spec, dict):
+        return spec
+    return {"$ref": f"#/components/schemas/{spec}"}
+
+
+def document() -> dict:
+    paths: dict = {}
+    for method, path, summary, auth, body, responses in PATHS:
+        op = {"summary": summary, "responses": {
+            str(code): {"description": summary if code < 300 else "error",
+                        "content": {"application/json": {"schema": _ref(schema)}}}
+            for code, schema in responses.items()}}
+        params = []
+        if "{id}" in path:
+            params.append({"name": "id", "in": "path", "required": True,
+                           "schema": {"type": "integer"}})
+        if method == "get" and responses.get(200) and isinstance(responses[200], tuple):
+            params += [{"name": "limit", "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                       {"name": "cursor", "in": "query", "schema": {"type": "string"}}]
+        if method in ("post", "patch") and "Idempotency" in summary:
+            params.append({"name": "Idempotency-Key", "in": "header",
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 255}})
+        if params:
+            op["parameters"] = params
+        if body:
+            content_type = "text/csv" if body == "csv" else "application/json"
+            schema = {"type": "string"} if body == "csv" else _ref(body)
+            op["requestBody"] = {"required": True, "content": {content_type: {"schema": schema}}}
+        if auth:
+            op["security"] = [{"bearer": []}]
+        paths.setdefault(path, {})[method] = op
+    return {"openapi": "3.1.0",
+            "info": {"title": "Minga API", "version": "1"},
+            "servers": [{"url": "/api/v1"}],
+            "paths": paths,
+            "components": {"schemas": SCHEMAS, "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"}}}}

@@ -1,0 +1,156 @@
+"""/api/v1: a thin JSON layer over the same services the HTML views call (api-v1.md)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask_babel import gettext as _
+
+from ..auth import services as auth_services
+from ..catalog import services as catalog
+from ..common.errors import ValidationFailed
+from ..common.quantities import format_kg
+from ..cooperatives import services as coop_services
+from ..extensions import db, limiter
+from ..listings import services as listing_services
+from .common import error, idempotency_key, json_body, page_args, paged, token_required
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _failed_login(response) -> bool:
+    return response.status_code == 401
+
+
+@bp.get("/openapi.json")
+def openapi():
+    from .openapi import document
+    return jsonify(document())
+
+
+@bp.post("/auth/tokens")
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], deduct_when=_failed_login)
+def create_token():
+    data = json_body()
+    email, password = data.get("email"), data.get("password")
+    if not isinstance(email, str) or not isinstance(password, str):
+        return error(422, "validation_failed", _("email and password are required strings."),
+                     {k: [_("Required.")] for k in ("email", "password")
+                      if not isinstance(data.get(k), str)})
+    user = auth_services.authenticate(email, password)
+    if user is None:
+        return error(401, "invalid_credentials", _("Wrong e-mail or password."))
+    token = auth_services.issue_token(user)
+    db.session.commit()
+    return jsonify(token=token, user=user_json(user)), 201
+
+
+def user_json(user) -> dict:
+    return {"id": user.id, "email": user.email, "name": user.name,
+            "memberships": [{"coop_id": m.coop_id, "role": m.role} for m in user.memberships],
+            "buyer_id": user.buyer_id}
+
+
+@bp.get("/crops")
+def crops():
+    return jsonify(items=[{
+        "slug": c.slug, "name": catalog.crop_name(c), "unit": "kg",
+        "grades": [{"code": gr.code, "name": catalog.grade_name(gr)} for gr in c.grades],
+    } for c in catalog.all_crops()])
+
+
+@bp.get("/coops")
+def coops():
+    return jsonify(items=[{"id": c.id, "slug": c.slug, "name": c.name, "country": c.country,
+                           "currency": c.currency, "region": c.region}
+                          for c in coop_services.list_coops()])
+
+
+def listing_json(listing) -> dict:
+    return {"id": listing.id, "coop_id": listing.coop_id, "crop": listing.crop.slug,
+            "grade": listing.grade.code, "quantity_kg": format_kg(listing.quantity_g),
+            "available_kg": format_kg(listing.available_g),
+            "committed_kg": format_kg(listing.committed_g), "status": listing.status,
+            "harvested_on": listing.harvested_on.isoformat(),
+            "collection_point": listing.collection_point,
+            "created_at": listing.created_at.isoformat()}
+
+
+def _require_farmer_role():
+    if not any(m.role == "farmer" for m in g.api_user.memberships):
+        return error(403, "forbidden", _("Only farmer members have listings."))
+    return None
+
+
+@bp.get("/listings")
+@token_required
+def list_listings():
+    refused = _require_farmer_role()
+    if refused:
+        return refused
+    limit, after = page_args()
+    rows = listing_services.farmer_listings(g.api_user, limit=limit + 1, after_id=after)
+    return jsonify(paged(rows, limit, listing_json))
+
+
+@bp.post("/listings")
+@token_required
+def create_listing():
+    refused = _require_farmer_role()
+    if refused:
+        return refused
+    key = idempotency_key()
+    data = json_body()
+    coop_id = data.get("coop_id")
+    if coop_id is not None and (not isinstance(coop_id, int) or isinstance(coop_id, bool)):
+        raise ValidationFailed(_("coop_id must be a whole number."),
+                               fields={"coop_id": [_("Must be an integer.")]})
+    for name in ("crop", "grade", "harvested_on"):
+        if not isinstance(data.get(name), str):
+            raise ValidationFailed(_("%(f)s is required and must be a string.", f=name),
+                                   fields={name: [_("Required string.")]})
+    for name in ("collection_point", "notes"):
+        if data.get(name) is not None and not isinstance(data.get(name), str):
+            raise ValidationFailed(_("%(f)s must be a string.", f=name),
+                                   fields={name: [_("Must be a string.")]})
+    listing, created = listing_services.create_listing(
+        g.api_user, crop=data["crop"], grade=data["grade"],
+        quantity_kg=data.get("quantity_kg"), harvested_on=data["harvested_on"],
+        collection_point=data.get("collection_point") or "", notes=data.get("notes") or "",
+        coop_id=coop_id, idempotency_key=key)
+    db.session.commit()
+    return jsonify(listing_json(listing)), 201 if created else 200
+
+
+@bp.route("/listings/<int:listing_id>", methods=["GET"])
+@token_required
+def get_listing(listing_id):
+    return jsonify(listing_json(listing_services.own_listing(g.api_user, listing_id)))
+
+
+@bp.route("/listings/<int:listing_id>", methods=["PATCH"])
+@token_required
+def patch_listing(listing_id):
+    data = json_body()
+    allowed = {"quantity_kg", "harvested_on", "collection_point", "notes", "grade"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValidationFailed(_("These fields cannot be changed: %(f)s", f=", ".join(
+            sorted(unknown))), fields={k: [_("Not editable.")] for k in unknown})
+    for name in ("harvested_on", "collection_point", "notes", "grade"):
+        if name in data and not isinstance(data[name], str):
+            raise ValidationFailed(_("%(f)s must be a string.", f=name),
+                                   fields={name: [_("Must be a string.")]})
+    listing = listing_services.update_listing(g.api_user, listing_id, **data)
+    db.session.commit()
+    return jsonify(listing_json(listing))
+
+
+@bp.route("/listings/<int:listing_id>", methods=["DELETE"])
+@token_required
+def delete_listing(listing_id):
+    listing = listing_services.withdraw_listing(g.api_user, listing_id)
+    db.session.commit()
+    return jsonify(listing_json(listing))
+
+
+# Later domains add their endpoints to this blueprint.
+from . import extra_endpoints  # noqa: E402,F401

@@ -1,0 +1,100 @@
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..common.errors import DomainError
+from ..common.forms import apply_error
+from ..extensions import db, limiter
+from . import services
+from .forms import LoginForm, SignupForm
+
+bp = Blueprint("auth", __name__)
+
+
+def safe_next(target: str | None, fallback: str) -> str:
+    """Only local paths: never redirect a user off Minga after login."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") \
+                and not target.startswith("//"):
+            return target
+    return fallback
+
+
+def home_for(user) -> str:
+    roles = {m.role for m in user.memberships}
+    if "farmer" in roles and not roles & {"manager", "treasurer"}:
+        return url_for("listings.mine")
+    if roles & {"manager", "treasurer"}:
+        return url_for("coops.dashboard")
+    return url_for("catalog.supply")
+
+
+def _login_limit():
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _failed(response) -> bool:
+    return response.status_code in (401, 429)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate(form.login.data, form.password.data)
+        if user:
+            login_user(user)
+            session.permanent = True
+            return redirect(safe_next(request.args.get("next"), home_for(user)))
+        form.password.errors = [_("Wrong e-mail, phone or password.")]
+        return render_template("auth/login.html", form=form), 401
+    status = 422 if form.errors else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    flash(_("You are logged out."), "info")
+    return redirect(url_for("catalog.home"))
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit("20 per hour", methods=["POST"])
+def signup():
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            user = services.sign_up_buyer(organisation=form.organisation.data,
+                                          name=form.name.data, email=form.email.data,
+                                          password=form.password.data,
+                                          locale=session.get("lang"))
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            apply_error(form, exc)
+            return render_template("auth/signup.html", form=form), exc.status
+        login_user(user)
+        flash(_("Welcome to Minga."), "info")
+        return redirect(url_for("catalog.supply"))
+    return render_template("auth/signup.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/lang/<code>", methods=["GET", "POST"])
+def set_language(code):
+    if code in current_app.config["LANGUAGES"]:
+        session["lang"] = code
+        if current_user.is_authenticated:
+            current_user.locale = code
+            db.session.commit()
+    return redirect(safe_next(request.args.get("next") or request.form.get("next"), "/"))
+
+
+@bp.route("/account")
+@login_required
+def account():
+    return render_template("auth/account.html")

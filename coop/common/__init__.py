@@ -1,0 +1,1 @@
+"""Pieces every domain shares: errors, quantities, money formatting, access checks."""

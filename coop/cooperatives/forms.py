@@ -1,0 +1,65 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (EmailField, IntegerField, PasswordField, SelectField, StringField)
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+
+RAIL_CHOICES = [
+    ("cash", _l("Cash at the collection point")), ("bank", _l("Bank account")),
+    ("breb", _l("Bre-B key")), ("nequi", "Nequi"), ("daviplata", "Daviplata"),
+    ("yape", "Yape"), ("plin", "Plin"), ("spei", _l("SPEI (CLABE, card or phone)")),
+]
+ROLE_CHOICES = [("farmer", _l("Farmer")), ("manager", _l("Manager")),
+                ("treasurer", _l("Treasurer"))]
+ILLICIT_CHOICES = [("", _l("None")), ("coca", _l("Coca")),
+                   ("opium_poppy", _l("Opium poppy")), ("cannabis", _l("Cannabis"))]
+
+
+class CoopForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=160)])
+    country = StringField(_l("Country (two letters, e.g. CO)"),
+                          validators=[DataRequired(), Length(min=2, max=2)])
+    currency = StringField(_l("Currency (three letters, e.g. COP)"),
+                           validators=[DataRequired(), Length(min=3, max=3)])
+    region = StringField(_l("Region"), validators=[Optional(), Length(max=120)])
+
+
+class FarmerForm(FlaskForm):
+    name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=20)])
+    password = PasswordField(_l("First password (at least 10 characters)"),
+                             validators=[Optional(), Length(min=10, max=200)])
+    member_number = StringField(_l("Member number"), validators=[DataRequired(), Length(max=32)])
+    national_id = StringField(_l("National ID"), validators=[DataRequired(), Length(max=32)])
+    gender = SelectField(_l("Gender"), choices=[("", "—"), ("female", _l("Female")),
+                                               ("male", _l("Male")), ("other", _l("Other"))])
+    household_size = IntegerField(_l("People in the household"),
+                                  validators=[Optional(), NumberRange(min=1, max=50)])
+    payout_rail = SelectField(_l("Payout method"), choices=RAIL_CHOICES)
+    payout_account = StringField(_l("Payout account"), validators=[Optional(), Length(max=64)])
+    bank_name = StringField(_l("Bank"), validators=[Optional(), Length(max=80)])
+
+
+class PlotForm(FlaskForm):
+    name = StringField(_l("Plot name"), validators=[DataRequired(), Length(max=120)])
+    hectares = StringField(_l("Hectares"), validators=[DataRequired(), Length(max=20)])
+    replaced_crop = SelectField(_l("Illicit crop it replaced"), choices=ILLICIT_CHOICES)
+    illicit_hectares = StringField(_l("Hectares of it replaced"),
+                                   validators=[Optional(), Length(max=20)])
+    licit_crop = StringField(_l("Legal crop grown now"), validators=[Optional(), Length(max=40)])
+
+
+class PayoutForm(FlaskForm):
+    payout_rail = SelectField(_l("Payout method"), choices=RAIL_CHOICES)
+    payout_account = StringField(_l("Payout account"), validators=[Optional(), Length(max=64)])
+    bank_name = StringField(_l("Bank"), validators=[Optional(), Length(max=80)])
+
+
+class RoleForm(FlaskForm):
+    email = EmailField(_l("E-mail of the person"),
+                       validators=[DataRequired(), Email(), Length(max=254)])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+
+
+class RevokeForm(FlaskForm):
+    pass

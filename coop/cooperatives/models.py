@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..common.models import UTCDateTime, utcnow
+from ..extensions import db
+
+ROLES = ("farmer", "manager", "treasurer")
+PAYOUT_RAILS = ("bank", "breb", "nequi", "daviplata", "yape", "plin", "spei", "cash")
+ILLICIT_CROPS = ("coca", "opium_poppy", "cannabis")
+
+
+class Cooperative(db.Model):
+    __tablename__ = "cooperatives"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(160))
+    country: Mapped[str] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3))
+    region: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    memberships: Mapped[list["Membership"]] = relationship(back_populates="coop")
+
+
+class Membership(db.Model):
+    """A role a person holds in a cooperative; one person may hold several, in several coops."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("user_id", "coop_id", "role"),
+        CheckConstraint("role IN ('farmer', 'manager', 'treasurer')", name="role"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    user: Mapped["User"] = relationship(back_populates="memberships")  # noqa: F821
+    coop: Mapped[Cooperative] = relationship(back_populates="memberships", lazy="joined")
+
+
+class FarmerProfile(db.Model):
+    """A farmer's membership record in one cooperative: identity, payout details, plots."""
+
+    __tablename__ = "farmer_profiles"
+    __table_args__ = (
+        UniqueConstraint("coop_id", "user_id"),
+        UniqueConstraint("coop_id", "member_number"),
+        CheckConstraint(
+            "payout_rail IN ('bank', 'breb', 'nequi', 'daviplata', 'yape', 'plin', 'spei', 'cash')",
+            name="payout_rail",
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    member_number: Mapped[str] = mapped_column(String(32))
+    national_id: Mapped[str] = mapped_column(String(32))
+    gender: Mapped[str | None] = mapped_column(String(16))
+    household_size: Mapped[int | None] = mapped_column()
+    payout_rail: Mapped[str] = mapped_column(String(16), default="cash")
+    payout_account: Mapped[str] = mapped_column(String(64), default="")
+    bank_name: Mapped[str] = mapped_column(String(80), default="")
+    joined_on: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    left_on: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    user: Mapped["User"] = relationship(lazy="joined")  # noqa: F821
+    plots: Mapped[list["Plot"]] = relationship(
+        back_populates="farmer", lazy="selectin", order_by="Plot.id"
+    )
+
+
+class Plot(db.Model):
+    """A plot; areas in square metres (1 ha = 10,000 m2) so they are exact integers."""
+
+    __tablename__ = "plots"
+    __table_args__ = (
+        CheckConstraint("area_m2 > 0", name="area_positive"),
+        CheckConstraint("illicit_area_m2 >= 0", name="illicit_area_nonneg"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    farmer_id: Mapped[int] = mapped_column(ForeignKey("farmer_profiles.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    area_m2: Mapped[int] = mapped_column(BigInteger)
+    replaced_crop: Mapped[str | None] = mapped_column(String(16))
+    illicit_area_m2: Mapped[int] = mapped_column(BigInteger, default=0)
+    licit_crop: Mapped[str | None] = mapped_column(String(40))
+    farmer: Mapped[FarmerProfile] = relationship(back_populates="plots")

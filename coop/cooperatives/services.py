@@ -1,0 +1,240 @@
+"""Cooperatives, their members, roles, farmer profiles and plots."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, InvalidOperation
+
+from babel import Locale
+from babel.numbers import list_currencies
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from ..auth import services as auth_services
+from ..auth.models import User
+from ..common.errors import Conflict, NotFound, ValidationFailed
+from ..extensions import db
+from .models import ILLICIT_CROPS, PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Membership, Plot
+from .payout_accounts import validate_payout_account
+
+_COUNTRIES = set(Locale("en").territories)
+
+
+def slugify(name: str) -> str:
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:70] or "coop"
+
+
+def list_coops() -> list[Cooperative]:
+    return list(db.session.scalars(select(Cooperative).order_by(Cooperative.name)))
+
+
+def get_coop(coop_id: int) -> Cooperative:
+    coop = db.session.get(Cooperative, coop_id)
+    if coop is None:
+        raise NotFound(_("No such cooperative."))
+    return coop
+
+
+def coop_by_slug(slug: str) -> Cooperative:
+    coop = db.session.scalar(select(Cooperative).where(Cooperative.slug == slug))
+    if coop is None:
+        raise NotFound(_("No such cooperative."))
+    return coop
+
+
+def create_cooperative(*, founder: User, name: str, country: str, currency: str,
+                       region: str = "") -> Cooperative:
+    """A new cooperative; the founder becomes its manager. Refuses unknown countries/currencies."""
+    name = (name or "").strip()
+    country = (country or "").strip().upper()
+    currency = (currency or "").strip().upper()
+    region = (region or "").strip()
+    fields = {}
+    if not name:
+        fields["name"] = [_("Required.")]
+    elif len(name) > 160:
+        fields["name"] = [_("Too long.")]
+    if len(country) != 2 or not country.isalpha() or country not in _COUNTRIES:
+        fields["country"] = [_("Use a two-letter country code such as CO or PE.")]
+    if len(currency) != 3 or currency not in list_currencies():
+        fields["currency"] = [_("Use a three-letter currency code such as COP or PEN.")]
+    if len(region) > 120:
+        fields["region"] = [_("Too long.")]
+    if fields:
+        raise ValidationFailed(_("Check the cooperative's details."), fields=fields)
+    base = slugify(name)
+    slug, n = base, 1
+    while db.session.scalar(select(Cooperative.id).where(Cooperative.slug == slug)):
+        n += 1
+        slug = f"{base}-{n}"
+    coop = Cooperative(name=name, country=country, currency=currency, region=region, slug=slug)
+    db.session.add(coop)
+    db.session.flush()
+    grant_role(coop, founder, "manager")
+    return coop
+
+
+def grant_role(coop: Cooperative, user: User, role: str) -> Membership:
+    """Give a role; granting one already held changes nothing."""
+    if role not in ROLES:
+        raise ValidationFailed(_("Unknown role."), fields={"role": [_("Unknown role.")]})
+    existing = db.session.scalar(select(Membership).where(
+        Membership.coop_id == coop.id, Membership.user_id == user.id, Membership.role == role))
+    if existing:
+        return existing
+    membership = Membership(coop_id=coop.id, user_id=user.id, role=role)
+    db.session.add(membership)
+    db.session.flush()
+    db.session.refresh(user, ["memberships"])
+    return membership
+
+
+def revoke_role(coop: Cooperative, user: User, role: str) -> None:
+    """Take a role away; the last manager of a cooperative cannot be removed."""
+    membership = db.session.scalar(select(Membership).where(
+        Membership.coop_id == coop.id, Membership.user_id == user.id, Membership.role == role))
+    if membership is None:
+        raise NotFound(_("That person does not hold that role."))
+    if role == "manager":
+        managers = db.session.scalar(select(func.count()).select_from(Membership).where(
+            Membership.coop_id == coop.id, Membership.role == "manager"))
+        if managers <= 1:
+            raise Conflict(_("A cooperative needs at least one manager."), code="last_manager")
+    db.session.delete(membership)
+    db.session.flush()
+
+
+def members(coop: Cooperative) -> list[tuple[User, list[str]]]:
+    """Everyone in the coop with their roles, in two queries whatever the number of members."""
+    rows = db.session.execute(
+        select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+        .where(Membership.coop_id == coop.id).order_by(User.name, Membership.role)
+    ).all()
+    out: dict[int, tuple[User, list[str]]] = {}
+    for user, role in rows:
+        out.setdefault(user.id, (user, []))[1].append(role)
+    return list(out.values())
+
+
+def farmer_profiles(coop: Cooperative) -> list[FarmerProfile]:
+    return list(db.session.scalars(select(FarmerProfile).where(FarmerProfile.coop_id == coop.id)
+                                   .order_by(FarmerProfile.member_number)))
+
+
+def farmer_profile(coop_id: int, user_id: int) -> FarmerProfile | None:
+    return db.session.scalar(select(FarmerProfile).where(
+        FarmerProfile.coop_id == coop_id, FarmerProfile.user_id == user_id))
+
+
+def get_farmer_profile(coop: Cooperative, profile_id: int) -> FarmerProfile:
+    profile = db.session.get(FarmerProfile, profile_id)
+    if profile is None or profile.coop_id != coop.id:
+        raise NotFound(_("No such member."))
+    return profile
+
+
+def parse_hectares(value, field: str, *, allow_zero: bool = False) -> int:
+    """Hectares ("1.5") to square metres (15000); refuses negatives, junk, more than 100,000 ha."""
+    try:
+        ha = Decimal(str(value).strip().replace(",", ".")) if value not in (None, "") else None
+    except InvalidOperation:
+        ha = None
+    if ha is None or not ha.is_finite():
+        raise ValidationFailed(_("Give hectares as a number, like 1.5."),
+                               fields={field: [_("A number of hectares.")]})
+    m2 = int((ha * 10000).to_integral_value())
+    if m2 < 0 or (m2 == 0 and not allow_zero) or m2 > 100_000 * 10_000:
+        raise ValidationFailed(_("Hectares must be more than zero and realistic."),
+                               fields={field: [_("Out of range.")]})
+    return m2
+
+
+def add_farmer(coop: Cooperative, *, name: str, email: str, password: str, phone: str | None,
+               member_number: str, national_id: str, payout_rail: str = "cash",
+               payout_account: str = "", bank_name: str = "", gender: str | None = None,
+               household_size: int | None = None, locale: str = "es") -> FarmerProfile:
+    """A farmer member: their account (created, or an existing one joined), profile and role."""
+    member_number = (member_number or "").strip()
+    national_id = (national_id or "").strip()
+    fields = {}
+    if not member_number or len(member_number) > 32:
+        fields["member_number"] = [_("Required, at most 32 characters.")]
+    if not national_id or len(national_id) > 32:
+        fields["national_id"] = [_("Required, at most 32 characters.")]
+    if payout_rail not in PAYOUT_RAILS:
+        fields["payout_rail"] = [_("Choose a payout method.")]
+    if gender not in (None, "", "female", "male", "other"):
+        fields["gender"] = [_("Choose female, male or other.")]
+    if fields:
+        raise ValidationFailed(_("Check the member's details."), fields=fields)
+    if len(bank_name or "") > 80:
+        raise ValidationFailed(_("Bank name is too long."), fields={"bank_name": [_("Too long.")]})
+    account = validate_payout_account(payout_rail, payout_account)
+    if db.session.scalar(select(FarmerProfile.id).where(
+            FarmerProfile.coop_id == coop.id, FarmerProfile.member_number == member_number)):
+        raise Conflict(_("Member number %(n)s is already used in this cooperative.",
+                         n=member_number), code="member_number_taken",
+                       fields={"member_number": [_("Already used.")]})
+    existing = db.session.scalar(select(User).where(
+        User.email == auth_services.normalise_email(email)))
+    if existing is not None:
+        user = existing
+        if farmer_profile(coop.id, user.id):
+            raise Conflict(_("That person is already a farmer member here."),
+                           code="already_member", fields={"email": [_("Already a member.")]})
+    else:
+        user = auth_services.create_user(email=email, name=name, password=password, phone=phone,
+                                         locale=locale)
+    profile = FarmerProfile(coop_id=coop.id, user_id=user.id, member_number=member_number,
+                            national_id=national_id, payout_rail=payout_rail,
+                            payout_account=account, bank_name=(bank_name or "").strip(),
+                            gender=gender or None, household_size=household_size)
+    db.session.add(profile)
+    db.session.flush()
+    grant_role(coop, user, "farmer")
+    return profile
+
+
+def update_payout(profile: FarmerProfile, rail: str, account: str, bank_name: str = "") -> None:
+    if rail not in PAYOUT_RAILS:
+        raise ValidationFailed(_("Choose a payout method."),
+                               fields={"payout_rail": [_("Choose a payout method.")]})
+    profile.payout_account = validate_payout_account(rail, account)
+    profile.payout_rail = rail
+    profile.bank_name = (bank_name or "").strip()[:80]
+    db.session.flush()
+
+
+def add_plot(profile: FarmerProfile, *, name: str, hectares, replaced_crop: str | None,
+             illicit_hectares, licit_crop: str | None = None) -> Plot:
+    """A plot with its area and the illicit crop (and hectares of it) that it replaced."""
+    name = (name or "").strip()
+    if not name or len(name) > 120:
+        raise ValidationFailed(_("Give the plot a name (at most 120 characters)."),
+                               fields={"name": [_("Required.")]})
+    area = parse_hectares(hectares, "hectares")
+    replaced = (replaced_crop or "").strip() or None
+    if replaced and replaced not in ILLICIT_CROPS:
+        raise ValidationFailed(_("Choose coca, opium poppy or cannabis, or none."),
+                               fields={"replaced_crop": [_("Unknown crop.")]})
+    illicit = parse_hectares(illicit_hectares or "0", "illicit_hectares", allow_zero=True)
+    if illicit and not replaced:
+        raise ValidationFailed(_("Say which illicit crop those hectares grew."),
+                               fields={"replaced_crop": [_("Required with illicit hectares.")]})
+    if illicit > area:
+        raise ValidationFailed(_("Replaced hectares cannot exceed the plot's hectares."),
+                               fields={"illicit_hectares": [_("More than the plot.")]})
+    plot = Plot(farmer_id=profile.id, name=name, area_m2=area, replaced_crop=replaced,
+                illicit_area_m2=illicit, licit_crop=(licit_crop or "").strip()[:40] or None)
+    db.session.add(plot)
+    db.session.flush()
+    return plot
+
+
+def user_coops(user: User, role: str | None = None) -> list[Cooperative]:
+    seen = {}
+    for m in user.memberships:
+        if role is None or m.role == role:
+            seen.setdefault(m.coop_id, m.coop)
+    return list(seen.values())

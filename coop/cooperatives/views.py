@@ -1,0 +1,231 @@
+import secrets
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from ..auth.models import User
+from ..common.access import require_member
+from ..common.errors import DomainError, ValidationFailed
+from ..common.forms import apply_error
+from ..extensions import db
+from ..listings import services as listing_services
+from . import services
+from .forms import CoopForm, FarmerForm, PayoutForm, PlotForm, RevokeForm, RoleForm
+
+bp = Blueprint("coops", __name__)
+
+
+@bp.route("/coops")
+def index():
+    return render_template("coops/index.html", coops=services.list_coops())
+
+
+@bp.route("/coops/<slug>")
+def public(slug):
+    try:
+        coop = services.coop_by_slug(slug)
+    except DomainError:
+        abort(404)
+    rows = listing_services.supply(coop_id=coop.id)
+    return render_template("coops/public.html", coop=coop, rows=rows)
+
+
+@bp.route("/manage")
+@login_required
+def dashboard():
+    coops = [c for c in services.user_coops(current_user)
+             if {"manager", "treasurer"} & _roles(c.id)]
+    return render_template("coops/dashboard.html", coops=coops)
+
+
+def _roles(coop_id):
+    return {m.role for m in current_user.memberships if m.coop_id == coop_id}
+
+
+def _managed(coop_id):
+    require_member(coop_id, "manager")
+    return services.get_coop(coop_id)
+
+
+@bp.route("/manage/coops/new", methods=["GET", "POST"])
+@login_required
+def create():
+    form = CoopForm()
+    if form.validate_on_submit():
+        try:
+            coop = services.create_cooperative(founder=current_user, name=form.name.data,
+                                               country=form.country.data,
+                                               currency=form.currency.data,
+                                               region=form.region.data)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            apply_error(form, exc)
+            return render_template("coops/new.html", form=form), exc.status
+        flash(_("Cooperative created. Add its members next."), "info")
+        return redirect(url_for("coops.members", coop_id=coop.id))
+    return render_template("coops/new.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/manage/coops/<int:coop_id>")
+@login_required
+def members(coop_id):
+    coop = _managed(coop_id)
+    return render_template("coops/members.html", coop=coop,
+                           members=services.members(coop),
+                           profiles=services.farmer_profiles(coop),
+                           role_form=RoleForm(), revoke_form=RevokeForm())
+
+
+@bp.route("/manage/coops/<int:coop_id>/farmers/new", methods=["GET", "POST"])
+@login_required
+def add_farmer(coop_id):
+    coop = _managed(coop_id)
+    form = FarmerForm()
+    if form.validate_on_submit():
+        password = form.password.data or secrets.token_urlsafe(9)
+        try:
+            profile = services.add_farmer(
+                coop, name=form.name.data, email=form.email.data, password=password,
+                phone=form.phone.data, member_number=form.member_number.data,
+                national_id=form.national_id.data, payout_rail=form.payout_rail.data,
+                payout_account=form.payout_account.data, bank_name=form.bank_name.data,
+                gender=form.gender.data or None, household_size=form.household_size.data)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            apply_error(form, exc)
+            return render_template("coops/farmer_new.html", coop=coop, form=form), exc.status
+        if not form.password.data:
+            flash(_("First password for %(name)s: %(pw)s — give it to them privately.",
+                    name=profile.user.name, pw=password), "info")
+        return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
+    return render_template("coops/farmer_new.html", coop=coop, form=form), \
+        422 if form.errors else 200
+
+
+@bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>")
+@login_required
+def farmer(coop_id, profile_id):
+    coop = _managed(coop_id)
+    try:
+        profile = services.get_farmer_profile(coop, profile_id)
+    except DomainError:
+        abort(404)
+    return _farmer_page(coop, profile, PlotForm(prefix="plot"), PayoutForm(prefix="payout"), 200)
+
+
+def _farmer_page(coop, profile, plot_form, payout_form, status):
+    if not payout_form.is_submitted():
+        payout_form.payout_rail.data = profile.payout_rail
+        payout_form.payout_account.data = profile.payout_account
+        payout_form.bank_name.data = profile.bank_name
+    return render_template("coops/farmer.html", coop=coop, profile=profile,
+                           plot_form=plot_form, payout_form=payout_form), status
+
+
+@bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/plots", methods=["POST"])
+@login_required
+def add_plot(coop_id, profile_id):
+    coop = _managed(coop_id)
+    try:
+        profile = services.get_farmer_profile(coop, profile_id)
+    except DomainError:
+        abort(404)
+    form = PlotForm(prefix="plot")
+    status = 200
+    if form.validate_on_submit():
+        try:
+            services.add_plot(profile, name=form.name.data, hectares=form.hectares.data,
+                              replaced_crop=form.replaced_crop.data,
+                              illicit_hectares=form.illicit_hectares.data,
+                              licit_crop=form.licit_crop.data)
+            db.session.commit()
+            flash(_("Plot added."), "info")
+            return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
+        except DomainError as exc:
+            db.session.rollback()
+            apply_error(form, exc)
+            status = exc.status
+    else:
+        status = 422
+    return _farmer_page(coop, profile, form, PayoutForm(prefix="payout", formdata=None), status)
+
+
+@bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/payout", methods=["POST"])
+@login_required
+def update_payout(coop_id, profile_id):
+    coop = _managed(coop_id)
+    try:
+        profile = services.get_farmer_profile(coop, profile_id)
+    except DomainError:
+        abort(404)
+    form = PayoutForm(prefix="payout")
+    status = 422
+    if form.validate_on_submit():
+        try:
+            services.update_payout(profile, form.payout_rail.data, form.payout_account.data,
+                                   form.bank_name.data)
+            db.session.commit()
+            flash(_("Payout details saved."), "info")
+            return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
+        except DomainError as exc:
+            db.session.rollback()
+            db.session.refresh(profile)
+            apply_error(form, exc)
+            status = exc.status
+    return _farmer_page(coop, profile, PlotForm(prefix="plot", formdata=None), form, status)
+
+
+@bp.route("/manage/coops/<int:coop_id>/roles", methods=["POST"])
+@login_required
+def grant_role(coop_id):
+    coop = _managed(coop_id)
+    form = RoleForm()
+    if form.validate_on_submit():
+        try:
+            if form.role.data == "farmer":
+                raise ValidationFailed(_("Add farmers with the farmer form: they need a member "
+                                         "number and payout details."), fields={"role": []})
+            user = db.session.scalar(select(User).where(User.email == form.email.data.lower()))
+            if user is None:
+                raise ValidationFailed(_("Nobody with that e-mail has a Minga account yet."),
+                                       fields={"email": [_("No account.")]})
+            services.grant_role(coop, user, form.role.data)
+            db.session.commit()
+            flash(_("Role given."), "info")
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return render_template("coops/members.html", coop=coop,
+                                   members=services.members(coop),
+                                   profiles=services.farmer_profiles(coop), role_form=form,
+                                   revoke_form=RevokeForm()), exc.status
+    else:
+        flash(_("Give a valid e-mail and a role."), "error")
+        return render_template("coops/members.html", coop=coop, members=services.members(coop),
+                               profiles=services.farmer_profiles(coop), role_form=form,
+                               revoke_form=RevokeForm()), 422
+    return redirect(url_for("coops.members", coop_id=coop.id))
+
+
+@bp.route("/manage/coops/<int:coop_id>/roles/<int:user_id>/<role>/revoke", methods=["POST"])
+@login_required
+def revoke_role(coop_id, user_id, role):
+    coop = _managed(coop_id)
+    form = RevokeForm()
+    if not form.validate_on_submit():
+        abort(400)
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    try:
+        services.revoke_role(coop, user, role)
+        db.session.commit()
+        flash(_("Role removed."), "info")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("coops.members", coop_id=coop.id))

@@ -1,0 +1,25 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+
+class ListingForm(FlaskForm):
+    coop_id = SelectField(_l("Cooperative"), coerce=int, validate_choice=False)
+    product = SelectField(_l("Crop and grade"), validate_choice=False,
+                          validators=[DataRequired()])
+    quantity_kg = StringField(_l("Kilograms"), validators=[DataRequired(), Length(max=20)],
+                              render_kw={"inputmode": "decimal", "autocomplete": "off"})
+    harvested_on = StringField(_l("Harvest date"), validators=[DataRequired(), Length(max=10)],
+                               render_kw={"type": "date"})
+    collection_point = StringField(_l("Collection point"),
+                                   validators=[Optional(), Length(max=160)])
+    notes = TextAreaField(_l("Notes"), validators=[Optional(), Length(max=500)])
+    photo = FileField(_l("Photo (optional, JPEG, PNG or WebP, up to 10 MB)"),
+                      render_kw={"accept": "image/jpeg,image/png,image/webp",
+                                 "capture": "environment"})
+
+
+class WithdrawForm(FlaskForm):
+    pass

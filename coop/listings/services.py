@@ -1,0 +1,265 @@
+"""Harvest listings: farmers list, edit and withdraw; everyone sees the aggregated supply."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import case, func, select
+
+from ..catalog import services as catalog
+from ..catalog.models import Crop, Grade
+from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..common.quantities import QuantityError, parse_kg
+from ..cooperatives.models import Cooperative, Membership
+from ..extensions import db
+from .models import Listing, ListingPhoto
+from .photos import process_photo
+
+MAX_AGE_DAYS = 365      # a harvest older than a year is not on offer any more
+MAX_AHEAD_DAYS = 120    # an expected harvest may be listed up to four months ahead
+SUPPLY_STATUSES = ("available", "committed")
+
+
+def parse_harvest_date(value, today: date | None = None) -> date:
+    today = today or date.today()
+    if isinstance(value, date):
+        day = value
+    else:
+        try:
+            day = date.fromisoformat(str(value or "").strip())
+        except ValueError:
+            raise ValidationFailed(_("Give the harvest date as YYYY-MM-DD."),
+                                   fields={"harvested_on": [_("A date like 2026-11-02.")]})
+    if day < today - timedelta(days=MAX_AGE_DAYS):
+        raise ValidationFailed(_("That harvest date is more than a year ago."),
+                               fields={"harvested_on": [_("More than a year ago.")]})
+    if day > today + timedelta(days=MAX_AHEAD_DAYS):
+        raise ValidationFailed(_("That harvest date is too far ahead (at most 120 days)."),
+                               fields={"harvested_on": [_("Too far ahead.")]})
+    return day
+
+
+def _grams(value, field="quantity_kg") -> int:
+    try:
+        return parse_kg(value)
+    except QuantityError as exc:
+        raise ValidationFailed(str(exc), fields={field: [str(exc)]})
+
+
+def _text(value, field, limit) -> str:
+    text = (value or "").strip() if isinstance(value, (str, type(None))) else None
+    if text is None:
+        raise ValidationFailed(_("Expected text."), fields={field: [_("Expected text.")]})
+    if len(text) > limit:
+        raise ValidationFailed(_("At most %(n)d characters.", n=limit),
+                               fields={field: [_("At most %(n)d characters.", n=limit)]})
+    return text
+
+
+def farmer_coop_for(user, coop_id: int | None) -> int:
+    """The coop a farmer lists in: the one given (they must farm there) or their only one."""
+    coops = sorted({m.coop_id for m in user.memberships if m.role == "farmer"})
+    if not coops:
+        raise Forbidden(_("Only farmer members can list harvests."), code="not_a_farmer")
+    if coop_id is None:
+        if len(coops) > 1:
+            raise ValidationFailed(_("Choose the cooperative to list in."),
+                                   fields={"coop_id": [_("Required.")]})
+        return coops[0]
+    if coop_id not in coops:
+        raise NotFound(_("No such cooperative."))
+    return coop_id
+
+
+def request_fingerprint(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
+                   collection_point: str = "", notes: str = "", coop_id: int | None = None,
+                   photo: bytes | None = None, idempotency_key: str | None = None) -> tuple[Listing, bool]:
+    """List a harvest. Returns (listing, created). Refuses prohibited or unknown crops, bad
+    quantities and dates, bad photos. With an idempotency key a repeat returns the first listing;
+    the same key with other data is refused (`idempotency_key_reused`)."""
+    fingerprint = request_fingerprint({"crop": crop, "grade": grade, "quantity_kg": str(quantity_kg),
+                                       "harvested_on": str(harvested_on), "coop_id": coop_id,
+                                       "collection_point": collection_point})
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 255:
+            raise ValidationFailed(_("Idempotency-Key must be 1 to 255 characters."),
+                                   code="invalid_idempotency_key")
+        earlier = db.session.scalar(select(Listing).where(
+            Listing.farmer_user_id == farmer.id, Listing.idempotency_key == idempotency_key))
+        if earlier is not None:
+            if earlier.request_hash != fingerprint:
+                raise ValidationFailed(_("This Idempotency-Key was used with different data."),
+                                       code="idempotency_key_reused")
+            return earlier, False
+    if not isinstance(crop, str) or not isinstance(grade, str):
+        raise ValidationFailed(_("Choose a crop and grade."),
+                               fields={"crop": [_("Required.")]})
+    crop_row, grade_row = catalog.resolve(crop, grade)
+    coop = farmer_coop_for(farmer, coop_id)
+    listing = Listing(
+        coop_id=coop, farmer_user_id=farmer.id, crop_id=crop_row.id, grade_id=grade_row.id,
+        quantity_g=_grams(quantity_kg), committed_g=0,
+        harvested_on=parse_harvest_date(harvested_on),
+        collection_point=_text(collection_point, "collection_point", 160),
+        notes=_text(notes, "notes", 500), status="available",
+        idempotency_key=idempotency_key, request_hash=fingerprint if idempotency_key else None)
+    processed = process_photo(photo) if photo else None
+    db.session.add(listing)
+    db.session.flush()
+    if processed:
+        _attach_photo(listing, processed)
+    return listing, True
+
+
+def _attach_photo(listing: Listing, processed) -> None:
+    existing = db.session.scalar(select(ListingPhoto).where(ListingPhoto.listing_id == listing.id))
+    if existing is None:
+        existing = ListingPhoto(listing_id=listing.id)
+        db.session.add(existing)
+    existing.data = processed.data
+    existing.content_type = processed.content_type
+    existing.width, existing.height = processed.width, processed.height
+    existing.digest = processed.digest
+    listing.photo_digest = processed.digest
+    db.session.flush()
+
+
+def own_listing(farmer, listing_id: int, *, for_update: bool = False) -> Listing:
+    """The farmer's own listing; anyone else's is NotFound."""
+    stmt = select(Listing).where(Listing.id == listing_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    listing = db.session.scalar(stmt)
+    if listing is None or listing.farmer_user_id != farmer.id:
+        raise NotFound(_("No such listing."))
+    return listing
+
+
+def reserved_by_open_pools(coop_id: int, crop_id: int, grade_id: int) -> int:
+    """Grams that open pools need from this crop and grade's supply (0 until pools exist)."""
+    hook = _RESERVATION_HOOK
+    return hook(coop_id, crop_id, grade_id) if hook else 0
+
+
+_RESERVATION_HOOK = None
+
+
+def set_reservation_hook(fn) -> None:
+    """Pools register how much supply they hold open, so listings never drop below it."""
+    global _RESERVATION_HOOK
+    _RESERVATION_HOOK = fn
+
+
+def uncommitted_supply(coop_id: int, crop_id: int, grade_id: int) -> int:
+    """Grams listed and not yet committed to a pool, for one crop and grade."""
+    return db.session.scalar(
+        select(func.coalesce(func.sum(Listing.quantity_g - Listing.committed_g), 0)).where(
+            Listing.coop_id == coop_id, Listing.crop_id == crop_id, Listing.grade_id == grade_id,
+            Listing.status.in_(SUPPLY_STATUSES))) or 0
+
+
+def _check_supply_left(listing: Listing, removing_g: int) -> None:
+    if removing_g <= 0:
+        return
+    supply = uncommitted_supply(listing.coop_id, listing.crop_id, listing.grade_id)
+    needed = reserved_by_open_pools(listing.coop_id, listing.crop_id, listing.grade_id)
+    if supply - removing_g < needed:
+        raise Conflict(_("An open pool needs this harvest. You can change it after the pool "
+                         "closes."), code="listing_committed")
+
+
+def update_listing(farmer, listing_id: int, *, quantity_kg=None, harvested_on=None,
+                   collection_point=None, notes=None, grade: str | None = None,
+                   photo: bytes | None = None) -> Listing:
+    """Edit a listing while nothing of it is committed; never below what open pools need."""
+    listing = own_listing(farmer, listing_id, for_update=True)
+    if listing.status != "available" or listing.committed_g:
+        raise Conflict(_("This listing is already committed to a pool and cannot be changed."),
+                       code="listing_committed")
+    if grade is not None and grade != listing.grade.code:
+        _, grade_row = catalog.resolve(listing.crop.slug, grade)
+        _check_supply_left(listing, listing.quantity_g)
+        listing.grade_id = grade_row.id
+    if quantity_kg is not None:
+        grams = _grams(quantity_kg)
+        _check_supply_left(listing, listing.quantity_g - grams)
+        listing.quantity_g = grams
+    if harvested_on is not None:
+        listing.harvested_on = parse_harvest_date(harvested_on)
+    if collection_point is not None:
+        listing.collection_point = _text(collection_point, "collection_point", 160)
+    if notes is not None:
+        listing.notes = _text(notes, "notes", 500)
+    if photo:
+        _attach_photo(listing, process_photo(photo))
+    db.session.flush()
+    return listing
+
+
+def withdraw_listing(farmer, listing_id: int) -> Listing:
+    """Take a listing off the market; refused while a pool has committed it or needs it."""
+    listing = own_listing(farmer, listing_id, for_update=True)
+    if listing.status == "withdrawn":
+        return listing
+    if listing.status != "available" or listing.committed_g:
+        raise Conflict(_("This listing is already committed to a pool and cannot be withdrawn."),
+                       code="listing_committed")
+    _check_supply_left(listing, listing.quantity_g)
+    listing.status = "withdrawn"
+    db.session.flush()
+    return listing
+
+
+def farmer_listings(farmer, *, limit: int | None = None, after_id: int | None = None) -> list[Listing]:
+    """The farmer's listings, newest first (crop, grade and coop loaded in the same query)."""
+    stmt = select(Listing).where(Listing.farmer_user_id == farmer.id).order_by(Listing.id.desc())
+    if after_id:
+        stmt = stmt.where(Listing.id < after_id)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(db.session.scalars(stmt).unique())
+
+
+def supply(coop_id: int | None = None, crop_slug: str | None = None) -> list[dict]:
+    """Supply on offer per coop, crop and grade: kilograms available, harvest window, region.
+    Aggregated in one query; it names no farmer."""
+    available = Listing.quantity_g - Listing.committed_g
+    stmt = (
+        select(Cooperative.id, Cooperative.slug, Cooperative.name, Cooperative.region,
+               Cooperative.country, Cooperative.currency, Crop.slug, Crop.name_en, Crop.name_es,
+               Grade.code, Grade.name_en, Grade.name_es,
+               func.sum(available), func.min(Listing.harvested_on),
+               func.max(Listing.harvested_on), func.count(func.distinct(Listing.farmer_user_id)))
+        .join(Cooperative, Cooperative.id == Listing.coop_id)
+        .join(Crop, Crop.id == Listing.crop_id)
+        .join(Grade, Grade.id == Listing.grade_id)
+        .where(Listing.status.in_(SUPPLY_STATUSES), available > 0)
+        .group_by(Cooperative.id, Cooperative.slug, Cooperative.name, Cooperative.region,
+                  Cooperative.country, Cooperative.currency, Crop.id, Crop.slug, Crop.name_en,
+                  Crop.name_es, Grade.id, Grade.code, Grade.name_en, Grade.name_es)
+        .order_by(Cooperative.name, Crop.sort_order, Grade.sort_order)
+    )
+    if coop_id is not None:
+        stmt = stmt.where(Listing.coop_id == coop_id)
+    if crop_slug:
+        stmt = stmt.where(Crop.slug == crop_slug)
+    rows = []
+    for r in db.session.execute(stmt):
+        rows.append({
+            "coop_id": r[0], "coop_slug": r[1], "coop_name": r[2], "region": r[3],
+            "country": r[4], "currency": r[5], "crop": r[6], "crop_name_en": r[7],
+            "crop_name_es": r[8], "grade": r[9], "grade_name_en": r[10], "grade_name_es": r[11],
+            "available_g": int(r[12] or 0), "harvest_from": r[13], "harvest_to": r[14],
+            "farmers": int(r[15]),
+        })
+    return rows
+
+
+def get_photo(listing_id: int) -> ListingPhoto | None:
+    return db.session.scalar(select(ListingPhoto).where(ListingPhoto.listing_id == listing_id))

@@ -1,0 +1,170 @@
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from ..catalog import services as catalog
+from ..common.access import roles_in
+from ..common.errors import DomainError, NotFound
+from ..common.forms import apply_error
+from ..extensions import db
+from ..models import Listing
+from . import services
+from .forms import ListingForm, WithdrawForm
+
+bp = Blueprint("listings", __name__)
+
+
+def _product_choices():
+    groups = {}
+    for crop in catalog.all_crops():
+        groups[catalog.crop_name(crop)] = [(f"{crop.slug}/{g.code}", catalog.grade_name(g))
+                                           for g in crop.grades]
+    return groups
+
+
+def _farmer_coops():
+    return [(m.coop_id, m.coop.name) for m in current_user.memberships if m.role == "farmer"]
+
+
+def _require_farmer():
+    if not _farmer_coops():
+        abort(403)
+
+
+def _prepare(form: ListingForm):
+    form.product.choices = _product_choices()
+    form.coop_id.choices = _farmer_coops()
+
+
+def _photo_bytes(form) -> bytes | None:
+    upload = form.photo.data
+    if upload and getattr(upload, "filename", ""):
+        return upload.read(11 * 1024 * 1024)
+    return None
+
+
+def _split_product(value: str) -> tuple[str, str]:
+    crop, _, grade = (value or "").partition("/")
+    return crop, grade
+
+
+@bp.route("/my/listings")
+@login_required
+def mine():
+    _require_farmer()
+    listings = services.farmer_listings(current_user)
+    return render_template("listings/mine.html", listings=listings, withdraw_form=WithdrawForm())
+
+
+@bp.route("/my/listings/new", methods=["GET", "POST"])
+@login_required
+def new():
+    _require_farmer()
+    form = ListingForm()
+    _prepare(form)
+    if form.validate_on_submit():
+        crop, grade = _split_product(form.product.data)
+        try:
+            services.create_listing(
+                current_user, crop=crop, grade=grade, quantity_kg=form.quantity_kg.data,
+                harvested_on=form.harvested_on.data, collection_point=form.collection_point.data,
+                notes=form.notes.data, coop_id=form.coop_id.data if len(form.coop_id.choices) > 1
+                else None, photo=_photo_bytes(form),
+                idempotency_key=request.form.get("idempotency_key") or None)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            if "crop" in exc.fields or "grade" in exc.fields:
+                exc.fields = {"product": exc.fields.get("crop", []) + exc.fields.get("grade", [])}
+            apply_error(form, exc)
+            return render_template("listings/form.html", form=form, listing=None), exc.status
+        flash(_("Harvest listed."), "info")
+        return redirect(url_for("listings.mine"))
+    return render_template("listings/form.html", form=form, listing=None), \
+        422 if form.errors else 200
+
+
+@bp.route("/my/listings/<int:listing_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(listing_id):
+    _require_farmer()
+    try:
+        listing = services.own_listing(current_user, listing_id)
+    except NotFound:
+        abort(404)
+    form = ListingForm(obj=None)
+    _prepare(form)
+    if request.method == "GET":
+        form.product.data = f"{listing.crop.slug}/{listing.grade.code}"
+        form.quantity_kg.data = _kg_text(listing.quantity_g)
+        form.harvested_on.data = listing.harvested_on.isoformat()
+        form.collection_point.data = listing.collection_point
+        form.notes.data = listing.notes
+        form.coop_id.data = listing.coop_id
+    elif form.validate_on_submit():
+        crop, grade = _split_product(form.product.data)
+        try:
+            if crop != listing.crop.slug:
+                catalog.refuse_prohibited(crop)
+                from ..common.errors import ValidationFailed
+                raise ValidationFailed(_("The crop cannot change; withdraw this listing and "
+                                         "list the other crop."), fields={"product": []})
+            services.update_listing(current_user, listing.id, quantity_kg=form.quantity_kg.data,
+                                    harvested_on=form.harvested_on.data, grade=grade,
+                                    collection_point=form.collection_point.data,
+                                    notes=form.notes.data, photo=_photo_bytes(form))
+            db.session.commit()
+            flash(_("Listing saved."), "info")
+            return redirect(url_for("listings.mine"))
+        except DomainError as exc:
+            db.session.rollback()
+            if "crop" in exc.fields or "grade" in exc.fields:
+                exc.fields = {"product": exc.fields.get("crop", []) + exc.fields.get("grade", [])}
+            apply_error(form, exc)
+            return render_template("listings/form.html", form=form, listing=listing), exc.status
+    else:
+        return render_template("listings/form.html", form=form, listing=listing), 422
+    return render_template("listings/form.html", form=form, listing=listing)
+
+
+def _kg_text(grams: int) -> str:
+    from ..common.quantities import format_kg
+    return format_kg(grams).rstrip("0").rstrip(".")
+
+
+@bp.route("/my/listings/<int:listing_id>/withdraw", methods=["POST"])
+@login_required
+def withdraw(listing_id):
+    _require_farmer()
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        services.withdraw_listing(current_user, listing_id)
+        db.session.commit()
+        flash(_("Listing withdrawn."), "info")
+    except NotFound:
+        abort(404)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("listings.mine"))
+
+
+@bp.route("/listings/<int:listing_id>/photo")
+@login_required
+def photo(listing_id):
+    """The photo, for its farmer and the managers of its coop only."""
+    listing = db.session.get(Listing, listing_id)
+    if listing is None or (listing.farmer_user_id != current_user.id
+                           and "manager" not in roles_in(current_user, listing.coop_id)):
+        abort(404)
+    photo = services.get_photo(listing.id)
+    if photo is None:
+        abort(404)
+    if request.if_none_match and photo.digest in request.if_none_match:
+        return Response(status=304)
+    response = Response(photo.data, mimetype=photo.content_type)
+    response.set_etag(photo.digest)
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response

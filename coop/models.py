@@ -1,0 +1,5 @@
+"""Imports every domain's models so SQLAlchemy's metadata (and Alembic) sees all tables."""
+from .auth.models import ApiToken, Buyer, User  # noqa: F401
+from .catalog.models import Crop, Grade  # noqa: F401
+from .cooperatives.models import Cooperative, FarmerProfile, Membership, Plot  # noqa: F401
+from .listings.models import Listing, ListingPhoto  # noqa: F401

@@ -1,0 +1,195 @@
+"""Test fixtures: one migrated database per run (SQLite file, or TEST_DATABASE_URL's
+PostgreSQL), emptied after every test; factories that return callables."""
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import event, text
+
+from coop import create_app
+from coop.extensions import db
+
+PASSWORD = "correct-horse-battery"
+KEEP = {"crops", "grades", "alembic_version"}  # loaded by migrations, never emptied
+_TMP = tempfile.mkdtemp(prefix="minga-tests-")
+
+
+def database_url() -> str:
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{Path(_TMP) / 'test.sqlite'}"
+
+
+def is_postgres() -> bool:
+    return database_url().startswith("postgresql")
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app():
+    url = database_url()
+    if url.startswith("postgresql"):
+        _reset_postgres(url)
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def empty_tables() -> None:
+    tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEEP]
+    db.session.remove()
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables)
+                              + " RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(text("PRAGMA foreign_keys=OFF"))
+            for t in tables:
+                conn.execute(t.delete())
+
+
+@pytest.fixture(autouse=True)
+def _clean(app):
+    ctx = app.app_context()
+    ctx.push()
+    from coop.extensions import limiter
+    limiter.reset()
+    yield
+    db.session.rollback()
+    empty_tables()
+    ctx.pop()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+_seq = itertools.count(1)
+
+
+@pytest.fixture
+def make_user():
+    from coop.auth import services
+    def make(email=None, name="Test Person", phone=None, password=PASSWORD):
+        n = next(_seq)
+        user = services.create_user(email=email or f"user{n}@example.org", name=name,
+                                    password=password, phone=phone)
+        db.session.commit()
+        return user
+    return make
+
+
+@pytest.fixture
+def make_buyer():
+    from coop.auth import services
+    def make(organisation="Tostadores Test", email=None):
+        n = next(_seq)
+        user = services.sign_up_buyer(organisation=organisation,
+                                      email=email or f"buyer{n}@example.org", password=PASSWORD)
+        db.session.commit()
+        return user
+    return make
+
+
+@pytest.fixture
+def make_coop(make_user):
+    from coop.cooperatives import services
+    def make(name=None, country="CO", currency="COP", manager=None, treasurer=None):
+        n = next(_seq)
+        manager = manager or make_user(name=f"Manager {n}")
+        coop = services.create_cooperative(founder=manager, name=name or f"Coop {n}",
+                                           country=country, currency=currency, region="Cauca")
+        if treasurer is not None:
+            services.grant_role(coop, treasurer, "treasurer")
+        db.session.commit()
+        return coop
+    return make
+
+
+@pytest.fixture
+def make_farmer():
+    from coop.cooperatives import services
+    def make(coop, name="Farmer", phone=None, rail="cash", account=""):
+        n = next(_seq)
+        profile = services.add_farmer(coop, name=f"{name} {n}", email=f"farmer{n}@example.org",
+                                      password=PASSWORD, phone=phone, member_number=f"M-{n}",
+                                      national_id=f"{1000000 + n}", payout_rail=rail,
+                                      payout_account=account, gender="female")
+        db.session.commit()
+        return profile.user
+    return make
+
+
+@pytest.fixture
+def make_listing():
+    from coop.listings import services
+    def make(farmer, crop="coffee", grade="sca85", kg="100", days_ago=5, coop_id=None):
+        listing, _ = services.create_listing(
+            farmer, crop=crop, grade=grade, quantity_kg=kg,
+            harvested_on=date.today() - timedelta(days=days_ago), coop_id=coop_id,
+            collection_point="Vereda El Tambo")
+        db.session.commit()
+        return listing
+    return make
+
+
+@pytest.fixture
+def login(client):
+    def do(user, password=PASSWORD):
+        client.post("/logout")
+        response = client.post("/login", data={"login": user.email, "password": password})
+        assert response.status_code == 302, response.data[:500]
+        return client
+    return do
+
+
+@pytest.fixture
+def token(client):
+    def get(user, password=PASSWORD):
+        response = client.post("/api/v1/auth/tokens",
+                               json={"email": user.email, "password": password})
+        assert response.status_code == 201, response.json
+        return {"Authorization": f"Bearer {response.json['token']}"}
+    return get
+
+
+class QueryCounter:
+    def __init__(self):
+        self.statements: list[str] = []
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_queries(app):
+    """Counts SQL statements sent while the `with` block runs."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def counting():
+        counter = QueryCounter()
+        event.listen(db.engine, "before_cursor_execute", counter)
+        try:
+            yield counter
+        finally:
+            event.remove(db.engine, "before_cursor_execute", counter)
+    return counting

@@ -1,0 +1,11 @@
+"""Entry point for gunicorn: `gunicorn -w 4 wsgi:app`."""
+import os
+
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from coop import create_app
+
+app = create_app(os.environ.get("MINGA_ENV", "production"))
+if os.environ.get("PROXY_FIX_HOPS"):
+    hops = int(os.environ["PROXY_FIX_HOPS"])
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
