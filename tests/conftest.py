@@ -9,6 +9,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from flask import g
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import event, text
 
@@ -37,12 +39,24 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+class FreshGlobalsClient(FlaskClient):
+    """Each test keeps an app context pushed, and Flask reuses it for the client's requests,
+    so `g` (Flask-Login's user, Flask-Babel's locale) would leak from one request into the
+    next, even into another client's. Production starts every request with an empty `g`."""
+
+    def open(self, *args, **kwargs):
+        if g:
+            g.__dict__.clear()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app():
     url = database_url()
     if url.startswith("postgresql"):
         _reset_postgres(url)
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
+    app.test_client_class = FreshGlobalsClient
     with app.app_context():
         upgrade()
     return app
