@@ -63,9 +63,12 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
 
     @classmethod
-    def check(cls) -> None:
-        """Refuse to start with the development secret key or an in-memory rate limiter store."""
-        if cls.SECRET_KEY == DEFAULT_SECRET_KEY or len(cls.SECRET_KEY) < 16:
+    def check(cls, config=None) -> None:
+        """Refuse to start with the development secret key (or a short one).
+
+        `config` is the app's effective configuration (class values plus overrides)."""
+        secret = (config or {}).get("SECRET_KEY", cls.SECRET_KEY) or ""
+        if secret == DEFAULT_SECRET_KEY or len(secret) < 16:
             raise RuntimeError(
                 "SECRET_KEY must be set to a long random value in production "
                 "(python -c 'import secrets; print(secrets.token_hex(32))')."

@@ -24,7 +24,7 @@ def create_app(config: str | type | None = "development", **overrides) -> Flask:
     app.config.update(overrides)
     if config_obj is ProductionConfig or (isinstance(config_obj, type)
                                           and issubclass(config_obj, ProductionConfig)):
-        config_obj.check()
+        config_obj.check(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     register_extensions(app)
     register_blueprints(app)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..common.errors import Conflict, ValidationFailed
@@ -121,9 +121,14 @@ def find_by_login(login: str) -> User | None:
     except ValidationFailed:
         return None
     user = db.session.scalar(select(User).where(User.phone == phone))
-    if user is None and phone and len(phone) >= 7:
-        # Typed without the country code: accept only when exactly one number ends that way.
-        matches = list(db.session.scalars(select(User).where(User.phone.like(f"%{phone}")).limit(2)))
+    if user is None:
+        # Typed without the country code (1 to 3 digits), or registered without it while typed
+        # with it: accept only when exactly one number differs from it by such a code.
+        shorter = [phone[n:] for n in (1, 2, 3) if len(phone) - n >= 7]
+        matches = list(db.session.scalars(select(User).where(or_(
+            and_(User.phone.like(f"%{phone}"),
+                 func.length(User.phone).between(len(phone) + 1, len(phone) + 3)),
+            User.phone.in_(shorter))).limit(2)))
         user = matches[0] if len(matches) == 1 else None
     return user
 
