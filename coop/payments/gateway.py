@@ -1,0 +1,363 @@
+"""The one place Minga talks to Stripe (the official `stripe` library).
+
+Card holds are PaymentIntents with capture_method="manual": `hold` authorises,
+`capture` takes all or part of it (the rest is released), `cancel` releases it,
+`refund` gives money back after a capture. Amounts are integers in minor units;
+never a float.
+
+Configuration comes from the Flask app: STRIPE_SECRET_KEY, STRIPE_API_BASE (empty for
+Stripe itself, the sandbox URL otherwise), STRIPE_TIMEOUT_SECONDS (default 30) and
+STRIPE_INTENT_EXTRA_PARAMS (a dict of extra PaymentIntent parameters for real Stripe,
+e.g. {"statement_descriptor_suffix": "MINGA"}; the sandbox refuses unknown ones).
+Every function works lazily from `current_app.config`; `configure(app)` only checks
+and warms the client.
+
+Only parameters that both Stripe and localstripe accept are sent (see
+stripe-sandbox.md). Stripe's idempotency keys are passed along (Stripe honours them,
+the sandbox ignores them), but Minga's own idempotency must not depend on them.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import stripe
+from flask import current_app
+
+STRIPE_API_BASE_DEFAULT = "https://api.stripe.com"
+
+
+class PaymentError(Exception):
+    """Stripe refused or could not be reached. `code` is Stripe's error code
+    (card_declined, resource_missing, ...) or one of ours (gateway_unavailable,
+    gateway_not_configured, authentication_required, unexpected_state)."""
+
+    def __init__(self, code: str, message: str = "", *, http_status: int | None = None,
+                 decline_code: str | None = None, intent_id: str | None = None):
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message or code
+        self.http_status = http_status
+        self.decline_code = decline_code
+        self.intent_id = intent_id
+
+
+class CardDeclined(PaymentError):
+    """The card was declined: nothing is held."""
+
+
+class GatewayUnavailable(PaymentError):
+    """No answer from Stripe (network, timeout). The outcome of a write is unknown."""
+
+
+class WebhookInvalid(Exception):
+    """A webhook whose signature is missing, wrong or too old: refuse it (400)."""
+
+
+@dataclass
+class Hold:
+    id: str
+    status: str        # Stripe's PaymentIntent status: requires_capture, succeeded, canceled...
+    amount: int        # the amount authorised, minor units
+    currency: str      # ISO 4217, upper case ("COP")
+    charge_id: str | None
+
+
+# ------------------------------------------------------------------- the client
+_clients: dict[tuple, stripe.StripeClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _settings(config) -> tuple[str, str, float]:
+    key = config.get("STRIPE_SECRET_KEY") or ""
+    base = (config.get("STRIPE_API_BASE") or "").rstrip("/")
+    timeout = float(config.get("STRIPE_TIMEOUT_SECONDS") or 30)
+    return key, base, timeout
+
+
+def _build_client(key: str, base: str, timeout: float) -> stripe.StripeClient:
+    if not key:
+        raise PaymentError("gateway_not_configured", "STRIPE_SECRET_KEY is not set.")
+    sandbox = bool(base) and base != STRIPE_API_BASE_DEFAULT
+    options: dict[str, Any] = {
+        # The sandbox ignores idempotency keys: a retried POST could hold twice.
+        "max_network_retries": 0 if sandbox else 2,
+        "http_client": stripe.RequestsClient(timeout=timeout),
+    }
+    if base:
+        options["base_addresses"] = {"api": base}
+    return stripe.StripeClient(key, **options)
+
+
+def _client_for(config) -> stripe.StripeClient:
+    settings = _settings(config)
+    client = _clients.get(settings)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(settings)
+            if client is None:
+                client = _clients[settings] = _build_client(*settings)
+    return client
+
+
+def configure(app) -> None:
+    """Check the app's Stripe settings and build its client (when a key is set).
+    Called from create_app; without it, the first call builds the client."""
+    if app.config.get("STRIPE_SECRET_KEY"):
+        _client_for(app.config)
+    app.extensions["minga_payments"] = True
+
+
+def _client() -> stripe.StripeClient:
+    return _client_for(current_app.config)
+
+
+def _v1():
+    return _client().v1
+
+
+# ------------------------------------------------------------------ helpers
+def _as_dict(obj) -> dict:
+    """stripe-python 16's objects are not dicts: work with plain dicts from here on."""
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return obj
+    return obj.to_dict()
+
+
+def _hold_from(intent) -> Hold:
+    intent = _as_dict(intent)
+    charge = intent.get("latest_charge")
+    if charge is not None and not isinstance(charge, str):
+        charge = charge.get("id")
+    return Hold(id=intent["id"], status=intent["status"], amount=int(intent["amount"]),
+                currency=str(intent["currency"]).upper(), charge_id=charge)
+
+
+def _minor(amount: int) -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise TypeError(f"amounts are integers in minor units, not {type(amount).__name__}")
+    if amount <= 0:
+        raise ValueError("amount must be positive")
+    return amount
+
+
+def _error_body(exc: stripe.StripeError) -> dict:
+    body = exc.json_body if isinstance(getattr(exc, "json_body", None), dict) else {}
+    error = body.get("error")
+    return error if isinstance(error, dict) else {}
+
+
+def _translate(exc: stripe.StripeError, intent_id: str | None = None) -> PaymentError:
+    if isinstance(exc, stripe.APIConnectionError):
+        return GatewayUnavailable("gateway_unavailable", exc.user_message or str(exc),
+                                  intent_id=intent_id)
+    status = getattr(exc, "http_status", None)
+    body = _error_body(exc)
+    code = getattr(exc, "code", None) or body.get("code")
+    if not code:
+        code = {401: "authentication_failed", 404: "resource_missing",
+                429: "rate_limited"}.get(status) or ("gateway_error" if (status or 500) >= 500
+                                                      else "invalid_request")
+    message = getattr(exc, "user_message", None) or body.get("message") or str(exc)
+    cls = CardDeclined if isinstance(exc, stripe.CardError) else PaymentError
+    return cls(code, message, http_status=status, decline_code=body.get("decline_code"),
+               intent_id=intent_id)
+
+
+def _metadata(metadata: dict | None) -> dict[str, str]:
+    # Stripe metadata values are strings (at most 50 keys, 500 characters each).
+    return {str(k): "" if v is None else str(v) for k, v in (metadata or {}).items()}
+
+
+# ----------------------------------------------------------------- operations
+def hold(amount_minor: int, currency: str, payment_method: str, metadata: dict,
+         *, idempotency_key: str | None = None) -> Hold:
+    """Authorise `amount_minor` on the card: a PaymentIntent with capture_method=manual,
+    confirmed at creation. Returns a Hold in status "requires_capture". A decline raises
+    CardDeclined; a card asking for 3-D Secure raises PaymentError
+    "authentication_required"; in both cases the intent is cancelled, nothing is held."""
+    params: dict[str, Any] = {
+        "amount": _minor(amount_minor),
+        "currency": currency.lower(),
+        "payment_method": payment_method,
+        # "card" only: real Stripe then needs no return_url for confirm=True.
+        "payment_method_types": ["card"],
+        "capture_method": "manual",
+        "confirm": True,
+        "metadata": _metadata(metadata),
+        "expand": ["latest_charge"],
+    }
+    params.update(current_app.config.get("STRIPE_INTENT_EXTRA_PARAMS") or {})
+    options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+    try:
+        intent = _v1().payment_intents.create(params=params, options=options)
+    except stripe.CardError as exc:
+        error = _translate(exc)
+        error.intent_id = _declined_intent_id(exc)
+        if error.intent_id:
+            _cancel_quietly(error.intent_id)
+        raise error from exc
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+
+    result = _hold_from(intent)
+    if result.status != "requires_capture":
+        _cancel_quietly(result.id)
+        code = ("authentication_required" if result.status == "requires_action"
+                else "unexpected_state")
+        raise PaymentError(code, f"The payment is in state {result.status}, not held.",
+                           intent_id=result.id)
+    return result
+
+
+def _declined_intent_id(exc: stripe.CardError) -> str | None:
+    """Stripe puts the PaymentIntent in the error; localstripe only the charge id."""
+    body = _error_body(exc)
+    intent = body.get("payment_intent")
+    if isinstance(intent, dict):
+        return intent.get("id")
+    if isinstance(intent, str):
+        return intent
+    charge_id = body.get("charge")
+    if charge_id:
+        try:
+            charge = _as_dict(_v1().charges.retrieve(charge_id))
+            return charge.get("payment_intent")
+        except stripe.StripeError:
+            return None
+    return None
+
+
+def _cancel_quietly(intent_id: str) -> None:
+    try:
+        cancel(intent_id)
+    except PaymentError:
+        current_app.logger.warning("could not cancel PaymentIntent %s", intent_id)
+
+
+def retrieve(intent_id: str) -> Hold:
+    try:
+        intent = _v1().payment_intents.retrieve(
+            intent_id, params={"expand": ["latest_charge"]})
+    except stripe.StripeError as exc:
+        raise _translate(exc, intent_id) from exc
+    return _hold_from(intent)
+
+
+def cancel(intent_id: str) -> str:
+    """Release a hold. Returns the intent's status ("canceled"). Cancelling an intent
+    already cancelled is fine; one already captured raises PaymentError."""
+    try:
+        return _as_dict(_v1().payment_intents.cancel(intent_id))["status"]
+    except stripe.StripeError as exc:
+        if isinstance(exc, stripe.InvalidRequestError) and getattr(exc, "http_status", 0) == 400:
+            current = retrieve(intent_id)
+            if current.status == "canceled":
+                return current.status
+            raise PaymentError("unexpected_state",
+                               f"Cannot cancel a payment in state {current.status}.",
+                               http_status=400, intent_id=intent_id) from exc
+        raise _translate(exc, intent_id) from exc
+
+
+def capture(intent_id: str, amount_minor: int) -> Hold:
+    """Take `amount_minor` (at most the amount held) from the hold; a smaller amount
+    releases the rest. An intent already captured is returned as it is, without error
+    (check the amount captured against your own records). A cancelled or failed one
+    raises PaymentError "unexpected_state".
+
+    The state is read first: localstripe captures even a *cancelled* intent (Stripe
+    refuses), which would put a charge in its balance that nobody holds."""
+    amount = _minor(amount_minor)
+    current = retrieve(intent_id)
+    if current.status == "succeeded":
+        return current
+    if current.status != "requires_capture":
+        raise PaymentError("unexpected_state",
+                           f"Cannot capture a payment in state {current.status}.",
+                           intent_id=intent_id)
+    if amount > current.amount:
+        raise PaymentError("amount_too_large",
+                           f"Cannot capture {amount}: only {current.amount} is held.",
+                           intent_id=intent_id)
+    params = {"amount_to_capture": amount, "expand": ["latest_charge"]}
+    try:
+        intent = _v1().payment_intents.capture(intent_id, params=params)
+    except stripe.StripeError as exc:
+        if isinstance(exc, stripe.InvalidRequestError) and getattr(exc, "http_status", 0) == 400:
+            current = retrieve(intent_id)  # captured meanwhile by someone else?
+            if current.status == "succeeded":
+                return current
+            raise PaymentError("unexpected_state",
+                               f"Cannot capture a payment in state {current.status}.",
+                               http_status=400, intent_id=intent_id) from exc
+        raise _translate(exc, intent_id) from exc
+    return _hold_from(intent)
+
+
+def refund(intent_id: str, amount_minor: int, idempotency_key: str) -> str:
+    """Refund `amount_minor` of a captured payment; returns the refund id. The sandbox
+    neither checks the ceiling nor honours the idempotency key: callers check both.
+    The key is also stored in the refund's metadata (minga_idempotency_key)."""
+    params = {"payment_intent": intent_id, "amount": _minor(amount_minor),
+              "metadata": {"minga_idempotency_key": idempotency_key}}
+    try:
+        created = _v1().refunds.create(params=params,
+                                       options={"idempotency_key": idempotency_key})
+    except stripe.StripeError as exc:
+        raise _translate(exc, intent_id) from exc
+    return created["id"]
+
+
+BALANCE_FIELDS = ("id", "type", "source", "amount", "fee", "net", "currency",
+                  "available_on", "created")
+
+
+def balance_transactions(starting_after: str | None = None,
+                         limit: int = 100) -> Iterator[dict]:
+    """Every balance transaction (charges, refunds...), page by page (`limit` a page).
+    Each a dict of BALANCE_FIELDS; amounts in minor units, currency upper case. Order
+    is the API's: Stripe gives newest first; do not rely on it."""
+    params: dict[str, Any] = {"limit": int(limit)}
+    if starting_after:
+        params["starting_after"] = starting_after
+    try:
+        page = _v1().balance_transactions.list(params=params)
+        for txn in page.auto_paging_iter():
+            txn = _as_dict(txn)
+            source = txn.get("source")
+            if source is not None and not isinstance(source, str):
+                source = source.get("id")
+            yield {"id": txn["id"], "type": txn["type"], "source": source,
+                   "amount": int(txn["amount"]), "fee": int(txn.get("fee") or 0),
+                   "net": int(txn["net"]), "currency": str(txn["currency"]).upper(),
+                   "available_on": txn.get("available_on"), "created": txn.get("created")}
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+
+
+def verify_webhook(payload: bytes, sig_header: str | None, secret: str,
+                   tolerance: int = 300) -> dict:
+    """Check a webhook's Stripe-Signature (HMAC-SHA256 over "timestamp.payload" with the
+    endpoint secret) and its age; return the event as a plain dict. Raises WebhookInvalid
+    on a missing, wrong or stale signature, a missing secret or a body that is not an event."""
+    if not secret:
+        raise WebhookInvalid("No webhook secret is configured.")
+    if not sig_header:
+        raise WebhookInvalid("No Stripe-Signature header.")
+    if not tolerance or tolerance <= 0:
+        raise WebhookInvalid("A positive tolerance is required.")
+    try:
+        event = stripe.Webhook.construct_event(payload, sig_header, secret,
+                                               tolerance=tolerance, api_key="sk_unused")
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookInvalid(str(exc).split(". ")[0]) from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookInvalid("The body is not a JSON event.") from exc
+    data = _as_dict(event)
+    if not data.get("id") or not data.get("type"):
+        raise WebhookInvalid("The body is not a Stripe event.")
+    return data
