@@ -4,6 +4,10 @@ from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 class LoginForm(FlaskForm):
     login = StringField(_l("E-mail or phone number"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
@@ -12,6 +16,7 @@ class LoginForm(FlaskForm):
 class SignupForm(FlaskForm):
     organisation = StringField(_l("Organisation"), validators=[DataRequired(), Length(max=160)])
     name = StringField(_l("Your name"), validators=[Length(max=120)])
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)],
+                       filters=[_strip])
     password = PasswordField(_l("Password (at least 10 characters)"),
                              validators=[DataRequired(), Length(min=10, max=200)])

@@ -42,7 +42,7 @@ def normalise_phone(raw: str | None) -> str | None:
     if raw is None or not str(raw).strip():
         return None
     digits = re.sub(r"[\s\-().+]", "", str(raw))
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+    if not re.fullmatch(r"[0-9]{7,15}", digits):
         raise ValidationFailed(_("A phone number has 7 to 15 digits."),
                                fields={"phone": [_("7 to 15 digits.")]})
     return digits

@@ -8,6 +8,12 @@ RAIL_CHOICES = [
     ("breb", _l("Bre-B key")), ("nequi", "Nequi"), ("daviplata", "Daviplata"),
     ("yape", "Yape"), ("plin", "Plin"), ("spei", _l("SPEI (CLABE, card or phone)")),
 ]
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 ROLE_CHOICES = [("farmer", _l("Farmer")), ("manager", _l("Manager")),
                 ("treasurer", _l("Treasurer"))]
 ILLICIT_CHOICES = [("", _l("None")), ("coca", _l("Coca")),
@@ -25,7 +31,8 @@ class CoopForm(FlaskForm):
 
 class FarmerForm(FlaskForm):
     name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)],
+                       filters=[_strip])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=20)])
     password = PasswordField(_l("First password (at least 10 characters)"),
                              validators=[Optional(), Length(min=10, max=200)])
@@ -57,7 +64,7 @@ class PayoutForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     email = EmailField(_l("E-mail of the person"),
-                       validators=[DataRequired(), Email(), Length(max=254)])
+                       validators=[DataRequired(), Email(), Length(max=254)], filters=[_strip])
     role = SelectField(_l("Role"), choices=ROLE_CHOICES)
 
 

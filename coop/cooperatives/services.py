@@ -6,7 +6,7 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 
 from babel import Locale
-from babel.numbers import list_currencies
+from babel.numbers import get_territory_currencies
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
@@ -17,7 +17,13 @@ from ..extensions import db
 from .models import ILLICIT_CROPS, PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Membership, Plot
 from .payout_accounts import validate_payout_account
 
-_COUNTRIES = set(Locale("en").territories)
+# Countries: two-letter territories that have a currency of their own (drops ZZ "Unknown
+# Region", UN, EZ, QO ...); the EU is not a country. Currencies: those in use today somewhere
+# (drops XXX, XTS and the pesetas and sucres of the past).
+_COUNTRIES = {code for code in Locale("en").territories
+              if re.fullmatch(r"[A-Z]{2}", code) and code != "EU"
+              and get_territory_currencies(code)}
+_CURRENCIES = {cur for code in _COUNTRIES for cur in get_territory_currencies(code)}
 
 
 def slugify(name: str) -> str:
@@ -55,9 +61,9 @@ def create_cooperative(*, founder: User, name: str, country: str, currency: str,
         fields["name"] = [_("Required.")]
     elif len(name) > 160:
         fields["name"] = [_("Too long.")]
-    if len(country) != 2 or not country.isalpha() or country not in _COUNTRIES:
+    if country not in _COUNTRIES:
         fields["country"] = [_("Use a two-letter country code such as CO or PE.")]
-    if len(currency) != 3 or currency not in list_currencies():
+    if currency not in _CURRENCIES:
         fields["currency"] = [_("Use a three-letter currency code such as COP or PEN.")]
     if len(region) > 120:
         fields["region"] = [_("Too long.")]
@@ -97,6 +103,9 @@ def revoke_role(coop: Cooperative, user: User, role: str) -> None:
     if membership is None:
         raise NotFound(_("That person does not hold that role."))
     if role == "manager":
+        # Lock the cooperative so two managers removing each other cannot both succeed.
+        db.session.execute(select(Cooperative.id).where(Cooperative.id == coop.id)
+                           .with_for_update())
         managers = db.session.scalar(select(func.count()).select_from(Membership).where(
             Membership.coop_id == coop.id, Membership.role == "manager"))
         if managers <= 1:
@@ -166,6 +175,10 @@ def add_farmer(coop: Cooperative, *, name: str, email: str, password: str, phone
         fields["payout_rail"] = [_("Choose a payout method.")]
     if gender not in (None, "", "female", "male", "other"):
         fields["gender"] = [_("Choose female, male or other.")]
+    if household_size is not None and (isinstance(household_size, bool)
+                                       or not isinstance(household_size, int)
+                                       or not 1 <= household_size <= 50):
+        fields["household_size"] = [_("A number of people from 1 to 50.")]
     if fields:
         raise ValidationFailed(_("Check the member's details."), fields=fields)
     if len(bank_name or "") > 80:
@@ -176,6 +189,12 @@ def add_farmer(coop: Cooperative, *, name: str, email: str, password: str, phone
         raise Conflict(_("Member number %(n)s is already used in this cooperative.",
                          n=member_number), code="member_number_taken",
                        fields={"member_number": [_("Already used.")]})
+    if db.session.scalar(select(FarmerProfile.id).where(
+            FarmerProfile.coop_id == coop.id, FarmerProfile.national_id == national_id)):
+        # One person, one membership: a second profile would count the family twice.
+        raise Conflict(_("A member with national ID %(n)s already exists in this cooperative.",
+                         n=national_id), code="national_id_taken",
+                       fields={"national_id": [_("Already a member.")]})
     existing = db.session.scalar(select(User).where(
         User.email == auth_services.normalise_email(email)))
     if existing is not None:
@@ -218,7 +237,8 @@ def add_plot(profile: FarmerProfile, *, name: str, hectares, replaced_crop: str 
     if replaced and replaced not in ILLICIT_CROPS:
         raise ValidationFailed(_("Choose coca, opium poppy or cannabis, or none."),
                                fields={"replaced_crop": [_("Unknown crop.")]})
-    illicit = parse_hectares(illicit_hectares or "0", "illicit_hectares", allow_zero=True)
+    illicit = parse_hectares(str(illicit_hectares or "").strip() or "0", "illicit_hectares",
+                             allow_zero=True)
     if illicit and not replaced:
         raise ValidationFailed(_("Say which illicit crop those hectares grew."),
                                fields={"replaced_crop": [_("Required with illicit hectares.")]})

@@ -5,6 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from ..auth import services as auth_services
 from ..auth.models import User
 from ..common.access import require_member
 from ..common.errors import DomainError, ValidationFailed
@@ -117,8 +118,10 @@ def farmer(coop_id, profile_id):
     return _farmer_page(coop, profile, PlotForm(prefix="plot"), PayoutForm(prefix="payout"), 200)
 
 
-def _farmer_page(coop, profile, plot_form, payout_form, status):
-    if not payout_form.is_submitted():
+def _farmer_page(coop, profile, plot_form, payout_form, status, payout_from_request=False):
+    # The payout form shows the saved details unless it is the form that was just posted
+    # (a plot error must not blank them: saving that form would then wipe the account).
+    if not payout_from_request:
         payout_form.payout_rail.data = profile.payout_rail
         payout_form.payout_account.data = profile.payout_account
         payout_form.bank_name.data = profile.bank_name
@@ -176,7 +179,8 @@ def update_payout(coop_id, profile_id):
             db.session.refresh(profile)
             apply_error(form, exc)
             status = exc.status
-    return _farmer_page(coop, profile, PlotForm(prefix="plot", formdata=None), form, status)
+    return _farmer_page(coop, profile, PlotForm(prefix="plot", formdata=None), form, status,
+                        payout_from_request=True)
 
 
 @bp.route("/manage/coops/<int:coop_id>/roles", methods=["POST"])
@@ -189,7 +193,8 @@ def grant_role(coop_id):
             if form.role.data == "farmer":
                 raise ValidationFailed(_("Add farmers with the farmer form: they need a member "
                                          "number and payout details."), fields={"role": []})
-            user = db.session.scalar(select(User).where(User.email == form.email.data.lower()))
+            email = auth_services.normalise_email(form.email.data)
+            user = db.session.scalar(select(User).where(User.email == email))
             if user is None:
                 raise ValidationFailed(_("Nobody with that e-mail has a Minga account yet."),
                                        fields={"email": [_("No account.")]})
