@@ -2,6 +2,8 @@
 PostgreSQL), emptied after every test; factories that return callables."""
 from __future__ import annotations
 
+pytest_plugins = ["tests.fixtures_stripe"]
+
 import itertools
 import os
 import tempfile

@@ -92,6 +92,7 @@ class Sandbox:
             cmd.append("--any-port-if-busy")
         if self.load:
             cmd.append("--load")
+        cmd += ["--cleanup-dir", self._tmpdir]
         self._log_file = open(self._log_path, "ab")
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._log_file, close_fds=True,
@@ -267,7 +268,7 @@ def ensure_dev_sandbox(app_config_env=None, *, webhook_url: str | None = None,
     env.update(values)
     # config.py reads the environment when it is imported; if it already was, the
     # classes hold the old (empty) values: give them the new ones too.
-    config_module = sys.modules.get("config")
+    config_module = sys.modules.get("config") if env is os.environ else None
     if config_module is not None and hasattr(config_module, "Config"):
         for name, value in values.items():
             setattr(config_module.Config, name, value)

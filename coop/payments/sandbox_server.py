@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import pickle
+import shutil
 import socket
 import sys
 import threading
@@ -67,11 +68,13 @@ def bind(host: str, port: int, any_port_if_busy: bool) -> socket.socket:
     return sock
 
 
-def _exit_when_stdin_closes() -> None:
+def _exit_when_stdin_closes(cleanup_dir: str | None) -> None:
     try:
         while sys.stdin.buffer.read(4096):
             pass
     finally:
+        if cleanup_dir:  # the parent died without stopping us: remove its private files
+            shutil.rmtree(cleanup_dir, ignore_errors=True)
         os._exit(0)
 
 
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="start from the store file's content instead of from scratch")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="exit when stdin is closed (the parent died or stopped us)")
+    parser.add_argument("--cleanup-dir", default="",
+                        help="with --exit-with-parent: a directory to remove on that exit")
     args = parser.parse_args(argv)
 
     patch_store(args.store or None)
@@ -101,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     if args.exit_with_parent:
-        threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
+        threading.Thread(target=_exit_when_stdin_closes, args=(args.cleanup_dir or None,),
+                         daemon=True).start()
 
     access = logging.getLogger("aiohttp.access")
     access.setLevel(logging.INFO)
