@@ -115,7 +115,7 @@ def register_errorhandlers(app: Flask) -> None:
             403: _("You are not allowed to do that."),
             404: _("We could not find that page."),
             405: _("That method is not allowed here."),
-            413: _("That upload is too large (at most 10 MB)."),
+            413: _("What you sent is too large: a photo may be up to 10 MB, a text much less."),
             429: _("Too many attempts. Wait a minute and try again."),
         }
         message = messages.get(exc.code, exc.description or _("Something went wrong."))

@@ -46,6 +46,9 @@ def all_crops() -> list[Crop]:
 
 
 def crop_by_slug(slug: str) -> Crop | None:
+    """The crop with that slug, or None (also for junk: overlong, control characters)."""
+    if not isinstance(slug, str) or len(slug) > 40 or not slug.isprintable():
+        return None  # no slug looks like that, and PostgreSQL refuses NUL in a query
     return db.session.scalar(select(Crop).where(Crop.slug == normalise(slug).replace("_", "-")))
 
 

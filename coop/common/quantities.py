@@ -18,6 +18,8 @@ def parse_kg(value, *, allow_zero: bool = False) -> int:
         raise QuantityError(_l("Give kilograms as a number with at most 3 decimals."))
     if value is None or (isinstance(value, str) and not value.strip()):
         raise QuantityError(_l("Kilograms are required."))
+    if not isinstance(value, (str, int, Decimal)):  # a JSON list or object is no quantity
+        raise QuantityError(_l("Give kilograms as a number, like 120.5."))
     text = str(value).strip().replace(",", ".") if isinstance(value, str) else value
     try:
         amount = Decimal(text) if not isinstance(value, Decimal) else value
@@ -25,6 +27,11 @@ def parse_kg(value, *, allow_zero: bool = False) -> int:
         raise QuantityError(_l("Give kilograms as a number, like 120.5."))
     if not amount.is_finite():
         raise QuantityError(_l("Give kilograms as a number, like 120.5."))
+    # Before any arithmetic: quantize() and int() choke on (or crawl through) huge exponents.
+    if amount < 0:
+        raise QuantityError(_l("Kilograms must be more than zero."))
+    if amount > Decimal(MAX_GRAMS) / 1000:
+        raise QuantityError(_l("That is more than 10,000 tonnes; check the number."))
     if amount.as_tuple().exponent < -3 and amount != amount.quantize(Decimal("0.001")):
         raise QuantityError(_l("Kilograms can have at most 3 decimals (grams)."))
     grams = int((amount * 1000).to_integral_value())

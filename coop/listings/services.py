@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
@@ -20,6 +21,9 @@ from .photos import process_photo
 MAX_AGE_DAYS = 365      # a harvest older than a year is not on offer any more
 MAX_AHEAD_DAYS = 120    # an expected harvest may be listed up to four months ahead
 SUPPLY_STATUSES = ("available", "committed")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# NUL and other control characters: PostgreSQL refuses NUL in text, and none belong in a form.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def parse_harvest_date(value, today: date | None = None) -> date:
@@ -27,8 +31,12 @@ def parse_harvest_date(value, today: date | None = None) -> date:
     if isinstance(value, date):
         day = value
     else:
+        text = str(value or "").strip()
         try:
-            day = date.fromisoformat(str(value or "").strip())
+            # fromisoformat also takes "20261102" and week dates; the contract says YYYY-MM-DD.
+            if not _ISO_DATE.fullmatch(text):
+                raise ValueError(text)
+            day = date.fromisoformat(text)
         except ValueError:
             raise ValidationFailed(_("Give the harvest date as YYYY-MM-DD."),
                                    fields={"harvested_on": [_("A date like 2026-11-02.")]})
@@ -55,6 +63,9 @@ def _text(value, field, limit) -> str:
     if len(text) > limit:
         raise ValidationFailed(_("At most %(n)d characters.", n=limit),
                                fields={field: [_("At most %(n)d characters.", n=limit)]})
+    if _CONTROL.search(text):
+        raise ValidationFailed(_("Remove the control characters from this text."),
+                               fields={field: [_("Contains control characters.")]})
     return text
 
 
@@ -85,7 +96,7 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
     the same key with other data is refused (`idempotency_key_reused`)."""
     fingerprint = request_fingerprint({"crop": crop, "grade": grade, "quantity_kg": str(quantity_kg),
                                        "harvested_on": str(harvested_on), "coop_id": coop_id,
-                                       "collection_point": collection_point})
+                                       "collection_point": collection_point, "notes": notes})
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
             raise ValidationFailed(_("Idempotency-Key must be 1 to 255 characters."),
@@ -134,7 +145,8 @@ def own_listing(farmer, listing_id: int, *, for_update: bool = False) -> Listing
     """The farmer's own listing; anyone else's is NotFound."""
     stmt = select(Listing).where(Listing.id == listing_id)
     if for_update:
-        stmt = stmt.with_for_update()
+        # OF listings: PostgreSQL cannot lock the outer-joined crop, grade and coop rows.
+        stmt = stmt.with_for_update(of=Listing)
     listing = db.session.scalar(stmt)
     if listing is None or listing.farmer_user_id != farmer.id:
         raise NotFound(_("No such listing."))
@@ -179,11 +191,14 @@ def update_listing(farmer, listing_id: int, *, quantity_kg=None, harvested_on=No
                    photo: bytes | None = None) -> Listing:
     """Edit a listing while nothing of it is committed; never below what open pools need."""
     listing = own_listing(farmer, listing_id, for_update=True)
+    if listing.status == "withdrawn":
+        raise Conflict(_("This listing was withdrawn. List the harvest again instead."),
+                       code="listing_withdrawn")
     if listing.status != "available" or listing.committed_g:
         raise Conflict(_("This listing is already committed to a pool and cannot be changed."),
                        code="listing_committed")
     if grade is not None and grade != listing.grade.code:
-        _, grade_row = catalog.resolve(listing.crop.slug, grade)
+        _crop, grade_row = catalog.resolve(listing.crop.slug, grade)
         _check_supply_left(listing, listing.quantity_g)
         listing.grade_id = grade_row.id
     if quantity_kg is not None:
