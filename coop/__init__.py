@@ -5,7 +5,7 @@ import hashlib
 from pathlib import Path
 
 from flask import Flask, g, jsonify, render_template, request, session
-from flask_babel import format_date, format_decimal
+from flask_babel import format_date, format_datetime, format_decimal, format_timedelta
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -82,6 +82,8 @@ def register_blueprints(app: Flask) -> None:
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
     for extra in _extra_blueprints():
+        if extra.name == "payments":
+            csrf.exempt(extra)
         app.register_blueprint(extra)
 
 
@@ -176,6 +178,8 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda minor, cur: format_money(minor, cur)
     app.jinja_env.filters["date"] = lambda d, fmt="medium": format_date(d, fmt) if d else ""
     app.jinja_env.filters["hectares"] = hectares
+    app.jinja_env.filters["datetime"] = lambda d, fmt="short": format_datetime(d, fmt) if d else ""
+    app.jinja_env.filters["timedelta"] = lambda td: format_timedelta(td, threshold=1.1)
     app.jinja_env.globals["static_url"] = static_url
 
     @app.context_processor

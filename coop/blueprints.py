@@ -2,15 +2,20 @@
 
 
 def extra_blueprints():
-    return []
+    from .payments.views import bp as payments_bp
+    from .pools.views import bp as pools_bp
+    from .pricing.views import bp as pricing_bp
+    return [pricing_bp, pools_bp, payments_bp]
 
 
 def extra_commands():
-    return []
+    from .pools.commands import pools_cli
+    return [pools_cli]
 
 
 def extra_demo_steps():
-    return []
+    from .pools.demo import seed as seed_pools
+    return [seed_pools]
 
 
 def dev_setup_steps():

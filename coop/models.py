@@ -3,3 +3,5 @@ from .auth.models import ApiToken, Buyer, User  # noqa: F401
 from .catalog.models import Crop, Grade  # noqa: F401
 from .cooperatives.models import Cooperative, FarmerProfile, Membership, Plot  # noqa: F401
 from .listings.models import Listing, ListingPhoto  # noqa: F401
+from .pricing.models import PriceVersion  # noqa: F401
+from .pools.models import Allocation, Order, Pool, StripeEvent  # noqa: F401

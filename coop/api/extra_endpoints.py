@@ -1,1 +1,2 @@
 """Endpoints of the domains added after the foundation register themselves here."""
+from ..pools import api as _pools_api  # noqa: F401

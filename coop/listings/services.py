@@ -179,6 +179,8 @@ def uncommitted_supply(coop_id: int, crop_id: int, grade_id: int) -> int:
 def _check_supply_left(listing: Listing, removing_g: int) -> None:
     if removing_g <= 0:
         return
+    from ..common.locks import supply_lock
+    supply_lock(listing.coop_id, listing.crop_id, listing.grade_id)
     supply = uncommitted_supply(listing.coop_id, listing.crop_id, listing.grade_id)
     needed = reserved_by_open_pools(listing.coop_id, listing.crop_id, listing.grade_id)
     if supply - removing_g < needed:

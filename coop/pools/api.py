@@ -1,0 +1,186 @@
+"""API rows for pools and orders (api-v1.md): thin calls to coop.pools.services."""
+from __future__ import annotations
+
+from flask import g, jsonify, request
+from flask_babel import gettext as _
+
+from ..api.common import error, idempotency_key, json_body, page_args, paged, token_required
+from ..api.openapi import KG, MINOR, register
+from ..api.views import bp
+from ..common.access import require_member
+from ..common.errors import ValidationFailed
+from ..common.quantities import format_kg
+from ..cooperatives import services as coop_services
+from ..extensions import db
+from . import services
+
+
+def pool_json(pool) -> dict:
+    price = services.current_price(pool)
+    return {"id": pool.id, "coop_id": pool.coop_id, "crop": pool.crop.slug,
+            "grade": pool.grade.code, "status": pool.status,
+            "min_kg": format_kg(pool.min_g), "max_kg": format_kg(pool.max_g),
+            "committed_kg": format_kg(pool.committed_g),
+            "price_per_kg_minor": pool.final_price_per_kg_minor or price.buyer,
+            "farmer_price_per_kg_minor": price.farmer,
+            "commission_per_kg_minor": price.commission,
+            "premium_per_kg_minor": price.premium, "currency": pool.currency,
+            "closes_at": pool.closes_at.isoformat()}
+
+
+def order_json(order) -> dict:
+    return {"id": order.id, "pool_id": order.pool_id, "status": order.status,
+            "quantity_kg": format_kg(order.quantity_g),
+            "amount_authorized_minor": order.amount_authorized_minor,
+            "amount_captured_minor": order.amount_captured_minor,
+            "amount_refunded_minor": order.amount_refunded_minor, "currency": order.currency}
+
+
+def close_json(pool) -> dict:
+    return {"id": pool.id, "status": pool.status, "allocated_kg": format_kg(pool.allocated_g),
+            "orders": [{"id": o.id, "quantity_kg": format_kg(o.quantity_g),
+                        "status": o.status, "amount_captured_minor": o.amount_captured_minor}
+                       for o in services.pool_orders(pool.id)
+                       if o.status in ("captured", "authorized", "cancelled")],
+            "allocations": [{"id": a.id, "listing_id": a.listing_id,
+                             "farmer_id": a.farmer_user_id,
+                             "quantity_kg": format_kg(a.quantity_g),
+                             "farmer_amount_minor": a.farmer_amount_minor}
+                            for a in services.pool_allocations(pool.id)]}
+
+
+@bp.get("/pools")
+@token_required
+def list_pools():
+    status = request.args.get("status")
+    if status and status not in ("open", "confirmed", "failed", "cancelled"):
+        raise ValidationFailed(_("Unknown status."), fields={"status": [_("Unknown status.")]})
+    limit, after = page_args()
+    return jsonify(paged(services.pools(status, limit=limit + 1, after_id=after), limit,
+                         pool_json))
+
+
+@bp.post("/pools")
+@token_required
+def create_pool():
+    data = json_body()
+    coop_id = data.get("coop_id")
+    if not isinstance(coop_id, int) or isinstance(coop_id, bool):
+        raise ValidationFailed(_("coop_id must be a whole number."),
+                               fields={"coop_id": [_("Must be an integer.")]})
+    require_member(coop_id, "manager", user=g.api_user)
+    for name in ("crop", "grade", "closes_at"):
+        if not isinstance(data.get(name), str):
+            raise ValidationFailed(_("%(f)s is required and must be a string.", f=name),
+                                   fields={name: [_("Required string.")]})
+    pool = services.open_pool(coop_services.get_coop(coop_id), g.api_user, crop=data["crop"],
+                              grade=data["grade"], min_kg=data.get("min_kg"),
+                              max_kg=data.get("max_kg"), closes_at=data["closes_at"])
+    db.session.commit()
+    return jsonify(pool_json(pool)), 201
+
+
+@bp.get("/pools/<int:pool_id>")
+@token_required
+def get_pool(pool_id):
+    return jsonify(pool_json(services.get_pool(pool_id)))
+
+
+@bp.post("/pools/<int:pool_id>/orders")
+@token_required
+def create_order(pool_id):
+    key = idempotency_key()
+    data = json_body()
+    if not g.api_user.buyer_id:
+        return error(403, "forbidden", _("Only buyers can order."))
+    order, created = services.place_order(g.api_user, pool_id,
+                                          quantity_kg=data.get("quantity_kg"),
+                                          payment_method=data.get("payment_method"),
+                                          idempotency_key=key)
+    return jsonify(order_json(order)), 201 if created else 200
+
+
+@bp.get("/orders")
+@token_required
+def list_orders():
+    if not g.api_user.buyer_id:
+        return error(403, "forbidden", _("Only buyers have orders."))
+    limit, after = page_args()
+    return jsonify(paged(services.buyer_orders(g.api_user, limit=limit + 1, after_id=after),
+                         limit, order_json))
+
+
+@bp.get("/orders/<int:order_id>")
+@token_required
+def get_order(order_id):
+    return jsonify(order_json(services.own_order(g.api_user, order_id)))
+
+
+@bp.patch("/orders/<int:order_id>")
+@token_required
+def patch_order(order_id):
+    data = json_body()
+    order = services.change_order(g.api_user, order_id, quantity_kg=data.get("quantity_kg"))
+    return jsonify(order_json(order))
+
+
+@bp.delete("/orders/<int:order_id>")
+@token_required
+def delete_order(order_id):
+    return jsonify(order_json(services.withdraw_order(g.api_user, order_id)))
+
+
+@bp.post("/pools/<int:pool_id>/close")
+@token_required
+def close_pool(pool_id):
+    pool = services.get_pool(pool_id)
+    require_member(pool.coop_id, "manager", user=g.api_user)
+    return jsonify(close_json(services.close_pool(pool.id)))
+
+
+register({
+    "PoolCreate": {"type": "object", "required": ["coop_id", "crop", "grade", "min_kg", "max_kg",
+                                                  "closes_at"], "properties": {
+        "coop_id": {"type": "integer"}, "crop": {"type": "string"}, "grade": {"type": "string"},
+        "min_kg": KG, "max_kg": KG, "closes_at": {"type": "string", "format": "date-time"}}},
+    "Pool": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
+        "grade": {"type": "string"},
+        "status": {"type": "string", "enum": ["open", "confirmed", "failed", "cancelled"]},
+        "min_kg": KG, "max_kg": KG, "committed_kg": KG, "price_per_kg_minor": MINOR,
+        "farmer_price_per_kg_minor": MINOR, "commission_per_kg_minor": MINOR,
+        "premium_per_kg_minor": MINOR, "currency": {"type": "string"},
+        "closes_at": {"type": "string", "format": "date-time"}}},
+    "OrderCreate": {"type": "object", "required": ["quantity_kg", "payment_method"],
+                    "properties": {"quantity_kg": KG, "payment_method": {"type": "string"}}},
+    "OrderPatch": {"type": "object", "required": ["quantity_kg"],
+                   "properties": {"quantity_kg": KG}},
+    "Order": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "pool_id": {"type": "integer"},
+        "status": {"type": "string", "enum": ["pending", "authorized", "captured", "released",
+                                              "cancelled", "failed"]},
+        "quantity_kg": KG, "amount_authorized_minor": MINOR, "amount_captured_minor": MINOR,
+        "amount_refunded_minor": MINOR, "currency": {"type": "string"}}},
+    "CloseResult": {"type": "object", "properties": {
+        "status": {"type": "string"}, "allocated_kg": KG,
+        "orders": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "quantity_kg": KG, "amount_captured_minor": MINOR}}},
+        "allocations": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "listing_id": {"type": "integer"},
+            "farmer_id": {"type": "integer"}, "quantity_kg": KG}}}}},
+}, [
+    ("get", "/pools", "Pools (?status=open)", True, None, {200: ("list", "Pool"), 401: "Error"}),
+    ("post", "/pools", "Open a pool (manager)", True, "PoolCreate",
+     {201: "Pool", 403: "Error", 404: "Error", 422: "Error"}),
+    ("get", "/pools/{id}", "One pool", True, None, {200: "Pool", 404: "Error"}),
+    ("post", "/pools/{id}/orders", "Join a pool with a card hold (Idempotency-Key accepted)",
+     True, "OrderCreate", {201: "Order", 402: "Error", 403: "Error", 409: "Error", 422: "Error"}),
+    ("get", "/orders", "The buyer's orders", True, None, {200: ("list", "Order"), 403: "Error"}),
+    ("get", "/orders/{id}", "One of the buyer's orders", True, None, {200: "Order", 404: "Error"}),
+    ("patch", "/orders/{id}", "Change the quantity while the pool is open", True, "OrderPatch",
+     {200: "Order", 402: "Error", 404: "Error", 409: "Error"}),
+    ("delete", "/orders/{id}", "Withdraw an order while the pool is open", True, None,
+     {200: "Order", 404: "Error", 409: "Error"}),
+    ("post", "/pools/{id}/close", "Close a pool (manager); closing twice returns the same",
+     True, None, {200: "CloseResult", 403: "Error", 404: "Error", 409: "Error"}),
+])

@@ -1,0 +1,34 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField
+from wtforms.validators import DataRequired, Length
+
+TEST_CARDS = [("pm_card_visa", _l("Test card: Visa 4242 (succeeds)")),
+              ("pm_card_chargeCustomerFail", _l("Test card: 0341 (declined)"))]
+
+
+class PoolForm(FlaskForm):
+    product = SelectField(_l("Crop and grade"), validate_choice=False,
+                          validators=[DataRequired()])
+    min_kg = StringField(_l("Minimum kg to go ahead"), validators=[DataRequired(), Length(max=20)],
+                         render_kw={"inputmode": "decimal"})
+    max_kg = StringField(_l("Maximum kg"), validators=[DataRequired(), Length(max=20)],
+                         render_kw={"inputmode": "decimal"})
+    closes_at = StringField(_l("Closes at (date and time, your time zone)"),
+                            validators=[DataRequired(), Length(max=32)],
+                            render_kw={"type": "datetime-local"})
+
+
+class OrderForm(FlaskForm):
+    quantity_kg = StringField(_l("Kilograms"), validators=[DataRequired(), Length(max=20)],
+                              render_kw={"inputmode": "decimal"})
+    payment_method = SelectField(_l("Card"), choices=TEST_CARDS, validate_choice=False)
+
+
+class ChangeOrderForm(FlaskForm):
+    quantity_kg = StringField(_l("New kilograms"), validators=[DataRequired(), Length(max=20)],
+                              render_kw={"inputmode": "decimal"})
+
+
+class ActionForm(FlaskForm):
+    pass

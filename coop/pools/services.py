@@ -1,0 +1,591 @@
+"""Pools: managers open them, buyers commit quantities backed by card holds, closing confirms
+(allocate to farmers pro rata, capture) or fails (cancel every hold).
+
+Commit points. Views normally commit once; placing an order and closing a pool are the
+exception, because a card hold lives at Stripe and must never be awaited inside a database
+transaction (row locks would be held for the length of a network call). They run as short
+steps, each committed, and each recorded so that a crash and a rerun finish the work without
+holding, capturing or allocating twice."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..catalog import services as catalog
+from ..common.errors import Conflict, DomainError, Forbidden, NotFound, PaymentDeclined, ValidationFailed
+from ..common.locks import supply_lock
+from ..common.models import utcnow
+from ..common.quantities import QuantityError, parse_kg
+from ..extensions import db
+from ..listings import services as listing_services
+from ..listings.models import Listing
+from ..payments import gateway
+from ..pricing import services as pricing
+from .allocation import largest_remainder
+from .models import Allocation, Order, Pool, StripeEvent
+
+MAX_OPEN_DAYS = 7          # card holds last 7 days for customer-initiated payments
+IN_FLIGHT_GRACE = timedelta(minutes=2)
+ABANDONED_AFTER = timedelta(minutes=15)
+
+
+# ---------------------------------------------------------------- supply reserved by pools
+
+def reserved_g(coop_id: int, crop_id: int, grade_id: int, exclude_pool: int | None = None) -> int:
+    """Grams open pools may still take from listings: each open pool's max_kg."""
+    stmt = select(func.coalesce(func.sum(Pool.max_g), 0)).where(
+        Pool.coop_id == coop_id, Pool.crop_id == crop_id, Pool.grade_id == grade_id,
+        Pool.status == "open")
+    if exclude_pool:
+        stmt = stmt.where(Pool.id != exclude_pool)
+    return int(db.session.scalar(stmt) or 0)
+
+
+listing_services.set_reservation_hook(reserved_g)
+
+
+def free_supply_g(coop_id: int, crop_id: int, grade_id: int) -> int:
+    """Listed, uncommitted grams that no open pool has reserved yet."""
+    return listing_services.uncommitted_supply(coop_id, crop_id, grade_id) \
+        - reserved_g(coop_id, crop_id, grade_id)
+
+
+# ---------------------------------------------------------------- opening
+
+def _grams(value, field: str) -> int:
+    try:
+        return parse_kg(value)
+    except QuantityError as exc:
+        raise ValidationFailed(str(exc), fields={field: [str(exc)]})
+
+
+def parse_closes_at(value, now: datetime) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value or "").strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationFailed(_("Give the closing time as a date and time."),
+                                   fields={"closes_at": [_("Not a date and time.")]})
+    if moment.tzinfo is None:
+        raise ValidationFailed(_("The closing time needs a time zone offset."),
+                               fields={"closes_at": [_("Add an offset such as +00:00.")]})
+    if moment <= now:
+        raise ValidationFailed(_("The closing time is in the past."),
+                               fields={"closes_at": [_("In the past.")]})
+    if moment > now + timedelta(days=MAX_OPEN_DAYS):
+        raise ValidationFailed(_("A pool closes within 7 days: card holds last 7 days."),
+                               fields={"closes_at": [_("More than 7 days ahead.")]})
+    return moment
+
+
+def open_pool(coop, user, *, crop: str, grade: str, min_kg, max_kg, closes_at,
+              now: datetime | None = None) -> Pool:
+    """Open a pool at the current price. Refuses max_kg above the free listed supply, a
+    closing time past or more than 7 days ahead, min above max, or no price set."""
+    now = now or utcnow()
+    crop_row, grade_row = catalog.resolve(crop, grade)
+    min_g, max_g = _grams(min_kg, "min_kg"), _grams(max_kg, "max_kg")
+    if min_g > max_g:
+        raise ValidationFailed(_("The minimum cannot be above the maximum."),
+                               fields={"min_kg": [_("Above the maximum.")]})
+    moment = parse_closes_at(closes_at, now)
+    version = pricing.current(coop.id, crop_row.id, grade_row.id)
+    if version is None:
+        raise ValidationFailed(_("Set a price for this crop and grade before opening a pool."),
+                               code="no_price", fields={"grade": [_("No price set.")]})
+    supply_lock(coop.id, crop_row.id, grade_row.id)
+    free = free_supply_g(coop.id, crop_row.id, grade_row.id)
+    if max_g > free:
+        from ..common.quantities import format_kg
+        raise ValidationFailed(
+            _("Only %(kg)s kg of this crop and grade is listed and not yet in a pool.",
+              kg=format_kg(max(free, 0))),
+            code="insufficient_supply", fields={"max_kg": [_("More than the free supply.")]})
+    pool = Pool(coop_id=coop.id, crop_id=crop_row.id, grade_id=grade_row.id,
+                price_version_id=version.id, currency=version.currency, min_g=min_g, max_g=max_g,
+                committed_g=0, closes_at=moment, status="open", created_by_id=user.id)
+    db.session.add(pool)
+    db.session.flush()
+    return pool
+
+
+# ---------------------------------------------------------------- reading
+
+def get_pool(pool_id: int) -> Pool:
+    pool = db.session.get(Pool, pool_id)
+    if pool is None:
+        raise NotFound(_("No such pool."))
+    return pool
+
+
+def pools(status: str | None = None, coop_id: int | None = None, limit: int | None = None,
+          after_id: int | None = None) -> list[Pool]:
+    stmt = select(Pool).order_by(Pool.id.desc())
+    if status:
+        stmt = stmt.where(Pool.status == status)
+    if coop_id:
+        stmt = stmt.where(Pool.coop_id == coop_id)
+    if after_id:
+        stmt = stmt.where(Pool.id < after_id)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(db.session.scalars(stmt).unique())
+
+
+def pool_orders(pool_id: int) -> list[Order]:
+    return list(db.session.scalars(select(Order).where(Order.pool_id == pool_id)
+                                   .order_by(Order.id)).unique())
+
+
+def pool_allocations(pool_id: int) -> list[Allocation]:
+    return list(db.session.scalars(select(Allocation).where(Allocation.pool_id == pool_id)
+                                   .order_by(Allocation.id)).unique())
+
+
+def buyer_orders(user, limit: int | None = None, after_id: int | None = None) -> list[Order]:
+    if not user.buyer_id:
+        return []
+    stmt = select(Order).where(Order.buyer_id == user.buyer_id).order_by(Order.id.desc())
+    if after_id:
+        stmt = stmt.where(Order.id < after_id)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(db.session.scalars(stmt).unique())
+
+
+def farmer_allocations(user) -> list[Allocation]:
+    return list(db.session.scalars(select(Allocation).where(Allocation.farmer_user_id == user.id)
+                                   .order_by(Allocation.id.desc())).unique())
+
+
+def own_order(user, order_id: int) -> Order:
+    order = db.session.get(Order, order_id)
+    if order is None or not user.buyer_id or order.buyer_id != user.buyer_id:
+        raise NotFound(_("No such order."))
+    return order
+
+
+def current_price(pool: Pool) -> pricing.Breakdown:
+    return pricing.breakdown(pool.price, pool.committed_g)
+
+
+# ---------------------------------------------------------------- orders
+
+def _fingerprint(pool_id, quantity_kg, payment_method) -> str:
+    return listing_services.request_fingerprint(
+        {"pool": pool_id, "quantity_kg": str(quantity_kg), "pm": payment_method})
+
+
+def _reserve(pool_id: int, grams: int) -> None:
+    """Add grams to a pool's committed total in one conditional UPDATE: atomic on both
+    databases, so no number of concurrent buyers can pass max_kg."""
+    result = db.session.execute(
+        update(Pool).where(Pool.id == pool_id, Pool.status == "open",
+                           Pool.committed_g + grams <= Pool.max_g)
+        .values(committed_g=Pool.committed_g + grams)
+        .execution_options(synchronize_session=False))
+    if result.rowcount == 1:
+        return
+    pool = db.session.get(Pool, pool_id)
+    db.session.refresh(pool)
+    if pool.status != "open":
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    from ..common.quantities import format_kg
+    raise Conflict(_("Only %(kg)s kg is left in this pool.",
+                     kg=format_kg(pool.max_g - pool.committed_g)), code="pool_full",
+                   fields={"quantity_kg": [_("More than is left.")]})
+
+
+def _release(pool_id: int, grams: int) -> bool:
+    result = db.session.execute(
+        update(Pool).where(Pool.id == pool_id, Pool.status == "open",
+                           Pool.committed_g >= grams)
+        .values(committed_g=Pool.committed_g - grams)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def _check_payment_method(payment_method) -> str:
+    if not isinstance(payment_method, str) or not payment_method.strip() \
+            or len(payment_method) > 255:
+        raise ValidationFailed(_("Choose a card."), fields={"payment_method": [_("Required.")]})
+    return payment_method.strip()
+
+
+def place_order(user, pool_id: int, *, quantity_kg, payment_method,
+                idempotency_key: str | None = None, now: datetime | None = None
+                ) -> tuple[Order, bool]:
+    """Commit a quantity to an open pool and hold quantity x the highest tier price on the card.
+    Returns (order, created). Refuses: not a buyer (403), pool closed (409 pool_closed), past
+    max_kg (409 pool_full), a declined card (402, nothing held, nothing committed). The same
+    Idempotency-Key with the same body returns the first order; with another body, 422.
+    Commits in steps (see the module's docstring)."""
+    now = now or utcnow()
+    if not user.buyer_id:
+        raise Forbidden(_("Only buyers can order."), code="not_a_buyer")
+    fingerprint = _fingerprint(pool_id, quantity_kg, payment_method)
+    if idempotency_key is not None:
+        earlier = db.session.scalar(select(Order).where(
+            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key))
+        if earlier is not None:
+            return _replay(earlier, fingerprint), False
+    grams = _grams(quantity_kg, "quantity_kg")
+    payment_method = _check_payment_method(payment_method)
+    pool = get_pool(pool_id)
+    if pool.status != "open" or pool.closes_at <= now:
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    price = pricing.highest(pool.price)
+    amount = pricing.amount_for(price.buyer, grams)
+    # Step 1: reserve the quantity and record the order as pending.
+    _reserve(pool.id, grams)
+    order = Order(pool_id=pool.id, buyer_id=user.buyer_id, user_id=user.id, quantity_g=grams,
+                  status="pending", currency=pool.currency, payment_method=payment_method,
+                  amount_authorized_minor=amount, idempotency_key=idempotency_key,
+                  request_hash=fingerprint if idempotency_key else None)
+    db.session.add(order)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The same key raced in from another request: its order is the answer.
+        db.session.rollback()
+        earlier = db.session.scalar(select(Order).where(
+            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key))
+        if earlier is None:
+            raise
+        return _replay(earlier, fingerprint), False
+    # Step 2: the hold, with no database lock held.
+    try:
+        hold = gateway.hold(amount, pool.currency, payment_method,
+                            {"order_id": str(order.id), "pool_id": str(pool.id)})
+    except gateway.PaymentError as exc:
+        _fail_pending(order, exc)
+        if isinstance(exc, gateway.CardDeclined):
+            raise PaymentDeclined(_("The card was declined. Nothing was held and nothing was "
+                                    "committed."), code="payment_declined")
+        raise DomainError(_("The card could not be checked right now. Nothing was held; try "
+                            "again in a moment."), code="payment_unavailable", status=503)
+    # Step 3: the hold is in place.
+    order.status = "authorized"
+    order.payment_intent_id = hold.id
+    order.charge_id = hold.charge_id
+    db.session.commit()
+    return order, True
+
+
+def _replay(order: Order, fingerprint: str) -> Order:
+    if order.request_hash != fingerprint:
+        raise ValidationFailed(_("This Idempotency-Key was used with a different order."),
+                               code="idempotency_key_reused")
+    if order.status == "failed":
+        raise PaymentDeclined(_("The card was declined. Nothing was held and nothing was "
+                                "committed."), code="payment_declined")
+    return order
+
+
+def _fail_pending(order: Order, exc: Exception) -> None:
+    db.session.rollback()
+    _release(order.pool_id, order.quantity_g)
+    db.session.execute(update(Order).where(Order.id == order.id, Order.status == "pending")
+                       .values(status="failed", failure_message=str(exc)[:255])
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+    db.session.refresh(order)
+
+
+def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = None) -> Order:
+    """Change the quantity of an order while its pool is open: a new hold for the new amount,
+    then the old one is released. Refuses past max_kg, a closed pool, a declined card."""
+    now = now or utcnow()
+    order = own_order(user, order_id)
+    grams = _grams(quantity_kg, "quantity_kg")
+    if order.status != "authorized":
+        raise Conflict(_("This order can no longer be changed."), code="order_not_open")
+    pool = order.pool
+    if pool.status != "open" or pool.closes_at <= now:
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    delta = grams - order.quantity_g
+    if delta == 0:
+        return order
+    if delta > 0:
+        _reserve(pool.id, delta)
+    elif not _release(pool.id, -delta):
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    db.session.commit()
+    amount = pricing.amount_for(pricing.highest(pool.price).buyer, grams)
+    try:
+        hold = gateway.hold(amount, order.currency, order.payment_method,
+                            {"order_id": str(order.id), "pool_id": str(pool.id)})
+    except gateway.PaymentError as exc:
+        (_release(pool.id, delta) if delta > 0 else _reserve(pool.id, -delta))
+        db.session.commit()
+        if isinstance(exc, gateway.CardDeclined):
+            raise PaymentDeclined(_("The card was declined for the new amount; your order is "
+                                    "unchanged."), code="payment_declined")
+        raise DomainError(_("The card could not be checked right now; your order is unchanged."),
+                          code="payment_unavailable", status=503)
+    old_intent = order.payment_intent_id
+    order.quantity_g = grams
+    order.amount_authorized_minor = amount
+    order.payment_intent_id = hold.id
+    order.charge_id = hold.charge_id
+    db.session.commit()
+    if old_intent:
+        _cancel_quietly(old_intent)
+    return order
+
+
+def _cancel_quietly(intent_id: str) -> None:
+    try:
+        gateway.cancel(intent_id)
+    except gateway.PaymentError:
+        # An uncaptured hold lapses by itself after 7 days; the order no longer points at it.
+        pass
+
+
+def withdraw_order(user, order_id: int, now: datetime | None = None) -> Order:
+    """Withdraw an order while the pool is open: frees the quantity and releases the hold.
+    Withdrawing twice changes nothing; after the pool closed it is refused (409)."""
+    order = own_order(user, order_id)
+    if order.status == "released":
+        return order
+    if order.status != "authorized":
+        raise Conflict(_("This order can no longer be withdrawn."), code="order_not_open")
+    # Pool first (the lock order closing uses), then the order, so the two never deadlock.
+    if not _release(order.pool_id, order.quantity_g):
+        db.session.rollback()
+        raise Conflict(_("This pool is closed; the order stands."), code="pool_closed")
+    result = db.session.execute(update(Order).where(Order.id == order.id,
+                                                    Order.status == "authorized")
+                                .values(status="released", updated_at=utcnow())
+                                .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise Conflict(_("This order can no longer be withdrawn."), code="order_not_open")
+    db.session.commit()
+    _cancel_quietly(order.payment_intent_id)
+    db.session.refresh(order)
+    return order
+
+
+# ---------------------------------------------------------------- closing
+
+def _expire_abandoned(pool: Pool, now: datetime) -> int:
+    """Pending orders whose process died between reserving and holding: free their grams.
+    Returns how many younger ones are still in flight."""
+    in_flight = 0
+    for order in db.session.scalars(select(Order).where(Order.pool_id == pool.id,
+                                                        Order.status == "pending")):
+        if now - order.created_at > ABANDONED_AFTER:
+            order.status = "failed"
+            order.failure_message = "abandoned before the card hold completed"
+            pool.committed_g -= order.quantity_g
+        else:
+            in_flight += 1
+    return in_flight
+
+
+def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
+    """Step 1 of closing, in one transaction with the pool row locked: confirm and allocate,
+    or fail. Does nothing if the pool is already decided."""
+    pool = db.session.scalar(select(Pool).where(Pool.id == pool_id).with_for_update(of=Pool))
+    if pool.status != "open":
+        db.session.rollback()
+        return
+    if not on_demand and pool.closes_at > now:
+        db.session.rollback()
+        raise Conflict(_("This pool is not due to close yet."), code="not_due")
+    if _expire_abandoned(pool, now):
+        db.session.commit()
+        raise Conflict(_("Orders are being placed right now; try closing again in a minute."),
+                       code="orders_in_flight")
+    pool.decided_at = now
+    if pool.committed_g >= pool.min_g and pool.committed_g > 0:
+        price = pricing.breakdown(pool.price, pool.committed_g)
+        pool.final_price_per_kg_minor = price.buyer
+        for order in db.session.scalars(select(Order).where(Order.pool_id == pool.id,
+                                                            Order.status == "authorized")):
+            order.amount_due_minor = min(pricing.amount_for(price.buyer, order.quantity_g),
+                                         order.amount_authorized_minor)
+        pool.allocated_g = _allocate(pool, price.farmer)
+        pool.status = "confirmed"
+    else:
+        pool.status = "failed"
+    db.session.commit()
+
+
+def _allocate(pool: Pool, farmer_price: int) -> int:
+    listings = list(db.session.execute(
+        select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
+        .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
+               Listing.grade_id == pool.grade_id,
+               Listing.status.in_(listing_services.SUPPLY_STATUSES),
+               Listing.quantity_g > Listing.committed_g)
+        .order_by(Listing.id).with_for_update()))
+    weights = [(row.id, row.quantity_g - row.committed_g) for row in listings]
+    parts = largest_remainder(pool.committed_g, weights)
+    by_id = {row.id: row for row in listings}
+    allocations, listing_updates = [], []
+    for listing_id, grams in parts.items():
+        row = by_id[listing_id]
+        allocations.append({
+            "pool_id": pool.id, "listing_id": listing_id, "farmer_user_id": row.farmer_user_id,
+            "quantity_g": grams, "farmer_price_per_kg_minor": farmer_price,
+            "farmer_amount_minor": pricing.amount_for(farmer_price, grams),
+            "created_at": utcnow()})
+        committed = row.committed_g + grams
+        listing_updates.append({"b_id": listing_id, "b_committed": committed,
+                                "b_status": "sold" if committed == row.quantity_g else "committed"})
+    if allocations:
+        db.session.execute(Allocation.__table__.insert(), allocations)
+        from sqlalchemy import bindparam
+        db.session.execute(
+            Listing.__table__.update().where(Listing.__table__.c.id == bindparam("b_id"))
+            .values(committed_g=bindparam("b_committed"), status=bindparam("b_status")),
+            listing_updates)
+    return sum(parts.values())
+
+
+def _settle(pool_id: int, now: datetime) -> None:
+    """Step 2 of closing: capture (confirmed) or cancel (failed, cancelled) every hold still
+    authorized, one order at a time, no row lock held while Stripe answers. A rerun continues
+    where a crash stopped: capture and cancel of an intent already done are harmless."""
+    pool = db.session.get(Pool, pool_id)
+    capture = pool.status == "confirmed"
+    ids = list(db.session.scalars(select(Order.id).where(Order.pool_id == pool_id,
+                                                         Order.status == "authorized")))
+    db.session.commit()
+    for order_id in ids:
+        order = db.session.get(Order, order_id)
+        if order.status != "authorized":
+            continue
+        try:
+            if capture:
+                hold = gateway.capture(order.payment_intent_id, order.amount_due_minor)
+                values = {"status": "captured", "amount_captured_minor": order.amount_due_minor,
+                          "charge_id": hold.charge_id or order.charge_id}
+            else:
+                gateway.cancel(order.payment_intent_id)
+                values = {"status": "cancelled"}
+        except gateway.PaymentError as exc:
+            if exc.code not in ("unexpected_state", "resource_missing"):
+                raise  # Stripe did not answer or erred: a rerun of the close finishes it.
+            # The hold is gone (expired, or cancelled outside Minga): nothing can be taken.
+            values = {"status": "failed", "failure_message": str(exc)[:255]}
+        db.session.execute(update(Order).where(Order.id == order_id,
+                                               Order.status == "authorized")
+                           .values(updated_at=utcnow(), **values)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+    db.session.execute(update(Pool).where(Pool.id == pool_id, Pool.settled_at.is_(None))
+                       .values(settled_at=now).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def close_pool(pool_id: int, *, now: datetime | None = None, on_demand: bool = True) -> Pool:
+    """Close a pool: at or after its closing time, or on demand by its manager. Confirms it
+    (committed >= min_kg) with allocation and captures, or fails it and cancels every hold.
+    Closing again, or after a crash, finishes what is left and never does anything twice."""
+    now = now or utcnow()
+    get_pool(pool_id)
+    db.session.commit()
+    _decide(pool_id, now, on_demand)
+    pool = get_pool(pool_id)
+    if pool.settled_at is None:
+        _settle(pool_id, now)
+    db.session.expire_all()
+    return get_pool(pool_id)
+
+
+def cancel_pool(pool_id: int, now: datetime | None = None) -> Pool:
+    """A manager calls off an open pool: every hold is released, nobody pays."""
+    now = now or utcnow()
+    pool = db.session.scalar(select(Pool).where(Pool.id == pool_id).with_for_update(of=Pool))
+    if pool.status != "open":
+        db.session.rollback()
+        if pool.status == "cancelled" and pool.settled_at is None:
+            _settle(pool_id, now)
+            return get_pool(pool_id)
+        raise Conflict(_("Only an open pool can be cancelled."), code="pool_closed")
+    pool.status = "cancelled"
+    pool.decided_at = now
+    db.session.commit()
+    _settle(pool_id, now)
+    return get_pool(pool_id)
+
+
+def close_due(now: datetime | None = None) -> list[tuple[int, str]]:
+    """Close every pool past its closing time, and finish any close a crash interrupted.
+    Returns (pool id, status or error code) for each pool it touched."""
+    now = now or utcnow()
+    due = list(db.session.scalars(select(Pool.id).where(
+        ((Pool.status == "open") & (Pool.closes_at <= now))
+        | ((Pool.status != "open") & Pool.settled_at.is_(None))).order_by(Pool.id)))
+    db.session.commit()
+    done = []
+    for pool_id in due:
+        try:
+            pool = close_pool(pool_id, now=now, on_demand=False)
+            done.append((pool_id, pool.status))
+        except (DomainError, gateway.PaymentError) as exc:
+            db.session.rollback()
+            done.append((pool_id, getattr(exc, "code", "error")))
+    return done
+
+
+# ---------------------------------------------------------------- Stripe webhooks
+
+def apply_stripe_event(event: dict) -> str:
+    """Apply a verified Stripe event once. A replayed event id changes nothing; an event that
+    arrives out of order never moves an order backwards (captured and released are final)."""
+    event_id, kind = event.get("id"), event.get("type", "")
+    obj = (event.get("data") or {}).get("object") or {}
+    intent_id = obj.get("id") if obj.get("object") == "payment_intent" else None
+    if not event_id:
+        raise ValidationFailed("event without id", code="invalid_event")
+    if db.session.get(StripeEvent, event_id) is not None:
+        return "duplicate"
+    record = StripeEvent(id=event_id, type=kind, object_id=intent_id)
+    db.session.add(record)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    outcome = "ignored"
+    order = db.session.scalar(select(Order).where(Order.payment_intent_id == intent_id)) \
+        if intent_id else None
+    if order is None:
+        outcome = "ignored" if not intent_id else "unknown_intent"
+    elif kind == "payment_intent.succeeded":
+        if order.status == "authorized" and order.amount_due_minor is not None:
+            order.status = "captured"
+            order.amount_captured_minor = order.amount_due_minor
+            outcome = "captured"
+        else:
+            outcome = f"no_change:{order.status}"
+    elif kind == "payment_intent.payment_failed":
+        if order.status in ("pending", "authorized") and order.pool.status == "open":
+            _release(order.pool_id, order.quantity_g)
+            order.status = "failed"
+            order.failure_message = "payment failed (Stripe)"
+            outcome = "failed"
+        else:
+            outcome = f"no_change:{order.status}"
+    elif kind == "payment_intent.canceled":
+        if order.status == "authorized" and order.pool.status == "open":
+            _release(order.pool_id, order.quantity_g)
+            order.status = "released"
+            outcome = "released"
+        elif order.status == "authorized" and order.pool.status in ("failed", "cancelled"):
+            order.status = "cancelled"
+            outcome = "cancelled"
+        else:
+            outcome = f"no_change:{order.status}"
+    record.outcome = outcome
+    db.session.flush()
+    return outcome

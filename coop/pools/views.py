@@ -1,0 +1,211 @@
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from ..common.access import require_member, roles_in
+from ..common.errors import DomainError
+from ..common.forms import apply_error
+from ..common.models import utcnow
+from ..cooperatives import services as coop_services
+from ..extensions import db
+from ..listings.views import _product_choices
+from ..pricing import services as pricing
+from . import services
+from .forms import ActionForm, ChangeOrderForm, OrderForm, PoolForm
+
+bp = Blueprint("pools", __name__)
+
+
+def _view(pool):
+    return {"pool": pool, "price": services.current_price(pool),
+            "highest": pricing.highest(pool.price), "tiers": pricing.tiers(pool.price)}
+
+
+@bp.route("/pools")
+def index():
+    return render_template("pools/index.html", items=[_view(p) for p in services.pools("open")],
+                           now=utcnow())
+
+
+def _pool_or_404(pool_id):
+    try:
+        return services.get_pool(pool_id)
+    except DomainError:
+        abort(404)
+
+
+@bp.route("/pools/<int:pool_id>", methods=["GET", "POST"])
+def detail(pool_id):
+    pool = _pool_or_404(pool_id)
+    form = OrderForm()
+    status = 200
+    if form.is_submitted():
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=url_for("pools.detail", pool_id=pool.id)))
+        if not form.validate():
+            status = 422
+        else:
+            try:
+                services.place_order(current_user, pool.id, quantity_kg=form.quantity_kg.data,
+                                     payment_method=form.payment_method.data)
+                flash(_("Your order is in. The amount is held on your card and taken only if "
+                        "the pool fills."), "info")
+                return redirect(url_for("pools.my_orders"))
+            except DomainError as exc:
+                db.session.rollback()
+                apply_error(form, exc)
+                status = exc.status
+    db.session.refresh(pool)
+    return render_template("pools/detail.html", now=utcnow(), form=form,
+                           test_cards=current_app.config["STRIPE_TEST_PAYMENT_METHODS"],
+                           **_view(pool)), status
+
+
+@bp.route("/my/orders")
+@login_required
+def my_orders():
+    if not current_user.buyer_id:
+        abort(403)
+    return render_template("pools/my_orders.html", orders=services.buyer_orders(current_user),
+                           change_form=ChangeOrderForm(), action_form=ActionForm(), now=utcnow())
+
+
+@bp.route("/my/orders/<int:order_id>/change", methods=["POST"])
+@login_required
+def change_order(order_id):
+    form = ChangeOrderForm()
+    try:
+        services.own_order(current_user, order_id)
+    except DomainError:
+        abort(404)
+    if not form.validate_on_submit():
+        flash(_("Give the new kilograms."), "error")
+    else:
+        try:
+            services.change_order(current_user, order_id, quantity_kg=form.quantity_kg.data)
+            flash(_("Order changed; the hold on your card was adjusted."), "info")
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+    return redirect(url_for("pools.my_orders"))
+
+
+@bp.route("/my/orders/<int:order_id>/withdraw", methods=["POST"])
+@login_required
+def withdraw_order(order_id):
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        services.withdraw_order(current_user, order_id)
+        flash(_("Order withdrawn; the hold on your card was released."), "info")
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            abort(404)
+        flash(exc.message, "error")
+    return redirect(url_for("pools.my_orders"))
+
+
+@bp.route("/my/sales")
+@login_required
+def my_sales():
+    if not any(m.role == "farmer" for m in current_user.memberships):
+        abort(403)
+    return render_template("pools/my_sales.html",
+                           allocations=services.farmer_allocations(current_user))
+
+
+@bp.route("/manage/coops/<int:coop_id>/pools", methods=["GET", "POST"])
+@login_required
+def manage(coop_id):
+    require_member(coop_id, "manager")
+    coop = coop_services.get_coop(coop_id)
+    form = PoolForm()
+    form.product.choices = _product_choices()
+    status = 200
+    if form.is_submitted():
+        if not form.validate():
+            status = 422
+        else:
+            crop, _sep, grade = (form.product.data or "").partition("/")
+            try:
+                closes = _local_datetime(form.closes_at.data)
+                pool = services.open_pool(coop, current_user, crop=crop, grade=grade,
+                                          min_kg=form.min_kg.data, max_kg=form.max_kg.data,
+                                          closes_at=closes)
+                db.session.commit()
+                flash(_("Pool opened."), "info")
+                return redirect(url_for("pools.manage_pool", pool_id=pool.id))
+            except DomainError as exc:
+                db.session.rollback()
+                if "crop" in exc.fields or "grade" in exc.fields:
+                    exc.fields = {"product": exc.fields.get("crop", [])
+                                  + exc.fields.get("grade", [])}
+                apply_error(form, exc)
+                status = exc.status
+    items = [_view(p) for p in services.pools(coop_id=coop.id)]
+    return render_template("pools/manage.html", coop=coop, form=form, items=items,
+                           now=utcnow()), status
+
+
+def _local_datetime(text):
+    """A datetime-local value in the app's time zone (or an ISO time with offset)."""
+    from ..common.errors import ValidationFailed
+    try:
+        moment = datetime.fromisoformat((text or "").strip())
+    except ValueError:
+        raise ValidationFailed(_("Give the closing time as a date and time."),
+                               fields={"closes_at": [_("Not a date and time.")]})
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"]))
+    return moment
+
+
+@bp.route("/manage/pools/<int:pool_id>")
+@login_required
+def manage_pool(pool_id):
+    pool = _pool_or_404(pool_id)
+    require_member(pool.coop_id, "manager", "treasurer")
+    return render_template("pools/manage_pool.html", orders=services.pool_orders(pool.id),
+                           allocations=services.pool_allocations(pool.id),
+                           action_form=ActionForm(), now=utcnow(), **_view(pool))
+
+
+@bp.route("/manage/pools/<int:pool_id>/close", methods=["POST"])
+@login_required
+def close(pool_id):
+    pool = _pool_or_404(pool_id)
+    require_member(pool.coop_id, "manager")
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        pool = services.close_pool(pool.id)
+        flash(_("Pool closed: %(status)s.", status=_(pool.status)), "info")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("pools.manage_pool", pool_id=pool_id))
+
+
+@bp.route("/manage/pools/<int:pool_id>/cancel", methods=["POST"])
+@login_required
+def cancel(pool_id):
+    pool = _pool_or_404(pool_id)
+    require_member(pool.coop_id, "manager")
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        services.cancel_pool(pool.id)
+        flash(_("Pool cancelled; every hold was released."), "info")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("pools.manage_pool", pool_id=pool_id))
+
+
+def user_can_manage(pool) -> bool:
+    return "manager" in roles_in(current_user, pool.coop_id)

@@ -1,0 +1,195 @@
+"""Price lists: farmer price (never below the floor), commission, social premium, volume tiers.
+buyer price per kg = farmer price + commission + premium; tiers lower only the commission."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from ..catalog import services as catalog
+from ..common.errors import NotFound, ValidationFailed
+from ..common.quantities import QuantityError, parse_kg
+from ..extensions import db
+from .models import PriceVersion
+
+MAX_PRICE_MINOR = 10**12
+MAX_TIERS = 10
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Per-kg prices in minor units at one volume."""
+    farmer: int
+    commission: int
+    premium: int
+    currency: str
+
+    @property
+    def buyer(self) -> int:
+        return self.farmer + self.commission + self.premium
+
+
+def commission_per_kg(version: PriceVersion, value: int | None = None) -> int:
+    value = version.commission_value if value is None else value
+    if version.commission_kind == "bps":
+        # Basis points of the farmer price, rounded half up to the minor unit.
+        return (version.farmer_price_per_kg_minor * value + 5000) // 10000
+    return value
+
+
+def tiers(version: PriceVersion) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in json.loads(version.tiers_json or "[]")]
+
+
+def breakdown(version: PriceVersion, committed_g: int = 0) -> Breakdown:
+    """The price per kg at a volume: the commission of the highest tier reached."""
+    value = version.commission_value
+    for min_g, tier_value in tiers(version):
+        if committed_g >= min_g:
+            value = tier_value
+    return Breakdown(farmer=version.farmer_price_per_kg_minor,
+                     commission=commission_per_kg(version, value),
+                     premium=version.premium_per_kg_minor, currency=version.currency)
+
+
+def highest(version: PriceVersion) -> Breakdown:
+    """The price before any tier: what a card hold is sized on."""
+    return breakdown(version, 0)
+
+
+def amount_for(price_per_kg_minor: int, grams: int) -> int:
+    """Price x kilograms in minor units, rounded half up to the minor unit."""
+    return (price_per_kg_minor * grams + 500) // 1000
+
+
+def _money(value, field: str, currency: str) -> int:
+    from ..common.money import parse_major
+    try:
+        minor = parse_major(value, currency)
+    except ValueError:
+        raise ValidationFailed(_("Give an amount such as 12500 or 12500.50."),
+                               fields={field: [_("Not an amount.")]})
+    if minor < 0 or minor > MAX_PRICE_MINOR:
+        raise ValidationFailed(_("Amounts cannot be negative or that large."),
+                               fields={field: [_("Out of range.")]})
+    return minor
+
+
+def _int(value, field: str, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ValidationFailed(_("Give a whole number."), fields={field: [_("Whole number.")]})
+    if not low <= number <= high:
+        raise ValidationFailed(_("Out of range."), fields={field: [_("Out of range.")]})
+    return number
+
+
+def current(coop_id: int, crop_id: int, grade_id: int) -> PriceVersion | None:
+    return db.session.scalar(
+        select(PriceVersion).where(PriceVersion.coop_id == coop_id,
+                                   PriceVersion.crop_id == crop_id,
+                                   PriceVersion.grade_id == grade_id)
+        .order_by(PriceVersion.version.desc()).limit(1))
+
+
+def current_list(coop_id: int) -> list[PriceVersion]:
+    """The current version of every crop and grade priced in the coop (one query)."""
+    latest = (select(PriceVersion.crop_id, PriceVersion.grade_id,
+                     func.max(PriceVersion.version).label("v"))
+              .where(PriceVersion.coop_id == coop_id)
+              .group_by(PriceVersion.crop_id, PriceVersion.grade_id).subquery())
+    return list(db.session.scalars(
+        select(PriceVersion).join(latest, (PriceVersion.crop_id == latest.c.crop_id)
+                                  & (PriceVersion.grade_id == latest.c.grade_id)
+                                  & (PriceVersion.version == latest.c.v))
+        .where(PriceVersion.coop_id == coop_id).order_by(PriceVersion.crop_id,
+                                                         PriceVersion.grade_id)))
+
+
+def history(coop_id: int, limit: int = 100) -> list[PriceVersion]:
+    return list(db.session.scalars(select(PriceVersion).where(PriceVersion.coop_id == coop_id)
+                                   .order_by(PriceVersion.changed_at.desc(),
+                                             PriceVersion.id.desc()).limit(limit)))
+
+
+def parse_tiers(text: str, kind: str, base_value: int, currency: str) -> list[tuple[int, int]]:
+    """Lines of "min_kg commission" (commission in basis points or money per kg, as the
+    base). Each tier's commission must be lower than the one before and never negative."""
+    out: list[tuple[int, int]] = []
+    for n, line in enumerate((text or "").strip().splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.replace(";", " ").replace("\t", " ").split()
+        if len(parts) != 2:
+            raise ValidationFailed(
+                _("Tier line %(n)d: write the kilograms and the commission, like \"1000 500\".",
+                  n=n), fields={"tiers": [_("Line %(n)d is not \"kg commission\".", n=n)]})
+        try:
+            grams = parse_kg(parts[0])
+        except QuantityError as exc:
+            raise ValidationFailed(str(exc), fields={"tiers": [str(exc)]})
+        value = (_int(parts[1], "tiers", 0, 10000) if kind == "bps"
+                 else _money(parts[1], "tiers", currency))
+        out.append((grams, value))
+    if len(out) > MAX_TIERS:
+        raise ValidationFailed(_("At most %(n)d tiers.", n=MAX_TIERS),
+                               fields={"tiers": [_("Too many tiers.")]})
+    out.sort()
+    previous = base_value
+    last_g = 0
+    for grams, value in out:
+        if grams == last_g:
+            raise ValidationFailed(_("Two tiers start at the same kilograms."),
+                                   fields={"tiers": [_("Duplicate tier.")]})
+        if value >= previous:
+            raise ValidationFailed(_("Each tier must lower the commission; tiers never change "
+                                     "the farmer price or the premium."),
+                                   fields={"tiers": [_("Commission must go down.")]})
+        previous, last_g = value, grams
+    return out
+
+
+def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commission_kind: str,
+              commission, premium, tiers_text: str = "", note: str = "") -> PriceVersion:
+    """A new price version. Refuses a farmer price below the floor, negative amounts, tiers
+    that do not lower the commission, and prohibited or unknown crops."""
+    crop_row, grade_row = catalog.resolve(crop, grade)
+    currency = coop.currency
+    if commission_kind not in ("bps", "per_kg"):
+        raise ValidationFailed(_("Choose a commission in basis points or per kg."),
+                               fields={"commission_kind": [_("Unknown kind.")]})
+    floor_minor = _money(floor, "floor", currency)
+    farmer_minor = _money(farmer_price, "farmer_price", currency)
+    premium_minor = _money(premium, "premium", currency)
+    commission_value = (_int(commission, "commission", 0, 10000) if commission_kind == "bps"
+                        else _money(commission, "commission", currency))
+    if farmer_minor < floor_minor:
+        raise ValidationFailed(
+            _("The farmer price cannot be below the cooperative's floor for this crop and grade."),
+            code="below_floor", fields={"farmer_price": [_("Below the floor.")]})
+    if farmer_minor == 0:
+        raise ValidationFailed(_("The farmer price must be more than zero."),
+                               fields={"farmer_price": [_("Must be more than zero.")]})
+    tier_list = parse_tiers(tiers_text, commission_kind, commission_value, currency)
+    previous = current(coop.id, crop_row.id, grade_row.id)
+    version = PriceVersion(
+        coop_id=coop.id, crop_id=crop_row.id, grade_id=grade_row.id,
+        version=(previous.version + 1) if previous else 1, currency=currency,
+        floor_per_kg_minor=floor_minor, farmer_price_per_kg_minor=farmer_minor,
+        commission_kind=commission_kind, commission_value=commission_value,
+        premium_per_kg_minor=premium_minor, tiers_json=json.dumps(tier_list),
+        changed_by_id=user.id, note=(note or "").strip()[:200])
+    db.session.add(version)
+    db.session.flush()
+    return version
+
+
+def get_version(version_id: int) -> PriceVersion:
+    version = db.session.get(PriceVersion, version_id)
+    if version is None:
+        raise NotFound(_("No such price."))
+    return version
