@@ -12,7 +12,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..common.errors import ValidationFailed
 
-ACCEPTED = {"JPEG", "PNG", "WEBP"}
+# MPO is how Pillow names the JPEG many phone cameras write (a photo plus a preview frame).
+ACCEPTED = {"JPEG", "MPO", "PNG", "WEBP"}
 MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo; beyond that it is a decompression bomb
 
 
