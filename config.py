@@ -57,6 +57,8 @@ class TestingConfig(Config):
     STRIPE_TEST_PAYMENT_METHODS = True
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only
     LOGIN_RATE_LIMIT = "5 per minute"
+    # The concurrency tests run 50+ threads, each with its own connection.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 60, "max_overflow": 10}
 
 
 class ProductionConfig(Config):
