@@ -19,4 +19,13 @@ def extra_demo_steps():
 
 
 def dev_setup_steps():
-    return []
+    def start_stripe_sandbox():
+        import os
+
+        from .payments.sandbox import ensure_dev_sandbox
+        port = os.environ.get("PORT", "5000")
+        sandbox = ensure_dev_sandbox(os.environ.get("MINGA_ENV", "development"),
+                                     webhook_url=f"http://127.0.0.1:{port}/stripe/webhook")
+        if sandbox is not None:
+            print(f"Stripe sandbox (localstripe) on {sandbox.api_base}; test card pm_card_visa")
+    return [start_stripe_sandbox]
