@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 
 from flask import g, jsonify, request
 from flask_babel import gettext as _
@@ -35,21 +36,30 @@ def token_required(view):
 
 def json_body() -> dict:
     """The request's JSON object; 400 `malformed_json` or 422 `invalid_body` otherwise."""
-    data = request.get_json(silent=True, force=True) if request.data else None
-    if data is None:
+    raw = request.get_data(cache=True)
+    try:
+        # json.loads, not get_json(silent=True): that lets RecursionError (deep nesting) through.
+        data = json.loads(raw.decode("utf-8")) if raw.strip() else _NOTHING
+    except (ValueError, RecursionError):
+        data = _NOTHING
+    if data is _NOTHING:
         raise DomainError(_("The body must be valid JSON."), code="malformed_json", status=400)
     if not isinstance(data, dict):
         raise ValidationFailed(_("The body must be a JSON object."), code="invalid_body")
     return data
 
 
+_NOTHING = object()
+
+
 def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 255:
-        raise ValidationFailed(_("Idempotency-Key must be 1 to 255 characters."),
-                               code="invalid_idempotency_key")
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise ValidationFailed(_("Idempotency-Key must be 1 to 255 printable characters."),
+                               code="invalid_idempotency_key",
+                               fields={"Idempotency-Key": [_("1 to 255 printable characters.")]})
     return key
 
 
@@ -69,6 +79,8 @@ def page_args(default: int = 50, maximum: int = 200) -> tuple[int, int | None]:
         try:
             after = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
         except (ValueError, UnicodeDecodeError):
+            after = None
+        if after is None or after < 1:
             raise ValidationFailed(_("Bad cursor."), fields={"cursor": [_("Bad cursor.")]})
     return limit, after
 

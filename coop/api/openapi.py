@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message"],
+    "type": "object", "required": ["code", "message", "fields"],
     "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                    "fields": {"type": "object",
                               "additionalProperties": {"type": "array",
@@ -12,25 +12,31 @@ MINOR = {"type": "integer"}
 
 SCHEMAS: dict[str, dict] = {
     "Error": ERROR,
-    "Membership": {"type": "object", "properties": {"coop_id": {"type": "integer"},
+    "Membership": {"type": "object", "required": ["coop_id", "role"],
+                   "properties": {"coop_id": {"type": "integer"},
                                                     "role": {"type": "string",
                                                              "enum": ["farmer", "manager",
                                                                       "treasurer"]}}},
-    "User": {"type": "object", "properties": {
+    "User": {"type": "object", "required": ["id", "email", "name", "memberships", "buyer_id"],
+             "properties": {
         "id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"},
         "memberships": {"type": "array", "items": {"$ref": "#/components/schemas/Membership"}},
         "buyer_id": {"type": ["integer", "null"]}}},
     "TokenRequest": {"type": "object", "required": ["email", "password"], "properties": {
         "email": {"type": "string"}, "password": {"type": "string"}}},
-    "Token": {"type": "object", "properties": {"token": {"type": "string"},
+    "Token": {"type": "object", "required": ["token", "user"],
+              "properties": {"token": {"type": "string"},
                                                "user": {"$ref": "#/components/schemas/User"}}},
-    "Crop": {"type": "object", "properties": {
+    "Crop": {"type": "object", "required": ["slug", "name", "unit", "grades"], "properties": {
         "slug": {"type": "string"}, "name": {"type": "string"}, "unit": {"const": "kg"},
-        "grades": {"type": "array", "items": {"type": "object", "properties": {
+        "grades": {"type": "array", "items": {"type": "object", "required": ["code", "name"],
+                                              "properties": {
             "code": {"type": "string"}, "name": {"type": "string"}}}}}},
-    "Coop": {"type": "object", "properties": {
+    "Coop": {"type": "object", "required": ["id", "slug", "name", "country", "currency"],
+             "properties": {
         "id": {"type": "integer"}, "slug": {"type": "string"}, "name": {"type": "string"},
-        "country": {"type": "string"}, "currency": {"type": "string"}}},
+        "country": {"type": "string"}, "currency": {"type": "string"},
+        "region": {"type": "string"}}},
     "ListingCreate": {"type": "object", "required": ["crop", "grade", "quantity_kg",
                                                      "harvested_on"], "properties": {
         "crop": {"type": "string"}, "grade": {"type": "string"}, "quantity_kg": KG,
@@ -41,11 +47,15 @@ SCHEMAS: dict[str, dict] = {
         "grade": {"type": "string"}, "quantity_kg": KG,
         "harvested_on": {"type": "string", "format": "date"},
         "collection_point": {"type": "string"}, "notes": {"type": "string"}}},
-    "Listing": {"type": "object", "properties": {
+    "Listing": {"type": "object", "required": ["id", "crop", "grade", "quantity_kg",
+                                               "available_kg", "status", "harvested_on"],
+                "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
-        "grade": {"type": "string"}, "quantity_kg": KG, "available_kg": KG,
+        "grade": {"type": "string"}, "quantity_kg": KG, "available_kg": KG, "committed_kg": KG,
         "status": {"type": "string", "enum": ["available", "committed", "sold", "withdrawn"]},
-        "harvested_on": {"type": "string", "format": "date"}}},
+        "harvested_on": {"type": "string", "format": "date"},
+        "collection_point": {"type": "string"}, "created_at": {"type": "string",
+                                                                "format": "date-time"}}},
 }
 
 # (method, path, summary, auth, request schema, {status: response schema or None})
@@ -89,6 +99,13 @@ def _ref(spec):
 def document() -> dict:
     paths: dict = {}
     for method, path, summary, auth, body, responses in PATHS:
+        responses = dict(responses)
+        # What every endpoint of its kind can answer: bad JSON, no token, a rate limit.
+        if body:
+            responses.setdefault(400, "Error")
+            responses.setdefault(422, "Error")
+        if auth:
+            responses.setdefault(401, "Error")
         op = {"summary": summary, "responses": {
             str(code): {"description": summary if code < 300 else "error",
                         "content": {"application/json": {"schema": _ref(schema)}}}

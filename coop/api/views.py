@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
 
 from ..auth import services as auth_services
 from ..catalog import services as catalog
@@ -35,7 +36,8 @@ def create_token():
         return error(422, "validation_failed", _("email and password are required strings."),
                      {k: [_("Required.")] for k in ("email", "password")
                       if not isinstance(data.get(k), str)})
-    user = auth_services.authenticate(email, password)
+    # No address holds control characters (and PostgreSQL refuses NUL in a query).
+    user = auth_services.authenticate(email, password) if email.isprintable() else None
     if user is None:
         return error(401, "invalid_credentials", _("Wrong e-mail or password."))
     token = auth_services.issue_token(user)
@@ -111,13 +113,28 @@ def create_listing():
         if data.get(name) is not None and not isinstance(data.get(name), str):
             raise ValidationFailed(_("%(f)s must be a string.", f=name),
                                    fields={name: [_("Must be a string.")]})
-    listing, created = listing_services.create_listing(
-        g.api_user, crop=data["crop"], grade=data["grade"],
-        quantity_kg=data.get("quantity_kg"), harvested_on=data["harvested_on"],
-        collection_point=data.get("collection_point") or "", notes=data.get("notes") or "",
-        coop_id=coop_id, idempotency_key=key)
-    db.session.commit()
-    return jsonify(listing_json(listing)), 201 if created else 200
+    fields = dict(crop=data["crop"], grade=data["grade"], quantity_kg=data.get("quantity_kg"),
+                  harvested_on=data["harvested_on"],
+                  collection_point=data.get("collection_point") or "",
+                  notes=data.get("notes") or "", coop_id=coop_id, idempotency_key=key)
+    try:
+        listing, created = listing_services.create_listing(g.api_user, **fields)
+        db.session.commit()
+    except IntegrityError:
+        # The same Idempotency-Key arrived twice at once and the other request won the insert:
+        # answer as a repeat of it (or refuse the key if the bodies differ).
+        db.session.rollback()
+        if key is None:
+            raise
+        listing, created = listing_services.create_listing(g.api_user, **fields)
+        if created:
+            raise
+    response = jsonify(listing_json(listing))
+    response.status_code = 201
+    if not created:
+        # A repeat gets the first answer again, status included; the header says it is a repeat.
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @bp.route("/listings/<int:listing_id>", methods=["GET"])

@@ -98,11 +98,10 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
                                        "harvested_on": str(harvested_on), "coop_id": coop_id,
                                        "collection_point": collection_point, "notes": notes})
     if idempotency_key is not None:
-        if not 1 <= len(idempotency_key) <= 255:
-            raise ValidationFailed(_("Idempotency-Key must be 1 to 255 characters."),
+        if not 1 <= len(idempotency_key) <= 255 or not idempotency_key.isprintable():
+            raise ValidationFailed(_("Idempotency-Key must be 1 to 255 printable characters."),
                                    code="invalid_idempotency_key")
-        earlier = db.session.scalar(select(Listing).where(
-            Listing.farmer_user_id == farmer.id, Listing.idempotency_key == idempotency_key))
+        earlier = listing_for_key(farmer, idempotency_key)
         if earlier is not None:
             if earlier.request_hash != fingerprint:
                 raise ValidationFailed(_("This Idempotency-Key was used with different data."),
@@ -126,6 +125,12 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
     if processed:
         _attach_photo(listing, processed)
     return listing, True
+
+
+def listing_for_key(farmer, idempotency_key: str) -> Listing | None:
+    """The listing this farmer created with that Idempotency-Key, if any."""
+    return db.session.scalar(select(Listing).where(
+        Listing.farmer_user_id == farmer.id, Listing.idempotency_key == idempotency_key))
 
 
 def _attach_photo(listing: Listing, processed) -> None:
