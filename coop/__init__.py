@@ -47,6 +47,8 @@ def select_locale():
 
 
 def register_extensions(app: Flask) -> None:
+    from .extensions import install_sqlite_pragmas
+    install_sqlite_pragmas()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)

@@ -37,3 +37,26 @@ def _client_key() -> str:
 
 
 limiter = Limiter(key_func=_client_key, default_limits=[])
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """SQLite as a real multi-user store: WAL (readers do not block the writer), a busy
+    timeout instead of immediate 'database is locked', and foreign keys enforced."""
+    import sqlite3
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError:
+        pass  # in-memory databases have no WAL
+    cursor.close()
+
+
+def install_sqlite_pragmas() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    if not event.contains(Engine, "connect", _sqlite_pragmas):
+        event.listen(Engine, "connect", _sqlite_pragmas)

@@ -241,7 +241,9 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
         raise Conflict(_("This pool is closed."), code="pool_closed")
     price = pricing.highest(pool.price)
     amount = pricing.amount_for(price.buyer, grams)
-    # Step 1: reserve the quantity and record the order as pending.
+    # Step 1: reserve the quantity and record the order as pending. The reads above end
+    # first, so the write starts its own transaction (SQLite cannot upgrade a stale read).
+    db.session.commit()
     _reserve(pool.id, grams)
     order = Order(pool_id=pool.id, buyer_id=user.buyer_id, user_id=user.id, quantity_g=grams,
                   status="pending", currency=pool.currency, payment_method=payment_method,
@@ -350,11 +352,15 @@ def _cancel_quietly(intent_id: str) -> None:
 def withdraw_order(user, order_id: int, now: datetime | None = None) -> Order:
     """Withdraw an order while the pool is open: frees the quantity and releases the hold.
     Withdrawing twice changes nothing; after the pool closed it is refused (409)."""
+    now = now or utcnow()
     order = own_order(user, order_id)
     if order.status == "released":
         return order
     if order.status != "authorized":
         raise Conflict(_("This order can no longer be withdrawn."), code="order_not_open")
+    if order.pool.closes_at <= now:
+        # Past its closing time the pool is closed, even before cron has decided it.
+        raise Conflict(_("This pool is closed; the order stands."), code="pool_closed")
     # Pool first (the lock order closing uses), then the order, so the two never deadlock.
     if not _release(order.pool_id, order.quantity_g):
         db.session.rollback()
