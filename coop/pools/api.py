@@ -97,7 +97,12 @@ def create_order(pool_id):
                                           quantity_kg=data.get("quantity_kg"),
                                           payment_method=data.get("payment_method"),
                                           idempotency_key=key)
-    return jsonify(order_json(order)), 201 if created else 200
+    response = jsonify(order_json(order))
+    response.status_code = 201
+    if not created:
+        # A repeat gets the first answer again, status included; the header says it is a repeat.
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @bp.get("/orders")
