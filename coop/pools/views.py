@@ -21,7 +21,9 @@ bp = Blueprint("pools", __name__)
 
 def _view(pool):
     return {"pool": pool, "price": services.current_price(pool),
-            "highest": pricing.highest(pool.price), "tiers": pricing.tiers(pool.price)}
+            "highest": pricing.highest(pool.price), "tiers": pricing.tiers(pool.price),
+            "tier_prices": [(grams, pricing.breakdown(pool.price, grams))
+                            for grams, _value in pricing.tiers(pool.price)]}
 
 
 @bp.route("/pools")
@@ -170,8 +172,18 @@ def _local_datetime(text):
 def manage_pool(pool_id):
     pool = _pool_or_404(pool_id)
     require_member(pool.coop_id, "manager", "treasurer")
-    return render_template("pools/manage_pool.html", orders=services.pool_orders(pool.id),
-                           allocations=services.pool_allocations(pool.id),
+    from sqlalchemy import select
+    from ..auth.models import Buyer, User
+    orders = services.pool_orders(pool.id)
+    allocations = services.pool_allocations(pool.id)
+    buyer_ids = {o.buyer_id for o in orders}
+    farmer_ids = {a.farmer_user_id for a in allocations}
+    buyers = dict(db.session.execute(select(Buyer.id, Buyer.organisation)
+                                     .where(Buyer.id.in_(buyer_ids))).all()) if buyer_ids else {}
+    farmers = dict(db.session.execute(select(User.id, User.name)
+                                      .where(User.id.in_(farmer_ids))).all()) if farmer_ids else {}
+    return render_template("pools/manage_pool.html", orders=orders, allocations=allocations,
+                           buyers=buyers, farmers=farmers,
                            action_form=ActionForm(), now=utcnow(), **_view(pool))
 
 
