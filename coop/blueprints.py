@@ -4,13 +4,15 @@
 def extra_blueprints():
     from .payments.views import bp as payments_bp
     from .pools.views import bp as pools_bp
+    from .ledger.views import bp as ledger_bp
     from .pricing.views import bp as pricing_bp
-    return [pricing_bp, pools_bp, payments_bp]
+    return [pricing_bp, pools_bp, payments_bp, ledger_bp]
 
 
 def extra_commands():
+    from .ledger.commands import ledger_cli
     from .pools.commands import pools_cli
-    return [pools_cli]
+    return [pools_cli, ledger_cli]
 
 
 def extra_demo_steps():

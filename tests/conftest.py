@@ -72,9 +72,15 @@ def empty_tables() -> None:
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables)
                               + " RESTART IDENTITY CASCADE"))
         else:
+            # The ledger's triggers refuse deletes: lift them while emptying, then restore.
+            from coop.ledger import ddl
+            for statement in ddl.drop_statements("sqlite"):
+                conn.execute(text(statement))
             conn.execute(text("PRAGMA foreign_keys=OFF"))
             for t in tables:
                 conn.execute(t.delete())
+            for statement in ddl.statements("sqlite"):
+                conn.execute(text(statement))
 
 
 @pytest.fixture(autouse=True)

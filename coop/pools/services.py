@@ -20,6 +20,7 @@ from ..common.locks import supply_lock
 from ..common.models import utcnow
 from ..common.quantities import QuantityError, parse_kg
 from ..extensions import db
+from ..ledger import services as ledger
 from ..listings import services as listing_services
 from ..listings.models import Listing
 from ..payments import gateway
@@ -174,6 +175,33 @@ def current_price(pool: Pool) -> pricing.Breakdown:
     return pricing.breakdown(pool.price, pool.committed_g)
 
 
+# ---------------------------------------------------------------- the ledger side of holds
+
+def _ledger_hold(order: Order) -> None:
+    """The authorised amount as a pending entry (it moves no posted balance)."""
+    ledger.hold(order.pool.coop, key=f"order:{order.id}:hold:{order.payment_intent_id}",
+                amount=order.amount_authorized_minor, source=("order", order.id),
+                memo=f"card hold, order {order.id}")
+
+
+def _ledger_release(order: Order) -> None:
+    for pending in ledger.pending_for(order.pool.coop, ("order", order.id)):
+        ledger.settle_pending(order.pool.coop, pending, outcome="voided")
+
+
+def _ledger_capture(order: Order, amount: int, charge_id: str | None) -> None:
+    """Captured money sits at Stripe (clearing) and is owed to the buyer until the goods
+    are received (deposits). The hold's pending entry is marked posted."""
+    coop = order.pool.coop
+    for pending in ledger.pending_for(coop, ("order", order.id)):
+        ledger.settle_pending(coop, pending, outcome="posted")
+    ledger.post(coop, key=f"order:{order.id}:capture", kind="capture",
+                source=("order", order.id), external_ref=charge_id,
+                memo=f"card capture, order {order.id}",
+                lines=[ledger.debit("stripe_clearing", amount),
+                       ledger.credit("buyer_deposits", amount)])
+
+
 # ---------------------------------------------------------------- orders
 
 def _fingerprint(pool_id, quantity_kg, payment_method) -> str:
@@ -275,6 +303,7 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
     order.status = "authorized"
     order.payment_intent_id = hold.id
     order.charge_id = hold.charge_id
+    _ledger_hold(order)
     db.session.commit()
     return order, True
 
@@ -331,10 +360,12 @@ def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = Non
         raise DomainError(_("The card could not be checked right now; your order is unchanged."),
                           code="payment_unavailable", status=503)
     old_intent = order.payment_intent_id
+    _ledger_release(order)
     order.quantity_g = grams
     order.amount_authorized_minor = amount
     order.payment_intent_id = hold.id
     order.charge_id = hold.charge_id
+    _ledger_hold(order)
     db.session.commit()
     if old_intent:
         _cancel_quietly(old_intent)
@@ -372,6 +403,7 @@ def withdraw_order(user, order_id: int, now: datetime | None = None) -> Order:
     if result.rowcount != 1:
         db.session.rollback()
         raise Conflict(_("This order can no longer be withdrawn."), code="order_not_open")
+    _ledger_release(order)
     db.session.commit()
     _cancel_quietly(order.payment_intent_id)
     db.session.refresh(order)
@@ -482,10 +514,15 @@ def _settle(pool_id: int, now: datetime) -> None:
                 raise  # Stripe did not answer or erred: a rerun of the close finishes it.
             # The hold is gone (expired, or cancelled outside Minga): nothing can be taken.
             values = {"status": "failed", "failure_message": str(exc)[:255]}
-        db.session.execute(update(Order).where(Order.id == order_id,
-                                               Order.status == "authorized")
-                           .values(updated_at=utcnow(), **values)
-                           .execution_options(synchronize_session=False))
+        result = db.session.execute(update(Order).where(Order.id == order_id,
+                                                        Order.status == "authorized")
+                                    .values(updated_at=utcnow(), **values)
+                                    .execution_options(synchronize_session=False))
+        if result.rowcount == 1:
+            if values["status"] == "captured":
+                _ledger_capture(order, values["amount_captured_minor"], values["charge_id"])
+            else:
+                _ledger_release(order)
         db.session.commit()
     db.session.execute(update(Pool).where(Pool.id == pool_id, Pool.settled_at.is_(None))
                        .values(settled_at=now).execution_options(synchronize_session=False))
@@ -571,6 +608,7 @@ def apply_stripe_event(event: dict) -> str:
         if order.status == "authorized" and order.amount_due_minor is not None:
             order.status = "captured"
             order.amount_captured_minor = order.amount_due_minor
+            _ledger_capture(order, order.amount_due_minor, order.charge_id)
             outcome = "captured"
         else:
             outcome = f"no_change:{order.status}"
@@ -579,6 +617,7 @@ def apply_stripe_event(event: dict) -> str:
             _release(order.pool_id, order.quantity_g)
             order.status = "failed"
             order.failure_message = "payment failed (Stripe)"
+            _ledger_release(order)
             outcome = "failed"
         else:
             outcome = f"no_change:{order.status}"
@@ -586,9 +625,11 @@ def apply_stripe_event(event: dict) -> str:
         if order.status == "authorized" and order.pool.status == "open":
             _release(order.pool_id, order.quantity_g)
             order.status = "released"
+            _ledger_release(order)
             outcome = "released"
         elif order.status == "authorized" and order.pool.status in ("failed", "cancelled"):
             order.status = "cancelled"
+            _ledger_release(order)
             outcome = "cancelled"
         else:
             outcome = f"no_change:{order.status}"

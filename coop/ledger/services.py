@@ -1,0 +1,318 @@
+"""The cooperative's double-entry ledger: every money movement goes through `post`.
+
+Rules it keeps: each entry balances (debits = credits, integer minor units, one currency);
+an idempotency key is unique per cooperative (the same key with the same postings returns the
+first entry, with other postings it is refused); posted entries are never edited, a reversal
+entry corrects them (once); a card hold is a pending entry, posted on capture, voided on
+cancel; accounts that may not go negative never do."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..common.errors import Conflict, NotFound, ValidationFailed
+from ..extensions import db
+from .models import AuditEvent, LedgerAccount, LedgerEntry, LedgerPosting
+
+# code: (name, kind, may go negative). Per-person accounts add ":<user id>" to the prefix.
+CHART = {
+    "bank": ("Bank", "asset", True),
+    "cash": ("Cash at collection points", "asset", True),
+    "stripe_clearing": ("Stripe clearing (captured, not yet paid out)", "asset", False),
+    "card_holds": ("Card holds (authorised, pending)", "asset", False),
+    "farmer_advances": ("Advances to farmers", "asset", False),
+    "buyer_deposits": ("Buyer deposits (paid, goods not yet received)", "liability", False),
+    "card_holds_offset": ("Card holds owed to buyers if captured", "liability", False),
+    "commission_income": ("Commission income", "income", False),
+    "card_fees": ("Card processing fees", "expense", False),
+    "operating_costs": ("Operating costs", "expense", False),
+    "premium_fund": ("Social premium fund", "liability", False),
+    "reserve_fund": ("Reserve for the protection of contributions", "equity", False),
+    "education_fund": ("Education fund", "equity", False),
+    "solidarity_fund": ("Solidarity fund", "equity", False),
+    "accumulated_losses": ("Losses carried forward", "equity", True),
+    "current_surplus": ("Surplus of the year being closed", "equity", True),
+    "unsold_returns": ("Refunds owed to buyers", "liability", False),
+}
+PERSONAL = {
+    "farmer_payable": ("Owed to farmer", "liability", False),
+    "share_capital": ("Member share capital", "equity", False),
+}
+
+
+@dataclass(frozen=True)
+class Line:
+    account: str  # code, e.g. "bank" or "farmer_payable:12"
+    amount_minor: int  # > 0 debit, < 0 credit
+
+
+def debit(account: str, amount: int) -> Line:
+    return Line(account, int(amount))
+
+
+def credit(account: str, amount: int) -> Line:
+    return Line(account, -int(amount))
+
+
+def farmer_payable(user_id: int) -> str:
+    return f"farmer_payable:{user_id}"
+
+
+def share_capital(user_id: int) -> str:
+    return f"share_capital:{user_id}"
+
+
+# ---------------------------------------------------------------- accounts
+
+def account(coop, code: str) -> LedgerAccount:
+    """The coop's account with this code, opened on first use (chart or per-person)."""
+    row = db.session.scalar(select(LedgerAccount).where(LedgerAccount.coop_id == coop.id,
+                                                        LedgerAccount.code == code))
+    if row is not None:
+        return row
+    prefix, _sep, person = code.partition(":")
+    if code in CHART:
+        name, kind, negative = CHART[code]
+        user_id = None
+    elif prefix in PERSONAL and person.isdigit():
+        name, kind, negative = PERSONAL[prefix]
+        user_id = int(person)
+    else:
+        raise ValidationFailed(f"unknown ledger account {code!r}", code="unknown_account")
+    row = LedgerAccount(coop_id=coop.id, code=code, name=name, kind=kind,
+                        currency=coop.currency, may_go_negative=negative, user_id=user_id,
+                        balance_minor=0)
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:  # opened at the same moment by another request
+        row = db.session.scalar(select(LedgerAccount).where(
+            LedgerAccount.coop_id == coop.id, LedgerAccount.code == code))
+    return row
+
+
+def accounts(coop) -> list[LedgerAccount]:
+    return list(db.session.scalars(select(LedgerAccount).where(LedgerAccount.coop_id == coop.id)
+                                   .order_by(LedgerAccount.code)))
+
+
+def balance(coop, code: str) -> int:
+    """Normal-side balance of an account (0 if never used)."""
+    row = db.session.scalar(select(LedgerAccount).where(LedgerAccount.coop_id == coop.id,
+                                                        LedgerAccount.code == code))
+    return row.normal_balance if row else 0
+
+
+# ---------------------------------------------------------------- posting
+
+def _fingerprint(lines: list[Line], status: str) -> str:
+    canon = sorted((line.account, line.amount_minor) for line in lines)
+    return hashlib.sha256(json.dumps([status, canon]).encode()).hexdigest()
+
+
+def post(coop, *, key: str, kind: str, lines: list[Line], memo: str = "", user=None,
+         status: str = "posted", source: tuple[str, int] | None = None,
+         external_ref: str | None = None, pending_of: LedgerEntry | None = None,
+         reverses: LedgerEntry | None = None, effective_on=None) -> LedgerEntry:
+    """Write one balanced entry. Returns the existing entry when `key` was used before with
+    the same lines (nothing is written twice); refuses a reused key with other lines, an
+    unbalanced or empty entry, a zero line, and any posting that would take an account that
+    may not go negative below zero."""
+    if not key or len(key) > 255:
+        raise ValidationFailed("ledger idempotency key must be 1-255 characters")
+    lines = [line for line in lines if line.amount_minor != 0]
+    fingerprint = _fingerprint(lines, status)
+    existing = db.session.scalar(select(LedgerEntry).where(LedgerEntry.coop_id == coop.id,
+                                                           LedgerEntry.idempotency_key == key))
+    if existing is not None:
+        if existing.fingerprint != fingerprint:
+            raise ValidationFailed(_("This idempotency key was used for a different entry."),
+                                   code="idempotency_key_reused")
+        return existing
+    if len(lines) < 2:
+        raise ValidationFailed("a ledger entry needs at least two non-zero lines",
+                               code="unbalanced_entry")
+    if any(not isinstance(line.amount_minor, int) or isinstance(line.amount_minor, bool)
+           for line in lines):
+        raise ValidationFailed("ledger amounts are integers in minor units")
+    if sum(line.amount_minor for line in lines) != 0:
+        raise ValidationFailed(_("A ledger entry must balance: debits equal credits."),
+                               code="unbalanced_entry")
+    entry = LedgerEntry(coop_id=coop.id, idempotency_key=key, fingerprint=fingerprint,
+                        kind=kind, memo=(memo or "")[:255], status=status,
+                        currency=coop.currency, created_by_id=getattr(user, "id", None),
+                        source_type=source[0] if source else None,
+                        source_id=source[1] if source else None, external_ref=external_ref,
+                        pending_id=pending_of.id if pending_of else None,
+                        reverses_id=reverses.id if reverses else None)
+    if effective_on is not None:
+        entry.effective_on = effective_on
+    try:
+        with db.session.begin_nested():
+            db.session.add(entry)
+            db.session.flush()
+    except IntegrityError:
+        db.session.expire_all()
+        existing = db.session.scalar(select(LedgerEntry).where(
+            LedgerEntry.coop_id == coop.id, LedgerEntry.idempotency_key == key))
+        if existing is not None and existing.fingerprint == fingerprint:
+            return existing
+        if reverses is not None:
+            raise Conflict(_("This entry was already reversed."), code="already_reversed")
+        raise ValidationFailed(_("This idempotency key was used for a different entry."),
+                               code="idempotency_key_reused")
+    resolved = [(account(coop, line.account), line.amount_minor) for line in lines]
+    db.session.execute(LedgerPosting.__table__.insert(), [
+        {"entry_id": entry.id, "account_id": acc.id, "amount_minor": amount}
+        for acc, amount in resolved])
+    if status == "posted":
+        _apply(resolved)
+    db.session.expire(entry, ["postings"])
+    return entry
+
+
+def _apply(resolved: list[tuple[LedgerAccount, int]]) -> None:
+    """Move the cached balances with atomic increments; refuse an overdrawn account."""
+    totals: dict[int, tuple[LedgerAccount, int]] = {}
+    for acc, amount in resolved:
+        prev = totals.get(acc.id, (acc, 0))[1]
+        totals[acc.id] = (acc, prev + amount)
+    for acc_id, (acc, amount) in sorted(totals.items()):
+        stmt = update(LedgerAccount).where(LedgerAccount.id == acc_id)
+        if not acc.may_go_negative:
+            if acc.debit_normal and amount < 0:
+                stmt = stmt.where(LedgerAccount.balance_minor + amount >= 0)
+            elif not acc.debit_normal and amount > 0:
+                stmt = stmt.where(LedgerAccount.balance_minor + amount <= 0)
+        result = db.session.execute(
+            stmt.values(balance_minor=LedgerAccount.balance_minor + amount)
+            .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            raise Conflict(_("Not enough in %(account)s for this movement.", account=acc.name),
+                           code="insufficient_balance")
+        db.session.expire(acc, ["balance_minor"])
+
+
+def hold(coop, *, key: str, amount: int, source: tuple[str, int], user=None,
+         memo: str = "") -> LedgerEntry:
+    """A card hold as a pending entry: it counts in no posted balance until captured."""
+    return post(coop, key=key, kind="card_hold", status="pending", source=source, user=user,
+                memo=memo, lines=[debit("card_holds", amount),
+                                  credit("card_holds_offset", amount)])
+
+
+def settle_pending(coop, pending: LedgerEntry, *, outcome: str) -> None:
+    """Mark a pending hold posted (captured) or voided (released). Once only."""
+    if outcome not in ("posted", "voided"):
+        raise ValueError(outcome)
+    result = db.session.execute(update(LedgerEntry).where(LedgerEntry.id == pending.id,
+                                                          LedgerEntry.status == "pending")
+                                .values(status=outcome)
+                                .execution_options(synchronize_session=False))
+    db.session.expire(pending, ["status"])
+    if result.rowcount != 1 and pending.status != outcome:
+        raise Conflict(_("This hold was already settled."), code="hold_settled")
+
+
+def pending_for(coop, source: tuple[str, int]) -> list[LedgerEntry]:
+    return list(db.session.scalars(select(LedgerEntry).where(
+        LedgerEntry.coop_id == coop.id, LedgerEntry.source_type == source[0],
+        LedgerEntry.source_id == source[1], LedgerEntry.status == "pending")))
+
+
+def reverse(coop, entry: LedgerEntry, *, key: str, user=None, memo: str = "") -> LedgerEntry:
+    """A new entry with every line negated. An entry is reversed at most once; a reversal
+    itself, a pending or a voided entry cannot be reversed."""
+    if entry.coop_id != coop.id:
+        raise NotFound(_("No such entry."))
+    if entry.status != "posted":
+        raise Conflict(_("Only posted entries can be reversed."), code="not_posted")
+    if entry.reverses_id is not None:
+        raise Conflict(_("A reversal cannot itself be reversed; post a new entry."),
+                       code="reversal_of_reversal")
+    already = db.session.scalar(select(LedgerEntry).where(LedgerEntry.reverses_id == entry.id))
+    if already is not None:
+        if already.idempotency_key == key:
+            return already
+        raise Conflict(_("This entry was already reversed."), code="already_reversed")
+    lines = [Line(p.account.code, -p.amount_minor) for p in entry.postings]
+    return post(coop, key=key, kind="reversal", lines=lines, user=user, reverses=entry,
+                memo=memo or f"reversal of entry {entry.id}",
+                source=(entry.source_type, entry.source_id) if entry.source_type else None)
+
+
+def get_entry(coop, entry_id: int) -> LedgerEntry:
+    entry = db.session.get(LedgerEntry, entry_id)
+    if entry is None or entry.coop_id != coop.id:
+        raise NotFound(_("No such entry."))
+    return entry
+
+
+def entries(coop, limit: int = 100, before_id: int | None = None) -> list[LedgerEntry]:
+    stmt = select(LedgerEntry).where(LedgerEntry.coop_id == coop.id) \
+        .order_by(LedgerEntry.id.desc()).limit(limit)
+    if before_id:
+        stmt = stmt.where(LedgerEntry.id < before_id)
+    return list(db.session.scalars(stmt))
+
+
+# ---------------------------------------------------------------- reports and checks
+
+def trial_balance(coop) -> dict:
+    """Every account's posted balance (debits positive), and whether debits equal credits."""
+    rows = accounts(coop)
+    debits = sum(a.balance_minor for a in rows if a.balance_minor > 0)
+    credits = -sum(a.balance_minor for a in rows if a.balance_minor < 0)
+    return {"currency": coop.currency, "debits_minor": debits, "credits_minor": credits,
+            "balanced": debits == credits, "accounts": rows}
+
+
+def recomputed_balances(coop_id: int | None = None) -> dict[int, int]:
+    """account id -> sum of its postings in posted entries (from scratch, not the cache)."""
+    stmt = (select(LedgerPosting.account_id, func.sum(LedgerPosting.amount_minor))
+            .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+            .where(LedgerEntry.status == "posted").group_by(LedgerPosting.account_id))
+    if coop_id is not None:
+        stmt = stmt.where(LedgerEntry.coop_id == coop_id)
+    return {acc: int(total) for acc, total in db.session.execute(stmt)}
+
+
+def check() -> list[str]:
+    """Problems found: cached balances that differ from the postings, entries that do not
+    balance, accounts below zero that may not be. Empty when the ledger is sound."""
+    problems = []
+    sums = recomputed_balances()
+    for acc in db.session.scalars(select(LedgerAccount).order_by(LedgerAccount.id)):
+        expected = sums.get(acc.id, 0)
+        if acc.balance_minor != expected:
+            problems.append(f"coop {acc.coop_id} account {acc.code}: stored {acc.balance_minor}"
+                            f" but postings sum to {expected}")
+        if not acc.may_go_negative and acc.normal_balance < 0:
+            problems.append(f"coop {acc.coop_id} account {acc.code} is negative "
+                            f"({acc.normal_balance})")
+    unbalanced = db.session.execute(
+        select(LedgerPosting.entry_id, func.sum(LedgerPosting.amount_minor))
+        .group_by(LedgerPosting.entry_id)
+        .having(func.sum(LedgerPosting.amount_minor) != 0)).all()
+    for entry_id, total in unbalanced:
+        problems.append(f"entry {entry_id} does not balance (off by {total})")
+    return problems
+
+
+def audit(coop_id: int, user, action: str, obj_type: str, obj_id, before: dict | None = None,
+          after: dict | None = None) -> None:
+    """Record a money-moving action for the audit log."""
+    db.session.add(AuditEvent(coop_id=coop_id, user_id=getattr(user, "id", None), action=action,
+                              object_type=obj_type, object_id=str(obj_id),
+                              before_json=json.dumps(before or {}, default=str)[:4000],
+                              after_json=json.dumps(after or {}, default=str)[:4000]))
+
+
+def audit_log(coop_id: int, limit: int = 200) -> list[AuditEvent]:
+    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.coop_id == coop_id)
+                                   .order_by(AuditEvent.id.desc()).limit(limit)))
