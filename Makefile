@@ -18,7 +18,7 @@ translations: install
 	$(BIN)/pybabel compile --use-fuzzy -d translations
 
 migrate: install
-	$(BIN)/flask db upgrade
+	$(BIN)/flask db upgrade heads
 
 seed: migrate
 	$(BIN)/flask seed-demo

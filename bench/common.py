@@ -47,7 +47,7 @@ def fresh_app(url: str, **overrides):
     config.update(overrides)
     app = create_app("testing", **config)
     with app.app_context():
-        upgrade()
+        upgrade(revision="heads")
     return app
 
 

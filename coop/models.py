@@ -5,4 +5,5 @@ from .cooperatives.models import Cooperative, FarmerProfile, Membership, Plot  #
 from .listings.models import Listing, ListingPhoto  # noqa: F401
 from .pricing.models import PriceVersion  # noqa: F401
 from .pools.models import Allocation, Order, Pool, StripeEvent  # noqa: F401
-from .ledger.models import AuditEvent, LedgerAccount, LedgerEntry, LedgerPosting  # noqa: F401
+from .ledger.models import (AuditEvent, FinanceSettings, LedgerAccount, LedgerEntry,  # noqa: F401
+                            LedgerPosting)

@@ -60,7 +60,7 @@ def app():
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
     app.test_client_class = FreshGlobalsClient
     with app.app_context():
-        upgrade()
+        upgrade(revision="heads")
     return app
 
 

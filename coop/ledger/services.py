@@ -316,3 +316,16 @@ def audit(coop_id: int, user, action: str, obj_type: str, obj_id, before: dict |
 def audit_log(coop_id: int, limit: int = 200) -> list[AuditEvent]:
     return list(db.session.scalars(select(AuditEvent).where(AuditEvent.coop_id == coop_id)
                                    .order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+def finance_settings(coop):
+    """The coop's money policy, created with the defaults on first use."""
+    from .models import FinanceSettings
+    row = db.session.get(FinanceSettings, coop.id)
+    if row is None:
+        row = FinanceSettings(coop_id=coop.id, advance_bps=0, share_par_minor=0,
+                              share_min_shares=0, share_withholding_bps=0, reserve_bps=2000,
+                              education_bps=2000, solidarity_bps=1000, patronage_cash_bps=5000)
+        db.session.add(row)
+        db.session.flush()
+    return row
