@@ -234,12 +234,15 @@ def test_login_next_only_redirects_inside_minga(en, make_user):
     response = en.post("/login?next=/account", data={"login": user.email, "password": PASSWORD})
     assert response.headers["Location"] == "/account"
     en.post("/logout")
-    for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+    for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)",
+                   "/%5Cevil.example", "/%5C%5Cevil.example", "/%0D%0ASet-Cookie:%20evil=1"):
         response = en.post(f"/login?next={target}",
                            data={"login": user.email, "password": PASSWORD})
         assert response.status_code == 302
         assert "evil" not in response.headers["Location"]
         assert not response.headers["Location"].startswith("javascript")
+        assert "\\" not in response.headers["Location"]
+        assert "Set-Cookie" not in response.headers["Location"]
         en.post("/logout")
 
 

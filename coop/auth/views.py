@@ -17,8 +17,10 @@ def safe_next(target: str | None, fallback: str) -> str:
     """Only local paths: never redirect a user off Minga after login."""
     if target:
         parts = urlsplit(target)
+        # Control characters would break the Location header (a 500); a backslash is read
+        # as a slash by browsers ("/\\evil.example").
         if not parts.scheme and not parts.netloc and target.startswith("/") \
-                and not target.startswith("//"):
+                and not target.startswith("//") and target.isprintable() and "\\" not in target:
             return target
     return fallback
 
