@@ -44,12 +44,19 @@ def _reset_postgres(url: str) -> None:
 class FreshGlobalsClient(FlaskClient):
     """Each test keeps an app context pushed, and Flask reuses it for the client's requests,
     so `g` (Flask-Login's user, Flask-Babel's locale) would leak from one request into the
-    next, even into another client's. Production starts every request with an empty `g`."""
+    next, even into another client's. Production starts every request with an empty `g`;
+    the test's own `g` (its English locale, see _clean) is put back after the request."""
 
     def open(self, *args, **kwargs):
+        saved = dict(g.__dict__) if g else None
         if g:
             g.__dict__.clear()
-        return super().open(*args, **kwargs)
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            if saved is not None:
+                g.__dict__.clear()
+                g.__dict__.update(saved)
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +96,11 @@ def _clean(app):
     ctx.push()
     from coop.extensions import limiter
     limiter.reset()
-    yield
+    # Services called straight from a test (no request) answer in English, so tests can
+    # match their messages; requests still choose their language as in production.
+    from flask_babel import force_locale
+    with force_locale("en"):
+        yield
     db.session.rollback()
     empty_tables()
     ctx.pop()
