@@ -433,3 +433,15 @@ def test_dev_sandbox_for_make_run(tmp_path, monkeypatch):
         dev.stop()
         received.close()
     assert (tmp_path / "dev.pickle").exists()  # kept for the next `make run`
+
+
+def test_live_server_serves_the_app_over_http(live_server):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", live_server.port, timeout=10)
+    try:
+        conn.request("GET", "/login")
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 200

@@ -85,6 +85,8 @@ class Sandbox:
             self._store_path = Path(self._tmpdir) / "store.pickle"
         if self._log_path is None:
             self._log_path = Path(self._tmpdir) / "localstripe.log"
+        for path in (self._store_path, self._log_path):
+            path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, str(SERVER_SCRIPT), "--host", self.host,
                "--port", str(self.requested_port), "--exit-with-parent",
                "--store", str(self._store_path) if self.persist else ""]
