@@ -1,0 +1,1 @@
+"""Treasury: reconciliation with Stripe and the bank, operating costs, the year-end close."""

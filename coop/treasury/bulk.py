@@ -1,0 +1,177 @@
+"""Many ledger entries (or one entry of thousands of lines) in a few statements.
+
+`coop.ledger.services.post` writes one entry with a statement or two per line; a
+reconciliation of 100,000 balance transactions (a fee entry each) or a year-end
+distribution to 10,000 members would take minutes that way. `post_many` keeps every rule
+of `post`, in bulk:
+- the same idempotency key (unique per coop) and the same fingerprint as `post` computes,
+  so a key already used with the same lines returns the first entry and with other lines
+  is refused, and `post` called later with the same key and lines finds the entry;
+- each entry balances, has two or more non-zero integer lines;
+- accounts are opened as `post` opens them (chart codes and per-person codes only);
+- cached balances move by the same amounts, and an account that may not go negative
+  refuses the whole batch (Conflict insufficient_balance);
+- PostgreSQL's deferred trigger still checks every entry's balance at commit.
+It flushes, never commits."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import bindparam, insert, or_, and_, select, update
+
+from ..common.errors import Conflict, ValidationFailed
+from ..common.models import utcnow
+from ..extensions import db
+from ..ledger import services as ledger
+from ..ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
+
+CHUNK = 1000
+
+
+@dataclass
+class NewEntry:
+    key: str
+    kind: str
+    lines: list  # of ledger.Line
+    memo: str = ""
+    source: tuple[str, int] | None = None
+    external_ref: str | None = None
+    effective_on: datetime | None = None
+    fingerprint: str = field(default="", init=False)
+
+
+def _chunks(items, size=CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _check(entry: NewEntry) -> None:
+    if not entry.key or len(entry.key) > 255:
+        raise ValidationFailed("ledger idempotency key must be 1-255 characters")
+    entry.lines = [line for line in entry.lines if line.amount_minor != 0]
+    if any(not isinstance(line.amount_minor, int) or isinstance(line.amount_minor, bool)
+           for line in entry.lines):
+        raise ValidationFailed("ledger amounts are integers in minor units")
+    if len(entry.lines) < 2:
+        raise ValidationFailed("a ledger entry needs at least two non-zero lines",
+                               code="unbalanced_entry")
+    if sum(line.amount_minor for line in entry.lines) != 0:
+        raise ValidationFailed(_("A ledger entry must balance: debits equal credits."),
+                               code="unbalanced_entry")
+    entry.fingerprint = ledger._fingerprint(entry.lines, "posted")
+
+
+def _account_row(coop, code: str) -> dict:
+    prefix, _sep, person = code.partition(":")
+    if code in ledger.CHART:
+        name, kind, negative = ledger.CHART[code]
+        user_id = None
+    elif prefix in ledger.PERSONAL and person.isdigit():
+        name, kind, negative = ledger.PERSONAL[prefix]
+        user_id = int(person)
+    else:
+        raise ValidationFailed(f"unknown ledger account {code!r}", code="unknown_account")
+    return {"coop_id": coop.id, "code": code, "name": name, "kind": kind,
+            "currency": coop.currency, "may_go_negative": negative, "user_id": user_id,
+            "balance_minor": 0, "created_at": utcnow()}
+
+
+def open_accounts(coop, codes) -> dict[str, tuple[int, str, bool]]:
+    """code -> (account id, kind, may go negative), opening the missing ones in bulk."""
+    codes = sorted(set(codes))
+    found: dict[str, tuple[int, str, bool]] = {}
+
+    def load(batch):
+        for acc_id, code, kind, negative in db.session.execute(
+                select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.kind,
+                       LedgerAccount.may_go_negative)
+                .where(LedgerAccount.coop_id == coop.id, LedgerAccount.code.in_(batch))):
+            found[code] = (acc_id, kind, bool(negative))
+
+    for batch in _chunks(codes):
+        load(batch)
+    missing = [c for c in codes if c not in found]
+    if missing:
+        rows = [_account_row(coop, code) for code in missing]
+        for batch in _chunks(rows):
+            db.session.execute(insert(LedgerAccount), batch)
+        for batch in _chunks(missing):
+            load(batch)
+    return found
+
+
+def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
+    """Write every entry whose key is new; returns key -> entry id for all of them."""
+    for entry in entries:
+        _check(entry)
+    result: dict[str, int] = {}
+    by_key = {}
+    for entry in entries:
+        if entry.key in by_key and by_key[entry.key].fingerprint != entry.fingerprint:
+            raise ValidationFailed(_("This idempotency key was used for a different entry."),
+                                   code="idempotency_key_reused")
+        by_key[entry.key] = entry
+    for batch in _chunks(list(by_key)):
+        for key, entry_id, fingerprint in db.session.execute(
+                select(LedgerEntry.idempotency_key, LedgerEntry.id, LedgerEntry.fingerprint)
+                .where(LedgerEntry.coop_id == coop.id,
+                       LedgerEntry.idempotency_key.in_(batch))):
+            if fingerprint != by_key[key].fingerprint:
+                raise ValidationFailed(
+                    _("This idempotency key was used for a different entry."),
+                    code="idempotency_key_reused")
+            result[key] = entry_id
+    new = [e for k, e in by_key.items() if k not in result]
+    if not new:
+        return result
+    accounts = open_accounts(coop, {line.account for e in new for line in e.lines})
+    now = utcnow()
+    user_id = getattr(user, "id", None)
+    deltas: dict[int, int] = {}
+    for batch in _chunks(new):
+        rows = [{"coop_id": coop.id, "idempotency_key": e.key, "fingerprint": e.fingerprint,
+                 "kind": e.kind, "memo": (e.memo or "")[:255], "status": "posted",
+                 "currency": coop.currency, "created_by_id": user_id,
+                 "source_type": e.source[0] if e.source else None,
+                 "source_id": e.source[1] if e.source else None,
+                 "external_ref": e.external_ref, "created_at": now,
+                 "effective_on": e.effective_on or now} for e in batch]
+        ids = db.session.execute(
+            insert(LedgerEntry).returning(LedgerEntry.id, LedgerEntry.idempotency_key,
+                                          sort_by_parameter_order=True), rows).all()
+        postings = []
+        for (entry_id, key), entry in zip(ids, batch):
+            assert key == entry.key
+            result[key] = entry_id
+            for line in entry.lines:
+                acc_id = accounts[line.account][0]
+                postings.append({"entry_id": entry_id, "account_id": acc_id,
+                                 "amount_minor": line.amount_minor})
+                deltas[acc_id] = deltas.get(acc_id, 0) + line.amount_minor
+        for part in _chunks(postings, 5000):
+            db.session.execute(insert(LedgerPosting), part)
+    changes = [{"b_id": acc_id, "b_delta": delta} for acc_id, delta in sorted(deltas.items())
+               if delta]
+    table = LedgerAccount.__table__
+    for part in _chunks(changes, 5000):
+        db.session.execute(update(table).where(table.c.id == bindparam("b_id"))
+                           .values(balance_minor=table.c.balance_minor + bindparam("b_delta")),
+                           part)
+    ids = list(deltas)
+    for batch in _chunks(ids):
+        overdrawn = db.session.scalar(
+            select(LedgerAccount.name).where(
+                LedgerAccount.id.in_(batch), LedgerAccount.may_go_negative.is_(False),
+                or_(and_(LedgerAccount.kind.in_(("asset", "expense")),
+                         LedgerAccount.balance_minor < 0),
+                    and_(LedgerAccount.kind.notin_(("asset", "expense")),
+                         LedgerAccount.balance_minor > 0))).limit(1))
+        if overdrawn is not None:
+            raise Conflict(_("Not enough in %(account)s for this movement.", account=overdrawn),
+                           code="insufficient_balance")
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, LedgerAccount) and obj.id in deltas:
+            db.session.expire(obj, ["balance_minor"])
+    return result

@@ -1,0 +1,34 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import HiddenField, IntegerField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+
+class ActionForm(FlaskForm):
+    """A button: CSRF only."""
+
+
+class UploadForm(FlaskForm):
+    file = FileField(_l("CSV file"), validators=[FileRequired()])
+
+
+class BankMatchForm(FlaskForm):
+    kind = HiddenField(validators=[DataRequired()])
+    target_id = HiddenField(validators=[DataRequired()])
+
+
+class CostForm(FlaskForm):
+    amount = StringField(_l("Amount"), validators=[DataRequired(), Length(max=24)],
+                         render_kw={"inputmode": "decimal"})
+    spent_on = StringField(_l("Date"), validators=[DataRequired(), Length(max=10)],
+                           render_kw={"type": "date"})
+    description = StringField(_l("What it was"), validators=[DataRequired(), Length(max=200)])
+    reference = StringField(_l("Bank reference (optional)"),
+                            validators=[Optional(), Length(max=200)])
+    key = HiddenField(validators=[DataRequired(), Length(max=64)])
+
+
+class CloseForm(FlaskForm):
+    expected_surplus = IntegerField(validators=[Optional()])
+    year = IntegerField(validators=[DataRequired(), NumberRange(2000, 2200)])
