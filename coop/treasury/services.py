@@ -103,18 +103,32 @@ def _moment(value) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def _text_stream(stream):
-    """A binary upload (or an already-text stream) as text, BOM removed, never all read."""
-    if isinstance(stream, io.TextIOBase):
-        return stream
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+class _text_stream:
+    """A binary upload (or an already-text stream) as text, BOM removed, read line by line,
+    never all at once; the caller's stream is left open afterwards."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.wrapper = None if isinstance(stream, io.TextIOBase) else \
+            io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+
+    def __enter__(self):
+        return self.wrapper or self.stream
+
+    def __exit__(self, *exc):
+        if self.wrapper is not None:
+            self.wrapper.detach()
 
 
 def _csv_stripe_rows(coop, stream, errors: list, skipped: dict):
     """Rows of Stripe's CSV export as our dicts. The CSV's amounts are in the currency's
     MAJOR unit ("12.34" USD is 1234 cents): converted with the currency's exponent, refusing
     more decimals than the currency has. Currency is compared upper case."""
-    reader = csv.DictReader(_text_stream(stream))
+    with _text_stream(stream) as text:
+        yield from _stripe_reader(coop, csv.DictReader(text), errors, skipped)
+
+
+def _stripe_reader(coop, reader, errors, skipped):
     cols = _header_map(reader.fieldnames, STRIPE_COLUMNS, STRIPE_REQUIRED)
     for number, raw in enumerate(reader, start=2):
         try:
@@ -407,7 +421,11 @@ BANK_COLUMNS = {
 
 
 def _bank_rows(coop, stream, errors: list, user_id):
-    reader = csv.DictReader(_text_stream(stream))
+    with _text_stream(stream) as text:
+        yield from _bank_reader(coop, csv.DictReader(text), errors, user_id)
+
+
+def _bank_reader(coop, reader, errors: list, user_id):
     cols = _header_map(reader.fieldnames, BANK_COLUMNS, ("date", "amount"))
     seen: dict[tuple, int] = {}
     now = utcnow()
