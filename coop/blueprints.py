@@ -6,7 +6,8 @@ def extra_blueprints():
     from .pools.views import bp as pools_bp
     from .ledger.views import bp as ledger_bp
     from .pricing.views import bp as pricing_bp
-    return [pricing_bp, pools_bp, payments_bp, ledger_bp]
+    from .payouts.views import bp as payouts_bp
+    return [pricing_bp, pools_bp, payments_bp, ledger_bp, payouts_bp]
 
 
 def extra_commands():

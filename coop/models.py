@@ -7,3 +7,4 @@ from .pricing.models import PriceVersion  # noqa: F401
 from .pools.models import Allocation, Order, Pool, StripeEvent  # noqa: F401
 from .ledger.models import (AuditEvent, FinanceSettings, LedgerAccount, LedgerEntry,  # noqa: F401
                             LedgerPosting)
+from .payouts.models import PayoutBatch, PayoutExclusion, PayoutLine  # noqa: F401,E402

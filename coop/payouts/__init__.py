@@ -1,0 +1,1 @@
+"""Payouts: what each farmer is owed, payout batches per rail, bulk files, confirmations."""

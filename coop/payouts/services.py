@@ -1,0 +1,448 @@
+"""Paying farmers what they are owed (domain.md, "Payout rails").
+
+What a farmer is owed is the balance of their `farmer_payable:<user id>` ledger account; what is
+due for a new batch is that less the lines still waiting for the bank. A batch copies each
+farmer's rail and account into a line (or leaves the farmer out, saying why); the bank's
+confirmation file makes lines paid (posted once to the ledger: Dr farmer_payable, Cr bank) or
+failed (nothing posted, the amount is due again). Functions here flush, never commit."""
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import and_, func, insert, or_, select, text, update
+
+from ..auth.models import User
+from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..common.models import utcnow
+from ..common.money import format_money
+from ..cooperatives.models import PAYOUT_RAILS, Cooperative, FarmerProfile
+from ..cooperatives.payout_accounts import validate_payout_account
+from ..extensions import db
+from ..ledger import services as ledger
+from ..ledger.models import LedgerAccount
+from .csv_formats import (MAX_CONFIRMATION_BYTES, MAX_REPORTED_ERRORS,  # noqa: F401
+                          parse_confirmations, reference, refuse, write_export)
+from .models import PayoutBatch, PayoutExclusion, PayoutLine
+
+# Yape: receipts capped at 5 UIT a month (S/25,750 in 2024), in PEN minor units.
+YAPE_MONTHLY_CAP_MINOR = 2_575_000
+# Bre-B: at most COP 11.5M per transfer, in COP minor units.
+BREB_MAX_TRANSFER_MINOR = 1_150_000_000
+
+
+
+def rail_names() -> dict[str, str]:
+    return {"bank": _("Bank account"), "breb": _("Bre-B"), "nequi": _("Nequi"),
+            "daviplata": _("Daviplata"), "yape": _("Yape"), "plin": _("Plin"),
+            "spei": _("SPEI"), "cash": _("Cash")}
+
+
+def status_names() -> dict[str, str]:
+    return {"pending": _("waiting for the bank"), "paid": _("paid"), "failed": _("failed")}
+
+
+def require_treasurer(coop_id: int, user) -> None:
+    """Forbidden for anyone who is treasurer of no cooperative (farmers, buyers, managers);
+    NotFound for a treasurer of another cooperative, so its objects are never revealed."""
+    if not any(m.role == "treasurer" for m in getattr(user, "memberships", []) or []):
+        raise Forbidden(_("Only the cooperative's treasurer can do this."))
+    from ..common.access import require_member
+    require_member(coop_id, "treasurer", user=user)
+
+
+# ---------------------------------------------------------------- what is owed
+
+@dataclass
+class Payable:
+    farmer_id: int
+    name: str
+    currency: str
+    owed_minor: int  # the payable's balance
+    in_batches_minor: int  # in lines that wait for the bank
+    rail: str | None = None
+    account: str = ""
+    bank_name: str = ""
+    national_id: str = ""
+    has_profile: bool = False
+
+    @property
+    def amount_due_minor(self) -> int:
+        return max(0, self.owed_minor - self.in_batches_minor)
+
+
+def payables(coop: Cooperative) -> list[Payable]:
+    """Every farmer with money owed or on its way, in one query: the payable balance, the
+    amount in unconfirmed lines, and the member record's rail and account."""
+    pending = (select(PayoutLine.farmer_user_id.label("farmer_id"),
+                      func.sum(PayoutLine.amount_minor).label("total"))
+               .where(PayoutLine.coop_id == coop.id, PayoutLine.status == "pending")
+               .group_by(PayoutLine.farmer_user_id).subquery())
+    rows = db.session.execute(
+        select(LedgerAccount.user_id, LedgerAccount.balance_minor, User.name,
+               FarmerProfile.id, FarmerProfile.payout_rail, FarmerProfile.payout_account,
+               FarmerProfile.bank_name, FarmerProfile.national_id, pending.c.total)
+        .join(User, User.id == LedgerAccount.user_id)
+        .outerjoin(FarmerProfile, and_(FarmerProfile.coop_id == coop.id,
+                                       FarmerProfile.user_id == LedgerAccount.user_id))
+        .outerjoin(pending, pending.c.farmer_id == LedgerAccount.user_id)
+        .where(LedgerAccount.coop_id == coop.id,
+               LedgerAccount.code.startswith("farmer_payable:"),
+               or_(LedgerAccount.balance_minor != 0, pending.c.total.is_not(None)))
+        .order_by(User.name, LedgerAccount.user_id))
+    return [Payable(farmer_id=uid, name=name, currency=coop.currency,
+                    owed_minor=-int(balance or 0), in_batches_minor=int(total or 0),
+                    rail=rail, account=account or "", bank_name=bank or "",
+                    national_id=nid or "", has_profile=profile_id is not None)
+            for uid, balance, name, profile_id, rail, account, bank, nid, total in rows]
+
+
+def total_due(items: list[Payable]) -> int:
+    return sum(p.amount_due_minor for p in items)
+
+
+# ---------------------------------------------------------------- batches
+
+def _lock(coop_id: int) -> None:
+    """One batch at a time per coop on PostgreSQL, so two treasurers cannot put the same
+    money in two batches. SQLite serialises writers (the batch row is written first)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(f"payouts:{coop_id}".encode())
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def _request_hash(rail: str | None) -> str:
+    return hashlib.sha256(f"rail={rail or ''}".encode()).hexdigest()
+
+
+def _month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _yape_received_this_month(coop: Cooperative, now: datetime) -> dict[int, int]:
+    """Per farmer: Yape lines paid this month or still on their way."""
+    rows = db.session.execute(
+        select(PayoutLine.farmer_user_id, func.sum(PayoutLine.amount_minor))
+        .where(PayoutLine.coop_id == coop.id, PayoutLine.rail == "yape",
+               or_(PayoutLine.status == "pending",
+                   and_(PayoutLine.status == "paid",
+                        PayoutLine.confirmed_at >= _month_start(now))))
+        .group_by(PayoutLine.farmer_user_id))
+    return {uid: int(total) for uid, total in rows}
+
+
+def _plan(coop: Cooperative, payable: Payable, account: str, yape_used: dict[int, int]
+          ) -> tuple[list[tuple[int, str]], str | None]:
+    """The line amounts (with a flag each) for one farmer, or the reason to leave them out."""
+    amount = payable.amount_due_minor
+    rail = payable.rail
+    if rail == "yape" and coop.currency == "PEN":
+        # Choice: pay what fits under the monthly cap, flag it; the rest stays due.
+        room = YAPE_MONTHLY_CAP_MINOR - yape_used.get(payable.farmer_id, 0)
+        cap = format_money(YAPE_MONTHLY_CAP_MINOR, "PEN")
+        if room <= 0:
+            return [], _("Yape receipts are capped at %(cap)s a month and this farmer has "
+                         "reached it; the amount stays due (pay next month or by another "
+                         "rail).", cap=cap)
+        if amount > room:
+            return [(room, _("Capped by Yape's monthly limit of %(cap)s: %(rest)s stays due.",
+                             cap=cap, rest=format_money(amount - room, "PEN")))], None
+        return [(amount, "")], None
+    if rail == "breb" and coop.currency == "COP" and amount > BREB_MAX_TRANSFER_MINOR:
+        # Choice: split into transfers of at most COP 11.5M, each its own line.
+        parts = []
+        left = amount
+        while left > 0:
+            parts.append(min(left, BREB_MAX_TRANSFER_MINOR))
+            left -= parts[-1]
+        return [(part, _("Bre-B transfer %(i)d of %(n)d (at most %(max)s each).", i=i + 1,
+                         n=len(parts), max=format_money(BREB_MAX_TRANSFER_MINOR, "COP")))
+                for i, part in enumerate(parts)], None
+    return [(amount, "")], None
+
+
+def batch_for_key(coop: Cooperative, key: str) -> PayoutBatch | None:
+    return db.session.scalar(select(PayoutBatch).where(PayoutBatch.coop_id == coop.id,
+                                                       PayoutBatch.idempotency_key == key))
+
+
+def create_batch(coop: Cooperative, user, *, rail: str | None = None,
+                 idempotency_key: str | None = None, now: datetime | None = None
+                 ) -> tuple[PayoutBatch, bool]:
+    """A batch paying every farmer what is due (only those on `rail` if given), with a
+    constant number of queries whatever the number of farmers. Farmers whose account cannot
+    be right for their rail (or without a member record) are left out with the reason; their
+    amount stays due. Yape lines are capped at the monthly limit and flagged; Bre-B amounts
+    over COP 11.5M are split. Returns (batch, created): the same idempotency key with the same
+    rail returns the first batch; with another rail it is refused (`idempotency_key_reused`).
+    Nothing payable: Conflict `nothing_due` (409)."""
+    if rail in ("", None):
+        rail = None
+    elif rail not in PAYOUT_RAILS:
+        raise ValidationFailed(_("Unknown payout rail."), code="unknown_rail",
+                               fields={"rail": [_("Choose one of: %(r)s.",
+                                                  r=", ".join(PAYOUT_RAILS))]})
+    fingerprint = _request_hash(rail)
+    if idempotency_key is not None:
+        earlier = batch_for_key(coop, idempotency_key)
+        if earlier is not None:
+            if earlier.request_hash != fingerprint:
+                raise ValidationFailed(_("This idempotency key was used for another batch."),
+                                       code="idempotency_key_reused")
+            return earlier, False
+    now = now or utcnow()
+    batch = PayoutBatch(coop_id=coop.id, rail=rail, status="open", currency=coop.currency,
+                        total_minor=0, idempotency_key=idempotency_key,
+                        request_hash=fingerprint, created_by_id=getattr(user, "id", None),
+                        created_at=now)
+    db.session.add(batch)
+    db.session.flush()
+    _lock(coop.id)
+    items = [p for p in payables(coop) if p.amount_due_minor > 0
+             and (rail is None or p.rail == rail)]
+    yape_used = (_yape_received_this_month(coop, now)
+                 if any(p.rail == "yape" for p in items) else {})
+    lines, left_out = [], []
+    for p in items:
+        reason = None
+        account = ""
+        if not p.has_profile:
+            reason = _("No member record with payout details in this cooperative.")
+        else:
+            try:
+                account = validate_payout_account(p.rail, p.account)
+            except ValidationFailed as exc:
+                reason = exc.message
+        parts = []
+        if reason is None:
+            parts, reason = _plan(coop, p, account, yape_used)
+        if reason is not None:
+            left_out.append({"batch_id": batch.id, "farmer_user_id": p.farmer_id,
+                             "payee_name": p.name[:160], "rail": p.rail or "",
+                             "amount_minor": p.amount_due_minor, "reason": reason[:255]})
+            continue
+        for amount, flag in parts:
+            lines.append({"batch_id": batch.id, "coop_id": coop.id,
+                          "farmer_user_id": p.farmer_id, "rail": p.rail,
+                          "payee_name": p.name[:160], "national_id": p.national_id,
+                          "account": account, "bank_name": p.bank_name,
+                          "amount_minor": amount, "currency": coop.currency, "flag": flag[:255],
+                          "status": "pending", "created_at": now})
+    if not lines:
+        problems = [f"{x['payee_name']}: {x['reason']}" for x in left_out[:MAX_REPORTED_ERRORS]]
+        message = (_("Nothing can be paid: %(n)d farmers are owed money but left out (the "
+                     "reasons are listed).", n=len(left_out)) if left_out
+                   else _("Nothing is due: no farmer is owed anything that is not already in a "
+                          "batch."))
+        raise Conflict(message, code="nothing_due",
+                       fields={"left_out": problems} if problems else None)
+    db.session.execute(insert(PayoutLine), lines)
+    if left_out:
+        db.session.execute(insert(PayoutExclusion), left_out)
+    batch.total_minor = sum(line["amount_minor"] for line in lines)
+    ledger.audit(coop.id, user, "payouts.batch_created", "payout_batch", batch.id, {},
+                 {"rail": rail or "all", "lines": len(lines), "total_minor": batch.total_minor,
+                  "currency": coop.currency, "left_out": len(left_out)})
+    db.session.flush()
+    db.session.expire(batch, ["lines", "exclusions"])
+    return batch, True
+
+
+def get_batch(batch_id: int) -> PayoutBatch:
+    batch = db.session.get(PayoutBatch, batch_id)
+    if batch is None:
+        raise NotFound(_("No such payout batch."))
+    return batch
+
+
+def batches(coop: Cooperative, limit: int = 50) -> list[PayoutBatch]:
+    return list(db.session.scalars(select(PayoutBatch).where(PayoutBatch.coop_id == coop.id)
+                                   .order_by(PayoutBatch.id.desc()).limit(limit)))
+
+
+def batch_rails(batch: PayoutBatch) -> list[str]:
+    present = {line.rail for line in batch.lines}
+    return [r for r in PAYOUT_RAILS if r in present]
+
+
+def batch_summary(batch: PayoutBatch) -> dict:
+    counts = {"pending": 0, "paid": 0, "failed": 0}
+    amounts = {"pending": 0, "paid": 0, "failed": 0}
+    for line in batch.lines:
+        counts[line.status] += 1
+        amounts[line.status] += line.amount_minor
+    return {"counts": counts, "amounts": amounts}
+
+
+# ---------------------------------------------------------------- bulk-payment files
+
+def export_csv(batch: PayoutBatch, user, rail: str | None = None) -> str:
+    """The bulk-payment file of the lines still waiting for the bank (paid or failed lines
+    are never sent again), with the columns of `rail`'s file, or every rail with a rail
+    column when none is given and the batch mixes rails. Amounts in major units with the
+    currency's decimals ("1234.50")."""
+    if rail in ("", None):
+        rail = None
+        rails = batch_rails(batch)
+        if len(rails) == 1:
+            rail = rails[0]
+    elif rail not in PAYOUT_RAILS:
+        raise ValidationFailed(_("Unknown payout rail."), code="unknown_rail",
+                               fields={"rail": [_("Choose one of: %(r)s.",
+                                                  r=", ".join(PAYOUT_RAILS))]})
+    body, exported = write_export([line for line in batch.lines if line.status == "pending"],
+                                  rail)
+    if batch.exported_at is None:
+        batch.exported_at = utcnow()
+    ledger.audit(batch.coop_id, user, "payouts.batch_exported", "payout_batch", batch.id, {},
+                 {"rail": rail or "all", "lines": exported})
+    db.session.flush()
+    return body
+
+
+# ---------------------------------------------------------------- confirmations
+
+@dataclass
+class ConfirmationResult:
+    paid: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+
+
+def _close_if_done(batch: PayoutBatch, now: datetime) -> None:
+    waiting = db.session.scalar(select(func.count()).select_from(PayoutLine).where(
+        PayoutLine.batch_id == batch.id, PayoutLine.status == "pending"))
+    if not waiting and batch.status == "open":
+        batch.status = "closed"
+        batch.closed_at = now
+
+
+def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str, str]],
+                        now: datetime | None = None) -> ConfirmationResult:
+    """Record the bank's answer for each row. A paid line posts Dr farmer_payable Cr bank
+    (cash lines: Cr cash) under the key `payout_line:<id>` with the bank's reference, once; a
+    failed line posts nothing and its amount is due again. A line already confirmed the same
+    way is left as it is (a file imported twice changes nothing). Refuses the whole file,
+    writing nothing, when a row names a line of another batch, or would turn a paid line into
+    failed or the reverse."""
+    now = now or utcnow()
+    coop = db.session.get(Cooperative, batch.coop_id)
+    lines = {line.id: line for line in batch.lines}
+    errors = []
+    for number, line_id, status, _ref in rows:
+        line = lines.get(line_id)
+        if line is None:
+            errors.append(_("Row %(r)d: line %(id)d is not part of batch %(b)d.", r=number,
+                            id=line_id, b=batch.id))
+        elif line.status not in ("pending", status):
+            errors.append(_("Row %(r)d: line %(id)d was already confirmed %(was)s; it cannot "
+                            "become %(now)s.", r=number, id=line_id,
+                            was=status_names()[line.status], now=status_names()[status]))
+    if errors:
+        refuse(errors)
+    result = ConfirmationResult()
+    for number, line_id, status, ref in rows:
+        line = lines[line_id]
+        if line.status == status:
+            result.unchanged.append(line_id)
+            continue
+        # Conditional update: of two imports at once, only one moves the line.
+        moved = db.session.execute(
+            update(PayoutLine).where(PayoutLine.id == line_id, PayoutLine.status == "pending")
+            .values(status=status, reference=ref or None, confirmed_at=now,
+                    confirmed_by_id=getattr(user, "id", None))
+            .execution_options(synchronize_session=False)).rowcount
+        db.session.expire(line)
+        if moved != 1:
+            if line.status == status:
+                result.unchanged.append(line_id)
+                continue
+            refuse([_("Row %(r)d: line %(id)d was confirmed %(was)s meanwhile.", r=number,
+                       id=line_id, was=status_names()[line.status])])
+        if status == "paid":
+            try:
+                entry = ledger.post(
+                    coop, key=f"payout_line:{line.id}", kind="payout", user=user,
+                    memo=f"payout batch {batch.id} line {line.id} ({line.rail})",
+                    source=("payout_line", line.id), external_ref=ref,
+                    lines=[ledger.debit(ledger.farmer_payable(line.farmer_user_id),
+                                        line.amount_minor),
+                           ledger.credit("cash" if line.rail == "cash" else "bank",
+                                         line.amount_minor)])
+            except (ValidationFailed, Conflict) as exc:
+                refuse([_("Row %(r)d: line %(id)d cannot be posted: %(e)s", r=number,
+                           id=line_id, e=exc.message)])
+            db.session.execute(update(PayoutLine).where(PayoutLine.id == line.id)
+                               .values(entry_id=entry.id)
+                               .execution_options(synchronize_session=False))
+            result.paid.append(line_id)
+        else:
+            result.failed.append(line_id)
+        ledger.audit(batch.coop_id, user, f"payouts.line_{status}", "payout_line", line.id,
+                     {"status": "pending"},
+                     {"status": status, "reference": ref, "amount_minor": line.amount_minor,
+                      "currency": line.currency, "farmer_id": line.farmer_user_id,
+                      "rail": line.rail})
+    db.session.flush()
+    db.session.expire(batch, ["lines"])
+    _close_if_done(batch, now)
+    db.session.flush()
+    return result
+
+
+def import_confirmations(batch: PayoutBatch, user, data: bytes | str) -> ConfirmationResult:
+    """Parse the bank's file and apply it: all of it or nothing."""
+    return apply_confirmations(batch, user, parse_confirmations(data))
+
+
+def get_line(line_id: int) -> PayoutLine:
+    line = db.session.get(PayoutLine, line_id)
+    if line is None:
+        raise NotFound(_("No such payout line."))
+    return line
+
+
+# ---------------------------------------------------------------- the farmer's view
+
+@dataclass
+class FarmerPayments:
+    coop: Cooperative
+    owed_minor: int
+    on_its_way_minor: int
+    lines: list[PayoutLine]
+
+    @property
+    def due_minor(self) -> int:
+        return max(0, self.owed_minor - self.on_its_way_minor)
+
+
+def farmer_payments(user, limit: int = 50) -> list[FarmerPayments]:
+    """For each cooperative where the user is a farmer: what they are owed, how much of it is
+    on its way in a batch, and their payout lines (newest first)."""
+    coop_ids = sorted({m.coop_id for m in user.memberships if m.role == "farmer"})
+    out = []
+    for coop_id in coop_ids:
+        coop = db.session.get(Cooperative, coop_id)
+        lines = list(db.session.scalars(
+            select(PayoutLine).where(PayoutLine.coop_id == coop_id,
+                                     PayoutLine.farmer_user_id == user.id)
+            .order_by(PayoutLine.id.desc()).limit(limit)))
+        on_way = db.session.scalar(select(func.coalesce(func.sum(PayoutLine.amount_minor), 0))
+                                   .where(PayoutLine.coop_id == coop_id,
+                                          PayoutLine.farmer_user_id == user.id,
+                                          PayoutLine.status == "pending"))
+        out.append(FarmerPayments(coop=coop,
+                                  owed_minor=ledger.balance(coop,
+                                                            ledger.farmer_payable(user.id)),
+                                  on_its_way_minor=int(on_way or 0), lines=lines))
+    return out
+
+
+def mask_account(account: str) -> str:
+    """Show a farmer enough of their account to recognise it: the last four characters."""
+    if not account:
+        return ""
+    return "•••" + account[-4:] if len(account) > 4 else account

@@ -1,0 +1,182 @@
+"""Treasurer pages (payables, batches, files, confirmations, cash receipts) and the farmer's
+/my/payments. Each parses, calls a service, commits once."""
+from __future__ import annotations
+
+import uuid
+
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
+                   url_for)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from ..common.errors import DomainError
+from ..common.forms import apply_error
+from ..cooperatives import services as coop_services
+from ..extensions import db
+from . import services
+from .forms import BatchForm, CashConfirmForm, ConfirmationsForm
+
+bp = Blueprint("payouts", __name__)
+
+
+def _batch_form():
+    form = BatchForm()
+    names = services.rail_names()
+    form.rail.choices = [("", _("Every rail"))] + [(r, names[r]) for r in names]
+    if not form.idempotency_key.data:
+        form.idempotency_key.data = uuid.uuid4().hex
+    return form
+
+
+def _batch(batch_id):
+    batch = services.get_batch(batch_id)
+    services.require_treasurer(batch.coop_id, current_user)
+    return batch
+
+
+def _render_payables(coop, form, status=200):
+    items = services.payables(coop)
+    return render_template("payouts/payables.html", coop=coop, items=items,
+                           total_due=services.total_due(items), form=form,
+                           batches=services.batches(coop), rails=services.rail_names(),
+                           mask=services.mask_account), status
+
+
+@bp.route("/manage/coops/<int:coop_id>/payables")
+@login_required
+def payables(coop_id):
+    services.require_treasurer(coop_id, current_user)
+    return _render_payables(coop_services.get_coop(coop_id), _batch_form())
+
+
+@bp.route("/manage/coops/<int:coop_id>/payout-batches", methods=["POST"])
+@login_required
+def create_batch(coop_id):
+    services.require_treasurer(coop_id, current_user)
+    coop = coop_services.get_coop(coop_id)
+    form = _batch_form()
+    if not form.validate_on_submit():
+        return _render_payables(coop, form, 422)
+    try:
+        batch, created = services.create_batch(coop, current_user, rail=form.rail.data or None,
+                                               idempotency_key=form.idempotency_key.data)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        apply_error(form, exc)
+        for problem in (exc.fields or {}).get("left_out", []):
+            flash(problem, "error")
+        return _render_payables(coop, form, exc.status)
+    if created:
+        flash(_("Payout batch #%(id)d made: %(n)d lines.", id=batch.id, n=len(batch.lines)),
+              "info")
+    return redirect(url_for("payouts.batch", batch_id=batch.id))
+
+
+@bp.route("/manage/payout-batches/<int:batch_id>")
+@login_required
+def batch(batch_id):
+    batch = _batch(batch_id)
+    return _render_batch(batch, ConfirmationsForm())
+
+
+def _render_batch(batch, form, status=200, problems=()):
+    return render_template("payouts/batch.html", batch=batch, coop=batch_coop(batch), form=form,
+                           summary=services.batch_summary(batch),
+                           batch_rails=services.batch_rails(batch),
+                           rails=services.rail_names(), cash_form=CashConfirmForm(),
+                           problems=problems, reference=services.reference), status
+
+
+def batch_coop(batch):
+    return coop_services.get_coop(batch.coop_id)
+
+
+@bp.route("/manage/payout-batches/<int:batch_id>/export.csv")
+@login_required
+def export(batch_id):
+    batch = _batch(batch_id)
+    rail = request.args.get("rail") or None
+    try:
+        body = services.export_csv(batch, current_user, rail=rail)
+    except DomainError as exc:
+        db.session.rollback()
+        return _render_batch(batch, ConfirmationsForm(), exc.status, [exc.message])
+    db.session.commit()
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition":
+            f'attachment; filename="minga-payouts-{batch.id}-{rail or "all"}.csv"'})
+
+
+@bp.route("/manage/payout-batches/<int:batch_id>/confirmations", methods=["POST"])
+@login_required
+def confirmations(batch_id):
+    batch = _batch(batch_id)
+    form = ConfirmationsForm()
+    if not form.validate_on_submit():
+        return _render_batch(batch, form, 422, [_("Choose the bank's file or paste it.")])
+    upload = form.file.data
+    data = upload.read(services.MAX_CONFIRMATION_BYTES + 1) if upload else b""
+    if not data and form.text.data:
+        data = form.text.data.encode("utf-8")
+    if not data:
+        return _render_batch(batch, form, 422, [_("Choose the bank's file or paste it.")])
+    try:
+        result = services.import_confirmations(batch, current_user, data)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        batch = _batch(batch_id)
+        return _render_batch(batch, form, exc.status,
+                             [exc.message] + list((exc.fields or {}).get("file", [])))
+    flash(_("Confirmations recorded: %(p)d paid, %(f)d failed, %(u)d already recorded.",
+            p=len(result.paid), f=len(result.failed), u=len(result.unchanged)), "info")
+    return redirect(url_for("payouts.batch", batch_id=batch.id))
+
+
+@bp.route("/manage/payout-lines/<int:line_id>/cash", methods=["POST"])
+@login_required
+def confirm_cash(line_id):
+    line = services.get_line(line_id)
+    batch = _batch(line.batch_id)
+    if line.rail != "cash":
+        abort(404)
+    form = CashConfirmForm()
+    if not form.validate_on_submit():
+        return _render_batch(batch, ConfirmationsForm(), 422, [_("Choose the outcome.")])
+    reference = (form.reference.data or "").strip() or f"CASH-{line.id}"
+    try:
+        services.apply_confirmations(batch, current_user,
+                                     [(1, line.id, form.status.data, reference)])
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        batch = _batch(line.batch_id)
+        return _render_batch(batch, ConfirmationsForm(), exc.status,
+                             [exc.message] + list((exc.fields or {}).get("file", [])))
+    flash(_("Line %(id)d recorded.", id=line.id), "info")
+    return redirect(url_for("payouts.batch", batch_id=batch.id))
+
+
+@bp.route("/manage/payout-batches/<int:batch_id>/receipts")
+@login_required
+def receipts(batch_id):
+    """Printable cash receipts for signature: every cash line of the batch, or ?line=<id>."""
+    batch = _batch(batch_id)
+    only = request.args.get("line", type=int)
+    lines = [line for line in batch.lines if line.rail == "cash"
+             and (only is None or line.id == only)]
+    if only is not None and not lines:
+        abort(404)
+    return render_template("payouts/receipts.html", batch=batch, coop=batch_coop(batch),
+                           lines=lines, reference=services.reference)
+
+
+@bp.route("/my/payments")
+@login_required
+def my_payments():
+    if not any(m.role == "farmer" for m in current_user.memberships):
+        abort(403)
+    return render_template("payouts/my_payments.html",
+                           coops=services.farmer_payments(current_user),
+                           rails=services.rail_names(), mask=services.mask_account)
