@@ -42,7 +42,6 @@ from ..common.models import utcnow
 from ..extensions import db
 from ..ledger import services as ledger
 from ..ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
-from ..pools.allocation import largest_remainder
 from . import bulk
 from .models import BankStatementLine, StripeBalanceTxn, YearEndClose
 
@@ -860,6 +859,26 @@ def record_operating_cost(coop, user, *, amount, spent_on, description: str,
 
 # ---------------------------------------------------------------- year-end close
 
+def largest_remainder(total: int, weights) -> dict:
+    """Split `total` minor units over (key, weight) pairs in proportion to weight: each gets
+    the floor, the units left go one each to the largest remainders (ties: smaller key).
+    The parts add up to `total` exactly."""
+    positive = [(k, w) for k, w in weights if w > 0]
+    whole = sum(w for _k, w in positive)
+    if total < 0:
+        raise ValueError("total must not be negative")
+    if total == 0 or not whole:
+        return {}
+    parts, remainders = {}, []
+    for key, weight in positive:
+        parts[key], remainder = divmod(total * weight, whole)
+        remainders.append((-remainder, key))
+    remainders.sort()
+    for _r, key in remainders[: total - sum(parts.values())]:
+        parts[key] += 1
+    return {k: v for k, v in parts.items() if v > 0}
+
+
 def _year_bounds(year: int) -> tuple[datetime, datetime]:
     return (datetime(year, 1, 1, tzinfo=timezone.utc),
             datetime(year + 1, 1, 1, tzinfo=timezone.utc))
@@ -939,7 +958,7 @@ def _year_sums(coop, year: int) -> tuple[list, list]:
 
 def patronage(coop, year: int) -> dict[int, int]:
     """user id -> value supplied in the year: what intake entries credited to the member's
-    farmer_payable (less reversals of such entries)."""
+    farmer_payable, less reversals of such entries (whenever they were posted)."""
     lo, hi = _year_bounds(year)
     intake = aliased(LedgerEntry)
     rows = db.session.execute(
@@ -948,9 +967,12 @@ def patronage(coop, year: int) -> dict[int, int]:
         .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
         .outerjoin(intake, intake.id == LedgerEntry.reverses_id)
         .where(LedgerAccount.coop_id == coop.id, LedgerAccount.code.like("farmer_payable:%"),
-               LedgerEntry.status == "posted", LedgerEntry.effective_on >= lo,
-               LedgerEntry.effective_on < hi,
-               or_(LedgerEntry.kind == "intake", intake.kind == "intake"))
+               LedgerEntry.status == "posted",
+               or_(and_(LedgerEntry.kind == "intake", LedgerEntry.effective_on >= lo,
+                        LedgerEntry.effective_on < hi),
+                   # a reversal counts in the year of the intake it corrects
+                   and_(intake.kind == "intake", intake.effective_on >= lo,
+                        intake.effective_on < hi)))
         .group_by(LedgerAccount.user_id)).all()
     return {int(uid): -int(total) for uid, total in rows if uid is not None and -int(total) > 0}
 
