@@ -7,7 +7,9 @@ def extra_blueprints():
     from .ledger.views import bp as ledger_bp
     from .pricing.views import bp as pricing_bp
     from .payouts.views import bp as payouts_bp
-    return [pricing_bp, pools_bp, payments_bp, ledger_bp, payouts_bp]
+    from .treasury.views import bp as treasury_bp
+    return [pricing_bp, pools_bp, payments_bp, ledger_bp, payouts_bp,
+            treasury_bp]
 
 
 def extra_commands():
