@@ -234,7 +234,7 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def wait_for(self, predicate, timeout=6.0):
+    def wait_for(self, predicate, timeout=10.0):  # ~1 s normally; slack for a loaded machine
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for body, signature in list(self.received):
