@@ -104,7 +104,7 @@ def main():
     from coop.payments.sandbox import Sandbox
 
     from .common import databases, fresh_app, seed_market
-    with Sandbox() as sandbox:
+    with Sandbox(persist=False) as sandbox:
         for label, url in databases(args.db):
             app = fresh_app(url, STRIPE_SECRET_KEY=sandbox.secret_key,
                             STRIPE_API_BASE=sandbox.api_base)
