@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from config import CONFIGS, ProductionConfig
 
-from .extensions import babel, csrf, db, limiter, login_manager, migrate
+from .extensions import babel, compress, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +58,7 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale,
                    default_translation_directories=str(ROOT / "translations"))
     limiter.init_app(app)
+    compress.init_app(app)
 
     from .auth.models import User
 
