@@ -10,6 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..common.errors import Conflict, ValidationFailed
@@ -86,8 +87,13 @@ def create_user(*, email: str, name: str, password: str, phone: str | None = Non
                        code="phone_taken", fields={"phone": [_("Already registered.")]})
     user = User(email=email, name=name, phone=phone, password_hash=hash_password(password),
                 locale=locale)
-    db.session.add(user)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.add(user)
+    except IntegrityError:
+        # Signed up at the same moment with the same e-mail or phone: the database decided.
+        raise Conflict(_("An account with that e-mail or phone already exists."),
+                       code="email_taken", fields={"email": [_("Already registered.")]})
     return user
 
 
