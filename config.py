@@ -41,6 +41,21 @@ class Config:
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
     API_TOKEN_TTL_DAYS = int(os.environ.get("API_TOKEN_TTL_DAYS", "30"))
     SEND_FILE_MAX_AGE_DEFAULT = 3600
+    # CSRF tokens never expire by age; they stay bound to the session (its secret) instead.
+    # A farmer's phone serves /my/listings/new from the offline cache and keeps unsent
+    # harvests in its outbox for days without signal; with Flask-WTF's default one-hour
+    # limit the cached form, and the outbox sending it later, would be refused as "CSRF
+    # token expired" the moment the signal returns. Logging out ends the session and so
+    # every token of it.
+    WTF_CSRF_TIME_LIMIT = None
+    # Compressed responses (Flask-Compress): brotli where the browser takes it, else gzip.
+    COMPRESS_ALGORITHM = ["br", "gzip"]
+    COMPRESS_ALGORITHM_STREAMING = ["br", "gzip"]
+    COMPRESS_MIMETYPES = ["text/html", "text/css", "text/plain", "text/csv", "text/javascript",
+                          "application/javascript", "application/json", "image/svg+xml",
+                          "application/manifest+json"]
+    COMPRESS_BR_LEVEL = 9
+    COMPRESS_MIN_SIZE = 300
     TESTING = False
 
 

@@ -121,6 +121,11 @@ EXPECTED = {
                       "POST": {**same(own_listing(422)), "missing": missing_listing()}},
     "listings.withdraw": {"POST": {**same(own_listing(DONE)), "missing": missing_listing()}},
     "listings.photo": {"GET": {**same(PHOTO), "missing": everyone(404, anon=LOGIN)}},
+    # The offline shell: the service worker and the offline page are for every visitor; the
+    # outbox's session (who is logged in, a CSRF token) answers farmers only, as JSON.
+    "listings.service_worker": {"GET": {"-": everyone(200)}},
+    "listings.offline": {"GET": {"-": everyone(200)}},
+    "listings.outbox_session": {"GET": {"-": {**farmers_only(), ANON: 401}}},
 }
 
 

@@ -662,7 +662,10 @@ def test_openapi_operations_say_what_they_answer(client):
                 assert any(p["in"] == "path" and p["name"] == name and p["required"]
                            for p in op.get("parameters", [])), (method, path)
     listing = doc["paths"]["/listings"]
-    assert listing["post"]["security"] == [{"bearer": []}]
+    # A bearer token, or the browser session with its CSRF token (the offline outbox).
+    assert listing["post"]["security"] == [{"bearer": []}, {"browserSession": []}]
+    assert listing["get"]["security"] == [{"bearer": []}]
+    assert "multipart/form-data" in listing["post"]["requestBody"]["content"]
     assert "security" not in doc["paths"]["/crops"]["get"]
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header"
                for p in listing["post"]["parameters"])

@@ -34,6 +34,31 @@ def token_required(view):
     return wrapper
 
 
+def token_or_session_required(view):
+    """Like token_required, and also takes the browser's logged-in session when the request
+    carries that session's CSRF token in an X-CSRFToken header (the farmers' offline outbox
+    sends from the page). The session cookie alone is never enough: without the token any
+    other site could make the browser post. A bad or missing token is 401 `csrf_invalid`."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if request.headers.get("Authorization"):
+            return token_required(view)(*args, **kwargs)
+        from flask_login import current_user
+        if not getattr(current_user, "is_authenticated", False):
+            return error(401, "unauthorized", _("A valid bearer token is required."))
+        from flask_wtf.csrf import CSRFError, validate_csrf
+        from wtforms import ValidationError
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken", ""))
+        except (ValidationError, CSRFError):
+            return error(401, "csrf_invalid",
+                         _("The page's security token is not valid any more. Reload the page "
+                           "and send again."))
+        g.api_user = current_user._get_current_object()
+        return view(*args, **kwargs)
+    return wrapper
+
+
 def json_body() -> dict:
     """The request's JSON object; 400 `malformed_json` or 422 `invalid_body` otherwise."""
     raw = request.get_data(cache=True)

@@ -130,9 +130,26 @@ def document() -> dict:
         if auth:
             op["security"] = [{"bearer": []}]
         paths.setdefault(path, {})[method] = op
+    _listing_create_extras(paths["/listings"]["post"])
     return {"openapi": "3.1.0",
             "info": {"title": "Minga API", "version": "1"},
             "servers": [{"url": "/api/v1"}],
             "paths": paths,
             "components": {"schemas": SCHEMAS, "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"}}}}
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "browserSession": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
+                                   "description": "The logged-in browser session (cookie) "
+                                                  "with its CSRF token in this header"}}}}
+
+
+def _listing_create_extras(op: dict) -> None:
+    """POST /listings also takes a multipart form with a photo (the offline outbox), and the
+    browser session with its CSRF token instead of a bearer token."""
+    form = {"type": "object", "required": ["crop", "grade", "quantity_kg", "harvested_on"],
+            "properties": {**{k: {"type": "string"} for k in (
+                "crop", "grade", "quantity_kg", "harvested_on", "collection_point", "notes",
+                "coop_id")}, "photo": {"type": "string", "contentMediaType": "image/*"}}}
+    op["requestBody"]["content"]["multipart/form-data"] = {"schema": form}
+    op["responses"].setdefault("413", {"description": "error", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    op["security"] = [{"bearer": []}, {"browserSession": []}]

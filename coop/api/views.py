@@ -12,7 +12,8 @@ from ..common.quantities import format_kg
 from ..cooperatives import services as coop_services
 from ..extensions import db, limiter
 from ..listings import services as listing_services
-from .common import error, idempotency_key, json_body, page_args, paged, token_required
+from .common import (error, idempotency_key, json_body, page_args, paged, token_or_session_required,
+                     token_required)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -93,14 +94,33 @@ def list_listings():
     return jsonify(paged(rows, limit, listing_json))
 
 
+def _listing_body() -> tuple[dict, bytes | None]:
+    """The new listing's fields: a JSON object, or a multipart form (the offline outbox sends
+    the harvest and its photo in one request, so both are stored or neither)."""
+    if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return json_body(), None
+    data = {k: v for k, v in request.form.items()}
+    if data.get("coop_id"):
+        coop_id = data["coop_id"].strip()
+        if not coop_id.isdigit():
+            raise ValidationFailed(_("coop_id must be a whole number."),
+                                   fields={"coop_id": [_("Must be an integer.")]})
+        data["coop_id"] = int(coop_id)
+    else:
+        data.pop("coop_id", None)
+    upload = request.files.get("photo")
+    photo = upload.read() if upload is not None and upload.filename else None
+    return data, photo or None
+
+
 @bp.post("/listings")
-@token_required
+@token_or_session_required
 def create_listing():
     refused = _require_farmer_role()
     if refused:
         return refused
     key = idempotency_key()
-    data = json_body()
+    data, photo = _listing_body()
     coop_id = data.get("coop_id")
     if coop_id is not None and (not isinstance(coop_id, int) or isinstance(coop_id, bool)):
         raise ValidationFailed(_("coop_id must be a whole number."),
@@ -116,7 +136,8 @@ def create_listing():
     fields = dict(crop=data["crop"], grade=data["grade"], quantity_kg=data.get("quantity_kg"),
                   harvested_on=data["harvested_on"],
                   collection_point=data.get("collection_point") or "",
-                  notes=data.get("notes") or "", coop_id=coop_id, idempotency_key=key)
+                  notes=data.get("notes") or "", coop_id=coop_id, idempotency_key=key,
+                  photo=photo)
     try:
         listing, created = listing_services.create_listing(g.api_user, **fields)
         db.session.commit()

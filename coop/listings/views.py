@@ -168,3 +168,7 @@ def photo(listing_id):
     response.set_etag(photo.digest)
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
+
+
+# The service worker, offline page and outbox session live beside the listing views.
+from . import offline  # noqa: E402,F401

@@ -1,0 +1,100 @@
+"""Offline harvest listing: the service worker, the offline page and what the outbox needs.
+
+The service worker (static/sw.js) keeps the app shell and the farmer's pages on the phone;
+static/outbox.js keeps harvests listed without signal in IndexedDB and sends them to
+POST /api/v1/listings with their Idempotency-Key, authenticated by the browser session and its
+CSRF token (see coop/api/common.py, token_or_session_required)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from flask import Response, current_app, jsonify, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+
+from .views import bp
+
+# Farmer pages kept on the phone for use without signal.
+OFFLINE_PAGES = ("listings.mine", "listings.new")
+SHELL_FILES = ("minga.css", "outbox.js", "icon.svg")
+
+
+def _is_farmer(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False)) and any(
+        m.role == "farmer" for m in user.memberships)
+
+
+@bp.route("/sw.js")
+def service_worker():
+    """The service worker, from the root so that its scope is the whole site. Never cached
+    for long: a new deploy must reach phones (the browser checks it on every navigation)."""
+    from .. import static_url
+    shell = [static_url(name) for name in SHELL_FILES] + [url_for("listings.offline")]
+    pages = [url_for(endpoint) for endpoint in OFFLINE_PAGES]
+    code = (Path(current_app.static_folder) / "sw.js").read_text(encoding="utf-8")
+    version = hashlib.sha256((code + json.dumps(shell)).encode()).hexdigest()[:12]
+    prelude = (f"var VERSION = {json.dumps(version)}; var SHELL = {json.dumps(shell)};\n"
+               f"var PAGES = {json.dumps(pages)}; var OFFLINE = "
+               f"{json.dumps(url_for('listings.offline'))};\n")
+    response = Response(prelude + code, mimetype="text/javascript")
+    response.headers["Service-Worker-Allowed"] = "/"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.route("/offline")
+def offline():
+    """What the service worker shows for a page it does not keep, without signal."""
+    response = current_app.make_response(render_template("listings/offline.html"))
+    # Not the user's data (the service worker stores it once per version); keep it out of
+    # shared caches all the same, since the header shows who is logged in.
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@bp.route("/my/outbox/session")
+def outbox_session():
+    """Who is logged in and a CSRF token for the outbox to send with, read just before sending
+    (the token in a page kept offline for days may belong to a session that ended)."""
+    if not getattr(current_user, "is_authenticated", False):
+        return jsonify(error={"code": "unauthorized", "message": _("Log in first."),
+                              "fields": {}}), 401
+    if not _is_farmer(current_user):
+        return jsonify(error={"code": "forbidden", "message": _("Only farmer members can "
+                                                                "list harvests."),
+                              "fields": {}}), 403
+    response = jsonify(user_id=current_user.id, csrf_token=generate_csrf())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.app_template_global("outbox_strings")
+def outbox_strings() -> dict:
+    """The outbox's words, translated here so the script carries none of its own."""
+    return {
+        "waiting_one": _("1 harvest waiting to send"),
+        "waiting_many": _("{n} harvests waiting to send"),
+        "refused_count": _("{n} not accepted"),
+        "pending": _("Waiting to send"),
+        "sending": _("Sending…"),
+        "refused": _("Not accepted:"),
+        "sent": _("Harvest sent."),
+        "sent_many": _("{n} harvests sent."),
+        "saved": _("Saved on this phone. It will be sent when there is signal."),
+        "offline": _("No signal now. Your harvests wait on this phone and are sent when the "
+                     "signal returns."),
+        "login": _("Log in again to send the harvests waiting on this phone."),
+        "failed": _("Could not send now. Minga will try again."),
+        "edit": _("Correct"),
+        "resend": _("Send again"),
+        "delete": _("Delete"),
+        "confirm_delete": _("Delete this harvest from the phone? It has not been sent."),
+        "editing": _("You are correcting a harvest that was not accepted. Save to send it "
+                     "again."),
+        "photo_kept": _("The photo taken before is kept unless you choose another."),
+        "required": _("Fill in this field."),
+        "kg": _("kg"),
+    }

@@ -1,0 +1,307 @@
+/* Minga outbox: harvests listed without signal wait on the phone and are sent later.
+   Progressive enhancement: without this script the form posts as usual. With it, the new-
+   harvest form writes the listing into IndexedDB (with a fresh Idempotency-Key and the photo
+   as a Blob) and then tries to send it to POST /api/v1/listings. Sending happens on page
+   load, on the `online` event and from the "send now" button (no Background Sync: Firefox,
+   Safari and WebView lack it). The same key sent twice is stored once by the server.
+   Words come from the page (#outbox-i18n, translated by Flask-Babel). */
+(function () {
+  "use strict";
+  var doc = document, body = doc.body;
+
+  if ("serviceWorker" in navigator && body.dataset.sw) {
+    navigator.serviceWorker.register(body.dataset.sw).then(function () {
+      return navigator.serviceWorker.ready;
+    }).then(function (reg) {
+      if (body.dataset.outboxUser && reg.active) { reg.active.postMessage("cache-pages"); }
+    }).catch(function () {});
+  }
+
+  var user = body.dataset.outboxUser;
+  var i18n = doc.getElementById("outbox-i18n");
+  if (!user || !i18n || !window.indexedDB || !window.fetch || !window.FormData) { return; }
+  user = Number(user);
+  var T = JSON.parse(i18n.textContent);
+  var STORE = "listings";
+  var sending = null;
+
+  function open() {
+    return new Promise(function (resolve, reject) {
+      var req = indexedDB.open("minga-outbox", 1);
+      req.onupgradeneeded = function () { req.result.createObjectStore(STORE, {keyPath: "key"}); };
+      req.onsuccess = function () { resolve(req.result); };
+      req.onerror = function () { reject(req.error); };
+    });
+  }
+
+  function run(mode, work) {
+    return open().then(function (db) {
+      return new Promise(function (resolve, reject) {
+        var tx = db.transaction(STORE, mode), req = work(tx.objectStore(STORE));
+        tx.oncomplete = function () { db.close(); resolve(req && req.result); };
+        tx.onerror = tx.onabort = function () { db.close(); reject(tx.error); };
+      });
+    });
+  }
+
+  function mine() {
+    return run("readonly", function (s) { return s.getAll(); }).then(function (all) {
+      return (all || []).filter(function (r) { return r.user === user; })
+        .sort(function (a, b) { return a.created - b.created; });
+    });
+  }
+  function get(key) { return run("readonly", function (s) { return s.get(key); }); }
+  function put(rec) { return run("readwrite", function (s) { return s.put(rec); }); }
+  function drop(key) { return run("readwrite", function (s) { return s.delete(key); }); }
+
+  function newKey() {
+    var c = window.crypto;
+    if (c && c.randomUUID) { return c.randomUUID(); }
+    var bytes = new Uint8Array(16), out = "";
+    if (c && c.getRandomValues) { c.getRandomValues(bytes); }
+    else { for (var i = 0; i < 16; i++) { bytes[i] = Math.floor(Math.random() * 256); } }
+    for (var j = 0; j < 16; j++) { out += (bytes[j] + 256).toString(16).slice(1); }
+    return "outbox-" + out + "-" + Date.now().toString(36);
+  }
+
+  function el(tag, text, cls) {
+    var node = doc.createElement(tag);
+    if (text) { node.textContent = text; }
+    if (cls) { node.className = cls; }
+    return node;
+  }
+
+  function note(text) {
+    var p = doc.getElementById("outbox-note");
+    if (p && text) { p.textContent = text; p.hidden = false; }
+  }
+
+  /* ------------------------------------------------------------------ sending */
+
+  function asForm(rec) {
+    var data = new FormData(), f = rec.fields;
+    Object.keys(f).forEach(function (name) { if (f[name]) { data.append(name, f[name]); } });
+    if (rec.photo) { data.append("photo", rec.photo, rec.photoName || "photo.jpg"); }
+    return data;
+  }
+
+  function session() {
+    return fetch(body.dataset.outboxSession, {credentials: "same-origin", cache: "no-store",
+                                              headers: {"Accept": "application/json"}})
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403) { note(T.login); return null; }
+        return r.ok ? r.json() : null;
+      }).then(function (s) { return s && s.user_id === user ? s.csrf_token : null; });
+  }
+
+  function sendAll() {
+    // One run at a time; a call during a run goes after it (a harvest just saved is sent too).
+    if (sending) { return sending.then(sendAll); }
+    var sent = 0;
+    sending = mine().then(function (all) {
+      var queue = all.filter(function (r) { return r.status !== "refused"; });
+      if (!queue.length) { return; }
+      if (navigator.onLine === false) { note(T.offline); return; }
+      render(all, true);
+      return session().then(function (token) {
+        if (!token) { return; }
+        return queue.reduce(function (chain, rec) {
+          return chain.then(function (go) { return go && sendOne(rec, token); });
+        }, Promise.resolve(true));
+      });
+    }).catch(function () { note(T.failed); }).then(function () {
+      sending = null;
+      if (sent > 1) { note(T.sent_many.replace("{n}", sent)); }
+      return render();
+    });
+    return sending;
+
+    function sendOne(rec, token) {
+      return fetch(body.dataset.outboxApi, {
+        method: "POST", credentials: "same-origin", body: asForm(rec),
+        headers: {"Idempotency-Key": rec.key, "X-CSRFToken": token, "Accept": "application/json"}
+      }).then(function (r) {
+        if (r.status === 201) { sent++; return drop(rec.key).then(function () { return true; }); }
+        if (r.status === 401) { note(T.login); return false; }
+        if (r.status === 429 || r.status >= 500) { note(T.failed); return false; }
+        // Refused (unreadable, not allowed, too large, invalid): the farmer corrects it.
+        return r.json().catch(function () { return {}; }).then(function (answer) {
+          var err = answer.error || {};
+          rec.status = "refused";
+          rec.message = err.message || (T.refused + " " + r.status);
+          rec.errors = err.fields || {};
+          return put(rec).then(function () { return true; });
+        });
+      }, function () { note(navigator.onLine === false ? T.offline : T.failed); return false; });
+    }
+  }
+
+  /* ------------------------------------------------------------------ showing */
+
+  function count(all) {
+    var refused = all.filter(function (r) { return r.status === "refused"; }).length;
+    var waiting = all.length - refused, parts = [];
+    if (waiting) { parts.push(waiting === 1 ? T.waiting_one : T.waiting_many.replace("{n}", waiting)); }
+    if (refused) { parts.push(T.refused_count.replace("{n}", refused)); }
+    return parts.join(" · ");
+  }
+
+  function render(all, busy) {
+    var ready = all ? Promise.resolve(all) : mine();
+    return ready.then(function (recs) {
+      var badge = doc.getElementById("outbox-badge");
+      if (badge) { badge.textContent = count(recs); badge.hidden = !recs.length; }
+      var section = doc.getElementById("outbox"), list = doc.getElementById("outbox-list");
+      if (!section || !list) { return; }
+      section.hidden = !recs.length;
+      list.textContent = "";
+      recs.forEach(function (rec) { list.appendChild(item(rec, busy)); });
+    }).catch(function () {});
+  }
+
+  function item(rec, busy) {
+    var li = el("li"), f = rec.fields;
+    li.appendChild(el("strong", rec.label || (f.crop + " " + f.grade)));
+    li.appendChild(doc.createTextNode(" — " + f.quantity_kg + " " + T.kg + " · " + f.harvested_on));
+    li.appendChild(el("br"));
+    if (rec.status === "refused") {
+      li.appendChild(el("span", T.refused, "status status-refused"));
+      li.appendChild(el("p", rec.message, "err"));
+      var fix = el("a", T.edit);
+      fix.href = body.dataset.outboxNew + "?outbox=" + encodeURIComponent(rec.key);
+      li.appendChild(fix);
+      li.appendChild(doc.createTextNode(" "));
+      li.appendChild(button(T.resend, function () {
+        rec.status = "pending";
+        return put(rec).then(sendAll);
+      }));
+    } else {
+      li.appendChild(el("span", busy ? T.sending : T.pending, "status status-pending"));
+    }
+    li.appendChild(doc.createTextNode(" "));
+    li.appendChild(button(T.delete, function () {
+      return window.confirm(T.confirm_delete) ? drop(rec.key).then(function () { return render(); }) : null;
+    }));
+    return li;
+  }
+
+  function button(text, action) {
+    var b = el("button", text, "link");
+    b.type = "button";
+    b.addEventListener("click", action);
+    return b;
+  }
+
+  /* ------------------------------------------------------------------ the form */
+
+  function shrink(file) {
+    // A phone photo can be 5 MB: make it at most 1600 px before it waits for 2G (the server
+    // makes it smaller still). Anything odd: keep the file as it was.
+    if (!file || file.size < 300 * 1024 || !window.createImageBitmap) { return Promise.resolve(file); }
+    return createImageBitmap(file).then(function (bmp) {
+      var scale = Math.min(1, 1600 / Math.max(bmp.width, bmp.height));
+      var canvas = el("canvas");
+      canvas.width = Math.round(bmp.width * scale);
+      canvas.height = Math.round(bmp.height * scale);
+      canvas.getContext("2d").drawImage(bmp, 0, 0, canvas.width, canvas.height);
+      return new Promise(function (resolve) { canvas.toBlob(resolve, "image/jpeg", 0.82); });
+    }).then(function (blob) { return blob && blob.size < file.size ? blob : file; },
+            function () { return file; });
+  }
+
+  function fieldErrors(form, errors) {
+    Object.keys(errors || {}).forEach(function (name) {
+      var target = name === "crop" || name === "grade" ? "product" : name;
+      var input = form.elements[target];
+      var messages = errors[name] || [];
+      if (!input || !input.parentNode || !messages.length) { return; }
+      var p = el("p", messages.join(" "), "err");
+      p.id = target + "-outbox-err";
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", p.id);
+      input.parentNode.appendChild(p);
+    });
+  }
+
+  function setupForm(form) {
+    var editing = null;
+    var key = new URLSearchParams(location.search).get("outbox");
+    var ready = key ? get(key).then(function (rec) {
+      if (!rec || rec.user !== user) { return; }
+      editing = rec;
+      Object.keys(rec.fields).forEach(function (name) {
+        if (form.elements[name] && rec.fields[name] != null) { form.elements[name].value = rec.fields[name]; }
+      });
+      if (form.elements.product) { form.elements.product.value = rec.fields.crop + "/" + rec.fields.grade; }
+      var banner = doc.getElementById("outbox-editing");
+      if (banner) {
+        banner.textContent = T.editing + " " + (rec.message || "") + (rec.photo ? " " + T.photo_kept : "");
+        banner.hidden = false;
+      }
+      fieldErrors(form, rec.errors);
+    }) : Promise.resolve();
+
+    form.addEventListener("submit", function (event) {
+      var data = new FormData(form), product = String(data.get("product") || "");
+      var missing = ["product", "quantity_kg", "harvested_on"].filter(function (n) {
+        return form.elements[n] && !String(data.get(n) || "").trim();
+      });
+      event.preventDefault();
+      form.querySelectorAll(".outbox-missing").forEach(function (n) { n.remove(); });
+      if (missing.length) {
+        missing.forEach(function (n) {
+          var p = el("p", T.required, "err outbox-missing");
+          form.elements[n].parentNode.appendChild(p);
+        });
+        form.elements[missing[0]].focus();
+        return;
+      }
+      var select = form.elements.product, option = select && select.selectedOptions[0];
+      var group = option && option.parentNode.label;
+      var fields = {
+        crop: product.split("/")[0], grade: product.split("/").slice(1).join("/"),
+        quantity_kg: String(data.get("quantity_kg")).trim(), harvested_on: String(data.get("harvested_on")),
+        collection_point: String(data.get("collection_point") || ""), notes: String(data.get("notes") || ""),
+        coop_id: String(data.get("coop_id") || "")
+      };
+      var photo = form.elements.photo && form.elements.photo.files[0];
+      var submit = form.querySelector("[type=submit]");
+      if (submit) { submit.disabled = true; submit.textContent = T.sending; }
+      var key = newKey();
+      shrink(photo).then(function (blob) {
+        // A corrected harvest gets a new key: the server stored nothing under the old one.
+        var rec = {key: key, user: user, created: editing ? editing.created : Date.now(),
+                   fields: fields, label: (group ? group + " — " : "") + (option ? option.textContent : ""),
+                   photo: blob || (editing && editing.photo) || null,
+                   photoName: blob ? (photo.name || "photo.jpg") : (editing && editing.photoName),
+                   status: "pending", message: "", errors: {}};
+        return put(rec).then(function () { return editing && drop(editing.key); });
+      }).then(function () {
+        return sendAll();
+      }).then(function () {
+        return mine();
+      }).then(function (left) {
+        var waiting = left.filter(function (r) { return r.status !== "refused"; }).length;
+        sessionStorage.setItem("minga-outbox-note", waiting ? T.saved : (left.length ? "" : T.sent));
+        location.href = body.dataset.outboxMine;
+      }, function () {
+        // No IndexedDB after all (private mode, full disk): post the form as usual, with the
+        // key, so that the server stores it once even if the outbox also holds it.
+        if (form.elements.idempotency_key) { form.elements.idempotency_key.value = key; }
+        form.submit();
+      });
+    });
+    return ready;
+  }
+
+  /* ------------------------------------------------------------------ start */
+
+  var form = doc.querySelector("form[data-outbox-form]");
+  var start = form ? setupForm(form).catch(function () {}) : Promise.resolve();
+  var sendButton = doc.getElementById("outbox-send");
+  if (sendButton) { sendButton.addEventListener("click", function () { sendAll(); }); }
+  window.addEventListener("online", function () { sendAll(); });
+  var shown = sessionStorage.getItem("minga-outbox-note");
+  if (shown) { sessionStorage.removeItem("minga-outbox-note"); note(shown); }
+  start.then(sendAll);
+})();

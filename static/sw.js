@@ -1,0 +1,91 @@
+/* Minga service worker: keeps the app shell and the farmer's pages on the phone, so the
+   pages open without signal. Served from /sw.js (root scope) by coop/listings/offline.py,
+   which puts VERSION, SHELL (fingerprinted CSS, JS, icon, offline page) and PAGES before
+   this code. Nothing here sends listings: the page's outbox.js does that. */
+/* global VERSION, SHELL, PAGES, OFFLINE */
+"use strict";
+var STATIC_CACHE = "minga-static-" + VERSION;
+var PAGE_CACHE = "minga-pages";
+
+self.addEventListener("install", function (event) {
+  event.waitUntil(caches.open(STATIC_CACHE).then(function (cache) {
+    return cache.addAll(SHELL);
+  }).then(function () { return self.skipWaiting(); }));
+});
+
+self.addEventListener("activate", function (event) {
+  event.waitUntil(caches.keys().then(function (keys) {
+    return Promise.all(keys.filter(function (k) {
+      return k.indexOf("minga-static-") === 0 && k !== STATIC_CACHE;
+    }).map(function (k) { return caches.delete(k); }));
+  }).then(function () { return self.clients.claim(); }));
+});
+
+function isPage(url) {
+  return PAGES.indexOf(url.pathname) !== -1;
+}
+
+function putPage(url, response) {
+  // Only a real page of the logged-in farmer: not a redirect to the login page.
+  if (response.ok && !response.redirected && response.type === "basic") {
+    var copy = response.clone();
+    caches.open(PAGE_CACHE).then(function (cache) { cache.put(url.pathname, copy); });
+  }
+  return response;
+}
+
+function fromCache(request) {
+  return caches.match(request.url, {ignoreSearch: true}).then(function (hit) {
+    return hit || caches.match(OFFLINE);
+  });
+}
+
+self.addEventListener("message", function (event) {
+  // A farmer's page asks to keep the farmer pages ready for the next time without signal.
+  if (event.data === "cache-pages") {
+    // Only the pages not kept yet: on 2G every request counts.
+    event.waitUntil(caches.open(PAGE_CACHE).then(function (cache) {
+      return Promise.all(PAGES.map(function (path) {
+        return cache.match(path).then(function (hit) {
+          if (hit) { return; }
+          return fetch(path, {credentials: "same-origin"}).then(function (r) {
+            if (r.ok && !r.redirected) { return cache.put(path, r); }
+          });
+        }).catch(function () {});
+      }));
+    }));
+  } else if (event.data === "forget-pages") {
+    event.waitUntil(caches.delete(PAGE_CACHE));
+  }
+});
+
+self.addEventListener("fetch", function (event) {
+  var request = event.request;
+  var url = new URL(request.url);
+  if (url.origin !== self.location.origin) { return; }
+  if (request.method !== "GET") {
+    // Logging in or out: the cached pages belong to whoever was logged in before.
+    if (url.pathname === "/logout" || url.pathname === "/login") {
+      event.waitUntil(caches.delete(PAGE_CACHE));
+    }
+    return;
+  }
+  if (url.pathname.indexOf("/static/") === 0) {
+    event.respondWith(caches.match(request).then(function (hit) {
+      return hit || fetch(request).then(function (response) {
+        if (response.ok && url.searchParams.get("v")) {
+          var copy = response.clone();
+          caches.open(STATIC_CACHE).then(function (cache) { cache.put(request, copy); });
+        }
+        return response;
+      });
+    }));
+    return;
+  }
+  if (request.mode === "navigate") {
+    // Network first (the page is fresh when there is signal), the phone's copy without it.
+    event.respondWith(fetch(request).then(function (response) {
+      return isPage(url) ? putPage(url, response) : response;
+    }).catch(function () { return fromCache(request); }));
+  }
+});
