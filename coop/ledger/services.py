@@ -217,6 +217,10 @@ def settle_pending(coop, pending: LedgerEntry, *, outcome: str) -> None:
     db.session.expire(pending, ["status"])
     if result.rowcount != 1 and pending.status != outcome:
         raise Conflict(_("This hold was already settled."), code="hold_settled")
+    if result.rowcount == 1 and outcome == "posted":
+        # A posted entry's lines are in the balances (`check` recomputes them so).
+        db.session.expire(pending, ["postings"])
+        _apply([(p.account, p.amount_minor) for p in pending.postings])
 
 
 def pending_for(coop, source: tuple[str, int]) -> list[LedgerEntry]:
