@@ -242,6 +242,11 @@ def _check_payment_method(payment_method) -> str:
     if not isinstance(payment_method, str) or not payment_method.strip() \
             or len(payment_method) > 255:
         raise ValidationFailed(_("Choose a card."), fields={"payment_method": [_("Required.")]})
+    if not payment_method.strip().isprintable() or " " in payment_method.strip():
+        # Stripe ids are letters, digits and underscores; a control character is no card.
+        raise ValidationFailed(_("That is not a payment method."),
+                               code="invalid_payment_method",
+                               fields={"payment_method": [_("Not a payment method id.")]})
     return payment_method.strip()
 
 
@@ -297,6 +302,12 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
         if isinstance(exc, gateway.CardDeclined):
             raise PaymentDeclined(_("The card was declined. Nothing was held and nothing was "
                                     "committed."), code="payment_declined")
+        if not isinstance(exc, gateway.GatewayUnavailable) and exc.http_status in (400, 404):
+            # Stripe refused the request itself (an unknown payment method id): the client's
+            # mistake, not an outage.
+            raise ValidationFailed(_("That payment method cannot be used. Nothing was held and "
+                                     "nothing was committed."), code="invalid_payment_method",
+                                   fields={"payment_method": [_("Unknown payment method.")]})
         raise DomainError(_("The card could not be checked right now. Nothing was held; try "
                             "again in a moment."), code="payment_unavailable", status=503)
     # Step 3: the hold is in place.
@@ -586,10 +597,17 @@ def apply_stripe_event(event: dict) -> str:
     """Apply a verified Stripe event once. A replayed event id changes nothing; an event that
     arrives out of order never moves an order backwards (captured and released are final)."""
     event_id, kind = event.get("id"), event.get("type", "")
-    obj = (event.get("data") or {}).get("object") or {}
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    obj = obj if isinstance(obj, dict) else {}
     intent_id = obj.get("id") if obj.get("object") == "payment_intent" else None
-    if not event_id:
+    if not isinstance(intent_id, str) or not intent_id or len(intent_id) > 255:
+        intent_id = None  # a signed event of an odd shape is recorded and ignored, never a 500
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
         raise ValidationFailed("event without id", code="invalid_event")
+    if not isinstance(kind, str):
+        kind = ""
+    kind = kind[:80]
     if db.session.get(StripeEvent, event_id) is not None:
         return "duplicate"
     record = StripeEvent(id=event_id, type=kind, object_id=intent_id)
