@@ -8,14 +8,17 @@ def extra_blueprints():
     from .pricing.views import bp as pricing_bp
     from .payouts.views import bp as payouts_bp
     from .treasury.views import bp as treasury_bp
+    from .intake.views import bp as intake_bp
+    from .shares.views import bp as shares_bp
     return [pricing_bp, pools_bp, payments_bp, ledger_bp, payouts_bp,
-            treasury_bp]
+            treasury_bp, intake_bp, shares_bp]
 
 
 def extra_commands():
     from .ledger.commands import ledger_cli
     from .pools.commands import pools_cli
-    return [pools_cli, ledger_cli]
+    from .intake.commands import intake_cli
+    return [pools_cli, ledger_cli, intake_cli]
 
 
 def extra_demo_steps():

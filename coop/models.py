@@ -8,4 +8,6 @@ from .pools.models import Allocation, Order, Pool, StripeEvent  # noqa: F401
 from .ledger.models import (AuditEvent, FinanceSettings, LedgerAccount, LedgerEntry,  # noqa: F401
                             LedgerPosting)
 from .payouts.models import PayoutBatch, PayoutExclusion, PayoutLine  # noqa: F401,E402
+from .intake.models import Intake, Refund  # noqa: F401,E402
+from .shares.models import ShareAccount, ShareMovement  # noqa: F401,E402
 from .treasury.models import BankStatementLine, StripeBalanceTxn, YearEndClose  # noqa: F401,E402

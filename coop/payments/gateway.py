@@ -361,3 +361,19 @@ def verify_webhook(payload: bytes, sig_header: str | None, secret: str,
     if not data.get("id") or not data.get("type"):
         raise WebhookInvalid("The body is not a Stripe event.")
     return data
+
+
+def find_refund(intent_id: str, idempotency_key: str) -> str | None:
+    """The id of a refund of this payment made with `idempotency_key` (looked up in the
+    refunds' metadata), or None. Lets a rerun after a crash find a refund Stripe already
+    made, since the sandbox does not honour idempotency keys (and Stripe forgets them)."""
+    try:
+        page = _v1().refunds.list(params={"payment_intent": intent_id, "limit": 100})
+        for item in page.auto_paging_iter():
+            item = _as_dict(item)
+            if (item.get("metadata") or {}).get("minga_idempotency_key") == idempotency_key \
+                    and item.get("status") not in ("failed", "canceled"):
+                return item["id"]
+    except stripe.StripeError as exc:
+        raise _translate(exc, intent_id) from exc
+    return None

@@ -1,0 +1,14 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, SelectField, StringField
+from wtforms.validators import Length, Optional
+
+
+class IntakeForm(FlaskForm):
+    received_kg = StringField(_l("Kilograms received (scale)"),
+                              validators=[Optional(), Length(max=20)],
+                              render_kw={"inputmode": "decimal", "autocomplete": "off"})
+    grade = SelectField(_l("Grade received"), validate_choice=False)
+    not_delivered = BooleanField(_l("Nothing was delivered"))
+    # One key per form shown: a double tap on a slow connection records the delivery once.
+    idempotency_key = HiddenField(validators=[Length(max=64)])

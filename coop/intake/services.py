@@ -1,0 +1,436 @@
+"""Intake at the collection point, the shortfall refunds it causes, and the settlement
+statement (liquidación) of each delivery.
+
+What an intake decides (all in integer minor units, at the pool's final buyer price P):
+- accepted = min(received, allocated); the excess is recorded as not sold (the farmer takes
+  it back); shortfall = allocated - accepted.
+- The farmer is owed the farmer price of the grade received x accepted kg: the pool's price
+  version when the grade is the pool's, else the coop's current version for that grade
+  (none: 422 no_price).
+- A lower grade (lower farmer price) gives the buyers the farmer-price difference back, like
+  a shortfall; commission and premium per kg stay as sold. A higher grade is paid to the
+  farmer out of the coop's commission on this delivery; beyond it, out of the coop's funds
+  (operating_costs). Buyers are never charged more than was captured.
+- One entry `intake:{id}`: Dr buyer_deposits (accepted x P less the downgrade), Dr
+  operating_costs (the coop's cost, if any) / Cr farmer_payable:<farmer>, Cr premium_fund
+  (premium x accepted), Cr commission_income (the rest: rounding stays with the coop). The
+  last intake of a pool takes what rounding left in the pool's deposits, so that every pool
+  ends with nothing owed to its buyers but its refunds.
+- Refund = allocated x P - (accepted x P - downgrade), split over the pool's captured orders
+  pro rata to quantity (largest remainder, minor units), never above what an order has left
+  (captured - refunds already assigned).
+- Advance: the coop's percentage of the farmer amount, paid in cash at the collection
+  point (`advance:{id}`: Dr farmer_payable / Cr cash), netted at settlement.
+- Share withholding: see coop.shares.services.withhold (capped at what the advance leaves).
+
+Commit points: recording is a Stripe saga like closing a pool (see coop.pools.services).
+Step 1 commits the intake, its entries and each refund as `pending`; step 2 calls Stripe for
+each refund with no transaction open, then marks it succeeded with its own ledger entry
+(`refund:{id}`: Dr buyer_deposits / Cr stripe_clearing). A rerun (the same request again,
+or `flask intake finish-refunds`) finishes pending refunds; a refund Stripe made before a
+crash is found by its idempotency key in the refund's metadata and never made twice."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..catalog import services as catalog
+from ..common.access import require_member, roles_in
+from ..common.errors import Conflict, NotFound, ValidationFailed
+from ..common.models import utcnow
+from ..common.quantities import QuantityError, parse_kg
+from ..extensions import db
+from ..ledger import services as ledger
+from ..listings.services import request_fingerprint
+from ..payments import gateway
+from ..pools.allocation import largest_remainder
+from ..pools.models import Allocation, Order, Pool
+from ..pricing import services as pricing
+from ..shares import services as shares
+from .models import Intake, Refund
+
+REFUND_LEASE = timedelta(minutes=2)
+TRANSIENT_CODES = {"gateway_unavailable", "gateway_error", "rate_limited", "lock_timeout",
+                   "gateway_not_configured"}
+
+
+# ---------------------------------------------------------------- reading
+
+def get_allocation(allocation_id: int) -> Allocation:
+    allocation = db.session.get(Allocation, allocation_id)
+    if allocation is None:
+        raise NotFound(_("No such allocation."))
+    return allocation
+
+
+def managed_allocation(user, allocation_id: int) -> Allocation:
+    """The allocation if the user manages its coop: 404 for outsiders, 403 for its other
+    members."""
+    allocation = get_allocation(allocation_id)
+    require_member(allocation.pool.coop_id, "manager", user=user)
+    return allocation
+
+
+def intake_for(allocation_id: int) -> Intake | None:
+    return db.session.scalar(select(Intake).where(Intake.allocation_id == allocation_id))
+
+
+def pool_intakes(pool_id: int) -> dict[int, Intake]:
+    return {i.allocation_id: i for i in db.session.scalars(
+        select(Intake).where(Intake.pool_id == pool_id)).unique()}
+
+
+def refunds_of(intake: Intake) -> list[Refund]:
+    return list(db.session.scalars(select(Refund).where(Refund.intake_id == intake.id)
+                                   .order_by(Refund.id)).unique())
+
+
+def farmer_statements(user) -> list[Intake]:
+    return list(db.session.scalars(select(Intake).where(Intake.farmer_user_id == user.id)
+                                   .order_by(Intake.id.desc())).unique())
+
+
+def coop_statements(coop_id: int, limit: int = 500) -> list[Intake]:
+    return list(db.session.scalars(select(Intake).where(Intake.coop_id == coop_id)
+                                   .order_by(Intake.id.desc()).limit(limit)).unique())
+
+
+def statement(user, intake_id: int) -> Intake:
+    """A delivery's statement: for its farmer and the coop's managers and treasurers only;
+    anyone else gets 404 (nobody learns that it exists)."""
+    intake = db.session.get(Intake, intake_id)
+    if intake is None:
+        raise NotFound(_("No such statement."))
+    if intake.farmer_user_id == getattr(user, "id", None):
+        return intake
+    if roles_in(user, intake.coop_id) & {"manager", "treasurer"}:
+        return intake
+    raise NotFound(_("No such statement."))
+
+
+# ---------------------------------------------------------------- recording
+
+def _parse(pool: Pool, received_kg, grade, crop, not_delivered: bool):
+    if not_delivered:
+        if received_kg not in (None, "", 0, "0"):
+            raise ValidationFailed(_("Nothing delivered: leave the kilograms empty."),
+                                   fields={"received_kg": [_("Must be empty or 0.")]})
+        received_g = 0
+    else:
+        try:
+            received_g = parse_kg(received_kg)
+        except QuantityError as exc:
+            raise ValidationFailed(str(exc), fields={"received_kg": [str(exc)]})
+    if grade is None and not_delivered:
+        grade = pool.grade.code
+    if not isinstance(grade, str) or not grade.strip():
+        raise ValidationFailed(_("Choose the grade received."),
+                               fields={"grade": [_("Required string.")]})
+    if crop is not None and not isinstance(crop, str):
+        raise ValidationFailed(_("crop must be a string."), fields={"crop": [_("String.")]})
+    crop_row, grade_row = catalog.resolve(crop if crop is not None else pool.crop.slug,
+                                          grade.strip())
+    if crop_row.id != pool.crop_id:
+        raise ValidationFailed(_("This pool sells another crop."), code="crop_mismatch",
+                               fields={"crop": [_("Not the pool's crop.")]})
+    return received_g, grade_row
+
+
+def _price_version(pool: Pool, grade_id: int):
+    if grade_id == pool.grade_id:
+        return pool.price
+    version = pricing.current(pool.coop_id, pool.crop_id, grade_id)
+    if version is None:
+        raise ValidationFailed(_("Set a price for the grade received before recording it."),
+                               code="no_price", fields={"grade": [_("No price set.")]})
+    return version
+
+
+def _fingerprint(allocation_id, received_kg, grade, crop, not_delivered) -> str:
+    return request_fingerprint({"allocation": allocation_id, "received_kg": str(received_kg),
+                                "grade": grade, "crop": crop, "not_delivered": not_delivered})
+
+
+def _replay(intake: Intake, fingerprint: str, allocation_id: int) -> Intake:
+    if intake.request_hash != fingerprint or intake.allocation_id != allocation_id:
+        raise ValidationFailed(_("This Idempotency-Key was used with a different intake."),
+                               code="idempotency_key_reused")
+    return intake
+
+
+def _by_key(coop_id: int, key: str) -> Intake | None:
+    return db.session.scalar(select(Intake).where(Intake.coop_id == coop_id,
+                                                  Intake.idempotency_key == key))
+
+
+def record_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
+                  not_delivered: bool = False, idempotency_key: str | None = None
+                  ) -> tuple[Intake, bool]:
+    """Record what a farmer delivered against an allocation (the coop's manager only) and
+    refund the shortfall. Returns (intake, created). Refuses: outsiders 404, other members
+    403; bad kilograms, an unknown or prohibited crop or grade, a grade without price (422);
+    a pool not yet confirmed and captured (409 pool_not_settled); a second intake of the
+    same allocation (409 intake_recorded). The same Idempotency-Key with the same body
+    returns the first intake (and finishes its pending refunds); with another body, 422.
+    Commits in steps (see the module docstring)."""
+    allocation = managed_allocation(user, allocation_id)
+    pool = allocation.pool
+    coop = pool.coop
+    not_delivered = bool(not_delivered)
+    fingerprint = _fingerprint(allocation_id, received_kg, grade, crop, not_delivered)
+    if idempotency_key is not None:
+        earlier = _by_key(coop.id, idempotency_key)
+        if earlier is not None:
+            intake = _replay(earlier, fingerprint, allocation_id)
+            finish_refunds(intake_id=intake.id)
+            return intake, False
+    received_g, grade_row = _parse(pool, received_kg, grade, crop, not_delivered)
+    if pool.status != "confirmed" or pool.settled_at is None \
+            or pool.final_price_per_kg_minor is None:
+        raise Conflict(_("Deliveries are recorded once the pool is confirmed and paid."),
+                       code="pool_not_settled")
+    if intake_for(allocation.id) is not None:
+        raise Conflict(_("This delivery was recorded already."), code="intake_recorded")
+    version = _price_version(pool, grade_row.id)
+    # Step 1, one transaction: end the reads, then lock the pool (an UPDATE takes the write
+    # lock on both databases) so two intakes of a pool never split the same deposits.
+    db.session.commit()
+    db.session.execute(update(Pool).where(Pool.id == pool.id)
+                       .values(allocated_g=Pool.allocated_g)
+                       .execution_options(synchronize_session=False))
+    try:
+        intake = _create(user, allocation, pool, coop, received_g, grade_row, version,
+                         idempotency_key, fingerprint if idempotency_key else None)
+        db.session.commit()
+    except IntegrityError:
+        # The same allocation (or key) was recorded at this moment by another request.
+        db.session.rollback()
+        earlier = _by_key(coop.id, idempotency_key) if idempotency_key else None
+        if earlier is not None:
+            return _replay(earlier, fingerprint, allocation_id), False
+        raise Conflict(_("This delivery was recorded already."), code="intake_recorded")
+    # Step 2: the refunds at Stripe, no transaction open.
+    finish_refunds(intake_id=intake.id)
+    db.session.refresh(intake)
+    return intake, True
+
+
+def _pool_money(pool: Pool) -> tuple[int, int, int, int]:
+    """(captured, refunds assigned, taken by intakes, intakes recorded) for a pool."""
+    captured = db.session.scalar(select(func.coalesce(func.sum(Order.amount_captured_minor), 0))
+                                 .where(Order.pool_id == pool.id, Order.status == "captured"))
+    refunds = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_minor), 0))
+                                .join(Order, Order.id == Refund.order_id)
+                                .where(Order.pool_id == pool.id))
+    taken, count = db.session.execute(
+        select(func.coalesce(func.sum(Intake.sale_minor), 0), func.count(Intake.id))
+        .where(Intake.pool_id == pool.id)).one()
+    return int(captured), int(refunds), int(taken), int(count)
+
+
+def _create(user, allocation: Allocation, pool: Pool, coop, received_g: int, grade_row,
+            version, key, request_hash) -> Intake:
+    final = pool.final_price_per_kg_minor
+    pool_farmer = pool.price.farmer_price_per_kg_minor
+    premium_per_kg = pool.price.premium_per_kg_minor
+    accepted = min(received_g, allocation.quantity_g)
+    farmer_price = version.farmer_price_per_kg_minor
+    farmer_amount = pricing.amount_for(farmer_price, accepted)
+    premium = pricing.amount_for(premium_per_kg, accepted)
+    downgrade = max(pricing.amount_for(pool_farmer, accepted) - farmer_amount, 0)
+    due = pricing.amount_for(final, allocation.quantity_g)
+    refund_total = due - (pricing.amount_for(final, accepted) - downgrade)
+
+    captured, refunds, taken, recorded = _pool_money(pool)
+    available = max(captured - refunds - taken, 0)
+    allocations = db.session.scalar(select(func.count(Allocation.id))
+                                    .where(Allocation.pool_id == pool.id))
+    last = recorded + 1 >= allocations
+    # The last delivery of a pool takes whatever rounding left in its deposits.
+    target = available if last else min(due, available)
+    refund_total = min(refund_total, target)
+    sale = target - refund_total
+    rest = sale - farmer_amount - premium
+    commission, coop_cost = (rest, 0) if rest >= 0 else (0, -rest)
+
+    intake = Intake(
+        coop_id=coop.id, pool_id=pool.id, allocation_id=allocation.id,
+        farmer_user_id=allocation.farmer_user_id, grade_id=grade_row.id,
+        price_version_id=version.id, currency=pool.currency, received_g=received_g,
+        accepted_g=accepted, excess_g=received_g - accepted,
+        shortfall_g=allocation.quantity_g - accepted, farmer_price_per_kg_minor=farmer_price,
+        buyer_price_per_kg_minor=final, farmer_amount_minor=farmer_amount, sale_minor=sale,
+        premium_minor=premium, commission_minor=commission, coop_cost_minor=coop_cost,
+        refund_minor=refund_total, advance_minor=0, share_withholding_minor=0,
+        idempotency_key=key, request_hash=request_hash, recorded_by_id=user.id)
+    db.session.add(intake)
+    db.session.flush()
+
+    farmer = allocation.farmer_user_id
+    source = ("intake", intake.id)
+    if sale or coop_cost or farmer_amount or premium:
+        ledger.post(coop, key=f"intake:{intake.id}", kind="intake", user=user, source=source,
+                    memo=f"intake {intake.id}, allocation {allocation.id}, pool {pool.id}",
+                    lines=[ledger.debit("buyer_deposits", sale),
+                           ledger.debit("operating_costs", coop_cost),
+                           ledger.credit(ledger.farmer_payable(farmer), farmer_amount),
+                           ledger.credit("premium_fund", premium),
+                           ledger.credit("commission_income", commission)])
+    advance = farmer_amount * ledger.finance_settings(coop).advance_bps // 10000
+    if advance > 0:
+        ledger.post(coop, key=f"advance:{intake.id}", kind="advance", user=user, source=source,
+                    memo=f"cash advance at intake {intake.id}",
+                    lines=[ledger.debit(ledger.farmer_payable(farmer), advance),
+                           ledger.credit("cash", advance)])
+    withheld = shares.withhold(coop, farmer, farmer_amount, key=f"withhold:intake:{intake.id}",
+                               user=user, cap=farmer_amount - advance, source=source)
+    intake.advance_minor, intake.share_withholding_minor = advance, withheld
+
+    for order_id, amount in split_refund(pool.id, refund_total).items():
+        db.session.add(Refund(coop_id=coop.id, order_id=order_id, intake_id=intake.id,
+                              amount_minor=amount, currency=pool.currency, status="pending"))
+    ledger.audit(coop.id, user, "intake.record", "intake", intake.id, {}, {
+        "allocation": allocation.id, "received_g": received_g, "accepted_g": accepted,
+        "grade": grade_row.code, "farmer_amount_minor": farmer_amount, "sale_minor": sale,
+        "refund_minor": refund_total, "advance_minor": advance, "withheld_minor": withheld})
+    db.session.flush()
+    return intake
+
+
+def split_refund(pool_id: int, total: int) -> dict[int, int]:
+    """Split `total` minor units over the pool's captured orders pro rata to their quantity
+    (largest remainder), never giving an order more than it has left to refund (captured
+    less every refund already assigned to it); what a capped order cannot take goes to the
+    others. Refuses (ValueError) a total above what the orders have left."""
+    if total <= 0:
+        return {}
+    orders = list(db.session.execute(
+        select(Order.id, Order.quantity_g, Order.amount_captured_minor)
+        .where(Order.pool_id == pool_id, Order.status == "captured",
+               Order.amount_captured_minor > 0).order_by(Order.id)))
+    assigned = dict(db.session.execute(
+        select(Refund.order_id, func.sum(Refund.amount_minor))
+        .where(Refund.order_id.in_([o.id for o in orders]))
+        .group_by(Refund.order_id)).all()) if orders else {}
+    room = {o.id: o.amount_captured_minor - int(assigned.get(o.id) or 0) for o in orders}
+    active = {o.id: o.quantity_g for o in orders if room[o.id] > 0}
+    if total > sum(room[k] for k in active):
+        raise ValueError("refund above what the pool's orders have left")
+    result: dict[int, int] = {}
+    remaining = total
+    while remaining > 0:
+        # Weights scaled by the total so largest_remainder's "total <= weights" holds.
+        parts = largest_remainder(remaining, [(k, w * remaining) for k, w in sorted(active.items())])
+        over = [k for k, v in parts.items() if v > room[k]]
+        if not over:
+            for k, v in parts.items():
+                result[k] = result.get(k, 0) + v
+            break
+        for k in over:
+            result[k] = room[k]
+            remaining -= room[k]
+            del active[k]
+    return {k: v for k, v in result.items() if v > 0}
+
+
+# ---------------------------------------------------------------- refunds at Stripe
+
+def _claim(refund_id: int, now: datetime) -> bool:
+    result = db.session.execute(
+        update(Refund).where(Refund.id == refund_id, Refund.status == "pending",
+                             (Refund.locked_until.is_(None)) | (Refund.locked_until < now))
+        .values(locked_until=now + REFUND_LEASE, attempts=Refund.attempts + 1)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _transient(exc: gateway.PaymentError) -> bool:
+    return isinstance(exc, gateway.GatewayUnavailable) or exc.code in TRANSIENT_CODES \
+        or (exc.http_status or 0) >= 500
+
+
+def finish_refunds(intake_id: int | None = None, now: datetime | None = None
+                   ) -> list[tuple[int, str]]:
+    """Make every pending refund (of one intake, or all) at Stripe and record it. Returns
+    (refund id, status) for each one tried. A refund another worker holds is skipped; one
+    Stripe did not answer for stays pending for the next run; one Stripe refused for good is
+    marked failed and what it owed moves to unsold_returns (owed to the buyer, for the
+    treasurer to settle by hand)."""
+    now = now or utcnow()
+    stmt = select(Refund.id).where(Refund.status == "pending").order_by(Refund.id)
+    if intake_id is not None:
+        stmt = stmt.where(Refund.intake_id == intake_id)
+    ids = list(db.session.scalars(stmt))
+    db.session.commit()
+    done = []
+    for refund_id in ids:
+        if not _claim(refund_id, now):
+            continue
+        refund = db.session.get(Refund, refund_id)
+        db.session.refresh(refund)
+        intent = refund.order.payment_intent_id
+        key = f"refund:{refund.id}"
+        db.session.commit()
+        try:
+            stripe_id = gateway.find_refund(intent, key) \
+                or gateway.refund(intent, refund.amount_minor, key)
+        except gateway.PaymentError as exc:
+            if _transient(exc):
+                db.session.execute(update(Refund).where(Refund.id == refund_id)
+                                   .values(locked_until=None,
+                                           failure_message=str(exc)[:255])
+                                   .execution_options(synchronize_session=False))
+                db.session.commit()
+                current_app.logger.warning("refund %s stays pending: %s", refund_id, exc)
+                done.append((refund_id, "pending"))
+                continue
+            _mark_failed(refund, str(exc))
+            done.append((refund_id, "failed"))
+            continue
+        _mark_succeeded(refund, stripe_id)
+        done.append((refund_id, "succeeded"))
+    return done
+
+
+def _mark_succeeded(refund: Refund, stripe_id: str) -> None:
+    result = db.session.execute(update(Refund).where(Refund.id == refund.id,
+                                                     Refund.status == "pending")
+                                .values(status="succeeded", stripe_refund_id=stripe_id,
+                                        locked_until=None, failure_message="",
+                                        updated_at=utcnow())
+                                .execution_options(synchronize_session=False))
+    if result.rowcount == 1:
+        db.session.execute(update(Order).where(Order.id == refund.order_id)
+                           .values(amount_refunded_minor=Order.amount_refunded_minor
+                                   + refund.amount_minor, updated_at=utcnow())
+                           .execution_options(synchronize_session=False))
+        coop = refund.order.pool.coop
+        ledger.post(coop, key=f"refund:{refund.id}", kind="refund", source=("refund", refund.id),
+                    external_ref=stripe_id,
+                    memo=f"shortfall refund, order {refund.order_id}, intake {refund.intake_id}",
+                    lines=[ledger.debit("buyer_deposits", refund.amount_minor),
+                           ledger.credit("stripe_clearing", refund.amount_minor)])
+    db.session.commit()
+    db.session.expire_all()
+
+
+def _mark_failed(refund: Refund, message: str) -> None:
+    result = db.session.execute(update(Refund).where(Refund.id == refund.id,
+                                                     Refund.status == "pending")
+                                .values(status="failed", failure_message=message[:255],
+                                        locked_until=None, updated_at=utcnow())
+                                .execution_options(synchronize_session=False))
+    if result.rowcount == 1:
+        coop = refund.order.pool.coop
+        ledger.post(coop, key=f"refund-failed:{refund.id}", kind="refund_failed",
+                    source=("refund", refund.id),
+                    memo=f"Stripe refused the refund of order {refund.order_id}; owed by hand",
+                    lines=[ledger.debit("buyer_deposits", refund.amount_minor),
+                           ledger.credit("unsold_returns", refund.amount_minor)])
+    db.session.commit()
+    db.session.expire_all()

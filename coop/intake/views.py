@@ -1,0 +1,113 @@
+"""Intake at the collection point (manager, from a phone) and settlement statements."""
+import uuid
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from ..catalog import services as catalog
+from ..common.access import require_member
+from ..common.errors import DomainError
+from ..common.forms import apply_error
+from ..cooperatives import services as coop_services
+from ..extensions import db
+from ..pools import services as pools
+from . import services
+from .forms import IntakeForm
+
+bp = Blueprint("intake", __name__, template_folder="templates")
+
+
+def _or_404(fn, *args):
+    try:
+        return fn(*args)
+    except DomainError as exc:
+        if exc.status == 404:
+            abort(404)
+        raise
+
+
+@bp.route("/manage/pools/<int:pool_id>/intake")
+@login_required
+def pool_intake(pool_id):
+    pool = _or_404(pools.get_pool, pool_id)
+    require_member(pool.coop_id, "manager", "treasurer")
+    allocations = pools.pool_allocations(pool.id)
+    from sqlalchemy import select
+
+    from ..auth.models import User
+    ids = {a.farmer_user_id for a in allocations}
+    names = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) \
+        if ids else {}
+    return render_template("intake/pool.html", pool=pool, allocations=allocations,
+                           intakes=services.pool_intakes(pool.id), names=names)
+
+
+def _grade_choices(pool):
+    return [(g.code, catalog.grade_name(g)) for g in pool.crop.grades]
+
+
+@bp.route("/manage/allocations/<int:allocation_id>/intake", methods=["GET", "POST"])
+@login_required
+def record(allocation_id):
+    allocation = _or_404(services.get_allocation, allocation_id)
+    require_member(allocation.pool.coop_id, "manager")
+    existing = services.intake_for(allocation.id)
+    if existing is not None:
+        return redirect(url_for("intake.statement", intake_id=existing.id))
+    pool = allocation.pool
+    form = IntakeForm()
+    form.grade.choices = _grade_choices(pool)
+    status = 200
+    if form.is_submitted():
+        if not form.validate():
+            status = 422
+        else:
+            try:
+                intake, _created = services.record_intake(
+                    current_user, allocation.id, received_kg=form.received_kg.data,
+                    grade=form.grade.data, not_delivered=form.not_delivered.data,
+                    idempotency_key=form.idempotency_key.data or None)
+                flash(_("Delivery recorded."), "info")
+                return redirect(url_for("intake.statement", intake_id=intake.id))
+            except DomainError as exc:
+                db.session.rollback()
+                if exc.code == "intake_recorded":
+                    flash(exc.message, "error")
+                    return redirect(url_for("intake.pool_intake", pool_id=pool.id))
+                apply_error(form, exc)
+                status = exc.status
+    else:
+        form.grade.data = pool.grade.code
+    if not form.idempotency_key.data:
+        form.idempotency_key.data = uuid.uuid4().hex
+    from ..auth.models import User
+    farmer = db.session.get(User, allocation.farmer_user_id)
+    return render_template("intake/record.html", form=form, allocation=allocation, pool=pool,
+                           farmer=farmer), status
+
+
+@bp.route("/manage/coops/<int:coop_id>/statements")
+@login_required
+def coop_statements(coop_id):
+    require_member(coop_id, "manager", "treasurer")
+    coop = coop_services.get_coop(coop_id)
+    return render_template("intake/statements.html", coop=coop,
+                           intakes=services.coop_statements(coop.id))
+
+
+@bp.route("/my/statements")
+@login_required
+def my_statements():
+    if not any(m.role == "farmer" for m in current_user.memberships):
+        abort(403)
+    return render_template("intake/statements.html", coop=None,
+                           intakes=services.farmer_statements(current_user))
+
+
+@bp.route("/my/statements/<int:intake_id>")
+@login_required
+def statement(intake_id):
+    intake = _or_404(services.statement, current_user, intake_id)
+    return render_template("intake/statement.html", intake=intake,
+                           refunds=services.refunds_of(intake))

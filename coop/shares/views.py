@@ -1,0 +1,173 @@
+"""Share register pages: the treasurer records payments, subscriptions and redemptions; the
+manager and treasurer set the coop's share and advance policy; members see their shares."""
+import uuid
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from ..common.access import require_member, roles_in
+from ..common.errors import DomainError
+from ..common.forms import apply_error
+from ..common.money import to_decimal
+from ..cooperatives import services as coop_services
+from ..extensions import db
+from . import services
+from .forms import PaymentForm, RedeemForm, SettingsForm, SubscriptionForm
+
+bp = Blueprint("shares", __name__, template_folder="templates")
+
+
+def _member_choices(coop):
+    return [(str(p.user_id), f"{p.member_number} · {p.user.name}")
+            for p in coop_services.farmer_profiles(coop)]
+
+
+def _member_id(value) -> int:
+    text = str(value or "")
+    if not text.isdigit() or not text.isascii():
+        abort(404)
+    return int(text)
+
+
+def _register_page(coop, status=200, payment=None, subscription=None):
+    payment = payment or PaymentForm(formdata=None)
+    subscription = subscription or SubscriptionForm(formdata=None)
+    payment.member.choices = subscription.member.choices = _member_choices(coop)
+    if not payment.idempotency_key.data:
+        payment.idempotency_key.data = uuid.uuid4().hex
+    conf = services.settings(coop)
+    return render_template("shares/register.html", coop=coop, rows=services.register(coop),
+                           conf=conf, withholding_pct=services.format_pct(conf.share_withholding_bps),
+                           my_roles=roles_in(current_user, coop.id), payment=payment,
+                           subscription=subscription, redeem=RedeemForm(formdata=None)), status
+
+
+@bp.route("/manage/coops/<int:coop_id>/shares")
+@login_required
+def register(coop_id):
+    require_member(coop_id, "treasurer", "manager")
+    return _register_page(coop_services.get_coop(coop_id))
+
+
+@bp.route("/manage/coops/<int:coop_id>/shares/payments", methods=["POST"])
+@login_required
+def pay(coop_id):
+    require_member(coop_id, "treasurer")
+    coop = coop_services.get_coop(coop_id)
+    form = PaymentForm()
+    form.member.choices = _member_choices(coop)
+    if not form.validate():
+        return _register_page(coop, 422, payment=form)
+    try:
+        amount = services.parse_amount(form.amount.data, coop.currency, "amount")
+        services.pay(coop, current_user, _member_id(form.member.data), amount,
+                     via=form.via.data, note=form.note.data or "",
+                     key=f"share-pay:{form.idempotency_key.data or uuid.uuid4().hex}")
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            abort(404)
+        apply_error(form, exc)
+        return _register_page(coop, exc.status, payment=form)
+    flash(_("Share payment recorded."), "info")
+    return redirect(url_for("shares.register", coop_id=coop.id))
+
+
+@bp.route("/manage/coops/<int:coop_id>/shares/subscriptions", methods=["POST"])
+@login_required
+def subscribe(coop_id):
+    require_member(coop_id, "treasurer")
+    coop = coop_services.get_coop(coop_id)
+    form = SubscriptionForm()
+    form.member.choices = _member_choices(coop)
+    if not form.validate():
+        return _register_page(coop, 422, subscription=form)
+    try:
+        services.set_subscription(coop, current_user, _member_id(form.member.data),
+                                  services.parse_count(form.shares.data, "shares"))
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            abort(404)
+        apply_error(form, exc)
+        return _register_page(coop, exc.status, subscription=form)
+    flash(_("Subscription changed."), "info")
+    return redirect(url_for("shares.register", coop_id=coop.id))
+
+
+@bp.route("/manage/coops/<int:coop_id>/shares/<int:user_id>/redeem", methods=["POST"])
+@login_required
+def redeem(coop_id, user_id):
+    require_member(coop_id, "treasurer")
+    coop = coop_services.get_coop(coop_id)
+    form = RedeemForm()
+    if not form.validate():
+        flash(_("Say why the shares are redeemed."), "error")
+        return redirect(url_for("shares.register", coop_id=coop.id))
+    try:
+        services.redeem(coop, current_user, user_id, note=form.note.data)
+        db.session.commit()
+        flash(_("Shares redeemed at par; the amount is owed to the member and paid with the "
+                "next payout."), "info")
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            abort(404)
+        flash(exc.message, "error")
+    return redirect(url_for("shares.register", coop_id=coop.id))
+
+
+@bp.route("/manage/coops/<int:coop_id>/shares/settings", methods=["GET", "POST"])
+@login_required
+def settings(coop_id):
+    require_member(coop_id, "treasurer", "manager")
+    coop = coop_services.get_coop(coop_id)
+    conf = services.settings(coop)
+    form = SettingsForm()
+    status = 200
+    if form.is_submitted():
+        if not form.validate():
+            status = 422
+        else:
+            try:
+                services.update_settings(
+                    coop, current_user,
+                    par_minor=services.parse_amount(form.par_value.data, coop.currency,
+                                                    "par_value"),
+                    min_shares=services.parse_count(form.min_shares.data, "min_shares"),
+                    withholding_bps=services.parse_pct(form.withholding_pct.data,
+                                                       "withholding_pct"),
+                    advance_bps=services.parse_pct(form.advance_pct.data, "advance_pct"))
+                db.session.commit()
+                flash(_("Settings saved."), "info")
+                return redirect(url_for("shares.settings", coop_id=coop.id))
+            except DomainError as exc:
+                db.session.rollback()
+                apply_error(form, exc)
+                status = exc.status
+    else:
+        form.par_value.data = str(to_decimal(conf.share_par_minor, coop.currency))
+        form.min_shares.data = str(conf.share_min_shares)
+        form.withholding_pct.data = services.format_pct(conf.share_withholding_bps)
+        form.advance_pct.data = services.format_pct(conf.advance_bps)
+    db.session.commit()  # finance_settings() may have created the row with the defaults
+    return render_template("shares/settings.html", coop=coop, form=form), status
+
+
+@bp.route("/my/shares")
+@login_required
+def mine():
+    if not any(m.role == "farmer" for m in current_user.memberships):
+        abort(403)
+    accounts = services.member_accounts(current_user)
+    items = []
+    for acc in accounts:
+        coop = coop_services.get_coop(acc.coop_id)
+        items.append({"coop": coop, "account": acc,
+                      "subscribed_minor": services.subscribed_minor(coop, acc),
+                      "unpaid_minor": services.unpaid_minor(coop, acc),
+                      "movements": services.movements(acc)})
+    return render_template("shares/mine.html", items=items)
