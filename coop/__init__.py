@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, g, jsonify, render_template, request, session
 from flask_babel import format_date, format_datetime, format_decimal, format_timedelta
 from flask_babel import gettext as _
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from config import CONFIGS, ProductionConfig
@@ -26,6 +27,7 @@ def create_app(config: str | type | None = "development", **overrides) -> Flask:
                                           and issubclass(config_obj, ProductionConfig)):
         config_obj.check(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.session_interface = _NoCookieOnStaticFiles()
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -33,6 +35,16 @@ def create_app(config: str | type | None = "development", **overrides) -> Flask:
     register_commands(app)
     register_headers(app)
     return app
+
+
+class _NoCookieOnStaticFiles(SecureCookieSessionInterface):
+    """A logged-in session is refreshed on every response, but not on static files: those are
+    public and cached for a year, and must never carry (nor let a cache keep) a session."""
+
+    def should_set_cookie(self, app, session) -> bool:
+        if request.endpoint == "static":
+            return False
+        return super().should_set_cookie(app, session)
 
 
 def select_locale():
@@ -203,6 +215,7 @@ def register_headers(app: Flask) -> None:
             "frame-ancestors 'none'; form-action 'self'")
         if request.endpoint == "static" and request.args.get("v"):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+            response.headers.pop("Expires", None)  # SEND_FILE_MAX_AGE_DEFAULT's, an hour
         elif "Cache-Control" not in response.headers and response.mimetype == "text/html":
             response.headers["Cache-Control"] = "no-store" if getattr(
                 g, "_login_user", None) else "private, no-cache"

@@ -1,0 +1,201 @@
+"""Page-weight budgets for a phone on a slow network: the farmer pages and the buyer catalog
+transfer at most 30 KB each on first load (HTML and every same-origin CSS, JS and icon they
+reference, compressed, headers included; listing photos apart, lazy-loaded), nothing comes
+from another site, and fingerprinted static files are cached for a year."""
+from __future__ import annotations
+
+import io
+import re
+from datetime import date, timedelta
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from coop.auth.models import User
+from coop.extensions import db
+from coop.listings import services as listing_services
+
+BUDGET = 30 * 1024
+ACCEPT = {"Accept-Encoding": "gzip, br", "Accept-Language": "es-CO,es;q=0.9"}
+DEMO_PASSWORD = "minga-demo-pass"
+PHOTO = re.compile(r"^/listings/\d+/photo")
+
+
+class References(HTMLParser):
+    """Every URL a page names, and which of them the browser fetches on load."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []      # every href/src/action/srcset/poster
+        self.loads: list[str] = []     # fetched on load: stylesheets, icons, scripts, images
+        self.lazy_images: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for name in ("href", "src", "action", "poster", "data"):
+            if a.get(name):
+                self.urls.append(a[name])
+        for name in ("srcset", "imagesrcset"):
+            for part in (a.get(name) or "").split(","):
+                if part.strip():
+                    self.urls.append(part.strip().split()[0])
+        rel = set((a.get("rel") or "").lower().split())
+        if tag == "link" and rel & {"stylesheet", "icon", "apple-touch-icon", "preload",
+                                    "manifest", "modulepreload"}:
+            self.loads.append(a["href"])
+        elif tag == "script" and a.get("src"):
+            self.loads.append(a["src"])
+        elif tag == "img" and a.get("src"):
+            if PHOTO.match(a["src"]):
+                self.lazy_images.append(a)
+            else:
+                self.loads.append(a["src"])
+
+
+def transferred(response) -> int:
+    """Bytes on the wire: status line, headers and the (compressed) body."""
+    head = f"HTTP/1.1 {response.status}\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in response.headers.items()) + "\r\n"
+    return len(head.encode()) + len(response.data)
+
+
+def off_site(url: str) -> bool:
+    parts = urlsplit(url)
+    return bool(parts.netloc) or (parts.scheme not in ("", "data", "mailto", "tel"))
+
+
+def weigh(client, path: str) -> tuple[int, dict]:
+    page = client.get(path, headers=ACCEPT)
+    assert page.status_code == 200, (path, page.status_code)
+    assert page.headers.get("Content-Encoding") in ("br", "gzip"), path
+    refs = References()
+    import brotli
+    import gzip as gz
+    raw = (brotli.decompress(page.data) if page.headers["Content-Encoding"] == "br"
+           else gz.decompress(page.data)).decode()
+    refs.feed(raw)
+    sizes = {path: transferred(page)}
+    queue = list(dict.fromkeys(refs.loads))
+    seen = set()
+    while queue:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        assert not off_site(url), (path, url)
+        sub = client.get(url, headers=ACCEPT)
+        assert sub.status_code == 200, (path, url, sub.status_code)
+        sizes[url] = transferred(sub)
+        if sub.mimetype == "text/css":
+            css = sub.data
+            if sub.headers.get("Content-Encoding") == "br":
+                css = brotli.decompress(css)
+            elif sub.headers.get("Content-Encoding") == "gzip":
+                css = gz.decompress(css)
+            for ref in re.findall(r"url\(\s*['\"]?([^'\")]+)", css.decode()):
+                if not ref.startswith("data:"):
+                    queue.append(ref)
+    offsite = [u for u in refs.urls if off_site(u)]
+    assert not offsite, (path, offsite)
+    for image in refs.lazy_images:
+        assert image.get("loading") == "lazy" and image.get("width"), (path, image)
+    return sum(sizes.values()), sizes
+
+
+def _png(n: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (40 + n, 90, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def demo(app):
+    """The demo data of `flask seed-demo`, and a farmer with a long history: 25 listings,
+    every fifth with a photo."""
+    from coop.demo import seed_demo
+    seed_demo()
+    farmer = db.session.scalar(select(User).where(User.email == "farmer1@example.org"))
+    for n in range(25):
+        listing_services.create_listing(
+            farmer, crop="coffee" if n % 2 else "cacao", grade="sca85" if n % 2 else "export",
+            quantity_kg=f"{100 + n * 37}.5", harvested_on=date.today() - timedelta(days=n + 1),
+            collection_point="Vereda El Tambo", notes="Secado en marquesina",
+            photo=_png(n) if n % 5 == 0 else None)
+    db.session.commit()
+    return farmer
+
+
+def log_in(client, email):
+    client.post("/logout")
+    response = client.post("/login", data={"login": email, "password": DEMO_PASSWORD})
+    assert response.status_code == 302, response.data[:300]
+
+
+PAGES = [
+    ("/login", None),
+    ("/my/listings", "farmer1@example.org"),
+    ("/my/listings/new", "farmer1@example.org"),
+    ("/my/payments", "farmer1@example.org"),
+    ("/supply", "buyer1@example.org"),
+    ("/supply", None),
+]
+
+
+@pytest.mark.parametrize("path,who", PAGES, ids=[f"{p} as {w or 'visitor'}" for p, w in PAGES])
+def test_first_load_is_at_most_30_kb_and_all_from_minga(app, client, demo, path, who):
+    if path not in {r.rule for r in app.url_map.iter_rules()}:
+        pytest.skip(f"{path} does not exist yet")
+    if who:
+        log_in(client, who)
+    total, sizes = weigh(client, path)
+    print(f"\n{path} as {who or 'visitor'}: {total} bytes", sizes)
+    assert total <= BUDGET, (path, total, sizes)
+    # The page must really be measured: its CSS and script are part of the sum.
+    assert any("/static/minga.css" in u for u in sizes) and any("outbox.js" in u for u in sizes)
+
+
+def test_the_farmers_listing_photos_are_lazy_and_apart(client, demo):
+    log_in(client, "farmer1@example.org")
+    page = client.get("/my/listings").get_data(as_text=True)
+    photos = re.findall(r"<img [^>]*src=\"/listings/\d+/photo[^>]*>", page)
+    assert len(photos) == 5
+    assert all('loading="lazy"' in tag and "width=" in tag and "height=" in tag for tag in photos)
+
+
+def test_pages_are_compressed_with_brotli_or_gzip(client, demo):
+    for headers, expected in (({"Accept-Encoding": "gzip, br"}, "br"),
+                              ({"Accept-Encoding": "gzip"}, "gzip")):
+        for path in ("/login", "/supply"):
+            response = client.get(path, headers=headers)
+            assert response.headers.get("Content-Encoding") == expected, (path, headers)
+            assert "Accept-Encoding" in response.headers.get("Vary", "")
+    plain = client.get("/supply", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and b"<html" in plain.data
+
+
+def test_fingerprinted_static_files_are_cached_for_a_year(client, demo):
+    log_in(client, "farmer1@example.org")
+    refs = References()
+    refs.feed(client.get("/my/listings").get_data(as_text=True))
+    static = [u for u in refs.loads if u.startswith("/static/")]
+    assert len(static) >= 3, static
+    for url in static:
+        assert re.search(r"\?v=[0-9a-f]{12}$", url), url
+        response = client.get(url, headers=ACCEPT)
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable", url
+        assert "Expires" not in response.headers, url
+        # A file that caches keep for a year never carries the visitor's session.
+        assert "Set-Cookie" not in response.headers, url
+    # Without the fingerprint a file may change under the same URL: no year-long cache then.
+    bare = client.get("/static/minga.css")
+    assert "immutable" not in bare.headers.get("Cache-Control", "")
+
+
+def test_the_security_policy_allows_no_other_site(client):
+    policy = client.get("/login").headers["Content-Security-Policy"]
+    for directive in policy.split(";"):
+        sources = directive.split()[1:]
+        assert all(s in ("'self'", "'none'", "data:") for s in sources), directive
