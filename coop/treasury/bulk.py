@@ -96,7 +96,7 @@ def open_accounts(coop, codes) -> dict[str, tuple[int, str, bool]]:
     if missing:
         rows = [_account_row(coop, code) for code in missing]
         for batch in _chunks(rows):
-            db.session.execute(insert(LedgerAccount), batch)
+            db.session.execute(insert(LedgerAccount.__table__), batch)
         for batch in _chunks(missing):
             load(batch)
     return found
@@ -138,9 +138,14 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
                  "source_id": e.source[1] if e.source else None,
                  "external_ref": e.external_ref, "created_at": now,
                  "effective_on": e.effective_on or now} for e in batch]
-        ids = db.session.execute(
-            insert(LedgerEntry).returning(LedgerEntry.id, LedgerEntry.idempotency_key,
-                                          sort_by_parameter_order=True), rows).all()
+        # Core executemany, then the ids by key (RETURNING in parameter order makes SQLite
+        # insert one row per statement).
+        db.session.execute(insert(LedgerEntry.__table__), rows)
+        by_key_id = dict(db.session.execute(
+            select(LedgerEntry.idempotency_key, LedgerEntry.id)
+            .where(LedgerEntry.coop_id == coop.id,
+                   LedgerEntry.idempotency_key.in_([e.key for e in batch]))).all())
+        ids = [(by_key_id[e.key], e.key) for e in batch]
         postings = []
         for (entry_id, key), entry in zip(ids, batch):
             assert key == entry.key
@@ -151,7 +156,7 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
                                  "amount_minor": line.amount_minor})
                 deltas[acc_id] = deltas.get(acc_id, 0) + line.amount_minor
         for part in _chunks(postings, 5000):
-            db.session.execute(insert(LedgerPosting), part)
+            db.session.execute(insert(LedgerPosting.__table__), part)
     changes = [{"b_id": acc_id, "b_delta": delta} for acc_id, delta in sorted(deltas.items())
                if delta]
     table = LedgerAccount.__table__

@@ -180,7 +180,7 @@ def _insert_ignore(model, rows: list[dict], index: list[str]) -> None:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    db.session.execute(insert(model).on_conflict_do_nothing(index_elements=index), rows)
+    db.session.execute(insert(model.__table__).on_conflict_do_nothing(index_elements=index), rows)
 
 
 def _count_txns(coop) -> int:
@@ -243,7 +243,9 @@ def _clearing_sum_by_ref(coop, clearing_id):
             .where(LedgerEntry.coop_id == coop.id,
                    LedgerEntry.external_ref == StripeBalanceTxn.source,
                    LedgerEntry.status == "posted",
-                   LedgerPosting.account_id == clearing_id)
+                   # "+ 0": drive the lookup from the external_ref index, not from every
+                   # stripe_clearing posting (SQLite's planner picks the latter: N x N).
+                   LedgerPosting.account_id + 0 == clearing_id)
             .scalar_subquery())
 
 
