@@ -294,3 +294,31 @@ def test_webhook_replayed_or_reordered_changes_nothing_twice(market, client, app
     db.session.expire_all()
     assert db.session.get(Order, other.id).status == "captured"
     assert _committed(pool.id) == 5_000
+
+
+def test_an_outage_frees_the_idempotency_key_for_a_retry(market, monkeypatch):
+    pool = market.open_pool()
+    real_hold = gateway.hold
+
+    def down(*args, **kwargs):
+        raise gateway.GatewayUnavailable("gateway_unavailable", "network down")
+
+    monkeypatch.setattr(gateway, "hold", down)
+    from coop.common.errors import DomainError
+    with pytest.raises(DomainError) as err:
+        _order(market, pool, "10", key="retry-me")
+    assert err.value.status == 503 and _committed(pool.id) == 0
+    monkeypatch.setattr(gateway, "hold", real_hold)
+    order = _order(market, pool, "10", key="retry-me")
+    assert order.status == "authorized" and _committed(pool.id) == 10_000
+    # A decline, by contrast, is the answer for that key: replaying it declines again.
+    with pytest.raises(PaymentDeclined):
+        _order(market, pool, "5", pm=DECLINE, key="declined-once")
+    with pytest.raises(PaymentDeclined):
+        _order(market, pool, "5", pm=DECLINE, key="declined-once")
+
+
+def test_a_webhook_body_that_is_not_an_event_is_refused(client, app, stripe_clean):
+    body = b"[1]"
+    response = client.post("/stripe/webhook", data=body, headers=_signed(app, body))
+    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_signature"

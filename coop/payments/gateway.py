@@ -355,9 +355,14 @@ def verify_webhook(payload: bytes, sig_header: str | None, secret: str,
                                                tolerance=tolerance, api_key="sk_unused")
     except stripe.SignatureVerificationError as exc:
         raise WebhookInvalid(str(exc).split(". ")[0]) from exc
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, TypeError, AttributeError, KeyError) as exc:
         raise WebhookInvalid("The body is not a JSON event.") from exc
-    data = _as_dict(event)
+    try:
+        data = _as_dict(event)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise WebhookInvalid("The body is not a Stripe event.") from exc
+    if not isinstance(data, dict):
+        raise WebhookInvalid("The body is not a Stripe event.")
     if not data.get("id") or not data.get("type"):
         raise WebhookInvalid("The body is not a Stripe event.")
     return data

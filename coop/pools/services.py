@@ -332,8 +332,13 @@ def _replay(order: Order, fingerprint: str) -> Order:
 def _fail_pending(order: Order, exc: Exception) -> None:
     db.session.rollback()
     _release(order.pool_id, order.quantity_g)
+    values = {"status": "failed", "failure_message": str(exc)[:255]}
+    if not isinstance(exc, gateway.CardDeclined):
+        # Not the card's answer (Stripe down, an unusable card id): free the key so the
+        # buyer can retry with it. A decline keeps it, and a replay answers 402 again.
+        values["idempotency_key"] = None
     db.session.execute(update(Order).where(Order.id == order.id, Order.status == "pending")
-                       .values(status="failed", failure_message=str(exc)[:255])
+                       .values(**values)
                        .execution_options(synchronize_session=False))
     db.session.commit()
     db.session.refresh(order)
