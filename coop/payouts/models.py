@@ -35,9 +35,9 @@ class PayoutBatch(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     lines: Mapped[list["PayoutLine"]] = relationship(
-        back_populates="batch", lazy="selectin", order_by="PayoutLine.id")
+        back_populates="batch", lazy="select", order_by="PayoutLine.id")
     exclusions: Mapped[list["PayoutExclusion"]] = relationship(
-        lazy="selectin", order_by="PayoutExclusion.id")
+        lazy="select", order_by="PayoutExclusion.id")
 
 
 class PayoutLine(db.Model):
