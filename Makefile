@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := coop:create_app
 
-.PHONY: run test install translations migrate seed lint bench clean
+.PHONY: run test install translations migrate seed lint bench bench-deps lighthouse clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,17 @@ test: translations
 
 bench: install
 	$(BIN)/python -m bench.run_all
+
+# Browser tools: Debian's chromium (no browser download from anywhere else) and the pinned npm
+# packages of bench/package.json (lighthouse, axe-core) in bench/node_modules.
+bench-deps:
+	test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
+	test -x bench/node_modules/.bin/lighthouse -a -f bench/node_modules/axe-core/axe.min.js || \
+		npm install --prefix bench --no-audit --no-fund
+
+# Lighthouse (mobile, throttled) on the farmer pages and the catalog: bench/lighthouse-results.txt
+lighthouse: translations bench-deps
+	$(BIN)/python -m bench.lighthouse
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite

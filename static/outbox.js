@@ -9,12 +9,17 @@
   "use strict";
   var doc = document, body = doc.body;
 
-  if ("serviceWorker" in navigator && body.dataset.sw) {
+  // The service worker after the page has loaded: on 2G the page comes first.
+  function registerWorker() {
     navigator.serviceWorker.register(body.dataset.sw).then(function () {
       return navigator.serviceWorker.ready;
     }).then(function (reg) {
       if (body.dataset.outboxUser && reg.active) { reg.active.postMessage("cache-pages"); }
     }).catch(function () {});
+  }
+  if ("serviceWorker" in navigator && body.dataset.sw) {
+    if (doc.readyState === "complete") { registerWorker(); }
+    else { window.addEventListener("load", registerWorker); }
   }
 
   var user = body.dataset.outboxUser;
@@ -303,5 +308,8 @@
   window.addEventListener("online", function () { sendAll(); });
   var shown = sessionStorage.getItem("minga-outbox-note");
   if (shown) { sessionStorage.removeItem("minga-outbox-note"); note(shown); }
-  start.then(sendAll);
+  // The outbox after the page has loaded (opening IndexedDB the first time is slow on a
+  // cheap phone): the badge shows a moment later, the page itself does not wait.
+  function later() { start.then(sendAll); }
+  if (doc.readyState === "complete") { later(); } else { window.addEventListener("load", later); }
 })();
