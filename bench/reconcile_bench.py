@@ -73,12 +73,25 @@ def run(name: str, url: str, count: int, trace: bool) -> None:
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if trace:
             tracemalloc.start()
+        fee_time = [0.0]
+        real_post_fees = treasury.post_fees
+
+        def timed_post_fees(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return real_post_fees(*args, **kwargs)
+            finally:
+                fee_time[0] += time.perf_counter() - t
+        treasury.post_fees = timed_post_fees
         start = time.perf_counter()
         added = treasury._store_txns(coop, stripe_rows(count), [])
         stored = time.perf_counter()
         summary = treasury.reconcile(coop)
+        reconciled = time.perf_counter()
         db.session.commit()
         elapsed = time.perf_counter() - start
+        commit_time = time.perf_counter() - reconciled
+        fees_posting = fee_time[0]
         peak = tracemalloc.get_traced_memory()[1] if trace else None
         if trace:
             tracemalloc.stop()
@@ -94,7 +107,10 @@ def run(name: str, url: str, count: int, trace: bool) -> None:
         assert db.session.scalar(select(func.count()).select_from(StripeBalanceTxn)) == count
         problems = ledger.check()
         assert problems == [], problems[:3]
-    print(f"{name}: {count:,} balance transactions: stored in {stored - start:.2f} s, "
+    print(f"{name}: {count:,} balance transactions: stored {stored - start:.2f} s, matched "
+          f"{reconciled - stored - fees_posting:.2f} s, fee entries {fees_posting:.2f} s, "
+          f"commit {commit_time:.2f} s;")
+    print(f"  {name}: stored in {stored - start:.2f} s, "
           f"stored + matched + {summary['fees_posted']:,} fee entries + commit in "
           f"{elapsed:.2f} s; reconciled again (nothing to do) in {again:.2f} s; "
           f"max RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MB"

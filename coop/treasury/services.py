@@ -235,26 +235,6 @@ def _account_id(coop, code: str) -> int | None:
                                                             LedgerAccount.code == code))
 
 
-def _clearing_sum_by_ref(coop, clearing_id):
-    """SQL: what posted entries with external_ref = the txn's source moved through
-    stripe_clearing (debit positive), correlated to StripeBalanceTxn."""
-    return (select(func.sum(LedgerPosting.amount_minor))
-            .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
-            .where(LedgerEntry.coop_id == coop.id,
-                   LedgerEntry.external_ref == StripeBalanceTxn.source,
-                   LedgerEntry.status == "posted",
-                   # "+ 0": drive the lookup from the external_ref index, not from every
-                   # stripe_clearing posting (SQLite's planner picks the latter: N x N).
-                   LedgerPosting.account_id + 0 == clearing_id)
-            .scalar_subquery())
-
-
-def _status_case():
-    return case((StripeBalanceTxn.ledger_amount_minor.is_(None), "missing_ledger"),
-                (StripeBalanceTxn.ledger_amount_minor == StripeBalanceTxn.amount_minor,
-                 "matched"), else_="mismatch")
-
-
 def reconcile(coop, user=None) -> dict:
     """Match every stored balance transaction to the ledger (in SQL), post the card fees
     not yet posted, refresh suggestions. Running it again changes nothing already done."""
@@ -265,12 +245,38 @@ def reconcile(coop, user=None) -> dict:
                            .values(ledger_amount_minor=None, status="missing_ledger")
                            .execution_options(synchronize_session=False))
     else:
-        db.session.execute(update(StripeBalanceTxn).where(auto)
-                           .values(ledger_amount_minor=_clearing_sum_by_ref(coop, clearing_id))
-                           .execution_options(synchronize_session=False))
-        db.session.execute(update(StripeBalanceTxn).where(auto)
-                           .values(status=_status_case())
-                           .execution_options(synchronize_session=False))
+        # One set-based pass (UPDATE ... FROM an aggregate: a hash join on PostgreSQL and
+        # SQLite >= 3.33), writing only rows whose verdict changes.
+        agg = (select(LedgerEntry.external_ref.label("ref"),
+                      func.sum(LedgerPosting.amount_minor).label("total"))
+               .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+               .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "posted",
+                      LedgerEntry.external_ref.is_not(None),
+                      LedgerPosting.account_id == clearing_id)
+               .group_by(LedgerEntry.external_ref).subquery())
+        verdict = case((agg.c.total == StripeBalanceTxn.amount_minor, "matched"),
+                       else_="mismatch")
+        db.session.execute(
+            update(StripeBalanceTxn)
+            .where(auto, StripeBalanceTxn.source == agg.c.ref,
+                   or_(StripeBalanceTxn.ledger_amount_minor.is_(None),
+                       StripeBalanceTxn.ledger_amount_minor != agg.c.total,
+                       StripeBalanceTxn.status != verdict))
+            .values(ledger_amount_minor=agg.c.total, status=verdict)
+            .execution_options(synchronize_session=False))
+        in_ledger = exists(
+            select(LedgerEntry.id).join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+            .where(LedgerEntry.coop_id == coop.id,
+                   LedgerEntry.external_ref == StripeBalanceTxn.source,
+                   LedgerEntry.status == "posted",
+                   # "+ 0": drive the lookup from the external_ref index, not from every
+                   # stripe_clearing posting (SQLite's planner picks the latter: N x N).
+                   LedgerPosting.account_id + 0 == clearing_id))
+        db.session.execute(
+            update(StripeBalanceTxn)
+            .where(auto, StripeBalanceTxn.status != "missing_ledger", ~in_ledger)
+            .values(ledger_amount_minor=None, status="missing_ledger")
+            .execution_options(synchronize_session=False))
     fees = post_fees(coop, user)
     suggested = refresh_suggestions(coop)
     counts = dict(db.session.execute(
