@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..catalog import services as catalog
@@ -461,10 +461,14 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
     if pool.committed_g >= pool.min_g and pool.committed_g > 0:
         price = pricing.breakdown(pool.price, pool.committed_g)
         pool.final_price_per_kg_minor = price.buyer
-        for order in db.session.scalars(select(Order).where(Order.pool_id == pool.id,
-                                                            Order.status == "authorized")):
-            order.amount_due_minor = min(pricing.amount_for(price.buyer, order.quantity_g),
-                                         order.amount_authorized_minor)
+        # One statement for every order: the tier price x quantity, rounded half up as
+        # pricing.amount_for does (integer division on both databases), never above the hold.
+        due = (Order.quantity_g * price.buyer + 500) // 1000
+        db.session.execute(
+            update(Order).where(Order.pool_id == pool.id, Order.status == "authorized")
+            .values(amount_due_minor=case((due < Order.amount_authorized_minor, due),
+                                          else_=Order.amount_authorized_minor))
+            .execution_options(synchronize_session=False))
         pool.allocated_g = _allocate(pool, price.farmer)
         pool.status = "confirmed"
     else:
