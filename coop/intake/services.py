@@ -324,7 +324,8 @@ def split_refund(pool_id: int, total: int) -> dict[int, int]:
     remaining = total
     while remaining > 0:
         # Weights scaled by the total so largest_remainder's "total <= weights" holds.
-        parts = largest_remainder(remaining, [(k, w * remaining) for k, w in sorted(active.items())])
+        parts = largest_remainder(remaining,
+                                  [(k, w * remaining) for k, w in sorted(active.items())])
         over = [k for k, v in parts.items() if v > room[k]]
         if not over:
             for k, v in parts.items():

@@ -5,7 +5,8 @@ from wtforms.validators import DataRequired, Length, Optional
 
 
 class SettingsForm(FlaskForm):
-    par_value = StringField(_l("Par value of one share"), validators=[DataRequired(), Length(max=20)],
+    par_value = StringField(_l("Par value of one share"),
+                            validators=[DataRequired(), Length(max=20)],
                             render_kw={"inputmode": "decimal"})
     min_shares = StringField(_l("Minimum subscription (shares)"),
                              validators=[DataRequired(), Length(max=10)],

@@ -64,7 +64,7 @@ def account_for(coop, user_id: int, *, create: bool = True, lock: bool = False
     Refuses someone who is not a member (farmer) of the coop (404)."""
     stmt = select(ShareAccount).where(ShareAccount.coop_id == coop.id,
                                       ShareAccount.user_id == user_id)
-    row = db.session.scalar(stmt.with_for_update() if lock else stmt)
+    row = db.session.scalar(stmt.with_for_update(of=ShareAccount) if lock else stmt)
     if row is not None or not create:
         return row
     if not _is_member(coop, user_id):
@@ -77,7 +77,7 @@ def account_for(coop, user_id: int, *, create: bool = True, lock: bool = False
     except IntegrityError:  # opened at the same moment elsewhere
         row = db.session.scalar(stmt)
     if lock:
-        row = db.session.scalar(stmt.with_for_update())
+        row = db.session.scalar(stmt.with_for_update(of=ShareAccount))
     return row
 
 

@@ -38,7 +38,8 @@ def _register_page(coop, status=200, payment=None, subscription=None):
         payment.idempotency_key.data = uuid.uuid4().hex
     conf = services.settings(coop)
     return render_template("shares/register.html", coop=coop, rows=services.register(coop),
-                           conf=conf, withholding_pct=services.format_pct(conf.share_withholding_bps),
+                           conf=conf,
+                           withholding_pct=services.format_pct(conf.share_withholding_bps),
                            my_roles=roles_in(current_user, coop.id), payment=payment,
                            subscription=subscription, redeem=RedeemForm(formdata=None)), status
 
