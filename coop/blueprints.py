@@ -10,8 +10,9 @@ def extra_blueprints():
     from .treasury.views import bp as treasury_bp
     from .intake.views import bp as intake_bp
     from .shares.views import bp as shares_bp
+    from .impact.views import bp as impact_bp
     return [pricing_bp, pools_bp, payments_bp, ledger_bp, payouts_bp,
-            treasury_bp, intake_bp, shares_bp]
+            treasury_bp, intake_bp, shares_bp, impact_bp]
 
 
 def extra_commands():
