@@ -19,8 +19,8 @@ def coop(make_coop):
     return make_coop()
 
 
-def _capture(coop, key="cap-1", amount=10_000):
-    entry = ledger.post(coop, key=key, kind="capture", lines=[D("stripe_clearing", amount),
+def _capture(coop, key="cap-1", amount=10_000, kind="capture"):
+    entry = ledger.post(coop, key=key, kind=kind, lines=[D("stripe_clearing", amount),
                                                              C("buyer_deposits", amount)])
     db.session.commit()
     return entry
@@ -76,7 +76,7 @@ def test_accounts_that_may_not_go_negative_never_do(coop):
 
 
 def test_reversal_negates_once(coop):
-    entry = _capture(coop)
+    entry = _capture(coop, kind="manual")
     reversal = ledger.reverse(coop, entry, key="rev-1")
     db.session.commit()
     assert ledger.balance(coop, "stripe_clearing") == 0
@@ -209,8 +209,16 @@ def test_trial_balance_access(coop, make_coop, make_farmer, make_buyer, client, 
     assert client.get(url, headers=token(buyer)).status_code == 404
 
 
-def test_reverse_from_the_page_is_for_treasurers_and_audited(coop, make_user, login):
+def test_domain_entries_are_corrected_in_their_domain_not_reversed_alone(coop):
     entry = _capture(coop)
+    with pytest.raises(Conflict) as err:
+        ledger.reverse(coop, entry, key="rev")
+    assert err.value.code == "domain_entry"
+    assert ledger.reverse(coop, entry, key="rev", allow_domain=True).reverses_id == entry.id
+
+
+def test_reverse_from_the_page_is_for_treasurers_and_audited(coop, make_user, login):
+    entry = _capture(coop, kind="manual")
     treasurer = make_user(name="Tesorera")
     from coop.cooperatives import services as coop_services
     coop_services.grant_role(coop, treasurer, "treasurer")

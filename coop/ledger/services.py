@@ -229,11 +229,22 @@ def pending_for(coop, source: tuple[str, int]) -> list[LedgerEntry]:
         LedgerEntry.source_id == source[1], LedgerEntry.status == "pending")))
 
 
-def reverse(coop, entry: LedgerEntry, *, key: str, user=None, memo: str = "") -> LedgerEntry:
+# Entries a treasurer may reverse from the ledger page. The others belong to a domain
+# (an intake, a payout line, a capture...) whose own records must change with them, so they
+# are corrected there (a refund, a failed line), never by reversing the entry alone.
+MANUAL_KINDS = {"operating_cost", "premium_spend", "manual"}
+
+
+def reverse(coop, entry: LedgerEntry, *, key: str, user=None, memo: str = "",
+            allow_domain: bool = False) -> LedgerEntry:
     """A new entry with every line negated. An entry is reversed at most once; a reversal
-    itself, a pending or a voided entry cannot be reversed."""
+    itself, a pending or a voided entry cannot be reversed; an entry made by a domain
+    (intake, payout, capture...) only by that domain (`allow_domain`)."""
     if entry.coop_id != coop.id:
         raise NotFound(_("No such entry."))
+    if entry.kind not in MANUAL_KINDS and not allow_domain:
+        raise Conflict(_("This entry belongs to a delivery, order or payout: correct it there."),
+                       code="domain_entry")
     if entry.status != "posted":
         raise Conflict(_("Only posted entries can be reversed."), code="not_posted")
     if entry.reverses_id is not None:

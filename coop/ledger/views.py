@@ -21,7 +21,7 @@ def trial_balance(coop_id):
     return render_template("ledger/trial_balance.html", coop=coop,
                            tb=services.trial_balance(coop),
                            entries=services.entries(coop, limit=50, before_id=before),
-                           form=ReverseForm())
+                           form=ReverseForm(), manual_kinds=services.MANUAL_KINDS)
 
 
 @bp.route("/manage/coops/<int:coop_id>/ledger/entries/<int:entry_id>/reverse", methods=["POST"])
