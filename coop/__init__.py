@@ -23,6 +23,13 @@ def create_app(config: str | type | None = "development", **overrides) -> Flask:
     config_obj = CONFIGS[config] if isinstance(config, str) else (config or CONFIGS["development"])
     app.config.from_object(config_obj)
     app.config.update(overrides)
+    uri = app.config.get("SQLALCHEMY_DATABASE_URI", "")
+    if uri in ("sqlite://", "sqlite:///:memory:"):
+        # An in-memory database lives in one connection: no pool to size.
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.pop("pool_size", None)
+        options.pop("max_overflow", None)
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     if config_obj is ProductionConfig or (isinstance(config_obj, type)
                                           and issubclass(config_obj, ProductionConfig)):
         config_obj.check(app.config)
