@@ -290,13 +290,15 @@ def test_csv_columns_and_units(scenario, login, client):
 ])
 def test_bad_periods_answer_a_clear_message_and_keep_the_input(scenario, client, query,
                                                                problem):
-    response = client.get(f"/coops/{scenario.coop.slug}/impact?{query}")
+    english = {"Accept-Language": "en"}
+    response = client.get(f"/coops/{scenario.coop.slug}/impact?{query}", headers=english)
     assert response.status_code == 422
     body = response.get_data(as_text=True)
     assert problem in body
     value = query.split("&")[0].split("=", 1)[1]
     assert f'value="{value[:40]}' in body or value in body
-    csv_response = client.get(f"/coops/{scenario.coop.slug}/impact.csv?{query}")
+    csv_response = client.get(f"/coops/{scenario.coop.slug}/impact.csv?{query}",
+                              headers=english)
     assert csv_response.status_code == 422 and problem in csv_response.get_data(as_text=True)
 
 
