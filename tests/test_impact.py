@@ -379,6 +379,10 @@ def _bulk(coop, manager, n: int):
          "amount_minor": 2_800_000, "currency": coop.currency, "flag": "", "status": "paid",
          "confirmed_at": now + timedelta(days=i % 9), "created_at": now}
         for i in range(n) if i % 3])
+    if db.engine.dialect.name == "postgresql":  # ids were given: move the sequences on
+        for table in ("users", "farmer_profiles", "listings", "allocations"):
+            db.session.execute(db.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                                       f" (SELECT max(id) FROM {table}))"))
     db.session.commit()
 
 
