@@ -45,7 +45,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import (Integer, and_, case, cast, func, literal, or_, select, union_all)
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, union_all
 
 from ..auth.models import Buyer
 from ..catalog.models import Crop, Grade
@@ -202,7 +202,8 @@ def build(coop: Cooperative, period: Period, *, public: bool) -> Report:
     by_gender = {g: (0, 0, 0) for g in GENDERS}
     for gender, n, people, sized in db.session.execute(
             select(FarmerProfile.gender, func.count(FarmerProfile.id),
-                   func.sum(FarmerProfile.household_size), func.count(FarmerProfile.household_size))
+                   func.sum(FarmerProfile.household_size),
+                   func.count(FarmerProfile.household_size))
             .where(enrolled).group_by(FarmerProfile.gender)):
         key = gender if gender in GENDERS else "unknown"
         old = by_gender[key]
@@ -313,7 +314,8 @@ def build(coop: Cooperative, period: Period, *, public: bool) -> Report:
                _("Licit income per household that sold"), _ratio(income, sellers),
                coop.currency, sellers)
     paid, paid_families = db.session.execute(
-        select(func.sum(PayoutLine.amount_minor), func.count(func.distinct(PayoutLine.farmer_user_id)))
+        select(func.sum(PayoutLine.amount_minor),
+               func.count(func.distinct(PayoutLine.farmer_user_id)))
         .where(PayoutLine.coop_id == coop.id, PayoutLine.status == "paid",
                PayoutLine.confirmed_at >= start, PayoutLine.confirmed_at < end)).one()
     report.add("income", "paid", "", _("Paid to farmers (payouts confirmed and cash advances)"),
@@ -417,7 +419,8 @@ def _payment_days(report: Report, coop: Cooperative, period: Period) -> None:
         .select_from(ic.outerjoin(paid_by_end, paid_by_end.c.farmer == ic.c.farmer))
         .where(ic.c.net > 0, ic.c.cum > func.coalesce(paid_by_end.c.paid, 0))).one()
     last_day = (period.end - date(1970, 1, 1)).days
-    report.add("payment_days", "waiting", "", _("Deliveries not yet paid at the end of the period"),
+    report.add("payment_days", "waiting", "",
+               _("Deliveries not yet paid at the end of the period"),
                _int(waiting), "deliveries", _int(waiting_families))
     report.add("payment_days", "oldest_waiting", "",
                _("Days the oldest unpaid delivery had waited"),
