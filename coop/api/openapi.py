@@ -106,9 +106,15 @@ def document() -> dict:
             responses.setdefault(422, "Error")
         if auth:
             responses.setdefault(401, "Error")
+        def content(code, schema):
+            # A CSV answer (a bank file) is text/csv; everything else is JSON.
+            if code < 300 and path.endswith(".csv"):
+                return {"text/csv": {"schema": {"type": "string"}}}
+            return {"application/json": {"schema": _ref(schema)}}
+
         op = {"summary": summary, "responses": {
             str(code): {"description": summary if code < 300 else "error",
-                        "content": {"application/json": {"schema": _ref(schema)}}}
+                        "content": content(code, schema)}
             for code, schema in responses.items()}}
         params = []
         if "{id}" in path:
