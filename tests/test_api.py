@@ -648,6 +648,9 @@ def test_openapi_operations_say_what_they_answer(client):
             assert op.get("summary"), (method, path)
             assert any(code.startswith("2") for code in op["responses"]), (method, path)
             for code, answer in op["responses"].items():
+                if path.endswith(".csv") and code.startswith("2"):
+                    assert answer["content"]["text/csv"]["schema"] == {"type": "string"}
+                    continue
                 schema = answer["content"]["application/json"]["schema"]
                 ref = schema.get("$ref", "")
                 if ref:
