@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := coop:create_app
 
-.PHONY: run test install translations migrate seed lint bench bench-deps lighthouse clean
+.PHONY: run test install translations migrate seed lint bench bench-deps e2e-deps lighthouse clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,9 @@ seed: migrate
 run: translations seed
 	$(BIN)/python -m coop.devserver
 
-test: translations
+# The whole suite, the real-browser tests of tests/e2e included (in both passes: about a minute
+# each). Their browser and axe-core come from e2e-deps; without them the browser tests fail.
+test: translations e2e-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on $$TEST_DATABASE_URL =="; \
@@ -42,6 +44,13 @@ bench-deps:
 	test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
 	test -x bench/node_modules/.bin/lighthouse -a -f bench/node_modules/axe-core/axe.min.js || \
 		npm install --prefix bench --no-audit --no-fund
+
+# What tests/e2e needs: the same two (Playwright for Python comes from requirements-dev.txt and
+# drives /usr/bin/chromium; it never downloads a browser). Fails, and so stops `make test`, if
+# chromium cannot be installed.
+e2e-deps: bench-deps
+	test -x /usr/bin/chromium
+	test -f bench/node_modules/axe-core/axe.min.js
 
 # Lighthouse (mobile, throttled) on the farmer pages and the catalog: bench/lighthouse-results.txt
 lighthouse: translations bench-deps

@@ -1,0 +1,278 @@
+"""A field day in a real browser (Debian's Chromium, a Pixel 5 viewport, gunicorn on loopback,
+the local Stripe sandbox): a farmer lists harvests (one with a photo, one without signal), a
+buyer joins the pool with the sandbox test card, the manager closes it and records a
+delivery, the treasurer pays the farmer through a payout batch and the bank's confirmation,
+and the farmer sees the payment.
+
+The tests are the steps of one story and run in file order; each step's screenshots are in
+test-artifacts/e2e/<test>/ and axe-core checks every page shown (see conftest.py). A step
+whose earlier step failed fails at once, saying which (never a skip)."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from PIL import Image
+from sqlalchemy import create_engine, text
+
+from tests.e2e.conftest import ARTIFACTS
+
+FARMER = "farmer1@example.org"
+BUYER = "buyer1@example.org"
+MANAGER = "manager@example.org"
+TREASURER = "treasurer@example.org"
+COOP = "Cooperativa Nuevo Horizonte"
+PHOTO_POINT = "Vereda El Tambo, lote con foto"
+OFFLINE_POINT = "Finca alta, sin señal"
+REFERENCE = "BANCO-E2E-0001"
+
+story: dict = {}
+failed_steps: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _one_story(request):
+    """Each test continues the previous one's story: fail at once, naming it, if it broke."""
+    if failed_steps:
+        pytest.fail(f"an earlier step of the story failed: {failed_steps[0]}", pytrace=False)
+    yield
+    if getattr(request.node, "e2e_call_failed", False):  # set by conftest's report hook
+        failed_steps.append(request.node.name)
+
+
+@pytest.fixture(scope="module")
+def db(server):
+    engine = create_engine(server.database_url)
+
+    def query(sql: str, **params):
+        with engine.connect() as conn:
+            return conn.execute(text(sql), params).all()
+    yield query
+    engine.dispose()
+
+
+def jpeg(width=640, height=480) -> bytes:
+    """A small photo of 'beans': a gradient, so the JPEG is a real, decodable image."""
+    image = Image.new("RGB", (width, height))
+    pixels = image.load()
+    for x in range(width):
+        for y in range(height):
+            pixels[x, y] = (90 + x * 100 // width, 50 + y * 60 // height, 30)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def fill_harvest(page, product: str, kg: str, point: str, days_ago: int) -> None:
+    page.select_option("select[name=product]", product)
+    page.fill("input[name=quantity_kg]", kg)
+    page.fill("input[name=harvested_on]", (date.today() - timedelta(days=days_ago)).isoformat())
+    page.fill("input[name=collection_point]", point)
+
+
+def wait_for_offline_copy(page) -> None:
+    """The service worker is active and keeps the farmer's pages for use without signal."""
+    page.wait_for_function("""async () => {
+        const reg = await navigator.serviceWorker.ready;
+        if (!reg.active || !navigator.serviceWorker.controller) { return false; }
+        const mine = await caches.match('/my/listings'), add = await caches.match('/my/listings/new');
+        return Boolean(mine && add);
+    }""", timeout=20_000, polling=250)
+
+
+def test_farmer_lists_a_harvest_with_a_photo_then_one_without_signal(phone, db):
+    farmer = phone()
+    page = farmer.page
+    farmer.login(FARMER)
+    farmer.goto("/my/listings")
+    farmer.step("my harvests")
+    before = db("SELECT count(*) FROM listings l JOIN users u ON u.id = l.farmer_user_id "
+                "WHERE u.email = :e", e=FARMER)[0][0]
+
+    # Online, with a photo: the outbox sends it at once and the list shows it with its photo.
+    with page.expect_navigation():
+        page.click("main a[href$='/my/listings/new']")
+    fill_harvest(page, "coffee/sca85", "150.5", PHOTO_POINT, days_ago=4)
+    page.set_input_files("input[name=photo]", files=[
+        {"name": "cosecha.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}])
+    farmer.step("new harvest with a photo")
+    with page.expect_navigation(url="**/my/listings"):
+        page.click("form[data-outbox-form] button[type=submit]")
+    page.wait_for_selector("#outbox-note:not([hidden])")
+    assert "Cosecha enviada." in page.inner_text("#outbox-note")
+    card = page.locator("main ul.cards > li", has_text=PHOTO_POINT)
+    assert card.count() == 1
+    photo = card.locator("img")
+    photo.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=photo.element_handle())
+    farmer.step("harvest with photo listed")
+    rows = db("SELECT l.id, l.quantity_g, l.photo_digest FROM listings l "
+              "WHERE l.collection_point = :p", p=PHOTO_POINT)
+    assert len(rows) == 1 and rows[0][1] == 150_500 and rows[0][2]
+
+    # The phone keeps the farmer's pages; then the signal goes.
+    wait_for_offline_copy(page)
+    farmer.context.set_offline(True)
+    farmer.goto("/my/listings/new")
+    assert page.locator("form[data-outbox-form]").count() == 1, "the form did not open offline"
+    fill_harvest(page, "cacao/export", "77.5", OFFLINE_POINT, days_ago=2)
+    farmer.step("offline: new harvest")
+    with page.expect_navigation(url="**/my/listings"):
+        page.click("form[data-outbox-form] button[type=submit]")
+    page.wait_for_selector("#outbox-badge:not([hidden])")
+    assert page.inner_text("#outbox-badge").strip() == "1 cosecha esperando para enviar"
+    waiting = page.locator("#outbox-list > li")
+    assert waiting.count() == 1
+    assert "Cacao" in waiting.inner_text() and "77.5 kg" in waiting.inner_text()
+    assert "Esperando para enviar" in waiting.inner_text()
+    assert page.is_visible("#outbox-send")
+    farmer.step("offline: waiting to send, with the count")
+    assert db("SELECT count(*) FROM listings WHERE collection_point = :p",
+              p=OFFLINE_POINT)[0][0] == 0
+
+    # The signal returns: the `online` event sends it, the badge goes, the list has it once.
+    farmer.context.set_offline(False)
+    page.wait_for_selector("#outbox-badge", state="hidden", timeout=20_000)
+    page.wait_for_selector("#outbox", state="hidden")
+    farmer.step("back online: sent")
+    farmer.goto("/my/listings")
+    sent = page.locator("main ul.cards > li", has_text=OFFLINE_POINT)
+    assert sent.count() == 1
+    assert "77,5 kg" in sent.inner_text() or "77.5 kg" in sent.inner_text()
+    assert page.is_hidden("#outbox-badge")
+    farmer.step("my harvests: the offline harvest once")
+    assert db("SELECT count(*) FROM listings WHERE collection_point = :p",
+              p=OFFLINE_POINT)[0][0] == 1
+    after = db("SELECT count(*) FROM listings l JOIN users u ON u.id = l.farmer_user_id "
+               "WHERE u.email = :e", e=FARMER)[0][0]
+    assert after == before + 2
+
+
+def test_buyer_joins_the_pool_with_the_sandbox_test_card(phone, db, server):
+    pool_id = db("SELECT p.id FROM pools p JOIN cooperatives c ON c.id = p.coop_id "
+                 "WHERE c.name = :c AND p.status = 'open'", c=COOP)[0][0]
+    story["pool_id"] = pool_id
+    buyer = phone()
+    page = buyer.page
+    buyer.login(BUYER)
+    buyer.goto("/pools")
+    buyer.step("open pools")
+    with page.expect_navigation():
+        page.click(f"main a[href$='/pools/{pool_id}']")
+    buyer.step("the pool, its price and breakdown")
+    page.fill("input[name=quantity_kg]", "600")
+    page.select_option("select[name=payment_method]", "pm_card_visa")
+    buyer.step("join with the test card")
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    buyer.goto("/my/orders")
+    buyer.step("my orders: held")
+    orders = db("SELECT o.status, o.quantity_g, o.amount_authorized_minor, o.payment_intent_id "
+                "FROM orders o WHERE o.pool_id = :p", p=pool_id)
+    assert len(orders) == 1
+    status, quantity_g, held, intent = orders[0]
+    assert (status, quantity_g) == ("authorized", 600_000) and held > 0
+    stripe_intent = server.sandbox.get(f"/v1/payment_intents/{intent}")
+    assert stripe_intent["status"] == "requires_capture"
+    assert stripe_intent["amount"] == held
+
+
+def test_manager_closes_the_pool_and_records_a_delivery(phone, db):
+    pool_id = story["pool_id"]
+    manager = phone()
+    page = manager.page
+    manager.login(MANAGER)
+    manager.goto(f"/manage/pools/{pool_id}")
+    manager.step("the pool, open")
+    with page.expect_navigation():
+        page.click(f"form[action$='/manage/pools/{pool_id}/close'] button")
+    manager.step("pool closed: confirmed and allocated")
+    assert db("SELECT status FROM pools WHERE id = :p", p=pool_id)[0][0] == "confirmed"
+    allocation = db("SELECT a.id, a.quantity_g, u.name FROM allocations a "
+                    "JOIN users u ON u.id = a.farmer_user_id "
+                    "JOIN listings l ON l.id = a.listing_id "
+                    "WHERE a.pool_id = :p AND u.email = :e AND l.collection_point = :c",
+                    p=pool_id, e=FARMER, c=PHOTO_POINT)
+    assert len(allocation) == 1, "the harvest listed with a photo got no part of the pool"
+    allocation_id, quantity_g, farmer_name = allocation[0]
+    story.update(allocation_id=allocation_id, farmer_name=farmer_name)
+
+    with page.expect_navigation():
+        page.click(f"main a[href$='/manage/pools/{pool_id}/intake']")
+    manager.step("deliveries of the pool")
+    with page.expect_navigation():
+        page.click(f"main a[href$='/manage/allocations/{allocation_id}/intake']")
+    kg = f"{quantity_g / 1000:.3f}".rstrip("0").rstrip(".")
+    page.fill("input[name=received_kg]", kg)
+    manager.step("record the delivery")
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    assert "/my/statements/" in page.url
+    manager.step("settlement statement")
+    intake = db("SELECT received_g, accepted_g FROM intakes WHERE allocation_id = :a",
+                a=allocation_id)
+    assert intake == [(quantity_g, quantity_g)]
+
+
+def test_treasurer_pays_the_farmer_through_a_batch_and_the_banks_confirmation(phone, db):
+    coop_id = db("SELECT id FROM cooperatives WHERE name = :c", c=COOP)[0][0]
+    treasurer = phone()
+    page = treasurer.page
+    treasurer.login(TREASURER)
+    treasurer.goto(f"/manage/coops/{coop_id}/payables")
+    treasurer.step("what farmers are owed")
+    due = page.locator("main tbody tr", has_text=story["farmer_name"])
+    assert due.count() == 1
+    with page.expect_navigation():
+        page.click(f"form[action$='/manage/coops/{coop_id}/payout-batches'] button")
+    assert "/manage/payout-batches/" in page.url
+    treasurer.step("payout batch made")
+    line = db("SELECT pl.id, pl.batch_id, pl.amount_minor, pl.rail, pl.status FROM payout_lines pl "
+              "JOIN users u ON u.id = pl.farmer_user_id WHERE u.email = :e", e=FARMER)
+    assert len(line) == 1 and line[0][4] == "pending"
+    line_id, batch_id, amount_minor, rail, _status = line[0]
+
+    with page.expect_download() as download_info:
+        page.click(f"main a[href*='/manage/payout-batches/{batch_id}/export.csv']")
+    download = download_info.value
+    exported = ARTIFACTS / treasurer.name / download.suggested_filename
+    download.save_as(exported)
+    rows = list(csv.DictReader(io.StringIO(exported.read_text(encoding="utf-8"))))
+    mine = [r for r in rows if r["line_id"] == str(line_id)]
+    assert len(mine) == 1, rows
+    assert mine[0]["reference"] == f"MINGA-{batch_id}-{line_id}"
+    assert mine[0]["currency"] == "COP"
+    assert Decimal(mine[0]["amount"]) == Decimal(amount_minor).scaleb(-2) > 0  # COP: 2 decimals
+    profile = db("SELECT fp.national_id, fp.payout_account FROM farmer_profiles fp "
+                 "JOIN users u ON u.id = fp.user_id WHERE u.email = :e", e=FARMER)
+    assert [(mine[0]["national_id"], mine[0]["phone"])] == profile and rail == "daviplata"
+
+    confirmation = f"line_id,status,reference\r\n{line_id},paid,{REFERENCE}\r\n".encode()
+    page.set_input_files("input[name=file]", files=[
+        {"name": "confirmacion-banco.csv", "mimeType": "text/csv", "buffer": confirmation}])
+    treasurer.step("import the bank's confirmation")
+    with page.expect_navigation():
+        page.click(f"form[action$='/manage/payout-batches/{batch_id}/confirmations'] button")
+    row = page.locator("main tbody tr", has_text=REFERENCE)
+    assert row.count() == 1
+    story["amount_text"] = row.locator("td.num").first.inner_text().split("\n")[0].strip()
+    treasurer.step("line paid")
+    assert db("SELECT status, reference FROM payout_lines WHERE id = :i", i=line_id) == [
+        ("paid", REFERENCE)]
+
+
+def test_farmer_sees_the_payment(phone):
+    farmer = phone()
+    page = farmer.page
+    farmer.login(FARMER)
+    farmer.goto("/my/payments")
+    farmer.step("my payments")
+    card = page.locator("main ul.cards > li", has_text=REFERENCE)
+    assert card.count() == 1
+    shown = card.inner_text()
+    assert story["amount_text"] in shown
+    assert "Pagado el" in shown, shown
