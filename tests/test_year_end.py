@@ -214,7 +214,11 @@ def test_reversed_intake_counts_for_nothing(coop_year):
     c = coop_year
     entry = c.intake(c.farmers[0], 100_000, 10_000)
     c.intake(c.farmers[1], 100_000, 10_000)
-    ledger.reverse(c.coop, entry, key="rev")
+    # ledger.reverse refuses domain entries (the intake domain corrects its own); its
+    # correction is still a reversal entry of the intake, posted in another year here.
+    ledger.post(c.coop, key="rev", kind="reversal", reverses=entry,
+                effective_on=_on(2, year=YEAR + 1),
+                lines=[ledger.Line(p.account.code, -p.amount_minor) for p in entry.postings])
     assert treasury.patronage(c.coop, YEAR) == {c.farmers[1].id: 100_000}
 
 

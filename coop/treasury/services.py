@@ -33,7 +33,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, update
 from sqlalchemy.orm import aliased
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
@@ -245,38 +245,25 @@ def reconcile(coop, user=None) -> dict:
                            .values(ledger_amount_minor=None, status="missing_ledger")
                            .execution_options(synchronize_session=False))
     else:
-        # One set-based pass (UPDATE ... FROM an aggregate: a hash join on PostgreSQL and
-        # SQLite >= 3.33), writing only rows whose verdict changes.
-        agg = (select(LedgerEntry.external_ref.label("ref"),
-                      func.sum(LedgerPosting.amount_minor).label("total"))
-               .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
-               .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "posted",
-                      LedgerEntry.external_ref.is_not(None),
-                      LedgerPosting.account_id == clearing_id)
-               .group_by(LedgerEntry.external_ref).subquery())
-        verdict = case((agg.c.total == StripeBalanceTxn.amount_minor, "matched"),
-                       else_="mismatch")
-        db.session.execute(
-            update(StripeBalanceTxn)
-            .where(auto, StripeBalanceTxn.source == agg.c.ref,
-                   or_(StripeBalanceTxn.ledger_amount_minor.is_(None),
-                       StripeBalanceTxn.ledger_amount_minor != agg.c.total,
-                       StripeBalanceTxn.status != verdict))
-            .values(ledger_amount_minor=agg.c.total, status=verdict)
-            .execution_options(synchronize_session=False))
-        in_ledger = exists(
-            select(LedgerEntry.id).join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
-            .where(LedgerEntry.coop_id == coop.id,
-                   LedgerEntry.external_ref == StripeBalanceTxn.source,
-                   LedgerEntry.status == "posted",
-                   # "+ 0": drive the lookup from the external_ref index, not from every
-                   # stripe_clearing posting (SQLite's planner picks the latter: N x N).
-                   LedgerPosting.account_id + 0 == clearing_id))
-        db.session.execute(
-            update(StripeBalanceTxn)
-            .where(auto, StripeBalanceTxn.status != "missing_ledger", ~in_ledger)
-            .values(ledger_amount_minor=None, status="missing_ledger")
-            .execution_options(synchronize_session=False))
+        # Correlated lookups driven by the (coop_id, external_ref) index: no plan depends on
+        # table statistics (an UPDATE ... FROM an aggregate went N x N on PostgreSQL right
+        # after a bulk load). "+ 0" keeps SQLite off the account_id index (N x N as well).
+        ledger_sum = (select(func.sum(LedgerPosting.amount_minor))
+                      .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+                      .where(LedgerEntry.coop_id == coop.id,
+                             LedgerEntry.external_ref == StripeBalanceTxn.source,
+                             LedgerEntry.status == "posted",
+                             LedgerPosting.account_id + 0 == clearing_id)
+                      .scalar_subquery())
+        db.session.execute(update(StripeBalanceTxn).where(auto)
+                           .values(ledger_amount_minor=ledger_sum)
+                           .execution_options(synchronize_session=False))
+        verdict = case((StripeBalanceTxn.ledger_amount_minor.is_(None), "missing_ledger"),
+                       (StripeBalanceTxn.ledger_amount_minor == StripeBalanceTxn.amount_minor,
+                        "matched"), else_="mismatch")
+        db.session.execute(update(StripeBalanceTxn).where(auto, StripeBalanceTxn.status != verdict)
+                           .values(status=verdict)
+                           .execution_options(synchronize_session=False))
     fees = post_fees(coop, user)
     suggested = refresh_suggestions(coop)
     counts = dict(db.session.execute(
@@ -311,11 +298,16 @@ def post_fees(coop, user=None) -> dict:
                                  lines=[ledger.debit("card_fees", r.fee_minor),
                                         ledger.credit("stripe_clearing", r.fee_minor)])
                    for r in rows]
-        ids = bulk.post_many(coop, entries, user=user)
-        table = StripeBalanceTxn.__table__
-        db.session.execute(update(table).where(table.c.id == bindparam("b_id"))
-                           .values(fee_entry_id=bindparam("b_entry")),
-                           [{"b_id": r.id, "b_entry": ids[f"fee:{r.txn_id}"]} for r in rows])
+        bulk.post_many(coop, entries, user=user)
+        # One statement per chunk (an executemany UPDATE is a round trip per row on psycopg).
+        fee_entry = (select(LedgerEntry.id).where(
+            LedgerEntry.coop_id == coop.id,
+            LedgerEntry.idempotency_key == literal("fee:") + StripeBalanceTxn.txn_id)
+            .scalar_subquery())
+        db.session.execute(update(StripeBalanceTxn)
+                           .where(StripeBalanceTxn.id.in_([r.id for r in rows]))
+                           .values(fee_entry_id=fee_entry)
+                           .execution_options(synchronize_session=False))
         count += len(rows)
         total += sum(r.fee_minor for r in rows)
     if count:
