@@ -29,7 +29,7 @@ def seed_ledger(app, coop_id: int, count: int) -> None:
     from coop.cooperatives.models import Cooperative
     from coop.extensions import db
     from coop.ledger import services as ledger
-    from coop.treasury import bulk
+    from coop.ledger import bulk
 
     with app.app_context():
         coop = db.session.get(Cooperative, coop_id)

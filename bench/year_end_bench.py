@@ -23,7 +23,7 @@ def run(name: str, url: str, members: int) -> None:
     from coop.cooperatives.models import Cooperative
     from coop.extensions import db
     from coop.ledger import services as ledger
-    from coop.treasury import bulk
+    from coop.ledger import bulk
     from coop.treasury import services as treasury
 
     with app.app_context():

@@ -152,13 +152,14 @@ def test_csv_import_in_major_units_matches_and_posts_fees_once(market):
         "txn_1,charge,ch_csv1,1234.56,3.20,1231.36,cop,2026-03-01 10:00:00,"))
     db.session.commit()
     assert _fees(m.coop) == 470
-    fee_entry = db.session.scalar(select(LedgerEntry).where(
-        LedgerEntry.idempotency_key == "fee:txn_1"))
-    assert fee_entry.kind == "card_fee" and one.fee_entry_id == fee_entry.id
+    fee_entry = db.session.get(LedgerEntry, one.fee_entry_id)
+    assert fee_entry.kind == "card_fee" and fee_entry.idempotency_key.startswith("fees:2026-03-01:")
+    assert sum(p.amount_minor for p in fee_entry.postings if p.amount_minor > 0) == 470
+    assert _txn(m.coop, "txn_2").fee_entry_id == fee_entry.id  # same day: the same entry
     # The bulk writer wrote what post() would have: post() with the same key finds it.
-    same = ledger.post(m.coop, key="fee:txn_1", kind="card_fee",
-                       lines=[ledger.debit("card_fees", 320),
-                              ledger.credit("stripe_clearing", 320)])
+    same = ledger.post(m.coop, key=fee_entry.idempotency_key, kind="card_fee",
+                       lines=[ledger.debit("card_fees", 470),
+                              ledger.credit("stripe_clearing", 470)])
     assert same.id == fee_entry.id
     _ok()
 

@@ -57,21 +57,24 @@ POSTGRES = [
     """CREATE CONSTRAINT TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_balanced()""",
     # Postings join an entry only in the transaction that created it, so the check above
-    # sees every line an entry will ever have.
+    # sees every line an entry will ever have. Checked once per INSERT statement.
     """CREATE OR REPLACE FUNCTION ledger_posting_same_transaction() RETURNS trigger AS $$
     BEGIN
       -- A visible row whose inserting transaction is still in progress is our own (or one
       -- of our savepoints'): other transactions' uncommitted rows are invisible.
-      IF txid_status((txid_current() >> 32 << 32)
-           + (SELECT xmin::text::bigint FROM ledger_entries WHERE id = NEW.entry_id))
-         IS DISTINCT FROM 'in progress' THEN
+      IF EXISTS (
+        SELECT 1 FROM (SELECT DISTINCT entry_id FROM new_postings) p
+        JOIN ledger_entries e ON e.id = p.entry_id
+        WHERE txid_status((txid_current() >> 32 << 32) + e.xmin::text::bigint)
+              IS DISTINCT FROM 'in progress') THEN
         RAISE EXCEPTION 'postings can only be added with their entry'
           USING ERRCODE = 'integrity_constraint_violation';
       END IF;
-      RETURN NEW;
+      RETURN NULL;
     END $$ LANGUAGE plpgsql""",
-    """CREATE TRIGGER ledger_postings_with_entry BEFORE INSERT ON ledger_postings
-    FOR EACH ROW EXECUTE FUNCTION ledger_posting_same_transaction()""",
+    """CREATE TRIGGER ledger_postings_with_entry AFTER INSERT ON ledger_postings
+    REFERENCING NEW TABLE AS new_postings
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_posting_same_transaction()""",
 ]
 POSTGRES_DROP = ["DROP TRIGGER IF EXISTS ledger_entries_balanced ON ledger_entries",
                  "DROP TRIGGER IF EXISTS ledger_postings_with_entry ON ledger_postings",

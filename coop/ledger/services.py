@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
@@ -167,9 +167,9 @@ def post(coop, *, key: str, kind: str, lines: list[Line], memo: str = "", user=N
         raise ValidationFailed(_("This idempotency key was used for a different entry."),
                                code="idempotency_key_reused")
     resolved = [(account(coop, line.account), line.amount_minor) for line in lines]
-    db.session.execute(LedgerPosting.__table__.insert(), [
+    db.session.execute(insert(LedgerPosting.__table__).values([
         {"entry_id": entry.id, "account_id": acc.id, "amount_minor": amount}
-        for acc, amount in resolved])
+        for acc, amount in resolved]))
     if status == "posted":
         _apply(resolved)
     db.session.expire(entry, ["postings"])

@@ -6,7 +6,8 @@ or from Stripe's CSV export (MAJOR units, e.g. "12.34"); both are streamed into
 source id: what the ledger moved through stripe_clearing in posted entries whose
 external_ref is the source (a charge id for captures, a refund id for refunds, a payout
 id for bank transfers) must equal Stripe's signed amount. Card fees are posted once per
-balance transaction (key "fee:<txn id>"). Without a source match, a ledger entry of the
+balance transaction, in one entry per day of each chunk (key "fees:<day>:<first>-<last>"),
+each transaction pointing at the entry that carries its fee. Without a source match, a ledger entry of the
 same amount and a close date is only suggested: the treasurer confirms it.
 
 Bank statement: lines (date, description, amount, reference) matched to Stripe payouts
@@ -42,7 +43,7 @@ from ..common.models import utcnow
 from ..extensions import db
 from ..ledger import services as ledger
 from ..ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
-from . import bulk
+from ..ledger import bulk
 from .models import BankStatementLine, StripeBalanceTxn, YearEndClose
 
 CHUNK = 1000
@@ -277,8 +278,8 @@ def reconcile(coop, user=None) -> dict:
 
 def post_fees(coop, user=None) -> dict:
     """Dr card_fees Cr stripe_clearing for each balance transaction with a fee whose source
-    is in the ledger (matched or mismatched: Stripe took the fee either way), once: key
-    "fee:<txn id>". Streamed by id, a chunk at a time."""
+    is in the ledger (matched or mismatched: Stripe took the fee either way), once: one
+    entry per day of each chunk, recorded on every transaction it covers. Streamed by id."""
     count = total = 0
     last = 0
     while True:
@@ -292,22 +293,28 @@ def post_fees(coop, user=None) -> dict:
         if not rows:
             break
         last = rows[-1].id
-        entries = [bulk.NewEntry(key=f"fee:{r.txn_id}", kind="card_fee",
-                                 memo=f"Stripe fee, {r.txn_id} ({r.source or ''})"[:255],
-                                 source=("stripe_txn", r.id), effective_on=r.created,
-                                 lines=[ledger.debit("card_fees", r.fee_minor),
-                                        ledger.credit("stripe_clearing", r.fee_minor)])
-                   for r in rows]
-        bulk.post_many(coop, entries, user=user)
-        # One statement per chunk (an executemany UPDATE is a round trip per row on psycopg).
-        fee_entry = (select(LedgerEntry.id).where(
-            LedgerEntry.coop_id == coop.id,
-            LedgerEntry.idempotency_key == literal("fee:") + StripeBalanceTxn.txn_id)
-            .scalar_subquery())
-        db.session.execute(update(StripeBalanceTxn)
-                           .where(StripeBalanceTxn.id.in_([r.id for r in rows]))
-                           .values(fee_entry_id=fee_entry)
-                           .execution_options(synchronize_session=False))
+        # One fee entry per day of each chunk (not one per transaction): the same money in
+        # the same accounts, a few entries instead of 100,000. Each transaction records the
+        # entry that carries its fee, so no fee is posted twice.
+        by_day: dict = {}
+        for r in rows:
+            by_day.setdefault(r.created.date(), []).append(r)
+        entries, members = [], {}
+        for day, group in sorted(by_day.items()):
+            amount = sum(r.fee_minor for r in group)
+            key = f"fees:{day.isoformat()}:{group[0].id}-{group[-1].id}"
+            members[key] = [r.id for r in group]
+            entries.append(bulk.NewEntry(
+                key=key, kind="card_fee", effective_on=max(r.created for r in group),
+                memo=f"Stripe fees of {len(group)} transaction(s) on {day.isoformat()}",
+                lines=[ledger.debit("card_fees", amount),
+                       ledger.credit("stripe_clearing", amount)]))
+        ids = bulk.post_many(coop, entries, user=user)
+        for key, txn_ids in members.items():
+            db.session.execute(update(StripeBalanceTxn)
+                               .where(StripeBalanceTxn.id.in_(txn_ids))
+                               .values(fee_entry_id=ids[key])
+                               .execution_options(synchronize_session=False))
         count += len(rows)
         total += sum(r.fee_minor for r in rows)
     if count:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, insert, or_, and_, select, update
+from sqlalchemy import and_, insert, or_, select, text
 
 from ..common.errors import Conflict, ValidationFailed
 from ..common.models import utcnow
 from ..extensions import db
-from ..ledger import services as ledger
-from ..ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
+from . import services as ledger
+from .models import LedgerAccount, LedgerEntry, LedgerPosting
 
 CHUNK = 1000
 
@@ -102,6 +102,22 @@ def open_accounts(coop, codes) -> dict[str, tuple[int, str, bool]]:
     return found
 
 
+def apply_deltas(deltas: dict[int, int]) -> None:
+    """Add each delta to its account's cached balance: one UPDATE ... FROM (VALUES ...) per
+    chunk of accounts (both databases), not one statement per account."""
+    changes = sorted((acc_id, delta) for acc_id, delta in deltas.items() if delta)
+    for part in _chunks(changes, 2000):
+        values = ", ".join(f"(CAST(:i{n} AS BIGINT), CAST(:d{n} AS BIGINT))"
+                           for n in range(len(part)))
+        params = {}
+        for n, (acc_id, delta) in enumerate(part):
+            params[f"i{n}"], params[f"d{n}"] = acc_id, delta
+        db.session.execute(text(
+            "UPDATE ledger_accounts SET balance_minor = ledger_accounts.balance_minor + v.delta "
+            f"FROM (SELECT column1 AS id, column2 AS delta FROM (VALUES {values}) AS vals) AS v "
+            "WHERE ledger_accounts.id = v.id"), params)
+
+
 def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
     """Write every entry whose key is new; returns key -> entry id for all of them."""
     for entry in entries:
@@ -138,9 +154,9 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
                  "source_id": e.source[1] if e.source else None,
                  "external_ref": e.external_ref, "created_at": now,
                  "effective_on": e.effective_on or now} for e in batch]
-        # Core executemany, then the ids by key (RETURNING in parameter order makes SQLite
-        # insert one row per statement).
-        db.session.execute(insert(LedgerEntry.__table__), rows)
+        # One multi-row INSERT per chunk (a statement-level trigger then runs once per chunk),
+        # then the ids by key.
+        db.session.execute(insert(LedgerEntry.__table__).values(rows))
         by_key_id = dict(db.session.execute(
             select(LedgerEntry.idempotency_key, LedgerEntry.id)
             .where(LedgerEntry.coop_id == coop.id,
@@ -156,14 +172,8 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
                                  "amount_minor": line.amount_minor})
                 deltas[acc_id] = deltas.get(acc_id, 0) + line.amount_minor
         for part in _chunks(postings, 5000):
-            db.session.execute(insert(LedgerPosting.__table__), part)
-    changes = [{"b_id": acc_id, "b_delta": delta} for acc_id, delta in sorted(deltas.items())
-               if delta]
-    table = LedgerAccount.__table__
-    for part in _chunks(changes, 5000):
-        db.session.execute(update(table).where(table.c.id == bindparam("b_id"))
-                           .values(balance_minor=table.c.balance_minor + bindparam("b_delta")),
-                           part)
+            db.session.execute(insert(LedgerPosting.__table__).values(part))
+    apply_deltas(deltas)
     ids = list(deltas)
     for batch in _chunks(ids):
         overdrawn = db.session.scalar(
