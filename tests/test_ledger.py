@@ -233,3 +233,16 @@ def test_reverse_from_the_page_is_for_treasurers_and_audited(coop, make_user, lo
     assert log[0].action == "ledger.reverse" and log[0].user_id == treasurer.id
     assert db.session.scalar(select(LedgerAccount.balance_minor)
                              .where(LedgerAccount.code == "buyer_deposits")) == 0
+
+
+def test_holds_count_as_pending_and_never_in_posted_balances(coop):
+    held = ledger.hold(coop, key="h3", amount=700, source=("order", 3))
+    db.session.commit()
+    assert ledger.pending_holds(coop) == 700
+    assert ledger.trial_balance(coop)["pending_holds_minor"] == 700
+    ledger.settle_pending(coop, held, outcome="posted")
+    _capture(coop, key="cap-h3", amount=650)  # a partial capture posts what was taken
+    assert ledger.pending_holds(coop) == 0
+    assert ledger.balance(coop, "card_holds") == 0
+    assert ledger.balance(coop, "stripe_clearing") == 650
+    assert ledger.check() == []

@@ -217,10 +217,24 @@ def settle_pending(coop, pending: LedgerEntry, *, outcome: str) -> None:
     db.session.expire(pending, ["status"])
     if result.rowcount != 1 and pending.status != outcome:
         raise Conflict(_("This hold was already settled."), code="hold_settled")
-    if result.rowcount == 1 and outcome == "posted":
-        # A posted entry's lines are in the balances (`check` recomputes them so).
-        db.session.expire(pending, ["postings"])
-        _apply([(p.account, p.amount_minor) for p in pending.postings])
+    # A hold's lines never enter the posted balances, whatever its outcome: what was
+    # captured is posted by its own capture entry, for the amount actually taken (a partial
+    # capture takes less than was held). The hold stays as the record of the authorisation.
+
+
+# Card holds are memorandum entries: pending while the card is held, then marked posted
+# (captured) or voided (released). Their lines count in no posted balance.
+MEMO_KINDS = ("card_hold",)
+
+
+def pending_holds(coop) -> int:
+    """What buyers' cards hold for this coop right now (pending card holds)."""
+    return int(db.session.scalar(
+        select(func.coalesce(func.sum(LedgerPosting.amount_minor), 0))
+        .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
+        .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
+        .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "pending",
+               LedgerEntry.kind.in_(MEMO_KINDS), LedgerAccount.code == "card_holds")) or 0)
 
 
 def pending_for(coop, source: tuple[str, int]) -> list[LedgerEntry]:
@@ -284,14 +298,16 @@ def trial_balance(coop) -> dict:
     debits = sum(a.balance_minor for a in rows if a.balance_minor > 0)
     credits = -sum(a.balance_minor for a in rows if a.balance_minor < 0)
     return {"currency": coop.currency, "debits_minor": debits, "credits_minor": credits,
-            "balanced": debits == credits, "accounts": rows}
+            "balanced": debits == credits, "accounts": rows,
+            "pending_holds_minor": pending_holds(coop)}
 
 
 def recomputed_balances(coop_id: int | None = None) -> dict[int, int]:
     """account id -> sum of its postings in posted entries (from scratch, not the cache)."""
     stmt = (select(LedgerPosting.account_id, func.sum(LedgerPosting.amount_minor))
             .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
-            .where(LedgerEntry.status == "posted").group_by(LedgerPosting.account_id))
+            .where(LedgerEntry.status == "posted", LedgerEntry.kind.not_in(MEMO_KINDS))
+            .group_by(LedgerPosting.account_id))
     if coop_id is not None:
         stmt = stmt.where(LedgerEntry.coop_id == coop_id)
     return {acc: int(total) for acc, total in db.session.execute(stmt)}
