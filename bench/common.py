@@ -114,3 +114,13 @@ def seed_market(app, *, farmers: int, listings_per_farmer: int = 1, buyers: int 
                 select(User.id).where(User.email.like("b%@bench.org")).order_by(User.id)))
         db.session.commit()
         return coop.id, manager.id, buyer_ids
+
+
+def analyze(app) -> None:
+    """Fresh planner statistics after a bulk set-up, as autovacuum would have them on a live
+    PostgreSQL database (without them the planner takes a 20,000-row table for an empty one)."""
+    from coop.extensions import db
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE")

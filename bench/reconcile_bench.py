@@ -14,7 +14,7 @@ import time
 import tracemalloc
 from datetime import datetime, timedelta, timezone
 
-from bench.common import databases, fresh_app, seed_market
+from bench.common import analyze, databases, fresh_app, seed_market
 
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -59,6 +59,7 @@ def run(name: str, url: str, count: int, trace: bool) -> None:
     coop_id, _manager, _buyers = seed_market(app, farmers=1)
     t0 = time.perf_counter()
     seed_ledger(app, coop_id, count)
+    analyze(app)
     setup = time.perf_counter() - t0
     from sqlalchemy import func, select
 

@@ -9,7 +9,7 @@ import argparse
 import time
 from datetime import date, datetime, timezone
 
-from bench.common import databases, fresh_app, seed_market
+from bench.common import analyze, databases, fresh_app, seed_market
 
 YEAR = 2025
 
@@ -45,6 +45,7 @@ def run(name: str, url: str, members: int) -> None:
                                                 ledger.credit("commission_income", commission)]))
         bulk.post_many(coop, entries)
         db.session.commit()
+        analyze(app)
         start = time.perf_counter()
         dist = treasury.preview(coop, YEAR)
         previewed = time.perf_counter() - start

@@ -96,16 +96,49 @@ def open_accounts(coop, codes) -> dict[str, tuple[int, str, bool]]:
     if missing:
         rows = [_account_row(coop, code) for code in missing]
         for batch in _chunks(rows):
-            db.session.execute(insert(LedgerAccount.__table__), batch)
+            insert_rows(LedgerAccount.__table__, batch)
         for batch in _chunks(missing):
             load(batch)
     return found
+
+
+def insert_rows(table, rows: list[dict]) -> None:
+    """Insert many rows: PostgreSQL's COPY (one statement, so statement-level triggers run
+    once), SQLite's executemany (in-process, already fast)."""
+    if not rows:
+        return
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor:
+        names = ", ".join(columns)
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
 
 
 def apply_deltas(deltas: dict[int, int]) -> None:
     """Add each delta to its account's cached balance: one UPDATE ... FROM (VALUES ...) per
     chunk of accounts (both databases), not one statement per account."""
     changes = sorted((acc_id, delta) for acc_id, delta in deltas.items() if delta)
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql" and len(changes) > 200:
+        # COPY the deltas into a temporary table and join once.
+        connection.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS ledger_deltas "
+                                "(id bigint PRIMARY KEY, delta bigint NOT NULL) "
+                                "ON COMMIT DELETE ROWS"))
+        connection.execute(text("DELETE FROM ledger_deltas"))
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy("COPY ledger_deltas (id, delta) FROM STDIN") as copy:
+                for row in changes:
+                    copy.write_row(row)
+        connection.execute(text(
+            "UPDATE ledger_accounts SET balance_minor = ledger_accounts.balance_minor + d.delta "
+            "FROM ledger_deltas d WHERE ledger_accounts.id = d.id"))
+        return
     for part in _chunks(changes, 2000):
         values = ", ".join(f"(CAST(:i{n} AS BIGINT), CAST(:d{n} AS BIGINT))"
                            for n in range(len(part)))
@@ -156,7 +189,7 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
                  "effective_on": e.effective_on or now} for e in batch]
         # One multi-row INSERT per chunk (a statement-level trigger then runs once per chunk),
         # then the ids by key.
-        db.session.execute(insert(LedgerEntry.__table__).values(rows))
+        insert_rows(LedgerEntry.__table__, rows)
         by_key_id = dict(db.session.execute(
             select(LedgerEntry.idempotency_key, LedgerEntry.id)
             .where(LedgerEntry.coop_id == coop.id,
@@ -171,8 +204,7 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
                 postings.append({"entry_id": entry_id, "account_id": acc_id,
                                  "amount_minor": line.amount_minor})
                 deltas[acc_id] = deltas.get(acc_id, 0) + line.amount_minor
-        for part in _chunks(postings, 5000):
-            db.session.execute(insert(LedgerPosting.__table__).values(part))
+        insert_rows(LedgerPosting.__table__, postings)
     apply_deltas(deltas)
     ids = list(deltas)
     for batch in _chunks(ids):
