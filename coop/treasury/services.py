@@ -276,47 +276,45 @@ def reconcile(coop, user=None) -> dict:
             "fees_posted": fees["count"], "fees_minor": fees["total"]}
 
 
+def _txn_day():
+    """The UTC calendar day of a balance transaction, in SQL on either database."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", StripeBalanceTxn.created))
+    return func.date(StripeBalanceTxn.created)
+
+
 def post_fees(coop, user=None) -> dict:
     """Dr card_fees Cr stripe_clearing for each balance transaction with a fee whose source
-    is in the ledger (matched or mismatched: Stripe took the fee either way), once: one
-    entry per day of each chunk, recorded on every transaction it covers. Streamed by id."""
+    is in the ledger (matched or mismatched: Stripe took the fee either way), once. Set-based:
+    one entry per day (key "fees:<day>:<first id>-<last id>"), then every transaction it
+    covers points at it in one UPDATE, so no fee is posted twice and nothing is held in
+    memory whatever the number of transactions."""
+    eligible = (StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.fee_minor > 0,
+                StripeBalanceTxn.fee_entry_id.is_(None),
+                StripeBalanceTxn.status.in_(("matched", "mismatch")))
+    day = _txn_day()
+    days = db.session.execute(
+        select(day, func.sum(StripeBalanceTxn.fee_minor), func.count(),
+               func.min(StripeBalanceTxn.id), func.max(StripeBalanceTxn.id),
+               func.max(StripeBalanceTxn.created))
+        .where(*eligible).group_by(day).order_by(day)).all()
     count = total = 0
-    last = 0
-    while True:
-        rows = db.session.execute(
-            select(StripeBalanceTxn.id, StripeBalanceTxn.txn_id, StripeBalanceTxn.fee_minor,
-                   StripeBalanceTxn.created, StripeBalanceTxn.source)
-            .where(StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.id > last,
-                   StripeBalanceTxn.fee_minor > 0, StripeBalanceTxn.fee_entry_id.is_(None),
-                   StripeBalanceTxn.status.in_(("matched", "mismatch")))
-            .order_by(StripeBalanceTxn.id).limit(CHUNK)).all()
-        if not rows:
-            break
-        last = rows[-1].id
-        # One fee entry per day of each chunk (not one per transaction): the same money in
-        # the same accounts, a few entries instead of 100,000. Each transaction records the
-        # entry that carries its fee, so no fee is posted twice.
-        by_day: dict = {}
-        for r in rows:
-            by_day.setdefault(r.created.date(), []).append(r)
-        entries, members = [], {}
-        for day, group in sorted(by_day.items()):
-            amount = sum(r.fee_minor for r in group)
-            key = f"fees:{day.isoformat()}:{group[0].id}-{group[-1].id}"
-            members[key] = [r.id for r in group]
-            entries.append(bulk.NewEntry(
-                key=key, kind="card_fee", effective_on=max(r.created for r in group),
-                memo=f"Stripe fees of {len(group)} transaction(s) on {day.isoformat()}",
-                lines=[ledger.debit("card_fees", amount),
-                       ledger.credit("stripe_clearing", amount)]))
-        ids = bulk.post_many(coop, entries, user=user)
-        for key, txn_ids in members.items():
-            db.session.execute(update(StripeBalanceTxn)
-                               .where(StripeBalanceTxn.id.in_(txn_ids))
-                               .values(fee_entry_id=ids[key])
-                               .execution_options(synchronize_session=False))
-        count += len(rows)
-        total += sum(r.fee_minor for r in rows)
+    for day_value, amount, n, first, last, latest in days:
+        on = str(day_value)[:10]
+        amount, n = int(amount), int(n)
+        key = f"fees:{on}:{first}-{last}"
+        entry_id = bulk.post_many(coop, [bulk.NewEntry(
+            key=key, kind="card_fee", effective_on=latest,
+            memo=f"Stripe fees of {n} transaction(s) on {on}",
+            lines=[ledger.debit("card_fees", amount),
+                   ledger.credit("stripe_clearing", amount)])], user=user)[key]
+        db.session.execute(update(StripeBalanceTxn)
+                           .where(*eligible, day == day_value,
+                                  StripeBalanceTxn.id.between(first, last))
+                           .values(fee_entry_id=entry_id)
+                           .execution_options(synchronize_session=False))
+        count += n
+        total += amount
     if count:
         ledger.audit(coop.id, user, "treasury.fees_posted", "coop", coop.id, {},
                      {"count": count, "total_minor": total})
