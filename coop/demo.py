@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from datetime import date, timedelta
 
 from sqlalchemy import select
@@ -81,8 +82,9 @@ def seed_demo() -> bool:
             hectares = rng.choice(["1.5", "2", "2.5", "3", "4", "1.2"])
             coop_services.add_plot(profile, name=f"Finca {LAST[n % len(LAST)]}",
                                    hectares=hectares, replaced_crop="coca",
-                                   illicit_hectares=str(min(float(hectares), rng.choice(
-                                       [0.5, 1, 1.5, 2]))), licit_crop=crops[n % 2])
+                                   illicit_hectares=str(min(Decimal(hectares), Decimal(
+                                       rng.choice(["0.5", "1", "1.5", "2"])))),
+                                   licit_crop=crops[n % 2])
             if n % 4 == 0:
                 coop_services.add_plot(profile, name="Lote de abajo", hectares="0.8",
                                        replaced_crop=None, illicit_hectares="0",

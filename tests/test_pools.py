@@ -322,3 +322,25 @@ def test_a_webhook_body_that_is_not_an_event_is_refused(client, app, stripe_clea
     body = b"[1]"
     response = client.post("/stripe/webhook", data=body, headers=_signed(app, body))
     assert response.status_code == 400 and response.json["error"]["code"] == "invalid_signature"
+
+
+def test_a_late_decline_of_an_order_already_expired_frees_its_grams_once(market, monkeypatch):
+    pool = market.open_pool()
+    _order(market, pool, "20")
+    real_hold = gateway.hold
+
+    def slow_decline(amount, currency, pm, metadata, **kw):
+        # While the card is being checked, closing expires the pending order as abandoned.
+        order_id = int(metadata["order_id"])
+        db.session.execute(Order.__table__.update().where(Order.id == order_id)
+                           .values(status="failed"))
+        db.session.execute(Pool.__table__.update().where(Pool.id == pool.id)
+                           .values(committed_g=Pool.committed_g - 10_000))
+        db.session.commit()
+        raise gateway.CardDeclined("card_declined", "declined")
+
+    monkeypatch.setattr(gateway, "hold", slow_decline)
+    with pytest.raises(PaymentDeclined):
+        _order(market, pool, "10", buyer=1)
+    monkeypatch.setattr(gateway, "hold", real_hold)
+    assert _committed(pool.id) == 20_000  # not 10,000: the grams went back once

@@ -72,7 +72,7 @@ def test_open_pools_show_progress_price_breakdown_and_time_left(app, market):
         client = client_as(app, user)
         for url in ("/pools", f"/pools/{pool.id}"):
             page = text(client.get(url))
-            assert f'<progress max="500000" value="120500"' in page, url
+            assert '<progress max="500000" value="120500"' in page, url
             assert "120.5 kg committed of 500 kg (goes ahead at 100 kg)" in page, url
             for amount in (price.farmer, price.commission, price.premium, price.buyer):
                 assert money(amount) in page, (url, money(amount))

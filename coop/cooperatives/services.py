@@ -96,6 +96,20 @@ def grant_role(coop: Cooperative, user: User, role: str) -> Membership:
     return membership
 
 
+def grant_staff_role(coop: Cooperative, email: str, role: str) -> Membership:
+    """Make an existing account a manager or treasurer of the coop. Farmers are added with
+    add_farmer (they need a member number and payout details); unknown e-mails are refused."""
+    if role == "farmer":
+        raise ValidationFailed(_("Add farmers with the farmer form: they need a member "
+                                 "number and payout details."), fields={"role": []})
+    user = db.session.scalar(select(User).where(
+        User.email == auth_services.normalise_email(email)))
+    if user is None:
+        raise ValidationFailed(_("Nobody with that e-mail has a Minga account yet."),
+                               fields={"email": [_("No account.")]})
+    return grant_role(coop, user, role)
+
+
 def revoke_role(coop: Cooperative, user: User, role: str) -> None:
     """Take a role away; the last manager of a cooperative cannot be removed."""
     membership = db.session.scalar(select(Membership).where(

@@ -3,12 +3,10 @@ import secrets
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
-from ..auth import services as auth_services
 from ..auth.models import User
 from ..common.access import require_member
-from ..common.errors import DomainError, ValidationFailed
+from ..common.errors import DomainError
 from ..common.forms import apply_error
 from ..extensions import db
 from ..listings import services as listing_services
@@ -190,15 +188,7 @@ def grant_role(coop_id):
     form = RoleForm()
     if form.validate_on_submit():
         try:
-            if form.role.data == "farmer":
-                raise ValidationFailed(_("Add farmers with the farmer form: they need a member "
-                                         "number and payout details."), fields={"role": []})
-            email = auth_services.normalise_email(form.email.data)
-            user = db.session.scalar(select(User).where(User.email == email))
-            if user is None:
-                raise ValidationFailed(_("Nobody with that e-mail has a Minga account yet."),
-                                       fields={"email": [_("No account.")]})
-            services.grant_role(coop, user, form.role.data)
+            services.grant_staff_role(coop, form.email.data, form.role.data)
             db.session.commit()
             flash(_("Role given."), "info")
         except DomainError as exc:

@@ -2,6 +2,8 @@
 The template draws them (impact/_chart.html); every number is also in a table."""
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 from dataclasses import dataclass, field
 
 WIDTH = 640
@@ -48,7 +50,9 @@ def bar_chart(chart_id: str, title: str, desc: str, items: list[tuple[str, list]
     if not items:
         return None
     nseries = max(len(values) for _label, values in items)
-    top = max([float(v) for _l, values in items for v, _t in values if v is not None] or [0])
+    # Exact values (int or Decimal): only the bar width in whole pixels is rounded.
+    top = max([Decimal(v) for _l, values in items for v, _t in values if v is not None]
+              or [Decimal(0)])
     bar_h = 18 if nseries == 1 else 11
     row_h = ROW_H if nseries == 1 else 10 + 13 * nseries
     rows = []
@@ -57,7 +61,8 @@ def bar_chart(chart_id: str, title: str, desc: str, items: list[tuple[str, list]
         row = Row(label=label, label_y=y0 + row_h // 2 + 4)
         for j, (value, text) in enumerate(values):
             width = 0 if value is None or top <= 0 else max(
-                1 if float(value) > 0 else 0, round(BAR_W * float(value) / top))
+                1 if Decimal(value) > 0 else 0,
+                int((BAR_W * Decimal(value) / top).to_integral_value(ROUND_HALF_UP)))
             y = y0 + 4 + j * (bar_h + 2) if nseries > 1 else y0 + (row_h - bar_h) // 2
             row.bars.append(Bar(x=LABEL_W, y=y, width=width, height=bar_h,
                                 colour=COLOURS[j % len(COLOURS)], text=text,

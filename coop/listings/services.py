@@ -7,13 +7,13 @@ import re
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from ..catalog import services as catalog
 from ..catalog.models import Crop, Grade
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..common.quantities import QuantityError, parse_kg
-from ..cooperatives.models import Cooperative, Membership
+from ..cooperatives.models import Cooperative
 from ..extensions import db
 from .models import Listing, ListingPhoto
 from .photos import process_photo

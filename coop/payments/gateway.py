@@ -69,10 +69,10 @@ _clients: dict[tuple, stripe.StripeClient] = {}
 _clients_lock = threading.Lock()
 
 
-def _settings(config) -> tuple[str, str, float]:
+def _settings(config) -> tuple[str, str, int]:
     key = config.get("STRIPE_SECRET_KEY") or ""
     base = (config.get("STRIPE_API_BASE") or "").rstrip("/")
-    timeout = float(config.get("STRIPE_TIMEOUT_SECONDS") or 30)
+    timeout = int(config.get("STRIPE_TIMEOUT_SECONDS") or 30)  # whole seconds
     return key, base, timeout
 
 

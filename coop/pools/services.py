@@ -331,15 +331,20 @@ def _replay(order: Order, fingerprint: str) -> Order:
 
 def _fail_pending(order: Order, exc: Exception) -> None:
     db.session.rollback()
-    _release(order.pool_id, order.quantity_g)
     values = {"status": "failed", "failure_message": str(exc)[:255]}
     if not isinstance(exc, gateway.CardDeclined):
         # Not the card's answer (Stripe down, an unusable card id): free the key so the
         # buyer can retry with it. A decline keeps it, and a replay answers 402 again.
         values["idempotency_key"] = None
-    db.session.execute(update(Order).where(Order.id == order.id, Order.status == "pending")
-                       .values(**values)
-                       .execution_options(synchronize_session=False))
+    # The pool row first (the lock order closing uses), then the order; the grams go back
+    # only if this call is the one that failed the order (closing may have expired it).
+    db.session.execute(select(Pool.id).where(Pool.id == order.pool_id).with_for_update())
+    failed = db.session.execute(update(Order).where(Order.id == order.id,
+                                                    Order.status == "pending")
+                                .values(**values)
+                                .execution_options(synchronize_session=False))
+    if failed.rowcount == 1:
+        _release(order.pool_id, order.quantity_g)
     db.session.commit()
     db.session.refresh(order)
 

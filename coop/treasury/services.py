@@ -34,11 +34,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
-from ..common.money import exponent, parse_major
+from ..common.money import parse_major
 from ..common.models import utcnow
 from ..extensions import db
 from ..ledger import services as ledger

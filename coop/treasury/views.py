@@ -1,7 +1,7 @@
 import csv
 import io
 import secrets
-from datetime import date, timedelta
+from datetime import date
 
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
                    stream_with_context, url_for)
