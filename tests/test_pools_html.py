@@ -18,6 +18,7 @@ from coop.pools.models import Allocation, Order, Pool
 from coop.pricing import services as pricing
 from coop.pricing.models import PriceVersion
 from tests.conftest import KEEP
+from tests.confirm_helpers import confirm, confirmation, is_confirmation, post_confirmed
 from tests.pool_helpers import market  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("stripe_clean")
@@ -105,7 +106,7 @@ def test_pool_page_for_a_past_pool_and_a_missing_one(app, market):
 def test_buyer_joins_through_the_form_and_sees_the_hold(app, market):
     pool = market.open_pool()
     client = client_as(app, market.buyers[0])
-    response = client.post(f"/pools/{pool.id}", data={"quantity_kg": "120.5",
+    response = post_confirmed(client, f"/pools/{pool.id}", data={"quantity_kg": "120.5",
                                                       "payment_method": VISA})
     assert response.status_code == 302 and response.headers["Location"].endswith("/my/orders")
     order = db.session.scalar(select(Order))
@@ -122,7 +123,7 @@ def test_buyer_joins_through_the_form_and_sees_the_hold(app, market):
 def test_declined_card_rerenders_the_form_402_and_commits_nothing(app, market):
     pool = market.open_pool()
     client = client_as(app, market.buyers[0])
-    response = client.post(f"/pools/{pool.id}", data={"quantity_kg": "77.25",
+    response = post_confirmed(client, f"/pools/{pool.id}", data={"quantity_kg": "77.25",
                                                       "payment_method": DECLINE})
     assert response.status_code == 402
     page = text(response)
@@ -152,10 +153,10 @@ def test_bad_quantities_rerender_the_form(app, market, quantity, status, message
 def test_change_and_withdraw_from_my_orders(app, market):
     pool = market.open_pool()
     client = client_as(app, market.buyers[0])
-    client.post(f"/pools/{pool.id}", data={"quantity_kg": "100", "payment_method": VISA})
+    post_confirmed(client, f"/pools/{pool.id}", data={"quantity_kg": "100", "payment_method": VISA})
     order = db.session.scalar(select(Order))
     first_intent = order.payment_intent_id
-    response = client.post(f"/my/orders/{order.id}/change", data={"quantity_kg": "150"})
+    response = post_confirmed(client, f"/my/orders/{order.id}/change", data={"quantity_kg": "150"})
     assert response.status_code == 302
     db.session.expire_all()
     order = db.session.get(Order, order.id)
@@ -164,12 +165,12 @@ def test_change_and_withdraw_from_my_orders(app, market):
     page = text(client.get("/my/orders"))
     assert "hold on your card was adjusted" in page and money(order.amount_authorized_minor) in page
     # More than is left: refused with a message, nothing changes.
-    client.post(f"/my/orders/{order.id}/change", data={"quantity_kg": "500.001"})
+    post_confirmed(client, f"/my/orders/{order.id}/change", data={"quantity_kg": "500.001"})
     assert "left in this pool" in text(client.get("/my/orders"))
     assert _committed(pool.id) == 150_000
-    client.post(f"/my/orders/{order.id}/change", data={"quantity_kg": "x"})
+    post_confirmed(client, f"/my/orders/{order.id}/change", data={"quantity_kg": "x"})
     assert _committed(pool.id) == 150_000
-    response = client.post(f"/my/orders/{order.id}/withdraw")
+    response = post_confirmed(client, f"/my/orders/{order.id}/withdraw")
     assert response.status_code == 302
     db.session.expire_all()
     order = db.session.get(Order, order.id)
@@ -188,7 +189,7 @@ def test_my_orders_after_closing_shows_what_was_paid(app, market):
     page = text(client_as(app, market.buyers[0]).get("/my/orders"))
     assert "Paid" in page and money(order.amount_captured_minor) in page
     assert f"/my/orders/{order.id}/change" not in page
-    response = client_as(app, market.buyers[0]).post(f"/my/orders/{order.id}/withdraw")
+    response = post_confirmed(client_as(app, market.buyers[0]), f"/my/orders/{order.id}/withdraw")
     assert response.status_code == 302
     assert db.session.get(Order, order.id).status == "captured"
 
@@ -227,7 +228,7 @@ def test_manager_sees_every_pool_with_orders_and_allocations(app, market):
     page = text(client.get(f"/manage/pools/{pool.id}"))
     assert "Orders (2)" in page and "Buyer 0" in page and money(a.amount_authorized_minor) in page
     assert "Close now" in page and "Cancel pool" in page
-    response = client.post(f"/manage/pools/{pool.id}/close")
+    response = post_confirmed(client, f"/manage/pools/{pool.id}/close")
     assert response.status_code == 302
     page = text(client.get(f"/manage/pools/{pool.id}"))
     assert "Pool closed: confirmed" in page
@@ -242,7 +243,7 @@ def test_manager_sees_every_pool_with_orders_and_allocations(app, market):
     assert client_as(app, market.treasurer).get(f"/manage/pools/{pool.id}").status_code == 200
     # Closing again changes nothing.
     count = db.session.scalar(select(func.count()).select_from(Allocation))
-    client.post(f"/manage/pools/{pool.id}/close")
+    post_confirmed(client, f"/manage/pools/{pool.id}/close")
     assert db.session.scalar(select(func.count()).select_from(Allocation)) == count
 
 
@@ -295,7 +296,7 @@ def test_manager_cancels_a_pool_and_every_hold_is_released(app, market):
     pool = market.open_pool()
     order = _order(market, pool, "40")
     client = client_as(app, market.manager)
-    assert client.post(f"/manage/pools/{pool.id}/cancel").status_code == 302
+    assert post_confirmed(client, f"/manage/pools/{pool.id}/cancel").status_code == 302
     db.session.expire_all()
     assert db.session.get(Pool, pool.id).status == "cancelled"
     order = db.session.get(Order, order.id)
@@ -303,7 +304,7 @@ def test_manager_cancels_a_pool_and_every_hold_is_released(app, market):
     assert gateway.retrieve(order.payment_intent_id).status == "canceled"
     page = text(client.get(f"/manage/pools/{pool.id}"))
     assert "every hold was released" in page and "Cancel pool" not in page
-    client.post(f"/manage/pools/{pool.id}/cancel")
+    post_confirmed(client, f"/manage/pools/{pool.id}/cancel")
     assert "Only an open pool can be cancelled" in text(client.get(f"/manage/pools/{pool.id}"))
     buyer_page = text(client_as(app, market.buyers[0]).get("/my/orders"))
     assert "Pool failed, hold released" in buyer_page
@@ -312,7 +313,7 @@ def test_manager_cancels_a_pool_and_every_hold_is_released(app, market):
 def test_closing_below_min_fails_the_pool(app, market):
     pool = market.open_pool(min_kg="300")
     order = _order(market, pool, "40")
-    client_as(app, market.manager).post(f"/manage/pools/{pool.id}/close")
+    post_confirmed(client_as(app, market.manager), f"/manage/pools/{pool.id}/close")
     db.session.expire_all()
     assert db.session.get(Pool, pool.id).status == "failed"
     assert db.session.get(Order, order.id).status == "cancelled"
@@ -377,6 +378,11 @@ EXPECTED = {
         "POST": {"own": spec(manager=DONE, **MANAGER_ONLY),
                  "missing": spec(**{a: 404 for a in ACTORS if a != ANON}, anon=LOGIN)}},
 }
+
+
+# Irreversible money actions: a confirmation step before they act.
+CONFIRMED = {"pools.detail", "pools.change_order", "pools.withdraw_order", "pools.close",
+             "pools.cancel"}
 
 
 def db_state() -> dict:
@@ -450,8 +456,14 @@ def test_access_matrix(app, market, make_coop, endpoint):
         with app.test_request_context():
             url = url_for(endpoint, **args)
         before = db_state()
-        response = client_as(app, world.users[who]).open(
+        client = client_as(app, world.users[who])
+        response = client.open(
             url, method=method, data=world.data(endpoint) if method == "POST" else None)
+        if expected == DONE and endpoint in CONFIRMED:
+            # The first POST only shows what will happen; "Yes" acts.
+            assert is_confirmation(response), (endpoint, who, text(response)[:600])
+            assert db_state() == before, (endpoint, who, "the first POST changed something")
+            response = confirm(client, response)
         where = (method, endpoint, who, target, response.status_code)
         if expected == LOGIN:
             assert response.status_code == 302 and "/login" in response.headers["Location"], where
@@ -475,8 +487,8 @@ def test_refused_posts_leave_pools_and_prices_alone(app, market, make_coop):
     other_manager = make_coop().memberships[0].user
     for user in (market.treasurer, market.farmers[0], other_manager, market.buyers[0]):
         client = client_as(app, user)
-        client.post(f"/manage/pools/{pool.id}/close")
-        client.post(f"/manage/pools/{pool.id}/cancel")
+        post_confirmed(client, f"/manage/pools/{pool.id}/close")
+        post_confirmed(client, f"/manage/pools/{pool.id}/cancel")
         client.post(f"/manage/coops/{market.coop.id}/prices", data={
             "product": "coffee/sca85", "floor": "0", "farmer_price": "1",
             "commission_kind": "bps", "commission": "0", "premium": "0"})

@@ -8,6 +8,7 @@ steps, each committed, and each recorded so that a crash and a rerun finish the 
 holding, capturing or allocating twice."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
@@ -668,3 +669,232 @@ def apply_stripe_event(event: dict) -> str:
     record.outcome = outcome
     db.session.flush()
     return outcome
+
+
+# ---------------------------------------------------------------- previews (read-only)
+# What an order, a change, a withdrawal, a close or a cancel would do, computed the way the
+# acting function does it and writing nothing: the HTML confirmation step shows these figures
+# before money moves (coop/common/confirm.py).
+
+@dataclass(frozen=True)
+class OrderPreview:
+    pool_id: int
+    currency: str
+    grams: int                   # the new quantity (0 when withdrawing)
+    price_per_kg_minor: int      # the highest tier's price: what the hold is sized on
+    amount_minor: int            # held on the card (0 when withdrawing)
+    old_grams: int = 0           # the order's quantity before (change, withdrawal)
+    old_amount_minor: int = 0    # the hold before, released
+
+
+def preview_order(user, pool_id: int, *, quantity_kg, payment_method,
+                  now: datetime | None = None) -> OrderPreview:
+    """What place_order would hold; refuses what it would refuse before calling Stripe."""
+    now = now or utcnow()
+    if not user.buyer_id:
+        raise Forbidden(_("Only buyers can order."), code="not_a_buyer")
+    grams = _grams(quantity_kg, "quantity_kg")
+    _check_payment_method(payment_method)
+    pool = get_pool(pool_id)
+    if pool.status != "open" or pool.closes_at <= now:
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    _check_room(pool, grams)
+    price = pricing.highest(pool.price).buyer
+    return OrderPreview(pool_id=pool.id, currency=pool.currency, grams=grams,
+                        price_per_kg_minor=price, amount_minor=pricing.amount_for(price, grams))
+
+
+def _check_room(pool: Pool, grams: int) -> None:
+    if pool.committed_g + grams > pool.max_g:
+        from ..common.quantities import format_kg
+        raise Conflict(_("Only %(kg)s kg is left in this pool.",
+                         kg=format_kg(pool.max_g - pool.committed_g)), code="pool_full",
+                       fields={"quantity_kg": [_("More than is left.")]})
+
+
+def preview_change(user, order_id: int, *, quantity_kg,
+                   now: datetime | None = None) -> OrderPreview:
+    """What change_order would hold instead of the current hold."""
+    now = now or utcnow()
+    order = own_order(user, order_id)
+    grams = _grams(quantity_kg, "quantity_kg")
+    if order.status != "authorized":
+        raise Conflict(_("This order can no longer be changed."), code="order_not_open")
+    pool = order.pool
+    if pool.status != "open" or pool.closes_at <= now:
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    if grams > order.quantity_g:
+        _check_room(pool, grams - order.quantity_g)
+    price = pricing.highest(pool.price).buyer
+    return OrderPreview(pool_id=pool.id, currency=order.currency, grams=grams,
+                        price_per_kg_minor=price, amount_minor=pricing.amount_for(price, grams),
+                        old_grams=order.quantity_g,
+                        old_amount_minor=order.amount_authorized_minor or 0)
+
+
+def preview_withdraw(user, order_id: int, now: datetime | None = None) -> OrderPreview:
+    """What withdraw_order would release."""
+    now = now or utcnow()
+    order = own_order(user, order_id)
+    if order.status == "released":
+        raise Conflict(_("This order was withdrawn already."), code="order_released")
+    if order.status != "authorized":
+        raise Conflict(_("This order can no longer be withdrawn."), code="order_not_open")
+    if order.pool.status != "open" or order.pool.closes_at <= now:
+        raise Conflict(_("This pool is closed; the order stands."), code="pool_closed")
+    return OrderPreview(pool_id=order.pool_id, currency=order.currency, grams=0,
+                        price_per_kg_minor=0, amount_minor=0, old_grams=order.quantity_g,
+                        old_amount_minor=order.amount_authorized_minor or 0)
+
+
+@dataclass(frozen=True)
+class BuyerEffect:
+    order_id: int
+    buyer: str
+    grams: int
+    held_minor: int
+    capture_minor: int           # taken from the card
+    release_minor: int           # held and not taken
+
+
+@dataclass(frozen=True)
+class FarmerEffect:
+    farmer: str
+    grams: int
+    amount_minor: int            # at the pool's farmer price, before intake
+
+
+@dataclass(frozen=True)
+class ClosePreview:
+    pool_id: int
+    currency: str
+    outcome: str                 # confirmed, failed or cancelled
+    committed_g: int
+    min_g: int
+    price_per_kg_minor: int | None
+    buyers: tuple = ()
+    farmers: tuple = ()
+    in_flight: int = 0           # orders being placed right now: closing must wait
+
+    @property
+    def capture_minor(self) -> int:
+        return sum(b.capture_minor for b in self.buyers)
+
+    @property
+    def release_minor(self) -> int:
+        return sum(b.release_minor for b in self.buyers)
+
+    @property
+    def farmer_minor(self) -> int:
+        return sum(f.amount_minor for f in self.farmers)
+
+
+def _buyer_names(ids) -> dict[int, str]:
+    from ..auth.models import Buyer
+    ids = set(ids)
+    return dict(db.session.execute(select(Buyer.id, Buyer.organisation)
+                                   .where(Buyer.id.in_(ids))).all()) if ids else {}
+
+
+def preview_close(pool_id: int, now: datetime | None = None) -> ClosePreview:
+    """What close_pool would do now (on demand): confirm it, capture each buyer's amount at
+    the tier price and allocate the kilograms to farmers pro rata, or fail it and release
+    every hold; for a pool decided but not settled, what finishing the close would do."""
+    now = now or utcnow()
+    pool = get_pool(pool_id)
+    if pool.status != "open" and pool.settled_at is not None:
+        raise Conflict(_("This pool is closed already."), code="pool_closed")
+    orders = list(db.session.execute(
+        select(Order.id, Order.buyer_id, Order.quantity_g, Order.status, Order.created_at,
+               Order.amount_authorized_minor, Order.amount_due_minor)
+        .where(Order.pool_id == pool.id, Order.status.in_(("pending", "authorized")))
+        .order_by(Order.id)))
+    names = _buyer_names(o.buyer_id for o in orders)
+    pending = [o for o in orders if o.status == "pending"]
+    held = [o for o in orders if o.status == "authorized"]
+    in_flight = sum(1 for o in pending if not now - o.created_at > ABANDONED_AFTER)
+    committed = pool.committed_g - sum(o.quantity_g for o in pending
+                                       if now - o.created_at > ABANDONED_AFTER)
+    if pool.status == "open":
+        outcome = "confirmed" if committed >= pool.min_g and committed > 0 else "failed"
+        price = pricing.breakdown(pool.price, committed) if outcome == "confirmed" else None
+        buyer_price = price.buyer if price else None
+    else:
+        outcome, buyer_price, price = pool.status, pool.final_price_per_kg_minor, None
+    buyers = []
+    for o in held:
+        held_minor = o.amount_authorized_minor or 0
+        if outcome != "confirmed":
+            capture = 0
+        elif pool.status == "open":
+            capture = min(pricing.amount_for(buyer_price, o.quantity_g), held_minor)
+        else:
+            capture = o.amount_due_minor or 0
+        buyers.append(BuyerEffect(order_id=o.id, buyer=names.get(o.buyer_id, ""),
+                                  grams=o.quantity_g, held_minor=held_minor,
+                                  capture_minor=capture, release_minor=held_minor - capture))
+    farmers = []
+    if outcome == "confirmed":
+        farmers = (_preview_allocation(pool, committed, price.farmer) if pool.status == "open"
+                   else _farmer_effects(pool))
+    return ClosePreview(pool_id=pool.id, currency=pool.currency, outcome=outcome,
+                        committed_g=committed, min_g=pool.min_g, price_per_kg_minor=buyer_price,
+                        buyers=tuple(buyers), farmers=tuple(farmers), in_flight=in_flight)
+
+
+def _farmer_names(ids) -> dict[int, str]:
+    from ..auth.models import User
+    ids = set(ids)
+    return dict(db.session.execute(select(User.id, User.name)
+                                   .where(User.id.in_(ids))).all()) if ids else {}
+
+
+def _merge_farmers(rows) -> list[FarmerEffect]:
+    """(farmer id, grams, amount) rows -> one effect per farmer, in first-seen order."""
+    totals: dict[int, list[int]] = {}
+    for uid, grams, amount in rows:
+        got = totals.setdefault(uid, [0, 0])
+        got[0] += grams
+        got[1] += amount
+    names = _farmer_names(totals)
+    return [FarmerEffect(farmer=names.get(uid, ""), grams=g, amount_minor=a)
+            for uid, (g, a) in totals.items()]
+
+
+def _preview_allocation(pool: Pool, committed_g: int, farmer_price: int) -> list[FarmerEffect]:
+    listings = list(db.session.execute(
+        select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
+        .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
+               Listing.grade_id == pool.grade_id,
+               Listing.status.in_(listing_services.SUPPLY_STATUSES),
+               Listing.quantity_g > Listing.committed_g)
+        .order_by(Listing.id)))
+    parts = largest_remainder(committed_g, [(r.id, r.quantity_g - r.committed_g)
+                                            for r in listings])
+    owner = {r.id: r.farmer_user_id for r in listings}
+    return _merge_farmers((owner[lid], grams, pricing.amount_for(farmer_price, grams))
+                          for lid, grams in parts.items() if grams)
+
+
+def _farmer_effects(pool: Pool) -> list[FarmerEffect]:
+    return _merge_farmers(db.session.execute(
+        select(Allocation.farmer_user_id, Allocation.quantity_g, Allocation.farmer_amount_minor)
+        .where(Allocation.pool_id == pool.id).order_by(Allocation.id)))
+
+
+def preview_cancel(pool_id: int) -> ClosePreview:
+    """What cancel_pool would do: release every hold; nobody pays, no farmer sells."""
+    pool = get_pool(pool_id)
+    if pool.status != "open" and not (pool.status == "cancelled" and pool.settled_at is None):
+        raise Conflict(_("Only an open pool can be cancelled."), code="pool_closed")
+    held = list(db.session.execute(
+        select(Order.id, Order.buyer_id, Order.quantity_g, Order.amount_authorized_minor)
+        .where(Order.pool_id == pool.id, Order.status == "authorized").order_by(Order.id)))
+    names = _buyer_names(o.buyer_id for o in held)
+    return ClosePreview(
+        pool_id=pool.id, currency=pool.currency, outcome="cancelled",
+        committed_g=pool.committed_g, min_g=pool.min_g, price_per_kg_minor=None,
+        buyers=tuple(BuyerEffect(order_id=o.id, buyer=names.get(o.buyer_id, ""),
+                                 grams=o.quantity_g, held_minor=o.amount_authorized_minor or 0,
+                                 capture_minor=0, release_minor=o.amount_authorized_minor or 0)
+                     for o in held))

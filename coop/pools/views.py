@@ -5,6 +5,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from ..common import confirm
 from ..common.access import require_member, roles_in
 from ..common.errors import DomainError
 from ..common.forms import apply_error
@@ -51,6 +52,17 @@ def detail(pool_id):
             status = 422
         else:
             try:
+                preview = services.preview_order(current_user, pool.id,
+                                                 quantity_kg=form.quantity_kg.data,
+                                                 payment_method=form.payment_method.data)
+                step = confirm.check(f"pools.order:{pool.id}", preview)
+                if not step.confirmed:
+                    db.session.rollback()
+                    return step.render(
+                        "pools/confirm_order.html", pool=pool, preview=preview,
+                        card=dict(form.payment_method.choices).get(form.payment_method.data),
+                        back=url_for("pools.detail", pool_id=pool.id),
+                        yes=_("Yes, hold the amount on my card"))
                 services.place_order(current_user, pool.id, quantity_kg=form.quantity_kg.data,
                                      payment_method=form.payment_method.data)
                 flash(_("Your order is in. The amount is held on your card and taken only if "
@@ -87,6 +99,15 @@ def change_order(order_id):
         flash(_("Give the new kilograms."), "error")
     else:
         try:
+            preview = services.preview_change(current_user, order_id,
+                                              quantity_kg=form.quantity_kg.data)
+            step = confirm.check(f"pools.change:{order_id}", preview)
+            if not step.confirmed:
+                db.session.rollback()
+                return step.render("pools/confirm_order.html", preview=preview,
+                                   pool=services.get_pool(preview.pool_id),
+                                   back=url_for("pools.my_orders"),
+                                   yes=_("Yes, change my order"))
             services.change_order(current_user, order_id, quantity_kg=form.quantity_kg.data)
             flash(_("Order changed; the hold on your card was adjusted."), "info")
         except DomainError as exc:
@@ -102,6 +123,14 @@ def withdraw_order(order_id):
     if not form.validate_on_submit():
         abort(400)
     try:
+        preview = services.preview_withdraw(current_user, order_id)
+        step = confirm.check(f"pools.withdraw:{order_id}", preview)
+        if not step.confirmed:
+            db.session.rollback()
+            return step.render("pools/confirm_order.html", preview=preview, withdraw=True,
+                               pool=services.get_pool(preview.pool_id),
+                               back=url_for("pools.my_orders"),
+                               yes=_("Yes, withdraw my order"))
         services.withdraw_order(current_user, order_id)
         flash(_("Order withdrawn; the hold on your card was released."), "info")
     except DomainError as exc:
@@ -195,6 +224,13 @@ def close(pool_id):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
+        preview = services.preview_close(pool.id)
+        step = confirm.check(f"pools.close:{pool.id}", preview)
+        if not step.confirmed:
+            db.session.rollback()
+            return step.render("pools/confirm_close.html", pool=pool, preview=preview,
+                               back=url_for("pools.manage_pool", pool_id=pool.id),
+                               yes=_("Yes, close the pool"))
         pool = services.close_pool(pool.id)
         flash(_("Pool closed: %(status)s.", status=_(pool.status)), "info")
     except DomainError as exc:
@@ -211,6 +247,13 @@ def cancel(pool_id):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
+        preview = services.preview_cancel(pool.id)
+        step = confirm.check(f"pools.cancel:{pool.id}", preview)
+        if not step.confirmed:
+            db.session.rollback()
+            return step.render("pools/confirm_close.html", pool=pool, preview=preview,
+                               back=url_for("pools.manage_pool", pool_id=pool.id),
+                               yes=_("Yes, cancel the pool"))
         services.cancel_pool(pool.id)
         flash(_("Pool cancelled; every hold was released."), "info")
     except DomainError as exc:
