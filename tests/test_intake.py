@@ -18,6 +18,7 @@ from coop.payments import gateway
 from tests.intake_helpers import (FARMER, PREMIUM, PRICE, _ledger_sound, order,  # noqa: F401
                                   price_grade, sold, stripe_refunds)
 from tests.pool_helpers import market  # noqa: F401
+from tests.confirm_helpers import confirm, is_confirmation
 
 pytestmark = pytest.mark.usefixtures("stripe_clean")
 
@@ -431,7 +432,11 @@ def test_manager_records_a_delivery_from_the_phone_form(sold, client, login):
                             "idempotency_key": key})
     assert bad.status_code == 422 and 'value="-3"' in bad.get_data(as_text=True)
     data = {"csrf_token": csrf, "received_kg": "99.5", "grade": "sca85", "idempotency_key": key}
-    done = client.post(f"/manage/allocations/{sold.alloc[1].id}/intake", data=data)
+    first = client.post(f"/manage/allocations/{sold.alloc[1].id}/intake", data=data)
+    # A short delivery refunds buyers: shown first, recorded on "Yes".
+    assert is_confirmation(first)
+    assert db.session.scalar(select(func.count(Intake.id))) == 0
+    done = confirm(client, first)
     assert done.status_code == 302 and "/my/statements/" in done.headers["Location"]
     again = client.post(f"/manage/allocations/{sold.alloc[1].id}/intake", data=data)
     assert again.status_code == 302  # a double tap: the statement again, nothing twice

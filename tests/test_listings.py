@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from coop.extensions import db
 from coop.listings.models import Listing, ListingPhoto
+from tests.confirm_helpers import confirm, is_confirmation, post_confirmed
 
 
 def listing_count() -> int:
@@ -338,7 +339,11 @@ def test_editing_cannot_turn_a_listing_into_another_or_a_prohibited_crop(as_farm
 
 def test_farmer_withdraws_a_listing(as_farmer, farmer, make_listing):
     listing = make_listing(farmer)
-    response = as_farmer.post(f"/my/listings/{listing.id}/withdraw")
+    first = as_farmer.post(f"/my/listings/{listing.id}/withdraw")
+    # The first POST asks; only "Yes" withdraws.
+    assert is_confirmation(first) and "Withdraw this harvest?" in text(first)
+    assert stored(listing.id).status == "available"
+    response = confirm(as_farmer, first)
     assert response.status_code == 302
     assert stored(listing.id).status == "withdrawn"
     mine = text(as_farmer.get("/my/listings"))
@@ -358,7 +363,8 @@ def test_a_committed_listing_cannot_be_edited_or_withdrawn(as_farmer, farmer, ma
     edit = as_farmer.post(f"/my/listings/{listing.id}/edit", data=form(quantity_kg="10"),
                           content_type="multipart/form-data")
     assert edit.status_code == 409 and "already committed" in text(edit)
-    withdraw = as_farmer.post(f"/my/listings/{listing.id}/withdraw", follow_redirects=True)
+    withdraw = post_confirmed(as_farmer, f"/my/listings/{listing.id}/withdraw",
+                              follow_redirects=True)
     assert "already committed" in text(withdraw)
     after = stored(listing.id)
     assert after.status == "committed" and after.quantity_g == 100_000
@@ -369,7 +375,7 @@ def test_a_committed_listing_cannot_be_edited_or_withdrawn(as_farmer, farmer, ma
 def test_farmer_sees_each_listing_and_its_status(as_farmer, farmer, make_listing):
     on_offer = make_listing(farmer, crop="cacao", grade="export", kg="1234.5")
     gone = make_listing(farmer, kg="7")
-    as_farmer.post(f"/my/listings/{gone.id}/withdraw")
+    post_confirmed(as_farmer, f"/my/listings/{gone.id}/withdraw")
     sold = make_listing(farmer, crop="avocado", grade="extra", kg="50")
     row = stored(sold.id)
     row.committed_g, row.status = 50_000, "sold"

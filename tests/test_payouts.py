@@ -17,6 +17,7 @@ from coop.ledger import services as ledger
 from coop.ledger.models import AuditEvent, LedgerEntry
 from coop.payouts import services as payouts
 from coop.payouts.models import PayoutBatch, PayoutExclusion, PayoutLine
+from tests.confirm_helpers import confirm, is_confirmation
 
 CLABE = "002010077777777771"
 BATCH_FIELDS = {"id", "status", "total_minor", "lines"}
@@ -551,8 +552,12 @@ def test_treasurer_pages_make_export_and_confirm_a_batch(world, login):
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert world.nequi.name in text and "3001234567" in text
-    response = client.post(f"/manage/coops/{world.coop.id}/payout-batches",
-                           data={"rail": "", "idempotency_key": "form-1"})
+    first = client.post(f"/manage/coops/{world.coop.id}/payout-batches",
+                        data={"rail": "", "idempotency_key": "form-1"})
+    # The first POST shows the lines and totals; only "Yes" makes the batch.
+    assert is_confirmation(first)
+    assert db.session.scalar(select(func.count()).select_from(PayoutBatch)) == 0
+    response = confirm(client, first)
     assert response.status_code == 302
     batch = db.session.scalar(select(PayoutBatch))
     assert response.headers["Location"].endswith(f"/manage/payout-batches/{batch.id}")
@@ -572,6 +577,10 @@ def test_treasurer_pages_make_export_and_confirm_a_batch(world, login):
     upload = client.post(f"/manage/payout-batches/{batch.id}/confirmations", data={
         "file": (io.BytesIO(confirmation((nequi_line, "paid", "NQ-1")).encode()), "conf.csv")},
         content_type="multipart/form-data")
+    # The file is read and shown first; the confirmation page carries it to "Yes".
+    assert is_confirmation(upload) and "NQ-1" in upload.get_data(as_text=True)
+    assert db.session.get(PayoutLine, nequi_line).status == "pending"
+    upload = confirm(client, upload)
     assert upload.status_code == 302
     assert db.session.get(PayoutLine, nequi_line).status == "paid"
     pasted = client.post(f"/manage/payout-batches/{batch.id}/confirmations",
@@ -794,6 +803,11 @@ def test_html_access_for_each_role_on_each_route(world, app, client, login):
             before = counts()
             response = getattr(client, method)(url, **kwargs)
             expected = HTML_EXPECTED[actor]
+            if expected == "ok" and ok == 302 and method == "post":
+                # An irreversible action: the first POST only shows what will happen.
+                assert is_confirmation(response), (actor, url)
+                assert counts() == before, (actor, url)
+                response = confirm(client, response)
             if expected == "login":
                 assert response.status_code == 302 and "/login" in response.headers["Location"]
             elif expected == "ok":

@@ -13,6 +13,7 @@ from coop.ledger import services as ledger
 from coop.ledger.models import AuditEvent, LedgerEntry
 from coop.treasury import services as treasury
 from coop.treasury.models import YearEndClose
+from tests.confirm_helpers import confirm, is_confirmation
 
 YEAR = 2025
 TODAY = date(2026, 2, 1)
@@ -246,8 +247,12 @@ def test_year_end_pages(coop_year, login, make_coop, make_user):
     assert client.post(f"/manage/coops/{c.coop.id}/treasury/year-end/close",
                        data={"year": YEAR, "expected_surplus": 10_000}).status_code == 403
     client = login(c.treasurer)
-    response = client.post(f"/manage/coops/{c.coop.id}/treasury/year-end/close",
-                           data={"year": YEAR, "expected_surplus": 10_000})
+    first = client.post(f"/manage/coops/{c.coop.id}/treasury/year-end/close",
+                        data={"year": YEAR, "expected_surplus": 10_000})
+    # The first POST shows what will be posted; only "Yes" posts it.
+    assert is_confirmation(first)
+    assert db.session.scalar(select(func.count()).select_from(YearEndClose)) == 0
+    response = confirm(client, first)
     assert response.status_code == 302
     assert db.session.scalar(select(YearEndClose.surplus_minor)) == 10_000
     response = client.post(f"/manage/coops/{c.coop.id}/treasury/year-end/close",

@@ -31,6 +31,7 @@ or `flask intake finish-refunds`) finishes pending refunds; a refund Stripe made
 crash is found by its idempotency key in the refund's metadata and never made twice."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -232,8 +233,10 @@ def _pool_money(pool: Pool) -> tuple[int, int, int, int]:
     return int(captured), int(refunds), int(taken), int(count)
 
 
-def _create(user, allocation: Allocation, pool: Pool, coop, received_g: int, grade_row,
-            version, key, request_hash) -> Intake:
+def _figures(allocation: Allocation, pool: Pool, received_g: int, version) -> dict:
+    """What a delivery of `received_g` against `allocation` comes to: accepted grams, the
+    farmer's amount and premium, the sale taken from the buyers' deposits, the refund of the
+    shortfall (and downgrade), the commission or the coop's cost. Reads only."""
     final = pool.final_price_per_kg_minor
     pool_farmer = pool.price.farmer_price_per_kg_minor
     premium_per_kg = pool.price.premium_per_kg_minor
@@ -256,6 +259,17 @@ def _create(user, allocation: Allocation, pool: Pool, coop, received_g: int, gra
     sale = target - refund_total
     rest = sale - farmer_amount - premium
     commission, coop_cost = (rest, 0) if rest >= 0 else (0, -rest)
+    return {"final": final, "accepted": accepted, "farmer_price": farmer_price,
+            "farmer_amount": farmer_amount, "premium": premium, "refund_total": refund_total,
+            "sale": sale, "commission": commission, "coop_cost": coop_cost}
+
+
+def _create(user, allocation: Allocation, pool: Pool, coop, received_g: int, grade_row,
+            version, key, request_hash) -> Intake:
+    f = _figures(allocation, pool, received_g, version)
+    final, accepted, farmer_price = f["final"], f["accepted"], f["farmer_price"]
+    farmer_amount, premium, refund_total = f["farmer_amount"], f["premium"], f["refund_total"]
+    sale, commission, coop_cost = f["sale"], f["commission"], f["coop_cost"]
 
     intake = Intake(
         coop_id=coop.id, pool_id=pool.id, allocation_id=allocation.id,
@@ -435,3 +449,61 @@ def _mark_failed(refund: Refund, message: str) -> None:
                            ledger.credit("unsold_returns", refund.amount_minor)])
     db.session.commit()
     db.session.expire_all()
+
+
+# ---------------------------------------------------------------- preview (read-only)
+
+@dataclass(frozen=True)
+class RefundEffect:
+    order_id: int
+    buyer: str
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class IntakePreview:
+    allocation_id: int
+    currency: str
+    farmer: str
+    grade: str
+    allocated_g: int
+    received_g: int
+    accepted_g: int
+    farmer_price_per_kg_minor: int
+    farmer_amount_minor: int
+    refund_minor: int
+    refunds: tuple = ()
+
+    @property
+    def shortfall_g(self) -> int:
+        return self.allocated_g - self.accepted_g
+
+
+def preview_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
+                   not_delivered: bool = False) -> IntakePreview:
+    """What record_intake would record and refund (each buyer's share of the refund),
+    refusing what it would refuse; writes nothing."""
+    allocation = managed_allocation(user, allocation_id)
+    pool = allocation.pool
+    received_g, grade_row = _parse(pool, received_kg, grade, crop, bool(not_delivered))
+    if pool.status != "confirmed" or pool.settled_at is None \
+            or pool.final_price_per_kg_minor is None:
+        raise Conflict(_("Deliveries are recorded once the pool is confirmed and paid."),
+                       code="pool_not_settled")
+    if intake_for(allocation.id) is not None:
+        raise Conflict(_("This delivery was recorded already."), code="intake_recorded")
+    version = _price_version(pool, grade_row.id)
+    f = _figures(allocation, pool, received_g, version)
+    split = split_refund(pool.id, f["refund_total"])
+    from ..auth.models import Buyer, User
+    buyers = dict(db.session.execute(
+        select(Order.id, Buyer.organisation).join(Buyer, Buyer.id == Order.buyer_id)
+        .where(Order.id.in_(list(split)))).all()) if split else {}
+    return IntakePreview(
+        allocation_id=allocation.id, currency=pool.currency,
+        farmer=db.session.scalar(select(User.name).where(User.id == allocation.farmer_user_id))
+        or "", grade=grade_row.code, allocated_g=allocation.quantity_g, received_g=received_g,
+        accepted_g=f["accepted"], farmer_price_per_kg_minor=f["farmer_price"],
+        farmer_amount_minor=f["farmer_amount"], refund_minor=f["refund_total"],
+        refunds=tuple(RefundEffect(order_id=k, buyer=buyers.get(k, ""), amount_minor=v)
+                      for k, v in sorted(split.items())))

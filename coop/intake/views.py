@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..catalog import services as catalog
+from ..common import confirm
 from ..common.access import require_member
 from ..common.errors import DomainError
 from ..common.forms import apply_error
@@ -64,6 +65,18 @@ def record(allocation_id):
             status = 422
         else:
             try:
+                preview = services.preview_intake(
+                    current_user, allocation.id, received_kg=form.received_kg.data,
+                    grade=form.grade.data, not_delivered=form.not_delivered.data)
+                if preview.refund_minor > 0:
+                    # Money goes back to buyers' cards: shown first, done on "Yes".
+                    step = confirm.check(f"intake.record:{allocation.id}", preview)
+                    if not step.confirmed:
+                        db.session.rollback()
+                        return step.render(
+                            "intake/confirm.html", preview=preview, pool=pool,
+                            back=url_for("intake.record", allocation_id=allocation.id),
+                            yes=_("Yes, record it and refund the buyers"))
                 intake, _created = services.record_intake(
                     current_user, allocation.id, received_kg=form.received_kg.data,
                     grade=form.grade.data, not_delivered=form.not_delivered.data,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
@@ -181,11 +182,12 @@ def uncommitted_supply(coop_id: int, crop_id: int, grade_id: int) -> int:
             Listing.status.in_(SUPPLY_STATUSES))) or 0
 
 
-def _check_supply_left(listing: Listing, removing_g: int) -> None:
+def _check_supply_left(listing: Listing, removing_g: int, lock: bool = True) -> None:
     if removing_g <= 0:
         return
-    from ..common.locks import supply_lock
-    supply_lock(listing.coop_id, listing.crop_id, listing.grade_id)
+    if lock:
+        from ..common.locks import supply_lock
+        supply_lock(listing.coop_id, listing.crop_id, listing.grade_id)
     supply = uncommitted_supply(listing.coop_id, listing.crop_id, listing.grade_id)
     needed = reserved_by_open_pools(listing.coop_id, listing.crop_id, listing.grade_id)
     if supply - removing_g < needed:
@@ -285,3 +287,27 @@ def supply(coop_id: int | None = None, crop_slug: str | None = None) -> list[dic
 
 def get_photo(listing_id: int) -> ListingPhoto | None:
     return db.session.scalar(select(ListingPhoto).where(ListingPhoto.listing_id == listing_id))
+
+
+@dataclass(frozen=True)
+class WithdrawPreview:
+    listing_id: int
+    crop_id: int
+    grade_id: int
+    grams: int
+    harvested_on: str
+
+
+def preview_withdraw_listing(farmer, listing_id: int) -> WithdrawPreview:
+    """What withdraw_listing would take off the market, refusing what it would refuse."""
+    listing = own_listing(farmer, listing_id)
+    if listing.status == "withdrawn":
+        raise Conflict(_("This listing was withdrawn already."), code="listing_withdrawn")
+    if listing.status != "available" or listing.committed_g:
+        raise Conflict(_("This listing is already committed to a pool and cannot be withdrawn."),
+                       code="listing_committed")
+    _check_supply_left(listing, listing.quantity_g, lock=False)
+    return WithdrawPreview(listing_id=listing.id, crop_id=listing.crop_id,
+                           grade_id=listing.grade_id, grams=listing.quantity_g,
+                           harvested_on=listing.harvested_on.isoformat()
+                           if listing.harvested_on else "")

@@ -3,6 +3,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..catalog import services as catalog
+from ..common import confirm
 from ..common.access import roles_in
 from ..common.errors import DomainError, NotFound
 from ..common.forms import apply_error
@@ -140,6 +141,13 @@ def withdraw(listing_id):
     if not form.validate_on_submit():
         abort(400)
     try:
+        preview = services.preview_withdraw_listing(current_user, listing_id)
+        step = confirm.check(f"listings.withdraw:{listing_id}", preview)
+        if not step.confirmed:
+            listing = db.session.get(Listing, listing_id)
+            return step.render("listings/confirm_withdraw.html", preview=preview,
+                               listing=listing, back=url_for("listings.mine"),
+                               yes=_("Yes, withdraw it"))
         services.withdraw_listing(current_user, listing_id)
         db.session.commit()
         flash(_("Listing withdrawn."), "info")

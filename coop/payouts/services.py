@@ -192,38 +192,19 @@ def batch_for_key(coop: Cooperative, key: str) -> PayoutBatch | None:
                                                        PayoutBatch.idempotency_key == key))
 
 
-def create_batch(coop: Cooperative, user, *, rail: str | None = None,
-                 idempotency_key: str | None = None, now: datetime | None = None
-                 ) -> tuple[PayoutBatch, bool]:
-    """A batch paying every farmer what is due (only those on `rail` if given), with a
-    constant number of queries whatever the number of farmers. Farmers whose account cannot
-    be right for their rail (or without a member record) are left out with the reason; their
-    amount stays due. Yape lines are capped at the monthly limit and flagged; Bre-B amounts
-    over COP 11.5M are split. Returns (batch, created): the same idempotency key with the same
-    rail returns the first batch; with another rail it is refused (`idempotency_key_reused`).
-    Nothing payable: Conflict `nothing_due` (409)."""
+def _check_rail(rail):
     if rail in ("", None):
-        rail = None
-    elif rail not in PAYOUT_RAILS:
+        return None
+    if rail not in PAYOUT_RAILS:
         raise ValidationFailed(_("Unknown payout rail."), code="unknown_rail",
                                fields={"rail": [_("Choose one of: %(r)s.",
                                                   r=", ".join(PAYOUT_RAILS))]})
-    fingerprint = _request_hash(rail)
-    if idempotency_key is not None:
-        earlier = batch_for_key(coop, idempotency_key)
-        if earlier is not None:
-            if earlier.request_hash != fingerprint:
-                raise ValidationFailed(_("This idempotency key was used for another batch."),
-                                       code="idempotency_key_reused")
-            return earlier, False
-    now = now or utcnow()
-    batch = PayoutBatch(coop_id=coop.id, rail=rail, status="open", currency=coop.currency,
-                        total_minor=0, idempotency_key=idempotency_key,
-                        request_hash=fingerprint, created_by_id=getattr(user, "id", None),
-                        created_at=now)
-    db.session.add(batch)
-    db.session.flush()
-    _lock(coop.id)
+    return rail
+
+
+def _plan_lines(coop: Cooperative, rail: str | None, now: datetime
+                ) -> tuple[list[dict], list[dict]]:
+    """The lines a batch would pay now and the farmers it would leave out (with why)."""
     items = [p for p in payables(coop) if p.amount_due_minor > 0
              and (rail is None or p.rail == rail)]
     yape_used = (_yape_received_this_month(coop, now)
@@ -243,17 +224,50 @@ def create_batch(coop: Cooperative, user, *, rail: str | None = None,
         if reason is None:
             parts, reason = _plan(coop, p, account, yape_used)
         if reason is not None:
-            left_out.append({"batch_id": batch.id, "farmer_user_id": p.farmer_id,
+            left_out.append({"farmer_user_id": p.farmer_id,
                              "payee_name": p.name[:160], "rail": p.rail or "",
                              "amount_minor": p.amount_due_minor, "reason": reason[:255]})
             continue
         for amount, flag in parts:
-            lines.append({"batch_id": batch.id, "coop_id": coop.id,
+            lines.append({"coop_id": coop.id,
                           "farmer_user_id": p.farmer_id, "rail": p.rail,
                           "payee_name": p.name[:160], "national_id": p.national_id,
                           "account": account, "bank_name": p.bank_name,
                           "amount_minor": amount, "currency": coop.currency, "flag": flag[:255],
                           "status": "pending", "created_at": now})
+    return lines, left_out
+
+
+def create_batch(coop: Cooperative, user, *, rail: str | None = None,
+                 idempotency_key: str | None = None, now: datetime | None = None
+                 ) -> tuple[PayoutBatch, bool]:
+    """A batch paying every farmer what is due (only those on `rail` if given), with a
+    constant number of queries whatever the number of farmers. Farmers whose account cannot
+    be right for their rail (or without a member record) are left out with the reason; their
+    amount stays due. Yape lines are capped at the monthly limit and flagged; Bre-B amounts
+    over COP 11.5M are split. Returns (batch, created): the same idempotency key with the same
+    rail returns the first batch; with another rail it is refused (`idempotency_key_reused`).
+    Nothing payable: Conflict `nothing_due` (409)."""
+    rail = _check_rail(rail)
+    fingerprint = _request_hash(rail)
+    if idempotency_key is not None:
+        earlier = batch_for_key(coop, idempotency_key)
+        if earlier is not None:
+            if earlier.request_hash != fingerprint:
+                raise ValidationFailed(_("This idempotency key was used for another batch."),
+                                       code="idempotency_key_reused")
+            return earlier, False
+    now = now or utcnow()
+    batch = PayoutBatch(coop_id=coop.id, rail=rail, status="open", currency=coop.currency,
+                        total_minor=0, idempotency_key=idempotency_key,
+                        request_hash=fingerprint, created_by_id=getattr(user, "id", None),
+                        created_at=now)
+    db.session.add(batch)
+    db.session.flush()
+    _lock(coop.id)
+    lines, left_out = _plan_lines(coop, rail, now)
+    for row in lines + left_out:
+        row["batch_id"] = batch.id
     if not lines:
         problems = [f"{x['payee_name']}: {x['reason']}" for x in left_out[:MAX_REPORTED_ERRORS]]
         message = (_("Nothing can be paid: %(n)d farmers are owed money but left out (the "
@@ -343,6 +357,23 @@ def _close_if_done(batch: PayoutBatch, now: datetime) -> None:
         batch.closed_at = now
 
 
+def _check_rows(batch: PayoutBatch, rows, lines: dict) -> None:
+    """Refuse the whole file if a row names a line of another batch or would turn a paid
+    line into failed or the reverse."""
+    errors = []
+    for number, line_id, status, _ref in rows:
+        line = lines.get(line_id)
+        if line is None:
+            errors.append(_("Row %(r)d: line %(id)d is not part of batch %(b)d.", r=number,
+                            id=line_id, b=batch.id))
+        elif line.status not in ("pending", status):
+            errors.append(_("Row %(r)d: line %(id)d was already confirmed %(was)s; it cannot "
+                            "become %(now)s.", r=number, id=line_id,
+                            was=status_names()[line.status], now=status_names()[status]))
+    if errors:
+        refuse(errors)
+
+
 def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str, str]],
                         now: datetime | None = None) -> ConfirmationResult:
     """Record the bank's answer for each row. A paid line posts Dr farmer_payable Cr bank
@@ -359,18 +390,7 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
         select(PayoutLine.id, PayoutLine.status, PayoutLine.farmer_user_id,
                PayoutLine.amount_minor, PayoutLine.currency, PayoutLine.rail)
         .where(PayoutLine.batch_id == batch.id))}
-    errors = []
-    for number, line_id, status, _ref in rows:
-        line = lines.get(line_id)
-        if line is None:
-            errors.append(_("Row %(r)d: line %(id)d is not part of batch %(b)d.", r=number,
-                            id=line_id, b=batch.id))
-        elif line.status not in ("pending", status):
-            errors.append(_("Row %(r)d: line %(id)d was already confirmed %(was)s; it cannot "
-                            "become %(now)s.", r=number, id=line_id,
-                            was=status_names()[line.status], now=status_names()[status]))
-    if errors:
-        refuse(errors)
+    _check_rows(batch, rows, lines)
     result = ConfirmationResult()
     audits = []
     for number, line_id, status, ref in rows:
@@ -478,3 +498,118 @@ def mask_account(account: str) -> str:
     if not account:
         return ""
     return "•••" + account[-4:] if len(account) > 4 else account
+
+
+# ---------------------------------------------------------------- previews (read-only)
+# What a batch or a confirmation file would do, computed as the acting functions do it and
+# writing nothing: the HTML confirmation step shows them first (coop/common/confirm.py).
+
+@dataclass(frozen=True)
+class RailTotal:
+    rail: str
+    lines: int
+    total_minor: int
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    payee: str
+    rail: str
+    amount_minor: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class BatchPreview:
+    currency: str
+    rail: str | None
+    farmers: int
+    rails: tuple = ()             # RailTotal per rail, in PAYOUT_RAILS order
+    flagged: tuple = ()           # (payee, amount, flag) of lines capped or split
+    left_out: tuple = ()          # LeftOut, at most MAX_REPORTED_ERRORS
+    left_out_count: int = 0
+
+    @property
+    def lines(self) -> int:
+        return sum(r.lines for r in self.rails)
+
+    @property
+    def total_minor(self) -> int:
+        return sum(r.total_minor for r in self.rails)
+
+
+def preview_batch(coop: Cooperative, *, rail: str | None = None,
+                  now: datetime | None = None) -> BatchPreview:
+    """What create_batch would pay now: lines and total per rail, the farmers left out and
+    why. Refuses what it would refuse (an unknown rail, nothing due)."""
+    rail = _check_rail(rail)
+    lines, left_out = _plan_lines(coop, rail, now or utcnow())
+    if not lines:
+        problems = [f"{x['payee_name']}: {x['reason']}" for x in left_out[:MAX_REPORTED_ERRORS]]
+        message = (_("Nothing can be paid: %(n)d farmers are owed money but left out (the "
+                     "reasons are listed).", n=len(left_out)) if left_out
+                   else _("Nothing is due: no farmer is owed anything that is not already in a "
+                          "batch."))
+        raise Conflict(message, code="nothing_due",
+                       fields={"left_out": problems} if problems else None)
+    per_rail: dict[str, list[int]] = {}
+    for line in lines:
+        got = per_rail.setdefault(line["rail"], [0, 0])
+        got[0] += 1
+        got[1] += line["amount_minor"]
+    return BatchPreview(
+        currency=coop.currency, rail=rail, farmers=len({x["farmer_user_id"] for x in lines}),
+        rails=tuple(RailTotal(r, *per_rail[r]) for r in PAYOUT_RAILS if r in per_rail),
+        flagged=tuple((x["payee_name"], x["amount_minor"], x["flag"]) for x in lines
+                      if x["flag"])[:MAX_REPORTED_ERRORS],
+        left_out=tuple(LeftOut(x["payee_name"], x["rail"], x["amount_minor"], x["reason"])
+                       for x in left_out[:MAX_REPORTED_ERRORS]),
+        left_out_count=len(left_out))
+
+
+@dataclass(frozen=True)
+class ConfirmedLine:
+    line_id: int
+    payee: str
+    rail: str
+    amount_minor: int
+    reference: str
+
+
+@dataclass(frozen=True)
+class ConfirmationsPreview:
+    batch_id: int
+    currency: str
+    paid: tuple = ()              # ConfirmedLine to be marked paid (posted to the ledger)
+    failed: tuple = ()            # ConfirmedLine to be marked failed (due again)
+    unchanged: int = 0            # rows already recorded the same way
+
+    @property
+    def paid_minor(self) -> int:
+        return sum(x.amount_minor for x in self.paid)
+
+    @property
+    def failed_minor(self) -> int:
+        return sum(x.amount_minor for x in self.failed)
+
+
+def preview_confirmations(batch: PayoutBatch, data: bytes | str) -> ConfirmationsPreview:
+    """What import_confirmations would record for this file, refusing what it would refuse;
+    writes nothing."""
+    rows = parse_confirmations(data)
+    lines = {row.id: row for row in db.session.execute(
+        select(PayoutLine.id, PayoutLine.status, PayoutLine.payee_name, PayoutLine.rail,
+               PayoutLine.amount_minor)
+        .where(PayoutLine.batch_id == batch.id))}
+    _check_rows(batch, rows, lines)
+    paid, failed, unchanged, seen = [], [], 0, set()
+    for _number, line_id, status, ref in rows:
+        line = lines[line_id]
+        if line.status == status or line_id in seen:
+            unchanged += 1
+            continue
+        seen.add(line_id)
+        (paid if status == "paid" else failed).append(
+            ConfirmedLine(line_id, line.payee_name, line.rail, line.amount_minor, ref or ""))
+    return ConfirmationsPreview(batch_id=batch.id, currency=batch.currency, paid=tuple(paid),
+                                failed=tuple(failed), unchanged=unchanged)

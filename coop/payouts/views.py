@@ -2,6 +2,8 @@
 /my/payments. Each parses, calls a service, commits once."""
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
@@ -9,6 +11,7 @@ from flask import (Blueprint, Response, abort, flash, redirect, render_template,
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from ..common import confirm
 from ..common.errors import DomainError
 from ..common.forms import apply_error
 from ..cooperatives import services as coop_services
@@ -58,6 +61,15 @@ def create_batch(coop_id):
     if not form.validate_on_submit():
         return _render_payables(coop, form, 422)
     try:
+        if services.batch_for_key(coop, form.idempotency_key.data) is None:
+            preview = services.preview_batch(coop, rail=form.rail.data or None)
+            step = confirm.check(f"payouts.batch:{coop.id}", preview)
+            if not step.confirmed:
+                db.session.rollback()
+                return step.render("payouts/confirm_batch.html", coop=coop, preview=preview,
+                                   rails=services.rail_names(),
+                                   back=url_for("payouts.payables", coop_id=coop.id),
+                                   yes=_("Yes, make the batch"))
         batch, created = services.create_batch(coop, current_user, rail=form.rail.data or None,
                                                idempotency_key=form.idempotency_key.data)
         db.session.commit()
@@ -115,13 +127,20 @@ def confirmations(batch_id):
     form = ConfirmationsForm()
     if not form.validate_on_submit():
         return _render_batch(batch, form, 422, [_("Choose the bank's file or paste it.")])
-    upload = form.file.data
-    data = upload.read(services.MAX_CONFIRMATION_BYTES + 1) if upload else b""
-    if not data and form.text.data:
-        data = form.text.data.encode("utf-8")
+    data = _posted_file(form)
     if not data:
         return _render_batch(batch, form, 422, [_("Choose the bank's file or paste it.")])
     try:
+        preview = services.preview_confirmations(batch, data)
+        # The confirmation page carries the file itself: a browser cannot post an upload again.
+        step = confirm.check(f"payouts.confirmations:{batch.id}", preview,
+                             data={"text": None, "content": _encoded(data)})
+        if not step.confirmed:
+            db.session.rollback()
+            return step.render("payouts/confirm_confirmations.html", batch=batch,
+                               preview=preview, rails=services.rail_names(),
+                               back=url_for("payouts.batch", batch_id=batch.id),
+                               yes=_("Yes, record them"))
         result = services.import_confirmations(batch, current_user, data)
         db.session.commit()
     except DomainError as exc:
@@ -132,6 +151,25 @@ def confirmations(batch_id):
     flash(_("Confirmations recorded: %(p)d paid, %(f)d failed, %(u)d already recorded.",
             p=len(result.paid), f=len(result.failed), u=len(result.unchanged)), "info")
     return redirect(url_for("payouts.batch", batch_id=batch.id))
+
+
+def _encoded(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _posted_file(form) -> bytes:
+    """The confirmation file: uploaded, pasted, or carried by the confirmation page."""
+    carried = request.form.get("content")
+    if carried:
+        try:
+            return base64.b64decode(carried, validate=True)[:services.MAX_CONFIRMATION_BYTES + 1]
+        except (binascii.Error, ValueError):
+            return b""
+    upload = form.file.data
+    data = upload.read(services.MAX_CONFIRMATION_BYTES + 1) if upload else b""
+    if not data and form.text.data:
+        data = form.text.data.encode("utf-8")
+    return data
 
 
 @bp.route("/manage/payout-lines/<int:line_id>/cash", methods=["POST"])

@@ -1046,12 +1046,8 @@ def preview(coop, year: int, names: bool = True) -> Distribution:
         closed=existing)
 
 
-def close_year(coop, user, year: int, *, expected_surplus: int | None = None,
-               today: date | None = None) -> YearEndClose:
-    """Post the approved preview: close income and expenses into current_surplus (key
-    "year_end:<year>"), then distribute it (or move a loss to accumulated_losses). Refuses
-    a year not over yet, a year closed already, and figures that changed since the preview
-    the treasurer approved."""
+def _check_closable(coop, year, today: date | None) -> str:
+    """Refuse a year that is not one, not over yet, or closed already; its entry key."""
     today = today or utcnow().date()
     if not isinstance(year, int) or not 2000 <= year <= 2200:
         raise ValidationFailed(_("Not a year."), fields={"year": [_("Not a year.")]})
@@ -1064,10 +1060,40 @@ def close_year(coop, user, year: int, *, expected_surplus: int | None = None,
     if closed is not None or db.session.scalar(select(LedgerEntry.id).where(
             LedgerEntry.coop_id == coop.id, LedgerEntry.idempotency_key == key)) is not None:
         raise Conflict(_("This year is closed already."), code="year_closed")
-    dist = preview(coop, year, names=False)
+    return key
+
+
+def _check_expected(dist: Distribution, expected_surplus: int | None) -> None:
     if expected_surplus is not None and expected_surplus != dist.surplus_minor:
         raise Conflict(_("The figures changed since the preview; look at them again."),
                        code="figures_changed")
+
+
+def preview_close_year(coop, year: int, *, expected_surplus: int | None = None,
+                       today: date | None = None) -> Distribution:
+    """What close_year would post, refusing what it would refuse; writes nothing."""
+    _check_closable(coop, year, today)
+    dist = preview(coop, year)
+    _check_expected(dist, expected_surplus)
+    return dist
+
+
+def close_figures(dist: Distribution) -> tuple:
+    """What a treasurer approves: the summary and every member's part (for the
+    confirmation step, which acts only if these are still the figures)."""
+    return (dist.summary(), tuple((m.user_id, m.cash_minor, m.retained_minor)
+                                  for m in dist.members))
+
+
+def close_year(coop, user, year: int, *, expected_surplus: int | None = None,
+               today: date | None = None) -> YearEndClose:
+    """Post the approved preview: close income and expenses into current_surplus (key
+    "year_end:<year>"), then distribute it (or move a loss to accumulated_losses). Refuses
+    a year not over yet, a year closed already, and figures that changed since the preview
+    the treasurer approved."""
+    key = _check_closable(coop, year, today)
+    dist = preview(coop, year, names=False)
+    _check_expected(dist, expected_surplus)
     moment = _year_end_moment(year)
     record = YearEndClose(coop_id=coop.id, year=year, surplus_minor=dist.surplus_minor,
                           summary_json=json.dumps(dist.summary()),

@@ -8,6 +8,7 @@ from flask import (Blueprint, Response, abort, flash, redirect, render_template,
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from ..common import confirm
 from ..common.access import require_member
 from ..common.errors import DomainError
 from ..common.forms import apply_error
@@ -267,6 +268,15 @@ def year_end_close(coop_id):
     if not form.validate_on_submit():
         abort(400)
     try:
+        dist = services.preview_close_year(coop, form.year.data,
+                                           expected_surplus=form.expected_surplus.data)
+        step = confirm.check(f"treasury.year_end:{coop.id}", services.close_figures(dist))
+        if not step.confirmed:
+            db.session.rollback()
+            return step.render("treasury/confirm_year_end.html", coop=coop, dist=dist,
+                               back=url_for("treasury.year_end", coop_id=coop.id,
+                                            year=form.year.data),
+                               yes=_("Yes, post the close of %(y)d", y=form.year.data))
         services.close_year(coop, current_user, form.year.data,
                             expected_surplus=form.expected_surplus.data)
         db.session.commit()
