@@ -15,10 +15,10 @@ from coop.intake.models import Intake, Refund
 from coop.ledger import services as ledger
 from coop.ledger.models import LedgerEntry
 from coop.payments import gateway
+from tests.confirm_helpers import confirm, is_confirmation
 from tests.intake_helpers import (FARMER, PREMIUM, PRICE, _ledger_sound, order,  # noqa: F401
                                   price_grade, sold, stripe_refunds)
 from tests.pool_helpers import market  # noqa: F401
-from tests.confirm_helpers import confirm, is_confirmation
 
 pytestmark = pytest.mark.usefixtures("stripe_clean")
 
