@@ -24,7 +24,7 @@ def confirmation(response) -> tuple[str, list[tuple[str, str]]]:
 def confirm(client, response, **changes):
     """Press "Yes" on a confirmation page; `changes` replace posted fields (to tamper)."""
     url, fields = confirmation(response)
-    data: dict[str, list[str]] = {}
+    data: dict[str, list[str]] = {"confirm": ["yes"]}  # the button, as a browser sends it
     for name, value in fields:
         data.setdefault(name, []).append(value)
     for name, value in changes.items():

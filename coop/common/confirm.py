@@ -27,8 +27,9 @@ from flask_login import current_user
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 TOKEN_FIELD = "confirm_token"
+BUTTON = "confirm"          # the "Yes" button's name: a browser posts it, it is not data
 MAX_AGE_SECONDS = 30 * 60
-_NOT_DATA = {"csrf_token", TOKEN_FIELD}
+_NOT_DATA = {"csrf_token", TOKEN_FIELD, BUTTON}
 
 
 def _serializer() -> URLSafeTimedSerializer:

@@ -152,6 +152,10 @@ def test_farmer_lists_a_harvest_with_a_photo_then_one_without_signal(phone, db):
     assert after == before + 2
 
 
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
 def test_buyer_joins_the_pool_with_the_sandbox_test_card(phone, db, server):
     pool_id = db("SELECT p.id FROM pools p JOIN cooperatives c ON c.id = p.coop_id "
                  "WHERE c.name = :c AND p.status = 'open'", c=COOP)[0][0]
@@ -169,6 +173,12 @@ def test_buyer_joins_the_pool_with_the_sandbox_test_card(phone, db, server):
     buyer.step("join with the test card")
     with page.expect_navigation():
         page.click("main form button[type=submit]")
+    # The confirmation step: the kilograms as read and the amount that will be held.
+    assert db("SELECT count(*) FROM orders WHERE pool_id = :p", p=pool_id)[0][0] == 0
+    figure = page.locator("main .confirm-figure").first.inner_text()
+    buyer.step("confirm: the kilograms and the amount held")
+    with page.expect_navigation():
+        page.click("main form.confirm-step button[type=submit]")
     buyer.goto("/my/orders")
     buyer.step("my orders: held")
     orders = db("SELECT o.status, o.quantity_g, o.amount_authorized_minor, o.payment_intent_id "
@@ -179,6 +189,8 @@ def test_buyer_joins_the_pool_with_the_sandbox_test_card(phone, db, server):
     stripe_intent = server.sandbox.get(f"/v1/payment_intents/{intent}")
     assert stripe_intent["status"] == "requires_capture"
     assert stripe_intent["amount"] == held
+    assert figure.startswith("600 kg = ") and "retenidos" in figure, figure
+    assert _digits(figure) == "600" + str(held), figure
 
 
 def test_manager_closes_the_pool_and_records_a_delivery(phone, db):
@@ -190,7 +202,20 @@ def test_manager_closes_the_pool_and_records_a_delivery(phone, db):
     manager.step("the pool, open")
     with page.expect_navigation():
         page.click(f"form[action$='/manage/pools/{pool_id}/close'] button")
+    # The confirmation step: who is charged what, before any card is captured.
+    assert db("SELECT status FROM pools WHERE id = :p", p=pool_id)[0][0] == "open"
+    figure = page.locator("main .confirm-figure").first.inner_text()
+    buyers = page.locator("main table").first.inner_text()
+    manager.step("confirm the close: buyers and amounts to capture")
+    with page.expect_navigation():
+        page.click("main form.confirm-step button[type=submit]")
     manager.step("pool closed: confirmed and allocated")
+    captured, organisation = db(
+        "SELECT sum(o.amount_captured_minor), min(b.organisation) FROM orders o "
+        "JOIN buyers b ON b.id = o.buyer_id WHERE o.pool_id = :p AND o.status = 'captured'",
+        p=pool_id)[0]
+    assert captured and str(captured) in _digits(figure), figure
+    assert organisation in buyers, buyers
     assert db("SELECT status FROM pools WHERE id = :p", p=pool_id)[0][0] == "confirmed"
     allocation = db("SELECT a.id, a.quantity_g, u.name FROM allocations a "
                     "JOIN users u ON u.id = a.farmer_user_id "
@@ -229,12 +254,22 @@ def test_treasurer_pays_the_farmer_through_a_batch_and_the_banks_confirmation(ph
     assert due.count() == 1
     with page.expect_navigation():
         page.click(f"form[action$='/manage/coops/{coop_id}/payout-batches'] button")
+    # The confirmation step: the lines and the total per rail, before the batch exists.
+    before = db("SELECT count(*) FROM payout_batches")[0][0]
+    figure = page.locator("main .confirm-figure").first.inner_text()
+    rails = page.locator("main table").first.inner_text()
+    treasurer.step("confirm the batch: lines and total per rail")
+    with page.expect_navigation():
+        page.click("main form.confirm-step button[type=submit]")
     assert "/manage/payout-batches/" in page.url
+    assert db("SELECT count(*) FROM payout_batches")[0][0] == before + 1
     treasurer.step("payout batch made")
     line = db("SELECT pl.id, pl.batch_id, pl.amount_minor, pl.rail, pl.status FROM payout_lines pl "
               "JOIN users u ON u.id = pl.farmer_user_id WHERE u.email = :e", e=FARMER)
     assert len(line) == 1 and line[0][4] == "pending"
     line_id, batch_id, amount_minor, rail, _status = line[0]
+    total = db("SELECT total_minor FROM payout_batches WHERE id = :b", b=batch_id)[0][0]
+    assert str(total) in _digits(figure) and "Daviplata" in rails, (figure, rails)
 
     with page.expect_download() as download_info:
         page.click(f"main a[href*='/manage/payout-batches/{batch_id}/export.csv']")
@@ -257,6 +292,14 @@ def test_treasurer_pays_the_farmer_through_a_batch_and_the_banks_confirmation(ph
     treasurer.step("import the bank's confirmation")
     with page.expect_navigation():
         page.click(f"form[action$='/manage/payout-batches/{batch_id}/confirmations'] button")
+    # The confirmation step: what will be marked paid, before anything is posted.
+    assert db("SELECT status FROM payout_lines WHERE id = :i", i=line_id) == [("pending",)]
+    paid = page.locator("main .confirm-figure").first.inner_text()
+    assert paid.startswith("1 línea marcada como pagada") and str(amount_minor) in _digits(paid)
+    assert page.locator("main tbody tr", has_text=REFERENCE).count() == 1
+    treasurer.step("confirm the bank's confirmation: lines to mark paid")
+    with page.expect_navigation():
+        page.click("main form.confirm-step button[type=submit]")
     row = page.locator("main tbody tr", has_text=REFERENCE)
     assert row.count() == 1
     story["amount_text"] = row.locator("td.num").first.inner_text().split("\n")[0].strip()
