@@ -24,6 +24,7 @@ from coop.auth.models import User
 from coop.cooperatives import services as coop_services
 from coop.extensions import db
 from coop.listings import services as listing_services
+from tests.confirm_helpers import confirm, is_confirmation
 from tests.conftest import KEEP
 
 BLUEPRINTS = ("auth", "catalog", "coops", "listings")
@@ -38,6 +39,7 @@ REDIRECT = "redirect"  # 302 elsewhere, nothing written
 DONE = "done"          # 302 and the database changed (the allowed write happened)
 MAYBE = "maybe"        # 302; may write (the language choice of a logged-in user)
 REFUSALS = (LOGIN, 400, 401, 403, 404, 405, 422)
+CONFIRMED = {"listings.withdraw"}  # a confirmation step before it acts
 
 
 def everyone(result, anon=None):
@@ -316,6 +318,11 @@ def test_access_matrix(app, world, endpoint):
         before = db_state()
         data = post_data(endpoint, target, world) if method == "POST" else None
         response = client.open(url, method=method, data=data)
+        if expected == DONE and endpoint in CONFIRMED:
+            # An irreversible action: the first POST shows what will happen, "Yes" acts.
+            assert is_confirmation(response), (endpoint, who, target, response.status_code)
+            assert db_state() == before, (endpoint, who, target, "the first POST wrote")
+            response = confirm(client, response)
         check(response, expected, endpoint=endpoint, method=method, who=who, target=target,
               before=before, world=world)
 
