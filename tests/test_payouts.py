@@ -626,8 +626,12 @@ def test_cash_receipt_page_for_signature(world, login):
     assert client.get(f"/manage/payout-batches/{batch.id}/receipts?line={nequi_line.id}"
                       ).status_code == 404
     # The treasurer records the signed receipt.
-    done = client.post(f"/manage/payout-lines/{cash_line.id}/cash",
-                       data={"status": "paid", "reference": "REC-7"})
+    first = client.post(f"/manage/payout-lines/{cash_line.id}/cash",
+                        data={"status": "paid", "reference": "REC-7"})
+    assert is_confirmation(first) and "REC-7" in first.get_data(as_text=True)
+    db.session.refresh(cash_line)
+    assert cash_line.status == "pending"
+    done = confirm(client, first)
     assert done.status_code == 302
     db.session.refresh(cash_line)
     assert cash_line.status == "paid" and cash_line.reference == "REC-7"

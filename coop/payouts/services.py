@@ -596,7 +596,13 @@ class ConfirmationsPreview:
 def preview_confirmations(batch: PayoutBatch, data: bytes | str) -> ConfirmationsPreview:
     """What import_confirmations would record for this file, refusing what it would refuse;
     writes nothing."""
-    rows = parse_confirmations(data)
+    return preview_rows(batch, parse_confirmations(data))
+
+
+def preview_rows(batch: PayoutBatch, rows: list[tuple[int, int, str, str]]
+                 ) -> ConfirmationsPreview:
+    """What apply_confirmations would record for these rows (a file's, or one cash receipt);
+    writes nothing."""
     lines = {row.id: row for row in db.session.execute(
         select(PayoutLine.id, PayoutLine.status, PayoutLine.payee_name, PayoutLine.rail,
                PayoutLine.amount_minor)

@@ -183,9 +183,17 @@ def confirm_cash(line_id):
     if not form.validate_on_submit():
         return _render_batch(batch, ConfirmationsForm(), 422, [_("Choose the outcome.")])
     reference = (form.reference.data or "").strip() or f"CASH-{line.id}"
+    rows = [(1, line.id, form.status.data, reference)]
     try:
-        services.apply_confirmations(batch, current_user,
-                                     [(1, line.id, form.status.data, reference)])
+        preview = services.preview_rows(batch, rows)
+        step = confirm.check(f"payouts.cash:{line.id}", preview)
+        if not step.confirmed:
+            db.session.rollback()
+            return step.render("payouts/confirm_confirmations.html", batch=batch,
+                               preview=preview, rails=services.rail_names(),
+                               back=url_for("payouts.batch", batch_id=batch.id),
+                               yes=_("Yes, record it"))
+        services.apply_confirmations(batch, current_user, rows)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
