@@ -26,7 +26,7 @@ from coop.pricing import services as pricing
 from coop.treasury.models import YearEndClose
 from tests.conftest import KEEP
 from tests.confirm_helpers import confirm, confirmation, is_confirmation
-from tests.intake_helpers import _ledger_sound, sold  # noqa: F401
+from tests.intake_helpers import _ledger_sound, sold, stripe_refunds  # noqa: F401
 from tests.pool_helpers import market  # noqa: F401
 from tests.test_auth import other_app  # noqa: F401
 from tests.test_payouts import confirmation as bank_file, world  # noqa: F401
@@ -98,6 +98,9 @@ def test_joining_a_pool_shows_the_hold_first_and_holds_only_on_yes(app, market, 
     assert (order.status, order.quantity_g, order.amount_authorized_minor) == (
         "authorized", 120_500, held)
     assert gateway.retrieve(order.payment_intent_id).status == "requires_capture"
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+    # A second tap on the same "Yes" is the same order, not a second hold.
+    assert confirm(client, first).status_code == 302
     assert db.session.scalar(select(func.count()).select_from(Order)) == 1
 
 
@@ -264,11 +267,14 @@ def test_a_short_delivery_shows_each_buyers_refund_first(app, sold):
     for refund in preview.refunds:
         assert refund.buyer in page and money(refund.amount_minor) in page
     assert db_state() == before
+    assert not any(stripe_refunds(o.payment_intent_id) for o in sold.orders)
     refused_confirmations(client, first, {"received_kg": "30"}, before)
     done = confirm(client, first)
     assert done.status_code == 302
     refunds = {r.order_id: r.amount_minor for r in db.session.scalars(select(Refund))}
     assert refunds == {r.order_id: r.amount_minor for r in preview.refunds}
+    for o in sold.orders:
+        assert [r["amount"] for r in stripe_refunds(o.payment_intent_id)] == [refunds[o.id]]
 
 
 def test_a_full_delivery_refunds_nobody_and_records_in_one_step(app, sold):

@@ -60,6 +60,7 @@ class Step:
                          "d": _digest(self.fields), "p": _digest(figures)}
         self.notice = None
         self.confirmed = False
+        self.key = None
         token = request.form.get(TOKEN_FIELD)
         if not token:
             return
@@ -78,6 +79,8 @@ class Step:
                             "and confirm.")
         else:
             self.confirmed = True
+            # One key per confirmation page: a double tap on "Yes" is the same request.
+            self.key = "confirm:" + hashlib.sha256(token.encode()).hexdigest()[:40]
 
     @property
     def token(self) -> str:

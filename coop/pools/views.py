@@ -64,7 +64,8 @@ def detail(pool_id):
                         back=url_for("pools.detail", pool_id=pool.id),
                         yes=_("Yes, hold the amount on my card"))
                 services.place_order(current_user, pool.id, quantity_kg=form.quantity_kg.data,
-                                     payment_method=form.payment_method.data)
+                                     payment_method=form.payment_method.data,
+                                     idempotency_key=step.key)
                 flash(_("Your order is in. The amount is held on your card and taken only if "
                         "the pool fills."), "info")
                 return redirect(url_for("pools.my_orders"))
