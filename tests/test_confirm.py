@@ -410,3 +410,37 @@ def test_yes_still_needs_the_csrf_token(other_app, market):
     assert confirm(client, first).status_code == 302
     db.session.expire_all()
     assert db.session.get(Listing, listing.id).status == "withdrawn"
+
+
+# ---------------------------------------------------------------- query counts
+
+def test_the_close_confirmation_costs_the_same_queries_with_more_buyers(app, market, make_buyer,
+                                                                       count_queries):
+    pool = market.open_pool(min_kg="1", max_kg="500")
+    client = client_as(app, market.manager)
+    price = pricing.highest(pool.price).buyer
+
+    def add_orders(n):
+        for _ in range(n):
+            user = make_buyer()
+            db.session.add(Order(pool_id=pool.id, buyer_id=user.buyer_id, user_id=user.id,
+                                 quantity_g=1_000, status="authorized", currency="COP",
+                                 payment_method=VISA, payment_intent_id=f"pi_{user.id}",
+                                 amount_authorized_minor=pricing.amount_for(price, 1_000)))
+            db.session.get(Pool, pool.id).committed_g += 1_000
+        db.session.commit()
+
+    def cost():
+        client.post(f"/manage/pools/{pool.id}/close")  # warm up
+        db.session.expire_all()
+        with count_queries() as counter:
+            response = client.post(f"/manage/pools/{pool.id}/close")
+        assert is_confirmation(response)
+        return counter.count, text(response)
+
+    add_orders(2)
+    few, _page = cost()
+    add_orders(20)
+    many, page = cost()
+    assert "22 buyers' cards" in page
+    assert many == few, (few, many)
