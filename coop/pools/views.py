@@ -103,7 +103,7 @@ def change_order(order_id):
             preview = services.preview_change(current_user, order_id,
                                               quantity_kg=form.quantity_kg.data)
             step = confirm.check(f"pools.change:{order_id}", preview)
-            if not step.confirmed:
+            if not step.confirmed and preview.grams != preview.old_grams:
                 db.session.rollback()
                 return step.render("pools/confirm_order.html", preview=preview,
                                    pool=services.get_pool(preview.pool_id),
