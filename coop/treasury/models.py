@@ -34,6 +34,7 @@ class StripeBalanceTxn(db.Model):
         CheckConstraint("fee_minor >= 0", name="fee_nonneg"),
         Index("ix_stripe_balance_txns_source", "coop_id", "source"),
         Index("ix_stripe_balance_txns_created", "coop_id", "created"),
+        Index("ix_stripe_balance_txns_charge", "coop_id", "charge_ref"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"))

@@ -29,6 +29,8 @@ def upgrade():
                                       server_default=''))
         batch_op.drop_constraint(op.f('ck_stripe_balance_txns_status'), type_='check')
         batch_op.create_check_constraint(op.f('ck_stripe_balance_txns_status'), NEW_TXN)
+        batch_op.create_index('ix_stripe_balance_txns_charge', ['coop_id', 'charge_ref'],
+                              unique=False)
     with op.batch_alter_table('bank_statement_lines', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_bank_statement_lines_status'), type_='check')
         batch_op.create_check_constraint(op.f('ck_bank_statement_lines_status'), NEW_BANK)
@@ -41,5 +43,6 @@ def downgrade():
     with op.batch_alter_table('stripe_balance_txns', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_stripe_balance_txns_status'), type_='check')
         batch_op.create_check_constraint(op.f('ck_stripe_balance_txns_status'), OLD_TXN)
+        batch_op.drop_index('ix_stripe_balance_txns_charge')
         batch_op.drop_column('note')
         batch_op.drop_column('charge_ref')
