@@ -581,3 +581,40 @@ def test_access(market, make_coop, make_user, login):
     for path in ("/treasury/stripe/txns/999/fee", "/treasury/bank/lines/999/fee"):
         assert client.post(base + path).status_code == 404
     assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+
+
+def test_reconciliation_page_queries_do_not_grow_with_rows(market, login, count_queries):
+    m = market
+    client = login(m.treasurer)
+    url = f"/manage/coops/{m.coop.id}/treasury/reconciliation?from=2026-03-01&to=2026-03-31"
+
+    def add(n, start):
+        rows = []
+        for i in range(start, start + n):
+            when = datetime(2026, 3, 2, 9, tzinfo=timezone.utc) + timedelta(minutes=i)
+            _capture(m.coop, None, 1_000 + i, when=when, key=f"cap:q{i}")  # a suggestion
+            rows.append(f"txn_q{i},charge,ch_q{i},{(1_000 + i) / 100:.2f},0,"
+                        f"{(1_000 + i) / 100:.2f},cop,{when:%Y-%m-%d %H:%M:%S},")
+            rows.append(f"txn_f{i},stripe_fee,,-1.00,0,-1.00,cop,{when:%Y-%m-%d %H:%M:%S},")
+        db.session.commit()
+        treasury.import_stripe_csv(m.coop, m.treasurer, _csv(*rows))
+        treasury.import_bank_statement(m.coop, m.treasurer, io.BytesIO(
+            ("date,description,amount,reference\n" + "".join(
+                f"2026-03-0{3 + i % 5},cargo {i},-{10 + i}.00,R{i}\n"
+                for i in range(start, start + n))).encode()))
+        db.session.commit()
+
+    def count():
+        client.get(url)
+        with count_queries() as counter:
+            body = client.get(url).get_data(as_text=True)
+        return counter.count, body
+
+    add(2, 0)
+    small, body = count()
+    assert body.count("Confirmar esta coincidencia") >= 2
+    add(6, 2)
+    large, body = count()
+    assert body.count("Registrar esta comisión en el libro") == 8
+    assert body.count("Registrar como comisión bancaria") == 8
+    assert large == small

@@ -683,48 +683,59 @@ class BankSuggestion:
 
 def bank_suggestions(coop) -> list[BankSuggestion]:
     """Unmatched lines with a candidate of the same amount within 3 days (no id in common):
-    a Stripe payout not yet at the bank (money in), or a bank entry not yet on a line."""
+    a Stripe payout not yet at the bank (money in), or a bank entry not yet on a line.
+    Three queries whatever the number of lines: the candidates are read once, by amount
+    and dates, and paired here."""
     out = []
     bank_id = _account_id(coop, "bank")
     lines = list(db.session.scalars(select(BankStatementLine).where(
         BankStatementLine.coop_id == coop.id, BankStatementLine.status == "unmatched")
         .order_by(BankStatementLine.booked_on, BankStatementLine.id)))
-    used: set = set()
-    for line in lines:
-        day = datetime.combine(line.booked_on, time(12), tzinfo=timezone.utc)
-        if line.amount_minor > 0:
-            payouts = db.session.scalars(select(StripeBalanceTxn).where(
+    if not lines:
+        return out
+    window = SUGGEST_WINDOW + timedelta(hours=12)
+    noon = {line.id: datetime.combine(line.booked_on, time(12), tzinfo=timezone.utc)
+            for line in lines}
+    lo, hi = min(noon.values()) - window, max(noon.values()) + window
+    money_in = sorted({line.amount_minor for line in lines if line.amount_minor > 0})
+    payouts: dict[int, list] = {}
+    if money_in:
+        for txn in db.session.scalars(select(StripeBalanceTxn).where(
                 StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.type == "payout",
-                StripeBalanceTxn.amount_minor == -line.amount_minor,
+                StripeBalanceTxn.amount_minor.in_([-a for a in money_in]),
                 ~exists(select(BankStatementLine.id).where(
                     BankStatementLine.stripe_txn_id == StripeBalanceTxn.id)))
-                .order_by(StripeBalanceTxn.id)).all()
-            for txn in payouts:
-                moment = txn.available_on or txn.created
-                if abs(moment - day) <= SUGGEST_WINDOW + timedelta(hours=12) \
-                        and ("p", txn.id) not in used:
-                    used.add(("p", txn.id))
-                    out.append(BankSuggestion(line, "stripe_payout", txn.id,
-                                              f"Stripe payout {txn.source or txn.txn_id}"))
-                    break
-            else:
-                pass
-            if out and out[-1].line is line:
+                .order_by(StripeBalanceTxn.id)):
+            payouts.setdefault(-txn.amount_minor, []).append(txn)
+    entries: dict[int, list] = {}
+    if bank_id is not None:
+        amounts = sorted({line.amount_minor for line in lines})
+        for entry_id, moment, memo, amount in db.session.execute(
+                select(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo,
+                       func.sum(LedgerPosting.amount_minor))
+                .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+                .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "posted",
+                       LedgerEntry.effective_on >= lo, LedgerEntry.effective_on <= hi,
+                       LedgerPosting.account_id == bank_id,
+                       ~exists(_matched_line_for_entry(LedgerEntry.id)))
+                .group_by(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo)
+                .having(func.sum(LedgerPosting.amount_minor).in_(amounts))):
+            entries.setdefault(int(amount), []).append((entry_id, moment, memo))
+    used: set = set()
+    for line in lines:
+        day = noon[line.id]
+        if line.amount_minor > 0:
+            txn = next((t for t in payouts.get(line.amount_minor, [])
+                        if abs((t.available_on or t.created) - day) <= window
+                        and ("p", t.id) not in used), None)
+            if txn is not None:
+                used.add(("p", txn.id))
+                out.append(BankSuggestion(line, "stripe_payout", txn.id,
+                                          f"Stripe payout {txn.source or txn.txn_id}"))
                 continue
-        if bank_id is None:
-            continue
-        rows = db.session.execute(
-            select(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo,
-                   func.sum(LedgerPosting.amount_minor))
-            .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
-            .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "posted",
-                   LedgerPosting.account_id == bank_id,
-                   ~exists(_matched_line_for_entry(LedgerEntry.id)))
-            .group_by(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo)
-            .having(func.sum(LedgerPosting.amount_minor) == line.amount_minor)).all()
-        for entry_id, moment, memo, _amount in sorted(rows, key=lambda r: abs(r[1] - day)):
-            if abs(moment - day) <= SUGGEST_WINDOW + timedelta(hours=12) \
-                    and ("e", entry_id) not in used:
+        for entry_id, moment, memo in sorted(entries.get(line.amount_minor, []),
+                                             key=lambda r: abs(r[1] - day)):
+            if abs(moment - day) <= window and ("e", entry_id) not in used:
                 used.add(("e", entry_id))
                 out.append(BankSuggestion(line, "entry", entry_id, memo or f"#{entry_id}"))
                 break
