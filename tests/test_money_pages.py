@@ -226,3 +226,30 @@ def test_money_pages_queries_do_not_grow_with_rows(app, market, count_queries, m
     after[f"/manage/pools/{pool.id}"] = _count(app, count_queries, m.manager,
                                                 f"/manage/pools/{bigger.id}")
     assert after == before
+
+
+def test_payout_lines_pay_deliveries_oldest_first(app, sold):
+    m = sold
+    farmer = m.farmers[2]
+    pool = m.open_pool(min_kg="10", max_kg="100")
+    pools.place_order(m.buyers[0], pool.id, quantity_kg="60", payment_method="pm_card_visa")
+    pools.close_pool(pool.id)
+    second = next(a for a in pools.pool_allocations(pool.id) if a.farmer_user_id == farmer.id)
+    first = _record(m, 2, "150")
+    db.session.commit()
+    batch, _ = payouts.create_batch(m.coop, m.treasurer)
+    line = next(ln for ln in batch.lines if ln.farmer_user_id == farmer.id)
+    assert line.amount_minor == first.net_minor
+    payouts.apply_confirmations(batch, m.treasurer, [(2, line.id, "paid", "REF-1")])
+    later = intake.record_intake(m.manager, second.id, received_kg="10", grade="sca85")[0]
+    db.session.commit()
+    stages = {d.allocation.id: (d.stage, d.line.reference if d.line else None)
+              for d in intake.farmer_deliveries(farmer)}
+    assert stages[m.alloc[2].id] == ("paid", "REF-1")
+    assert stages[second.id] == ("delivered", None)
+    batch2, _ = payouts.create_batch(m.coop, m.treasurer)
+    db.session.commit()
+    stages = {d.allocation.id: d.stage for d in intake.farmer_deliveries(farmer)}
+    assert stages == {m.alloc[2].id: "paid", second.id: "on_its_way"}
+    assert later.net_minor == next(ln.amount_minor for ln in batch2.lines
+                                   if ln.farmer_user_id == farmer.id)
