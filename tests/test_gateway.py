@@ -202,13 +202,30 @@ def test_balance_transactions_page_through_everything(sandbox):
     assert {t["source"] for t in txns} == sources
     assert sum(t["amount"] for t in txns) == 15_000
     for t in txns:
-        assert set(t) == {"id", "type", "source", "amount", "fee", "net", "currency",
-                          "available_on", "created"}
+        assert set(t) == {"id", "type", "source", "charge", "amount", "fee", "net",
+                          "currency", "available_on", "created"}
         assert all(isinstance(t[k], int) for k in ("amount", "fee", "net"))
         assert t["net"] == t["amount"] - t["fee"] and t["currency"] == "COP"
+        assert t["charge"] is None  # only a refund names the charge it is on
 
     rest = list(gateway.balance_transactions(starting_after=txns[1]["id"], limit=2))
     assert [t["id"] for t in rest] == [t["id"] for t in txns[2:]]
+
+
+def test_a_refund_names_its_charge_and_a_partial_capture_shows_how_the_sandbox_books_it(
+        sandbox):
+    """The sandbox books a partial capture as a charge of the whole hold plus a refund of
+    the rest on the same charge (Stripe books one charge of the amount captured); either
+    way the refund's charge is known, which reconciliation needs."""
+    held = gateway.hold(10_000, "COP", "pm_card_visa", {})
+    gateway.capture(held.id, 7_000)
+    txns = list(gateway.balance_transactions())
+    charge = next(t for t in txns if t["type"] == "charge")
+    assert charge["source"] == held.charge_id and charge["charge"] is None
+    assert sum(t["amount"] for t in txns) == 7_000
+    for t in txns:
+        if t["type"] == "refund":
+            assert t["charge"] == held.charge_id and t["source"].startswith("re_")
 
 
 # ------------------------------------------------------------------- webhooks

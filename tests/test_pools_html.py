@@ -358,6 +358,9 @@ EXPECTED = {
         "missing": spec(anon=LOGIN, buyer=404, other_buyer=404, **NOT_BUYER)}},
     "pools.my_sales": {"GET": {"-": spec(anon=LOGIN, buyer=403, other_buyer=403, farmer=200,
                                          manager=403, treasurer=403, other_manager=403)}},
+    "pools.my_deliveries": {"GET": {"-": spec(anon=LOGIN, buyer=403, other_buyer=403,
+                                              farmer=200, manager=403, treasurer=403,
+                                              other_manager=403)}},
     "pools.manage": {
         "GET": {"own": spec(manager=200, **MANAGER_ONLY),
                 "missing": spec(**{a: 404 for a in ACTORS if a != ANON}, anon=LOGIN)},

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -125,6 +125,192 @@ def test_sandbox_mismatch_and_missing_both_ways(captured):
     assert [e.id for e, _a in rep.missing_in_stripe] == [ghost.id]
     assert {t.source for t in rep.differences} == {stray, wrong}
     _ok(pool_holds=True)
+
+
+def test_a_tier_price_capture_reconciles_clean_against_the_sandbox(market, stripe_clean):
+    """450 kg passes the 400 kg tier: each card was held at the highest price and captured
+    at the lower one. The sandbox shows the charge at the amount held and gives the rest
+    back as a refund on the same charge (Stripe shows the captured amount only); neither is
+    a difference: the ledger moved what was captured."""
+    m = market
+    pool = m.open_pool(min_kg="100", max_kg="500")
+    a = pools.place_order(m.buyers[0], pool.id, quantity_kg="250", payment_method=VISA)[0]
+    b = pools.place_order(m.buyers[1], pool.id, quantity_kg="200", payment_method=VISA)[0]
+    pools.close_pool(pool.id)
+    db.session.expire_all()
+    orders = [db.session.get(Order, a.id), db.session.get(Order, b.id)]
+    assert all(o.status == "captured" for o in orders)
+    assert all(o.amount_captured_minor < o.amount_authorized_minor for o in orders)
+    summary = treasury.pull_stripe(m.coop, m.treasurer)
+    db.session.commit()
+    assert (summary["mismatch"], summary["missing_ledger"]) == (0, 0), summary
+    assert (summary["matched"], summary["released"]) == (2, 2)
+    for order in orders:
+        txn = _by_source(m.coop, order.charge_id)
+        assert txn.status == "matched" and txn.ledger_amount_minor == order.amount_captured_minor
+        rest = db.session.scalar(select(StripeBalanceTxn).where(
+            StripeBalanceTxn.charge_ref == order.charge_id))
+        assert rest.status == "released"
+        assert -rest.amount_minor == order.amount_authorized_minor - order.amount_captured_minor
+    rep = treasury.report(m.coop, utcnow().date() - timedelta(days=1), utcnow().date())
+    assert rep.differences == [] and rep.missing_in_stripe == []
+    # Reconciling again keeps the verdicts.
+    again = treasury.reconcile(m.coop, m.treasurer)
+    assert (again["matched"], again["released"], again["mismatch"]) == (2, 2, 0)
+    # A refund on that charge the ledger never moved is still a difference.
+    stray = gateway.refund(orders[0].payment_intent_id, 1_000, "stray")
+    db.session.commit()
+    summary = treasury.pull_stripe(m.coop, m.treasurer)
+    db.session.commit()
+    assert _by_source(m.coop, orders[0].charge_id).status == "mismatch"
+    assert _by_source(m.coop, stray).status == "missing_ledger"
+    assert _by_source(m.coop, orders[1].charge_id).status == "matched"
+    _ok(pool_holds=True)
+
+
+def test_the_released_rest_of_a_hold_in_the_csv_is_not_a_difference(market):
+    """The CSV export may carry the charge a refund is on: the same rule holds."""
+    m = market
+    _capture(m.coop, "ch_part", 8_000)
+    db.session.commit()
+    header = "id,Type,Source,Charge,Amount,Fee,Net,Currency,Created (UTC)\n"
+    summary = treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+        "txn_c,charge,ch_part,,100.00,0,100.00,cop,2026-03-02 09:00:00",
+        "txn_r,refund,re_rest,ch_part,-20.00,0,-20.00,cop,2026-03-02 09:00:01",
+        header=header))
+    db.session.commit()
+    assert (summary["matched"], summary["released"], summary["mismatch"]) == (1, 1, 0)
+    assert _txn(m.coop, "txn_r").status == "released"
+
+
+def _differences(m):
+    return treasury.report(m.coop, date(2026, 3, 1), date(2026, 3, 31)).differences
+
+
+def test_explaining_a_difference_changes_the_verdict_and_is_audited(market, login):
+    m = market
+    _capture(m.coop, "ch_x", 9_000)
+    db.session.commit()
+    treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+        "txn_x,charge,ch_x,100.00,0,100.00,cop,2026-03-02 09:00:00,",
+        "txn_y,charge,ch_y,30.00,0,30.00,cop,2026-03-02 10:00:00,"))
+    db.session.commit()
+    assert {t.txn_id for t in _differences(m)} == {"txn_x", "txn_y"}
+    client = login(m.treasurer)
+    page = f"/manage/coops/{m.coop.id}/treasury/reconciliation?from=2026-03-01&to=2026-03-31"
+    body = client.get(page).get_data(as_text=True)
+    assert body.count("Marcar como explicada") == 2
+    x = _txn(m.coop, "txn_x")
+    # A note is required: refused on its row, nothing changes.
+    response = client.post(f"/manage/coops/{m.coop.id}/treasury/stripe/txns/{x.id}/explain"
+                           "?from=2026-03-01&to=2026-03-31", data={"note": "   "})
+    assert response.status_code == 422
+    assert 'aria-invalid="true"' in response.get_data(as_text=True)
+    assert _txn(m.coop, "txn_x").status == "mismatch"
+    response = client.post(f"/manage/coops/{m.coop.id}/treasury/stripe/txns/{x.id}/explain",
+                           data={"note": "Descuento acordado con el comprador"})
+    assert response.status_code == 302
+    x = _txn(m.coop, "txn_x")
+    assert (x.status, x.note) == ("explained", "Descuento acordado con el comprador")
+    assert {t.txn_id for t in _differences(m)} == {"txn_y"}
+    treasury.reconcile(m.coop, m.treasurer)  # reconciling again keeps the explanation
+    db.session.commit()
+    assert _txn(m.coop, "txn_x").status == "explained"
+    event = db.session.scalar(select(AuditEvent).where(
+        AuditEvent.action == "treasury.difference_explained"))
+    assert event.user_id == m.treasurer.id and "Descuento acordado" in event.after_json
+    body = client.get(page).get_data(as_text=True)
+    assert "Descuento acordado con el comprador" in body
+    with pytest.raises(Conflict):
+        treasury.explain_txn(m.coop, m.treasurer, x.id, "again")
+    # A manager sees the page but cannot act.
+    assert login(m.manager).post(
+        f"/manage/coops/{m.coop.id}/treasury/stripe/txns/{x.id}/explain",
+        data={"note": "x"}).status_code == 403
+    _ok()
+
+
+def test_a_missing_stripe_fee_is_posted_once_and_matched(market, login):
+    m = market
+    _capture(m.coop, "ch_before", 10_000)  # the balance the fee is taken from
+    db.session.commit()
+    treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+        "txn_fee,stripe_fee,,-12.50,0,-12.50,cop,2026-03-05 09:00:00,",
+        "txn_before,charge,ch_before,100.00,0,100.00,cop,2026-03-05 08:00:00,",
+        "txn_other,charge,ch_none,40.00,0,40.00,cop,2026-03-05 09:00:00,"))
+    db.session.commit()
+    fee, other = _txn(m.coop, "txn_fee"), _txn(m.coop, "txn_other")
+    assert fee.status == "missing_ledger" and treasury.is_fee(fee) and not treasury.is_fee(other)
+    client = login(m.treasurer)
+    body = client.get(f"/manage/coops/{m.coop.id}/treasury/reconciliation"
+                      "?from=2026-03-01&to=2026-03-31").get_data(as_text=True)
+    assert body.count("Registrar esta comisión en el libro") == 1
+    response = client.post(f"/manage/coops/{m.coop.id}/treasury/stripe/txns/{fee.id}/fee")
+    assert response.status_code == 302
+    fee = _txn(m.coop, "txn_fee")
+    assert (fee.status, fee.ledger_amount_minor) == ("matched", -1_250)
+    assert _fees(m.coop) == 1_250
+    assert client.post(f"/manage/coops/{m.coop.id}/treasury/stripe/txns/{fee.id}/fee"
+                       ).status_code == 302  # refused with a message, nothing twice
+    assert _fees(m.coop) == 1_250
+    with pytest.raises(Conflict):
+        treasury.post_missing_fee(m.coop, m.treasurer, other.id)
+    treasury.reconcile(m.coop, m.treasurer)
+    db.session.commit()
+    assert _txn(m.coop, "txn_fee").status == "matched"
+    assert {t.txn_id for t in _differences(m)} == {"txn_other"}
+    rep = treasury.report(m.coop, date(2026, 3, 1), date(2026, 3, 31))
+    assert rep.missing_in_stripe == []
+    assert db.session.scalar(select(AuditEvent).where(
+        AuditEvent.action == "treasury.fee_posted")).user_id == m.treasurer.id
+    _ok()
+
+
+def test_bank_line_actions_post_a_fee_or_explain(market, login):
+    m = market
+    today = utcnow().date()
+    treasury.import_bank_statement(m.coop, m.treasurer, io.BytesIO((
+        "date,description,amount,reference\n"
+        f"{today},Cuota de manejo,-8500.00,CM-1\n"
+        f"{today},Consignación sin referencia,120000.00,\n").encode()))
+    db.session.commit()
+    lines = sorted(db.session.scalars(select(BankStatementLine)), key=lambda l: l.amount_minor)
+    charge, deposit = lines
+    assert charge.status == deposit.status == "unmatched"
+    client = login(m.treasurer)
+    page = f"/manage/coops/{m.coop.id}/treasury/reconciliation"
+    body = client.get(page).get_data(as_text=True)
+    assert body.count("Registrar como comisión bancaria") == 1  # money out only
+    assert client.post(f"/manage/coops/{m.coop.id}/treasury/bank/lines/{deposit.id}/fee"
+                       ).status_code == 302
+    assert ledger.balance(m.coop, "operating_costs") == 0
+    client.post(f"/manage/coops/{m.coop.id}/treasury/bank/lines/{charge.id}/fee")
+    db.session.expire_all()
+    charge = db.session.get(BankStatementLine, charge.id)
+    assert charge.status == "matched" and charge.matched_entry_id
+    assert ledger.balance(m.coop, "operating_costs") == 850_000
+    client.post(f"/manage/coops/{m.coop.id}/treasury/bank/lines/{deposit.id}/explain",
+                data={"note": "Aporte de un socio, recibo 17"})
+    db.session.expire_all()
+    deposit = db.session.get(BankStatementLine, deposit.id)
+    assert (deposit.status, deposit.note) == ("explained", "Aporte de un socio, recibo 17")
+    rep = treasury.report(m.coop, today, today)
+    assert rep.bank_unmatched == [] and rep.ledger_not_at_bank == []
+    actions = set(db.session.scalars(select(AuditEvent.action)))
+    assert {"treasury.bank_fee_posted", "treasury.bank_line_explained"} <= actions
+    body = client.get(page).get_data(as_text=True)
+    assert "Aporte de un socio, recibo 17" in body
+    _ok()
+
+
+def test_none_is_never_shown_above_rows(market, login):
+    m = market
+    _capture(m.coop, "ch_only_ledger", 4_000)
+    db.session.commit()
+    body = login(m.treasurer).get(f"/manage/coops/{m.coop.id}/treasury/reconciliation"
+                                  ).get_data(as_text=True)
+    differences = body[body.index("<h3>Diferencias</h3>"):body.index("<h2>Banco</h2>")]
+    assert "ch_only_ledger" in differences and "No hay." not in differences
 
 
 # ---------------------------------------------------------------- the CSV export
@@ -365,7 +551,9 @@ def test_access(market, make_coop, make_user, login):
     base = f"/manage/coops/{m.coop.id}"
     posts = ["/treasury/stripe/pull", "/treasury/stripe/reconcile",
              "/treasury/stripe/txns/1/confirm", "/treasury/bank/import",
-             "/treasury/bank/lines/1/confirm", "/treasury/costs", "/treasury/year-end/close"]
+             "/treasury/bank/lines/1/confirm", "/treasury/costs", "/treasury/year-end/close",
+             "/treasury/stripe/txns/1/explain", "/treasury/stripe/txns/1/fee",
+             "/treasury/bank/lines/1/explain", "/treasury/bank/lines/1/fee"]
     gets = ["/treasury/reconciliation", "/treasury/reconciliation.csv", "/audit.csv",
             "/treasury/year-end"]
     client = login(m.manager)
@@ -388,4 +576,45 @@ def test_access(market, make_coop, make_user, login):
     assert client.post(base + "/treasury/stripe/txns/999/confirm").status_code == 404
     assert client.post(base + "/treasury/bank/lines/999/confirm",
                        data={"kind": "entry", "target_id": "1"}).status_code == 404
+    for path in ("/treasury/stripe/txns/999/explain", "/treasury/bank/lines/999/explain"):
+        assert client.post(base + path, data={"note": "x"}).status_code == 404
+    for path in ("/treasury/stripe/txns/999/fee", "/treasury/bank/lines/999/fee"):
+        assert client.post(base + path).status_code == 404
     assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+
+
+def test_reconciliation_page_queries_do_not_grow_with_rows(market, login, count_queries):
+    m = market
+    client = login(m.treasurer)
+    url = f"/manage/coops/{m.coop.id}/treasury/reconciliation?from=2026-03-01&to=2026-03-31"
+
+    def add(n, start):
+        rows = []
+        for i in range(start, start + n):
+            when = datetime(2026, 3, 2, 9, tzinfo=timezone.utc) + timedelta(minutes=i)
+            _capture(m.coop, None, 1_000 + i, when=when, key=f"cap:q{i}")  # a suggestion
+            rows.append(f"txn_q{i},charge,ch_q{i},{(1_000 + i) / 100:.2f},0,"
+                        f"{(1_000 + i) / 100:.2f},cop,{when:%Y-%m-%d %H:%M:%S},")
+            rows.append(f"txn_f{i},stripe_fee,,-1.00,0,-1.00,cop,{when:%Y-%m-%d %H:%M:%S},")
+        db.session.commit()
+        treasury.import_stripe_csv(m.coop, m.treasurer, _csv(*rows))
+        treasury.import_bank_statement(m.coop, m.treasurer, io.BytesIO(
+            ("date,description,amount,reference\n" + "".join(
+                f"2026-03-0{3 + i % 5},cargo {i},-{10 + i}.00,R{i}\n"
+                for i in range(start, start + n))).encode()))
+        db.session.commit()
+
+    def count():
+        client.get(url)
+        with count_queries() as counter:
+            body = client.get(url).get_data(as_text=True)
+        return counter.count, body
+
+    add(2, 0)
+    small, body = count()
+    assert body.count("Confirmar esta coincidencia") >= 2
+    add(6, 2)
+    large, body = count()
+    assert body.count("Registrar esta comisión en el libro") == 8
+    assert body.count("Registrar como comisión bancaria") == 8
+    assert large == small

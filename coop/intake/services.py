@@ -507,3 +507,107 @@ def preview_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
         farmer_amount_minor=f["farmer_amount"], refund_minor=f["refund_total"],
         refunds=tuple(RefundEffect(order_id=k, buyer=buyers.get(k, ""), amount_minor=v)
                       for k, v in sorted(split.items())))
+
+# ---------------------------------------------------------------- the farmer's deliveries
+
+DELIVERY_DAYS = 7  # a confirmed pool's farmers deliver within a week of its closing
+
+
+def delivery_due(pool: Pool):
+    """The day by which a confirmed pool's farmers deliver."""
+    moment = pool.decided_at or pool.closes_at
+    return (moment + timedelta(days=DELIVERY_DAYS)).date()
+
+
+@dataclass
+class Delivery:
+    """One allocation of the farmer's, at the stage it has reached: `to_deliver` (the pool
+    is confirmed), `delivered` (weighed and graded: what is owed is the statement's net),
+    `on_its_way` (a payout line covering it waits for the bank), `paid` (the line that paid
+    it, or none when the advance and withholding took all of it)."""
+    allocation: Allocation
+    intake: Intake | None
+    stage: str
+    due_on: object
+    line: object = None
+
+    @property
+    def pool(self) -> Pool:
+        return self.allocation.pool
+
+
+def farmer_deliveries(user) -> list[Delivery]:
+    """Every allocation of the farmer's, newest first, with its stage. Payout lines pay a
+    farmer's balance, not one delivery: within each cooperative they are applied to the
+    deliveries oldest first (paid lines by confirmation time, then the lines on their way),
+    and a delivery is paid by the line that completes its net. Three queries whatever the
+    number of deliveries."""
+    from ..payouts.models import PayoutLine
+    allocations = list(db.session.scalars(
+        select(Allocation).where(Allocation.farmer_user_id == user.id)
+        .order_by(Allocation.id.desc())).unique())
+    intakes = {i.allocation_id: i for i in db.session.scalars(
+        select(Intake).where(Intake.farmer_user_id == user.id)).unique()}
+    lines = list(db.session.scalars(
+        select(PayoutLine).where(PayoutLine.farmer_user_id == user.id,
+                                 PayoutLine.status.in_(("paid", "pending")))))
+    paying: dict[int, tuple[str, object]] = {}
+    for coop_id in {i.coop_id for i in intakes.values()}:
+        ordered = sorted((i for i in intakes.values() if i.coop_id == coop_id),
+                         key=lambda i: i.id)
+        paid = sorted((ln for ln in lines if ln.coop_id == coop_id and ln.status == "paid"),
+                      key=lambda ln: (ln.confirmed_at or ln.created_at, ln.id))
+        waiting = sorted((ln for ln in lines if ln.coop_id == coop_id
+                          and ln.status == "pending"), key=lambda ln: ln.id)
+        queue = [("paid", ln) for ln in paid] + [("on_its_way", ln) for ln in waiting]
+        covered, position, owed = 0, 0, 0
+        for intake in ordered:
+            owed += intake.net_minor
+            if intake.net_minor <= 0:
+                paying[intake.id] = ("paid", None)
+                continue
+            while covered < owed and position < len(queue):
+                covered += queue[position][1].amount_minor
+                position += 1
+            if covered >= owed and position:
+                paying[intake.id] = queue[position - 1]
+    out = []
+    for allocation in allocations:
+        intake = intakes.get(allocation.id)
+        if intake is None:
+            stage, line = "to_deliver", None
+        elif intake.accepted_g == 0:
+            stage, line = "not_delivered", None
+        else:
+            stage, line = paying.get(intake.id, ("delivered", None))
+        out.append(Delivery(allocation=allocation, intake=intake, stage=stage,
+                            due_on=delivery_due(allocation.pool), line=line))
+    return out
+
+
+# ---------------------------------------------------------------- refunds, with their reason
+
+def refund_reason(intake: Intake) -> str:
+    """Why an intake gave buyers money back: `not_delivered` (nothing received),
+    `shortfall` (less than sold), `downgrade` (a lower grade than sold), or
+    `shortfall_downgrade` (both)."""
+    if intake.accepted_g == 0:
+        return "not_delivered"
+    lower = intake.grade_id != intake.pool.grade_id and \
+        intake.farmer_price_per_kg_minor < intake.pool.price.farmer_price_per_kg_minor
+    if intake.shortfall_g and lower:
+        return "shortfall_downgrade"
+    return "downgrade" if lower else "shortfall"
+
+
+def order_refunds(order_ids) -> dict[int, list[tuple[Refund, str]]]:
+    """Each order's refunds (oldest first) with their reason, in one query."""
+    order_ids = list(order_ids)
+    if not order_ids:
+        return {}
+    out: dict[int, list] = {}
+    rows = db.session.execute(select(Refund, Intake).join(Intake, Intake.id == Refund.intake_id)
+                              .where(Refund.order_id.in_(order_ids)).order_by(Refund.id))
+    for refund, intake in rows.unique():
+        out.setdefault(refund.order_id, []).append((refund, refund_reason(intake)))
+    return out

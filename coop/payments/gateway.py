@@ -319,19 +319,25 @@ BALANCE_FIELDS = ("id", "type", "source", "amount", "fee", "net", "currency",
 def balance_transactions(starting_after: str | None = None,
                          limit: int = 100) -> Iterator[dict]:
     """Every balance transaction (charges, refunds...), page by page (`limit` a page).
-    Each a dict of BALANCE_FIELDS; amounts in minor units, currency upper case. Order
+    Each a dict of BALANCE_FIELDS and "charge" (for a refund, the charge it is on: the
+    source is expanded to learn it); amounts in minor units, currency upper case. Order
     is the API's: Stripe gives newest first; do not rely on it."""
-    params: dict[str, Any] = {"limit": int(limit)}
+    params: dict[str, Any] = {"limit": int(limit), "expand": ["data.source"]}
     if starting_after:
         params["starting_after"] = starting_after
     try:
         page = _v1().balance_transactions.list(params=params)
         for txn in page.auto_paging_iter():
             txn = _as_dict(txn)
-            source = txn.get("source")
+            source, charge = txn.get("source"), None
             if source is not None and not isinstance(source, str):
+                # Expanded: a refund names the charge it gives money back on.
+                if source.get("object") == "refund":
+                    charge = source.get("charge")
+                    if charge is not None and not isinstance(charge, str):
+                        charge = charge.get("id")
                 source = source.get("id")
-            yield {"id": txn["id"], "type": txn["type"], "source": source,
+            yield {"id": txn["id"], "type": txn["type"], "source": source, "charge": charge,
                    "amount": int(txn["amount"]), "fee": int(txn.get("fee") or 0),
                    "net": int(txn["net"]), "currency": str(txn["currency"]).upper(),
                    "available_on": txn.get("available_on"), "created": txn.get("created")}

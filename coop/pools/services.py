@@ -160,6 +160,15 @@ def buyer_orders(user, limit: int | None = None, after_id: int | None = None) ->
     return list(db.session.scalars(stmt).unique())
 
 
+def buyer_pool_orders(user, pool_id: int) -> list[Order]:
+    """The buyer's own orders in one pool, newest first (none for anyone else)."""
+    if not getattr(user, "buyer_id", None):
+        return []
+    return list(db.session.scalars(select(Order).where(Order.buyer_id == user.buyer_id,
+                                                       Order.pool_id == pool_id)
+                                   .order_by(Order.id.desc())).unique())
+
+
 def farmer_allocations(user) -> list[Allocation]:
     return list(db.session.scalars(select(Allocation).where(Allocation.farmer_user_id == user.id)
                                    .order_by(Allocation.id.desc())).unique())

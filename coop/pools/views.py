@@ -74,7 +74,10 @@ def detail(pool_id):
                 apply_error(form, exc)
                 status = exc.status
     db.session.refresh(pool)
-    return render_template("pools/detail.html", now=utcnow(), form=form,
+    mine = services.buyer_pool_orders(current_user, pool.id) \
+        if current_user.is_authenticated else []
+    return render_template("pools/detail.html", now=utcnow(), form=form, mine=mine,
+                           refunds=_refunds(mine),
                            test_cards=current_app.config["STRIPE_TEST_PAYMENT_METHODS"],
                            **_view(pool)), status
 
@@ -84,8 +87,14 @@ def detail(pool_id):
 def my_orders():
     if not current_user.buyer_id:
         abort(403)
-    return render_template("pools/my_orders.html", orders=services.buyer_orders(current_user),
+    orders = services.buyer_orders(current_user)
+    return render_template("pools/my_orders.html", orders=orders, refunds=_refunds(orders),
                            change_form=ChangeOrderForm(), action_form=ActionForm(), now=utcnow())
+
+
+def _refunds(orders):
+    from ..intake import services as intake
+    return intake.order_refunds(o.id for o in orders if o.status == "captured")
 
 
 @bp.route("/my/orders/<int:order_id>/change", methods=["POST"])
@@ -142,13 +151,25 @@ def withdraw_order(order_id):
     return redirect(url_for("pools.my_orders"))
 
 
+def _farmer_page(template):
+    if not any(m.role == "farmer" for m in current_user.memberships):
+        abort(403)
+    from ..intake import services as intake
+    from ..payouts.services import rail_names
+    return render_template(template, deliveries=intake.farmer_deliveries(current_user),
+                           rails=rail_names(), now=utcnow())
+
+
 @bp.route("/my/sales")
 @login_required
 def my_sales():
-    if not any(m.role == "farmer" for m in current_user.memberships):
-        abort(403)
-    return render_template("pools/my_sales.html",
-                           allocations=services.farmer_allocations(current_user))
+    return _farmer_page("pools/my_sales.html")
+
+
+@bp.route("/my/deliveries")
+@login_required
+def my_deliveries():
+    return _farmer_page("pools/my_deliveries.html")
 
 
 @bp.route("/manage/coops/<int:coop_id>/pools", methods=["GET", "POST"])
@@ -212,8 +233,12 @@ def manage_pool(pool_id):
                                      .where(Buyer.id.in_(buyer_ids))).all()) if buyer_ids else {}
     farmers = dict(db.session.execute(select(User.id, User.name)
                                       .where(User.id.in_(farmer_ids))).all()) if farmer_ids else {}
+    from ..intake import services as intake
+    intakes = intake.pool_intakes(pool.id) if allocations else {}
+    refunds = intake.order_refunds(o.id for o in orders) if intakes else {}
     return render_template("pools/manage_pool.html", orders=orders, allocations=allocations,
-                           buyers=buyers, farmers=farmers,
+                           buyers=buyers, farmers=farmers, intakes=intakes, refunds=refunds,
+                           delivery_due=intake.delivery_due(pool) if allocations else None,
                            action_form=ActionForm(), now=utcnow(), **_view(pool))
 
 

@@ -32,3 +32,8 @@ class CostForm(FlaskForm):
 class CloseForm(FlaskForm):
     expected_surplus = IntegerField(validators=[Optional()])
     year = IntegerField(validators=[DataRequired(), NumberRange(2000, 2200)])
+
+
+class NoteForm(FlaskForm):
+    """Mark a difference explained: the treasurer's note (checked by the service)."""
+    note = StringField(_l("Why it is not a difference"), validators=[Length(max=1000)])

@@ -11,7 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..common.models import UTCDateTime, utcnow
 from ..extensions import db
 
-TXN_STATUSES = ("unmatched", "matched", "mismatch", "missing_ledger")
+# "released": the part of a card hold Stripe gives back when less is captured (a refund
+# on the same charge that the ledger never moved); "explained": a difference the treasurer
+# marked with a note.
+TXN_STATUSES = ("unmatched", "matched", "mismatch", "missing_ledger", "explained", "released")
+LINE_STATUSES = ("unmatched", "matched", "mismatch", "explained")
 
 
 class StripeBalanceTxn(db.Model):
@@ -24,12 +28,13 @@ class StripeBalanceTxn(db.Model):
     __table_args__ = (
         UniqueConstraint("coop_id", "txn_id"),
         UniqueConstraint("matched_entry_id"),
-        CheckConstraint("status IN ('unmatched', 'matched', 'mismatch', 'missing_ledger')",
-                        name="status"),
+        CheckConstraint("status IN ('unmatched', 'matched', 'mismatch', 'missing_ledger',"
+                        " 'explained', 'released')", name="status"),
         CheckConstraint("origin IN ('api', 'csv')", name="origin"),
         CheckConstraint("fee_minor >= 0", name="fee_nonneg"),
         Index("ix_stripe_balance_txns_source", "coop_id", "source"),
         Index("ix_stripe_balance_txns_created", "coop_id", "created"),
+        Index("ix_stripe_balance_txns_charge", "coop_id", "charge_ref"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"))
@@ -49,6 +54,10 @@ class StripeBalanceTxn(db.Model):
     matched_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     suggested_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     fee_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    # For a refund: the charge it gives money back on (from the API's expanded source or
+    # the CSV's charge column), so a partial capture's released rest is known for what it is.
+    charge_ref: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str] = mapped_column(String(255), default="", server_default="")
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -61,7 +70,8 @@ class BankStatementLine(db.Model):
         UniqueConstraint("coop_id", "line_key"),
         UniqueConstraint("matched_entry_id"),
         UniqueConstraint("stripe_txn_id"),
-        CheckConstraint("status IN ('unmatched', 'matched', 'mismatch')", name="status"),
+        CheckConstraint("status IN ('unmatched', 'matched', 'mismatch', 'explained')",
+                        name="status"),
         CheckConstraint("amount_minor <> 0", name="nonzero"),
         Index("ix_bank_statement_lines_coop_date", "coop_id", "booked_on"),
         Index("ix_bank_statement_lines_reference", "coop_id", "reference"),

@@ -47,6 +47,12 @@ from ..ledger import bulk
 from .models import BankStatementLine, StripeBalanceTxn, YearEndClose
 
 CHUNK = 1000
+# Verdicts that are not a difference: the ledger agrees, the rest of a hold Stripe released
+# at a partial capture, or a difference the treasurer explained with a note.
+SETTLED = ("matched", "released", "explained")
+# Balance transactions that are Stripe's own charges on the balance (no object of Minga's
+# is their source): the treasurer posts them as card fees.
+FEE_TYPES = ("stripe_fee", "stripe_fx_fee", "network_cost", "tax", "fee", "application_fee")
 SUGGEST_WINDOW = timedelta(days=3)
 MAX_ERRORS = 10
 PAYOUT_ID = re.compile(r"\b(?:po|txn)_[A-Za-z0-9]+")
@@ -67,6 +73,7 @@ STRIPE_COLUMNS = {
     "created": ("created", "created (utc)", "created_utc", "created utc"),
     "available_on": ("available_on", "available on (utc)", "available_on_utc",
                      "available on"),
+    "charge": ("charge", "charge_id", "charge id"),
 }
 STRIPE_REQUIRED = ("id", "type", "amount", "fee", "net", "currency", "created")
 
@@ -147,8 +154,10 @@ def _stripe_reader(coop, reader, errors, skipped):
             if fee < 0:
                 raise ValueError("negative fee")
             source = (raw.get(cols["source"]) or "").strip() if "source" in cols else ""
+            charge = (raw.get(cols["charge"]) or "").strip() if "charge" in cols else ""
             yield {"txn_id": txn_id, "type": (raw.get(cols["type"]) or "").strip()[:32],
-                   "source": source[:255] or None, "amount_minor": amount, "fee_minor": fee,
+                   "source": source[:255] or None, "charge_ref": charge[:255] or None,
+                   "amount_minor": amount, "fee_minor": fee,
                    "net_minor": net, "currency": currency,
                    "created": _moment(raw.get(cols["created"])),
                    "available_on": _moment(raw.get(cols["available_on"]))
@@ -169,7 +178,7 @@ def _api_rows(coop, skipped: dict, limit: int):
             skipped["currency"] = skipped.get("currency", 0) + 1
             continue
         yield {"txn_id": txn["id"], "type": str(txn["type"])[:32], "source": txn["source"],
-               "amount_minor": int(txn["amount"]), "fee_minor": int(txn["fee"]),
+               "charge_ref": txn.get("charge"), "amount_minor": int(txn["amount"]), "fee_minor": int(txn["fee"]),
                "net_minor": int(txn["net"]), "currency": txn["currency"],
                "created": _moment(txn["created"]) or utcnow(),
                "available_on": _moment(txn["available_on"]), "origin": "api"}
@@ -259,12 +268,43 @@ def reconcile(coop, user=None) -> dict:
         db.session.execute(update(StripeBalanceTxn).where(auto)
                            .values(ledger_amount_minor=ledger_sum)
                            .execution_options(synchronize_session=False))
-        verdict = case((StripeBalanceTxn.ledger_amount_minor.is_(None), "missing_ledger"),
-                       (StripeBalanceTxn.ledger_amount_minor == StripeBalanceTxn.amount_minor,
-                        "matched"), else_="mismatch")
-        db.session.execute(update(StripeBalanceTxn).where(auto, StripeBalanceTxn.status != verdict)
-                           .values(status=verdict)
+        # A partial capture: Stripe may show the charge at the amount held and give the rest
+        # back as a refund on the same charge (the sandbox does; Stripe itself shows only the
+        # amount captured). The ledger moved only what was captured, so the charge matches
+        # when its amount plus those refunds the ledger never moved equals the ledger's.
+        rest = aliased(StripeBalanceTxn)
+        released = (select(func.coalesce(func.sum(rest.amount_minor), 0))
+                    .where(rest.coop_id == coop.id, rest.charge_ref == StripeBalanceTxn.source,
+                           rest.type == "refund", rest.ledger_amount_minor.is_(None),
+                           rest.matched_entry_id.is_(None))
+                    .correlate(StripeBalanceTxn).scalar_subquery())
+        ledger_amount = StripeBalanceTxn.ledger_amount_minor
+        verdict = case((ledger_amount.is_(None), "missing_ledger"),
+                       (ledger_amount == StripeBalanceTxn.amount_minor, "matched"),
+                       (and_(StripeBalanceTxn.charge_ref.is_(None),
+                             ledger_amount < StripeBalanceTxn.amount_minor,
+                             ledger_amount == StripeBalanceTxn.amount_minor + released),
+                        "matched"),
+                       else_="mismatch")
+        # A difference the treasurer explained stays explained unless it now matches.
+        final = case((and_(StripeBalanceTxn.status == "explained", verdict != "matched"),
+                      "explained"), else_=verdict)
+        db.session.execute(update(StripeBalanceTxn).where(auto, StripeBalanceTxn.status != final)
+                           .values(status=final)
                            .execution_options(synchronize_session=False))
+        # ... and those refunds are the released rest of the hold, not a difference.
+        charge = aliased(StripeBalanceTxn)
+        db.session.execute(
+            update(StripeBalanceTxn)
+            .where(auto, StripeBalanceTxn.status == "missing_ledger",
+                   StripeBalanceTxn.type == "refund", StripeBalanceTxn.charge_ref.is_not(None),
+                   exists(select(charge.id).where(
+                       charge.coop_id == coop.id, charge.source == StripeBalanceTxn.charge_ref,
+                       charge.status == "matched",
+                       charge.ledger_amount_minor < charge.amount_minor)
+                       .correlate(StripeBalanceTxn)))
+            .values(status="released")
+            .execution_options(synchronize_session=False))
     fees = post_fees(coop, user)
     suggested = refresh_suggestions(coop)
     counts = dict(db.session.execute(
@@ -272,7 +312,9 @@ def reconcile(coop, user=None) -> dict:
         .group_by(StripeBalanceTxn.status)).all())
     db.session.expire_all()
     return {"matched": counts.get("matched", 0), "mismatch": counts.get("mismatch", 0),
-            "missing_ledger": counts.get("missing_ledger", 0), "suggested": suggested,
+            "missing_ledger": counts.get("missing_ledger", 0),
+            "released": counts.get("released", 0), "explained": counts.get("explained", 0),
+            "suggested": suggested,
             "fees_posted": fees["count"], "fees_minor": fees["total"]}
 
 
@@ -411,6 +453,63 @@ def confirm_suggestion(coop, user, txn_pk: int) -> StripeBalanceTxn:
     ledger.audit(coop.id, user, "treasury.match_confirmed", "stripe_txn", txn.txn_id, before,
                  {"status": txn.status, "matched_entry_id": txn.matched_entry_id,
                   "amount_minor": txn.amount_minor})
+    return txn
+
+
+def _note(note) -> str:
+    note = " ".join(str(note or "").split())
+    if not note or not note.isprintable():
+        raise ValidationFailed(_("Say why this is not a difference."),
+                               fields={"note": [_("Required.")]})
+    if len(note) > 255:
+        raise ValidationFailed(_("Keep the note under 255 characters."),
+                               fields={"note": [_("Too long.")]})
+    return note
+
+
+def explain_txn(coop, user, txn_pk: int, note) -> StripeBalanceTxn:
+    """The treasurer marks a difference (an amount that differs, a transaction missing in
+    the ledger) as explained, with a note; it leaves the list of differences, stays in the
+    list of explained ones, and the audit log keeps who said what."""
+    txn = get_txn(coop, txn_pk)
+    note = _note(note)
+    if txn.status not in ("mismatch", "missing_ledger"):
+        raise Conflict(_("This transaction is not a difference."), code="not_a_difference")
+    before = {"status": txn.status, "note": txn.note}
+    txn.status, txn.note = "explained", note
+    db.session.flush()
+    ledger.audit(coop.id, user, "treasury.difference_explained", "stripe_txn", txn.txn_id,
+                 before, {"status": txn.status, "note": note, "amount_minor": txn.amount_minor})
+    return txn
+
+
+def is_fee(txn: StripeBalanceTxn) -> bool:
+    """A charge of Stripe's own on the balance (a fee, a tax), missing in the ledger."""
+    return txn.status == "missing_ledger" and txn.amount_minor < 0 \
+        and txn.type in FEE_TYPES and txn.matched_entry_id is None
+
+
+def post_missing_fee(coop, user, txn_pk: int) -> StripeBalanceTxn:
+    """Post a Stripe fee the ledger lacks (Dr card_fees, Cr stripe_clearing, the
+    transaction's id as reference) and match the transaction to it. Once."""
+    txn = get_txn(coop, txn_pk)
+    if not is_fee(txn):
+        raise Conflict(_("Only a Stripe fee missing in the ledger can be posted here."),
+                       code="not_a_fee")
+    amount = -txn.amount_minor
+    entry = ledger.post(coop, key=f"stripe_fee:{txn.txn_id}", kind="card_fee", user=user,
+                        external_ref=txn.source, effective_on=txn.created,
+                        memo=f"Stripe {txn.type} {txn.txn_id}",
+                        lines=[ledger.debit("card_fees", amount),
+                               ledger.credit("stripe_clearing", amount)])
+    before = {"status": txn.status}
+    txn.matched_entry_id = entry.id
+    txn.suggested_entry_id = None
+    txn.ledger_amount_minor = _clearing_amount(coop, entry.id)
+    txn.status = "matched" if txn.ledger_amount_minor == txn.amount_minor else "mismatch"
+    db.session.flush()
+    ledger.audit(coop.id, user, "treasury.fee_posted", "stripe_txn", txn.txn_id, before,
+                 {"status": txn.status, "matched_entry_id": entry.id, "amount_minor": amount})
     return txn
 
 
@@ -584,48 +683,59 @@ class BankSuggestion:
 
 def bank_suggestions(coop) -> list[BankSuggestion]:
     """Unmatched lines with a candidate of the same amount within 3 days (no id in common):
-    a Stripe payout not yet at the bank (money in), or a bank entry not yet on a line."""
+    a Stripe payout not yet at the bank (money in), or a bank entry not yet on a line.
+    Three queries whatever the number of lines: the candidates are read once, by amount
+    and dates, and paired here."""
     out = []
     bank_id = _account_id(coop, "bank")
     lines = list(db.session.scalars(select(BankStatementLine).where(
         BankStatementLine.coop_id == coop.id, BankStatementLine.status == "unmatched")
         .order_by(BankStatementLine.booked_on, BankStatementLine.id)))
-    used: set = set()
-    for line in lines:
-        day = datetime.combine(line.booked_on, time(12), tzinfo=timezone.utc)
-        if line.amount_minor > 0:
-            payouts = db.session.scalars(select(StripeBalanceTxn).where(
+    if not lines:
+        return out
+    window = SUGGEST_WINDOW + timedelta(hours=12)
+    noon = {line.id: datetime.combine(line.booked_on, time(12), tzinfo=timezone.utc)
+            for line in lines}
+    lo, hi = min(noon.values()) - window, max(noon.values()) + window
+    money_in = sorted({line.amount_minor for line in lines if line.amount_minor > 0})
+    payouts: dict[int, list] = {}
+    if money_in:
+        for txn in db.session.scalars(select(StripeBalanceTxn).where(
                 StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.type == "payout",
-                StripeBalanceTxn.amount_minor == -line.amount_minor,
+                StripeBalanceTxn.amount_minor.in_([-a for a in money_in]),
                 ~exists(select(BankStatementLine.id).where(
                     BankStatementLine.stripe_txn_id == StripeBalanceTxn.id)))
-                .order_by(StripeBalanceTxn.id)).all()
-            for txn in payouts:
-                moment = txn.available_on or txn.created
-                if abs(moment - day) <= SUGGEST_WINDOW + timedelta(hours=12) \
-                        and ("p", txn.id) not in used:
-                    used.add(("p", txn.id))
-                    out.append(BankSuggestion(line, "stripe_payout", txn.id,
-                                              f"Stripe payout {txn.source or txn.txn_id}"))
-                    break
-            else:
-                pass
-            if out and out[-1].line is line:
+                .order_by(StripeBalanceTxn.id)):
+            payouts.setdefault(-txn.amount_minor, []).append(txn)
+    entries: dict[int, list] = {}
+    if bank_id is not None:
+        amounts = sorted({line.amount_minor for line in lines})
+        for entry_id, moment, memo, amount in db.session.execute(
+                select(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo,
+                       func.sum(LedgerPosting.amount_minor))
+                .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+                .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "posted",
+                       LedgerEntry.effective_on >= lo, LedgerEntry.effective_on <= hi,
+                       LedgerPosting.account_id == bank_id,
+                       ~exists(_matched_line_for_entry(LedgerEntry.id)))
+                .group_by(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo)
+                .having(func.sum(LedgerPosting.amount_minor).in_(amounts))):
+            entries.setdefault(int(amount), []).append((entry_id, moment, memo))
+    used: set = set()
+    for line in lines:
+        day = noon[line.id]
+        if line.amount_minor > 0:
+            txn = next((t for t in payouts.get(line.amount_minor, [])
+                        if abs((t.available_on or t.created) - day) <= window
+                        and ("p", t.id) not in used), None)
+            if txn is not None:
+                used.add(("p", txn.id))
+                out.append(BankSuggestion(line, "stripe_payout", txn.id,
+                                          f"Stripe payout {txn.source or txn.txn_id}"))
                 continue
-        if bank_id is None:
-            continue
-        rows = db.session.execute(
-            select(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo,
-                   func.sum(LedgerPosting.amount_minor))
-            .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
-            .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "posted",
-                   LedgerPosting.account_id == bank_id,
-                   ~exists(_matched_line_for_entry(LedgerEntry.id)))
-            .group_by(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo)
-            .having(func.sum(LedgerPosting.amount_minor) == line.amount_minor)).all()
-        for entry_id, moment, memo, _amount in sorted(rows, key=lambda r: abs(r[1] - day)):
-            if abs(moment - day) <= SUGGEST_WINDOW + timedelta(hours=12) \
-                    and ("e", entry_id) not in used:
+        for entry_id, moment, memo in sorted(entries.get(line.amount_minor, []),
+                                             key=lambda r: abs(r[1] - day)):
+            if abs(moment - day) <= window and ("e", entry_id) not in used:
                 used.add(("e", entry_id))
                 out.append(BankSuggestion(line, "entry", entry_id, memo or f"#{entry_id}"))
                 break
@@ -666,6 +776,45 @@ def confirm_bank_match(coop, user, line_id: int, kind: str, target_id: int) -> B
     return line
 
 
+def explain_bank_line(coop, user, line_id: int, note) -> BankStatementLine:
+    """A statement line with nothing in the ledger to match (or another amount) marked as
+    explained, with the treasurer's note; audited."""
+    line = get_bank_line(coop, line_id)
+    note = _note(note)
+    if line.status not in ("unmatched", "mismatch"):
+        raise Conflict(_("This line is not a difference."), code="not_a_difference")
+    before = {"status": line.status, "note": line.note}
+    line.status, line.note = "explained", note
+    db.session.flush()
+    ledger.audit(coop.id, user, "treasury.bank_line_explained", "bank_line", line.id, before,
+                 {"status": "explained", "note": note, "amount_minor": line.amount_minor})
+    return line
+
+
+def post_bank_fee(coop, user, line_id: int) -> BankStatementLine:
+    """A bank charge on the statement the ledger lacks (money out, nothing matched): posted
+    as an operating cost from the bank (Dr operating_costs, Cr bank) and matched to it."""
+    line = get_bank_line(coop, line_id)
+    if line.status != "unmatched" or line.amount_minor >= 0 or line.matched_entry_id:
+        raise Conflict(_("Only money out of the bank with nothing matched can be posted as "
+                         "a bank fee."), code="not_a_fee")
+    amount = -line.amount_minor
+    entry = ledger.post(coop, key=f"bank_fee:{line.id}", kind="operating_cost", user=user,
+                        memo=(line.description or f"bank fee, statement line {line.id}")[:255],
+                        external_ref=line.reference or None,
+                        effective_on=datetime.combine(line.booked_on, time(12),
+                                                      tzinfo=timezone.utc),
+                        lines=[ledger.debit("operating_costs", amount),
+                               ledger.credit("bank", amount)])
+    before = {"status": line.status}
+    line.status, line.matched_entry_id = "matched", entry.id
+    line.note = "bank fee posted"
+    db.session.flush()
+    ledger.audit(coop.id, user, "treasury.bank_fee_posted", "bank_line", line.id, before,
+                 {"status": "matched", "matched_entry_id": entry.id, "amount_minor": amount})
+    return line
+
+
 # ---------------------------------------------------------------- the period's report
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -693,6 +842,9 @@ class Report:
     ledger_not_at_bank: list = field(default_factory=list)  # (entry, amount)
     payouts_not_at_bank: list = field(default_factory=list)  # StripeBalanceTxn
     bank_suggestions: list = field(default_factory=list)
+    explained: list = field(default_factory=list)          # StripeBalanceTxn explained
+    bank_explained: list = field(default_factory=list)
+    suggestion_for: dict = field(default_factory=dict)      # txn pk -> suggested entry
 
 
 def missing_in_stripe(coop, start: datetime, end: datetime, limit: int | None = 500):
@@ -709,7 +861,9 @@ def missing_in_stripe(coop, start: datetime, end: datetime, limit: int | None = 
                    LedgerPosting.account_id == clearing_id,
                    ~exists(select(StripeBalanceTxn.id).where(
                        StripeBalanceTxn.coop_id == coop.id,
-                       StripeBalanceTxn.source == LedgerEntry.external_ref)))
+                       StripeBalanceTxn.source == LedgerEntry.external_ref)),
+                   ~exists(select(StripeBalanceTxn.id).where(
+                       StripeBalanceTxn.matched_entry_id == LedgerEntry.id)))
             .group_by(LedgerEntry.id).order_by(LedgerEntry.id))
     if limit:
         stmt = stmt.limit(limit)
@@ -726,7 +880,8 @@ def report(coop, start: date, end: date, limit: int | None = 500) -> Report:
                                      func.coalesce(func.sum(StripeBalanceTxn.fee_minor), 0),
                                      func.coalesce(func.sum(StripeBalanceTxn.net_minor), 0))
                               .where(in_period)).one()
-    diff_stmt = (select(StripeBalanceTxn).where(in_period, StripeBalanceTxn.status != "matched")
+    diff_stmt = (select(StripeBalanceTxn).where(in_period,
+                                                StripeBalanceTxn.status.notin_(SETTLED))
                  .order_by(StripeBalanceTxn.created, StripeBalanceTxn.id))
     if limit:
         diff_stmt = diff_stmt.limit(limit)
@@ -735,10 +890,25 @@ def report(coop, start: date, end: date, limit: int | None = 500) -> Report:
                  stripe_net_minor=int(sums[2]),
                  differences=list(db.session.scalars(diff_stmt)),
                  missing_in_stripe=missing_in_stripe(coop, lo, hi, limit))
-    rep.suggestions = [(t, db.session.get(LedgerEntry, t.suggested_entry_id))
-                       for t in rep.differences if t.suggested_entry_id]
+    suggested = {t.suggested_entry_id for t in rep.differences if t.suggested_entry_id}
+    entries = {e.id: e for e in db.session.scalars(
+        select(LedgerEntry).where(LedgerEntry.id.in_(suggested)))} if suggested else {}
+    rep.suggestions = [(t, entries[t.suggested_entry_id])
+                       for t in rep.differences if t.suggested_entry_id in entries]
+    rep.suggestion_for = {t.id: e for t, e in rep.suggestions}
+    explained_stmt = (select(StripeBalanceTxn).where(in_period,
+                                                     StripeBalanceTxn.status == "explained")
+                      .order_by(StripeBalanceTxn.created, StripeBalanceTxn.id))
+    if limit:
+        explained_stmt = explained_stmt.limit(limit)
+    rep.explained = list(db.session.scalars(explained_stmt))
+    rep.bank_explained = list(db.session.scalars(select(BankStatementLine).where(
+        BankStatementLine.coop_id == coop.id, BankStatementLine.status == "explained",
+        BankStatementLine.booked_on >= start, BankStatementLine.booked_on <= end)
+        .order_by(BankStatementLine.booked_on, BankStatementLine.id)))
     rep.bank_unmatched = list(db.session.scalars(select(BankStatementLine).where(
-        BankStatementLine.coop_id == coop.id, BankStatementLine.status != "matched",
+        BankStatementLine.coop_id == coop.id,
+        BankStatementLine.status.notin_(("matched", "explained")),
         BankStatementLine.booked_on >= start, BankStatementLine.booked_on <= end)
         .order_by(BankStatementLine.booked_on, BankStatementLine.id)))
     bank_id = _account_id(coop, "bank")
@@ -774,7 +944,7 @@ def report_csv_rows(coop, start: date, end: date):
     yield CSV_HEADER
     stmt = (select(StripeBalanceTxn).where(
         StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.created >= lo,
-        StripeBalanceTxn.created < hi, StripeBalanceTxn.status != "matched")
+        StripeBalanceTxn.created < hi, StripeBalanceTxn.status.notin_(("matched", "released")))
         .order_by(StripeBalanceTxn.created, StripeBalanceTxn.id)
         .execution_options(yield_per=CHUNK))
     for t in db.session.scalars(stmt):

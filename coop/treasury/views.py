@@ -16,7 +16,7 @@ from ..common.models import utcnow
 from ..cooperatives import services as coop_services
 from ..extensions import db
 from . import services
-from .forms import ActionForm, BankMatchForm, CloseForm, CostForm, UploadForm
+from .forms import ActionForm, BankMatchForm, CloseForm, CostForm, NoteForm, UploadForm
 
 bp = Blueprint("treasury", __name__)
 
@@ -52,15 +52,90 @@ def _back(coop_id):
                             **{k: v for k, v in request.args.items() if k in ("from", "to")}))
 
 
+def _page(coop, status=200, note_error=None):
+    """The reconciliation page; `note_error` is (row kind, row id, typed note, message) for
+    a note refused, shown on its row with what was typed."""
+    start, end = _period()
+    return render_template("treasury/reconciliation.html", coop=coop,
+                           report=services.report(coop, start, end),
+                           upload=UploadForm(), action=ActionForm(), match=BankMatchForm(),
+                           note_form=NoteForm(formdata=None), note_error=note_error,
+                           is_fee=services.is_fee), status
+
+
 @bp.route("/manage/coops/<int:coop_id>/treasury/reconciliation")
 @login_required
 def reconciliation(coop_id):
     require_member(coop_id, "treasurer", "manager")
     coop = coop_services.get_coop(coop_id)
-    start, end = _period()
-    return render_template("treasury/reconciliation.html", coop=coop,
-                           report=services.report(coop, start, end),
-                           upload=UploadForm(), action=ActionForm(), match=BankMatchForm())
+    return _page(coop)
+
+
+def _explain(coop_id, kind, row_id, explain):
+    require_member(coop_id, "treasurer")
+    coop = coop_services.get_coop(coop_id)
+    form = NoteForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors or not form.is_submitted():
+            abort(400)
+        db.session.rollback()
+        return _page(coop, 422, (kind, row_id, form.note.data or "",
+                                 _("Keep the note under 255 characters.")))
+    try:
+        explain(coop, current_user, row_id, form.note.data)
+        db.session.commit()
+        flash(_("Marked as explained."), "info")
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            abort(404)
+        if "note" in (exc.fields or {}):
+            return _page(coop, 422, (kind, row_id, form.note.data or "",
+                                     str(exc.fields["note"][0])))
+        flash(exc.message, "error")
+    return _back(coop.id)
+
+
+@bp.route("/manage/coops/<int:coop_id>/treasury/stripe/txns/<int:txn_pk>/explain",
+          methods=["POST"])
+@login_required
+def stripe_explain(coop_id, txn_pk):
+    return _explain(coop_id, "txn", txn_pk, services.explain_txn)
+
+
+@bp.route("/manage/coops/<int:coop_id>/treasury/bank/lines/<int:line_id>/explain",
+          methods=["POST"])
+@login_required
+def bank_explain(coop_id, line_id):
+    return _explain(coop_id, "line", line_id, services.explain_bank_line)
+
+
+def _post_fee(coop_id, row_id, post):
+    require_member(coop_id, "treasurer")
+    coop = coop_services.get_coop(coop_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        post(coop, current_user, row_id)
+        db.session.commit()
+        flash(_("Fee posted to the ledger and matched."), "info")
+    except DomainError as exc:
+        _fail(exc)
+    return _back(coop.id)
+
+
+@bp.route("/manage/coops/<int:coop_id>/treasury/stripe/txns/<int:txn_pk>/fee",
+          methods=["POST"])
+@login_required
+def stripe_fee(coop_id, txn_pk):
+    return _post_fee(coop_id, txn_pk, services.post_missing_fee)
+
+
+@bp.route("/manage/coops/<int:coop_id>/treasury/bank/lines/<int:line_id>/fee",
+          methods=["POST"])
+@login_required
+def bank_fee(coop_id, line_id):
+    return _post_fee(coop_id, line_id, services.post_bank_fee)
 
 
 def _csv_response(rows, filename):

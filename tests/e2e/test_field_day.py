@@ -319,3 +319,9 @@ def test_farmer_sees_the_payment(phone):
     shown = card.inner_text()
     assert story["amount_text"] in shown
     assert "Pagado el" in shown, shown
+    farmer.goto("/my/deliveries")
+    farmer.step("my deliveries: delivered and paid")
+    card = page.locator("main ul.cards > li", has_text=REFERENCE)
+    assert card.count() == 1
+    shown = card.inner_text()
+    assert "Pagado el" in shown and "por Daviplata, ref. " + REFERENCE in shown, shown
