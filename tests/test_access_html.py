@@ -125,6 +125,7 @@ EXPECTED = {
     # outbox's session (who is logged in, a CSRF token) answers farmers only, as JSON.
     "listings.service_worker": {"GET": {"-": everyone(200)}},
     "listings.offline": {"GET": {"-": everyone(200)}},
+    "listings.manifest": {"GET": {"-": everyone(200)}},
     "listings.outbox_session": {"GET": {"-": {**farmers_only(), ANON: 401}}},
 }
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from flask import Response, current_app, jsonify, render_template, url_for
-from flask_babel import gettext as _
+from flask_babel import get_locale, gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
@@ -42,6 +42,39 @@ def service_worker():
     response = Response(prelude + code, mimetype="text/javascript")
     response.headers["Service-Worker-Allowed"] = "/"
     response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+# The web app manifest's icons: real PNGs in static/ at the sizes they declare.
+MANIFEST_ICONS = (("icon-192.png", 192), ("icon-512.png", 512))
+THEME_COLOUR = "#1f5f3a"       # the brand green of static/minga.css
+BACKGROUND_COLOUR = "#fbfaf6"  # the page background of static/minga.css
+
+
+@bp.route("/manifest.webmanifest")
+def manifest():
+    """The web app manifest, so a farmer can add Minga to the phone's home screen. Opened at
+    "/", which sends each person to their own start page (a farmer to their harvests)."""
+    from .. import static_url
+    data = {
+        "name": _("Minga — farmers' cooperatives"),
+        "short_name": "Minga",
+        "description": _("Minga: cooperatives of farmers who left illicit crops sell coffee, "
+                         "cacao and more."),
+        "lang": str(get_locale() or "es").replace("_", "-"),
+        "start_url": url_for("catalog.home"),
+        "scope": "/",
+        "display": "standalone",
+        "theme_color": THEME_COLOUR,
+        "background_color": BACKGROUND_COLOUR,
+        "icons": [{"src": static_url(name), "sizes": f"{size}x{size}", "type": "image/png",
+                   "purpose": "any"} for name, size in MANIFEST_ICONS],
+    }
+    response = Response(json.dumps(data, ensure_ascii=False),
+                        mimetype="application/manifest+json")
+    # Its words follow the visitor's language (the session's choice or the browser's).
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.vary.add("Accept-Language")
     return response
 
 

@@ -15,11 +15,14 @@ bp = Blueprint("listings", __name__)
 
 
 def _product_choices():
-    groups = {}
+    """One option per crop and grade, named in full ("Café pergamino — Excelente") so the
+    closed select reads right; first a placeholder, so that nothing is chosen for the farmer."""
+    choices = [("", _("Choose the crop and grade"))]
     for crop in catalog.all_crops():
-        groups[catalog.crop_name(crop)] = [(f"{crop.slug}/{g.code}", catalog.grade_name(g))
-                                           for g in crop.grades]
-    return groups
+        choices += [(f"{crop.slug}/{g.code}",
+                     f"{catalog.crop_name(crop)} — {catalog.grade_name(g)}")
+                    for g in crop.grades]
+    return choices
 
 
 def _farmer_coops():
