@@ -121,6 +121,8 @@ EXPECTED = {
                       "POST": {**same(own_listing(422)), "missing": missing_listing()}},
     "listings.withdraw": {"POST": {**same(own_listing(DONE)), "missing": missing_listing()}},
     "listings.photo": {"GET": {**same(PHOTO), "missing": everyone(404, anon=LOGIN)}},
+    # The photo's sizes for pages: shown to everyone while the harvest is on offer.
+    "listings.photo_sized": {"GET": {**same(everyone(200)), "missing": everyone(404)}},
     # The offline shell: the service worker and the offline page are for every visitor; the
     # outbox's session (who is logged in, a CSRF token) answers farmers only, as JSON.
     "listings.service_worker": {"GET": {"-": everyone(200)}},
@@ -167,7 +169,8 @@ class World:
     def _ids(self, side):
         return {"coop_id": self.coops[side].id, "slug": self.coops[side].slug,
                 "profile_id": self.profiles[side].id, "listing_id": self.listings[side].id,
-                "user_id": self.people[side][TREASURER].id, "role": "treasurer", "code": "en"}
+                "user_id": self.people[side][TREASURER].id, "role": "treasurer", "code": "en",
+                "width": 160}
 
     def args(self, target: str) -> dict:
         if target in ("-", "A"):
@@ -177,7 +180,8 @@ class World:
         if target == "mix":  # B's cooperative, A's member / user / listing
             return {**self.ids["A"], "coop_id": self.coops["B"].id, "slug": self.coops["B"].slug}
         return {"coop_id": 999999, "slug": "no-such-coop", "profile_id": 999999,
-                "listing_id": 999999, "user_id": 999999, "role": "treasurer", "code": "xx"}
+                "listing_id": 999999, "user_id": 999999, "role": "treasurer", "code": "xx",
+                "width": 160}
 
     def actor(self, who: str, target: str):
         """The user playing `who` for a target (None for the anonymous visitor)."""

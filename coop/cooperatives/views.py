@@ -28,7 +28,8 @@ def public(slug):
     except DomainError:
         abort(404)
     rows = listing_services.supply(coop_id=coop.id)
-    return render_template("coops/public.html", coop=coop, rows=rows)
+    return render_template("coops/public.html", coop=coop, rows=rows,
+                           photos=listing_services.supply_photos(coop_id=coop.id))
 
 
 @bp.route("/manage")

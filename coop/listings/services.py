@@ -306,3 +306,44 @@ def supply(coop_id: int | None = None, crop_slug: str | None = None) -> list[dic
 
 def get_photo(listing_id: int) -> ListingPhoto | None:
     return db.session.scalar(select(ListingPhoto).where(ListingPhoto.listing_id == listing_id))
+
+
+PHOTO_PUBLIC_STATUSES = ("available", "committed", "sold")
+
+
+def photo_visible_to(listing: Listing, user) -> bool:
+    """A harvest's photo is shown to buyers while it is offered (and once sold); its farmer
+    and the coop's managers always see it; nobody sees a withdrawn harvest's but them."""
+    if listing.status in PHOTO_PUBLIC_STATUSES:
+        return True
+    if not getattr(user, "is_authenticated", False):
+        return False
+    from ..common.access import roles_in
+    return listing.farmer_user_id == user.id or "manager" in roles_in(user, listing.coop_id)
+
+
+def supply_photos(coop_id: int | None = None) -> dict:
+    """The newest photographed listing on offer per (coop id, crop slug, grade code), as
+    (listing id, photo digest): one query for the whole supply page."""
+    available = Listing.quantity_g - Listing.committed_g
+    newest = (select(func.max(Listing.id).label("id"))
+              .where(Listing.status.in_(SUPPLY_STATUSES), available > 0,
+                     Listing.photo_digest.is_not(None))
+              .group_by(Listing.coop_id, Listing.crop_id, Listing.grade_id))
+    if coop_id is not None:
+        newest = newest.where(Listing.coop_id == coop_id)
+    stmt = (select(Listing.coop_id, Crop.slug, Grade.code, Listing.id, Listing.photo_digest)
+            .join(Crop, Crop.id == Listing.crop_id).join(Grade, Grade.id == Listing.grade_id)
+            .where(Listing.id.in_(newest.scalar_subquery())))
+    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in db.session.execute(stmt)}
+
+
+def pool_photos(coop_id: int, crop_id: int, grade_id: int, limit: int = 4) -> list[tuple]:
+    """Up to `limit` photos of the harvests of a pool's coop, crop and grade on offer or sold,
+    newest first, as (listing id, photo digest): one query."""
+    stmt = (select(Listing.id, Listing.photo_digest)
+            .where(Listing.coop_id == coop_id, Listing.crop_id == crop_id,
+                   Listing.grade_id == grade_id, Listing.status.in_(PHOTO_PUBLIC_STATUSES),
+                   Listing.photo_digest.is_not(None))
+            .order_by(Listing.id.desc()).limit(limit))
+    return [tuple(r) for r in db.session.execute(stmt)]

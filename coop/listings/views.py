@@ -173,5 +173,33 @@ def photo(listing_id):
     return response
 
 
+@bp.route("/listings/<int:listing_id>/photo/<int:width>")
+def photo_sized(listing_id, width):
+    """The photo at a size a page shows (srcset): for buyers and visitors while the harvest is
+    offered or sold, always for its farmer and the coop's managers. Derived from the one stored
+    image and cached (coop/listings/photos.py)."""
+    from .photos import THUMB_WIDTHS, cached_thumbnail, thumbnail
+    if width not in THUMB_WIDTHS:
+        abort(404)
+    listing = db.session.get(Listing, listing_id)
+    if listing is None or not listing.photo_digest or not services.photo_visible_to(
+            listing, current_user):
+        abort(404)
+    etag = f"{listing.photo_digest[:32]}-{width}"
+    if request.if_none_match and etag in request.if_none_match:
+        return Response(status=304)
+    data = cached_thumbnail(listing.photo_digest, width)
+    if data is None:
+        photo = services.get_photo(listing.id)
+        if photo is None:
+            abort(404)
+        data = thumbnail(photo.data, photo.digest, width)
+    response = Response(data, mimetype="image/webp")
+    response.set_etag(etag)
+    # The URL carries the photo's digest (?v=): a new photo is a new URL.
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
 # The service worker, offline page and outbox session live beside the listing views.
 from . import offline  # noqa: E402,F401

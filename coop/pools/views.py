@@ -61,7 +61,9 @@ def detail(pool_id):
                 apply_error(form, exc)
                 status = exc.status
     db.session.refresh(pool)
+    from ..listings.services import pool_photos
     return render_template("pools/detail.html", now=utcnow(), form=form,
+                           photos=pool_photos(pool.coop_id, pool.crop_id, pool.grade_id),
                            test_cards=current_app.config["STRIPE_TEST_PAYMENT_METHODS"],
                            **_view(pool)), status
 
