@@ -90,6 +90,9 @@ EXPECTED = {
     "auth.logout": {"POST": {"-": everyone(REDIRECT)}},
     "auth.signup": {"GET": {"-": everyone(200)}, "POST": {"-": everyone(422)}},
     "auth.account": {"GET": {"-": everyone(200, anon=LOGIN)}},
+    # Only for a farmer holding a first-login code; everyone else is sent to their start page.
+    "auth.choose_pin": {"GET": {"-": everyone(REDIRECT, anon=LOGIN)},
+                        "POST": {"-": everyone(REDIRECT, anon=LOGIN)}},
     "auth.set_language": {"GET": {"A": everyone(MAYBE), "missing": everyone(REDIRECT)},
                           "POST": {"A": everyone(MAYBE), "missing": everyone(REDIRECT)}},
     "catalog.home": {"GET": {"-": everyone(REDIRECT, anon=200)}},
@@ -108,6 +111,8 @@ EXPECTED = {
                              "missing": MISSING_MANAGE}},
     "coops.add_plot": {"POST": {**same(manager_page(DONE)), "mix": mixed_manager_page(),
                                 "missing": MISSING_MANAGE}},
+    "coops.reset_pin": {"POST": {**same(manager_page(DONE)), "mix": mixed_manager_page(),
+                                 "missing": MISSING_MANAGE}},
     "coops.update_payout": {"POST": {**same(manager_page(DONE)), "mix": mixed_manager_page(),
                                      "missing": MISSING_MANAGE}},
     "coops.grant_role": {"POST": {**same(manager_page(DONE)), "missing": MISSING_MANAGE}},
