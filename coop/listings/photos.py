@@ -69,7 +69,7 @@ def process_photo(raw: bytes) -> ProcessedPhoto:
 # The sizes pages ask for (CSS pixels of a card's photo at 1x and 2x), 4:3. Derived from the
 # one stored image on first request and kept in memory: a 320 px thumbnail is a few KB.
 THUMB_WIDTHS = (160, 320)
-THUMB_QUALITY = 50
+THUMB_QUALITY = 45
 _THUMB_CACHE_ITEMS = 512
 _thumbs: "OrderedDict[tuple[str, int], bytes]" = OrderedDict()
 _thumbs_lock = threading.Lock()
