@@ -39,8 +39,11 @@ function putPage(url, response) {
 // "Updated on …" line, the time the server made this copy.
 function marked(response) {
   return response.text().then(function (html) {
+    var headers = new Headers(response.headers);
+    headers.delete("Content-Length");    // the body is a little longer now, and decoded
+    headers.delete("Content-Encoding");
     return new Response(html.replace("<body ", "<body data-offline-copy=\"\" "), {
-      status: response.status, statusText: response.statusText, headers: response.headers});
+      status: response.status, statusText: response.statusText, headers: headers});
   });
 }
 

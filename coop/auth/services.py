@@ -71,9 +71,9 @@ def email_taken(email: str) -> bool:
 def create_user(*, email: str | None, name: str, password: str, phone: str | None = None,
                 locale: str | None = None, must_set_pin: bool = False) -> User:
     """A new person. Refuses a taken e-mail or phone, a short password, an empty name. Without
-    an e-mail (`email` None or empty: farmers a manager registers) a phone number is required,
-    and it is how they log in."""
-    if email is None or not str(email).strip():
+    an e-mail (only for farmers a manager registers, with `must_set_pin`) a phone is required,
+    and it is how they log in (`must_set_pin`: such a farmer chooses a PIN at first login)."""
+    if must_set_pin and (email is None or not str(email).strip()):
         if phone is None or not str(phone).strip():
             raise ValidationFailed(_("Give a phone number when there is no e-mail."),
                                    fields={"phone": [_("Required when there is no e-mail.")]})

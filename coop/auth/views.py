@@ -52,7 +52,7 @@ def _account_key() -> str:
     login = (request.form.get("login") or "").strip().lower()[:254]
     if "@" not in login:
         digits = "".join(ch for ch in login if ch.isdigit())
-        login = digits[-10:] or login  # with or without the country code
+        login = digits[-9:] or login  # the same with or without the country code
     return "login-account:" + login
 
 
