@@ -30,6 +30,9 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5 per minute")
+    # Failed logins per account (e-mail or phone typed), whatever the address they come from:
+    # a 4-digit PIN must not be guessed from many addresses.
+    LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "10 per hour")
     MAX_CONTENT_LENGTH = 11 * 1024 * 1024  # photos may be 10 MB; the form around them a little more
     PHOTO_MAX_BYTES = 10 * 1024 * 1024
     PHOTO_MAX_SIDE = int(os.environ.get("PHOTO_MAX_SIDE", "1280"))

@@ -22,6 +22,13 @@
     else { window.addEventListener("load", registerWorker); }
   }
 
+  // A page the service worker served from the phone without signal: say how old it is.
+  function showStamp() {
+    var stamp = doc.getElementById("offline-stamp");
+    if (stamp) { stamp.hidden = body.dataset.offlineCopy === undefined; }
+  }
+  showStamp();
+
   var user = body.dataset.outboxUser;
   var i18n = doc.getElementById("outbox-i18n");
   if (!user || !i18n || !window.indexedDB || !window.fetch || !window.FormData) { return; }
@@ -115,8 +122,11 @@
         }, Promise.resolve(true));
       });
     }).catch(function () { note(T.failed); }).then(function () {
+      return sent ? refresh() : null;
+    }).then(function () {
       sending = null;
       if (sent > 1) { note(T.sent_many.replace("{n}", sent)); }
+      else if (sent === 1) { note(T.sent); }
       return render();
     });
     return sending;
@@ -142,6 +152,28 @@
   }
 
   /* ------------------------------------------------------------------ showing */
+
+  // After harvests are sent: the page's own content again from the server, without a reload
+  // (the harvest shows in the list, the "no signal" note and the old copy's date go away).
+  // Not on the form, whose input the farmer may be typing.
+  function refresh() {
+    var main = doc.getElementById("main");
+    if (!main || form) { return Promise.resolve(); }
+    return fetch(location.pathname + location.search, {
+      credentials: "same-origin", cache: "no-store", headers: {"Accept": "text/html"}
+    }).then(function (r) {
+      if (!r.ok || r.redirected) { return; }
+      return r.text().then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
+        if (!fresh) { return; }
+        main.replaceChildren.apply(main, Array.prototype.slice.call(fresh.childNodes));
+        delete body.dataset.offlineCopy;
+        showStamp();
+        var again = doc.getElementById("outbox-send");
+        if (again) { again.addEventListener("click", function () { sendAll(); }); }
+      });
+    }).catch(function () {});
+  }
 
   function count(all) {
     var refused = all.filter(function (r) { return r.status === "refused"; }).length;
@@ -214,13 +246,52 @@
             function () { return file; });
   }
 
+  function sendNow(rec) {
+    // One harvest straight to Minga: {kind: "sent"}, {kind: "refused", error} (Minga read it
+    // and said no: the farmer corrects it on the form) or {kind: "later"} (no signal, logged
+    // out, Minga busy or failing: it waits on the phone).
+    return session().then(function (token) {
+      if (!token) { return {kind: "later"}; }
+      return fetch(body.dataset.outboxApi, {
+        method: "POST", credentials: "same-origin", body: asForm(rec),
+        headers: {"Idempotency-Key": rec.key, "X-CSRFToken": token, "Accept": "application/json"}
+      }).then(function (r) {
+        if (r.status === 201) { return {kind: "sent"}; }
+        if (r.status === 401 || r.status === 429 || r.status >= 500) { return {kind: "later"}; }
+        return r.json().catch(function () { return {}; }).then(function (answer) {
+          var err = answer.error || {};
+          return {kind: "refused", error: {message: err.message || (T.refused + " " + r.status),
+                                           fields: err.fields || {}}};
+        });
+      });
+    }).catch(function () { return {kind: "later"}; });
+  }
+
+  function showRefusal(form, error) {
+    form.querySelectorAll(".outbox-err").forEach(function (n) { n.remove(); });
+    form.querySelectorAll("[aria-invalid]").forEach(function (n) {
+      n.removeAttribute("aria-invalid"); n.removeAttribute("aria-describedby");
+    });
+    var banner = doc.getElementById("outbox-refused");
+    if (!banner) {
+      banner = el("p", "", "flash error");
+      banner.id = "outbox-refused";
+      banner.setAttribute("role", "alert");
+      form.parentNode.insertBefore(banner, form);
+    }
+    banner.textContent = error.message;
+    fieldErrors(form, error.fields);
+    var first = form.querySelector("[aria-invalid=true]");
+    if (first) { first.focus(); }
+  }
+
   function fieldErrors(form, errors) {
     Object.keys(errors || {}).forEach(function (name) {
       var target = name === "crop" || name === "grade" ? "product" : name;
       var input = form.elements[target];
       var messages = errors[name] || [];
       if (!input || !input.parentNode || !messages.length) { return; }
-      var p = el("p", messages.join(" "), "err");
+      var p = el("p", messages.join(" "), "err outbox-err");
       p.id = target + "-outbox-err";
       input.setAttribute("aria-invalid", "true");
       input.setAttribute("aria-describedby", p.id);
@@ -262,7 +333,6 @@
         return;
       }
       var select = form.elements.product, option = select && select.selectedOptions[0];
-      var group = option && option.parentNode.label;
       var fields = {
         crop: product.split("/")[0], grade: product.split("/").slice(1).join("/"),
         quantity_kg: String(data.get("quantity_kg")).trim(), harvested_on: String(data.get("harvested_on")),
@@ -270,24 +340,33 @@
         coop_id: String(data.get("coop_id") || "")
       };
       var photo = form.elements.photo && form.elements.photo.files[0];
-      var submit = form.querySelector("[type=submit]");
+      var submit = form.querySelector("[type=submit]"), label = submit && submit.textContent;
       if (submit) { submit.disabled = true; submit.textContent = T.sending; }
       var key = newKey();
       shrink(photo).then(function (blob) {
         // A corrected harvest gets a new key: the server stored nothing under the old one.
         var rec = {key: key, user: user, created: editing ? editing.created : Date.now(),
-                   fields: fields, label: (group ? group + " — " : "") + (option ? option.textContent : ""),
+                   fields: fields, label: option ? option.textContent : "",
                    photo: blob || (editing && editing.photo) || null,
                    photoName: blob ? (photo.name || "photo.jpg") : (editing && editing.photoName),
                    status: "pending", message: "", errors: {}};
-        return put(rec).then(function () { return editing && drop(editing.key); });
-      }).then(function () {
-        return sendAll();
-      }).then(function () {
-        return mine();
-      }).then(function (left) {
-        var waiting = left.filter(function (r) { return r.status !== "refused"; }).length;
-        sessionStorage.setItem("minga-outbox-note", waiting ? T.saved : (left.length ? "" : T.sent));
+        // With signal the harvest goes straight to Minga, and a mistake (a bad number, a date
+        // later than today) comes back to this form. Only without signal, or when Minga cannot
+        // answer now, does it wait on the phone.
+        var attempt = navigator.onLine === false ? Promise.resolve({kind: "later"}) : sendNow(rec);
+        return attempt.then(function (outcome) {
+          if (outcome.kind === "refused") { return outcome; }
+          var keep = outcome.kind === "sent" ? Promise.resolve() : put(rec);
+          return keep.then(function () { return editing && drop(editing.key); })
+            .then(function () { return outcome; });
+        });
+      }).then(function (outcome) {
+        if (outcome.kind === "refused") {
+          if (submit) { submit.disabled = false; submit.textContent = label; }
+          showRefusal(form, outcome.error);
+          return;
+        }
+        sessionStorage.setItem("minga-outbox-note", outcome.kind === "sent" ? T.sent : T.saved);
         location.href = body.dataset.outboxMine;
       }, function () {
         // No IndexedDB after all (private mode, full disk): post the form as usual, with the

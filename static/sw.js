@@ -1,8 +1,9 @@
 /* Minga service worker: keeps the app shell and the farmer's pages on the phone, so the
    pages open without signal. Served from /sw.js (root scope) by coop/listings/offline.py,
-   which puts VERSION, SHELL (fingerprinted CSS, JS, icon, offline page) and PAGES before
+   which puts VERSION, SHELL (fingerprinted CSS, JS, icon, offline page), PAGES (the pages
+   kept for use without signal, coop/listings/offline.py OFFLINE_PAGES) and START before
    this code. Nothing here sends listings: the page's outbox.js does that. */
-/* global VERSION, SHELL, PAGES, OFFLINE */
+/* global VERSION, SHELL, PAGES, OFFLINE, START */
 "use strict";
 var STATIC_CACHE = "minga-static-" + VERSION;
 var PAGE_CACHE = "minga-pages";
@@ -34,9 +35,24 @@ function putPage(url, response) {
   return response;
 }
 
+// A kept page served without signal says so: the page (outbox.js) then shows its
+// "Updated on …" line, the time the server made this copy.
+function marked(response) {
+  return response.text().then(function (html) {
+    var headers = new Headers(response.headers);
+    headers.delete("Content-Length");    // the body is a little longer now, and decoded
+    headers.delete("Content-Encoding");
+    return new Response(html.replace("<body ", "<body data-offline-copy=\"\" "), {
+      status: response.status, statusText: response.statusText, headers: headers});
+  });
+}
+
 function fromCache(request) {
-  return caches.match(request.url, {ignoreSearch: true}).then(function (hit) {
-    return hit || caches.match(OFFLINE);
+  var url = new URL(request.url);
+  // The home screen opens START ("/"), which sends a farmer to their first kept page.
+  var path = url.pathname === START && PAGES.length ? PAGES[0] : url.pathname;
+  return caches.match(path, {ignoreSearch: true, cacheName: PAGE_CACHE}).then(function (hit) {
+    return hit ? marked(hit) : caches.match(OFFLINE);
   });
 }
 
@@ -82,10 +98,13 @@ self.addEventListener("fetch", function (event) {
     }));
     return;
   }
-  if (request.mode === "navigate") {
+  if (request.mode === "navigate" || isPage(url)) {
     // Network first (the page is fresh when there is signal), the phone's copy without it.
+    // A kept page fetched by the page itself (its refresh after the outbox sends) is kept too.
     event.respondWith(fetch(request).then(function (response) {
       return isPage(url) ? putPage(url, response) : response;
-    }).catch(function () { return fromCache(request); }));
+    }).catch(function () {
+      return request.mode === "navigate" || isPage(url) ? fromCache(request) : Response.error();
+    }));
   }
 });

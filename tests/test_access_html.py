@@ -92,6 +92,9 @@ EXPECTED = {
     "auth.logout": {"POST": {"-": everyone(REDIRECT)}},
     "auth.signup": {"GET": {"-": everyone(200)}, "POST": {"-": everyone(422)}},
     "auth.account": {"GET": {"-": everyone(200, anon=LOGIN)}},
+    # Only for a farmer holding a first-login code; everyone else is sent to their start page.
+    "auth.choose_pin": {"GET": {"-": everyone(REDIRECT, anon=LOGIN)},
+                        "POST": {"-": everyone(REDIRECT, anon=LOGIN)}},
     "auth.set_language": {"GET": {"A": everyone(MAYBE), "missing": everyone(REDIRECT)},
                           "POST": {"A": everyone(MAYBE), "missing": everyone(REDIRECT)}},
     "catalog.home": {"GET": {"-": everyone(REDIRECT, anon=200)}},
@@ -110,6 +113,8 @@ EXPECTED = {
                              "missing": MISSING_MANAGE}},
     "coops.add_plot": {"POST": {**same(manager_page(DONE)), "mix": mixed_manager_page(),
                                 "missing": MISSING_MANAGE}},
+    "coops.reset_pin": {"POST": {**same(manager_page(DONE)), "mix": mixed_manager_page(),
+                                 "missing": MISSING_MANAGE}},
     "coops.update_payout": {"POST": {**same(manager_page(DONE)), "mix": mixed_manager_page(),
                                      "missing": MISSING_MANAGE}},
     "coops.grant_role": {"POST": {**same(manager_page(DONE)), "missing": MISSING_MANAGE}},
@@ -123,10 +128,13 @@ EXPECTED = {
                       "POST": {**same(own_listing(422)), "missing": missing_listing()}},
     "listings.withdraw": {"POST": {**same(own_listing(DONE)), "missing": missing_listing()}},
     "listings.photo": {"GET": {**same(PHOTO), "missing": everyone(404, anon=LOGIN)}},
+    # The photo's sizes for pages: shown to everyone while the harvest is on offer.
+    "listings.photo_sized": {"GET": {**same(everyone(200)), "missing": everyone(404)}},
     # The offline shell: the service worker and the offline page are for every visitor; the
     # outbox's session (who is logged in, a CSRF token) answers farmers only, as JSON.
     "listings.service_worker": {"GET": {"-": everyone(200)}},
     "listings.offline": {"GET": {"-": everyone(200)}},
+    "listings.manifest": {"GET": {"-": everyone(200)}},
     "listings.outbox_session": {"GET": {"-": {**farmers_only(), ANON: 401}}},
 }
 
@@ -168,7 +176,8 @@ class World:
     def _ids(self, side):
         return {"coop_id": self.coops[side].id, "slug": self.coops[side].slug,
                 "profile_id": self.profiles[side].id, "listing_id": self.listings[side].id,
-                "user_id": self.people[side][TREASURER].id, "role": "treasurer", "code": "en"}
+                "user_id": self.people[side][TREASURER].id, "role": "treasurer", "code": "en",
+                "width": 160}
 
     def args(self, target: str) -> dict:
         if target in ("-", "A"):
@@ -178,7 +187,8 @@ class World:
         if target == "mix":  # B's cooperative, A's member / user / listing
             return {**self.ids["A"], "coop_id": self.coops["B"].id, "slug": self.coops["B"].slug}
         return {"coop_id": 999999, "slug": "no-such-coop", "profile_id": 999999,
-                "listing_id": 999999, "user_id": 999999, "role": "treasurer", "code": "xx"}
+                "listing_id": 999999, "user_id": 999999, "role": "treasurer", "code": "xx",
+                "width": 160}
 
     def actor(self, who: str, target: str):
         """The user playing `who` for a target (None for the anonymous visitor)."""

@@ -41,6 +41,10 @@ def create_token():
     user = auth_services.authenticate(email, password) if email.isprintable() else None
     if user is None:
         return error(401, "invalid_credentials", _("Wrong e-mail or password."))
+    if user.must_set_pin:
+        # A first-login code opens one thing: the page where the farmer chooses a PIN.
+        return error(403, "pin_required", _("Log in on the website first and choose your "
+                                            "PIN."))
     token = auth_services.issue_token(user)
     db.session.commit()
     return jsonify(token=token, user=user_json(user)), 201

@@ -10,7 +10,20 @@ def _strip(value):
 
 class LoginForm(FlaskForm):
     login = StringField(_l("E-mail or phone number"), validators=[DataRequired(), Length(max=254)])
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    password = PasswordField(_l("Password or PIN"),
+                             validators=[DataRequired(), Length(max=200)])
+
+
+class PinForm(FlaskForm):
+    """A farmer's PIN, chosen at the first login (checked in auth.services.check_new_pin)."""
+    pin = PasswordField(_l("Your new PIN (4 to 6 digits)"),
+                        validators=[DataRequired(), Length(max=20)],
+                        render_kw={"inputmode": "numeric", "autocomplete": "new-password",
+                                   "pattern": "[0-9]*"})
+    pin_confirm = PasswordField(_l("The same PIN again"),
+                                validators=[DataRequired(), Length(max=20)],
+                                render_kw={"inputmode": "numeric",
+                                           "autocomplete": "new-password", "pattern": "[0-9]*"})
 
 
 class SignupForm(FlaskForm):

@@ -68,25 +68,34 @@ def email_taken(email: str) -> bool:
     return db.session.scalar(select(func.count()).select_from(User).where(User.email == email)) > 0
 
 
-def create_user(*, email: str, name: str, password: str, phone: str | None = None,
-                locale: str | None = None) -> User:
-    """A new person. Refuses a taken e-mail or phone, a short password, an empty name."""
-    email = normalise_email(email)
+def create_user(*, email: str | None, name: str, password: str, phone: str | None = None,
+                locale: str | None = None, must_set_pin: bool = False) -> User:
+    """A new person. Refuses a taken e-mail or phone, a short password, an empty name. Without
+    an e-mail (only for farmers a manager registers, with `must_set_pin`) a phone is required,
+    and it is how they log in (`must_set_pin`: such a farmer chooses a PIN at first login)."""
+    if must_set_pin and (email is None or not str(email).strip()):
+        if phone is None or not str(phone).strip():
+            raise ValidationFailed(_("Give a phone number when there is no e-mail."),
+                                   fields={"phone": [_("Required when there is no e-mail.")]})
+        email = None
+    else:
+        email = normalise_email(email)
     name = (name or "").strip()
     if not name:
         raise ValidationFailed(_("Name is required."), fields={"name": [_("Required.")]})
     if len(name) > 120:
         raise ValidationFailed(_("That name is too long."), fields={"name": [_("Too long.")]})
-    check_new_password(password)
+    if not must_set_pin:  # else a first-login code, replaced by a PIN at the first login
+        check_new_password(password)
     phone = normalise_phone(phone)
-    if email_taken(email):
+    if email is not None and email_taken(email):
         raise Conflict(_("An account with that e-mail already exists."), code="email_taken",
                        fields={"email": [_("Already registered.")]})
     if phone and db.session.scalar(select(User.id).where(User.phone == phone)):
         raise Conflict(_("An account with that phone number already exists."),
                        code="phone_taken", fields={"phone": [_("Already registered.")]})
     user = User(email=email, name=name, phone=phone, password_hash=hash_password(password),
-                locale=locale)
+                locale=locale, must_set_pin=must_set_pin)
     try:
         with db.session.begin_nested():
             db.session.add(user)
@@ -151,6 +160,66 @@ def authenticate(login: str, password: str) -> User | None:
     if not check_password_hash(user.password_hash, password or ""):
         return None
     return user
+
+
+PIN_LENGTHS = (4, 6)
+# The PINs people pick most, after repeated digits and runs (which are refused by rule).
+_COMMON_PINS = {"1212", "2580", "0852", "1004", "2000", "2001", "1122", "6969", "1010",
+                "2020", "2021", "2022", "2023", "2024", "2025", "2026", "112233", "121212",
+                "123123", "159753", "147258", "102030", "010203", "131313", "696969"}
+
+
+def _run(pin: str) -> bool:
+    steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:])}
+    return steps in ({1}, {9})  # 1234, 6789, 7890, 4321, 9876...
+
+
+def check_new_pin(pin: str, confirm: str | None = None, user: User | None = None) -> str:
+    """A PIN of 4 to 6 digits that is not trivially guessed: not one digit repeated (0000),
+    not a run (1234, 9876), not a common one (2580, 1212), not the end of the farmer's phone."""
+    pin = (pin or "").strip()
+    low, high = PIN_LENGTHS
+    if not pin.isascii() or not pin.isdigit() or not low <= len(pin) <= high:
+        raise ValidationFailed(_("A PIN is %(low)d to %(high)d digits.", low=low, high=high),
+                               fields={"pin": [_("Only digits, %(low)d to %(high)d of them.",
+                                                 low=low, high=high)]})
+    weak = (len(set(pin)) == 1 or _run(pin) or pin in _COMMON_PINS
+            or (user is not None and user.phone and user.phone.endswith(pin)))
+    if weak:
+        raise ValidationFailed(_("That PIN is too easy to guess. Choose digits that are not "
+                                 "all the same, not in a row and not your phone number."),
+                               fields={"pin": [_("Too easy to guess.")]})
+    if confirm is not None and (confirm or "").strip() != pin:
+        raise ValidationFailed(_("The two PINs are not the same."),
+                               fields={"pin_confirm": [_("Type the same PIN again.")]})
+    return pin
+
+
+def set_pin(user: User, pin: str, confirm: str | None = None) -> None:
+    """The farmer's PIN replaces the first password (hashed like a password); their API tokens
+    end, as on any change of password."""
+    pin = check_new_pin(pin, confirm, user)
+    user.password_hash = hash_password(pin)
+    user.must_set_pin = False
+    db.session.execute(ApiToken.__table__.delete().where(ApiToken.user_id == user.id))
+    db.session.flush()
+
+
+def first_login_code() -> str:
+    """A one-time code of 8 digits a manager hands to a farmer for their first login (easy to
+    type on any phone); the farmer replaces it by their PIN at once."""
+    return f"{secrets.randbelow(10**8):08d}"
+
+
+def issue_first_login(user: User) -> str:
+    """A new first-login code for the farmer (registration or a forgotten PIN): their PIN ends,
+    they choose a new one at the next login."""
+    code = first_login_code()
+    user.password_hash = hash_password(code)
+    user.must_set_pin = True
+    db.session.execute(ApiToken.__table__.delete().where(ApiToken.user_id == user.id))
+    db.session.flush()
+    return code
 
 
 def _digest(token: str) -> str:

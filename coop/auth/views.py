@@ -8,7 +8,7 @@ from ..common.errors import DomainError
 from ..common.forms import apply_error
 from ..extensions import db, limiter
 from . import services
-from .forms import LoginForm, SignupForm
+from .forms import LoginForm, PinForm, SignupForm
 
 bp = Blueprint("auth", __name__)
 
@@ -42,8 +42,23 @@ def _failed(response) -> bool:
     return response.status_code in (401, 429)
 
 
+def _account_limit():
+    return current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"]
+
+
+def _account_key() -> str:
+    """The account being tried (as typed, lower-cased, digits of a phone): the per-account
+    limit on failed logins holds whatever address the attempts come from."""
+    login = (request.form.get("login") or "").strip().lower()[:254]
+    if "@" not in login:
+        digits = "".join(ch for ch in login if ch.isdigit())
+        login = digits[-9:] or login  # the same with or without the country code
+    return "login-account:" + login
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
+@limiter.limit(_account_limit, key_func=_account_key, methods=["POST"], deduct_when=_failed)
 def login():
     form = LoginForm()
     if form.validate_on_submit():
@@ -51,6 +66,8 @@ def login():
         if user:
             login_user(user)
             session.permanent = True
+            if user.must_set_pin:
+                return redirect(url_for("auth.choose_pin"))
             return redirect(safe_next(request.args.get("next"), home_for(user)))
         form.password.errors = [_("Wrong e-mail, phone or password.")]
         return render_template("auth/login.html", form=form), 401
@@ -100,3 +117,39 @@ def set_language(code):
 @login_required
 def account():
     return render_template("auth/account.html")
+
+
+# Reachable before the PIN is chosen: the PIN page itself, logging out, the language, and what
+# every page loads (static files, the service worker, the manifest, the offline page).
+_BEFORE_PIN = {"auth.choose_pin", "auth.logout", "auth.set_language", "static",
+               "listings.service_worker", "listings.manifest", "listings.offline"}
+
+
+@bp.before_app_request
+def _pin_first():
+    """A farmer holding a first-login code chooses their PIN before anything else."""
+    if (getattr(current_user, "is_authenticated", False) and current_user.must_set_pin
+            and request.endpoint not in _BEFORE_PIN
+            and not (request.endpoint or "").startswith("api.")):
+        return redirect(url_for("auth.choose_pin"))
+
+
+@bp.route("/account/pin", methods=["GET", "POST"])
+@login_required
+def choose_pin():
+    """The farmer's own PIN, in place of the first-login code a manager gave them."""
+    form = PinForm()
+    if not current_user.must_set_pin:
+        return redirect(home_for(current_user))
+    if form.validate_on_submit():
+        try:
+            services.set_pin(current_user, form.pin.data, form.pin_confirm.data)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            apply_error(form, exc)
+            return render_template("auth/pin.html", form=form), exc.status
+        flash(_("Your PIN is saved. Log in with your phone number and this PIN from now on."),
+              "info")
+        return redirect(home_for(current_user))
+    return render_template("auth/pin.html", form=form), 422 if form.errors else 200

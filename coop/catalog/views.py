@@ -24,7 +24,8 @@ def supply():
     if crop and crop not in {c.slug for c in crops}:
         crop = None
     rows = listing_services.supply(crop_slug=crop)
-    return render_template("catalog/supply.html", rows=rows, crops=crops, crop=crop)
+    return render_template("catalog/supply.html", rows=rows, crops=crops, crop=crop,
+                           photos=listing_services.supply_photos() if rows else {})
 
 
 @bp.route("/crops")

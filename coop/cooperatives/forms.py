@@ -31,9 +31,10 @@ class CoopForm(FlaskForm):
 
 class FarmerForm(FlaskForm):
     name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)],
-                       filters=[_strip])
-    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=20)])
+    email = EmailField(_l("E-mail (optional)"),
+                       validators=[Optional(), Email(), Length(max=254)], filters=[_strip])
+    phone = StringField(_l("Phone (required without an e-mail)"),
+                        validators=[Optional(), Length(max=20)])
     password = PasswordField(_l("First password (at least 10 characters)"),
                              validators=[Optional(), Length(min=10, max=200)])
     member_number = StringField(_l("Member number"), validators=[DataRequired(), Length(max=32)])

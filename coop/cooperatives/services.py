@@ -173,11 +173,14 @@ def parse_hectares(value, field: str, *, allow_zero: bool = False) -> int:
     return m2
 
 
-def add_farmer(coop: Cooperative, *, name: str, email: str, password: str, phone: str | None,
+def add_farmer(coop: Cooperative, *, name: str, email: str | None, password: str,
+               phone: str | None,
                member_number: str, national_id: str, payout_rail: str = "cash",
                payout_account: str = "", bank_name: str = "", gender: str | None = None,
                household_size: int | None = None, locale: str = "es") -> FarmerProfile:
-    """A farmer member: their account (created, or an existing one joined), profile and role."""
+    """A farmer member: their account (created, or an existing one joined), profile and role.
+    Without an e-mail the phone number is required and is their login; `password` is then a
+    first-login code, and the farmer chooses a PIN when they first log in."""
     member_number = (member_number or "").strip()
     national_id = (national_id or "").strip()
     fields = {}
@@ -209,16 +212,27 @@ def add_farmer(coop: Cooperative, *, name: str, email: str, password: str, phone
         raise Conflict(_("A member with national ID %(n)s already exists in this cooperative.",
                          n=national_id), code="national_id_taken",
                        fields={"national_id": [_("Already a member.")]})
-    existing = db.session.scalar(select(User).where(
-        User.email == auth_services.normalise_email(email)))
+    without_email = email is None or not str(email).strip()
+    if without_email:
+        if phone is None or not str(phone).strip():
+            raise ValidationFailed(_("Give the farmer's phone number or e-mail."),
+                                   fields={"phone": [_("Required when there is no e-mail.")]})
+        existing = db.session.scalar(select(User).where(
+            User.phone == auth_services.normalise_phone(phone)))
+        taken_field = "phone"
+    else:
+        existing = db.session.scalar(select(User).where(
+            User.email == auth_services.normalise_email(email)))
+        taken_field = "email"
     if existing is not None:
         user = existing
         if farmer_profile(coop.id, user.id):
             raise Conflict(_("That person is already a farmer member here."),
-                           code="already_member", fields={"email": [_("Already a member.")]})
+                           code="already_member", fields={taken_field: [_("Already a member.")]})
     else:
-        user = auth_services.create_user(email=email, name=name, password=password, phone=phone,
-                                         locale=locale)
+        user = auth_services.create_user(email=None if without_email else email, name=name,
+                                         password=password, phone=phone, locale=locale,
+                                         must_set_pin=without_email)
     profile = FarmerProfile(coop_id=coop.id, user_id=user.id, member_number=member_number,
                             national_id=national_id, payout_rail=payout_rail,
                             payout_account=account, bank_name=(bank_name or "").strip(),

@@ -4,6 +4,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from ..auth import services as auth_services
 from ..auth.models import User
 from ..common.access import require_member
 from ..common.errors import DomainError
@@ -28,7 +29,8 @@ def public(slug):
     except DomainError:
         abort(404)
     rows = listing_services.supply(coop_id=coop.id)
-    return render_template("coops/public.html", coop=coop, rows=rows)
+    return render_template("coops/public.html", coop=coop, rows=rows,
+                           photos=listing_services.supply_photos(coop_id=coop.id))
 
 
 @bp.route("/manage")
@@ -84,10 +86,14 @@ def add_farmer(coop_id):
     coop = _managed(coop_id)
     form = FarmerForm()
     if form.validate_on_submit():
-        password = form.password.data or secrets.token_urlsafe(9)
+        without_email = not (form.email.data or "").strip()
+        # Without an e-mail: a first-login code of digits, easy to read out; the farmer
+        # chooses a PIN with it at the first login.
+        password = form.password.data or (auth_services.first_login_code() if without_email
+                                          else secrets.token_urlsafe(9))
         try:
             profile = services.add_farmer(
-                coop, name=form.name.data, email=form.email.data, password=password,
+                coop, name=form.name.data, email=form.email.data or None, password=password,
                 phone=form.phone.data, member_number=form.member_number.data,
                 national_id=form.national_id.data, payout_rail=form.payout_rail.data,
                 payout_account=form.payout_account.data, bank_name=form.bank_name.data,
@@ -97,7 +103,11 @@ def add_farmer(coop_id):
             db.session.rollback()
             apply_error(form, exc)
             return render_template("coops/farmer_new.html", coop=coop, form=form), exc.status
-        if not form.password.data:
+        if not form.password.data and without_email and profile.user.must_set_pin:
+            flash(_("First-login code for %(name)s: %(pw)s — give it to them privately. They "
+                    "log in with their phone number and this code, then choose their PIN.",
+                    name=profile.user.name, pw=password), "info")
+        elif not form.password.data:
             flash(_("First password for %(name)s: %(pw)s — give it to them privately.",
                     name=profile.user.name, pw=password), "info")
         return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
@@ -179,6 +189,25 @@ def update_payout(coop_id, profile_id):
             status = exc.status
     return _farmer_page(coop, profile, PlotForm(prefix="plot", formdata=None), form, status,
                         payout_from_request=True)
+
+
+@bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/pin", methods=["POST"])
+@login_required
+def reset_pin(coop_id, profile_id):
+    """A farmer forgot their PIN: a new first-login code for the manager to hand over; the
+    farmer chooses a new PIN with it (the old PIN stops working at once)."""
+    coop = _managed(coop_id)
+    try:
+        profile = services.get_farmer_profile(coop, profile_id)
+    except DomainError:
+        abort(404)
+    if not RevokeForm().validate_on_submit():
+        abort(400)
+    code = auth_services.issue_first_login(profile.user)
+    db.session.commit()
+    flash(_("New first-login code for %(name)s: %(pw)s — give it to them privately. They log "
+            "in with it and choose a new PIN.", name=profile.user.name, pw=code), "info")
+    return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
 
 
 @bp.route("/manage/coops/<int:coop_id>/roles", methods=["POST"])

@@ -8,7 +8,8 @@ from wtforms.validators import DataRequired, Length, Optional
 class ListingForm(FlaskForm):
     coop_id = SelectField(_l("Cooperative"), coerce=int, validate_choice=False)
     product = SelectField(_l("Crop and grade"), validate_choice=False,
-                          validators=[DataRequired()])
+                          validators=[DataRequired(message=_l("Choose the crop and grade of "
+                                                              "the harvest."))])
     quantity_kg = StringField(_l("Kilograms"), validators=[DataRequired(), Length(max=20)],
                               render_kw={"inputmode": "decimal", "autocomplete": "off"})
     harvested_on = StringField(_l("Harvest date"), validators=[DataRequired(), Length(max=10)],

@@ -10,15 +10,37 @@ import hashlib
 import json
 from pathlib import Path
 
-from flask import Response, current_app, jsonify, render_template, url_for
-from flask_babel import gettext as _
+from flask import Response, current_app, jsonify, render_template, request, url_for
+from flask_babel import format_date, format_time, get_locale, gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
+from ..common.models import utcnow
 from .views import bp
 
-# Farmer pages kept on the phone for use without signal.
-OFFLINE_PAGES = ("listings.mine", "listings.new")
+# Farmer pages kept on the phone for use without signal, by endpoint: the one list to extend
+# (an endpoint not registered in this app is left out). The service worker keeps the last copy
+# of each page seen; a copy served without signal shows when it was made ("Updated on …"),
+# except the form, which is the same every time.
+OFFLINE_PAGES = ("listings.mine", "listings.new", "pools.my_sales", "payouts.my_payments")
+UNDATED_PAGES = ("listings.new",)
+
+
+def offline_endpoints() -> list[str]:
+    return [e for e in OFFLINE_PAGES if e in current_app.view_functions]
+
+
+@bp.app_template_global("offline_dated")
+def offline_dated() -> bool:
+    """Whether this page is kept on the phone with the time it was made."""
+    return request.endpoint in offline_endpoints() and request.endpoint not in UNDATED_PAGES
+
+
+@bp.app_template_global("page_made_at")
+def page_made_at() -> str:
+    """This copy's time, in the reader's language (shown only when served without signal)."""
+    now = utcnow()
+    return f"{format_date(now, 'medium')}, {format_time(now, 'short')}"
 SHELL_FILES = ("minga.css", "outbox.js", "icon.svg")
 
 
@@ -33,15 +55,49 @@ def service_worker():
     for long: a new deploy must reach phones (the browser checks it on every navigation)."""
     from .. import static_url
     shell = [static_url(name) for name in SHELL_FILES] + [url_for("listings.offline")]
-    pages = [url_for(endpoint) for endpoint in OFFLINE_PAGES]
+    pages = [url_for(endpoint) for endpoint in offline_endpoints()]
     code = (Path(current_app.static_folder) / "sw.js").read_text(encoding="utf-8")
     version = hashlib.sha256((code + json.dumps(shell)).encode()).hexdigest()[:12]
     prelude = (f"var VERSION = {json.dumps(version)}; var SHELL = {json.dumps(shell)};\n"
                f"var PAGES = {json.dumps(pages)}; var OFFLINE = "
-               f"{json.dumps(url_for('listings.offline'))};\n")
+               f"{json.dumps(url_for('listings.offline'))}; var START = "
+               f"{json.dumps(url_for('catalog.home'))};\n")
     response = Response(prelude + code, mimetype="text/javascript")
     response.headers["Service-Worker-Allowed"] = "/"
     response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+# The web app manifest's icons: real PNGs in static/ at the sizes they declare.
+MANIFEST_ICONS = (("icon-192.png", 192), ("icon-512.png", 512))
+THEME_COLOUR = "#1f5f3a"       # the brand green of static/minga.css
+BACKGROUND_COLOUR = "#fbfaf6"  # the page background of static/minga.css
+
+
+@bp.route("/manifest.webmanifest")
+def manifest():
+    """The web app manifest, so a farmer can add Minga to the phone's home screen. Opened at
+    "/", which sends each person to their own start page (a farmer to their harvests)."""
+    from .. import static_url
+    data = {
+        "name": _("Minga — farmers' cooperatives"),
+        "short_name": "Minga",
+        "description": _("Minga: cooperatives of farmers who left illicit crops sell coffee, "
+                         "cacao and more."),
+        "lang": str(get_locale() or "es").replace("_", "-"),
+        "start_url": url_for("catalog.home"),
+        "scope": "/",
+        "display": "standalone",
+        "theme_color": THEME_COLOUR,
+        "background_color": BACKGROUND_COLOUR,
+        "icons": [{"src": static_url(name), "sizes": f"{size}x{size}", "type": "image/png",
+                   "purpose": "any"} for name, size in MANIFEST_ICONS],
+    }
+    response = Response(json.dumps(data, ensure_ascii=False),
+                        mimetype="application/manifest+json")
+    # Its words follow the visitor's language (the session's choice or the browser's).
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.vary.add("Accept-Language")
     return response
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from flask import current_app
@@ -62,3 +64,44 @@ def process_photo(raw: bytes) -> ProcessedPhoto:
     data = out.getvalue()
     return ProcessedPhoto(data=data, content_type="image/webp", width=image.width,
                           height=image.height, digest=hashlib.sha256(data).hexdigest())
+
+
+# The sizes pages ask for (CSS pixels of a card's photo at 1x and 2x), 4:3. Derived from the
+# one stored image on first request and kept in memory: a 320 px thumbnail is a few KB.
+THUMB_WIDTHS = (160, 320)
+THUMB_QUALITY = 45
+_THUMB_CACHE_ITEMS = 512
+_thumbs: "OrderedDict[tuple[str, int], bytes]" = OrderedDict()
+_thumbs_lock = threading.Lock()
+
+
+def thumbnail_height(width: int) -> int:
+    return width * 3 // 4
+
+
+def cached_thumbnail(digest: str, width: int) -> bytes | None:
+    with _thumbs_lock:
+        data = _thumbs.get((digest, width))
+        if data is not None:
+            _thumbs.move_to_end((digest, width))
+        return data
+
+
+def thumbnail(data: bytes, digest: str, width: int) -> bytes:
+    """The stored photo cut to 4:3 at `width` px, as a small WebP (cached by digest and width)."""
+    if width not in THUMB_WIDTHS:
+        raise ValueError(width)
+    hit = cached_thumbnail(digest, width)
+    if hit is not None:
+        return hit
+    with Image.open(io.BytesIO(data)) as image:
+        image = image.convert("RGB")
+        small = ImageOps.fit(image, (width, thumbnail_height(width)), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, format="WEBP", quality=THUMB_QUALITY, method=6)
+    result = out.getvalue()
+    with _thumbs_lock:
+        _thumbs[(digest, width)] = result
+        while len(_thumbs) > _THUMB_CACHE_ITEMS:
+            _thumbs.popitem(last=False)
+    return result

@@ -20,15 +20,32 @@ from .models import Listing, ListingPhoto
 from .photos import process_photo
 
 MAX_AGE_DAYS = 365      # a harvest older than a year is not on offer any more
-MAX_AHEAD_DAYS = 120    # an expected harvest may be listed up to four months ahead
 SUPPLY_STATUSES = ("available", "committed")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # NUL and other control characters: PostgreSQL refuses NUL in text, and none belong in a form.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def local_today(country: str | None = None) -> date:
+    """Today where the coop is: the latest calendar date among its country's time zones (CLDR,
+    through Babel), so a harvest picked today is never refused; UTC's date if unknown."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from babel.core import get_global
+    now = datetime.now(timezone.utc)
+    days = []
+    for name in get_global("territory_zones").get((country or "").upper(), ()):
+        try:
+            days.append(now.astimezone(ZoneInfo(name)).date())
+        except Exception:  # a zone the system's tz database lacks
+            continue
+    return max(days) if days else now.date()
+
+
 def parse_harvest_date(value, today: date | None = None) -> date:
-    today = today or date.today()
+    """A harvest already picked: YYYY-MM-DD, not later than today, at most a year ago."""
+    today = today or local_today()
     if isinstance(value, date):
         day = value
     else:
@@ -44,9 +61,11 @@ def parse_harvest_date(value, today: date | None = None) -> date:
     if day < today - timedelta(days=MAX_AGE_DAYS):
         raise ValidationFailed(_("That harvest date is more than a year ago."),
                                fields={"harvested_on": [_("More than a year ago.")]})
-    if day > today + timedelta(days=MAX_AHEAD_DAYS):
-        raise ValidationFailed(_("That harvest date is too far ahead (at most 120 days)."),
-                               fields={"harvested_on": [_("Too far ahead.")]})
+    if day > today:
+        raise ValidationFailed(_("The harvest date cannot be later than today: list a harvest "
+                                 "once it is picked."),
+                               fields={"harvested_on": [_("Later than today. Give the day it "
+                                                          "was picked.")]})
     return day
 
 
@@ -113,10 +132,11 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
                                fields={"crop": [_("Required.")]})
     crop_row, grade_row = catalog.resolve(crop, grade)
     coop = farmer_coop_for(farmer, coop_id)
+    country = db.session.scalar(select(Cooperative.country).where(Cooperative.id == coop))
     listing = Listing(
         coop_id=coop, farmer_user_id=farmer.id, crop_id=crop_row.id, grade_id=grade_row.id,
         quantity_g=_grams(quantity_kg), committed_g=0,
-        harvested_on=parse_harvest_date(harvested_on),
+        harvested_on=parse_harvest_date(harvested_on, local_today(country)),
         collection_point=_text(collection_point, "collection_point", 160),
         notes=_text(notes, "notes", 500), status="available",
         idempotency_key=idempotency_key, request_hash=fingerprint if idempotency_key else None)
@@ -215,7 +235,8 @@ def update_listing(farmer, listing_id: int, *, quantity_kg=None, harvested_on=No
         _check_supply_left(listing, listing.quantity_g - grams)
         listing.quantity_g = grams
     if harvested_on is not None:
-        listing.harvested_on = parse_harvest_date(harvested_on)
+        listing.harvested_on = parse_harvest_date(harvested_on,
+                                                  local_today(listing.coop.country))
     if collection_point is not None:
         listing.collection_point = _text(collection_point, "collection_point", 160)
     if notes is not None:
@@ -311,3 +332,43 @@ def preview_withdraw_listing(farmer, listing_id: int) -> WithdrawPreview:
                            grade_id=listing.grade_id, grams=listing.quantity_g,
                            harvested_on=listing.harvested_on.isoformat()
                            if listing.harvested_on else "")
+
+PHOTO_PUBLIC_STATUSES = ("available", "committed", "sold")
+
+
+def photo_visible_to(listing: Listing, user) -> bool:
+    """A harvest's photo is shown to buyers while it is offered (and once sold); its farmer
+    and the coop's managers always see it; nobody sees a withdrawn harvest's but them."""
+    if listing.status in PHOTO_PUBLIC_STATUSES:
+        return True
+    if not getattr(user, "is_authenticated", False):
+        return False
+    from ..common.access import roles_in
+    return listing.farmer_user_id == user.id or "manager" in roles_in(user, listing.coop_id)
+
+
+def supply_photos(coop_id: int | None = None) -> dict:
+    """The newest photographed listing on offer per (coop id, crop slug, grade code), as
+    (listing id, photo digest): one query for the whole supply page."""
+    available = Listing.quantity_g - Listing.committed_g
+    newest = (select(func.max(Listing.id).label("id"))
+              .where(Listing.status.in_(SUPPLY_STATUSES), available > 0,
+                     Listing.photo_digest.is_not(None))
+              .group_by(Listing.coop_id, Listing.crop_id, Listing.grade_id))
+    if coop_id is not None:
+        newest = newest.where(Listing.coop_id == coop_id)
+    stmt = (select(Listing.coop_id, Crop.slug, Grade.code, Listing.id, Listing.photo_digest)
+            .join(Crop, Crop.id == Listing.crop_id).join(Grade, Grade.id == Listing.grade_id)
+            .where(Listing.id.in_(newest.scalar_subquery())))
+    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in db.session.execute(stmt)}
+
+
+def pool_photos(coop_id: int, crop_id: int, grade_id: int, limit: int = 4) -> list[tuple]:
+    """Up to `limit` photos of the harvests of a pool's coop, crop and grade on offer or sold,
+    newest first, as (listing id, photo digest): one query."""
+    stmt = (select(Listing.id, Listing.photo_digest)
+            .where(Listing.coop_id == coop_id, Listing.crop_id == crop_id,
+                   Listing.grade_id == grade_id, Listing.status.in_(PHOTO_PUBLIC_STATUSES),
+                   Listing.photo_digest.is_not(None))
+            .order_by(Listing.id.desc()).limit(limit))
+    return [tuple(r) for r in db.session.execute(stmt)]

@@ -16,11 +16,14 @@ bp = Blueprint("listings", __name__)
 
 
 def _product_choices():
-    groups = {}
+    """One option per crop and grade, named in full ("Café pergamino — Excelente") so the
+    closed select reads right; first a placeholder, so that nothing is chosen for the farmer."""
+    choices = [("", _("Choose the crop and grade"))]
     for crop in catalog.all_crops():
-        groups[catalog.crop_name(crop)] = [(f"{crop.slug}/{g.code}", catalog.grade_name(g))
-                                           for g in crop.grades]
-    return groups
+        choices += [(f"{crop.slug}/{g.code}",
+                     f"{catalog.crop_name(crop)} — {catalog.grade_name(g)}")
+                    for g in crop.grades]
+    return choices
 
 
 def _farmer_coops():
@@ -174,6 +177,34 @@ def photo(listing_id):
         return Response(status=304)
     response = Response(photo.data, mimetype=photo.content_type)
     response.set_etag(photo.digest)
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+@bp.route("/listings/<int:listing_id>/photo/<int:width>")
+def photo_sized(listing_id, width):
+    """The photo at a size a page shows (srcset): for buyers and visitors while the harvest is
+    offered or sold, always for its farmer and the coop's managers. Derived from the one stored
+    image and cached (coop/listings/photos.py)."""
+    from .photos import THUMB_WIDTHS, cached_thumbnail, thumbnail
+    if width not in THUMB_WIDTHS:
+        abort(404)
+    listing = db.session.get(Listing, listing_id)
+    if listing is None or not listing.photo_digest or not services.photo_visible_to(
+            listing, current_user):
+        abort(404)
+    etag = f"{listing.photo_digest[:32]}-{width}"
+    if request.if_none_match and etag in request.if_none_match:
+        return Response(status=304)
+    data = cached_thumbnail(listing.photo_digest, width)
+    if data is None:
+        photo = services.get_photo(listing.id)
+        if photo is None:
+            abort(404)
+        data = thumbnail(photo.data, photo.digest, width)
+    response = Response(data, mimetype="image/webp")
+    response.set_etag(etag)
+    # The URL carries the photo's digest (?v=): a new photo is a new URL.
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 

@@ -76,8 +76,10 @@ def detail(pool_id):
     db.session.refresh(pool)
     mine = services.buyer_pool_orders(current_user, pool.id) \
         if current_user.is_authenticated else []
+    from ..listings.services import pool_photos
     return render_template("pools/detail.html", now=utcnow(), form=form, mine=mine,
                            refunds=_refunds(mine),
+                           photos=pool_photos(pool.coop_id, pool.crop_id, pool.grade_id),
                            test_cards=current_app.config["STRIPE_TEST_PAYMENT_METHODS"],
                            **_view(pool)), status
 
