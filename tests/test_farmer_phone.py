@@ -117,7 +117,7 @@ def test_every_page_links_the_manifest(client, login, farmer, make_buyer):
 def test_the_service_worker_keeps_the_money_pages(client):
     code = client.get("/sw.js").get_data(as_text=True)
     pages = json.loads(re.search(r"var PAGES = (\[.*?\]);", code).group(1))
-    assert {"/my/sales", "/my/payments", "/my/listings"} <= set(pages)
+    assert {"/my/sales", "/my/deliveries", "/my/payments", "/my/listings"} <= set(pages)
     assert 'var START = "/"' in code
 
 
@@ -131,7 +131,7 @@ def test_an_offline_endpoint_missing_from_the_app_is_left_out(app, client, monke
 
 def test_kept_pages_carry_the_time_of_their_copy_hidden_until_offline(client, login, farmer):
     login(farmer)
-    for path in ("/my/sales", "/my/payments", "/my/listings"):
+    for path in ("/my/sales", "/my/deliveries", "/my/payments", "/my/listings"):
         body = text(client.get(path))
         stamp = re.search(r'<p id="offline-stamp"[^>]*>([^<]*)</p>', body)
         assert stamp, path

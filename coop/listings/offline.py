@@ -22,7 +22,8 @@ from .views import bp
 # (an endpoint not registered in this app is left out). The service worker keeps the last copy
 # of each page seen; a copy served without signal shows when it was made ("Updated on …"),
 # except the form, which is the same every time.
-OFFLINE_PAGES = ("listings.mine", "listings.new", "pools.my_sales", "payouts.my_payments")
+OFFLINE_PAGES = ("listings.mine", "listings.new", "pools.my_sales", "pools.my_deliveries",
+                 "payouts.my_payments")
 UNDATED_PAGES = ("listings.new",)
 
 

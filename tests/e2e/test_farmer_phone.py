@@ -46,13 +46,13 @@ def test_the_money_pages_open_without_signal_with_the_time_of_the_copy(phone):
     farmer = phone()
     page = farmer.page
     farmer.login(FARMER)
-    for path in ("/my/sales", "/my/payments"):
+    for path in ("/my/sales", "/my/deliveries", "/my/payments"):
         farmer.goto(path)
         assert page.is_hidden("#offline-stamp"), "the copy's date shows with signal"
     farmer.step("my payments online")
-    _kept(page, ["/my/sales", "/my/payments", "/my/listings"])
+    _kept(page, ["/my/sales", "/my/deliveries", "/my/payments", "/my/listings"])
     farmer.context.set_offline(True)
-    for path in ("/my/sales", "/my/payments"):
+    for path in ("/my/sales", "/my/deliveries", "/my/payments"):
         farmer.goto(path)
         assert page.locator("main h1").count() == 1
         page.wait_for_selector("#offline-stamp:not([hidden])")
