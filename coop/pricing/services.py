@@ -115,9 +115,12 @@ def history(coop_id: int, limit: int = 100) -> list[PriceVersion]:
                                              PriceVersion.id.desc()).limit(limit)))
 
 
-def parse_tiers(text: str, kind: str, base_value: int, currency: str) -> list[tuple[int, int]]:
+def parse_tiers(text: str, kind: str, base_value: int, currency: str,
+                locale=None) -> list[tuple[int, int]]:
     """Lines of "min_kg commission" (commission in basis points or money per kg, as the
-    base). Each tier's commission must be lower than the one before and never negative."""
+    base). Each tier's commission must be lower than the one before and never negative.
+    With a `locale` (a form's page) the numbers are read as typed there ("1.000 500" in
+    es_CO); without, in machine format."""
     out: list[tuple[int, int]] = []
     for n, line in enumerate((text or "").strip().splitlines(), start=1):
         line = line.strip()
@@ -128,12 +131,22 @@ def parse_tiers(text: str, kind: str, base_value: int, currency: str) -> list[tu
             raise ValidationFailed(
                 _("Tier line %(n)d: write the kilograms and the commission, like \"1000 500\".",
                   n=n), fields={"tiers": [_("Line %(n)d is not \"kg commission\".", n=n)]})
+        kg_text, value_text = parts
+        if locale is not None:
+            from ..common.numbers import MONEY_EXAMPLE, NumberInputError, parse_number
+            try:
+                kg_text = parse_number(kg_text, locale)
+                value_text = parse_number(value_text, locale, example=MONEY_EXAMPLE,
+                                          fmt="#,##0.00")
+            except NumberInputError as exc:
+                message = _("Tier line %(n)d: %(how)s", n=n, how=exc.message)
+                raise ValidationFailed(message, fields={"tiers": [message]})
         try:
-            grams = parse_kg(parts[0])
+            grams = parse_kg(kg_text)
         except QuantityError as exc:
             raise ValidationFailed(str(exc), fields={"tiers": [str(exc)]})
-        value = (_int(parts[1], "tiers", 0, 10000) if kind == "bps"
-                 else _money(parts[1], "tiers", currency))
+        value = (_int(value_text, "tiers", 0, 10000) if kind == "bps"
+                 else _money(value_text, "tiers", currency))
         out.append((grams, value))
     if len(out) > MAX_TIERS:
         raise ValidationFailed(_("At most %(n)d tiers.", n=MAX_TIERS),
@@ -154,7 +167,8 @@ def parse_tiers(text: str, kind: str, base_value: int, currency: str) -> list[tu
 
 
 def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commission_kind: str,
-              commission, premium, tiers_text: str = "", note: str = "") -> PriceVersion:
+              commission, premium, tiers_text: str = "", note: str = "",
+              locale=None) -> PriceVersion:
     """A new price version. Refuses a farmer price below the floor, negative amounts, tiers
     that do not lower the commission, and prohibited or unknown crops."""
     crop_row, grade_row = catalog.resolve(crop, grade)
@@ -174,7 +188,7 @@ def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commiss
     if farmer_minor == 0:
         raise ValidationFailed(_("The farmer price must be more than zero."),
                                fields={"farmer_price": [_("Must be more than zero.")]})
-    tier_list = parse_tiers(tiers_text, commission_kind, commission_value, currency)
+    tier_list = parse_tiers(tiers_text, commission_kind, commission_value, currency, locale)
     previous = current(coop.id, crop_row.id, grade_row.id)
     version = PriceVersion(
         coop_id=coop.id, crop_id=crop_row.id, grade_id=grade_row.id,

@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 from ..common.access import require_member
 from ..common.errors import DomainError
 from ..common.forms import apply_error
+from ..common.numbers import page_locale
 from ..cooperatives import services as coop_services
 from ..extensions import db
 from ..listings.views import _product_choices
@@ -38,7 +39,8 @@ def prices(coop_id):
                                floor=form.floor.data, farmer_price=form.farmer_price.data,
                                commission_kind=form.commission_kind.data,
                                commission=form.commission.data, premium=form.premium.data,
-                               tiers_text=form.tiers.data or "", note=form.note.data)
+                               tiers_text=form.tiers.data or "", note=form.note.data,
+                               locale=page_locale())
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()

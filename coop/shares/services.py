@@ -267,14 +267,22 @@ def redeem(coop, user, member_user_id: int, note: str = "") -> ShareAccount:
 
 
 def parse_pct(value, field: str) -> int:
-    """"12.5" (percent, at most 2 decimals, 0-100) -> 1250 basis points."""
+    """"12.5" (percent, at most 2 decimals, 0-100) -> 1250 basis points. A string is machine
+    format; a form's PercentField hands over the Decimal it read in the page's locale."""
     from decimal import Decimal, InvalidOperation
+
+    from ..common.quantities import MACHINE_NUMBER
     if isinstance(value, (bool, float)) or value is None:
         raise ValidationFailed(_("Give a percentage such as 10 or 2.5."),
                                fields={field: [_("Not a percentage.")]})
-    try:
-        amount = Decimal(str(value).strip().replace(",", "."))
-    except InvalidOperation:
+    if isinstance(value, Decimal):
+        amount = value
+    elif MACHINE_NUMBER.fullmatch(str(value).strip()):
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            amount = Decimal("NaN")
+    else:
         amount = Decimal("NaN")
     if not amount.is_finite() or not 0 <= amount <= 100 \
             or amount != amount.quantize(Decimal("0.01")):

@@ -4,6 +4,8 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from ..common.fields import MoneyField, Required
+
 
 class ActionForm(FlaskForm):
     """A button: CSRF only."""
@@ -19,8 +21,7 @@ class BankMatchForm(FlaskForm):
 
 
 class CostForm(FlaskForm):
-    amount = StringField(_l("Amount"), validators=[DataRequired(), Length(max=24)],
-                         render_kw={"inputmode": "decimal"})
+    amount = MoneyField(_l("Amount"), validators=[Required()])
     spent_on = StringField(_l("Date"), validators=[DataRequired(), Length(max=10)],
                            render_kw={"type": "date"})
     description = StringField(_l("What it was"), validators=[DataRequired(), Length(max=200)])
