@@ -21,9 +21,10 @@ def text(response) -> str:
 
 
 def lang_of(response) -> str:
-    match = re.search(r'<html lang="([a-z]{2})">', response.get_data(as_text=True))
+    """The page's language; <html lang> carries the region too ("es-CO"), as the header does."""
+    match = re.search(r'<html lang="([a-z]{2})(-[A-Z]{2})?">', response.get_data(as_text=True))
     assert match, response.get_data(as_text=True)[:200]
-    assert response.headers["Content-Language"] == match.group(1)
+    assert response.headers["Content-Language"] == match.group(1) + (match.group(2) or "")
     return match.group(1)
 
 
@@ -152,7 +153,7 @@ def test_kilograms_and_dates_on_the_farmers_page_follow_the_locale(client, login
     es = text(client.get("/my/listings"))
     assert "1.234,5 kg" in es and "1.234.567,125 kg" in es
     assert "1,234.5" not in es
-    assert format_date(day, "medium", locale="es") in es
+    assert format_date(day, "medium", locale="es_CO") in es  # the coop's country: Colombia
     assert "En oferta" in es and "Mis cosechas" in es
     client.get("/lang/en")
     en = text(client.get("/my/listings"))

@@ -93,8 +93,6 @@ def change_order(order_id):
         abort(404)
     typed = request.form.get("quantity_kg", "")[:64]
     if not form.validate_on_submit():
-        if form.csrf_token.errors:
-            abort(400)
         why = " ".join(str(e) for e in form.quantity_kg.errors) or _("Give the new kilograms.")
         # The order's own field shows what was typed and how to write it; nothing changed.
         return _my_orders_page(form, (order_id, typed, why), 422)
