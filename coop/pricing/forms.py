@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..common.fields import MoneyField, Required
@@ -20,3 +20,6 @@ class PriceForm(FlaskForm):
     tiers = TextAreaField(_l("Volume tiers: one per line, \"kg commission\" (lower commission "
                              "from that many kg)"), validators=[Optional(), Length(max=1000)])
     note = StringField(_l("Why the change (optional)"), validators=[Optional(), Length(max=200)])
+    # Shown after a plausibility warning: the box confirms the numbers the token stands for.
+    confirm = BooleanField(_l("Yes, this is right"))
+    confirm_token = HiddenField(validators=[Optional(), Length(max=32)])

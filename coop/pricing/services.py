@@ -168,9 +168,13 @@ def parse_tiers(text: str, kind: str, base_value: int, currency: str,
 
 def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commission_kind: str,
               commission, premium, tiers_text: str = "", note: str = "",
-              locale=None) -> PriceVersion:
+              locale=None, confirm: str | None = None) -> PriceVersion:
     """A new price version. Refuses a farmer price below the floor, negative amounts, tiers
-    that do not lower the commission, and prohibited or unknown crops."""
+    that do not lower the commission, and prohibited or unknown crops.
+
+    With `confirm` given (a form: "" or the token of a warning the manager confirmed), a
+    farmer price or floor more than PLAUSIBLE_FACTOR times away from the current one raises
+    Implausible, writing nothing, unless `confirm` is the token of these very numbers."""
     crop_row, grade_row = catalog.resolve(crop, grade)
     currency = coop.currency
     if commission_kind not in ("bps", "per_kg"):
@@ -190,6 +194,8 @@ def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commiss
                                fields={"farmer_price": [_("Must be more than zero.")]})
     tier_list = parse_tiers(tiers_text, commission_kind, commission_value, currency, locale)
     previous = current(coop.id, crop_row.id, grade_row.id)
+    if confirm is not None and previous is not None:
+        _check_plausible(previous, floor_minor, farmer_minor, confirm)
     version = PriceVersion(
         coop_id=coop.id, crop_id=crop_row.id, grade_id=grade_row.id,
         version=(previous.version + 1) if previous else 1, currency=currency,
@@ -200,6 +206,33 @@ def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commiss
     db.session.add(version)
     db.session.flush()
     return version
+
+
+PLAUSIBLE_FACTOR = 3
+
+
+def _check_plausible(previous: PriceVersion, floor_minor: int, farmer_minor: int,
+                     confirm: str) -> None:
+    from ..common.money import format_money
+    from ..common.plausibility import Implausible, confirmed, far_from, token_for
+    fields: dict[str, list[str]] = {}
+    if far_from(farmer_minor, previous.farmer_price_per_kg_minor, PLAUSIBLE_FACTOR):
+        fields["farmer_price"] = [_(
+            "%(new)s per kg is far from the current farmer price, %(old)s. Check the number.",
+            new=format_money(farmer_minor, previous.currency),
+            old=format_money(previous.farmer_price_per_kg_minor, previous.currency))]
+    if far_from(floor_minor, previous.floor_per_kg_minor, PLAUSIBLE_FACTOR):
+        fields["floor"] = [_(
+            "%(new)s per kg is far from the current floor, %(old)s. Check the number.",
+            new=format_money(floor_minor, previous.currency),
+            old=format_money(previous.floor_per_kg_minor, previous.currency))]
+    if not fields:
+        return
+    token = token_for("price", previous.id, floor_minor, farmer_minor)
+    if not confirmed(confirm, token):
+        raise Implausible(_("Nothing was saved: a number is far from the current price. If it "
+                            "is right, tick \"Yes, this is right\" and save again."),
+                          token=token, fields=fields)
 
 
 def get_version(version_id: int) -> PriceVersion:

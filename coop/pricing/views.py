@@ -40,10 +40,13 @@ def prices(coop_id):
                                commission_kind=form.commission_kind.data,
                                commission=form.commission.data, premium=form.premium.data,
                                tiers_text=form.tiers.data or "", note=form.note.data,
-                               locale=page_locale())
+                               locale=page_locale(),
+                               confirm=form.confirm_token.data if form.confirm.data else "")
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
+            form.confirm.data = False
+            form.confirm_token.data = getattr(exc, "token", "")
             if "crop" in exc.fields or "grade" in exc.fields:
                 exc.fields = {"product": exc.fields.get("crop", []) + exc.fields.get("grade", [])}
             apply_error(form, exc)

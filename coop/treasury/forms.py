@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import HiddenField, IntegerField, StringField
+from wtforms import BooleanField, HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from ..common.fields import MoneyField, Required
@@ -28,6 +28,9 @@ class CostForm(FlaskForm):
     reference = StringField(_l("Bank reference (optional)"),
                             validators=[Optional(), Length(max=200)])
     key = HiddenField(validators=[DataRequired(), Length(max=64)])
+    # Shown after a plausibility warning: the box confirms the amount the token stands for.
+    confirm = BooleanField(_l("Yes, this is right"))
+    confirm_token = HiddenField(validators=[Optional(), Length(max=32)])
 
 
 class CloseForm(FlaskForm):
