@@ -78,9 +78,10 @@ def _language() -> str:
 
 def _regional(language: str, region: str | None) -> str:
     from .common.numbers import regional_locale
-    if language == "es" and not region:
-        region = "CO"  # Minga's first coops are Colombian; "es" alone reads like es_CO
-    return regional_locale(language, region)
+    chosen = regional_locale(language, region)
+    if chosen == "es":
+        return "es_CO"  # Minga's first coops are Colombian; "es" alone reads like es_CO
+    return chosen
 
 
 def _region(language: str) -> str | None:
