@@ -630,3 +630,29 @@ def test_the_api_keeps_machine_format(client, world, token):
             "harvested_on": date.today().isoformat()})
         assert refused.status_code == 422, typed
         assert "quantity_kg" in refused.json["error"]["fields"]
+
+
+def test_a_buyer_chooses_the_region(app, make_buyer):
+    buyer = make_buyer()
+    client = client_for(app, buyer, "es")  # the browser says only "es": es_CO
+    page = client.get("/account")
+    assert lang_tag(page) == "es-CO"
+    assert "Perú (1,234.5)" in text(page) and "Colombia (1.234,5)" in text(page)
+    assert client.get("/lang/es-PE", query_string={"next": "/account"}).status_code == 302
+    assert lang_tag(client.get("/supply")) == "es-PE"
+    # The language switch keeps the region; an unknown region changes nothing.
+    client.get("/lang/es-ZZ")
+    client.get("/lang/xx-PE")
+    assert lang_tag(client.get("/supply")) == "es-PE"
+    client.get("/lang/en")
+    assert lang_tag(client.get("/supply")) == "en"  # CLDR has no en_PE: plain English
+    client.get("/lang/es")
+    assert lang_tag(client.get("/supply")) == "es-PE"
+
+
+def test_a_members_region_is_the_coops_even_if_chosen_otherwise(app, make_coop, make_farmer):
+    farmer = make_farmer(make_coop(country="CO", currency="COP"))
+    client = client_for(app, farmer, "es")
+    client.get("/lang/es-PE")
+    assert lang_tag(client.get("/my/listings")) == "es-CO"
+    assert "Números y fechas" not in text(client.get("/account"))

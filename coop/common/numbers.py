@@ -67,6 +67,12 @@ def format_money_input(value: Decimal, locale=None) -> str:
     return format_number(value, fmt, locale)
 
 
+def amount_examples(whole=Decimal(12500), locale=None) -> dict:
+    """{"whole": "12.500", "decimals": "12.500,50"} in the page's locale, for messages."""
+    return {"whole": format_money_input(Decimal(whole), locale),
+            "decimals": format_money_input(Decimal(whole) + Decimal("0.50"), locale)}
+
+
 def how_to_write(example: Decimal = KG_EXAMPLE, fmt: str = KG_FORMAT, locale=None) -> str:
     """"Write it like 1.200,5 or 1200,5." built from the locale's own symbols."""
     loc = page_locale(locale)

@@ -69,7 +69,9 @@ def _money(value, field: str, currency: str) -> int:
     try:
         minor = parse_major(value, currency)
     except ValueError:
-        raise ValidationFailed(_("Give an amount such as 12500 or 12500.50."),
+        from ..common.numbers import amount_examples
+        raise ValidationFailed(_("Give an amount such as %(whole)s or %(decimals)s.",
+                                 **amount_examples(12500)),
                                fields={field: [_("Not an amount.")]})
     if minor < 0 or minor > MAX_PRICE_MINOR:
         raise ValidationFailed(_("Amounts cannot be negative or that large."),

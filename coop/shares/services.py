@@ -273,7 +273,9 @@ def parse_pct(value, field: str) -> int:
 
     from ..common.quantities import MACHINE_NUMBER
     if isinstance(value, (bool, float)) or value is None:
-        raise ValidationFailed(_("Give a percentage such as 10 or 2.5."),
+        from ..common.numbers import PERCENT_FORMAT, format_number
+        raise ValidationFailed(_("Give a percentage such as 10 or %(example)s.",
+                                 example=format_number(Decimal("2.5"), PERCENT_FORMAT)),
                                fields={field: [_("Not a percentage.")]})
     if isinstance(value, Decimal):
         amount = value
@@ -296,7 +298,9 @@ def parse_amount(value, currency: str, field: str) -> int:
     try:
         minor = parse_major(value, currency)
     except ValueError:
-        raise ValidationFailed(_("Give an amount such as 50000 or 50000.50."),
+        from ..common.numbers import amount_examples
+        raise ValidationFailed(_("Give an amount such as %(whole)s or %(decimals)s.",
+                                 **amount_examples(50000)),
                                fields={field: [_("Not an amount.")]})
     if not 0 <= minor <= MAX_PAR_MINOR:
         raise ValidationFailed(_("Out of range."), fields={field: [_("Out of range.")]})

@@ -854,7 +854,9 @@ def record_operating_cost(coop, user, *, amount, spent_on, description: str,
     try:
         minor = parse_major(amount, coop.currency)
     except ValueError as exc:
-        raise ValidationFailed(_("Give the amount as a number, like 125000.50."),
+        from ..common.numbers import amount_examples
+        raise ValidationFailed(_("Give an amount such as %(whole)s or %(decimals)s.",
+                                 **amount_examples(125000)),
                                fields={"amount": [str(exc)]})
     if minor <= 0:
         raise ValidationFailed(_("The amount must be more than zero."),
