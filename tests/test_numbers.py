@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask_babel import force_locale
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from sqlalchemy import func, select
 
 from coop.common.models import utcnow
@@ -464,7 +464,6 @@ def _cost(client, w, amount, **extra):
 
 
 def _costs() -> list[int]:
-    from coop.ledger.models import LedgerPosting
     db.session.expire_all()
     return [p.amount_minor for e in db.session.scalars(
         select(LedgerEntry).where(LedgerEntry.kind == "operating_cost").order_by(LedgerEntry.id))

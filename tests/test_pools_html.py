@@ -168,6 +168,7 @@ def test_change_and_withdraw_from_my_orders(app, market):
     refused = client.post(f"/my/orders/{order.id}/change", data={"quantity_kg": "500.001"})
     assert refused.status_code >= 400
     assert "left in this pool" in text(refused) and 'value="500.001"' in text(refused)
+    assert "Only 350 kg is left in this pool." in text(refused)  # written the reader's way
     assert _committed(pool.id) == 150_000
     refused = client.post(f"/my/orders/{order.id}/change", data={"quantity_kg": "x"})
     assert refused.status_code == 422 and 'value="x"' in text(refused)
