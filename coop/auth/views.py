@@ -115,8 +115,11 @@ REGIONS = ("CO", "PE", "MX", "EC", "BO", "US")
 @bp.route("/account")
 @login_required
 def account():
+    from decimal import Decimal
+
     from babel import Locale
     from flask_babel import get_locale
+
     from ..common.numbers import format_number
     language = get_locale().language if get_locale() else "es"
     regions = []
@@ -125,6 +128,6 @@ def account():
             loc = Locale.parse(f"{language}_{cc}")
             regions.append({"code": f"{language}-{cc}", "name": Locale.parse(language)
                             .territories.get(cc, cc),
-                            "example": format_number(1234.5, "#,##0.0", loc),
+                            "example": format_number(Decimal("1234.5"), "#,##0.0", loc),
                             "current": get_locale() == loc})
     return render_template("auth/account.html", regions=regions)
