@@ -55,14 +55,53 @@ class _NoCookieOnStaticFiles(SecureCookieSessionInterface):
 
 
 def select_locale():
-    chosen = session.get("lang") if request else None
+    """A regional locale such as es_CO or es_PE: the language as before (the switch, the
+    account's choice, the browser), the region from the coop for a member (its country),
+    else from the visitor's choice or browser ("es-PE"). Translations stay per language:
+    gettext falls back from es_PE to the "es" catalog."""
+    if not request:
+        return "es"
+    language = _language()
+    return _regional(language, _region(language))
+
+
+def _language() -> str:
+    chosen = session.get("lang")
     if chosen in ("es", "en"):
         return chosen
     from flask_login import current_user
     if getattr(current_user, "is_authenticated", False) and current_user.locale in ("es", "en"):
         return current_user.locale
     # Farmers read Spanish: Spanish unless the browser prefers English over it.
-    return request.accept_languages.best_match(["es", "en"], default="es") if request else "es"
+    return request.accept_languages.best_match(["es", "en"], default="es")
+
+
+def _regional(language: str, region: str | None) -> str:
+    from .common.numbers import regional_locale
+    chosen = regional_locale(language, region)
+    if chosen == "es":
+        return "es_CO"  # Minga's first coops are Colombian; "es" alone reads like es_CO
+    return chosen
+
+
+def _region(language: str) -> str | None:
+    from flask_login import current_user
+    if getattr(current_user, "is_authenticated", False) and current_user.memberships:
+        # A member reads in the coop's country: the coop of the page, else their first.
+        coop_id = (request.view_args or {}).get("coop_id")
+        coops = [m.coop for m in current_user.memberships]
+        coop = next((c for c in coops if c.id == coop_id), coops[0])
+        return coop.country
+    chosen = session.get("region")
+    if isinstance(chosen, str) and len(chosen) == 2 and chosen.isalpha():
+        return chosen.upper()
+    # The browser's region for its most preferred tag in this language ("es-PE" -> PE).
+    for tag, _quality in request.accept_languages:
+        parts = tag.replace("_", "-").split("-")
+        if parts[0].lower() == language and len(parts) > 1 and len(parts[1]) == 2 \
+                and parts[1].isalpha():
+            return parts[1].upper()
+    return None
 
 
 def register_extensions(app: Flask) -> None:
@@ -185,7 +224,8 @@ def static_url(filename: str) -> str:
 
 def register_template_helpers(app: Flask) -> None:
     from .common.money import format_money
-    from .common.quantities import format_kg
+    from .common.numbers import KG_FORMAT, format_number
+    from .common.quantities import format_kg, grams_to_decimal
 
     def kg(grams):
         from .common.quantities import grams_to_decimal
@@ -197,6 +237,9 @@ def register_template_helpers(app: Flask) -> None:
 
     app.jinja_env.filters["kg"] = kg
     app.jinja_env.filters["kg_api"] = format_kg
+    # A value to prefill a form field with, in the page's locale ("1.200,5" in es_CO).
+    app.jinja_env.filters["kg_input"] = lambda grams: format_number(
+        grams_to_decimal(int(grams or 0)), KG_FORMAT)
     app.jinja_env.filters["money"] = lambda minor, cur: format_money(minor, cur)
     app.jinja_env.filters["date"] = lambda d, fmt="medium": format_date(d, fmt) if d else ""
     app.jinja_env.filters["hectares"] = hectares
@@ -206,8 +249,7 @@ def register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def inject():
-        from flask_babel import get_locale
-        return {"current_lang": str(get_locale() or "es")}
+        return {"current_lang": _language_or_default(), "html_lang": _html_lang()}
 
 
 def register_headers(app: Flask) -> None:
@@ -227,13 +269,24 @@ def register_headers(app: Flask) -> None:
             response.headers["Cache-Control"] = "no-store" if getattr(
                 g, "_login_user", None) else "private, no-cache"
         if "text/html" in response.mimetype:
-            response.headers["Content-Language"] = str(_locale_or_default())
+            response.headers["Content-Language"] = _html_lang()
         return response
 
 
-def _locale_or_default():
+def _language_or_default() -> str:
+    """The page's language ("es", "en"): what templates compare to choose a name."""
     from flask_babel import get_locale
-    return get_locale() or "es"
+    locale = get_locale()
+    return locale.language if locale else "es"
+
+
+def _html_lang() -> str:
+    """The BCP 47 tag of the page's locale for <html lang> and Content-Language: "es-CO"."""
+    from flask_babel import get_locale
+    locale = get_locale()
+    if not locale:
+        return "es"
+    return f"{locale.language}-{locale.territory}" if locale.territory else locale.language
 
 
 def register_commands(app: Flask) -> None:

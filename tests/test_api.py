@@ -365,7 +365,8 @@ def test_the_same_key_and_body_returns_the_first_listing(client, auth):
 
 @pytest.mark.parametrize("changes", [{"quantity_kg": "121"}, {"grade": "sca90"},
                                      {"notes": "otra nota"}, {"collection_point": "Otro"},
-                                     {"harvested_on": date.today().isoformat()}])
+                                     {"harvested_on": (date.today()
+                                                       - timedelta(days=1)).isoformat()}])
 def test_the_same_key_with_another_body_is_refused(client, auth, changes):
     headers = {**auth, "Idempotency-Key": "outbox-1"}
     assert client.post("/api/v1/listings", json=body(), headers=headers).status_code == 201

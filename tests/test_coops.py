@@ -282,7 +282,7 @@ def farmer_page(en, login, make_coop, make_farmer):
 
 def test_manager_adds_plots_with_replaced_illicit_crop(en, farmer_page):
     coop, profile, url = farmer_page
-    response = en.post(url + "/plots", data={"plot-name": "La Loma", "plot-hectares": "2,5",
+    response = en.post(url + "/plots", data={"plot-name": "La Loma", "plot-hectares": "2.5",
                                              "plot-replaced_crop": "coca",
                                              "plot-illicit_hectares": "1.75",
                                              "plot-licit_crop": "cacao"})
@@ -302,7 +302,9 @@ def test_manager_adds_plots_with_replaced_illicit_crop(en, farmer_page):
     ({"plot-hectares": "NaN"}, "plot-hectares", "Give hectares as a number"),
     ({"plot-hectares": "-1"}, "plot-hectares", "more than zero"),
     ({"plot-hectares": "0"}, "plot-hectares", "more than zero"),
-    ({"plot-hectares": "1e9"}, "plot-hectares", "realistic"),
+    ({"plot-hectares": "1e9"}, "plot-hectares", "Give hectares as a number"),
+    ({"plot-hectares": "1000000"}, "plot-hectares", "realistic"),
+    ({"plot-hectares": "2,5"}, "plot-hectares", "Write it like 2.5."),  # English
     ({"plot-hectares": ""}, "plot-hectares", "This field is required"),
     ({"plot-illicit_hectares": "-0.5"}, "plot-illicit_hectares", "more than zero"),
     ({"plot-illicit_hectares": "3.01"}, "plot-illicit_hectares",

@@ -165,7 +165,7 @@ def test_the_crop_select_names_crop_and_grade_and_chooses_nothing(client, login,
 def test_no_crop_chosen_is_refused_with_a_clear_message(client, login, farmer):
     login(farmer)
     response = client.post("/my/listings/new", data={
-        "product": "", "quantity_kg": "120", "harvested_on": date.today().isoformat()})
+        "product": "", "quantity_kg": "120", "harvested_on": (date.today() - timedelta(days=1)).isoformat()})
     assert response.status_code == 422
     body = text(response)
     assert "Elija el cultivo y el grado de la cosecha." in body and 'value="120"' in body

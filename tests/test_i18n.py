@@ -21,9 +21,10 @@ def text(response) -> str:
 
 
 def lang_of(response) -> str:
-    match = re.search(r'<html lang="([a-z]{2})">', response.get_data(as_text=True))
+    """The page's language; <html lang> carries the region too ("es-CO"), as the header does."""
+    match = re.search(r'<html lang="([a-z]{2})(-[A-Z]{2})?">', response.get_data(as_text=True))
     assert match, response.get_data(as_text=True)[:200]
-    assert response.headers["Content-Language"] == match.group(1)
+    assert response.headers["Content-Language"] == match.group(1) + (match.group(2) or "")
     return match.group(1)
 
 
@@ -152,7 +153,7 @@ def test_kilograms_and_dates_on_the_farmers_page_follow_the_locale(client, login
     es = text(client.get("/my/listings"))
     assert "1.234,5 kg" in es and "1.234.567,125 kg" in es
     assert "1,234.5" not in es
-    assert format_date(day, "medium", locale="es") in es
+    assert format_date(day, "medium", locale="es_CO") in es  # the coop's country: Colombia
     assert "En oferta" in es and "Mis cosechas" in es
     client.get("/lang/en")
     en = text(client.get("/my/listings"))
@@ -179,19 +180,19 @@ def test_form_messages_are_translated(client, login, farmer):
     login(farmer)
     response = client.post("/my/listings/new", content_type="multipart/form-data", data={
         "product": "coca/x", "quantity_kg": "10",
-        "harvested_on": date.today().isoformat()})
+        "harvested_on": (date.today() - timedelta(days=1)).isoformat()})
     assert response.status_code == 422
     assert "no se pueden publicar en Minga" in text(response)
     response = client.post("/my/listings/new", content_type="multipart/form-data", data={
         "product": "coffee/sca85", "quantity_kg": "-4",
-        "harvested_on": date.today().isoformat()})
+        "harvested_on": (date.today() - timedelta(days=1)).isoformat()})
     assert "Los kilogramos deben ser más que cero." in text(response)
 
 
 def test_api_messages_follow_accept_language(client, token, farmer):
     headers = token(farmer)
     body = {"crop": "coca", "grade": "x", "quantity_kg": "1",
-            "harvested_on": date.today().isoformat()}
+            "harvested_on": (date.today() - timedelta(days=1)).isoformat()}
     en = client.post("/api/v1/listings", json=body, headers={**headers, "Accept-Language": "en"})
     assert "cannot be listed on Minga" in en.get_json()["error"]["message"]
     assert en.get_json()["error"]["code"] == "prohibited_crop"

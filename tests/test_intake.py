@@ -431,7 +431,14 @@ def test_manager_records_a_delivery_from_the_phone_form(sold, client, login):
                       data={"csrf_token": csrf, "received_kg": "-3", "grade": "sca85",
                             "idempotency_key": key})
     assert bad.status_code == 422 and 'value="-3"' in bad.get_data(as_text=True)
-    data = {"csrf_token": csrf, "received_kg": "99.5", "grade": "sca85", "idempotency_key": key}
+    # The manager reads Spanish (es_CO, the coop's country): "99.5" is no number there ...
+    dotted = client.post(f"/manage/allocations/{sold.alloc[1].id}/intake",
+                         data={"csrf_token": csrf, "received_kg": "99.5", "grade": "sca85",
+                               "idempotency_key": key})
+    assert dotted.status_code == 422 and 'value="99.5"' in dotted.get_data(as_text=True)
+    assert "Escriba 1.200,5 o 1200,5." in dotted.get_data(as_text=True)
+    # ... "99,5" is 99.5 kg.
+    data = {"csrf_token": csrf, "received_kg": "99,5", "grade": "sca85", "idempotency_key": key}
     first = client.post(f"/manage/allocations/{sold.alloc[1].id}/intake", data=data)
     # A short delivery refunds buyers: shown first, recorded on "Yes".
     assert is_confirmation(first)

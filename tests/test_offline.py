@@ -46,7 +46,9 @@ def jpeg(size=(64, 48)) -> bytes:
 
 
 def outbox_form(**changes):
-    data = {"crop": "coffee", "grade": "sca85", "quantity_kg": "120.5", "harvested_on": HARVEST,
+    """What the outbox sends: the fields as the farmer typed them on the page, in its locale
+    (the farmer's coop is Colombian: es_CO, "120,5")."""
+    data = {"crop": "coffee", "grade": "sca85", "quantity_kg": "120,5", "harvested_on": HARVEST,
             "collection_point": "Vereda El Tambo", "notes": ""}
     data.update(changes)
     return data
@@ -172,6 +174,34 @@ def test_the_session_with_its_csrf_token_lists_a_harvest_once(client, login, far
     assert listing.farmer_user_id == farmer.id and listing.idempotency_key == "outbox-1"
 
 
+@pytest.mark.parametrize("typed,grams", [("1.200", 1_200_000), ("1.200,5", 1_200_500),
+                                         ("1200,5", 1_200_500), ("1.5", None),
+                                         ("120.5", None)])
+def test_the_outbox_sends_kilograms_as_typed_in_the_pages_locale(client, login, farmer, typed,
+                                                                 grams):
+    login(farmer)
+    response = client.post("/api/v1/listings", data=outbox_form(quantity_kg=typed),
+                           content_type="multipart/form-data",
+                           headers={"X-CSRFToken": csrf_of(client), "Idempotency-Key": typed})
+    if grams is None:
+        assert response.status_code == 422 and listings_count() == 0
+        assert "Escriba 1.200,5 o 1200,5." in response.json["error"]["fields"]["quantity_kg"][0]
+    else:
+        assert response.status_code == 201, response.json
+        assert db.session.get(Listing, response.json["id"]).quantity_g == grams
+
+
+def test_a_token_client_keeps_machine_format_in_a_form_too(client, farmer, token):
+    headers = {**token(farmer), "Idempotency-Key": "t-1"}
+    ok = client.post("/api/v1/listings", data=outbox_form(quantity_kg="120.5"), headers=headers,
+                     content_type="multipart/form-data")
+    assert ok.status_code == 201 and ok.json["quantity_kg"] == "120.500"
+    refused = client.post("/api/v1/listings", data=outbox_form(quantity_kg="120,5"),
+                          headers={**headers, "Idempotency-Key": "t-2"},
+                          content_type="multipart/form-data")
+    assert refused.status_code == 422
+
+
 def test_the_session_also_sends_json(client, login, farmer):
     login(farmer)
     response = client.post("/api/v1/listings", json=outbox_form(quantity_kg="3"),
@@ -244,7 +274,8 @@ def test_a_token_from_days_ago_still_sends(app, client, login, farmer, monkeypat
 
 def test_a_bearer_token_still_works_and_wins_over_the_session(client, login, farmer, token):
     headers = token(farmer)
-    response = client.post("/api/v1/listings", json=outbox_form(), headers=headers)
+    response = client.post("/api/v1/listings", json=outbox_form(quantity_kg="120.5"),
+                           headers=headers)  # a token client: machine format
     assert response.status_code == 201
     bad = client.post("/api/v1/listings", json=outbox_form(),
                       headers={"Authorization": "Bearer nope"})

@@ -165,10 +165,15 @@ def test_change_and_withdraw_from_my_orders(app, market):
     page = text(client.get("/my/orders"))
     assert "hold on your card was adjusted" in page and money(order.amount_authorized_minor) in page
     # More than is left: refused with a message, nothing changes.
-    post_confirmed(client, f"/my/orders/{order.id}/change", data={"quantity_kg": "500.001"})
-    assert "left in this pool" in text(client.get("/my/orders"))
+    # The page comes back with the message on that order's field and what was typed.
+    refused = client.post(f"/my/orders/{order.id}/change", data={"quantity_kg": "500.001"})
+    assert refused.status_code >= 400
+    assert "left in this pool" in text(refused) and 'value="500.001"' in text(refused)
+    assert "Only 350 kg is left in this pool." in text(refused)  # written the reader's way
     assert _committed(pool.id) == 150_000
-    post_confirmed(client, f"/my/orders/{order.id}/change", data={"quantity_kg": "x"})
+    refused = client.post(f"/my/orders/{order.id}/change", data={"quantity_kg": "x"})
+    assert refused.status_code == 422 and 'value="x"' in text(refused)
+    assert "Write it like 1,200.5 or 1200.5." in text(refused)
     assert _committed(pool.id) == 150_000
     response = post_confirmed(client, f"/my/orders/{order.id}/withdraw")
     assert response.status_code == 302

@@ -188,7 +188,7 @@ def test_treasurer_pages(coop, client, login):
                                  "idempotency_key": "form-2"})
     assert too_much.status_code == 422 and 'value="90000"' in too_much.get_data(as_text=True)
     bad = client.post(f"/manage/coops/{coop.coop.id}/shares/payments",
-                      data={"member": str(farmer), "amount": "12.345", "via": "cash",
+                      data={"member": str(farmer), "amount": "12,345", "via": "cash",
                             "idempotency_key": "form-3"})
     assert bad.status_code == 422
     sub = client.post(f"/manage/coops/{coop.coop.id}/shares/subscriptions",
@@ -199,7 +199,7 @@ def test_treasurer_pages(coop, client, login):
     assert red.status_code == 302 and _account(coop).status == "redeemed"
     settings = client.post(f"/manage/coops/{coop.coop.id}/shares/settings",
                            data={"par_value": "60000", "min_shares": "3",
-                                 "withholding_pct": "7.5", "advance_pct": "20"})
+                                 "withholding_pct": "7,5", "advance_pct": "20"})
     assert settings.status_code == 302
     conf = ledger.finance_settings(coop.coop)
     assert (conf.share_par_minor, conf.share_min_shares, conf.share_withholding_bps,

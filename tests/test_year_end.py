@@ -262,7 +262,7 @@ def test_year_end_pages(coop_year, login, make_coop, make_user):
     assert db.session.scalar(select(func.count()).select_from(YearEndClose)) == 1
     client = login(c.treasurer)
     response = client.post(f"/manage/coops/{c.coop.id}/treasury/costs",
-                           data={"amount": "25.50", "spent_on": "2025-03-01",
+                           data={"amount": "25,50", "spent_on": "2025-03-01",
                                  "description": "Transporte", "key": "abc"})
     assert response.status_code == 302
     assert ledger.balance(c.coop, "operating_costs") == 2_550

@@ -112,6 +112,15 @@ def _listing_body() -> tuple[dict, bytes | None]:
         data["coop_id"] = int(coop_id)
     else:
         data.pop("coop_id", None)
+    if not request.headers.get("Authorization") and data.get("quantity_kg", "").strip():
+        # The farmer's own page (the outbox, by session): kilograms as the farmer typed them,
+        # in the page's locale ("150,5" in es_CO). Token clients keep machine format.
+        from ..common.numbers import NumberInputError, parse_number
+        try:
+            data["quantity_kg"] = parse_number(data["quantity_kg"])
+        except NumberInputError as exc:
+            message = f'{_("Give kilograms as a number.")} {exc.message}'
+            raise ValidationFailed(message, fields={"quantity_kg": [message]})
     upload = request.files.get("photo")
     photo = upload.read() if upload is not None and upload.filename else None
     return data, photo or None

@@ -105,18 +105,49 @@ def signup():
 
 @bp.route("/lang/<code>", methods=["GET", "POST"])
 def set_language(code):
+    """"/lang/en", or with a region for numbers and dates: "/lang/es-PE" ("1,234.5")."""
+    code, _sep, region = code.replace("_", "-").partition("-")
+    if region and not _known_region(code, region):
+        code = ""  # an unknown region changes nothing, like an unknown language
     if code in current_app.config["LANGUAGES"]:
         session["lang"] = code
+        if region:
+            session["region"] = region.upper()
         if current_user.is_authenticated:
             current_user.locale = code
             db.session.commit()
     return redirect(safe_next(request.args.get("next") or request.form.get("next"), "/"))
 
 
+def _known_region(language: str, region: str) -> bool:
+    from babel import localedata
+    return len(region) == 2 and region.isascii() and region.isalpha() \
+        and localedata.exists(f"{language}_{region.upper()}")
+
+
+# Regions a buyer may choose for numbers and dates (members follow their coop's country).
+REGIONS = ("CO", "PE", "MX", "EC", "BO", "US")
+
+
 @bp.route("/account")
 @login_required
 def account():
-    return render_template("auth/account.html")
+    from decimal import Decimal
+
+    from babel import Locale
+    from flask_babel import get_locale
+
+    from ..common.numbers import format_number
+    language = get_locale().language if get_locale() else "es"
+    regions = []
+    for cc in REGIONS:
+        if _known_region(language, cc):
+            loc = Locale.parse(f"{language}_{cc}")
+            regions.append({"code": f"{language}-{cc}", "name": Locale.parse(language)
+                            .territories.get(cc, cc),
+                            "example": format_number(Decimal("1234.5"), "#,##0.0", loc),
+                            "current": get_locale() == loc})
+    return render_template("auth/account.html", regions=regions)
 
 
 # Reachable before the PIN is chosen: the PIN page itself, logging out, the language, and what

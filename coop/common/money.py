@@ -16,16 +16,35 @@ def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(int(minor)).scaleb(-exponent(currency))
 
 
-def parse_major(text, currency: str) -> int:
-    """"1234.50" in the currency's major unit -> minor units; refuses more decimals than it has."""
+def parse_major(text, currency: str, *, locale=None) -> int:
+    """"1234.50" in the currency's major unit -> minor units; refuses more decimals than it has.
+    A string is machine format ("1234.50", no separators) unless `locale` is given: then it is
+    read strictly in that locale ("en": "1,234.50" as a bank's CSV writes it). A Decimal is
+    taken as it is (a form's MoneyField has read it in the page's locale already)."""
     from decimal import InvalidOperation
 
-    if text is None or (isinstance(text, str) and not text.strip()) or isinstance(text, float):
+    from .quantities import MACHINE_NUMBER
+
+    if text is None or (isinstance(text, str) and not text.strip()) or isinstance(text, float) \
+            or isinstance(text, bool):
         raise ValueError("amount required")
-    try:
-        amount = Decimal(str(text).strip().replace(",", ""))
-    except InvalidOperation:
-        raise ValueError("not a number")
+    if isinstance(text, Decimal):
+        amount = text
+    elif isinstance(text, int):
+        amount = Decimal(text)
+    elif locale is not None:
+        from .numbers import NumberInputError, parse_number
+        try:
+            amount = parse_number(str(text), locale)
+        except NumberInputError:
+            raise ValueError("not a number")
+    else:
+        if not MACHINE_NUMBER.fullmatch(str(text).strip()):
+            raise ValueError("not a number")
+        try:
+            amount = Decimal(str(text).strip())
+        except InvalidOperation:
+            raise ValueError("not a number")
     if not amount.is_finite():
         raise ValueError("not a number")
     scaled = amount.scaleb(exponent(currency))
@@ -35,5 +54,13 @@ def parse_major(text, currency: str) -> int:
 
 
 def format_money(minor: int | None, currency: str, locale=None) -> str:
-    locale = locale or get_locale() or "es"
-    return format_currency(to_decimal(minor or 0, currency), currency, locale=str(locale))
+    """In the reader's regional locale, always with the ISO code where Spanish shows a sign:
+    es_CO "28.500,00 COP", es_PE "28,500.00 PEN" (not "$" or "S/", which a buyer abroad
+    could misread); English keeps CLDR's pattern ("COP28,500.00")."""
+    from babel import Locale
+    loc = locale or get_locale() or "es"
+    loc = loc if isinstance(loc, Locale) else Locale.parse(str(loc))
+    value = to_decimal(minor or 0, currency)
+    if loc.language == "es":
+        return format_currency(value, currency, format="#,##0.00\u00a0\u00a4\u00a4", locale=loc)
+    return format_currency(value, currency, locale=loc)

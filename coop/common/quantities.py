@@ -1,9 +1,14 @@
 """Kilograms travel as decimal strings and live in the database as integer grams."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
+
+# Machine format, as the API sends it: digits, optionally "." and decimals. Never a comma:
+# what people type goes through coop.common.numbers in their page's locale first.
+MACHINE_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 MAX_GRAMS = 10_000_000_000  # 10,000 tonnes: more than any cooperative lists at once
 
@@ -13,16 +18,19 @@ class QuantityError(ValueError):
 
 
 def parse_kg(value, *, allow_zero: bool = False) -> int:
-    """Turn "120.5" (or a Decimal/int) into grams. Refuses floats, negatives, >3 decimals, huge."""
+    """Turn "120.5" (machine format, or a Decimal/int) into grams. Refuses floats, commas,
+    negatives, >3 decimals, huge."""
     if isinstance(value, bool) or isinstance(value, float):
         raise QuantityError(_l("Give kilograms as a number with at most 3 decimals."))
     if value is None or (isinstance(value, str) and not value.strip()):
         raise QuantityError(_l("Kilograms are required."))
     if not isinstance(value, (str, int, Decimal)):  # a JSON list or object is no quantity
         raise QuantityError(_l("Give kilograms as a number, like 120.5."))
-    text = str(value).strip().replace(",", ".") if isinstance(value, str) else value
+    if isinstance(value, str) and not MACHINE_NUMBER.fullmatch(value.strip()):
+        raise QuantityError(_l("Give kilograms as a number, like 120.5."))
     try:
-        amount = Decimal(text) if not isinstance(value, Decimal) else value
+        amount = Decimal(value.strip() if isinstance(value, str) else value) \
+            if not isinstance(value, Decimal) else value
     except (InvalidOperation, ValueError, TypeError):
         raise QuantityError(_l("Give kilograms as a number, like 120.5."))
     if not amount.is_finite():

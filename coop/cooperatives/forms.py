@@ -3,6 +3,8 @@ from flask_wtf import FlaskForm
 from wtforms import (EmailField, IntegerField, PasswordField, SelectField, StringField)
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
+from ..common.fields import HectaresField, Required
+
 RAIL_CHOICES = [
     ("cash", _l("Cash at the collection point")), ("bank", _l("Bank account")),
     ("breb", _l("Bre-B key")), ("nequi", "Nequi"), ("daviplata", "Daviplata"),
@@ -50,10 +52,9 @@ class FarmerForm(FlaskForm):
 
 class PlotForm(FlaskForm):
     name = StringField(_l("Plot name"), validators=[DataRequired(), Length(max=120)])
-    hectares = StringField(_l("Hectares"), validators=[DataRequired(), Length(max=20)])
+    hectares = HectaresField(_l("Hectares"), validators=[Required()])
     replaced_crop = SelectField(_l("Illicit crop it replaced"), choices=ILLICIT_CHOICES)
-    illicit_hectares = StringField(_l("Hectares of it replaced"),
-                                   validators=[Optional(), Length(max=20)])
+    illicit_hectares = HectaresField(_l("Hectares of it replaced"), validators=[Optional()])
     licit_crop = StringField(_l("Legal crop grown now"), validators=[Optional(), Length(max=40)])
 
 

@@ -158,11 +158,18 @@ def get_farmer_profile(coop: Cooperative, profile_id: int) -> FarmerProfile:
 
 
 def parse_hectares(value, field: str, *, allow_zero: bool = False) -> int:
-    """Hectares ("1.5") to square metres (15000); refuses negatives, junk, more than 100,000 ha."""
-    try:
-        ha = Decimal(str(value).strip().replace(",", ".")) if value not in (None, "") else None
-    except InvalidOperation:
+    """Hectares ("1.5", or the Decimal a form's HectaresField read in the page's locale) to
+    square metres (15000); refuses negatives, junk, more than 100,000 ha."""
+    from ..common.quantities import MACHINE_NUMBER
+    if isinstance(value, Decimal):
+        ha = value
+    elif value in (None, "") or not MACHINE_NUMBER.fullmatch(str(value).strip()):
         ha = None
+    else:
+        try:
+            ha = Decimal(str(value).strip())
+        except InvalidOperation:
+            ha = None
     if ha is None or not ha.is_finite():
         raise ValidationFailed(_("Give hectares as a number, like 1.5."),
                                fields={field: [_("A number of hectares.")]})
@@ -265,8 +272,9 @@ def add_plot(profile: FarmerProfile, *, name: str, hectares, replaced_crop: str 
     if replaced and replaced not in ILLICIT_CROPS:
         raise ValidationFailed(_("Choose coca, opium poppy or cannabis, or none."),
                                fields={"replaced_crop": [_("Unknown crop.")]})
-    illicit = parse_hectares(str(illicit_hectares or "").strip() or "0", "illicit_hectares",
-                             allow_zero=True)
+    if not isinstance(illicit_hectares, Decimal):
+        illicit_hectares = str(illicit_hectares or "").strip() or "0"
+    illicit = parse_hectares(illicit_hectares, "illicit_hectares", allow_zero=True)
     if illicit and not replaced:
         raise ValidationFailed(_("Say which illicit crop those hectares grew."),
                                fields={"replaced_crop": [_("Required with illicit hectares.")]})

@@ -1,13 +1,13 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, SelectField, StringField
+from wtforms import BooleanField, HiddenField, SelectField
 from wtforms.validators import Length, Optional
+
+from ..common.fields import KilogramField
 
 
 class IntakeForm(FlaskForm):
-    received_kg = StringField(_l("Kilograms received (scale)"),
-                              validators=[Optional(), Length(max=20)],
-                              render_kw={"inputmode": "decimal", "autocomplete": "off"})
+    received_kg = KilogramField(_l("Kilograms received (scale)"), validators=[Optional()])
     grade = SelectField(_l("Grade received"), validate_choice=False)
     not_delivered = BooleanField(_l("Nothing was delivered"))
     # One key per form shown: a double tap on a slow connection records the delivery once.

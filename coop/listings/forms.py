@@ -4,14 +4,15 @@ from flask_wtf.file import FileField
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..common.fields import KilogramField, Required
+
 
 class ListingForm(FlaskForm):
     coop_id = SelectField(_l("Cooperative"), coerce=int, validate_choice=False)
     product = SelectField(_l("Crop and grade"), validate_choice=False,
                           validators=[DataRequired(message=_l("Choose the crop and grade of "
                                                               "the harvest."))])
-    quantity_kg = StringField(_l("Kilograms"), validators=[DataRequired(), Length(max=20)],
-                              render_kw={"inputmode": "decimal", "autocomplete": "off"})
+    quantity_kg = KilogramField(_l("Kilograms"), validators=[Required()])
     harvested_on = StringField(_l("Harvest date"), validators=[DataRequired(), Length(max=10)],
                                render_kw={"type": "date"})
     collection_point = StringField(_l("Collection point"),

@@ -7,6 +7,7 @@ from ..common import confirm
 from ..common.access import roles_in
 from ..common.errors import DomainError, NotFound
 from ..common.forms import apply_error
+from ..common.quantities import grams_to_decimal
 from ..extensions import db
 from ..models import Listing
 from . import services
@@ -100,7 +101,7 @@ def edit(listing_id):
     _prepare(form)
     if request.method == "GET":
         form.product.data = f"{listing.crop.slug}/{listing.grade.code}"
-        form.quantity_kg.data = _kg_text(listing.quantity_g)
+        form.quantity_kg.data = grams_to_decimal(listing.quantity_g)
         form.harvested_on.data = listing.harvested_on.isoformat()
         form.collection_point.data = listing.collection_point
         form.notes.data = listing.notes
@@ -129,11 +130,6 @@ def edit(listing_id):
     else:
         return render_template("listings/form.html", form=form, listing=listing), 422
     return render_template("listings/form.html", form=form, listing=listing)
-
-
-def _kg_text(grams: int) -> str:
-    from ..common.quantities import format_kg
-    return format_kg(grams).rstrip("0").rstrip(".")
 
 
 @bp.route("/my/listings/<int:listing_id>/withdraw", methods=["POST"])

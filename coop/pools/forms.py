@@ -3,6 +3,8 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
+from ..common.fields import KilogramField, Required
+
 TEST_CARDS = [("pm_card_visa", _l("Test card: Visa 4242 (succeeds)")),
               ("pm_card_chargeCustomerFail", _l("Test card: 0341 (declined)"))]
 
@@ -10,24 +12,20 @@ TEST_CARDS = [("pm_card_visa", _l("Test card: Visa 4242 (succeeds)")),
 class PoolForm(FlaskForm):
     product = SelectField(_l("Crop and grade"), validate_choice=False,
                           validators=[DataRequired()])
-    min_kg = StringField(_l("Minimum kg to go ahead"), validators=[DataRequired(), Length(max=20)],
-                         render_kw={"inputmode": "decimal"})
-    max_kg = StringField(_l("Maximum kg"), validators=[DataRequired(), Length(max=20)],
-                         render_kw={"inputmode": "decimal"})
+    min_kg = KilogramField(_l("Minimum kg to go ahead"), validators=[Required()])
+    max_kg = KilogramField(_l("Maximum kg"), validators=[Required()])
     closes_at = StringField(_l("Closes at (date and time, your time zone)"),
                             validators=[DataRequired(), Length(max=32)],
                             render_kw={"type": "datetime-local"})
 
 
 class OrderForm(FlaskForm):
-    quantity_kg = StringField(_l("Kilograms"), validators=[DataRequired(), Length(max=20)],
-                              render_kw={"inputmode": "decimal"})
+    quantity_kg = KilogramField(_l("Kilograms"), validators=[Required()])
     payment_method = SelectField(_l("Card"), choices=TEST_CARDS, validate_choice=False)
 
 
 class ChangeOrderForm(FlaskForm):
-    quantity_kg = StringField(_l("New kilograms"), validators=[DataRequired(), Length(max=20)],
-                              render_kw={"inputmode": "decimal"})
+    quantity_kg = KilogramField(_l("New kilograms"), validators=[Required()])
 
 
 class ActionForm(FlaskForm):

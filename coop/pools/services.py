@@ -57,6 +57,13 @@ def free_supply_g(coop_id: int, crop_id: int, grade_id: int) -> int:
 
 # ---------------------------------------------------------------- opening
 
+def _kg_text(grams: int) -> str:
+    """Kilograms in a message, written the reader's way ("1.200,5" in es_CO, not "1200.500")."""
+    from ..common.numbers import KG_FORMAT, format_number
+    from ..common.quantities import grams_to_decimal
+    return format_number(grams_to_decimal(grams), KG_FORMAT)
+
+
 def _grams(value, field: str) -> int:
     try:
         return parse_kg(value)
@@ -103,10 +110,9 @@ def open_pool(coop, user, *, crop: str, grade: str, min_kg, max_kg, closes_at,
     supply_lock(coop.id, crop_row.id, grade_row.id)
     free = free_supply_g(coop.id, crop_row.id, grade_row.id)
     if max_g > free:
-        from ..common.quantities import format_kg
         raise ValidationFailed(
             _("Only %(kg)s kg of this crop and grade is listed and not yet in a pool.",
-              kg=format_kg(max(free, 0))),
+              kg=_kg_text(max(free, 0))),
             code="insufficient_supply", fields={"max_kg": [_("More than the free supply.")]})
     pool = Pool(coop_id=coop.id, crop_id=crop_row.id, grade_id=grade_row.id,
                 price_version_id=version.id, currency=version.currency, min_g=min_g, max_g=max_g,
@@ -233,9 +239,8 @@ def _reserve(pool_id: int, grams: int) -> None:
     db.session.refresh(pool)
     if pool.status != "open":
         raise Conflict(_("This pool is closed."), code="pool_closed")
-    from ..common.quantities import format_kg
     raise Conflict(_("Only %(kg)s kg is left in this pool.",
-                     kg=format_kg(pool.max_g - pool.committed_g)), code="pool_full",
+                     kg=_kg_text(pool.max_g - pool.committed_g)), code="pool_full",
                    fields={"quantity_kg": [_("More than is left.")]})
 
 

@@ -1,7 +1,8 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -89,9 +90,16 @@ def detail(pool_id):
 def my_orders():
     if not current_user.buyer_id:
         abort(403)
+    return _my_orders_page()
+
+
+def _my_orders_page(change_form=None, change_failed=None, status=200):
+    """`change_failed`: (order id, what was typed, why) to show on that order's field."""
     orders = services.buyer_orders(current_user)
     return render_template("pools/my_orders.html", orders=orders, refunds=_refunds(orders),
-                           change_form=ChangeOrderForm(), action_form=ActionForm(), now=utcnow())
+                           change_form=change_form or ChangeOrderForm(formdata=None),
+                           change_failed=change_failed, action_form=ActionForm(),
+                           now=utcnow()), status
 
 
 def _refunds(orders):
@@ -107,24 +115,28 @@ def change_order(order_id):
         services.own_order(current_user, order_id)
     except DomainError:
         abort(404)
+    typed = request.form.get("quantity_kg", "")[:64]
     if not form.validate_on_submit():
-        flash(_("Give the new kilograms."), "error")
-    else:
-        try:
-            preview = services.preview_change(current_user, order_id,
-                                              quantity_kg=form.quantity_kg.data)
-            step = confirm.check(f"pools.change:{order_id}", preview)
-            if not step.confirmed and preview.grams != preview.old_grams:
-                db.session.rollback()
-                return step.render("pools/confirm_order.html", preview=preview,
-                                   pool=services.get_pool(preview.pool_id),
-                                   back=url_for("pools.my_orders"),
-                                   yes=_("Yes, change my order"))
-            services.change_order(current_user, order_id, quantity_kg=form.quantity_kg.data)
-            flash(_("Order changed; the hold on your card was adjusted."), "info")
-        except DomainError as exc:
+        why = " ".join(str(e) for e in form.quantity_kg.errors) or _("Give the new kilograms.")
+        # The order's own field shows what was typed and how to write it; nothing changed.
+        return _my_orders_page(form, (order_id, typed, why), 422)
+    try:
+        preview = services.preview_change(current_user, order_id,
+                                          quantity_kg=form.quantity_kg.data)
+        step = confirm.check(f"pools.change:{order_id}", preview)
+        if not step.confirmed and preview.grams != preview.old_grams:
             db.session.rollback()
-            flash(exc.message, "error")
+            return step.render("pools/confirm_order.html", preview=preview,
+                               pool=services.get_pool(preview.pool_id),
+                               back=url_for("pools.my_orders"),
+                               yes=_("Yes, change my order"))
+        services.change_order(current_user, order_id, quantity_kg=form.quantity_kg.data)
+        flash(_("Order changed; the hold on your card was adjusted."), "info")
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.fields.get("quantity_kg"):
+            return _my_orders_page(form, (order_id, typed, exc.message), exc.status)
+        flash(exc.message, "error")
     return redirect(url_for("pools.my_orders"))
 
 

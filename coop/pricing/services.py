@@ -69,7 +69,9 @@ def _money(value, field: str, currency: str) -> int:
     try:
         minor = parse_major(value, currency)
     except ValueError:
-        raise ValidationFailed(_("Give an amount such as 12500 or 12500.50."),
+        from ..common.numbers import amount_examples
+        raise ValidationFailed(_("Give an amount such as %(whole)s or %(decimals)s.",
+                                 **amount_examples(12500)),
                                fields={field: [_("Not an amount.")]})
     if minor < 0 or minor > MAX_PRICE_MINOR:
         raise ValidationFailed(_("Amounts cannot be negative or that large."),
@@ -115,9 +117,12 @@ def history(coop_id: int, limit: int = 100) -> list[PriceVersion]:
                                              PriceVersion.id.desc()).limit(limit)))
 
 
-def parse_tiers(text: str, kind: str, base_value: int, currency: str) -> list[tuple[int, int]]:
+def parse_tiers(text: str, kind: str, base_value: int, currency: str,
+                locale=None) -> list[tuple[int, int]]:
     """Lines of "min_kg commission" (commission in basis points or money per kg, as the
-    base). Each tier's commission must be lower than the one before and never negative."""
+    base). Each tier's commission must be lower than the one before and never negative.
+    With a `locale` (a form's page) the numbers are read as typed there ("1.000 500" in
+    es_CO); without, in machine format."""
     out: list[tuple[int, int]] = []
     for n, line in enumerate((text or "").strip().splitlines(), start=1):
         line = line.strip()
@@ -128,12 +133,22 @@ def parse_tiers(text: str, kind: str, base_value: int, currency: str) -> list[tu
             raise ValidationFailed(
                 _("Tier line %(n)d: write the kilograms and the commission, like \"1000 500\".",
                   n=n), fields={"tiers": [_("Line %(n)d is not \"kg commission\".", n=n)]})
+        kg_text, value_text = parts
+        if locale is not None:
+            from ..common.numbers import MONEY_EXAMPLE, NumberInputError, parse_number
+            try:
+                kg_text = parse_number(kg_text, locale)
+                value_text = parse_number(value_text, locale, example=MONEY_EXAMPLE,
+                                          fmt="#,##0.00")
+            except NumberInputError as exc:
+                message = _("Tier line %(n)d: %(how)s", n=n, how=exc.message)
+                raise ValidationFailed(message, fields={"tiers": [message]})
         try:
-            grams = parse_kg(parts[0])
+            grams = parse_kg(kg_text)
         except QuantityError as exc:
             raise ValidationFailed(str(exc), fields={"tiers": [str(exc)]})
-        value = (_int(parts[1], "tiers", 0, 10000) if kind == "bps"
-                 else _money(parts[1], "tiers", currency))
+        value = (_int(value_text, "tiers", 0, 10000) if kind == "bps"
+                 else _money(value_text, "tiers", currency))
         out.append((grams, value))
     if len(out) > MAX_TIERS:
         raise ValidationFailed(_("At most %(n)d tiers.", n=MAX_TIERS),
@@ -154,9 +169,14 @@ def parse_tiers(text: str, kind: str, base_value: int, currency: str) -> list[tu
 
 
 def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commission_kind: str,
-              commission, premium, tiers_text: str = "", note: str = "") -> PriceVersion:
+              commission, premium, tiers_text: str = "", note: str = "",
+              locale=None, confirm: str | None = None) -> PriceVersion:
     """A new price version. Refuses a farmer price below the floor, negative amounts, tiers
-    that do not lower the commission, and prohibited or unknown crops."""
+    that do not lower the commission, and prohibited or unknown crops.
+
+    With `confirm` given (a form: "" or the token of a warning the manager confirmed), a
+    farmer price or floor more than PLAUSIBLE_FACTOR times away from the current one raises
+    Implausible, writing nothing, unless `confirm` is the token of these very numbers."""
     crop_row, grade_row = catalog.resolve(crop, grade)
     currency = coop.currency
     if commission_kind not in ("bps", "per_kg"):
@@ -174,8 +194,10 @@ def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commiss
     if farmer_minor == 0:
         raise ValidationFailed(_("The farmer price must be more than zero."),
                                fields={"farmer_price": [_("Must be more than zero.")]})
-    tier_list = parse_tiers(tiers_text, commission_kind, commission_value, currency)
+    tier_list = parse_tiers(tiers_text, commission_kind, commission_value, currency, locale)
     previous = current(coop.id, crop_row.id, grade_row.id)
+    if confirm is not None and previous is not None:
+        _check_plausible(previous, floor_minor, farmer_minor, confirm)
     version = PriceVersion(
         coop_id=coop.id, crop_id=crop_row.id, grade_id=grade_row.id,
         version=(previous.version + 1) if previous else 1, currency=currency,
@@ -186,6 +208,33 @@ def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commiss
     db.session.add(version)
     db.session.flush()
     return version
+
+
+PLAUSIBLE_FACTOR = 3
+
+
+def _check_plausible(previous: PriceVersion, floor_minor: int, farmer_minor: int,
+                     confirm: str) -> None:
+    from ..common.money import format_money
+    from ..common.plausibility import Implausible, confirmed, far_from, token_for
+    fields: dict[str, list[str]] = {}
+    if far_from(farmer_minor, previous.farmer_price_per_kg_minor, PLAUSIBLE_FACTOR):
+        fields["farmer_price"] = [_(
+            "%(new)s per kg is far from the current farmer price, %(old)s. Check the number.",
+            new=format_money(farmer_minor, previous.currency),
+            old=format_money(previous.farmer_price_per_kg_minor, previous.currency))]
+    if far_from(floor_minor, previous.floor_per_kg_minor, PLAUSIBLE_FACTOR):
+        fields["floor"] = [_(
+            "%(new)s per kg is far from the current floor, %(old)s. Check the number.",
+            new=format_money(floor_minor, previous.currency),
+            old=format_money(previous.floor_per_kg_minor, previous.currency))]
+    if not fields:
+        return
+    token = token_for("price", previous.id, floor_minor, farmer_minor)
+    if not confirmed(confirm, token):
+        raise Implausible(_("Nothing was saved: a number is far from the current price. If it "
+                            "is right, tick \"Yes, this is right\" and save again."),
+                          token=token, fields=fields)
 
 
 def get_version(version_id: int) -> PriceVersion:

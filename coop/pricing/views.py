@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 from ..common.access import require_member
 from ..common.errors import DomainError
 from ..common.forms import apply_error
+from ..common.numbers import page_locale
 from ..cooperatives import services as coop_services
 from ..extensions import db
 from ..listings.views import _product_choices
@@ -38,10 +39,14 @@ def prices(coop_id):
                                floor=form.floor.data, farmer_price=form.farmer_price.data,
                                commission_kind=form.commission_kind.data,
                                commission=form.commission.data, premium=form.premium.data,
-                               tiers_text=form.tiers.data or "", note=form.note.data)
+                               tiers_text=form.tiers.data or "", note=form.note.data,
+                               locale=page_locale(),
+                               confirm=form.confirm_token.data if form.confirm.data else "")
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
+            form.confirm.data = False
+            form.confirm_token.data = getattr(exc, "token", "")
             if "crop" in exc.fields or "grade" in exc.fields:
                 exc.fields = {"product": exc.fields.get("crop", []) + exc.fields.get("grade", [])}
             apply_error(form, exc)

@@ -3,26 +3,22 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..common.fields import MoneyField, PercentField, WholeNumberField, Required
+
 
 class SettingsForm(FlaskForm):
-    par_value = StringField(_l("Par value of one share"),
-                            validators=[DataRequired(), Length(max=20)],
-                            render_kw={"inputmode": "decimal"})
-    min_shares = StringField(_l("Minimum subscription (shares)"),
-                             validators=[DataRequired(), Length(max=10)],
-                             render_kw={"inputmode": "numeric"})
-    withholding_pct = StringField(_l("Withheld from what farmers are owed until paid (%)"),
-                                  validators=[DataRequired(), Length(max=10)],
-                                  render_kw={"inputmode": "decimal"})
-    advance_pct = StringField(_l("Advance paid in cash at intake (%)"),
-                              validators=[DataRequired(), Length(max=10)],
-                              render_kw={"inputmode": "decimal"})
+    par_value = MoneyField(_l("Par value of one share"), validators=[Required()])
+    min_shares = WholeNumberField(_l("Minimum subscription (shares)"),
+                                  validators=[Required()])
+    withholding_pct = PercentField(_l("Withheld from what farmers are owed until paid (%)"),
+                                   validators=[Required()])
+    advance_pct = PercentField(_l("Advance paid in cash at intake (%)"),
+                               validators=[Required()])
 
 
 class PaymentForm(FlaskForm):
     member = SelectField(_l("Member"), validate_choice=False, validators=[DataRequired()])
-    amount = StringField(_l("Amount"), validators=[DataRequired(), Length(max=20)],
-                         render_kw={"inputmode": "decimal"})
+    amount = MoneyField(_l("Amount"), validators=[Required()])
     via = SelectField(_l("Paid"), choices=[("cash", _l("in cash")), ("bank", _l("into the bank"))])
     note = StringField(_l("Note (receipt number)"), validators=[Optional(), Length(max=200)])
     idempotency_key = HiddenField(validators=[Length(max=64)])
@@ -30,8 +26,7 @@ class PaymentForm(FlaskForm):
 
 class SubscriptionForm(FlaskForm):
     member = SelectField(_l("Member"), validate_choice=False, validators=[DataRequired()])
-    shares = StringField(_l("Shares subscribed"), validators=[DataRequired(), Length(max=10)],
-                         render_kw={"inputmode": "numeric"})
+    shares = WholeNumberField(_l("Shares subscribed"), validators=[Required()])
 
 
 class RedeemForm(FlaskForm):

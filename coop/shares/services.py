@@ -267,14 +267,24 @@ def redeem(coop, user, member_user_id: int, note: str = "") -> ShareAccount:
 
 
 def parse_pct(value, field: str) -> int:
-    """"12.5" (percent, at most 2 decimals, 0-100) -> 1250 basis points."""
+    """"12.5" (percent, at most 2 decimals, 0-100) -> 1250 basis points. A string is machine
+    format; a form's PercentField hands over the Decimal it read in the page's locale."""
     from decimal import Decimal, InvalidOperation
+
+    from ..common.quantities import MACHINE_NUMBER
     if isinstance(value, (bool, float)) or value is None:
-        raise ValidationFailed(_("Give a percentage such as 10 or 2.5."),
+        from ..common.numbers import PERCENT_FORMAT, format_number
+        raise ValidationFailed(_("Give a percentage such as 10 or %(example)s.",
+                                 example=format_number(Decimal("2.5"), PERCENT_FORMAT)),
                                fields={field: [_("Not a percentage.")]})
-    try:
-        amount = Decimal(str(value).strip().replace(",", "."))
-    except InvalidOperation:
+    if isinstance(value, Decimal):
+        amount = value
+    elif MACHINE_NUMBER.fullmatch(str(value).strip()):
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            amount = Decimal("NaN")
+    else:
         amount = Decimal("NaN")
     if not amount.is_finite() or not 0 <= amount <= 100 \
             or amount != amount.quantize(Decimal("0.01")):
@@ -288,7 +298,9 @@ def parse_amount(value, currency: str, field: str) -> int:
     try:
         minor = parse_major(value, currency)
     except ValueError:
-        raise ValidationFailed(_("Give an amount such as 50000 or 50000.50."),
+        from ..common.numbers import amount_examples
+        raise ValidationFailed(_("Give an amount such as %(whole)s or %(decimals)s.",
+                                 **amount_examples(50000)),
                                fields={field: [_("Not an amount.")]})
     if not 0 <= minor <= MAX_PAR_MINOR:
         raise ValidationFailed(_("Out of range."), fields={field: [_("Out of range.")]})

@@ -1,6 +1,7 @@
 """Share register pages: the treasurer records payments, subscriptions and redemptions; the
 manager and treasurer set the coop's share and advance policy; members see their shares."""
 import uuid
+from decimal import Decimal
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
@@ -10,6 +11,7 @@ from ..common.access import require_member, roles_in
 from ..common.errors import DomainError
 from ..common.forms import apply_error
 from ..common.money import to_decimal
+from ..common.numbers import PERCENT_FORMAT, format_number
 from ..cooperatives import services as coop_services
 from ..extensions import db
 from . import services
@@ -39,7 +41,8 @@ def _register_page(coop, status=200, payment=None, subscription=None):
     conf = services.settings(coop)
     return render_template("shares/register.html", coop=coop, rows=services.register(coop),
                            conf=conf,
-                           withholding_pct=services.format_pct(conf.share_withholding_bps),
+                           withholding_pct=format_number(
+                               Decimal(conf.share_withholding_bps) / 100, PERCENT_FORMAT),
                            my_roles=roles_in(current_user, coop.id), payment=payment,
                            subscription=subscription, redeem=RedeemForm(formdata=None)), status
 
@@ -150,10 +153,10 @@ def settings(coop_id):
                 apply_error(form, exc)
                 status = exc.status
     else:
-        form.par_value.data = str(to_decimal(conf.share_par_minor, coop.currency))
-        form.min_shares.data = str(conf.share_min_shares)
-        form.withholding_pct.data = services.format_pct(conf.share_withholding_bps)
-        form.advance_pct.data = services.format_pct(conf.advance_bps)
+        form.par_value.data = to_decimal(conf.share_par_minor, coop.currency)
+        form.min_shares.data = Decimal(conf.share_min_shares)
+        form.withholding_pct.data = Decimal(conf.share_withholding_bps) / 100
+        form.advance_pct.data = Decimal(conf.advance_bps) / 100
     db.session.commit()  # finance_settings() may have created the row with the defaults
     return render_template("shares/settings.html", coop=coop, form=form), status
 

@@ -1,8 +1,10 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import HiddenField, IntegerField, StringField
+from wtforms import BooleanField, HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from ..common.fields import MoneyField, Required
 
 
 class ActionForm(FlaskForm):
@@ -19,14 +21,16 @@ class BankMatchForm(FlaskForm):
 
 
 class CostForm(FlaskForm):
-    amount = StringField(_l("Amount"), validators=[DataRequired(), Length(max=24)],
-                         render_kw={"inputmode": "decimal"})
+    amount = MoneyField(_l("Amount"), validators=[Required()])
     spent_on = StringField(_l("Date"), validators=[DataRequired(), Length(max=10)],
                            render_kw={"type": "date"})
     description = StringField(_l("What it was"), validators=[DataRequired(), Length(max=200)])
     reference = StringField(_l("Bank reference (optional)"),
                             validators=[Optional(), Length(max=200)])
     key = HiddenField(validators=[DataRequired(), Length(max=64)])
+    # Shown after a plausibility warning: the box confirms the amount the token stands for.
+    confirm = BooleanField(_l("Yes, this is right"))
+    confirm_token = HiddenField(validators=[Optional(), Length(max=32)])
 
 
 class CloseForm(FlaskForm):

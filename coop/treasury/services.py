@@ -46,6 +46,8 @@ from ..ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 from ..ledger import bulk
 from .models import BankStatementLine, StripeBalanceTxn, YearEndClose
 
+CSV_LOCALE = "en"  # Stripe's and the banks' CSV exports: "1,234.50", never the page's locale
+
 CHUNK = 1000
 # Verdicts that are not a difference: the ledger agrees, the rest of a hold Stripe released
 # at a partial capture, or a difference the treasurer explained with a note.
@@ -143,9 +145,10 @@ def _stripe_reader(coop, reader, errors, skipped):
             if currency != coop.currency:
                 skipped["currency"] = skipped.get("currency", 0) + 1
                 continue
-            amount = parse_major(raw.get(cols["amount"]), currency)
-            fee = parse_major(raw.get(cols["fee"]) or "0", currency)
-            net = parse_major(raw.get(cols["net"]), currency)
+            # Files write amounts the English way ("1,234.50" or "1234.50"), read strictly.
+            amount = parse_major(raw.get(cols["amount"]), currency, locale=CSV_LOCALE)
+            fee = parse_major(raw.get(cols["fee"]) or "0", currency, locale=CSV_LOCALE)
+            net = parse_major(raw.get(cols["net"]), currency, locale=CSV_LOCALE)
             txn_id = (raw.get(cols["id"]) or "").strip()
             if not txn_id or len(txn_id) > 255:
                 raise ValueError("no id")
@@ -535,7 +538,7 @@ def _bank_reader(coop, reader, errors: list, user_id):
     for number, raw in enumerate(reader, start=2):
         try:
             booked = date.fromisoformat((raw.get(cols["date"]) or "").strip())
-            amount = parse_major(raw.get(cols["amount"]), coop.currency)
+            amount = parse_major(raw.get(cols["amount"]), coop.currency, locale=CSV_LOCALE)
             if amount == 0:
                 raise ValueError("amount is zero")
             description = (raw.get(cols["description"]) or "").strip()[:255] \
@@ -997,17 +1000,50 @@ def csv_safe(value) -> str:
 
 # ---------------------------------------------------------------- operating costs
 
+COST_PLAUSIBLE_FACTOR = 100  # "150.000" read as 150,00 is 1000x off; ask again from 100x
+
+
+def usual_operating_cost(coop) -> int | None:
+    """The median of the coop's last 50 operating costs (minor units), None before the first."""
+    amounts = sorted(db.session.scalars(
+        select(LedgerPosting.amount_minor).join(LedgerEntry, LedgerPosting.entry_id
+                                                == LedgerEntry.id)
+        .join(LedgerAccount, LedgerPosting.account_id == LedgerAccount.id)
+        .where(LedgerEntry.coop_id == coop.id, LedgerEntry.kind == "operating_cost",
+               LedgerAccount.code == "operating_costs", LedgerPosting.amount_minor > 0)
+        .order_by(LedgerEntry.id.desc()).limit(50)))
+    return amounts[len(amounts) // 2] if amounts else None
+
+
 def record_operating_cost(coop, user, *, amount, spent_on, description: str,
-                          reference: str = "", key: str) -> LedgerEntry:
-    """Dr operating_costs Cr bank. `key` (from the form) makes a resubmission do nothing."""
+                          reference: str = "", key: str,
+                          confirm: str | None = None) -> LedgerEntry:
+    """Dr operating_costs Cr bank. `key` (from the form) makes a resubmission do nothing.
+    With `confirm` given (a form), an amount COST_PLAUSIBLE_FACTOR times above or below the
+    coop's usual cost raises Implausible, writing nothing, unless `confirm` is its token."""
     try:
         minor = parse_major(amount, coop.currency)
     except ValueError as exc:
-        raise ValidationFailed(_("Give the amount as a number, like 125000.50."),
+        from ..common.numbers import amount_examples
+        raise ValidationFailed(_("Give an amount such as %(whole)s or %(decimals)s.",
+                                 **amount_examples(125000)),
                                fields={"amount": [str(exc)]})
     if minor <= 0:
         raise ValidationFailed(_("The amount must be more than zero."),
                                fields={"amount": [_("More than zero.")]})
+    if confirm is not None:
+        from ..common.money import format_money
+        from ..common.plausibility import Implausible, confirmed, far_from, token_for
+        usual = usual_operating_cost(coop)
+        token = token_for("operating_cost", coop.id, minor)
+        if far_from(minor, usual, COST_PLAUSIBLE_FACTOR) and not confirmed(confirm, token):
+            warning = _("%(amount)s is far from this cooperative's usual cost, about "
+                        "%(usual)s. Check the number.",
+                        amount=format_money(minor, coop.currency),
+                        usual=format_money(usual, coop.currency))
+            raise Implausible(_("Nothing was recorded: the amount is far from the usual. If "
+                                "it is right, tick \"Yes, this is right\" and record again."),
+                              token=token, fields={"amount": [warning]})
     if not isinstance(spent_on, date):
         try:
             spent_on = date.fromisoformat(str(spent_on or "").strip())

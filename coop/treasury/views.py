@@ -305,12 +305,15 @@ def costs(coop_id):
             services.record_operating_cost(
                 coop, current_user, amount=form.amount.data, spent_on=form.spent_on.data,
                 description=form.description.data, reference=form.reference.data or "",
-                key=form.key.data)
+                key=form.key.data,
+                confirm=form.confirm_token.data if form.confirm.data else "")
             db.session.commit()
             flash(_("Cost recorded."), "info")
             return redirect(url_for("treasury.costs", coop_id=coop.id))
         except DomainError as exc:
             _fail(exc, form)
+            form.confirm.data = False
+            form.confirm_token.data = getattr(exc, "token", "")
             status = 422
     elif form.is_submitted():
         status = 422

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from babel.numbers import format_decimal
 from PIL import Image
 from sqlalchemy import create_engine, text
 
@@ -95,7 +96,7 @@ def test_farmer_lists_a_harvest_with_a_photo_then_one_without_signal(phone, db):
     # Online, with a photo: the outbox sends it at once and the list shows it with its photo.
     with page.expect_navigation():
         page.click("main a[href$='/my/listings/new']")
-    fill_harvest(page, "coffee/sca85", "150.5", PHOTO_POINT, days_ago=4)
+    fill_harvest(page, "coffee/sca85", "150,5", PHOTO_POINT, days_ago=4)  # es_CO: 150.5 kg
     page.set_input_files("input[name=photo]", files=[
         {"name": "cosecha.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}])
     farmer.step("new harvest with a photo")
@@ -119,7 +120,7 @@ def test_farmer_lists_a_harvest_with_a_photo_then_one_without_signal(phone, db):
     farmer.context.set_offline(True)
     farmer.goto("/my/listings/new")
     assert page.locator("form[data-outbox-form]").count() == 1, "the form did not open offline"
-    fill_harvest(page, "cacao/export", "77.5", OFFLINE_POINT, days_ago=2)
+    fill_harvest(page, "cacao/export", "77,5", OFFLINE_POINT, days_ago=2)
     farmer.step("offline: new harvest")
     with page.expect_navigation(url="**/my/listings"):
         page.click("form[data-outbox-form] button[type=submit]")
@@ -127,7 +128,7 @@ def test_farmer_lists_a_harvest_with_a_photo_then_one_without_signal(phone, db):
     assert page.inner_text("#outbox-badge").strip() == "1 cosecha esperando para enviar"
     waiting = page.locator("#outbox-list > li")
     assert waiting.count() == 1
-    assert "Cacao" in waiting.inner_text() and "77.5 kg" in waiting.inner_text()
+    assert "Cacao" in waiting.inner_text() and "77,5 kg" in waiting.inner_text()
     assert "Esperando para enviar" in waiting.inner_text()
     assert page.is_visible("#outbox-send")
     farmer.step("offline: waiting to send, with the count")
@@ -142,7 +143,9 @@ def test_farmer_lists_a_harvest_with_a_photo_then_one_without_signal(phone, db):
     farmer.goto("/my/listings")
     sent = page.locator("main ul.cards > li", has_text=OFFLINE_POINT)
     assert sent.count() == 1
-    assert "77,5 kg" in sent.inner_text() or "77.5 kg" in sent.inner_text()
+    assert "77,5 kg" in sent.inner_text()
+    assert db("SELECT quantity_g FROM listings WHERE collection_point = :p",
+              p=OFFLINE_POINT)[0][0] == 77_500
     assert page.is_hidden("#outbox-badge")
     farmer.step("my harvests: the offline harvest once")
     assert db("SELECT count(*) FROM listings WHERE collection_point = :p",
@@ -168,7 +171,8 @@ def test_buyer_joins_the_pool_with_the_sandbox_test_card(phone, db, server):
     with page.expect_navigation():
         page.click(f"main a[href$='/pools/{pool_id}']")
     buyer.step("the pool, its price and breakdown")
-    page.fill("input[name=quantity_kg]", "600")
+    # Typed the Colombian way: "1.200" is twelve hundred kilograms, not 1,2.
+    page.fill("input[name=quantity_kg]", "1.200")
     page.select_option("select[name=payment_method]", "pm_card_visa")
     buyer.step("join with the test card")
     with page.expect_navigation():
@@ -185,7 +189,8 @@ def test_buyer_joins_the_pool_with_the_sandbox_test_card(phone, db, server):
                 "FROM orders o WHERE o.pool_id = :p", p=pool_id)
     assert len(orders) == 1
     status, quantity_g, held, intent = orders[0]
-    assert (status, quantity_g) == ("authorized", 600_000) and held > 0
+    assert (status, quantity_g) == ("authorized", 1_200_000) and held > 0
+    assert "1.200 kg" in page.inner_text("main")
     stripe_intent = server.sandbox.get(f"/v1/payment_intents/{intent}")
     assert stripe_intent["status"] == "requires_capture"
     assert stripe_intent["amount"] == held
@@ -231,7 +236,7 @@ def test_manager_closes_the_pool_and_records_a_delivery(phone, db):
     manager.step("deliveries of the pool")
     with page.expect_navigation():
         page.click(f"main a[href$='/manage/allocations/{allocation_id}/intake']")
-    kg = f"{quantity_g / 1000:.3f}".rstrip("0").rstrip(".")
+    kg = format_decimal(Decimal(quantity_g) / 1000, format="#,##0.###", locale="es_CO")
     page.fill("input[name=received_kg]", kg)
     manager.step("record the delivery")
     with page.expect_navigation():

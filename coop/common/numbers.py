@@ -1,0 +1,127 @@
+"""Numbers as people type them: read (strictly) and written in the page's regional locale.
+
+Colombia writes "1.234,5" (es_CO), Peru and Mexico "1,234.5" (es_PE, es_MX), like English.
+A form reads what a person typed in the locale the page is shown in, with Babel's strict
+parser: in es_CO "1.200" is 1200 and "1200,5" is 1200.5, while "1.5" or "1.20.0" (a dot that
+is neither a thousands separator nor, there, a decimal point) is refused with an example of
+how to write it. The JSON API never comes here: it keeps machine format ("1200.5").
+
+The regional locale is chosen by coop/__init__.py's locale selector (a member's pages: the
+coop's country; a buyer's: the browser's region); translations stay per language ("es")."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from babel import Locale, UnknownLocaleError, localedata
+from babel.numbers import (NumberFormatError, format_decimal, get_decimal_symbol,
+                           get_group_symbol, get_minus_sign_symbol, parse_decimal)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+DEFAULT_LOCALE = "es_CO"
+# Digits of the example in a "write it like" message, and of a prefilled value.
+KG_EXAMPLE, KG_FORMAT = Decimal("1200.5"), "#,##0.###"
+MONEY_EXAMPLE = Decimal("36000.5")
+HECTARES_EXAMPLE, HECTARES_FORMAT = Decimal("2.5"), "#,##0.####"
+PERCENT_EXAMPLE, PERCENT_FORMAT = Decimal("12.5"), "#,##0.##"
+WHOLE_EXAMPLE, WHOLE_FORMAT = Decimal("1200"), "#,##0"
+
+
+class NumberInputError(ValueError):
+    """What a person typed is not a number in the page's locale; `message` says how to write it."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def regional_locale(language: str, country: str | None) -> str:
+    """"es" + "PE" -> "es_PE" when CLDR knows it, else the bare language ("en" + "CO" -> "en")."""
+    language = (language or "es").lower()
+    country = (country or "").upper()
+    if country.isalpha() and len(country) == 2 and localedata.exists(f"{language}_{country}"):
+        return f"{language}_{country}"
+    return language
+
+
+def page_locale(locale=None) -> Locale:
+    """The locale numbers are read and written in: the one given, else the request's."""
+    if isinstance(locale, Locale):
+        return locale
+    if locale:
+        try:
+            return Locale.parse(str(locale))
+        except (ValueError, UnknownLocaleError):
+            pass
+    return get_locale() or Locale.parse(DEFAULT_LOCALE)
+
+
+def format_number(value, fmt: str = KG_FORMAT, locale=None) -> str:
+    return format_decimal(value, format=fmt, locale=page_locale(locale))
+
+
+def format_money_input(value: Decimal, locale=None) -> str:
+    """A money amount for a form field: "36.000" or "36.000,50" (es_CO), no currency sign."""
+    value = Decimal(value)
+    fmt = "#,##0" if value == value.to_integral_value() else "#,##0.00"
+    return format_number(value, fmt, locale)
+
+
+def amount_examples(whole=Decimal(12500), locale=None) -> dict:
+    """{"whole": "12.500", "decimals": "12.500,50"} in the page's locale, for messages."""
+    return {"whole": format_money_input(Decimal(whole), locale),
+            "decimals": format_money_input(Decimal(whole) + Decimal("0.50"), locale)}
+
+
+def how_to_write(example: Decimal = KG_EXAMPLE, fmt: str = KG_FORMAT, locale=None) -> str:
+    """"Write it like 1.200,5 or 1200,5." built from the locale's own symbols."""
+    loc = page_locale(locale)
+    grouped = format_decimal(example, format=fmt, locale=loc)
+    plain = format_decimal(example, format=fmt.replace("#,##", ""), locale=loc)
+    if grouped == plain:
+        return _("Write it like %(example)s.", example=plain)
+    return _("Write it like %(grouped)s or %(plain)s.", grouped=grouped, plain=plain)
+
+
+def parse_number(text, locale=None, *, example: Decimal = KG_EXAMPLE,
+                 fmt: str = KG_FORMAT) -> Decimal:
+    """Strictly parse what a person typed in the locale's notation. Refuses letters, exponents,
+    misplaced separators and anything Babel's strict mode calls ambiguous."""
+    if isinstance(text, Decimal):
+        if not text.is_finite():
+            raise NumberInputError(how_to_write(example, fmt, locale))
+        return text
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise NumberInputError(how_to_write(example, fmt, locale))
+    if isinstance(text, int):
+        return Decimal(text)
+    loc = page_locale(locale)
+    raw = text.strip()
+    group = get_group_symbol(loc)
+    if group in ("\u00a0", "\u202f"):  # a no-break space: let people type a plain one
+        raw = raw.replace(" ", group)
+    allowed = set("0123456789") | {get_decimal_symbol(loc), group, "-",
+                                   get_minus_sign_symbol(loc)}
+    if not raw or not any(ch.isdigit() for ch in raw) or any(ch not in allowed for ch in raw):
+        raise NumberInputError(how_to_write(example, fmt, loc))
+    try:
+        value = parse_decimal(raw, locale=loc, strict=True)
+    except (NumberFormatError, ValueError):
+        raise NumberInputError(how_to_write(example, fmt, loc))
+    if not value.is_finite():
+        raise NumberInputError(how_to_write(example, fmt, loc))
+    return value
+
+
+def parse_kg_input(text, locale=None, *, allow_zero: bool = False) -> int:
+    """Kilograms typed in the page's locale -> grams (the range rules of parse_kg)."""
+    from .quantities import parse_kg
+    return parse_kg(parse_number(text, locale, example=KG_EXAMPLE, fmt=KG_FORMAT),
+                    allow_zero=allow_zero)
+
+
+def parse_money_input(text, currency: str, locale=None) -> int:
+    """Money typed in the page's locale, in major units -> minor units of `currency`."""
+    from .money import parse_major
+    value = parse_number(text, locale, example=MONEY_EXAMPLE, fmt="#,##0.00")
+    return parse_major(value, currency)
