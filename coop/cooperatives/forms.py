@@ -3,6 +3,8 @@ from flask_wtf import FlaskForm
 from wtforms import (EmailField, IntegerField, PasswordField, SelectField, StringField)
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
+from ..catalog.labels import CROPS as CATALOGUE_CROPS
+
 RAIL_CHOICES = [
     ("cash", _l("Cash at the collection point")), ("bank", _l("Bank account")),
     ("breb", _l("Bre-B key")), ("nequi", "Nequi"), ("daviplata", "Daviplata"),
@@ -16,6 +18,8 @@ def _strip(value):
 
 ROLE_CHOICES = [("farmer", _l("Farmer")), ("manager", _l("Manager")),
                 ("treasurer", _l("Treasurer"))]
+# From the crop catalogue, so that reports count one crop under one name in any language.
+LICIT_CHOICES = [("", "—")] + list(CATALOGUE_CROPS.items())
 ILLICIT_CHOICES = [("", _l("None")), ("coca", _l("Coca")),
                    ("opium_poppy", _l("Opium poppy")), ("cannabis", _l("Cannabis"))]
 
@@ -53,7 +57,8 @@ class PlotForm(FlaskForm):
     replaced_crop = SelectField(_l("Illicit crop it replaced"), choices=ILLICIT_CHOICES)
     illicit_hectares = StringField(_l("Hectares of it replaced"),
                                    validators=[Optional(), Length(max=20)])
-    licit_crop = StringField(_l("Legal crop grown now"), validators=[Optional(), Length(max=40)])
+    licit_crop = SelectField(_l("Legal crop grown now"), choices=LICIT_CHOICES,
+                             validators=[Optional()])
 
 
 class PayoutForm(FlaskForm):

@@ -259,8 +259,14 @@ def add_plot(profile: FarmerProfile, *, name: str, hectares, replaced_crop: str 
     if illicit > area:
         raise ValidationFailed(_("Replaced hectares cannot exceed the plot's hectares."),
                                fields={"illicit_hectares": [_("More than the plot.")]})
+    licit = (licit_crop or "").strip() or None
+    if licit is not None:
+        from ..catalog.labels import CROPS
+        if licit not in CROPS:
+            raise ValidationFailed(_("Choose the legal crop from the list."),
+                                   fields={"licit_crop": [_("Unknown crop.")]})
     plot = Plot(farmer_id=profile.id, name=name, area_m2=area, replaced_crop=replaced,
-                illicit_area_m2=illicit, licit_crop=(licit_crop or "").strip()[:40] or None)
+                illicit_area_m2=illicit, licit_crop=licit)
     db.session.add(plot)
     db.session.flush()
     return plot

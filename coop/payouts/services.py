@@ -36,13 +36,14 @@ BREB_MAX_TRANSFER_MINOR = 1_150_000_000
 
 
 def rail_names() -> dict[str, str]:
-    return {"bank": _("Bank account"), "breb": _("Bre-B"), "nequi": _("Nequi"),
-            "daviplata": _("Daviplata"), "yape": _("Yape"), "plin": _("Plin"),
-            "spei": _("SPEI"), "cash": _("Cash")}
+    """rail code -> its name in the reader's language (cooperatives/labels.py)."""
+    from ..cooperatives.labels import RAILS
+    return {code: str(RAILS[code]) for code in PAYOUT_RAILS}
 
 
 def status_names() -> dict[str, str]:
-    return {"pending": _("waiting for the bank"), "paid": _("paid"), "failed": _("failed")}
+    from .labels import LINE_STATUS
+    return {code: str(name) for code, name in LINE_STATUS.items()}
 
 
 def require_treasurer(coop_id: int, user) -> None:

@@ -37,6 +37,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from ..common.labels import label
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.money import parse_major
 from ..common.models import utcnow
@@ -605,8 +606,8 @@ def bank_suggestions(coop) -> list[BankSuggestion]:
                 if abs(moment - day) <= SUGGEST_WINDOW + timedelta(hours=12) \
                         and ("p", txn.id) not in used:
                     used.add(("p", txn.id))
-                    out.append(BankSuggestion(line, "stripe_payout", txn.id,
-                                              f"Stripe payout {txn.source or txn.txn_id}"))
+                    out.append(BankSuggestion(line, "stripe_payout", txn.id, _(
+                        "Stripe payout %(ref)s", ref=txn.source or txn.txn_id)))
                     break
             else:
                 pass
@@ -615,19 +616,20 @@ def bank_suggestions(coop) -> list[BankSuggestion]:
         if bank_id is None:
             continue
         rows = db.session.execute(
-            select(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo,
+            select(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.kind,
                    func.sum(LedgerPosting.amount_minor))
             .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
             .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "posted",
                    LedgerPosting.account_id == bank_id,
                    ~exists(_matched_line_for_entry(LedgerEntry.id)))
-            .group_by(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo)
+            .group_by(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.kind)
             .having(func.sum(LedgerPosting.amount_minor) == line.amount_minor)).all()
-        for entry_id, moment, memo, _amount in sorted(rows, key=lambda r: abs(r[1] - day)):
+        for entry_id, moment, kind, _amount in sorted(rows, key=lambda r: abs(r[1] - day)):
             if abs(moment - day) <= SUGGEST_WINDOW + timedelta(hours=12) \
                     and ("e", entry_id) not in used:
                 used.add(("e", entry_id))
-                out.append(BankSuggestion(line, "entry", entry_id, memo or f"#{entry_id}"))
+                out.append(BankSuggestion(line, "entry", entry_id,
+                                          f"{label(kind, 'entry_kind')} #{entry_id}"))
                 break
     return out
 
