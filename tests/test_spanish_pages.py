@@ -232,3 +232,47 @@ def test_the_check_finds_codes_and_english():
     found = offending(html, set())
     assert len(found) == 2 and "captured" in found[0] and "sca85" in found[1]
     assert offending("<p>Pagado · Confirmado · Café pergamino</p>", set()) == []
+
+
+@pytest.mark.parametrize("lang, one, three", [
+    ("es", "1 conciliada", "3 conciliadas"),
+    ("en", "1 matched", "3 matched"),
+])
+def test_counts_have_plural_forms(app, lang, one, three):
+    from flask import render_template_string
+    from flask_babel import force_locale
+    template = "{{ ngettext('%(num)d matched', '%(num)d matched', n) }}"
+    with app.test_request_context(), force_locale(lang):
+        assert render_template_string(template, n=1) == one
+        assert render_template_string(template, n=3) == three
+        days = "{{ ngettext('%(num)d day', '%(num)d days', n) }}"
+        assert render_template_string(days, n=1) == ("1 día" if lang == "es" else "1 day")
+        assert render_template_string(days, n=2) == ("2 días" if lang == "es" else "2 days")
+
+
+def test_an_unknown_code_is_never_shown_silently(app):
+    from flask_babel import force_locale
+    from coop.common.labels import UnknownLabel, label
+    with app.test_request_context(), force_locale("es"):
+        with pytest.raises(UnknownLabel):
+            label("teleported", "order_status")
+        assert label("captured", "order_status") == "Pagado"
+        assert label("farmer_payable:12", "account") == "Se debe al productor"
+        assert label("coffee", "crop") == "Café pergamino"
+    app.testing = False
+    try:
+        with app.test_request_context():
+            assert label("missing_thing", "order_status") == "Missing thing"
+    finally:
+        app.testing = True
+
+
+def test_chart_of_accounts_has_a_spanish_name_for_every_code(app):
+    from flask_babel import force_locale
+    from coop.common.labels import label
+    from coop.ledger.services import CHART, PERSONAL
+    with app.test_request_context(), force_locale("es"):
+        for code, (english, _kind, _neg) in {**CHART, **PERSONAL}.items():
+            spanish = label(code, "account")
+            assert spanish and spanish != code, code
+            assert spanish != english, (code, spanish)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import and_, func, or_, select, text, update
 
 from ..auth.models import User
@@ -257,8 +258,10 @@ def create_batch(coop: Cooperative, user, *, rail: str | None = None,
                           "status": "pending", "created_at": now})
     if not lines:
         problems = [f"{x['payee_name']}: {x['reason']}" for x in left_out[:MAX_REPORTED_ERRORS]]
-        message = (_("Nothing can be paid: %(n)d farmers are owed money but left out (the "
-                     "reasons are listed).", n=len(left_out)) if left_out
+        message = (ngettext("Nothing can be paid: %(num)d farmer is owed money but left out "
+                            "(the reason is listed).",
+                            "Nothing can be paid: %(num)d farmers are owed money but left out "
+                            "(the reasons are listed).", len(left_out)) if left_out
                    else _("Nothing is due: no farmer is owed anything that is not already in a "
                           "batch."))
         raise Conflict(message, code="nothing_due",
