@@ -276,3 +276,43 @@ def test_chart_of_accounts_has_a_spanish_name_for_every_code(app):
             spanish = label(code, "account")
             assert spanish and spanish != code, code
             assert spanish != english, (code, spanish)
+
+
+def test_the_migration_turns_typed_licit_crops_into_catalogue_crops():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "migrations/versions/0008_lang_licit_crops.py"
+    spec = importlib.util.spec_from_file_location("m0008_lang", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    known = module.known_names()
+    for typed, slug in (("Café", "coffee"), (" coffee ", "coffee"), ("CACAO", "cacao"),
+                        ("Cocoa", "cacao"), ("Aguacate Hass", "avocado"),
+                        ("Maracuyá", "passion-fruit"), ("café pergamino", "coffee")):
+        assert known.get(module._key(typed)) == slug, typed
+    assert module._key("Yuca") not in known
+
+
+def test_impact_report_shows_the_licit_crop_in_the_readers_language(app, client, make_coop,
+                                                                   make_farmer, login):
+    from coop.cooperatives.models import FarmerProfile
+    coop = make_coop()
+    farmer = make_farmer(coop)
+    profile = db.session.scalar(select(FarmerProfile).where(FarmerProfile.user_id == farmer.id))
+    coop_services.add_plot(profile, name="La Loma", hectares="2", replaced_crop="coca",
+                           illicit_hectares="1", licit_crop="coffee")
+    db.session.commit()
+    manager = next(x.user for x in coop.memberships if x.role == "manager")
+    login(manager)
+    start, end = "2000-01-01", utcnow().date().isoformat()
+    url = f"/manage/coops/{coop.id}/impact?start={start}&end={end}"
+    client.get("/lang/es")
+    spanish = visible(client.get(url).get_data(as_text=True))
+    assert "Café pergamino" in spanish and "Coffee" not in spanish
+    client.get("/lang/en")
+    english = visible(client.get(url).get_data(as_text=True))
+    assert "Coffee (parchment)" in english
+    with pytest.raises(Exception):
+        coop_services.add_plot(profile, name="Otra", hectares="1", replaced_crop=None,
+                               illicit_hectares="0", licit_crop="Coffee")
+    db.session.rollback()

@@ -75,3 +75,9 @@ class RoleForm(FlaskForm):
 
 class RevokeForm(FlaskForm):
     pass
+
+
+class CollectionPointForm(FlaskForm):
+    name = StringField(_l("Name of the collection point"),
+                       validators=[DataRequired(), Length(max=160)])
+    place = StringField(_l("Where it is (optional)"), validators=[Optional(), Length(max=200)])
