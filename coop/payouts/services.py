@@ -209,7 +209,7 @@ def create_batch(coop: Cooperative, user, *, rail: str | None = None,
     elif rail not in PAYOUT_RAILS:
         raise ValidationFailed(_("Unknown payout rail."), code="unknown_rail",
                                fields={"rail": [_("Choose one of: %(r)s.",
-                                                  r=", ".join(PAYOUT_RAILS))]})
+                                                  r=", ".join(rail_names().values()))]})
     fingerprint = _request_hash(rail)
     if idempotency_key is not None:
         earlier = batch_for_key(coop, idempotency_key)
@@ -319,7 +319,7 @@ def export_csv(batch: PayoutBatch, user, rail: str | None = None) -> str:
     elif rail not in PAYOUT_RAILS:
         raise ValidationFailed(_("Unknown payout rail."), code="unknown_rail",
                                fields={"rail": [_("Choose one of: %(r)s.",
-                                                  r=", ".join(PAYOUT_RAILS))]})
+                                                  r=", ".join(rail_names().values()))]})
     body, exported = write_export([line for line in batch.lines if line.status == "pending"],
                                   rail)
     if batch.exported_at is None:
