@@ -195,6 +195,44 @@ def _allowed(m) -> set[str]:
     return {n for n in names if n}
 
 
+# Codes that no language's page may show (English words are fine on English pages).
+CODES = ["sca85", "sca80", "fnc94", "opium_poppy", "missing_ledger", "farmer_payable",
+         "share_capital", "stripe_clearing", "card_holds", "buyer_deposits", "card_hold",
+         "card_fee", "stripe_payout", "operating_cost", "year_end_close", "refund_failed",
+         "premium_spend", "ledger.reverse", "payouts.batch_created", "payouts.line_paid",
+         "intake.record", "shares.pay", "treasury.bank_import", "bps", "nequi", "breb",
+         "Cocoa", "coffee-green", "passion-fruit"]
+CODE_WORDS = re.compile(r"(?<![\w.])(" + "|".join(re.escape(w) for w in CODES) + r")(?![\w])")
+
+
+def test_every_page_of_every_role_in_english_shows_no_code(app, client, world):
+    m = world
+    urls = _urls(app, m)
+    allowed = _allowed(m)
+    problems = {}
+    seen = 0
+    for user in (None, m.buyers[0], m.manager, m.treasurer, m.farmers[0]):
+        client.post("/logout")
+        if user is not None:
+            _login(client, user)
+        client.get("/lang/en")
+        for url in urls:
+            response = client.get(url)
+            if response.status_code != 200 or response.mimetype != "text/html":
+                continue
+            seen += 1
+            html = response.get_data(as_text=True)
+            assert '<html lang="en">' in html, url
+            text = visible(html)
+            for value in allowed:
+                text = text.replace(value, " ")
+            found = [text[max(0, x.start() - 40):x.end() + 40] for x in CODE_WORDS.finditer(text)]
+            if found:
+                problems[f"{getattr(user, 'email', 'visitor')} {url}"] = found[:6]
+    assert seen >= 30, seen
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
 def test_every_page_of_every_role_reads_in_spanish(app, client, world):
     m = world
     urls = _urls(app, m)
