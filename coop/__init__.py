@@ -246,6 +246,24 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = lambda d, fmt="short": format_datetime(d, fmt) if d else ""
     app.jinja_env.filters["timedelta"] = lambda td: format_timedelta(td, threshold=1.1)
     app.jinja_env.globals["static_url"] = static_url
+    from .catalog.labels import name_of
+    from .common.labels import label
+    # {{ order.status | label("order_status") }}: a code in the reader's words (common/labels.py)
+    app.jinja_env.filters["label"] = label
+    # {{ pool.crop | loc_name }}: a crop's or grade's name in the page's language
+    app.jinja_env.filters["loc_name"] = name_of
+
+    def country(code):
+        from flask_babel import get_locale
+        locale = get_locale()
+        return (locale.territories.get(str(code).upper()) if locale else None) or code or ""
+
+    def percent_bps(bps):
+        from decimal import Decimal
+        return format_decimal(Decimal(int(bps or 0)) / 100, format="#,##0.##") + " %"
+
+    app.jinja_env.filters["country"] = country
+    app.jinja_env.filters["percent_bps"] = percent_bps
 
     @app.context_processor
     def inject():

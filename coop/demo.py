@@ -62,6 +62,9 @@ def seed_demo() -> bool:
                           pw_hash)
         coop = _coop(manager, name, country, currency, region)
         coop_services.grant_role(coop, treasurer, "treasurer")
+        for point in points:
+            if coop_services.collection_point_named(coop.id, point) is None:
+                coop_services.add_collection_point(coop, name=point, place=region)
         for n in range(first, last + 1):
             given = FIRST[(n * 7) % len(FIRST)]
             full = f"{given} {LAST[(n * 3) % len(LAST)]} {LAST[(n * 5 + 1) % len(LAST)]}"

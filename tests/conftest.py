@@ -20,6 +20,7 @@ from coop import create_app
 from coop.extensions import db
 
 PASSWORD = "correct-horse-battery"
+COLLECTION_POINTS = ("Vereda El Tambo", "Vereda La Esperanza", "Acopio central")
 KEEP = {"crops", "grades", "alembic_version"}  # loaded by migrations, never emptied
 _TMP = tempfile.mkdtemp(prefix="minga-tests-")
 
@@ -148,6 +149,8 @@ def make_coop(make_user):
                                            country=country, currency=currency, region="Cauca")
         if treasurer is not None:
             services.grant_role(coop, treasurer, "treasurer")
+        for point in COLLECTION_POINTS:  # farmers choose from the coop's own list
+            services.add_collection_point(coop, name=point)
         db.session.commit()
         return coop
     return make
@@ -167,10 +170,21 @@ def make_farmer():
     return make
 
 
+def ensure_collection_point(farmer, coop_id, name):
+    """The farmer's coop (the one given, or their only one) has a collection point `name`."""
+    from coop.cooperatives import services as coop_services
+    from coop.listings.services import farmer_coop_for
+    coop = coop_services.get_coop(farmer_coop_for(farmer, coop_id))
+    if coop_services.collection_point_named(coop.id, name) is None:
+        coop_services.add_collection_point(coop, name=name)
+    return coop
+
+
 @pytest.fixture
 def make_listing():
     from coop.listings import services
     def make(farmer, crop="coffee", grade="sca85", kg="100", days_ago=5, coop_id=None):
+        ensure_collection_point(farmer, coop_id, "Vereda El Tambo")
         listing, _ = services.create_listing(
             farmer, crop=crop, grade=grade, quantity_kg=kg,
             harvested_on=date.today() - timedelta(days=days_ago), coop_id=coop_id,

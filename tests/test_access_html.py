@@ -122,6 +122,13 @@ EXPECTED = {
     "coops.revoke_role": {"POST": {**same(manager_page(DONE)),
                                    "mix": mixed_manager_page(REDIRECT),
                                    "missing": MISSING_MANAGE}},
+    "coops.collection_points": {"GET": {**same(manager_page()), "missing": MISSING_MANAGE},
+                                "POST": {**same(manager_page(DONE)),
+                                         "missing": MISSING_MANAGE}},
+    # B's manager renaming A's point through B's URL finds nothing.
+    "coops.rename_collection_point": {"POST": {**same(manager_page(DONE)),
+                                               "mix": mixed_manager_page(),
+                                               "missing": MISSING_MANAGE}},
     "listings.mine": {"GET": {"-": farmers_only()}},
     "listings.new": {"GET": {"-": farmers_only()}, "POST": {"-": farmers_only(422)}},
     "listings.edit": {"GET": {**same(own_listing()), "missing": missing_listing()},
@@ -177,7 +184,8 @@ class World:
         return {"coop_id": self.coops[side].id, "slug": self.coops[side].slug,
                 "profile_id": self.profiles[side].id, "listing_id": self.listings[side].id,
                 "user_id": self.people[side][TREASURER].id, "role": "treasurer", "code": "en",
-                "width": 160}
+                "width": 160, "point_id": coop_services.collection_points(self.coops[side].id)[0].id}
+
 
     def args(self, target: str) -> dict:
         if target in ("-", "A"):
@@ -188,7 +196,8 @@ class World:
             return {**self.ids["A"], "coop_id": self.coops["B"].id, "slug": self.coops["B"].slug}
         return {"coop_id": 999999, "slug": "no-such-coop", "profile_id": 999999,
                 "listing_id": 999999, "user_id": 999999, "role": "treasurer", "code": "xx",
-                "width": 160}
+                "width": 160, "point_id": 999999}
+
 
     def actor(self, who: str, target: str):
         """The user playing `who` for a target (None for the anonymous visitor)."""
@@ -231,6 +240,8 @@ def post_data(endpoint: str, target: str, world: World) -> dict:
                 "plot-illicit_hectares": "0.5"}
     if endpoint == "coops.update_payout":
         return {"payout-payout_rail": "bank", "payout-payout_account": f"12345{n:06d}"}
+    if endpoint in ("coops.collection_points", "coops.rename_collection_point"):
+        return {"name": f"Punto {n}", "place": "Vereda"}
     if endpoint == "coops.grant_role":
         return {"email": world.buyer.email, "role": "treasurer"}
     return {}  # login, signup, listings.new/edit: empty input, a form error for whoever may

@@ -326,7 +326,7 @@ def test_bad_plots_are_refused(en, farmer_page, data, field, message):
     assert message in html
     assert f'id="{field}-err"' in html
     assert input_value(html, "plot-hectares") == form["plot-hectares"]
-    assert input_value(html, "plot-licit_crop") == "coffee"
+    assert selected(html, "plot-licit_crop") == "coffee"
     # The payout form next to it still shows the saved details, not blanks.
     assert input_value(html, "payout-payout_account") == "3001234567"
     assert selected(html, "payout-payout_rail") == "nequi"

@@ -41,7 +41,7 @@ def scenario(sold, make_farmer, make_coop, make_user):
     m.farmers += [make_farmer(m.coop), make_farmer(m.coop)]
     plots = [("female", 4, "2", "coca", "1.5", "coffee"),
              ("male", 5, "3", "coca", "3", "cacao"),
-             ("female", 3, "1", "cannabis", "0.5", "Coffee"),
+             ("female", 3, "1", "cannabis", "0.5", "coffee"),
              ("male", 2, "1.5", None, "0", "coffee"),
              (None, None, "1", None, "0", None)]
     m.identities = []
@@ -103,7 +103,7 @@ def test_every_figure_of_the_full_report(scenario):
     assert r.get("land", "illicit_replaced", "coca").families == 2
     assert _v(r, "land", "illicit_replaced", "cannabis") == Decimal("0.5")
     assert _v(r, "land", "licit") == Decimal("7.5")
-    assert _v(r, "land", "licit", "coffee") == Decimal("4.5")  # "Coffee" and "coffee" agree
+    assert _v(r, "land", "licit", "coffee") == Decimal("4.5")  # one crop of the catalogue, one figure
     assert r.get("land", "licit", "coffee").families == 3
     assert _v(r, "land", "licit", "cacao") == Decimal("3")
     assert _v(r, "sales", "families_selling") == 3

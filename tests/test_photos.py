@@ -217,7 +217,7 @@ def farmer(coop, make_farmer):
 def upload(client, raw: bytes, filename="cosecha.jpg", mimetype="image/jpeg"):
     data = {"product": "cacao/export", "quantity_kg": "250",
             "harvested_on": (date.today() - timedelta(days=2)).isoformat(),
-            "collection_point": "Acopio", "notes": "",
+            "collection_point": "Acopio central", "notes": "",
             "photo": (io.BytesIO(raw), filename, mimetype)}
     return client.post("/my/listings/new", data=data, content_type="multipart/form-data")
 
@@ -242,7 +242,7 @@ def test_bad_photos_through_the_form_keep_the_input_and_write_nothing(
     response = upload(client, raw, filename)
     assert response.status_code == 422
     body = unescape(response.get_data(as_text=True))
-    assert message in body and 'value="250"' in body and 'value="Acopio"' in body
+    assert message in body and 'value="250"' in body and 'value="Acopio central"' in body
     assert counts() == (0, 0)
 
 
@@ -261,7 +261,7 @@ def test_a_new_photo_replaces_the_old_one(client, login, farmer):
     listing = db.session.scalars(select(Listing)).one()
     first = listing.photo_digest
     data = {"product": "cacao/export", "quantity_kg": "250",
-            "harvested_on": listing.harvested_on.isoformat(), "collection_point": "Acopio",
+            "harvested_on": listing.harvested_on.isoformat(), "collection_point": "Acopio central",
             "photo": (io.BytesIO(encode(picture((500, 500)), "PNG")), "b.png", "image/png")}
     response = client.post(f"/my/listings/{listing.id}/edit", data=data,
                            content_type="multipart/form-data")

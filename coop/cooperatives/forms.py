@@ -4,6 +4,7 @@ from wtforms import (EmailField, IntegerField, PasswordField, SelectField, Strin
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from ..common.fields import HectaresField, Required
+from ..catalog.labels import CROPS as CATALOGUE_CROPS
 
 RAIL_CHOICES = [
     ("cash", _l("Cash at the collection point")), ("bank", _l("Bank account")),
@@ -18,6 +19,8 @@ def _strip(value):
 
 ROLE_CHOICES = [("farmer", _l("Farmer")), ("manager", _l("Manager")),
                 ("treasurer", _l("Treasurer"))]
+# From the crop catalogue, so that reports count one crop under one name in any language.
+LICIT_CHOICES = [("", "—")] + list(CATALOGUE_CROPS.items())
 ILLICIT_CHOICES = [("", _l("None")), ("coca", _l("Coca")),
                    ("opium_poppy", _l("Opium poppy")), ("cannabis", _l("Cannabis"))]
 
@@ -55,7 +58,8 @@ class PlotForm(FlaskForm):
     hectares = HectaresField(_l("Hectares"), validators=[Required()])
     replaced_crop = SelectField(_l("Illicit crop it replaced"), choices=ILLICIT_CHOICES)
     illicit_hectares = HectaresField(_l("Hectares of it replaced"), validators=[Optional()])
-    licit_crop = StringField(_l("Legal crop grown now"), validators=[Optional(), Length(max=40)])
+    licit_crop = SelectField(_l("Legal crop grown now"), choices=LICIT_CHOICES,
+                             validators=[Optional()])
 
 
 class PayoutForm(FlaskForm):
@@ -72,3 +76,9 @@ class RoleForm(FlaskForm):
 
 class RevokeForm(FlaskForm):
     pass
+
+
+class CollectionPointForm(FlaskForm):
+    name = StringField(_l("Name of the collection point"),
+                       validators=[DataRequired(), Length(max=160)])
+    place = StringField(_l("Where it is (optional)"), validators=[Optional(), Length(max=200)])

@@ -88,3 +88,17 @@ class Plot(db.Model):
     illicit_area_m2: Mapped[int] = mapped_column(BigInteger, default=0)
     licit_crop: Mapped[str | None] = mapped_column(String(40))
     farmer: Mapped[FarmerProfile] = relationship(back_populates="plots")
+
+
+class CollectionPoint(db.Model):
+    """A place where a cooperative receives its members' harvests. A listing names one (its
+    `collection_point` is the point's name, as the API gives it), so that supply and intake
+    can be counted per point and no two spellings split one place."""
+
+    __tablename__ = "collection_points"
+    __table_args__ = (UniqueConstraint("coop_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), index=True)
+    name: Mapped[str] = mapped_column(String(160))
+    place: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -281,8 +281,14 @@ def add_plot(profile: FarmerProfile, *, name: str, hectares, replaced_crop: str 
     if illicit > area:
         raise ValidationFailed(_("Replaced hectares cannot exceed the plot's hectares."),
                                fields={"illicit_hectares": [_("More than the plot.")]})
+    licit = (licit_crop or "").strip() or None
+    if licit is not None:
+        from ..catalog.labels import CROPS
+        if licit not in CROPS:
+            raise ValidationFailed(_("Choose the legal crop from the list."),
+                                   fields={"licit_crop": [_("Unknown crop.")]})
     plot = Plot(farmer_id=profile.id, name=name, area_m2=area, replaced_crop=replaced,
-                illicit_area_m2=illicit, licit_crop=(licit_crop or "").strip()[:40] or None)
+                illicit_area_m2=illicit, licit_crop=licit)
     db.session.add(plot)
     db.session.flush()
     return plot
@@ -294,3 +300,80 @@ def user_coops(user: User, role: str | None = None) -> list[Cooperative]:
         if role is None or m.role == role:
             seen.setdefault(m.coop_id, m.coop)
     return list(seen.values())
+
+
+# ---------------------------------------------------------------- collection points
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _point_text(value, field: str, limit: int, required: bool) -> str:
+    text = " ".join(value.split()) if isinstance(value, str) else None
+    if text is None:
+        raise ValidationFailed(_("Expected text."), fields={field: [_("Expected text.")]})
+    if required and not text:
+        raise ValidationFailed(_("Give the collection point a name."),
+                               fields={field: [_("Required.")]})
+    if len(text) > limit or _CONTROL.search(value):
+        raise ValidationFailed(_("At most %(n)d characters, without control characters.",
+                                 n=limit),
+                               fields={field: [_("At most %(n)d characters, without control "
+                                                 "characters.", n=limit)]})
+    return text
+
+
+def collection_points(coop_id: int) -> list:
+    from .models import CollectionPoint
+    return list(db.session.scalars(select(CollectionPoint).where(
+        CollectionPoint.coop_id == coop_id).order_by(CollectionPoint.name)))
+
+
+def collection_point_named(coop_id: int, name: str):
+    """The coop's point of that name (spaces and case aside), or None."""
+    from .models import CollectionPoint
+    key = " ".join((name or "").split()).lower()
+    if not key:
+        return None
+    return db.session.scalar(select(CollectionPoint).where(
+        CollectionPoint.coop_id == coop_id, func.lower(CollectionPoint.name) == key))
+
+
+def _same_name_elsewhere(coop_id: int, name: str, point_id: int | None = None) -> None:
+    existing = collection_point_named(coop_id, name)
+    if existing is not None and existing.id != point_id:
+        raise Conflict(_("This cooperative already has a collection point of that name."),
+                       code="duplicate_point", fields={"name": [_("Already used.")]})
+
+
+def add_collection_point(coop: Cooperative, *, name: str, place: str = ""):
+    from .models import CollectionPoint
+    name = _point_text(name, "name", 160, True)
+    place = _point_text(place or "", "place", 200, False)
+    _same_name_elsewhere(coop.id, name)
+    point = CollectionPoint(coop_id=coop.id, name=name, place=place)
+    db.session.add(point)
+    db.session.flush()
+    return point
+
+
+def get_collection_point(coop: Cooperative, point_id: int):
+    from .models import CollectionPoint
+    point = db.session.get(CollectionPoint, point_id)
+    if point is None or point.coop_id != coop.id:
+        raise NotFound(_("No such collection point."))
+    return point
+
+
+def rename_collection_point(coop: Cooperative, point_id: int, *, name: str, place: str = ""):
+    """New name or place; the coop's listings at the point follow the new name."""
+    from ..listings import services as listing_services
+    point = get_collection_point(coop, point_id)
+    name = _point_text(name, "name", 160, True)
+    place = _point_text(place or "", "place", 200, False)
+    _same_name_elsewhere(coop.id, name, point.id)
+    old = point.name
+    point.name, point.place = name, place
+    db.session.flush()
+    if old != name:
+        listing_services.rename_collection_point(coop.id, old, name)
+    return point

@@ -12,7 +12,8 @@ from ..common.forms import apply_error
 from ..extensions import db
 from ..listings import services as listing_services
 from . import services
-from .forms import CoopForm, FarmerForm, PayoutForm, PlotForm, RevokeForm, RoleForm
+from .forms import (CollectionPointForm, CoopForm, FarmerForm, PayoutForm, PlotForm, RevokeForm,
+                    RoleForm)
 
 bp = Blueprint("coops", __name__)
 
@@ -253,3 +254,54 @@ def revoke_role(coop_id, user_id, role):
         db.session.rollback()
         flash(exc.message, "error")
     return redirect(url_for("coops.members", coop_id=coop.id))
+
+
+def _points_page(coop, form, status=200, editing=None, edit_form=None):
+    return render_template("coops/points.html", coop=coop, form=form,
+                           points=services.collection_points(coop.id), editing=editing,
+                           edit_form=edit_form), status
+
+
+@bp.route("/manage/coops/<int:coop_id>/collection-points", methods=["GET", "POST"])
+@login_required
+def collection_points(coop_id):
+    """The coop's collection points: the list farmers choose from when listing a harvest."""
+    coop = _managed(coop_id)
+    form = CollectionPointForm()
+    if form.validate_on_submit():
+        try:
+            services.add_collection_point(coop, name=form.name.data, place=form.place.data)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            apply_error(form, exc)
+            return _points_page(coop, form, exc.status)
+        flash(_("Collection point added."), "info")
+        return redirect(url_for("coops.collection_points", coop_id=coop.id))
+    return _points_page(coop, form, 422 if form.errors else 200)
+
+
+@bp.route("/manage/coops/<int:coop_id>/collection-points/<int:point_id>", methods=["POST"])
+@login_required
+def rename_collection_point(coop_id, point_id):
+    coop = _managed(coop_id)
+    try:
+        services.get_collection_point(coop, point_id)
+    except DomainError:
+        abort(404)
+    form = CollectionPointForm()
+    if form.validate_on_submit():
+        try:
+            services.rename_collection_point(coop, point_id, name=form.name.data,
+                                             place=form.place.data)
+            db.session.commit()
+            flash(_("Collection point saved; its listings follow the new name."), "info")
+            return redirect(url_for("coops.collection_points", coop_id=coop.id))
+        except DomainError as exc:
+            db.session.rollback()
+            apply_error(form, exc)
+            status = exc.status
+    else:
+        status = 422
+    return _points_page(coop, CollectionPointForm(formdata=None), status, editing=point_id,
+                        edit_form=form)

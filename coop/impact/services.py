@@ -49,6 +49,7 @@ from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, un
 
 from ..auth.models import Buyer
 from ..catalog.models import Crop, Grade
+from ..common.labels import has_label, label as code_label
 from ..cooperatives.models import Cooperative, FarmerProfile, Plot
 from ..extensions import db
 from ..intake.models import Intake
@@ -244,7 +245,8 @@ def build(coop: Cooperative, period: Period, *, public: bool) -> Report:
             licit_crop, func.sum(Plot.area_m2), func.count(func.distinct(Plot.farmer_id)))
             .where(enrolled, Plot.licit_crop.isnot(None)).group_by(licit_crop)
             .order_by(licit_crop)):
-        report.add("land", "licit", crop, crop.capitalize(), _hectares(m2), "ha", n)
+        name = code_label(crop, "crop") if has_label(crop, "crop") else crop.capitalize()
+        report.add("land", "licit", crop, name, _hectares(m2), "ha", n)
 
     # 3. Deliveries accepted in the period, by crop and grade, with the floors they were
     # paid against.

@@ -9,6 +9,7 @@ from babel.numbers import format_decimal
 from flask import Blueprint, Response, abort, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from ..common.access import require_member
@@ -105,7 +106,7 @@ def _charts(report: services.Report) -> list:
         charts.append(bar_chart(
             "days", _("Days from intake to payment"),
             _("Bar chart of how many deliveries were paid after each number of days."),
-            [(_("%(n)d days", n=d), [(n, format_decimal(n, locale=_locale()))])
+            [(ngettext("%(num)d day", "%(num)d days", d), [(n, format_decimal(n, locale=_locale()))])
              for d, n in report.days_histogram]))
     return [c for c in charts if c is not None]
 

@@ -298,8 +298,20 @@ def trial_balance(coop) -> dict:
     debits = sum(a.balance_minor for a in rows if a.balance_minor > 0)
     credits = -sum(a.balance_minor for a in rows if a.balance_minor < 0)
     return {"currency": coop.currency, "debits_minor": debits, "credits_minor": credits,
-            "balanced": debits == credits, "accounts": rows,
+            "balanced": debits == credits, "accounts": rows, "names": account_names(rows),
             "pending_holds_minor": pending_holds(coop)}
+
+
+def account_names(rows: list[LedgerAccount]) -> dict[int, str]:
+    """account id -> its name in the reader's language; a per-person account with the
+    person's name ("Owed to farmer — Ana Pérez"). One query for the people."""
+    from ..auth.models import User
+    from ..common.labels import label
+    people = {a.user_id for a in rows if a.user_id}
+    names = dict(db.session.execute(select(User.id, User.name).where(
+        User.id.in_(people))).all()) if people else {}
+    return {a.id: (f"{label(a.code, 'account')} — {names.get(a.user_id, '')}" if a.user_id
+                   else label(a.code, "account")) for a in rows}
 
 
 def recomputed_balances(coop_id: int | None = None) -> dict[int, int]:
@@ -360,3 +372,97 @@ def finance_settings(coop):
         db.session.add(row)
         db.session.flush()
     return row
+
+
+# ---------------------------------------------------------------- the audit log, readable
+
+@dataclass
+class AuditRow:
+    event: AuditEvent
+    who: str
+    what: str
+    details: list  # [(label, text)]
+
+
+_STATUS_KINDS = ("payout_line_status", "stripe_txn_status", "bank_line_status")
+
+
+def _audit_value(field: str, value, currency: str, names: dict) -> str | None:
+    from flask_babel import format_decimal, gettext
+    from ..common.labels import has_label, label
+    from ..common.money import format_money
+    from ..common.quantities import grams_to_decimal
+    if value is None or value == "":
+        return None
+    if field.endswith("_minor") or field == "par":
+        return format_money(int(value), currency) if isinstance(value, int) else None
+    if field.endswith("_g") and isinstance(value, int):
+        return format_decimal(grams_to_decimal(value), format="#,##0.###") + " kg"
+    if field.endswith("_bps") and isinstance(value, int):
+        return format_decimal(value / 100, format="#,##0.##") + " %"
+    if field == "farmer_id":
+        return names.get(value, "")
+    if field in ("rail", "via"):
+        return label(value, "rail")
+    if field == "grade":
+        return label(value, "grade")
+    if field == "status":
+        for kind in _STATUS_KINDS:
+            if has_label(value, kind):
+                return label(value, kind)
+        return label(value, "payout_line_status")
+    if field == "closed":
+        return gettext("yes") if value else gettext("no")
+    if field in ("entry", "reversal"):
+        return f"#{value}"
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, (int, float)):
+        return format_decimal(value)
+    return str(value)
+
+
+def audit_rows(coop, events: list[AuditEvent]) -> list[AuditRow]:
+    """The audit log as a person reads it: who by name, the action in words, the amounts in
+    the coop's currency, names instead of ids; only the fields of AUDIT_FIELDS (the CSV
+    keeps every field raw)."""
+    from flask_babel import gettext
+    from ..auth.models import User
+    from ..common.labels import label
+    from .labels import AUDIT_FIELDS
+    parsed = []
+    user_ids = set()
+    for e in events:
+        try:
+            before, after = json.loads(e.before_json or "{}"), json.loads(e.after_json or "{}")
+        except ValueError:
+            before, after = {}, {}
+        before = before if isinstance(before, dict) else {}
+        after = after if isinstance(after, dict) else {}
+        parsed.append((e, before, after))
+        for data in (before, after):
+            if isinstance(data.get("farmer_id"), int):
+                user_ids.add(data["farmer_id"])
+    names = dict(db.session.execute(select(User.id, User.name).where(
+        User.id.in_(user_ids))).all()) if user_ids else {}
+    rows = []
+    for e, before, after in parsed:
+        currency = after.get("currency") or before.get("currency") or coop.currency
+        details = []
+        for field in AUDIT_FIELDS:
+            new = _audit_value(field, after.get(field), currency, names)
+            old = _audit_value(field, before.get(field), currency, names)
+            if new is None and old is None:
+                continue
+            if old is not None and new is not None and old != new:
+                text = f"{old} → {new}"
+            else:
+                text = new if new is not None else old
+            details.append((str(AUDIT_FIELDS[field]), text))
+        what = label(e.action, "audit_action")
+        obj = label(e.object_type, "audit_object")
+        if e.object_type != "coop":
+            what = f"{what} · {obj} #{e.object_id}"
+        rows.append(AuditRow(event=e, who=e.user.name if e.user else gettext("system"),
+                             what=what, details=details))
+    return rows

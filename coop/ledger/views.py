@@ -8,6 +8,7 @@ from ..cooperatives import services as coop_services
 from ..extensions import db
 from . import services
 from .forms import ReverseForm
+from .labels import PERSONAL_MEMO_KINDS
 
 bp = Blueprint("ledger", __name__)
 
@@ -21,7 +22,8 @@ def trial_balance(coop_id):
     return render_template("ledger/trial_balance.html", coop=coop,
                            tb=services.trial_balance(coop),
                            entries=services.entries(coop, limit=50, before_id=before),
-                           form=ReverseForm(), manual_kinds=services.MANUAL_KINDS)
+                           form=ReverseForm(), manual_kinds=services.MANUAL_KINDS,
+                           personal_memo_kinds=PERSONAL_MEMO_KINDS)
 
 
 @bp.route("/manage/coops/<int:coop_id>/ledger/entries/<int:entry_id>/reverse", methods=["POST"])
@@ -55,4 +57,5 @@ def reverse(coop_id, entry_id):
 def audit_log(coop_id):
     require_member(coop_id, "treasurer", "manager")
     coop = coop_services.get_coop(coop_id)
-    return render_template("ledger/audit.html", coop=coop, events=services.audit_log(coop.id))
+    return render_template("ledger/audit.html", coop=coop,
+                           rows=services.audit_rows(coop, services.audit_log(coop.id)))

@@ -15,7 +15,9 @@ class ListingForm(FlaskForm):
     quantity_kg = KilogramField(_l("Kilograms"), validators=[Required()])
     harvested_on = StringField(_l("Harvest date"), validators=[DataRequired(), Length(max=10)],
                                render_kw={"type": "date"})
-    collection_point = StringField(_l("Collection point"),
+    # The cooperative's own points (cooperatives.CollectionPoint), by name: the view fills the
+    # choices, the listings service checks the name against the coop's list.
+    collection_point = SelectField(_l("Collection point"), validate_choice=False,
                                    validators=[Optional(), Length(max=160)])
     notes = TextAreaField(_l("Notes"), validators=[Optional(), Length(max=500)])
     photo = FileField(_l("Photo (optional, JPEG, PNG or WebP, up to 10 MB)"),

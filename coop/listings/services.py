@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..catalog import services as catalog
 from ..catalog.models import Crop, Grade
@@ -89,6 +89,29 @@ def _text(value, field, limit) -> str:
     return text
 
 
+def _collection_point(coop_id: int, value, current: str | None = None) -> str:
+    """One of the coop's collection points, by name (spaces and case aside), or none; the
+    listing's own point is kept as it is even if the coop no longer lists it."""
+    from ..cooperatives.services import collection_point_named
+    text = _text(value, "collection_point", 160)
+    if not text or text == current:
+        return text
+    point = collection_point_named(coop_id, text)
+    if point is None:
+        raise ValidationFailed(
+            _("Choose one of your cooperative's collection points."),
+            fields={"collection_point": [_("Not a collection point of your cooperative.")]})
+    return point.name
+
+
+def rename_collection_point(coop_id: int, old: str, new: str) -> int:
+    """A coop renamed a collection point: its listings there follow. Returns how many."""
+    result = db.session.execute(update(Listing).where(
+        Listing.coop_id == coop_id, Listing.collection_point == old)
+        .values(collection_point=new).execution_options(synchronize_session="fetch"))
+    return result.rowcount
+
+
 def farmer_coop_for(user, coop_id: int | None) -> int:
     """The coop a farmer lists in: the one given (they must farm there) or their only one."""
     coops = sorted({m.coop_id for m in user.memberships if m.role == "farmer"})
@@ -137,7 +160,7 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
         coop_id=coop, farmer_user_id=farmer.id, crop_id=crop_row.id, grade_id=grade_row.id,
         quantity_g=_grams(quantity_kg), committed_g=0,
         harvested_on=parse_harvest_date(harvested_on, local_today(country)),
-        collection_point=_text(collection_point, "collection_point", 160),
+        collection_point=_collection_point(coop, collection_point),
         notes=_text(notes, "notes", 500), status="available",
         idempotency_key=idempotency_key, request_hash=fingerprint if idempotency_key else None)
     processed = process_photo(photo) if photo else None
@@ -238,7 +261,8 @@ def update_listing(farmer, listing_id: int, *, quantity_kg=None, harvested_on=No
         listing.harvested_on = parse_harvest_date(harvested_on,
                                                   local_today(listing.coop.country))
     if collection_point is not None:
-        listing.collection_point = _text(collection_point, "collection_point", 160)
+        listing.collection_point = _collection_point(listing.coop_id, collection_point,
+                                                     current=listing.collection_point)
     if notes is not None:
         listing.notes = _text(notes, "notes", 500)
     if photo:

@@ -10,6 +10,7 @@ from ..common.forms import apply_error
 from ..common.quantities import grams_to_decimal
 from ..extensions import db
 from ..models import Listing
+from sqlalchemy import select
 from . import services
 from .forms import ListingForm, WithdrawForm
 
@@ -36,9 +37,36 @@ def _require_farmer():
         abort(403)
 
 
-def _prepare(form: ListingForm):
+def _prepare(form: ListingForm, current_point: str = ""):
     form.product.choices = _product_choices()
     form.coop_id.choices = _farmer_coops()
+    form.collection_point.choices = _point_choices([c for c, _name in form.coop_id.choices],
+                                                   current_point)
+    posted = request.form.get("collection_point") if request.method == "POST" else None
+    if posted and posted not in {value for value, _text in form.collection_point.choices}:
+        # Keep what was sent (an old copy of the form): shown with the service's refusal.
+        form.collection_point.choices.append((posted, posted))
+
+
+def _point_choices(coop_ids: list[int], current: str = "") -> list[tuple[str, str]]:
+    """The farmer's cooperatives' collection points (one query), by name; with several
+    cooperatives each point says whose it is."""
+    from ..cooperatives.models import Cooperative, CollectionPoint
+    rows = db.session.execute(
+        select(CollectionPoint.name, CollectionPoint.place, Cooperative.name)
+        .join(Cooperative, Cooperative.id == CollectionPoint.coop_id)
+        .where(CollectionPoint.coop_id.in_(coop_ids))
+        .order_by(CollectionPoint.name)).all() if coop_ids else []
+    choices, seen = [("", "—")], set()
+    for name, place, coop_name in rows:
+        if name in seen:
+            continue
+        seen.add(name)
+        text = f"{name} — {place}" if place else name
+        choices.append((name, f"{text} ({coop_name})" if len(coop_ids) > 1 else text))
+    if current and current not in seen:
+        choices.append((current, current))
+    return choices
 
 
 def _photo_bytes(form) -> bytes | None:
@@ -98,7 +126,7 @@ def edit(listing_id):
     except NotFound:
         abort(404)
     form = ListingForm(obj=None)
-    _prepare(form)
+    _prepare(form, listing.collection_point)
     if request.method == "GET":
         form.product.data = f"{listing.crop.slug}/{listing.grade.code}"
         form.quantity_kg.data = grams_to_decimal(listing.quantity_g)

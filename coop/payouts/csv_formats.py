@@ -8,6 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from ..common.errors import ValidationFailed
 from ..common.money import to_decimal
@@ -69,7 +70,8 @@ def refuse(errors: list[str]):
     shown = errors[:MAX_REPORTED_ERRORS]
     more = len(errors) - len(shown)
     if more:
-        shown.append(_("... and %(n)d more problems.", n=more))
+        shown.append(ngettext("... and %(num)d more problem.", "... and %(num)d more problems.",
+                              more))
     raise ValidationFailed(_("The confirmation file was refused; nothing was recorded. "
                              "Fix these rows and import it again."),
                            code="invalid_confirmation_file", fields={"file": shown})

@@ -4,11 +4,13 @@ from flask_wtf.file import FileField
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..cooperatives.labels import RAILS
 from ..cooperatives.models import PAYOUT_RAILS
 
 
 class BatchForm(FlaskForm):
-    rail = SelectField(_l("Rail"), choices=[("", _l("Every rail"))] + [(r, r) for r in PAYOUT_RAILS],
+    rail = SelectField(_l("Rail"), choices=[("", _l("Every rail"))] + [
+        (r, RAILS[r]) for r in PAYOUT_RAILS],
                        validators=[Optional()])
     # A fresh key per page view: a double click or a resent form makes one batch, not two.
     idempotency_key = HiddenField(validators=[DataRequired(), Length(max=255)])

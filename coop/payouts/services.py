@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import and_, func, or_, select, text, update
 
 from ..auth.models import User
@@ -36,13 +37,14 @@ BREB_MAX_TRANSFER_MINOR = 1_150_000_000
 
 
 def rail_names() -> dict[str, str]:
-    return {"bank": _("Bank account"), "breb": _("Bre-B"), "nequi": _("Nequi"),
-            "daviplata": _("Daviplata"), "yape": _("Yape"), "plin": _("Plin"),
-            "spei": _("SPEI"), "cash": _("Cash")}
+    """rail code -> its name in the reader's language (cooperatives/labels.py)."""
+    from ..cooperatives.labels import RAILS
+    return {code: str(RAILS[code]) for code in PAYOUT_RAILS}
 
 
 def status_names() -> dict[str, str]:
-    return {"pending": _("waiting for the bank"), "paid": _("paid"), "failed": _("failed")}
+    from .labels import LINE_STATUS
+    return {code: str(name) for code, name in LINE_STATUS.items()}
 
 
 def require_treasurer(coop_id: int, user) -> None:
@@ -198,7 +200,7 @@ def _check_rail(rail):
     if rail not in PAYOUT_RAILS:
         raise ValidationFailed(_("Unknown payout rail."), code="unknown_rail",
                                fields={"rail": [_("Choose one of: %(r)s.",
-                                                  r=", ".join(PAYOUT_RAILS))]})
+                                                  r=", ".join(rail_names().values()))]})
     return rail
 
 
@@ -270,8 +272,10 @@ def create_batch(coop: Cooperative, user, *, rail: str | None = None,
         row["batch_id"] = batch.id
     if not lines:
         problems = [f"{x['payee_name']}: {x['reason']}" for x in left_out[:MAX_REPORTED_ERRORS]]
-        message = (_("Nothing can be paid: %(n)d farmers are owed money but left out (the "
-                     "reasons are listed).", n=len(left_out)) if left_out
+        message = (ngettext("Nothing can be paid: %(num)d farmer is owed money but left out "
+                            "(the reason is listed).",
+                            "Nothing can be paid: %(num)d farmers are owed money but left out "
+                            "(the reasons are listed).", len(left_out)) if left_out
                    else _("Nothing is due: no farmer is owed anything that is not already in a "
                           "batch."))
         raise Conflict(message, code="nothing_due",
@@ -329,7 +333,7 @@ def export_csv(batch: PayoutBatch, user, rail: str | None = None) -> str:
     elif rail not in PAYOUT_RAILS:
         raise ValidationFailed(_("Unknown payout rail."), code="unknown_rail",
                                fields={"rail": [_("Choose one of: %(r)s.",
-                                                  r=", ".join(PAYOUT_RAILS))]})
+                                                  r=", ".join(rail_names().values()))]})
     body, exported = write_export([line for line in batch.lines if line.status == "pending"],
                                   rail)
     if batch.exported_at is None:

@@ -9,6 +9,7 @@ import uuid
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
                    url_for)
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from ..common import confirm
@@ -80,8 +81,9 @@ def create_batch(coop_id):
             flash(problem, "error")
         return _render_payables(coop, form, exc.status)
     if created:
-        flash(_("Payout batch #%(id)d made: %(n)d lines.", id=batch.id, n=len(batch.lines)),
-              "info")
+        flash(ngettext("Payout batch #%(id)d made: %(num)d line.",
+                       "Payout batch #%(id)d made: %(num)d lines.", len(batch.lines),
+                       id=batch.id), "info")
     return redirect(url_for("payouts.batch", batch_id=batch.id))
 
 

@@ -37,6 +37,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from ..common.labels import label
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.money import parse_major
 from ..common.models import utcnow
@@ -713,17 +714,17 @@ def bank_suggestions(coop) -> list[BankSuggestion]:
     entries: dict[int, list] = {}
     if bank_id is not None:
         amounts = sorted({line.amount_minor for line in lines})
-        for entry_id, moment, memo, amount in db.session.execute(
-                select(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo,
+        for entry_id, moment, kind, amount in db.session.execute(
+                select(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.kind,
                        func.sum(LedgerPosting.amount_minor))
                 .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
                 .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "posted",
                        LedgerEntry.effective_on >= lo, LedgerEntry.effective_on <= hi,
                        LedgerPosting.account_id == bank_id,
                        ~exists(_matched_line_for_entry(LedgerEntry.id)))
-                .group_by(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.memo)
+                .group_by(LedgerEntry.id, LedgerEntry.effective_on, LedgerEntry.kind)
                 .having(func.sum(LedgerPosting.amount_minor).in_(amounts))):
-            entries.setdefault(int(amount), []).append((entry_id, moment, memo))
+            entries.setdefault(int(amount), []).append((entry_id, moment, kind))
     used: set = set()
     for line in lines:
         day = noon[line.id]
@@ -733,14 +734,15 @@ def bank_suggestions(coop) -> list[BankSuggestion]:
                         and ("p", t.id) not in used), None)
             if txn is not None:
                 used.add(("p", txn.id))
-                out.append(BankSuggestion(line, "stripe_payout", txn.id,
-                                          f"Stripe payout {txn.source or txn.txn_id}"))
+                out.append(BankSuggestion(line, "stripe_payout", txn.id, _(
+                    "Stripe payout %(ref)s", ref=txn.source or txn.txn_id)))
                 continue
-        for entry_id, moment, memo in sorted(entries.get(line.amount_minor, []),
+        for entry_id, moment, kind in sorted(entries.get(line.amount_minor, []),
                                              key=lambda r: abs(r[1] - day)):
             if abs(moment - day) <= window and ("e", entry_id) not in used:
                 used.add(("e", entry_id))
-                out.append(BankSuggestion(line, "entry", entry_id, memo or f"#{entry_id}"))
+                out.append(BankSuggestion(line, "entry", entry_id,
+                                          f"{label(kind, 'entry_kind')} #{entry_id}"))
                 break
     return out
 

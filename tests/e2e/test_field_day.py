@@ -71,7 +71,7 @@ def fill_harvest(page, product: str, kg: str, point: str, days_ago: int) -> None
     page.select_option("select[name=product]", product)
     page.fill("input[name=quantity_kg]", kg)
     page.fill("input[name=harvested_on]", (date.today() - timedelta(days=days_ago)).isoformat())
-    page.fill("input[name=collection_point]", point)
+    page.select_option("select[name=collection_point]", point)
 
 
 def wait_for_offline_copy(page) -> None:
@@ -85,6 +85,17 @@ def wait_for_offline_copy(page) -> None:
 
 
 def test_farmer_lists_a_harvest_with_a_photo_then_one_without_signal(phone, db):
+    # The manager adds two collection points to the coop's list; farmers choose from it.
+    coop_id = db("SELECT id FROM cooperatives WHERE name = :c", c=COOP)[0][0]
+    manager = phone()
+    manager.login(MANAGER)
+    for point in (PHOTO_POINT, OFFLINE_POINT):
+        manager.goto(f"/manage/coops/{coop_id}/collection-points")
+        manager.page.fill("#add-point input[name=name]", point)
+        with manager.page.expect_navigation():
+            manager.page.click("#add-point button[type=submit]")
+        assert "Punto de acopio agregado." in manager.text()
+    manager.step("collection points")
     farmer = phone()
     page = farmer.page
     farmer.login(FARMER)
