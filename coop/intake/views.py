@@ -1,7 +1,7 @@
 """Intake at the collection point (manager, from a phone) and settlement statements."""
 import uuid
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -9,6 +9,7 @@ from ..catalog import services as catalog
 from ..common.access import require_member
 from ..common.errors import DomainError
 from ..common.forms import apply_error
+from ..common.paging import page_number
 from ..cooperatives import services as coop_services
 from ..extensions import db
 from ..pools import services as pools
@@ -32,7 +33,10 @@ def _or_404(fn, *args):
 def pool_intake(pool_id):
     pool = _or_404(pools.get_pool, pool_id)
     require_member(pool.coop_id, "manager", "treasurer")
-    allocations = pools.pool_allocations(pool.id)
+    pending_only = request.args.get("show") == "pending"
+    found = services.pool_deliveries(pool.id, pending_only=pending_only,
+                                     page=page_number(request.args.get("page")))
+    allocations = found.items
     from sqlalchemy import select
 
     from ..auth.models import User
@@ -40,7 +44,8 @@ def pool_intake(pool_id):
     names = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) \
         if ids else {}
     return render_template("intake/pool.html", pool=pool, allocations=allocations,
-                           intakes=services.pool_intakes(pool.id), names=names)
+                           intakes=found.extra["intakes"], names=names, found=found,
+                           pending_only=pending_only)
 
 
 def _grade_choices(pool):
