@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -159,3 +160,54 @@ def test_farmer_statement_is_styled(phone, db):
     assert "system-ui" in page.evaluate("getComputedStyle(document.body).fontFamily")
     assert page.evaluate("document.styleSheets.length") >= 1
     assert page.locator("main").count() == 1 and page.locator("main table").count() == 1
+
+
+SKIP = re.compile(r"^/(logout|language|static|api|stripe)\b|\.csv\b|/photo\b|/sw\.js")
+
+
+PUBLIC = re.compile(r"^/(supply|pools|coops|crops|login|signup|account|offline)?(/[^/]+)?$")
+
+
+def crawl(visit, start: list[str], limit: int = 45, public: bool = True) -> list[str]:
+    """Opens every page a person can reach by following links from `start` (one page per URL
+    shape: /manage/pools/12 and /manage/pools/13 are one, whatever the query but print=), runs axe on each, and returns the
+    paths that did not answer 200."""
+    queue, shapes, refused = list(start), set(), []
+    while queue and len(shapes) < limit:
+        path = queue.pop(0)
+        bare, _, query = path.partition("?")
+        shape = re.sub(r"\d+", "N", bare) + ("?print" if "print=" in query else "")
+        if shape in shapes or SKIP.search(path) or (
+                not public and path not in start and PUBLIC.match(path.split("?")[0])):
+            continue
+        shapes.add(shape)
+        response = visit.goto(path)
+        if response is None or response.status != 200:
+            refused.append(f"{path}: {response.status if response else 'no answer'}")
+            continue
+        visit.axe(path)
+        hrefs = visit.page.eval_on_selector_all(
+            "a[href]:not([download])", "as => as.map(a => a.getAttribute('href'))")
+        queue.extend(h.split("#")[0] for h in hrefs if h.startswith("/") and len(h) > 1)
+    return refused
+
+
+@pytest.mark.parametrize("who, start", [
+    (TREASURER, ["/manage"]),
+    (MANAGER, ["/manage"]),
+    (FARMER, ["/my/listings"]),
+    ("buyer1@example.org", ["/supply"]),
+])
+def test_every_page_of_every_role_opens_and_passes_axe(phone, who, start):
+    visit = phone()
+    visit.login(who)
+    # The pages everyone sees (supply, pools, coops) are crawled for the buyer and visitor.
+    refused = crawl(visit, start, public=who.startswith("buyer"))
+    assert len(visit.checked) >= 6, sorted(visit.checked)
+    assert not refused, refused
+
+
+def test_a_visitor_s_pages_pass_axe(phone):
+    visit = phone()
+    refused = crawl(visit, ["/", "/login", "/coops", "/crops"])
+    assert not refused, refused
