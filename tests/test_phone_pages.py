@@ -414,3 +414,64 @@ def test_deliveries_page_in_constant_queries(client, login, sold, count_queries)
     pending = client.get(url + "?show=pending&page=3").get_data(as_text=True)
     assert pending.count('<a class="button" href="/manage/allocations/') == 22
     assert f"{url}?show=pending&amp;page=2" in pending
+
+
+# ---------------------------------------------------------------- audit log and statements pages
+
+def test_audit_log_pages_back_in_constant_queries(client, login, make_coop, make_user,
+                                                  count_queries):
+    from coop.ledger.models import AuditEvent
+    treasurer = make_user(name="Tesorera")
+    coop = make_coop(treasurer=treasurer)
+    now = utcnow()
+
+    def add(n):
+        db.session.execute(insert(AuditEvent), [
+            {"coop_id": coop.id, "user_id": treasurer.id, "action": "cost.record",
+             "object_type": "ledger_entry", "object_id": str(i), "before_json": "{}",
+             "after_json": "{}", "created_at": now} for i in range(n)])
+        db.session.commit()
+    login(treasurer)
+    en(client)
+    url = f"/manage/coops/{coop.id}/audit"
+    add(5)
+    client.get(url)
+    db.session.expire_all()
+    with count_queries() as few:
+        html = client.get(url).get_data(as_text=True)
+    assert html.count("<tr><td>") == 5 and "Older events" not in html
+    add(245)
+    client.get(url)
+    db.session.expire_all()
+    with count_queries() as many:
+        html = client.get(url).get_data(as_text=True)
+    assert many.count == few.count
+    ids = sorted(db.session.scalars(select(AuditEvent.id).where(AuditEvent.coop_id == coop.id)),
+                 reverse=True)
+    assert html.count("<tr><td>") == 100
+    older = re.search(r'href="([^"]*before=(\d+))"', html)
+    assert int(older.group(2)) == ids[99]
+    second = client.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert second.count("<tr><td>") == 100
+    last = client.get(f"{url}?before={ids[199]}").get_data(as_text=True)
+    assert last.count("<tr><td>") == 50 and "Older events" not in last
+    assert client.get(f"{url}?before=abc").status_code == 200
+
+
+def test_coop_statements_page_back(client, login, sold, monkeypatch):
+    from coop.intake import views
+    monkeypatch.setattr(views, "STATEMENTS_PAGE", 2)
+    m = sold
+    recs = [intake.record_intake(m.manager, a.id, received_kg="1", grade="sca85")[0]
+            for a in m.alloc]
+    db.session.commit()
+    login(m.manager)
+    en(client)
+    url = f"/manage/coops/{m.coop.id}/statements"
+    html = client.get(url).get_data(as_text=True)
+    shown = [int(i) for i in re.findall(r'href="/my/statements/(\d+)"', html)]
+    assert shown == [recs[2].id, recs[1].id]
+    assert f"{url}?before={recs[1].id}" in html
+    older = client.get(f"{url}?before={recs[1].id}").get_data(as_text=True)
+    assert [int(i) for i in re.findall(r'href="/my/statements/(\d+)"', older)] == [recs[0].id]
+    assert "Older statements" not in older

@@ -119,9 +119,13 @@ def farmer_statements(user) -> list[Intake]:
                                    .order_by(Intake.id.desc())).unique())
 
 
-def coop_statements(coop_id: int, limit: int = 500) -> list[Intake]:
-    return list(db.session.scalars(select(Intake).where(Intake.coop_id == coop_id)
-                                   .order_by(Intake.id.desc()).limit(limit)).unique())
+def coop_statements(coop_id: int, limit: int = 500, before_id: int | None = None
+                    ) -> list[Intake]:
+    """The newest deliveries first; `before_id` pages back (keyset)."""
+    stmt = select(Intake).where(Intake.coop_id == coop_id)
+    if before_id:
+        stmt = stmt.where(Intake.id < before_id)
+    return list(db.session.scalars(stmt.order_by(Intake.id.desc()).limit(limit)).unique())
 
 
 def statement(user, intake_id: int) -> Intake:

@@ -17,6 +17,7 @@ from . import services
 from .forms import IntakeForm
 
 bp = Blueprint("intake", __name__, template_folder="templates")
+STATEMENTS_PAGE = 100  # a coop's statements a page
 
 
 def _or_404(fn, *args):
@@ -97,8 +98,10 @@ def record(allocation_id):
 def coop_statements(coop_id):
     require_member(coop_id, "manager", "treasurer")
     coop = coop_services.get_coop(coop_id)
-    return render_template("intake/statements.html", coop=coop,
-                           intakes=services.coop_statements(coop.id))
+    intakes = services.coop_statements(coop.id, limit=STATEMENTS_PAGE,
+                                       before_id=request.args.get("before", type=int))
+    return render_template("intake/statements.html", coop=coop, intakes=intakes,
+                           older=intakes[-1].id if len(intakes) == STATEMENTS_PAGE else None)
 
 
 @bp.route("/my/statements")

@@ -169,9 +169,9 @@ PUBLIC = re.compile(r"^/(supply|pools|coops|crops|login|signup|account|offline)?
 
 
 def crawl(visit, start: list[str], limit: int = 45, public: bool = True) -> list[str]:
-    """Opens every page a person can reach by following links from `start` (one page per URL
-    shape: /manage/pools/12 and /manage/pools/13 are one, whatever the query but print=), runs axe on each, and returns the
-    paths that did not answer 200."""
+    """Opens every page a person can reach by following links from `start`, one per URL shape
+    (/manage/pools/12 and /manage/pools/13 are one; the query does not count, but print=),
+    runs axe on each, and returns the paths that did not answer 200."""
     queue, shapes, refused = list(start), set(), []
     while queue and len(shapes) < limit:
         path = queue.pop(0)
