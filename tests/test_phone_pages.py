@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 from coop.auth.models import User
 from coop.catalog.models import Crop, Grade
 from coop.common.models import utcnow
-from coop.cooperatives.models import FarmerProfile
+from coop.cooperatives.models import FarmerProfile, Membership
 from coop.extensions import db
 from coop.intake import services as intake
 from coop.listings.models import Listing
@@ -268,6 +268,9 @@ def add_members(coop, n: int, start: int = 0, rail: str = "cash") -> None:
          "member_number": f"S-{i:04d}", "national_id": f"9{i:07d}", "payout_rail": rail,
          "payout_account": "", "bank_name": "", "joined_on": now}
         for i in range(start, start + n)])
+    db.session.execute(insert(Membership), [
+        {"coop_id": coop.id, "user_id": uid, "role": "farmer", "created_at": now}
+        for uid in by_email.values()])
     db.session.commit()
 
 
@@ -327,6 +330,9 @@ def test_members_come_a_page_at_a_time_in_constant_queries(client, login, make_c
     assert many.count == few.count, (few.statements, many.statements)
     rows = member_rows(html)
     assert rows == [f"S-{i:04d}" for i in range(50)] and "Farmers (120)" in html
+    # The roles' list is the staff's: 120 farmers are not listed again with their role.
+    roles = html[html.index(">Roles</h2>"):]
+    assert "Socia" not in roles and manager.name in roles
     assert f'href="{url}?page=2"' in html and "Page 1 of 3" in html
     last = client.get(url + "?page=3").get_data(as_text=True)
     assert member_rows(last) == [f"S-{i:04d}" for i in range(100, 120)]
@@ -475,3 +481,20 @@ def test_coop_statements_page_back(client, login, sold, monkeypatch):
     older = client.get(f"{url}?before={recs[1].id}").get_data(as_text=True)
     assert [int(i) for i in re.findall(r'href="/my/statements/(\d+)"', older)] == [recs[0].id]
     assert "Older statements" not in older
+
+
+def test_the_roles_list_keeps_staff_with_all_their_roles(client, login, make_coop,
+                                                         make_farmer):
+    from coop.cooperatives import services as coop_services
+    coop = make_coop()
+    manager = next(m.user for m in coop.memberships if m.role == "manager")
+    plain = make_farmer(coop, name="Solo productora")
+    helper = make_farmer(coop, name="Productora tesorera")
+    coop_services.grant_role(coop, helper, "treasurer")
+    db.session.commit()
+    login(manager)
+    html = en(client).get(f"/manage/coops/{coop.id}").get_data(as_text=True)
+    roles = html[html.index(">Roles</h2>"):]
+    assert plain.name not in roles and plain.name in html  # on the farmers' list only
+    assert f"/roles/{helper.id}/treasurer/revoke" in roles
+    assert f"/roles/{helper.id}/farmer/revoke" in roles

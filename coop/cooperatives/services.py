@@ -129,12 +129,16 @@ def revoke_role(coop: Cooperative, user: User, role: str) -> None:
     db.session.flush()
 
 
-def members(coop: Cooperative) -> list[tuple[User, list[str]]]:
-    """Everyone in the coop with their roles, in two queries whatever the number of members."""
-    rows = db.session.execute(
-        select(User, Membership.role).join(Membership, Membership.user_id == User.id)
-        .where(Membership.coop_id == coop.id).order_by(User.name, Membership.role)
-    ).all()
+def members(coop: Cooperative, *, staff_only: bool = False) -> list[tuple[User, list[str]]]:
+    """Everyone in the coop with their roles, in two queries whatever the number of members;
+    `staff_only`: only those who hold a manager's or treasurer's role (farmers who hold no
+    other role are on the farmers' list, a page at a time)."""
+    stmt = (select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+            .where(Membership.coop_id == coop.id))
+    if staff_only:
+        stmt = stmt.where(User.id.in_(select(Membership.user_id).where(
+            Membership.coop_id == coop.id, Membership.role.in_(("manager", "treasurer")))))
+    rows = db.session.execute(stmt.order_by(User.name, Membership.role)).all()
     out: dict[int, tuple[User, list[str]]] = {}
     for user, role in rows:
         out.setdefault(user.id, (user, []))[1].append(role)

@@ -83,7 +83,8 @@ def _members_page(coop, role_form, status=200):
     rail = request.args.get("rail", "")
     found = services.search_farmer_profiles(coop, q=q, rail=rail,
                                             page=page_number(request.args.get("page")))
-    return render_template("coops/members.html", coop=coop, members=services.members(coop),
+    return render_template("coops/members.html", coop=coop,
+                           members=services.members(coop, staff_only=True),
                            found=found, profiles=found.items, q=q, rail=rail,
                            rails=RAIL_CHOICES, role_form=role_form,
                            revoke_form=RevokeForm()), status
