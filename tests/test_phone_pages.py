@@ -357,7 +357,7 @@ def test_deliveries_filter_what_is_not_yet_received_and_count_it(client, login, 
     html = client.get(url).get_data(as_text=True)
     assert "2 deliveries of 3 left to receive: 200 kg." in html
     assert all(record.format(a.id) in html for a in (m.alloc[0], m.alloc[2]))
-    assert "/my/statements/" in html and f"{url}?show=pending" in links(html)
+    assert "/my/statements/" in html and '<option value="pending">Not yet received' in html
     pending = client.get(url + "?show=pending").get_data(as_text=True)
     assert record.format(m.alloc[0].id) in pending and record.format(m.alloc[2].id) in pending
     assert "/my/statements/" not in pending  # the received one is filtered out
@@ -372,6 +372,30 @@ def test_deliveries_filter_what_is_not_yet_received_and_count_it(client, login, 
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "es"
     intake_one = client.get(url).get_data(as_text=True)
     assert "Todas las entregas de este pedido conjunto están recibidas." in intake_one
+
+
+def test_deliveries_filter_by_collection_point(client, login, sold):
+    m = sold
+    m.listings[2].collection_point = "La Sierra"
+    db.session.commit()
+    intake.record_intake(m.manager, m.alloc[1].id, received_kg="100", grade="sca85")
+    db.session.commit()
+    login(m.manager)
+    en(client)
+    url = f"/manage/pools/{m.pool.id}/intake"
+    record = "/manage/allocations/{}/intake"
+    html = client.get(url).get_data(as_text=True)
+    assert re.findall(r'<option value="([^"]+)"', html)[:2] == ["La Sierra", "Vereda El Tambo"]
+    sierra = client.get(url + "?point=La+Sierra").get_data(as_text=True)
+    assert record.format(m.alloc[2].id) in sierra and record.format(m.alloc[0].id) not in sierra
+    assert "1 delivery of 1 left to receive: 150 kg." in sierra
+    assert '<option value="La Sierra" selected>' in sierra
+    tambo = client.get(url + "?point=Vereda+El+Tambo&show=pending").get_data(as_text=True)
+    assert record.format(m.alloc[0].id) in tambo and record.format(m.alloc[2].id) not in tambo
+    assert "/my/statements/" not in tambo
+    assert "1 delivery of 2 left to receive: 50 kg." in tambo
+    nowhere = client.get(url + "?point=Nowhere").get_data(as_text=True)
+    assert "Nothing was allocated in this pool." in nowhere
 
 
 def add_allocations(m, n: int) -> None:
@@ -420,6 +444,9 @@ def test_deliveries_page_in_constant_queries(client, login, sold, count_queries)
     pending = client.get(url + "?show=pending&page=3").get_data(as_text=True)
     assert pending.count('<a class="button" href="/manage/allocations/') == 22
     assert f"{url}?show=pending&amp;page=2" in pending
+    at = client.get(url + "?point=Acopio&show=pending").get_data(as_text=True)
+    assert "120 deliveries of 120 left to receive: 1,200 kg." in at
+    assert f"{url}?point=Acopio&amp;show=pending&amp;page=2" in at
 
 
 # ---------------------------------------------------------------- audit log and statements pages

@@ -46,6 +46,7 @@ from ..common.paging import PER_PAGE, Page, paginate
 from ..common.quantities import QuantityError, parse_kg
 from ..extensions import db
 from ..ledger import services as ledger
+from ..listings.models import Listing
 from ..listings.services import request_fingerprint
 from ..payments import gateway
 from ..pools.allocation import largest_remainder
@@ -85,13 +86,19 @@ def pool_intakes(pool_id: int) -> dict[int, Intake]:
         select(Intake).where(Intake.pool_id == pool_id)).unique()}
 
 
-def pool_deliveries(pool_id: int, *, pending_only: bool = False, page: int = 1,
-                    per_page: int = PER_PAGE) -> Page:
-    """A page of a pool's allocations (all, or only those not yet received), each with its
-    intake; page.extra has what is left to receive over the whole pool: `pending` allocations
-    and `pending_g` grams, of `allocations`. Four queries whatever the number of farmers."""
+def pool_deliveries(pool_id: int, *, pending_only: bool = False, point: str = "",
+                    page: int = 1, per_page: int = PER_PAGE) -> Page:
+    """A page of a pool's allocations (all, or only those not yet received; at one collection
+    point, the listing's, or at all), each with its intake. page.extra has, for the same
+    collection point, what is left to receive: `pending` allocations and `pending_g` grams of
+    `allocations`; and `points`, the pool's collection points. Five queries whatever the
+    number of farmers."""
     received = select(Intake.id).where(Intake.allocation_id == Allocation.id).exists()
-    stmt = select(Allocation).where(Allocation.pool_id == pool_id)
+    where = [Allocation.pool_id == pool_id]
+    if point:
+        where.append(Allocation.listing_id.in_(
+            select(Listing.id).where(Listing.collection_point == point)))
+    stmt = select(Allocation).where(*where)
     if pending_only:
         stmt = stmt.where(~received)
     found = paginate(stmt.order_by(Allocation.id), page, per_page)
@@ -100,12 +107,16 @@ def pool_deliveries(pool_id: int, *, pending_only: bool = False, page: int = 1,
         select(func.count(Allocation.id),
                func.coalesce(func.sum(case((pending, 1), else_=0)), 0),
                func.coalesce(func.sum(case((pending, Allocation.quantity_g), else_=0)), 0))
-        .where(Allocation.pool_id == pool_id)).one()
+        .where(*where)).one()
+    points = list(db.session.scalars(
+        select(Listing.collection_point).join(Allocation, Allocation.listing_id == Listing.id)
+        .where(Allocation.pool_id == pool_id, Listing.collection_point != "")
+        .distinct().order_by(Listing.collection_point)))
     ids = [a.id for a in found.items]
     intakes = {i.allocation_id: i for i in db.session.scalars(
         select(Intake).where(Intake.allocation_id.in_(ids))).unique()} if ids else {}
     found.extra = {"allocations": int(total), "pending": int(left), "pending_g": int(left_g),
-                   "intakes": intakes}
+                   "intakes": intakes, "points": points}
     return found
 
 

@@ -35,7 +35,8 @@ def pool_intake(pool_id):
     pool = _or_404(pools.get_pool, pool_id)
     require_member(pool.coop_id, "manager", "treasurer")
     pending_only = request.args.get("show") == "pending"
-    found = services.pool_deliveries(pool.id, pending_only=pending_only,
+    point = request.args.get("point", "")[:160]
+    found = services.pool_deliveries(pool.id, pending_only=pending_only, point=point,
                                      page=page_number(request.args.get("page")))
     allocations = found.items
     from sqlalchemy import select
@@ -46,7 +47,7 @@ def pool_intake(pool_id):
         if ids else {}
     return render_template("intake/pool.html", pool=pool, allocations=allocations,
                            intakes=found.extra["intakes"], names=names, found=found,
-                           pending_only=pending_only)
+                           pending_only=pending_only, point=point)
 
 
 def _grade_choices(pool):
