@@ -210,6 +210,32 @@ def test_manager_tables_stack_on_a_phone(client, login, sold, make_listing):
         assert_stacks(response.get_data(as_text=True), url)
 
 
+def test_treasurer_tables_stack_on_a_phone(client, login, sold):
+    from coop.cooperatives import services as coop_services
+    from coop.payouts import services as payouts
+    m = sold
+    for a in m.alloc:
+        intake.record_intake(m.manager, a.id, received_kg="10", grade="sca85")
+    db.session.commit()
+    login(m.treasurer)
+    en(client)
+    payables = f"/manage/coops/{m.coop.id}/payables"
+    assert_stacks(client.get(payables).get_data(as_text=True), payables)
+    batch, _ = payouts.create_batch(m.coop, m.treasurer)
+    db.session.commit()
+    url = f"/manage/payout-batches/{batch.id}"
+    response = client.get(url)
+    assert response.status_code == 200
+    assert_stacks(response.get_data(as_text=True), url)
+    login(m.manager)
+    profile = coop_services.farmer_profile(m.coop.id, m.farmers[0].id)
+    coop_services.add_plot(profile, name="Finca", hectares="2", replaced_crop="coca",
+                           illicit_hectares="1", licit_crop="coffee")
+    db.session.commit()
+    farmer = f"/manage/coops/{m.coop.id}/farmers/{profile.id}"
+    assert_stacks(client.get(farmer).get_data(as_text=True), farmer)
+
+
 # ---------------------------------------------------------------- no inline style, scroll regions
 
 def templates() -> list[Path]:
