@@ -5,7 +5,8 @@
 
 Serves the app with gunicorn on 127.0.0.1 (a free port, production settings) over the demo data
 in a temporary SQLite database, logs in as the demo farmer and buyer, and runs Lighthouse's
-mobile profile (simulated slow 4G, a mid-range phone's CPU) on each page; logged-in pages get
+mobile profile (simulated slow 4G, a mid-range phone's CPU) on each page (and on a farmer's
+settlement statement, after one delivery made through the Stripe sandbox); logged-in pages get
 the session cookie through --extra-headers. Prints performance, accessibility and
 best-practices scores and the bytes transferred, and fails (exit 1) below the targets:
 performance >= 95, accessibility 100, best practices >= 95."""
@@ -41,6 +42,7 @@ PAGES = [  # (path, who is logged in)
     ("/my/listings/new", "farmer1@example.org"),
     ("/my/payments", "farmer1@example.org"),
     ("/supply", "buyer1@example.org"),
+    ("statement", None),  # a farmer's settlement statement: see prepare_delivery
 ]
 
 
@@ -62,6 +64,48 @@ def prepare_database(url: str) -> None:
             "    seed_demo()\n"
             "    db.session.commit()\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def prepare_delivery(url: str) -> tuple[str, str]:
+    """One delivery on the demo, so that a settlement statement exists: buyer1 joins the
+    Colombian pool with the sandbox's test card (localstripe, started for this step only),
+    the pool closes, the manager records the first allocation as delivered in full. Returns
+    the statement's path and its farmer's e-mail."""
+    from coop.payments.sandbox import Sandbox
+    sandbox = Sandbox(persist=False).start()
+    code = ("import json\n"
+            "from decimal import Decimal\n"
+            "from sqlalchemy import select\n"
+            "from coop import create_app\n"
+            "from coop.auth.models import User\n"
+            "from coop.extensions import db\n"
+            "from coop.intake import services as intake\n"
+            "from coop.pools import services as pools\n"
+            "from coop.pools.models import Pool\n"
+            f"app = create_app('development', SQLALCHEMY_DATABASE_URI={url!r})\n"
+            "with app.app_context():\n"
+            "    user = lambda e: db.session.scalar(select(User).where(User.email == e))\n"
+            "    pool = db.session.scalar(select(Pool).where(Pool.status == 'open',\n"
+            "                             Pool.currency == 'COP'))\n"
+            "    pools.place_order(user('buyer1@example.org'), pool.id, quantity_kg='600',\n"
+            "                      payment_method='pm_card_visa')\n"
+            "    db.session.commit()\n"
+            "    pool = pools.close_pool(pool.id)\n"
+            "    db.session.commit()\n"
+            "    a = pools.pool_allocations(pool.id)[0]\n"
+            "    rec = intake.record_intake(user('manager@example.org'), a.id, grade=pool.grade.code,\n"
+            "                               received_kg=str(Decimal(a.quantity_g) / 1000))[0]\n"
+            "    db.session.commit()\n"
+            "    print(json.dumps([f'/my/statements/{rec.id}', rec.farmer.email]))\n")
+    env = {**os.environ, "STRIPE_SECRET_KEY": sandbox.secret_key,
+           "STRIPE_API_BASE": sandbox.api_base, "STRIPE_TEST_PAYMENT_METHODS": "1"}
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env=env,
+                             capture_output=True, text=True).stdout
+    finally:
+        sandbox.stop()
+    path, email = json.loads(out.strip().splitlines()[-1])
+    return path, email
 
 
 def serve(url: str, port: int, log) -> subprocess.Popen:
@@ -170,6 +214,9 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="minga-lighthouse-"))
     url = f"sqlite:///{workdir / 'demo.sqlite'}"
     prepare_database(url)
+    if any(p == "statement" for p, _who in pages):
+        statement = prepare_delivery(url)
+        pages = [statement if p == "statement" else (p, w) for p, w in pages]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with open(workdir / "gunicorn.log", "w") as log:

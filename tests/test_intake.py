@@ -2,6 +2,7 @@
 partial refunds, pro rata, once), advances, the statement page and the API row."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -384,7 +385,13 @@ def test_statement_shows_kilograms_grade_price_deductions_and_net(sold, client, 
     for text in ("160 kg", "150 kg", "10 kg", "Excelente, SCA 85", "28.000,00",
                  "4.200.000,00", "− 420.000,00", "− 20.000,00", "3.760.000,00"):
         assert text in html, text
-    assert "@media print" in html and "<script" not in html
+    # Styled by a stylesheet of its own (the CSP refuses inline styles), with a print layout.
+    assert "<script" not in html and "<style" not in html and " style=" not in html
+    sheet = re.search(r'<link rel="stylesheet" href="(/static/statement\.css[^"]*)"', html)
+    assert sheet, "the statement links no stylesheet"
+    css = client.get(sheet.group(1)).get_data(as_text=True)
+    assert "@media print" in css and ".statement table" in css
+    assert '<main id="main">' in html
     listing = client.get("/my/statements")
     assert listing.status_code == 200 and f"/my/statements/{rec.id}" in listing.get_data(
         as_text=True)

@@ -8,11 +8,12 @@ from decimal import Decimal, InvalidOperation
 from babel import Locale
 from babel.numbers import get_territory_currencies
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from ..auth import services as auth_services
 from ..auth.models import User
 from ..common.errors import Conflict, NotFound, ValidationFailed
+from ..common.paging import PER_PAGE, Page, paginate
 from ..extensions import db
 from .models import ILLICIT_CROPS, PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Membership, Plot
 from .payout_accounts import validate_payout_account
@@ -128,12 +129,16 @@ def revoke_role(coop: Cooperative, user: User, role: str) -> None:
     db.session.flush()
 
 
-def members(coop: Cooperative) -> list[tuple[User, list[str]]]:
-    """Everyone in the coop with their roles, in two queries whatever the number of members."""
-    rows = db.session.execute(
-        select(User, Membership.role).join(Membership, Membership.user_id == User.id)
-        .where(Membership.coop_id == coop.id).order_by(User.name, Membership.role)
-    ).all()
+def members(coop: Cooperative, *, staff_only: bool = False) -> list[tuple[User, list[str]]]:
+    """Everyone in the coop with their roles, in two queries whatever the number of members;
+    `staff_only`: only those who hold a manager's or treasurer's role (farmers who hold no
+    other role are on the farmers' list, a page at a time)."""
+    stmt = (select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+            .where(Membership.coop_id == coop.id))
+    if staff_only:
+        stmt = stmt.where(User.id.in_(select(Membership.user_id).where(
+            Membership.coop_id == coop.id, Membership.role.in_(("manager", "treasurer")))))
+    rows = db.session.execute(stmt.order_by(User.name, Membership.role)).all()
     out: dict[int, tuple[User, list[str]]] = {}
     for user, role in rows:
         out.setdefault(user.id, (user, []))[1].append(role)
@@ -143,6 +148,26 @@ def members(coop: Cooperative) -> list[tuple[User, list[str]]]:
 def farmer_profiles(coop: Cooperative) -> list[FarmerProfile]:
     return list(db.session.scalars(select(FarmerProfile).where(FarmerProfile.coop_id == coop.id)
                                    .order_by(FarmerProfile.member_number)))
+
+
+def _like(text: str) -> str:
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def search_farmer_profiles(coop: Cooperative, *, q: str = "", rail: str = "",
+                           page: int = 1, per_page: int = PER_PAGE) -> Page:
+    """One page of the coop's farmers by member number, found by part of the name or member
+    number and by payout method; with how many match. Three queries whatever the number of
+    members (the page, its count, its plots)."""
+    stmt = select(FarmerProfile).where(FarmerProfile.coop_id == coop.id)
+    q = (q or "").strip()[:80]
+    if q:
+        like = _like(q)
+        stmt = stmt.where(or_(FarmerProfile.member_number.ilike(like, escape="\\"),
+                              FarmerProfile.user.has(User.name.ilike(like, escape="\\"))))
+    if rail in PAYOUT_RAILS:
+        stmt = stmt.where(FarmerProfile.payout_rail == rail)
+    return paginate(stmt.order_by(FarmerProfile.member_number, FarmerProfile.id), page, per_page)
 
 
 def farmer_profile(coop_id: int, user_id: int) -> FarmerProfile | None:

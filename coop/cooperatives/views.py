@@ -1,6 +1,6 @@
 import secrets
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -9,10 +9,12 @@ from ..auth.models import User
 from ..common.access import require_member
 from ..common.errors import DomainError
 from ..common.forms import apply_error
+from ..common.paging import page_number
 from ..extensions import db
 from ..listings import services as listing_services
 from . import services
-from .forms import (CollectionPointForm, CoopForm, FarmerForm, PayoutForm, PlotForm, RevokeForm,
+from .forms import (RAIL_CHOICES, CollectionPointForm, CoopForm, FarmerForm, PayoutForm, PlotForm,
+                    RevokeForm,
                     RoleForm)
 
 bp = Blueprint("coops", __name__)
@@ -75,10 +77,20 @@ def create():
 @login_required
 def members(coop_id):
     coop = _managed(coop_id)
+    return _members_page(coop, RoleForm())
+
+
+def _members_page(coop, role_form, status=200):
+    """The members page: farmers found by name or number and payout method, a page at a time."""
+    q = request.args.get("q", "")
+    rail = request.args.get("rail", "")
+    found = services.search_farmer_profiles(coop, q=q, rail=rail,
+                                            page=page_number(request.args.get("page")))
     return render_template("coops/members.html", coop=coop,
-                           members=services.members(coop),
-                           profiles=services.farmer_profiles(coop),
-                           role_form=RoleForm(), revoke_form=RevokeForm())
+                           members=services.members(coop, staff_only=True),
+                           found=found, profiles=found.items, q=q, rail=rail,
+                           rails=RAIL_CHOICES, role_form=role_form,
+                           revoke_form=RevokeForm()), status
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/new", methods=["GET", "POST"])
@@ -224,15 +236,10 @@ def grant_role(coop_id):
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "error")
-            return render_template("coops/members.html", coop=coop,
-                                   members=services.members(coop),
-                                   profiles=services.farmer_profiles(coop), role_form=form,
-                                   revoke_form=RevokeForm()), exc.status
+            return _members_page(coop, form, exc.status)
     else:
         flash(_("Give a valid e-mail and a role."), "error")
-        return render_template("coops/members.html", coop=coop, members=services.members(coop),
-                               profiles=services.farmer_profiles(coop), role_form=form,
-                               revoke_form=RevokeForm()), 422
+        return _members_page(coop, form, 422)
     return redirect(url_for("coops.members", coop_id=coop.id))
 
 

@@ -36,16 +36,18 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..catalog import services as catalog
 from ..common.access import require_member, roles_in
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.models import utcnow
+from ..common.paging import PER_PAGE, Page, paginate
 from ..common.quantities import QuantityError, parse_kg
 from ..extensions import db
 from ..ledger import services as ledger
+from ..listings.models import Listing
 from ..listings.services import request_fingerprint
 from ..payments import gateway
 from ..pools.allocation import largest_remainder
@@ -85,6 +87,40 @@ def pool_intakes(pool_id: int) -> dict[int, Intake]:
         select(Intake).where(Intake.pool_id == pool_id)).unique()}
 
 
+def pool_deliveries(pool_id: int, *, pending_only: bool = False, point: str = "",
+                    page: int = 1, per_page: int = PER_PAGE) -> Page:
+    """A page of a pool's allocations (all, or only those not yet received; at one collection
+    point, the listing's, or at all), each with its intake. page.extra has, for the same
+    collection point, what is left to receive: `pending` allocations and `pending_g` grams of
+    `allocations`; and `points`, the pool's collection points. Five queries whatever the
+    number of farmers."""
+    received = select(Intake.id).where(Intake.allocation_id == Allocation.id).exists()
+    where = [Allocation.pool_id == pool_id]
+    if point:
+        where.append(Allocation.listing_id.in_(
+            select(Listing.id).where(Listing.collection_point == point)))
+    stmt = select(Allocation).where(*where)
+    if pending_only:
+        stmt = stmt.where(~received)
+    found = paginate(stmt.order_by(Allocation.id), page, per_page)
+    pending = ~received
+    total, left, left_g = db.session.execute(
+        select(func.count(Allocation.id),
+               func.coalesce(func.sum(case((pending, 1), else_=0)), 0),
+               func.coalesce(func.sum(case((pending, Allocation.quantity_g), else_=0)), 0))
+        .where(*where)).one()
+    points = list(db.session.scalars(
+        select(Listing.collection_point).join(Allocation, Allocation.listing_id == Listing.id)
+        .where(Allocation.pool_id == pool_id, Listing.collection_point != "")
+        .distinct().order_by(Listing.collection_point)))
+    ids = [a.id for a in found.items]
+    intakes = {i.allocation_id: i for i in db.session.scalars(
+        select(Intake).where(Intake.allocation_id.in_(ids))).unique()} if ids else {}
+    found.extra = {"allocations": int(total), "pending": int(left), "pending_g": int(left_g),
+                   "intakes": intakes, "points": points}
+    return found
+
+
 def refunds_of(intake: Intake) -> list[Refund]:
     return list(db.session.scalars(select(Refund).where(Refund.intake_id == intake.id)
                                    .order_by(Refund.id)).unique())
@@ -95,9 +131,13 @@ def farmer_statements(user) -> list[Intake]:
                                    .order_by(Intake.id.desc())).unique())
 
 
-def coop_statements(coop_id: int, limit: int = 500) -> list[Intake]:
-    return list(db.session.scalars(select(Intake).where(Intake.coop_id == coop_id)
-                                   .order_by(Intake.id.desc()).limit(limit)).unique())
+def coop_statements(coop_id: int, limit: int = 500, before_id: int | None = None
+                    ) -> list[Intake]:
+    """The newest deliveries first; `before_id` pages back (keyset)."""
+    stmt = select(Intake).where(Intake.coop_id == coop_id)
+    if before_id:
+        stmt = stmt.where(Intake.id < before_id)
+    return list(db.session.scalars(stmt.order_by(Intake.id.desc()).limit(limit)).unique())
 
 
 def statement(user, intake_id: int) -> Intake:

@@ -1,7 +1,7 @@
 """Intake at the collection point (manager, from a phone) and settlement statements."""
 import uuid
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -10,6 +10,7 @@ from ..common import confirm
 from ..common.access import require_member
 from ..common.errors import DomainError
 from ..common.forms import apply_error
+from ..common.paging import page_number
 from ..cooperatives import services as coop_services
 from ..extensions import db
 from ..pools import services as pools
@@ -17,6 +18,7 @@ from . import services
 from .forms import IntakeForm
 
 bp = Blueprint("intake", __name__, template_folder="templates")
+STATEMENTS_PAGE = 100  # a coop's statements a page
 
 
 def _or_404(fn, *args):
@@ -33,7 +35,11 @@ def _or_404(fn, *args):
 def pool_intake(pool_id):
     pool = _or_404(pools.get_pool, pool_id)
     require_member(pool.coop_id, "manager", "treasurer")
-    allocations = pools.pool_allocations(pool.id)
+    pending_only = request.args.get("show") == "pending"
+    point = request.args.get("point", "")[:160]
+    found = services.pool_deliveries(pool.id, pending_only=pending_only, point=point,
+                                     page=page_number(request.args.get("page")))
+    allocations = found.items
     from sqlalchemy import select
 
     from ..auth.models import User
@@ -41,7 +47,8 @@ def pool_intake(pool_id):
     names = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) \
         if ids else {}
     return render_template("intake/pool.html", pool=pool, allocations=allocations,
-                           intakes=services.pool_intakes(pool.id), names=names)
+                           intakes=found.extra["intakes"], names=names, found=found,
+                           pending_only=pending_only, point=point)
 
 
 def _grade_choices(pool):
@@ -105,8 +112,10 @@ def record(allocation_id):
 def coop_statements(coop_id):
     require_member(coop_id, "manager", "treasurer")
     coop = coop_services.get_coop(coop_id)
-    return render_template("intake/statements.html", coop=coop,
-                           intakes=services.coop_statements(coop.id))
+    intakes = services.coop_statements(coop.id, limit=STATEMENTS_PAGE,
+                                       before_id=request.args.get("before", type=int))
+    return render_template("intake/statements.html", coop=coop, intakes=intakes,
+                           older=intakes[-1].id if len(intakes) == STATEMENTS_PAGE else None)
 
 
 @bp.route("/my/statements")

@@ -356,9 +356,12 @@ def audit(coop_id: int, user, action: str, obj_type: str, obj_id, before: dict |
                               after_json=json.dumps(after or {}, default=str)[:4000]))
 
 
-def audit_log(coop_id: int, limit: int = 200) -> list[AuditEvent]:
-    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.coop_id == coop_id)
-                                   .order_by(AuditEvent.id.desc()).limit(limit)))
+def audit_log(coop_id: int, limit: int = 200, before_id: int | None = None) -> list[AuditEvent]:
+    """The newest events first; `before_id` pages back (keyset: one query whatever the page)."""
+    stmt = select(AuditEvent).where(AuditEvent.coop_id == coop_id)
+    if before_id:
+        stmt = stmt.where(AuditEvent.id < before_id)
+    return list(db.session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit)))
 
 
 def finance_settings(coop):

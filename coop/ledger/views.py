@@ -11,6 +11,7 @@ from .forms import ReverseForm
 from .labels import PERSONAL_MEMO_KINDS
 
 bp = Blueprint("ledger", __name__)
+AUDIT_PAGE = 100  # events a page
 
 
 @bp.route("/manage/coops/<int:coop_id>/ledger")
@@ -57,5 +58,7 @@ def reverse(coop_id, entry_id):
 def audit_log(coop_id):
     require_member(coop_id, "treasurer", "manager")
     coop = coop_services.get_coop(coop_id)
-    return render_template("ledger/audit.html", coop=coop,
-                           rows=services.audit_rows(coop, services.audit_log(coop.id)))
+    events = services.audit_log(coop.id, limit=AUDIT_PAGE,
+                                before_id=request.args.get("before", type=int))
+    return render_template("ledger/audit.html", coop=coop, rows=services.audit_rows(coop, events),
+                           older=events[-1].id if len(events) == AUDIT_PAGE else None)
