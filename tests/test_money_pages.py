@@ -157,7 +157,7 @@ def test_farmer_moves_from_to_deliver_to_delivered_to_paid(app, sold):
         assert money(FARMER * 150) in page
     deliveries = text(client.get("/my/deliveries"))
     from flask_babel import force_locale, format_date
-    with app.test_request_context(), force_locale("es"):
+    with app.test_request_context(), force_locale("es_CO"):
         assert format_date(due) in deliveries
     assert "Mis entregas" in text(client.get("/my/listings"))  # in the farmer's menu
 
