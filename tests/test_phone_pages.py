@@ -486,7 +486,7 @@ def test_audit_log_pages_back_in_constant_queries(client, login, make_coop, make
 
     def add(n):
         db.session.execute(insert(AuditEvent), [
-            {"coop_id": coop.id, "user_id": treasurer.id, "action": "cost.record",
+            {"coop_id": coop.id, "user_id": treasurer.id, "action": "ledger.reverse",
              "object_type": "ledger_entry", "object_id": str(i), "before_json": "{}",
              "after_json": "{}", "created_at": now} for i in range(n)])
         db.session.commit()
@@ -498,7 +498,7 @@ def test_audit_log_pages_back_in_constant_queries(client, login, make_coop, make
     db.session.expire_all()
     with count_queries() as few:
         html = client.get(url).get_data(as_text=True)
-    assert html.count("<tr><td>") == 5 and "Older events" not in html
+    assert html.count("<tr><td>") == 5 and "Older events" not in html, html[-3000:]
     add(245)
     client.get(url)
     db.session.expire_all()
