@@ -205,8 +205,8 @@ def test_buyer_joins_the_pool_with_the_sandbox_test_card(phone, db, server):
     stripe_intent = server.sandbox.get(f"/v1/payment_intents/{intent}")
     assert stripe_intent["status"] == "requires_capture"
     assert stripe_intent["amount"] == held
-    assert figure.startswith("600 kg = ") and "retenidos" in figure, figure
-    assert _digits(figure) == "600" + str(held), figure
+    assert figure.startswith("1.200 kg = ") and "retenidos" in figure, figure
+    assert _digits(figure) == "1200" + str(held), figure
 
 
 def test_manager_closes_the_pool_and_records_a_delivery(phone, db):

@@ -146,8 +146,8 @@ def test_farmer_statement_is_styled(phone, db):
     farmer = phone()
     page = farmer.page
     farmer.login(FARMER)
-    tap(farmer, "header nav a[href$='/my/statements']")
-    farmer.step("my statements")
+    tap(farmer, "header nav a[href$='/my/deliveries']")
+    farmer.step("my deliveries")
     tap(farmer, f"main a[href$='/my/statements/{statements[-1][0]}']")
     farmer.step("the settlement statement")
     table = page.locator("main table").first
