@@ -50,7 +50,7 @@ from ..ledger import services as ledger
 from ..listings.models import Listing
 from ..listings.services import request_fingerprint
 from ..payments import gateway
-from ..pools.allocation import largest_remainder
+from ..common.apportion import largest_remainder
 from ..pools.models import Allocation, Order, Pool
 from ..pricing import services as pricing
 from ..shares import services as shares
@@ -377,9 +377,7 @@ def split_refund(pool_id: int, total: int) -> dict[int, int]:
     result: dict[int, int] = {}
     remaining = total
     while remaining > 0:
-        # Weights scaled by the total so largest_remainder's "total <= weights" holds.
-        parts = largest_remainder(remaining,
-                                  [(k, w * remaining) for k, w in sorted(active.items())])
+        parts = largest_remainder(remaining, sorted(active.items()))
         over = [k for k, v in parts.items() if v > room[k]]
         if not over:
             for k, v in parts.items():

@@ -16,6 +16,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..catalog import services as catalog
+from ..common.apportion import largest_remainder
 from ..common.errors import Conflict, DomainError, Forbidden, NotFound, PaymentDeclined, ValidationFailed
 from ..common.locks import supply_lock
 from ..common.models import utcnow
@@ -26,7 +27,6 @@ from ..listings import services as listing_services
 from ..listings.models import Listing
 from ..payments import gateway
 from ..pricing import services as pricing
-from .allocation import largest_remainder
 from .models import Allocation, Order, Pool, StripeEvent
 
 MAX_OPEN_DAYS = 7          # card holds last 7 days for customer-initiated payments
@@ -505,6 +505,8 @@ def _allocate(pool: Pool, farmer_price: int) -> int:
                Listing.quantity_g > Listing.committed_g)
         .order_by(Listing.id).with_for_update()))
     weights = [(row.id, row.quantity_g - row.committed_g) for row in listings]
+    if pool.committed_g > sum(w for _, w in weights):
+        raise ValueError("cannot allocate more than the listings hold")
     parts = largest_remainder(pool.committed_g, weights)
     by_id = {row.id: row for row in listings}
     allocations, listing_updates = [], []
