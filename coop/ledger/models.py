@@ -9,8 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..common.models import UTCDateTime, utcnow
 from ..extensions import db
 
-KINDS = ("asset", "liability", "equity", "income", "expense")
-
 
 class LedgerAccount(db.Model):
     """An account of one cooperative. `balance_minor` is debits minus credits of posted

@@ -1,18 +1,17 @@
 """Harvest listings: farmers list, edit and withdraw; everyone sees the aggregated supply."""
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ..catalog import services as catalog
 from ..catalog.models import Crop, Grade
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..common.idempotency import check_key, fingerprint as request_fingerprint, replay_or_refuse
 from ..common.quantities import QuantityError, parse_kg
 from ..cooperatives.models import Cooperative
 from ..extensions import db
@@ -127,10 +126,6 @@ def farmer_coop_for(user, coop_id: int | None) -> int:
     return coop_id
 
 
-def request_fingerprint(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
                    collection_point: str = "", notes: str = "", coop_id: int | None = None,
                    photo: bytes | None = None, idempotency_key: str | None = None) -> tuple[Listing, bool]:
@@ -141,15 +136,11 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
                                        "harvested_on": str(harvested_on), "coop_id": coop_id,
                                        "collection_point": collection_point, "notes": notes})
     if idempotency_key is not None:
-        if not 1 <= len(idempotency_key) <= 255 or not idempotency_key.isprintable():
-            raise ValidationFailed(_("Idempotency-Key must be 1 to 255 printable characters."),
-                                   code="invalid_idempotency_key")
+        check_key(idempotency_key)
         earlier = listing_for_key(farmer, idempotency_key)
         if earlier is not None:
-            if earlier.request_hash != fingerprint:
-                raise ValidationFailed(_("This Idempotency-Key was used with different data."),
-                                       code="idempotency_key_reused")
-            return earlier, False
+            return replay_or_refuse(earlier, earlier.request_hash == fingerprint,
+                                    _("This Idempotency-Key was used with different data.")), False
     if not isinstance(crop, str) or not isinstance(grade, str):
         raise ValidationFailed(_("Choose a crop and grade."),
                                fields={"crop": [_("Required.")]})
@@ -202,19 +193,37 @@ def own_listing(farmer, listing_id: int, *, for_update: bool = False) -> Listing
     return listing
 
 
+_SUPPLY_RESERVATION = None
+
+
+def register_supply_reservation(reserved) -> None:
+    """Wired at app creation (create_app): `reserved(coop_id, crop_id, grade_id)` answers
+    the grams that open pools hold of a crop and grade's supply, so listings never drop
+    below it. Listings does not import pools (pools builds on listings)."""
+    global _SUPPLY_RESERVATION
+    _SUPPLY_RESERVATION = reserved
+
+
 def reserved_by_open_pools(coop_id: int, crop_id: int, grade_id: int) -> int:
-    """Grams that open pools need from this crop and grade's supply (0 until pools exist)."""
-    hook = _RESERVATION_HOOK
-    return hook(coop_id, crop_id, grade_id) if hook else 0
+    """Grams that open pools need from this crop and grade's supply. Refuses to answer
+    (RuntimeError) before the reservation is wired, rather than guess 0."""
+    if _SUPPLY_RESERVATION is None:
+        raise RuntimeError("the supply reserved by pools is not wired (create_app does it)")
+    return _SUPPLY_RESERVATION(coop_id, crop_id, grade_id)
 
 
-_RESERVATION_HOOK = None
-
-
-def set_reservation_hook(fn) -> None:
-    """Pools register how much supply they hold open, so listings never drop below it."""
-    global _RESERVATION_HOOK
-    _RESERVATION_HOOK = fn
+def commit_allocations(rows: list[tuple[int, int, int]]) -> None:
+    """Record what a closing pool allocated: (listing id, grams now committed, grams listed)
+    per listing, in one statement; a listing committed in full is sold. The caller holds the
+    listings' rows locked and never commits more than is listed."""
+    if not rows:
+        return
+    db.session.execute(
+        update(Listing.__table__).where(Listing.__table__.c.id == bindparam("b_id"))
+        .values(committed_g=bindparam("b_committed"), status=bindparam("b_status")),
+        [{"b_id": listing_id, "b_committed": committed,
+          "b_status": "sold" if committed == quantity else "committed"}
+         for listing_id, committed, quantity in rows])
 
 
 def uncommitted_supply(coop_id: int, crop_id: int, grade_id: int) -> int:

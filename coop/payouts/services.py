@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 
 from ..auth.models import User
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..common.idempotency import replay_or_refuse
 from ..common.locks import payouts_lock
 from ..common.models import utcnow
 from ..common.money import format_money
@@ -247,10 +248,8 @@ def create_batch(coop: Cooperative, user, *, rail: str | None = None,
     if idempotency_key is not None:
         earlier = batch_for_key(coop, idempotency_key)
         if earlier is not None:
-            if earlier.request_hash != fingerprint:
-                raise ValidationFailed(_("This idempotency key was used for another batch."),
-                                       code="idempotency_key_reused")
-            return earlier, False
+            return replay_or_refuse(earlier, earlier.request_hash == fingerprint,
+                                    _("This idempotency key was used for another batch.")), False
     now = now or utcnow()
     batch = PayoutBatch(coop_id=coop.id, rail=rail, status="open", currency=coop.currency,
                         total_minor=0, idempotency_key=idempotency_key,

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..catalog import services as catalog
 from ..common.apportion import largest_remainder
+from ..common.idempotency import fingerprint as request_fingerprint, replay_or_refuse, write_or_find
 from ..common.errors import Conflict, DomainError, Forbidden, NotFound, PaymentDeclined, ValidationFailed
 from ..common.locks import supply_lock
 from ..common.models import utcnow
@@ -30,7 +31,6 @@ from ..pricing import services as pricing
 from .models import Allocation, Order, Pool, StripeEvent
 
 MAX_OPEN_DAYS = 7          # card holds last 7 days for customer-initiated payments
-IN_FLIGHT_GRACE = timedelta(minutes=2)
 ABANDONED_AFTER = timedelta(minutes=15)
 
 
@@ -46,7 +46,27 @@ def reserved_g(coop_id: int, crop_id: int, grade_id: int, exclude_pool: int | No
     return int(db.session.scalar(stmt) or 0)
 
 
-listing_services.set_reservation_hook(reserved_g)
+def register_supply_reservation() -> None:
+    """Tell listings how much supply open pools hold (called once by create_app)."""
+    listing_services.register_supply_reservation(reserved_g)
+
+
+def lock_pool(pool_id: int) -> None:
+    """Take the write lock on a pool's row until the transaction ends (an UPDATE that
+    changes nothing takes it on both databases), so two intakes of one pool never split the
+    same deposits."""
+    db.session.execute(update(Pool).where(Pool.id == pool_id)
+                       .values(allocated_g=Pool.allocated_g)
+                       .execution_options(synchronize_session=False))
+
+
+def record_refunded(order_id: int, amount_minor: int) -> None:
+    """Add a refund that Stripe made to what the order has had refunded, in one
+    UPDATE (atomic on both databases)."""
+    db.session.execute(update(Order).where(Order.id == order_id)
+                       .values(amount_refunded_minor=Order.amount_refunded_minor
+                               + amount_minor, updated_at=utcnow())
+                       .execution_options(synchronize_session=False))
 
 
 def free_supply_g(coop_id: int, crop_id: int, grade_id: int) -> int:
@@ -221,7 +241,7 @@ def _ledger_capture(order: Order, amount: int, charge_id: str | None) -> None:
 # ---------------------------------------------------------------- orders
 
 def _fingerprint(pool_id, quantity_kg, payment_method) -> str:
-    return listing_services.request_fingerprint(
+    return request_fingerprint(
         {"pool": pool_id, "quantity_kg": str(quantity_kg), "pm": payment_method})
 
 
@@ -298,15 +318,9 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
                   amount_authorized_minor=amount, idempotency_key=idempotency_key,
                   request_hash=fingerprint if idempotency_key else None)
     db.session.add(order)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # The same key raced in from another request: its order is the answer.
-        db.session.rollback()
-        earlier = db.session.scalar(select(Order).where(
-            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key))
-        if earlier is None:
-            raise
+    _written, earlier = write_or_find(lambda: order, lambda: db.session.scalar(select(Order).where(
+        Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key)))
+    if earlier is not None:  # the same key raced in from another request: its order answers
         return _replay(earlier, fingerprint), False
     # Step 2: the hold, with no database lock held.
     try:
@@ -335,9 +349,8 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
 
 
 def _replay(order: Order, fingerprint: str) -> Order:
-    if order.request_hash != fingerprint:
-        raise ValidationFailed(_("This Idempotency-Key was used with a different order."),
-                               code="idempotency_key_reused")
+    replay_or_refuse(order, order.request_hash == fingerprint,
+                     _("This Idempotency-Key was used with a different order."))
     if order.status == "failed":
         raise PaymentDeclined(_("The card was declined. Nothing was held and nothing was "
                                 "committed."), code="payment_declined")
@@ -517,16 +530,10 @@ def _allocate(pool: Pool, farmer_price: int) -> int:
             "quantity_g": grams, "farmer_price_per_kg_minor": farmer_price,
             "farmer_amount_minor": pricing.amount_for(farmer_price, grams),
             "created_at": utcnow()})
-        committed = row.committed_g + grams
-        listing_updates.append({"b_id": listing_id, "b_committed": committed,
-                                "b_status": "sold" if committed == row.quantity_g else "committed"})
+        listing_updates.append((listing_id, row.committed_g + grams, row.quantity_g))
     if allocations:
         db.session.execute(Allocation.__table__.insert(), allocations)
-        from sqlalchemy import bindparam
-        db.session.execute(
-            Listing.__table__.update().where(Listing.__table__.c.id == bindparam("b_id"))
-            .values(committed_g=bindparam("b_committed"), status=bindparam("b_status")),
-            listing_updates)
+        listing_services.commit_allocations(listing_updates)
     return sum(parts.values())
 
 
@@ -722,9 +729,8 @@ def preview_order(user, pool_id: int, *, quantity_kg, payment_method,
 
 def _check_room(pool: Pool, grams: int) -> None:
     if pool.committed_g + grams > pool.max_g:
-        from ..common.quantities import format_kg
         raise Conflict(_("Only %(kg)s kg is left in this pool.",
-                         kg=format_kg(pool.max_g - pool.committed_g)), code="pool_full",
+                         kg=_kg_text(pool.max_g - pool.committed_g)), code="pool_full",
                        fields={"quantity_kg": [_("More than is left.")]})
 
 
