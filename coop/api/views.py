@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 
 from ..auth import services as auth_services
 from ..catalog import services as catalog
+from ..common.access import is_farmer
 from ..common.errors import ValidationFailed
 from ..common.idempotency import retry_on_unique_race
 from ..common.quantities import format_kg
@@ -82,7 +83,7 @@ def listing_json(listing) -> dict:
 
 
 def _require_farmer_role():
-    if not any(m.role == "farmer" for m in g.api_user.memberships):
+    if not is_farmer(g.api_user):
         return error(403, "forbidden", _("Only farmer members have listings."))
     return None
 

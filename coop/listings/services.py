@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, select, update
 
 from ..catalog import services as catalog
 from ..catalog.models import Crop, Grade
+from ..common.access import farmer_coop_ids
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..common.idempotency import check_key, fingerprint as request_fingerprint, replay_or_refuse
 from ..common.quantities import QuantityError, parse_kg
@@ -113,7 +114,7 @@ def rename_collection_point(coop_id: int, old: str, new: str) -> int:
 
 def farmer_coop_for(user, coop_id: int | None) -> int:
     """The coop a farmer lists in: the one given (they must farm there) or their only one."""
-    coops = sorted({m.coop_id for m in user.memberships if m.role == "farmer"})
+    coops = farmer_coop_ids(user)
     if not coops:
         raise Forbidden(_("Only farmer members can list harvests."), code="not_a_farmer")
     if coop_id is None:
@@ -249,9 +250,15 @@ def _check_supply_left(listing: Listing, removing_g: int, lock: bool = True) -> 
 
 def update_listing(farmer, listing_id: int, *, quantity_kg=None, harvested_on=None,
                    collection_point=None, notes=None, grade: str | None = None,
-                   photo: bytes | None = None) -> Listing:
-    """Edit a listing while nothing of it is committed; never below what open pools need."""
+                   photo: bytes | None = None, crop: str | None = None) -> Listing:
+    """Edit a listing while nothing of it is committed; never below what open pools need.
+    The crop cannot change (a prohibited crop is refused as such; another crop, 422): the
+    farmer withdraws the listing and lists the other crop."""
     listing = own_listing(farmer, listing_id, for_update=True)
+    if crop is not None and crop != listing.crop.slug:
+        catalog.refuse_prohibited(crop)
+        raise ValidationFailed(_("The crop cannot change; withdraw this listing and "
+                                 "list the other crop."), fields={"crop": []})
     if listing.status == "withdrawn":
         raise Conflict(_("This listing was withdrawn. List the harvest again instead."),
                        code="listing_withdrawn")

@@ -16,6 +16,7 @@ from flask_babel import ngettext
 from sqlalchemy import and_, func, or_, select, text, update
 
 from ..auth.models import User
+from ..common.access import farmer_coop_ids
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..common.idempotency import replay_or_refuse
 from ..common.locks import payouts_lock
@@ -469,7 +470,7 @@ class FarmerPayments:
 def farmer_payments(user, limit: int = 50) -> list[FarmerPayments]:
     """For each cooperative where the user is a farmer: what they are owed, how much of it is
     on its way in a batch, and their payout lines (newest first)."""
-    coop_ids = sorted({m.coop_id for m in user.memberships if m.role == "farmer"})
+    coop_ids = farmer_coop_ids(user)
     out = []
     for coop_id in coop_ids:
         coop = db.session.get(Cooperative, coop_id)
