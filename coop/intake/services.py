@@ -46,6 +46,7 @@ from ..common.idempotency import fingerprint as request_fingerprint, replay_or_r
 from ..common.models import utcnow
 from ..common.paging import PER_PAGE, Page, paginate
 from ..common.quantities import QuantityError, parse_kg
+from ..common.statuses import PayoutLineStatus
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings.models import Listing
@@ -582,7 +583,7 @@ def farmer_deliveries(user) -> list[Delivery]:
         select(Intake).where(Intake.farmer_user_id == user.id)).unique()}
     lines = list(db.session.scalars(
         select(PayoutLine).where(PayoutLine.farmer_user_id == user.id,
-                                 PayoutLine.status.in_(("paid", "pending")))))
+                                 PayoutLine.status.in_((PayoutLineStatus.PAID, PayoutLineStatus.PENDING)))))
     paying: dict[int, tuple[str, object]] = {}
     for coop_id in {i.coop_id for i in intakes.values()}:
         ordered = sorted((i for i in intakes.values() if i.coop_id == coop_id),

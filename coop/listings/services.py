@@ -14,13 +14,13 @@ from ..common.access import farmer_coop_ids
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..common.idempotency import check_key, fingerprint as request_fingerprint, replay_or_refuse
 from ..common.quantities import QuantityError, parse_kg
+from ..common.statuses import PUBLIC_LISTING_STATUSES, SUPPLY_LISTING_STATUSES
 from ..cooperatives.models import Cooperative
 from ..extensions import db
 from .models import Listing, ListingPhoto
 from .photos import process_photo
 
 MAX_AGE_DAYS = 365      # a harvest older than a year is not on offer any more
-SUPPLY_STATUSES = ("available", "committed")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # NUL and other control characters: PostgreSQL refuses NUL in text, and none belong in a form.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -232,7 +232,7 @@ def uncommitted_supply(coop_id: int, crop_id: int, grade_id: int) -> int:
     return db.session.scalar(
         select(func.coalesce(func.sum(Listing.quantity_g - Listing.committed_g), 0)).where(
             Listing.coop_id == coop_id, Listing.crop_id == crop_id, Listing.grade_id == grade_id,
-            Listing.status.in_(SUPPLY_STATUSES))) or 0
+            Listing.status.in_(SUPPLY_LISTING_STATUSES))) or 0
 
 
 def _check_supply_left(listing: Listing, removing_g: int, lock: bool = True) -> None:
@@ -324,7 +324,7 @@ def supply(coop_id: int | None = None, crop_slug: str | None = None) -> list[dic
         .join(Cooperative, Cooperative.id == Listing.coop_id)
         .join(Crop, Crop.id == Listing.crop_id)
         .join(Grade, Grade.id == Listing.grade_id)
-        .where(Listing.status.in_(SUPPLY_STATUSES), available > 0)
+        .where(Listing.status.in_(SUPPLY_LISTING_STATUSES), available > 0)
         .group_by(Cooperative.id, Cooperative.slug, Cooperative.name, Cooperative.region,
                   Cooperative.country, Cooperative.currency, Crop.id, Crop.slug, Crop.name_en,
                   Crop.name_es, Grade.id, Grade.code, Grade.name_en, Grade.name_es)
@@ -373,13 +373,11 @@ def preview_withdraw_listing(farmer, listing_id: int) -> WithdrawPreview:
                            harvested_on=listing.harvested_on.isoformat()
                            if listing.harvested_on else "")
 
-PHOTO_PUBLIC_STATUSES = ("available", "committed", "sold")
-
 
 def photo_visible_to(listing: Listing, user) -> bool:
     """A harvest's photo is shown to buyers while it is offered (and once sold); its farmer
     and the coop's managers always see it; nobody sees a withdrawn harvest's but them."""
-    if listing.status in PHOTO_PUBLIC_STATUSES:
+    if listing.status in PUBLIC_LISTING_STATUSES:
         return True
     if not getattr(user, "is_authenticated", False):
         return False
@@ -392,7 +390,7 @@ def supply_photos(coop_id: int | None = None) -> dict:
     (listing id, photo digest): one query for the whole supply page."""
     available = Listing.quantity_g - Listing.committed_g
     newest = (select(func.max(Listing.id).label("id"))
-              .where(Listing.status.in_(SUPPLY_STATUSES), available > 0,
+              .where(Listing.status.in_(SUPPLY_LISTING_STATUSES), available > 0,
                      Listing.photo_digest.is_not(None))
               .group_by(Listing.coop_id, Listing.crop_id, Listing.grade_id))
     if coop_id is not None:
@@ -408,7 +406,7 @@ def pool_photos(coop_id: int, crop_id: int, grade_id: int, limit: int = 4) -> li
     newest first, as (listing id, photo digest): one query."""
     stmt = (select(Listing.id, Listing.photo_digest)
             .where(Listing.coop_id == coop_id, Listing.crop_id == crop_id,
-                   Listing.grade_id == grade_id, Listing.status.in_(PHOTO_PUBLIC_STATUSES),
+                   Listing.grade_id == grade_id, Listing.status.in_(PUBLIC_LISTING_STATUSES),
                    Listing.photo_digest.is_not(None))
             .order_by(Listing.id.desc()).limit(limit))
     return [tuple(r) for r in db.session.execute(stmt)]

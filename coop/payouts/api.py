@@ -9,6 +9,7 @@ from ..api.openapi import MINOR, register
 from ..api.views import bp
 from ..common.errors import ValidationFailed
 from ..common.idempotency import retry_on_unique_race
+from ..common.statuses import PayoutBatchStatus, PayoutLineStatus, values
 from ..cooperatives import services as coop_services
 from ..cooperatives.models import PAYOUT_RAILS
 from ..extensions import db
@@ -95,7 +96,7 @@ _LINE = {"type": "object", "required": ["id", "farmer_id", "amount_minor", "rail
          "properties": {"id": {"type": "integer"}, "farmer_id": {"type": "integer"},
                         "amount_minor": MINOR, "currency": {"type": "string"},
                         "rail": {"type": "string", "enum": list(PAYOUT_RAILS)},
-                        "status": {"type": "string", "enum": ["pending", "paid", "failed"]},
+                        "status": {"type": "string", "enum": values(PayoutLineStatus)},
                         "flag": {"type": "string"},
                         "reference": {"type": ["string", "null"]}}}
 
@@ -112,7 +113,7 @@ register({
     "PayoutBatch": {"type": "object", "required": ["id", "status", "total_minor", "lines"],
                     "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"},
-        "status": {"type": "string", "enum": ["open", "closed"]},
+        "status": {"type": "string", "enum": values(PayoutBatchStatus)},
         "rail": {"type": ["string", "null"]}, "currency": {"type": "string"},
         "total_minor": MINOR, "created_at": {"type": "string", "format": "date-time"},
         "lines": {"type": "array", "items": _LINE},

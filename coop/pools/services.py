@@ -22,6 +22,7 @@ from ..common.errors import Conflict, DomainError, Forbidden, NotFound, PaymentD
 from ..common.locks import supply_lock
 from ..common.models import utcnow
 from ..common.quantities import QuantityError, parse_kg
+from ..common.statuses import LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES, UNSOLD_POOL_STATUSES
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings import services as listing_services
@@ -514,7 +515,7 @@ def _allocate(pool: Pool, farmer_price: int) -> int:
         select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
         .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
                Listing.grade_id == pool.grade_id,
-               Listing.status.in_(listing_services.SUPPLY_STATUSES),
+               Listing.status.in_(SUPPLY_LISTING_STATUSES),
                Listing.quantity_g > Listing.committed_g)
         .order_by(Listing.id).with_for_update()))
     weights = [(row.id, row.quantity_g - row.committed_g) for row in listings]
@@ -669,7 +670,7 @@ def apply_stripe_event(event: dict) -> str:
         else:
             outcome = f"no_change:{order.status}"
     elif kind == "payment_intent.payment_failed":
-        if order.status in ("pending", "authorized") and order.pool.status == "open":
+        if order.status in LIVE_ORDER_STATUSES and order.pool.status == "open":
             _release(order.pool_id, order.quantity_g)
             order.status = "failed"
             order.failure_message = "payment failed (Stripe)"
@@ -683,7 +684,7 @@ def apply_stripe_event(event: dict) -> str:
             order.status = "released"
             _ledger_release(order)
             outcome = "released"
-        elif order.status == "authorized" and order.pool.status in ("failed", "cancelled"):
+        elif order.status == "authorized" and order.pool.status in UNSOLD_POOL_STATUSES:
             order.status = "cancelled"
             _ledger_release(order)
             outcome = "cancelled"
@@ -829,7 +830,7 @@ def preview_close(pool_id: int, now: datetime | None = None) -> ClosePreview:
     orders = list(db.session.execute(
         select(Order.id, Order.buyer_id, Order.quantity_g, Order.status, Order.created_at,
                Order.amount_authorized_minor, Order.amount_due_minor)
-        .where(Order.pool_id == pool.id, Order.status.in_(("pending", "authorized")))
+        .where(Order.pool_id == pool.id, Order.status.in_(LIVE_ORDER_STATUSES))
         .order_by(Order.id)))
     names = _buyer_names(o.buyer_id for o in orders)
     pending = [o for o in orders if o.status == "pending"]
@@ -888,7 +889,7 @@ def _preview_allocation(pool: Pool, committed_g: int, farmer_price: int) -> list
         select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
         .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
                Listing.grade_id == pool.grade_id,
-               Listing.status.in_(listing_services.SUPPLY_STATUSES),
+               Listing.status.in_(SUPPLY_LISTING_STATUSES),
                Listing.quantity_g > Listing.committed_g)
         .order_by(Listing.id)))
     parts = largest_remainder(committed_g, [(r.id, r.quantity_g - r.committed_g)
