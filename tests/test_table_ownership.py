@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import coop
 
 ROOT = Path(coop.__file__).parent
@@ -138,3 +140,14 @@ def violations_at(path: Path, domain: str) -> list[str]:
         return violations(path, domain)
     finally:
         ROOT = saved
+
+
+def test_listings_learn_the_supply_reserved_by_pools_from_create_app(app, monkeypatch):
+    # Wired at app creation, not by importing pools: without the wiring listings refuse to
+    # guess (0 would let a farmer withdraw what an open pool needs).
+    from coop.listings import services as listing_services
+    from coop.pools import services as pool_services
+    assert listing_services._SUPPLY_RESERVATION is pool_services.reserved_g
+    monkeypatch.setattr(listing_services, "_SUPPLY_RESERVATION", None)
+    with pytest.raises(RuntimeError):
+        listing_services.reserved_by_open_pools(1, 1, 1)
