@@ -62,16 +62,12 @@ def test_nothing_to_split_over_or_a_negative_total_is_refused():
     assert largest_remainder(0, []) == {}
 
 
-def test_pools_refuse_to_allocate_more_than_listed(monkeypatch):
+def test_pools_refuse_to_allocate_more_than_listed():
     from types import SimpleNamespace
 
     from coop.pools import services as pools
-
-    class Rows:
-        def __iter__(self):
-            return iter([SimpleNamespace(id=1, farmer_user_id=7, quantity_g=5, committed_g=0),
-                         SimpleNamespace(id=2, farmer_user_id=8, quantity_g=5, committed_g=0)])
-
-    monkeypatch.setattr(pools.db.session, "execute", lambda *a, **k: Rows())
+    listings = [SimpleNamespace(id=1, quantity_g=5, committed_g=0),
+                SimpleNamespace(id=2, quantity_g=5, committed_g=0)]
+    assert pools._split_over_listings(10, listings) == {1: 5, 2: 5}
     with pytest.raises(ValueError):
-        pools._allocate(SimpleNamespace(coop_id=1, crop_id=1, grade_id=1, committed_g=11), 100)
+        pools._split_over_listings(11, listings)

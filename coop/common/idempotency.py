@@ -61,7 +61,8 @@ def retry_on_unique_race(key: str | None, attempt: Callable[[], tuple[T, bool]]
     return result, created
 
 
-def write_or_find(write: Callable[[], T], find: Callable[[], T | None]) -> tuple[T | None, T | None]:
+def write_or_find(write: Callable[[], T], find: Callable[[], T | None]
+                  ) -> tuple[T | None, T | None]:
     """For a service that commits its own step: run `write` and commit, returning
     (result, None). When the unique key raced (another request with the same key won the
     insert), roll back and return (None, what `find` finds of the winner's row); if `find`

@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..catalog import services as catalog
 from ..common.access import require_member, roles_in
+from ..common.apportion import largest_remainder
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.idempotency import fingerprint as request_fingerprint, replay_or_refuse, write_or_find
 from ..common.models import utcnow
@@ -51,7 +52,6 @@ from ..extensions import db
 from ..ledger import services as ledger
 from ..listings.models import Listing
 from ..payments import gateway
-from ..common.apportion import largest_remainder
 from ..pools import services as pool_services
 from ..pools.models import Allocation, Order, Pool
 from ..pricing import services as pricing
@@ -583,7 +583,8 @@ def farmer_deliveries(user) -> list[Delivery]:
         select(Intake).where(Intake.farmer_user_id == user.id)).unique()}
     lines = list(db.session.scalars(
         select(PayoutLine).where(PayoutLine.farmer_user_id == user.id,
-                                 PayoutLine.status.in_((PayoutLineStatus.PAID, PayoutLineStatus.PENDING)))))
+                                 PayoutLine.status.in_((PayoutLineStatus.PAID,
+                                                        PayoutLineStatus.PENDING)))))
     paying: dict[int, tuple[str, object]] = {}
     for coop_id in {i.coop_id for i in intakes.values()}:
         ordered = sorted((i for i in intakes.values() if i.coop_id == coop_id),

@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ..catalog import services as catalog
 from ..common.apportion import largest_remainder
-from ..common.idempotency import fingerprint as request_fingerprint, replay_or_refuse, write_or_find
 from ..common.errors import Conflict, DomainError, Forbidden, NotFound, PaymentDeclined, ValidationFailed
+from ..common.idempotency import fingerprint as request_fingerprint, replay_or_refuse, write_or_find
 from ..common.locks import supply_lock
 from ..common.models import utcnow
 from ..common.quantities import QuantityError, parse_kg
@@ -319,8 +319,9 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
                   amount_authorized_minor=amount, idempotency_key=idempotency_key,
                   request_hash=fingerprint if idempotency_key else None)
     db.session.add(order)
-    _written, earlier = write_or_find(lambda: order, lambda: db.session.scalar(select(Order).where(
-        Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key)))
+    _written, earlier = write_or_find(
+        lambda: order, lambda: db.session.scalar(select(Order).where(
+            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key)))
     if earlier is not None:  # the same key raced in from another request: its order answers
         return _replay(earlier, fingerprint), False
     # Step 2: the hold, with no database lock held.
@@ -510,6 +511,15 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
     db.session.commit()
 
 
+def _split_over_listings(grams: int, listings) -> dict[int, int]:
+    """Grams per listing id in proportion to what each has uncommitted (largest remainder,
+    so no listing gets more than it has). Refuses (ValueError) more than they hold."""
+    weights = [(row.id, row.quantity_g - row.committed_g) for row in listings]
+    if grams > sum(w for _, w in weights):
+        raise ValueError("cannot allocate more than the listings hold")
+    return largest_remainder(grams, weights)
+
+
 def _allocate(pool: Pool, farmer_price: int) -> int:
     listings = list(db.session.execute(
         select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
@@ -518,10 +528,7 @@ def _allocate(pool: Pool, farmer_price: int) -> int:
                Listing.status.in_(SUPPLY_LISTING_STATUSES),
                Listing.quantity_g > Listing.committed_g)
         .order_by(Listing.id).with_for_update()))
-    weights = [(row.id, row.quantity_g - row.committed_g) for row in listings]
-    if pool.committed_g > sum(w for _, w in weights):
-        raise ValueError("cannot allocate more than the listings hold")
-    parts = largest_remainder(pool.committed_g, weights)
+    parts = _split_over_listings(pool.committed_g, listings)
     by_id = {row.id: row for row in listings}
     allocations, listing_updates = [], []
     for listing_id, grams in parts.items():
@@ -892,8 +899,7 @@ def _preview_allocation(pool: Pool, committed_g: int, farmer_price: int) -> list
                Listing.status.in_(SUPPLY_LISTING_STATUSES),
                Listing.quantity_g > Listing.committed_g)
         .order_by(Listing.id)))
-    parts = largest_remainder(committed_g, [(r.id, r.quantity_g - r.committed_g)
-                                            for r in listings])
+    parts = _split_over_listings(committed_g, listings)
     owner = {r.id: r.farmer_user_id for r in listings}
     return _merge_farmers((owner[lid], grams, pricing.amount_for(farmer_price, grams))
                           for lid, grams in parts.items() if grams)

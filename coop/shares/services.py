@@ -182,7 +182,8 @@ def pay(coop, user, member_user_id: int, amount_minor: int, *, via: str = "cash"
                                fields={"amount": [_("Must be more than zero.")]})
     earlier = _earlier(coop, key)
     if earlier is not None:
-        return replay_or_refuse(earlier, earlier.kind == via and earlier.amount_minor == amount_minor,
+        same = earlier.kind == via and earlier.amount_minor == amount_minor
+        return replay_or_refuse(earlier, same,
                                 _("This payment was already recorded with other details."))
     account = account_for(coop, member_user_id, lock=True)
     if account.status != "active":
