@@ -37,11 +37,19 @@ def create_app(config: str | type | None = "development", **overrides) -> Flask:
     app.session_interface = _NoCookieOnStaticFiles()
     register_extensions(app)
     register_blueprints(app)
+    wire_domain_interfaces()
     register_errorhandlers(app)
     register_template_helpers(app)
     register_commands(app)
     register_headers(app)
     return app
+
+
+def wire_domain_interfaces() -> None:
+    """What a lower domain asks of a higher one, wired here rather than by an import's
+    side effect: listings asks pools how much supply open pools hold."""
+    from .pools.services import register_supply_reservation
+    register_supply_reservation()
 
 
 class _NoCookieOnStaticFiles(SecureCookieSessionInterface):

@@ -1,7 +1,8 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coop.pools.allocation import largest_remainder
+from coop.common.apportion import largest_remainder
 
 weights_strategy = st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=60)
 
@@ -42,7 +43,31 @@ def test_largest_remainders_get_the_leftover_grams():
     assert largest_remainder(7, [(1, 10), (2, 20)]) == {1: 2, 2: 5}
 
 
-def test_more_than_listed_is_refused():
-    import pytest
+@given(weights_strategy.filter(any), st.integers(min_value=0, max_value=10**12))
+def test_money_above_the_weights_still_adds_up_within_a_unit(weights, total):
+    # Money (funds over basis points, refunds over grams) may exceed the weights' sum.
+    pairs = list(enumerate(weights, start=1))
+    whole = sum(weights)
+    parts = largest_remainder(total, pairs)
+    assert sum(parts.values()) == total
+    for key, weight in pairs:
+        assert abs(parts.get(key, 0) * whole - total * weight) < whole
+
+
+def test_nothing_to_split_over_or_a_negative_total_is_refused():
     with pytest.raises(ValueError):
-        largest_remainder(11, [(1, 5), (2, 5)])
+        largest_remainder(11, [(1, 0), (2, 0)])
+    with pytest.raises(ValueError):
+        largest_remainder(-1, [(1, 5)])
+    assert largest_remainder(0, []) == {}
+
+
+def test_pools_refuse_to_allocate_more_than_listed():
+    from types import SimpleNamespace
+
+    from coop.pools import services as pools
+    listings = [SimpleNamespace(id=1, quantity_g=5, committed_g=0),
+                SimpleNamespace(id=2, quantity_g=5, committed_g=0)]
+    assert pools._split_over_listings(10, listings) == {1: 5, 2: 5}
+    with pytest.raises(ValueError):
+        pools._split_over_listings(11, listings)

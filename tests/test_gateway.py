@@ -85,8 +85,7 @@ def test_not_configured(app, sandbox, monkeypatch):
     assert caught.value.code == "gateway_not_configured"
 
 
-def test_configure_reads_the_app_config(app, sandbox):
-    gateway.configure(app)
+def test_the_client_is_built_from_the_app_config_on_first_use(app, sandbox):
     assert gateway.hold(1000, "COP", "pm_card_visa", {}).status == "requires_capture"
 
 

@@ -350,6 +350,22 @@ def test_editing_cannot_turn_a_listing_into_another_or_a_prohibited_crop(as_farm
     assert stored(listing.id).crop.slug == "coffee"
 
 
+def test_the_listings_service_refuses_another_crop_whoever_calls_it(farmer, make_listing):
+    # The rule lives in the service, so every caller (page or API) meets it.
+    from coop.common.errors import ValidationFailed
+    from coop.listings import services as listing_services
+    listing = make_listing(farmer)
+    for crop, message in (("coca", "cannot be listed on Minga"),
+                          ("cacao", "The crop cannot change")):
+        with pytest.raises(ValidationFailed) as refused:
+            listing_services.update_listing(farmer, listing.id, crop=crop, notes="changed")
+        assert message in refused.value.message
+        db.session.rollback()
+    assert stored(listing.id).crop.slug == "coffee" and stored(listing.id).notes != "changed"
+    listing_services.update_listing(farmer, listing.id, crop="coffee", notes="same crop")
+    assert stored(listing.id).notes == "same crop"
+
+
 def test_farmer_withdraws_a_listing(as_farmer, farmer, make_listing):
     listing = make_listing(farmer)
     first = as_farmer.post(f"/my/listings/{listing.id}/withdraw")

@@ -10,10 +10,7 @@ from flask_babel import gettext as _
 
 from ..auth import services as auth_services
 from ..common.errors import DomainError, ValidationFailed
-
-
-class ApiError(DomainError):
-    pass
+from ..common.idempotency import check_key
 
 
 def error(status: int, code: str, message: str, fields: dict | None = None):
@@ -78,14 +75,7 @@ _NOTHING = object()
 
 
 def idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise ValidationFailed(_("Idempotency-Key must be 1 to 255 printable characters."),
-                               code="invalid_idempotency_key",
-                               fields={"Idempotency-Key": [_("1 to 255 printable characters.")]})
-    return key
+    return check_key(request.headers.get("Idempotency-Key"), field="Idempotency-Key")
 
 
 def page_args(default: int = 50, maximum: int = 200) -> tuple[int, int | None]:

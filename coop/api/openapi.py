@@ -1,6 +1,8 @@
 """The OpenAPI 3.1 description of /api/v1, built from one table of paths and schemas."""
 from __future__ import annotations
 
+from ..common.statuses import ListingStatus, values
+
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message", "fields"],
     "properties": {"code": {"type": "string"}, "message": {"type": "string"},
@@ -52,7 +54,7 @@ SCHEMAS: dict[str, dict] = {
                 "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
         "grade": {"type": "string"}, "quantity_kg": KG, "available_kg": KG, "committed_kg": KG,
-        "status": {"type": "string", "enum": ["available", "committed", "sold", "withdrawn"]},
+        "status": {"type": "string", "enum": values(ListingStatus)},
         "harvested_on": {"type": "string", "format": "date"},
         "collection_point": {"type": "string"}, "created_at": {"type": "string",
                                                                 "format": "date-time"}}},

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import gettext as _
-from sqlalchemy.exc import IntegrityError
 
 from ..auth import services as auth_services
 from ..catalog import services as catalog
+from ..common.access import is_farmer
 from ..common.errors import ValidationFailed
+from ..common.idempotency import retry_on_unique_race
 from ..common.quantities import format_kg
 from ..cooperatives import services as coop_services
 from ..extensions import db, limiter
@@ -82,7 +83,7 @@ def listing_json(listing) -> dict:
 
 
 def _require_farmer_role():
-    if not any(m.role == "farmer" for m in g.api_user.memberships):
+    if not is_farmer(g.api_user):
         return error(403, "forbidden", _("Only farmer members have listings."))
     return None
 
@@ -151,18 +152,8 @@ def create_listing():
                   collection_point=data.get("collection_point") or "",
                   notes=data.get("notes") or "", coop_id=coop_id, idempotency_key=key,
                   photo=photo)
-    try:
-        listing, created = listing_services.create_listing(g.api_user, **fields)
-        db.session.commit()
-    except IntegrityError:
-        # The same Idempotency-Key arrived twice at once and the other request won the insert:
-        # answer as a repeat of it (or refuse the key if the bodies differ).
-        db.session.rollback()
-        if key is None:
-            raise
-        listing, created = listing_services.create_listing(g.api_user, **fields)
-        if created:
-            raise
+    listing, created = retry_on_unique_race(
+        key, lambda: listing_services.create_listing(g.api_user, **fields))
     response = jsonify(listing_json(listing))
     response.status_code = 201
     if not created:

@@ -12,6 +12,18 @@ def roles_in(user, coop_id: int) -> set[str]:
     return {m.role for m in user.memberships if m.coop_id == coop_id}
 
 
+def farmer_coop_ids(user) -> list[int]:
+    """The cooperatives where the user is a farmer member, in id order (none for a visitor)."""
+    if not user or not getattr(user, "is_authenticated", False):
+        return []
+    return sorted({m.coop_id for m in user.memberships if m.role == "farmer"})
+
+
+def is_farmer(user) -> bool:
+    """Whether the user farms in some cooperative (has listings, deliveries, payments)."""
+    return bool(farmer_coop_ids(user))
+
+
 def require_member(coop_id: int, *roles: str, user=None) -> None:
     """Raise NotFound unless the user belongs to the coop; Forbidden if they lack every role."""
     user = user or current_user

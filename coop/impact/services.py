@@ -60,7 +60,6 @@ from ..pricing.models import PriceVersion
 
 SMALL = 5  # public cells resting on fewer families than this are shown as "<5"
 GENDERS = ("female", "male", "other", "unknown")
-ILLICIT = ("coca", "opium_poppy", "cannabis")
 EARLIEST = date(2000, 1, 1)
 LATEST = date(2100, 12, 31)
 

@@ -8,6 +8,7 @@ from ..api.common import idempotency_key, json_body, token_required
 from ..api.openapi import KG, MINOR, register
 from ..api.views import bp
 from ..common.quantities import format_kg
+from ..common.statuses import RefundStatus, values
 from . import services
 
 
@@ -74,7 +75,7 @@ register({
         "refunds": {"type": "array", "items": {"type": "object", "properties": {
             "id": {"type": "integer"}, "order_id": {"type": "integer"},
             "amount_minor": MINOR,
-            "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]}}}},
+            "status": {"type": "string", "enum": values(RefundStatus)}}}},
         "currency": {"type": "string"},
         "recorded_at": {"type": "string", "format": "date-time"}}},
 }, [

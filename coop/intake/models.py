@@ -7,9 +7,8 @@ from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, String,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
+from ..common.statuses import RefundStatus, status_check
 from ..extensions import db
-
-REFUND_STATUSES = ("pending", "succeeded", "failed")
 
 
 class Intake(db.Model):
@@ -85,7 +84,7 @@ class Refund(db.Model):
     __table_args__ = (
         UniqueConstraint("order_id", "intake_id"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
-        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+        status_check(RefundStatus),
         Index("ix_buyer_refunds_status", "status", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -41,16 +41,18 @@ from sqlalchemy.exc import IntegrityError
 
 from ..catalog import services as catalog
 from ..common.access import require_member, roles_in
+from ..common.apportion import largest_remainder
 from ..common.errors import Conflict, NotFound, ValidationFailed
+from ..common.idempotency import fingerprint as request_fingerprint, replay_or_refuse, write_or_find
 from ..common.models import utcnow
 from ..common.paging import PER_PAGE, Page, paginate
 from ..common.quantities import QuantityError, parse_kg
+from ..common.statuses import PayoutLineStatus
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings.models import Listing
-from ..listings.services import request_fingerprint
 from ..payments import gateway
-from ..pools.allocation import largest_remainder
+from ..pools import services as pool_services
 from ..pools.models import Allocation, Order, Pool
 from ..pricing import services as pricing
 from ..shares import services as shares
@@ -197,10 +199,9 @@ def _fingerprint(allocation_id, received_kg, grade, crop, not_delivered) -> str:
 
 
 def _replay(intake: Intake, fingerprint: str, allocation_id: int) -> Intake:
-    if intake.request_hash != fingerprint or intake.allocation_id != allocation_id:
-        raise ValidationFailed(_("This Idempotency-Key was used with a different intake."),
-                               code="idempotency_key_reused")
-    return intake
+    return replay_or_refuse(
+        intake, intake.request_hash == fingerprint and intake.allocation_id == allocation_id,
+        _("This Idempotency-Key was used with a different intake."))
 
 
 def _by_key(coop_id: int, key: str) -> Intake | None:
@@ -240,20 +241,17 @@ def record_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
     # Step 1, one transaction: end the reads, then lock the pool (an UPDATE takes the write
     # lock on both databases) so two intakes of a pool never split the same deposits.
     db.session.commit()
-    db.session.execute(update(Pool).where(Pool.id == pool.id)
-                       .values(allocated_g=Pool.allocated_g)
-                       .execution_options(synchronize_session=False))
+    pool_services.lock_pool(pool.id)
     try:
-        intake = _create(user, allocation, pool, coop, received_g, grade_row, version,
-                         idempotency_key, fingerprint if idempotency_key else None)
-        db.session.commit()
+        intake, earlier = write_or_find(
+            lambda: _create(user, allocation, pool, coop, received_g, grade_row, version,
+                            idempotency_key, fingerprint if idempotency_key else None),
+            lambda: _by_key(coop.id, idempotency_key) if idempotency_key else None)
     except IntegrityError:
-        # The same allocation (or key) was recorded at this moment by another request.
-        db.session.rollback()
-        earlier = _by_key(coop.id, idempotency_key) if idempotency_key else None
-        if earlier is not None:
-            return _replay(earlier, fingerprint, allocation_id), False
+        # The same allocation was recorded at this moment by another request.
         raise Conflict(_("This delivery was recorded already."), code="intake_recorded")
+    if earlier is not None:  # the same key raced in: the other request's intake answers
+        return _replay(earlier, fingerprint, allocation_id), False
     # Step 2: the refunds at Stripe, no transaction open.
     finish_refunds(intake_id=intake.id)
     db.session.refresh(intake)
@@ -377,9 +375,7 @@ def split_refund(pool_id: int, total: int) -> dict[int, int]:
     result: dict[int, int] = {}
     remaining = total
     while remaining > 0:
-        # Weights scaled by the total so largest_remainder's "total <= weights" holds.
-        parts = largest_remainder(remaining,
-                                  [(k, w * remaining) for k, w in sorted(active.items())])
+        parts = largest_remainder(remaining, sorted(active.items()))
         over = [k for k, v in parts.items() if v > room[k]]
         if not over:
             for k, v in parts.items():
@@ -460,10 +456,7 @@ def _mark_succeeded(refund: Refund, stripe_id: str) -> None:
                                         updated_at=utcnow())
                                 .execution_options(synchronize_session=False))
     if result.rowcount == 1:
-        db.session.execute(update(Order).where(Order.id == refund.order_id)
-                           .values(amount_refunded_minor=Order.amount_refunded_minor
-                                   + refund.amount_minor, updated_at=utcnow())
-                           .execution_options(synchronize_session=False))
+        pool_services.record_refunded(refund.order_id, refund.amount_minor)
         coop = refund.order.pool.coop
         ledger.post(coop, key=f"refund:{refund.id}", kind="refund", source=("refund", refund.id),
                     external_ref=stripe_id,
@@ -590,7 +583,8 @@ def farmer_deliveries(user) -> list[Delivery]:
         select(Intake).where(Intake.farmer_user_id == user.id)).unique()}
     lines = list(db.session.scalars(
         select(PayoutLine).where(PayoutLine.farmer_user_id == user.id,
-                                 PayoutLine.status.in_(("paid", "pending")))))
+                                 PayoutLine.status.in_((PayoutLineStatus.PAID,
+                                                        PayoutLineStatus.PENDING)))))
     paying: dict[int, tuple[str, object]] = {}
     for coop_id in {i.coop_id for i in intakes.values()}:
         ordered = sorted((i for i in intakes.values() if i.coop_id == coop_id),

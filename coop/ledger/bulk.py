@@ -48,34 +48,14 @@ def _chunks(items, size=CHUNK):
 
 
 def _check(entry: NewEntry) -> None:
-    if not entry.key or len(entry.key) > 255:
-        raise ValidationFailed("ledger idempotency key must be 1-255 characters")
+    ledger.check_key(entry.key)
     entry.lines = [line for line in entry.lines if line.amount_minor != 0]
-    if any(not isinstance(line.amount_minor, int) or isinstance(line.amount_minor, bool)
-           for line in entry.lines):
-        raise ValidationFailed("ledger amounts are integers in minor units")
-    if len(entry.lines) < 2:
-        raise ValidationFailed("a ledger entry needs at least two non-zero lines",
-                               code="unbalanced_entry")
-    if sum(line.amount_minor for line in entry.lines) != 0:
-        raise ValidationFailed(_("A ledger entry must balance: debits equal credits."),
-                               code="unbalanced_entry")
-    entry.fingerprint = ledger._fingerprint(entry.lines, "posted")
+    ledger.check_lines(entry.lines)
+    entry.fingerprint = ledger.entry_fingerprint(entry.lines, "posted")
 
 
 def _account_row(coop, code: str) -> dict:
-    prefix, _sep, person = code.partition(":")
-    if code in ledger.CHART:
-        name, kind, negative = ledger.CHART[code]
-        user_id = None
-    elif prefix in ledger.PERSONAL and person.isdigit():
-        name, kind, negative = ledger.PERSONAL[prefix]
-        user_id = int(person)
-    else:
-        raise ValidationFailed(f"unknown ledger account {code!r}", code="unknown_account")
-    return {"coop_id": coop.id, "code": code, "name": name, "kind": kind,
-            "currency": coop.currency, "may_go_negative": negative, "user_id": user_id,
-            "balance_minor": 0, "created_at": utcnow()}
+    return {**ledger.account_fields(coop, code), "created_at": utcnow()}
 
 
 def open_accounts(coop, codes) -> dict[str, tuple[int, str, bool]]:

@@ -7,9 +7,8 @@ from sqlalchemy import (BigInteger, Boolean, CheckConstraint, ForeignKey, Index,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
+from ..common.statuses import LedgerEntryStatus, status_check
 from ..extensions import db
-
-KINDS = ("asset", "liability", "equity", "income", "expense")
 
 
 class LedgerAccount(db.Model):
@@ -53,7 +52,7 @@ class LedgerEntry(db.Model):
     __table_args__ = (
         UniqueConstraint("coop_id", "idempotency_key"),
         UniqueConstraint("reverses_id"),
-        CheckConstraint("status IN ('pending', 'posted', 'voided')", name="status"),
+        status_check(LedgerEntryStatus),
         Index("ix_ledger_entries_source", "source_type", "source_id"),
         Index("ix_ledger_entries_external", "coop_id", "external_ref"),
     )

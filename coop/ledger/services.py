@@ -7,7 +7,6 @@ entry corrects them (once); a card hold is a pending entry, posted on capture, v
 cancel; accounts that may not go negative never do."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
+from ..common.idempotency import fingerprint, replay_or_refuse
 from ..extensions import db
 from .models import AuditEvent, LedgerAccount, LedgerEntry, LedgerPosting
 
@@ -75,6 +75,19 @@ def account(coop, code: str) -> LedgerAccount:
                                                         LedgerAccount.code == code))
     if row is not None:
         return row
+    row = LedgerAccount(**account_fields(coop, code))
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:  # opened at the same moment by another request
+        row = db.session.scalar(select(LedgerAccount).where(
+            LedgerAccount.coop_id == coop.id, LedgerAccount.code == code))
+    return row
+
+
+def account_fields(coop, code: str) -> dict:
+    """The columns of a new account with this code: a chart code, or a per-person code
+    (`farmer_payable:<user id>`, ...). Refuses any other code (unknown_account)."""
     prefix, _sep, person = code.partition(":")
     if code in CHART:
         name, kind, negative = CHART[code]
@@ -84,16 +97,9 @@ def account(coop, code: str) -> LedgerAccount:
         user_id = int(person)
     else:
         raise ValidationFailed(f"unknown ledger account {code!r}", code="unknown_account")
-    row = LedgerAccount(coop_id=coop.id, code=code, name=name, kind=kind,
-                        currency=coop.currency, may_go_negative=negative, user_id=user_id,
-                        balance_minor=0)
-    try:
-        with db.session.begin_nested():
-            db.session.add(row)
-    except IntegrityError:  # opened at the same moment by another request
-        row = db.session.scalar(select(LedgerAccount).where(
-            LedgerAccount.coop_id == coop.id, LedgerAccount.code == code))
-    return row
+    return {"coop_id": coop.id, "code": code, "name": name, "kind": kind,
+            "currency": coop.currency, "may_go_negative": negative, "user_id": user_id,
+            "balance_minor": 0}
 
 
 def accounts(coop) -> list[LedgerAccount]:
@@ -110,9 +116,29 @@ def balance(coop, code: str) -> int:
 
 # ---------------------------------------------------------------- posting
 
-def _fingerprint(lines: list[Line], status: str) -> str:
-    canon = sorted((line.account, line.amount_minor) for line in lines)
-    return hashlib.sha256(json.dumps([status, canon]).encode()).hexdigest()
+def entry_fingerprint(lines: list[Line], status: str) -> str:
+    """What a repeat with the same key must match: the status and the lines, in any order."""
+    return fingerprint([status, sorted((line.account, line.amount_minor) for line in lines)])
+
+
+def check_key(key: str) -> None:
+    """Refuses a ledger idempotency key that is empty or longer than 255 characters."""
+    if not key or len(key) > 255:
+        raise ValidationFailed("ledger idempotency key must be 1-255 characters")
+
+
+def check_lines(lines: list[Line]) -> None:
+    """Refuses an entry of fewer than two non-zero lines, non-integer amounts, or debits
+    that do not equal credits (`lines` already without its zero lines)."""
+    if len(lines) < 2:
+        raise ValidationFailed("a ledger entry needs at least two non-zero lines",
+                               code="unbalanced_entry")
+    if any(not isinstance(line.amount_minor, int) or isinstance(line.amount_minor, bool)
+           for line in lines):
+        raise ValidationFailed("ledger amounts are integers in minor units")
+    if sum(line.amount_minor for line in lines) != 0:
+        raise ValidationFailed(_("A ledger entry must balance: debits equal credits."),
+                               code="unbalanced_entry")
 
 
 def post(coop, *, key: str, kind: str, lines: list[Line], memo: str = "", user=None,
@@ -123,26 +149,15 @@ def post(coop, *, key: str, kind: str, lines: list[Line], memo: str = "", user=N
     the same lines (nothing is written twice); refuses a reused key with other lines, an
     unbalanced or empty entry, a zero line, and any posting that would take an account that
     may not go negative below zero."""
-    if not key or len(key) > 255:
-        raise ValidationFailed("ledger idempotency key must be 1-255 characters")
+    check_key(key)
     lines = [line for line in lines if line.amount_minor != 0]
-    fingerprint = _fingerprint(lines, status)
+    fingerprint = entry_fingerprint(lines, status)
     existing = db.session.scalar(select(LedgerEntry).where(LedgerEntry.coop_id == coop.id,
                                                            LedgerEntry.idempotency_key == key))
     if existing is not None:
-        if existing.fingerprint != fingerprint:
-            raise ValidationFailed(_("This idempotency key was used for a different entry."),
-                                   code="idempotency_key_reused")
-        return existing
-    if len(lines) < 2:
-        raise ValidationFailed("a ledger entry needs at least two non-zero lines",
-                               code="unbalanced_entry")
-    if any(not isinstance(line.amount_minor, int) or isinstance(line.amount_minor, bool)
-           for line in lines):
-        raise ValidationFailed("ledger amounts are integers in minor units")
-    if sum(line.amount_minor for line in lines) != 0:
-        raise ValidationFailed(_("A ledger entry must balance: debits equal credits."),
-                               code="unbalanced_entry")
+        return replay_or_refuse(existing, existing.fingerprint == fingerprint,
+                                _("This idempotency key was used for a different entry."))
+    check_lines(lines)
     entry = LedgerEntry(coop_id=coop.id, idempotency_key=key, fingerprint=fingerprint,
                         kind=kind, memo=(memo or "")[:255], status=status,
                         currency=coop.currency, created_by_id=getattr(user, "id", None),

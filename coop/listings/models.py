@@ -9,8 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..common.models import UTCDateTime, utcnow
 from ..extensions import db
 
-STATUSES = ("available", "committed", "sold", "withdrawn")
-
 
 class Listing(db.Model):
     """A farmer's harvest on offer, in grams. `committed_g` is what pools have taken of it."""

@@ -15,6 +15,7 @@ from flask_babel import format_date, format_time, get_locale, gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
+from ..common.access import is_farmer
 from ..common.models import utcnow
 from .views import bp
 
@@ -43,11 +44,6 @@ def page_made_at() -> str:
     now = utcnow()
     return f"{format_date(now, 'medium')}, {format_time(now, 'short')}"
 SHELL_FILES = ("minga.css", "outbox.js", "icon.svg")
-
-
-def _is_farmer(user) -> bool:
-    return bool(getattr(user, "is_authenticated", False)) and any(
-        m.role == "farmer" for m in user.memberships)
 
 
 @bp.route("/sw.js")
@@ -119,7 +115,7 @@ def outbox_session():
     if not getattr(current_user, "is_authenticated", False):
         return jsonify(error={"code": "unauthorized", "message": _("Log in first."),
                               "fields": {}}), 401
-    if not _is_farmer(current_user):
+    if not is_farmer(current_user):
         return jsonify(error={"code": "forbidden", "message": _("Only farmer members can "
                                                                 "list harvests."),
                               "fields": {}}), 403

@@ -1,26 +1,26 @@
 """Harvest listings: farmers list, edit and withdraw; everyone sees the aggregated supply."""
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ..catalog import services as catalog
 from ..catalog.models import Crop, Grade
+from ..common.access import farmer_coop_ids
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..common.idempotency import check_key, fingerprint as request_fingerprint, replay_or_refuse
 from ..common.quantities import QuantityError, parse_kg
+from ..common.statuses import PUBLIC_LISTING_STATUSES, SUPPLY_LISTING_STATUSES
 from ..cooperatives.models import Cooperative
 from ..extensions import db
 from .models import Listing, ListingPhoto
 from .photos import process_photo
 
 MAX_AGE_DAYS = 365      # a harvest older than a year is not on offer any more
-SUPPLY_STATUSES = ("available", "committed")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # NUL and other control characters: PostgreSQL refuses NUL in text, and none belong in a form.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -114,7 +114,7 @@ def rename_collection_point(coop_id: int, old: str, new: str) -> int:
 
 def farmer_coop_for(user, coop_id: int | None) -> int:
     """The coop a farmer lists in: the one given (they must farm there) or their only one."""
-    coops = sorted({m.coop_id for m in user.memberships if m.role == "farmer"})
+    coops = farmer_coop_ids(user)
     if not coops:
         raise Forbidden(_("Only farmer members can list harvests."), code="not_a_farmer")
     if coop_id is None:
@@ -127,10 +127,6 @@ def farmer_coop_for(user, coop_id: int | None) -> int:
     return coop_id
 
 
-def request_fingerprint(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
                    collection_point: str = "", notes: str = "", coop_id: int | None = None,
                    photo: bytes | None = None, idempotency_key: str | None = None) -> tuple[Listing, bool]:
@@ -141,15 +137,11 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
                                        "harvested_on": str(harvested_on), "coop_id": coop_id,
                                        "collection_point": collection_point, "notes": notes})
     if idempotency_key is not None:
-        if not 1 <= len(idempotency_key) <= 255 or not idempotency_key.isprintable():
-            raise ValidationFailed(_("Idempotency-Key must be 1 to 255 printable characters."),
-                                   code="invalid_idempotency_key")
+        check_key(idempotency_key)
         earlier = listing_for_key(farmer, idempotency_key)
         if earlier is not None:
-            if earlier.request_hash != fingerprint:
-                raise ValidationFailed(_("This Idempotency-Key was used with different data."),
-                                       code="idempotency_key_reused")
-            return earlier, False
+            return replay_or_refuse(earlier, earlier.request_hash == fingerprint,
+                                    _("This Idempotency-Key was used with different data.")), False
     if not isinstance(crop, str) or not isinstance(grade, str):
         raise ValidationFailed(_("Choose a crop and grade."),
                                fields={"crop": [_("Required.")]})
@@ -202,19 +194,37 @@ def own_listing(farmer, listing_id: int, *, for_update: bool = False) -> Listing
     return listing
 
 
+_SUPPLY_RESERVATION = None
+
+
+def register_supply_reservation(reserved) -> None:
+    """Wired at app creation (create_app): `reserved(coop_id, crop_id, grade_id)` answers
+    the grams that open pools hold of a crop and grade's supply, so listings never drop
+    below it. Listings does not import pools (pools builds on listings)."""
+    global _SUPPLY_RESERVATION
+    _SUPPLY_RESERVATION = reserved
+
+
 def reserved_by_open_pools(coop_id: int, crop_id: int, grade_id: int) -> int:
-    """Grams that open pools need from this crop and grade's supply (0 until pools exist)."""
-    hook = _RESERVATION_HOOK
-    return hook(coop_id, crop_id, grade_id) if hook else 0
+    """Grams that open pools need from this crop and grade's supply. Refuses to answer
+    (RuntimeError) before the reservation is wired, rather than guess 0."""
+    if _SUPPLY_RESERVATION is None:
+        raise RuntimeError("the supply reserved by pools is not wired (create_app does it)")
+    return _SUPPLY_RESERVATION(coop_id, crop_id, grade_id)
 
 
-_RESERVATION_HOOK = None
-
-
-def set_reservation_hook(fn) -> None:
-    """Pools register how much supply they hold open, so listings never drop below it."""
-    global _RESERVATION_HOOK
-    _RESERVATION_HOOK = fn
+def commit_allocations(rows: list[tuple[int, int, int]]) -> None:
+    """Record what a closing pool allocated: (listing id, grams now committed, grams listed)
+    per listing, in one statement; a listing committed in full is sold. The caller holds the
+    listings' rows locked and never commits more than is listed."""
+    if not rows:
+        return
+    db.session.execute(
+        update(Listing.__table__).where(Listing.__table__.c.id == bindparam("b_id"))
+        .values(committed_g=bindparam("b_committed"), status=bindparam("b_status")),
+        [{"b_id": listing_id, "b_committed": committed,
+          "b_status": "sold" if committed == quantity else "committed"}
+         for listing_id, committed, quantity in rows])
 
 
 def uncommitted_supply(coop_id: int, crop_id: int, grade_id: int) -> int:
@@ -222,7 +232,7 @@ def uncommitted_supply(coop_id: int, crop_id: int, grade_id: int) -> int:
     return db.session.scalar(
         select(func.coalesce(func.sum(Listing.quantity_g - Listing.committed_g), 0)).where(
             Listing.coop_id == coop_id, Listing.crop_id == crop_id, Listing.grade_id == grade_id,
-            Listing.status.in_(SUPPLY_STATUSES))) or 0
+            Listing.status.in_(SUPPLY_LISTING_STATUSES))) or 0
 
 
 def _check_supply_left(listing: Listing, removing_g: int, lock: bool = True) -> None:
@@ -240,9 +250,15 @@ def _check_supply_left(listing: Listing, removing_g: int, lock: bool = True) -> 
 
 def update_listing(farmer, listing_id: int, *, quantity_kg=None, harvested_on=None,
                    collection_point=None, notes=None, grade: str | None = None,
-                   photo: bytes | None = None) -> Listing:
-    """Edit a listing while nothing of it is committed; never below what open pools need."""
+                   photo: bytes | None = None, crop: str | None = None) -> Listing:
+    """Edit a listing while nothing of it is committed; never below what open pools need.
+    The crop cannot change (a prohibited crop is refused as such; another crop, 422): the
+    farmer withdraws the listing and lists the other crop."""
     listing = own_listing(farmer, listing_id, for_update=True)
+    if crop is not None and crop != listing.crop.slug:
+        catalog.refuse_prohibited(crop)
+        raise ValidationFailed(_("The crop cannot change; withdraw this listing and "
+                                 "list the other crop."), fields={"crop": []})
     if listing.status == "withdrawn":
         raise Conflict(_("This listing was withdrawn. List the harvest again instead."),
                        code="listing_withdrawn")
@@ -308,7 +324,7 @@ def supply(coop_id: int | None = None, crop_slug: str | None = None) -> list[dic
         .join(Cooperative, Cooperative.id == Listing.coop_id)
         .join(Crop, Crop.id == Listing.crop_id)
         .join(Grade, Grade.id == Listing.grade_id)
-        .where(Listing.status.in_(SUPPLY_STATUSES), available > 0)
+        .where(Listing.status.in_(SUPPLY_LISTING_STATUSES), available > 0)
         .group_by(Cooperative.id, Cooperative.slug, Cooperative.name, Cooperative.region,
                   Cooperative.country, Cooperative.currency, Crop.id, Crop.slug, Crop.name_en,
                   Crop.name_es, Grade.id, Grade.code, Grade.name_en, Grade.name_es)
@@ -357,13 +373,11 @@ def preview_withdraw_listing(farmer, listing_id: int) -> WithdrawPreview:
                            harvested_on=listing.harvested_on.isoformat()
                            if listing.harvested_on else "")
 
-PHOTO_PUBLIC_STATUSES = ("available", "committed", "sold")
-
 
 def photo_visible_to(listing: Listing, user) -> bool:
     """A harvest's photo is shown to buyers while it is offered (and once sold); its farmer
     and the coop's managers always see it; nobody sees a withdrawn harvest's but them."""
-    if listing.status in PHOTO_PUBLIC_STATUSES:
+    if listing.status in PUBLIC_LISTING_STATUSES:
         return True
     if not getattr(user, "is_authenticated", False):
         return False
@@ -376,7 +390,7 @@ def supply_photos(coop_id: int | None = None) -> dict:
     (listing id, photo digest): one query for the whole supply page."""
     available = Listing.quantity_g - Listing.committed_g
     newest = (select(func.max(Listing.id).label("id"))
-              .where(Listing.status.in_(SUPPLY_STATUSES), available > 0,
+              .where(Listing.status.in_(SUPPLY_LISTING_STATUSES), available > 0,
                      Listing.photo_digest.is_not(None))
               .group_by(Listing.coop_id, Listing.crop_id, Listing.grade_id))
     if coop_id is not None:
@@ -392,7 +406,7 @@ def pool_photos(coop_id: int, crop_id: int, grade_id: int, limit: int = 4) -> li
     newest first, as (listing id, photo digest): one query."""
     stmt = (select(Listing.id, Listing.photo_digest)
             .where(Listing.coop_id == coop_id, Listing.crop_id == crop_id,
-                   Listing.grade_id == grade_id, Listing.status.in_(PHOTO_PUBLIC_STATUSES),
+                   Listing.grade_id == grade_id, Listing.status.in_(PUBLIC_LISTING_STATUSES),
                    Listing.photo_digest.is_not(None))
             .order_by(Listing.id.desc()).limit(limit))
     return [tuple(r) for r in db.session.execute(stmt)]

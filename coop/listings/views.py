@@ -137,12 +137,8 @@ def edit(listing_id):
     elif form.validate_on_submit():
         crop, grade = _split_product(form.product.data)
         try:
-            if crop != listing.crop.slug:
-                catalog.refuse_prohibited(crop)
-                from ..common.errors import ValidationFailed
-                raise ValidationFailed(_("The crop cannot change; withdraw this listing and "
-                                         "list the other crop."), fields={"product": []})
-            services.update_listing(current_user, listing.id, quantity_kg=form.quantity_kg.data,
+            services.update_listing(current_user, listing.id, crop=crop,
+                                    quantity_kg=form.quantity_kg.data,
                                     harvested_on=form.harvested_on.data, grade=grade,
                                     collection_point=form.collection_point.data,
                                     notes=form.notes.data, photo=_photo_bytes(form))

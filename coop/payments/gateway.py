@@ -9,8 +9,7 @@ Configuration comes from the Flask app: STRIPE_SECRET_KEY, STRIPE_API_BASE (empt
 Stripe itself, the sandbox URL otherwise), STRIPE_TIMEOUT_SECONDS (default 30) and
 STRIPE_INTENT_EXTRA_PARAMS (a dict of extra PaymentIntent parameters for real Stripe,
 e.g. {"statement_descriptor_suffix": "MINGA"}; the sandbox refuses unknown ones).
-Every function works lazily from `current_app.config`; `configure(app)` only checks
-and warms the client.
+Every function works lazily from `current_app.config` (the client is built on first use).
 
 Only parameters that both Stripe and localstripe accept are sent (see
 stripe-sandbox.md). Stripe's idempotency keys are passed along (Stripe honours them,
@@ -99,14 +98,6 @@ def _client_for(config) -> stripe.StripeClient:
             if client is None:
                 client = _clients[settings] = _build_client(*settings)
     return client
-
-
-def configure(app) -> None:
-    """Check the app's Stripe settings and build its client (when a key is set).
-    Called from create_app; without it, the first call builds the client."""
-    if app.config.get("STRIPE_SECRET_KEY"):
-        _client_for(app.config)
-    app.extensions["minga_payments"] = True
 
 
 def _client() -> stripe.StripeClient:
@@ -312,14 +303,11 @@ def refund(intent_id: str, amount_minor: int, idempotency_key: str) -> str:
     return created["id"]
 
 
-BALANCE_FIELDS = ("id", "type", "source", "amount", "fee", "net", "currency",
-                  "available_on", "created")
-
-
 def balance_transactions(starting_after: str | None = None,
                          limit: int = 100) -> Iterator[dict]:
     """Every balance transaction (charges, refunds...), page by page (`limit` a page).
-    Each a dict of BALANCE_FIELDS and "charge" (for a refund, the charge it is on: the
+    Each a dict of id, type, source, amount, fee, net, currency, available_on, created and
+    "charge" (for a refund, the charge it is on: the
     source is expanded to learn it); amounts in minor units, currency upper case. Order
     is the API's: Stripe gives newest first; do not rely on it."""
     params: dict[str, Any] = {"limit": int(limit), "expand": ["data.source"]}

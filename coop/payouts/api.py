@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from flask import Response, g, jsonify, request
 from flask_babel import gettext as _
-from sqlalchemy.exc import IntegrityError
 
 from ..api.common import idempotency_key, json_body, token_required
 from ..api.openapi import MINOR, register
 from ..api.views import bp
 from ..common.errors import ValidationFailed
+from ..common.idempotency import retry_on_unique_race
+from ..common.statuses import PayoutBatchStatus, PayoutLineStatus, values
 from ..cooperatives import services as coop_services
 from ..cooperatives.models import PAYOUT_RAILS
 from ..extensions import db
@@ -55,18 +56,8 @@ def create_batch(coop_id):
     if rail is not None and not isinstance(rail, str):
         raise ValidationFailed(_("rail must be a string."), fields={"rail": [_("Must be a string.")]})
     coop = coop_services.get_coop(coop_id)
-    try:
-        batch, created = services.create_batch(coop, g.api_user, rail=rail, idempotency_key=key)
-        db.session.commit()
-    except IntegrityError:
-        # The same key arrived twice at once and the other request made the batch: answer
-        # as a repeat of it (or refuse the key if the rail differs).
-        db.session.rollback()
-        if key is None:
-            raise
-        batch, created = services.create_batch(coop, g.api_user, rail=rail, idempotency_key=key)
-        if created:
-            raise
+    batch, created = retry_on_unique_race(
+        key, lambda: services.create_batch(coop, g.api_user, rail=rail, idempotency_key=key))
     response = jsonify(batch_json(batch))
     response.status_code = 201
     if not created:
@@ -105,7 +96,7 @@ _LINE = {"type": "object", "required": ["id", "farmer_id", "amount_minor", "rail
          "properties": {"id": {"type": "integer"}, "farmer_id": {"type": "integer"},
                         "amount_minor": MINOR, "currency": {"type": "string"},
                         "rail": {"type": "string", "enum": list(PAYOUT_RAILS)},
-                        "status": {"type": "string", "enum": ["pending", "paid", "failed"]},
+                        "status": {"type": "string", "enum": values(PayoutLineStatus)},
                         "flag": {"type": "string"},
                         "reference": {"type": ["string", "null"]}}}
 
@@ -122,7 +113,7 @@ register({
     "PayoutBatch": {"type": "object", "required": ["id", "status", "total_minor", "lines"],
                     "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"},
-        "status": {"type": "string", "enum": ["open", "closed"]},
+        "status": {"type": "string", "enum": values(PayoutBatchStatus)},
         "rail": {"type": ["string", "null"]}, "currency": {"type": "string"},
         "total_minor": MINOR, "created_at": {"type": "string", "format": "date-time"},
         "lines": {"type": "array", "items": _LINE},

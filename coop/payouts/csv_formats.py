@@ -12,6 +12,7 @@ from flask_babel import ngettext
 
 from ..common.errors import ValidationFailed
 from ..common.money import to_decimal
+from ..common.statuses import PayoutLineStatus
 
 if TYPE_CHECKING:
     from .models import PayoutLine
@@ -123,7 +124,7 @@ def parse_confirmations(data: bytes | str) -> list[tuple[int, int, str, str]]:
                                 v=repr(raw_id[:40])))
                 continue
             line_id = int(raw_id)
-            if status not in ("paid", "failed"):
+            if status not in (PayoutLineStatus.PAID, PayoutLineStatus.FAILED):
                 errors.append(_("Row %(r)d: status must be paid or failed, not %(v)s.",
                                 r=number, v=repr(status[:40])))
                 continue

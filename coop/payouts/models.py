@@ -6,9 +6,8 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, U
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
+from ..common.statuses import PayoutBatchStatus, PayoutLineStatus, status_check
 from ..extensions import db
-
-LINE_STATUSES = ("pending", "paid", "failed")
 
 
 class PayoutBatch(db.Model):
@@ -18,7 +17,7 @@ class PayoutBatch(db.Model):
     __tablename__ = "payout_batches"
     __table_args__ = (
         UniqueConstraint("coop_id", "idempotency_key"),
-        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        status_check(PayoutBatchStatus),
         CheckConstraint("total_minor >= 0", name="total_nonneg"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,7 +48,7 @@ class PayoutLine(db.Model):
     __tablename__ = "payout_lines"
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),
-        CheckConstraint("status IN ('pending', 'paid', 'failed')", name="status"),
+        status_check(PayoutLineStatus),
         CheckConstraint(
             "rail IN ('bank', 'breb', 'nequi', 'daviplata', 'yape', 'plin', 'spei', 'cash')",
             name="rail"),

@@ -8,7 +8,6 @@ failed (nothing posted, the amount is due again). Functions here flush, never co
 from __future__ import annotations
 
 import hashlib
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,7 +16,10 @@ from flask_babel import ngettext
 from sqlalchemy import and_, func, or_, select, text, update
 
 from ..auth.models import User
+from ..common.access import farmer_coop_ids
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..common.idempotency import replay_or_refuse
+from ..common.locks import payouts_lock
 from ..common.models import utcnow
 from ..common.money import format_money
 from ..cooperatives.models import PAYOUT_RAILS, Cooperative, FarmerProfile
@@ -107,14 +109,6 @@ def total_due(items: list[Payable]) -> int:
 
 
 # ---------------------------------------------------------------- batches
-
-def _lock(coop_id: int) -> None:
-    """One batch at a time per coop on PostgreSQL, so two treasurers cannot put the same
-    money in two batches. SQLite serialises writers (the batch row is written first)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        key = zlib.crc32(f"payouts:{coop_id}".encode())
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-
 
 def _request_hash(rail: str | None) -> str:
     return hashlib.sha256(f"rail={rail or ''}".encode()).hexdigest()
@@ -255,10 +249,8 @@ def create_batch(coop: Cooperative, user, *, rail: str | None = None,
     if idempotency_key is not None:
         earlier = batch_for_key(coop, idempotency_key)
         if earlier is not None:
-            if earlier.request_hash != fingerprint:
-                raise ValidationFailed(_("This idempotency key was used for another batch."),
-                                       code="idempotency_key_reused")
-            return earlier, False
+            return replay_or_refuse(earlier, earlier.request_hash == fingerprint,
+                                    _("This idempotency key was used for another batch.")), False
     now = now or utcnow()
     batch = PayoutBatch(coop_id=coop.id, rail=rail, status="open", currency=coop.currency,
                         total_minor=0, idempotency_key=idempotency_key,
@@ -266,7 +258,7 @@ def create_batch(coop: Cooperative, user, *, rail: str | None = None,
                         created_at=now)
     db.session.add(batch)
     db.session.flush()
-    _lock(coop.id)
+    payouts_lock(coop.id)
     lines, left_out = _plan_lines(coop, rail, now)
     for row in lines + left_out:
         row["batch_id"] = batch.id
@@ -388,7 +380,7 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
     failed or the reverse."""
     now = now or utcnow()
     coop = db.session.get(Cooperative, batch.coop_id)
-    _lock(batch.coop_id)  # one import (or batch) at a time per coop on PostgreSQL
+    payouts_lock(batch.coop_id)  # one import (or batch) at a time per coop on PostgreSQL
     # Plain rows read after the lock, not ORM objects: current, and light for 10,000 lines.
     lines = {row.id: row for row in db.session.execute(
         select(PayoutLine.id, PayoutLine.status, PayoutLine.farmer_user_id,
@@ -478,7 +470,7 @@ class FarmerPayments:
 def farmer_payments(user, limit: int = 50) -> list[FarmerPayments]:
     """For each cooperative where the user is a farmer: what they are owed, how much of it is
     on its way in a batch, and their payout lines (newest first)."""
-    coop_ids = sorted({m.coop_id for m in user.memberships if m.role == "farmer"})
+    coop_ids = farmer_coop_ids(user)
     out = []
     for coop_id in coop_ids:
         coop = db.session.get(Cooperative, coop_id)

@@ -10,6 +10,7 @@ from ..api.views import bp
 from ..common.access import require_member
 from ..common.errors import ValidationFailed
 from ..common.quantities import format_kg
+from ..common.statuses import OrderStatus, PoolStatus, values
 from ..cooperatives import services as coop_services
 from ..extensions import db
 from . import services
@@ -41,7 +42,8 @@ def close_json(pool) -> dict:
             "orders": [{"id": o.id, "quantity_kg": format_kg(o.quantity_g),
                         "status": o.status, "amount_captured_minor": o.amount_captured_minor}
                        for o in services.pool_orders(pool.id)
-                       if o.status in ("captured", "authorized", "cancelled")],
+                       if o.status in (OrderStatus.CAPTURED, OrderStatus.AUTHORIZED,
+                                       OrderStatus.CANCELLED)],
             "allocations": [{"id": a.id, "listing_id": a.listing_id,
                              "farmer_id": a.farmer_user_id,
                              "quantity_kg": format_kg(a.quantity_g),
@@ -53,7 +55,7 @@ def close_json(pool) -> dict:
 @token_required
 def list_pools():
     status = request.args.get("status")
-    if status and status not in ("open", "confirmed", "failed", "cancelled"):
+    if status and status not in values(PoolStatus):
         raise ValidationFailed(_("Unknown status."), fields={"status": [_("Unknown status.")]})
     limit, after = page_args()
     return jsonify(paged(services.pools(status, limit=limit + 1, after_id=after), limit,
@@ -151,7 +153,7 @@ register({
     "Pool": {"type": "object", "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
         "grade": {"type": "string"},
-        "status": {"type": "string", "enum": ["open", "confirmed", "failed", "cancelled"]},
+        "status": {"type": "string", "enum": values(PoolStatus)},
         "min_kg": KG, "max_kg": KG, "committed_kg": KG, "price_per_kg_minor": MINOR,
         "farmer_price_per_kg_minor": MINOR, "commission_per_kg_minor": MINOR,
         "premium_per_kg_minor": MINOR, "currency": {"type": "string"},
@@ -162,8 +164,7 @@ register({
                    "properties": {"quantity_kg": KG}},
     "Order": {"type": "object", "properties": {
         "id": {"type": "integer"}, "pool_id": {"type": "integer"},
-        "status": {"type": "string", "enum": ["pending", "authorized", "captured", "released",
-                                              "cancelled", "failed"]},
+        "status": {"type": "string", "enum": values(OrderStatus)},
         "quantity_kg": KG, "amount_authorized_minor": MINOR, "amount_captured_minor": MINOR,
         "amount_refunded_minor": MINOR, "currency": {"type": "string"}}},
     "CloseResult": {"type": "object", "properties": {

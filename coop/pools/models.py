@@ -7,10 +7,8 @@ from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, String, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
+from ..common.statuses import PoolStatus, status_check
 from ..extensions import db
-
-POOL_STATUSES = ("open", "confirmed", "failed", "cancelled")
-ORDER_STATUSES = ("pending", "authorized", "captured", "released", "cancelled", "failed")
 
 
 class Pool(db.Model):
@@ -20,7 +18,7 @@ class Pool(db.Model):
     __table_args__ = (
         CheckConstraint("min_g > 0 AND min_g <= max_g", name="min_max"),
         CheckConstraint("committed_g >= 0 AND committed_g <= max_g", name="committed_range"),
-        CheckConstraint("status IN ('open', 'confirmed', 'failed', 'cancelled')", name="status"),
+        status_check(PoolStatus),
         Index("ix_pools_open", "coop_id", "crop_id", "grade_id", "status"),
         Index("ix_pools_due", "status", "closes_at"),
     )

@@ -16,21 +16,22 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..catalog import services as catalog
+from ..common.apportion import largest_remainder
 from ..common.errors import Conflict, DomainError, Forbidden, NotFound, PaymentDeclined, ValidationFailed
+from ..common.idempotency import fingerprint as request_fingerprint, replay_or_refuse, write_or_find
 from ..common.locks import supply_lock
 from ..common.models import utcnow
 from ..common.quantities import QuantityError, parse_kg
+from ..common.statuses import LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES, UNSOLD_POOL_STATUSES
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings import services as listing_services
 from ..listings.models import Listing
 from ..payments import gateway
 from ..pricing import services as pricing
-from .allocation import largest_remainder
 from .models import Allocation, Order, Pool, StripeEvent
 
 MAX_OPEN_DAYS = 7          # card holds last 7 days for customer-initiated payments
-IN_FLIGHT_GRACE = timedelta(minutes=2)
 ABANDONED_AFTER = timedelta(minutes=15)
 
 
@@ -46,7 +47,27 @@ def reserved_g(coop_id: int, crop_id: int, grade_id: int, exclude_pool: int | No
     return int(db.session.scalar(stmt) or 0)
 
 
-listing_services.set_reservation_hook(reserved_g)
+def register_supply_reservation() -> None:
+    """Tell listings how much supply open pools hold (called once by create_app)."""
+    listing_services.register_supply_reservation(reserved_g)
+
+
+def lock_pool(pool_id: int) -> None:
+    """Take the write lock on a pool's row until the transaction ends (an UPDATE that
+    changes nothing takes it on both databases), so two intakes of one pool never split the
+    same deposits."""
+    db.session.execute(update(Pool).where(Pool.id == pool_id)
+                       .values(allocated_g=Pool.allocated_g)
+                       .execution_options(synchronize_session=False))
+
+
+def record_refunded(order_id: int, amount_minor: int) -> None:
+    """Add a refund that Stripe made to what the order has had refunded, in one
+    UPDATE (atomic on both databases)."""
+    db.session.execute(update(Order).where(Order.id == order_id)
+                       .values(amount_refunded_minor=Order.amount_refunded_minor
+                               + amount_minor, updated_at=utcnow())
+                       .execution_options(synchronize_session=False))
 
 
 def free_supply_g(coop_id: int, crop_id: int, grade_id: int) -> int:
@@ -221,7 +242,7 @@ def _ledger_capture(order: Order, amount: int, charge_id: str | None) -> None:
 # ---------------------------------------------------------------- orders
 
 def _fingerprint(pool_id, quantity_kg, payment_method) -> str:
-    return listing_services.request_fingerprint(
+    return request_fingerprint(
         {"pool": pool_id, "quantity_kg": str(quantity_kg), "pm": payment_method})
 
 
@@ -298,15 +319,10 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
                   amount_authorized_minor=amount, idempotency_key=idempotency_key,
                   request_hash=fingerprint if idempotency_key else None)
     db.session.add(order)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # The same key raced in from another request: its order is the answer.
-        db.session.rollback()
-        earlier = db.session.scalar(select(Order).where(
-            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key))
-        if earlier is None:
-            raise
+    _written, earlier = write_or_find(
+        lambda: order, lambda: db.session.scalar(select(Order).where(
+            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key)))
+    if earlier is not None:  # the same key raced in from another request: its order answers
         return _replay(earlier, fingerprint), False
     # Step 2: the hold, with no database lock held.
     try:
@@ -335,9 +351,8 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
 
 
 def _replay(order: Order, fingerprint: str) -> Order:
-    if order.request_hash != fingerprint:
-        raise ValidationFailed(_("This Idempotency-Key was used with a different order."),
-                               code="idempotency_key_reused")
+    replay_or_refuse(order, order.request_hash == fingerprint,
+                     _("This Idempotency-Key was used with a different order."))
     if order.status == "failed":
         raise PaymentDeclined(_("The card was declined. Nothing was held and nothing was "
                                 "committed."), code="payment_declined")
@@ -496,16 +511,24 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
     db.session.commit()
 
 
+def _split_over_listings(grams: int, listings) -> dict[int, int]:
+    """Grams per listing id in proportion to what each has uncommitted (largest remainder,
+    so no listing gets more than it has). Refuses (ValueError) more than they hold."""
+    weights = [(row.id, row.quantity_g - row.committed_g) for row in listings]
+    if grams > sum(w for _, w in weights):
+        raise ValueError("cannot allocate more than the listings hold")
+    return largest_remainder(grams, weights)
+
+
 def _allocate(pool: Pool, farmer_price: int) -> int:
     listings = list(db.session.execute(
         select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
         .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
                Listing.grade_id == pool.grade_id,
-               Listing.status.in_(listing_services.SUPPLY_STATUSES),
+               Listing.status.in_(SUPPLY_LISTING_STATUSES),
                Listing.quantity_g > Listing.committed_g)
         .order_by(Listing.id).with_for_update()))
-    weights = [(row.id, row.quantity_g - row.committed_g) for row in listings]
-    parts = largest_remainder(pool.committed_g, weights)
+    parts = _split_over_listings(pool.committed_g, listings)
     by_id = {row.id: row for row in listings}
     allocations, listing_updates = [], []
     for listing_id, grams in parts.items():
@@ -515,16 +538,10 @@ def _allocate(pool: Pool, farmer_price: int) -> int:
             "quantity_g": grams, "farmer_price_per_kg_minor": farmer_price,
             "farmer_amount_minor": pricing.amount_for(farmer_price, grams),
             "created_at": utcnow()})
-        committed = row.committed_g + grams
-        listing_updates.append({"b_id": listing_id, "b_committed": committed,
-                                "b_status": "sold" if committed == row.quantity_g else "committed"})
+        listing_updates.append((listing_id, row.committed_g + grams, row.quantity_g))
     if allocations:
         db.session.execute(Allocation.__table__.insert(), allocations)
-        from sqlalchemy import bindparam
-        db.session.execute(
-            Listing.__table__.update().where(Listing.__table__.c.id == bindparam("b_id"))
-            .values(committed_g=bindparam("b_committed"), status=bindparam("b_status")),
-            listing_updates)
+        listing_services.commit_allocations(listing_updates)
     return sum(parts.values())
 
 
@@ -660,7 +677,7 @@ def apply_stripe_event(event: dict) -> str:
         else:
             outcome = f"no_change:{order.status}"
     elif kind == "payment_intent.payment_failed":
-        if order.status in ("pending", "authorized") and order.pool.status == "open":
+        if order.status in LIVE_ORDER_STATUSES and order.pool.status == "open":
             _release(order.pool_id, order.quantity_g)
             order.status = "failed"
             order.failure_message = "payment failed (Stripe)"
@@ -674,7 +691,7 @@ def apply_stripe_event(event: dict) -> str:
             order.status = "released"
             _ledger_release(order)
             outcome = "released"
-        elif order.status == "authorized" and order.pool.status in ("failed", "cancelled"):
+        elif order.status == "authorized" and order.pool.status in UNSOLD_POOL_STATUSES:
             order.status = "cancelled"
             _ledger_release(order)
             outcome = "cancelled"
@@ -820,7 +837,7 @@ def preview_close(pool_id: int, now: datetime | None = None) -> ClosePreview:
     orders = list(db.session.execute(
         select(Order.id, Order.buyer_id, Order.quantity_g, Order.status, Order.created_at,
                Order.amount_authorized_minor, Order.amount_due_minor)
-        .where(Order.pool_id == pool.id, Order.status.in_(("pending", "authorized")))
+        .where(Order.pool_id == pool.id, Order.status.in_(LIVE_ORDER_STATUSES))
         .order_by(Order.id)))
     names = _buyer_names(o.buyer_id for o in orders)
     pending = [o for o in orders if o.status == "pending"]
@@ -879,11 +896,10 @@ def _preview_allocation(pool: Pool, committed_g: int, farmer_price: int) -> list
         select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
         .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
                Listing.grade_id == pool.grade_id,
-               Listing.status.in_(listing_services.SUPPLY_STATUSES),
+               Listing.status.in_(SUPPLY_LISTING_STATUSES),
                Listing.quantity_g > Listing.committed_g)
         .order_by(Listing.id)))
-    parts = largest_remainder(committed_g, [(r.id, r.quantity_g - r.committed_g)
-                                            for r in listings])
+    parts = _split_over_listings(committed_g, listings)
     owner = {r.id: r.farmer_user_id for r in listings}
     return _merge_farmers((owner[lid], grams, pricing.amount_for(farmer_price, grams))
                           for lid, grams in parts.items() if grams)

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..common import confirm
-from ..common.access import require_member, roles_in
+from ..common.access import require_member
 from ..common.errors import DomainError
 from ..common.forms import apply_error
 from ..common.models import utcnow
@@ -300,7 +300,3 @@ def cancel(pool_id):
         db.session.rollback()
         flash(exc.message, "error")
     return redirect(url_for("pools.manage_pool", pool_id=pool_id))
-
-
-def user_can_manage(pool) -> bool:
-    return "manager" in roles_in(current_user, pool.coop_id)

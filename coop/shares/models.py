@@ -6,6 +6,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, UniqueCo
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
+from ..common.statuses import ShareAccountStatus, status_check
 from ..extensions import db
 
 MOVEMENT_KINDS = ("cash", "bank", "withholding", "redemption")
@@ -22,7 +23,7 @@ class ShareAccount(db.Model):
         CheckConstraint("subscribed_shares >= 0", name="subscribed_nonneg"),
         CheckConstraint("paid_minor >= 0 AND redeemed_minor >= 0 AND redeemed_minor <= paid_minor",
                         name="paid_redeemed"),
-        CheckConstraint("status IN ('active', 'redeemed')", name="status"),
+        status_check(ShareAccountStatus),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), index=True)

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
+from ..common.idempotency import replay_or_refuse
 from ..common.models import utcnow
 from ..cooperatives import services as coop_services
 from ..extensions import db
@@ -181,10 +182,9 @@ def pay(coop, user, member_user_id: int, amount_minor: int, *, via: str = "cash"
                                fields={"amount": [_("Must be more than zero.")]})
     earlier = _earlier(coop, key)
     if earlier is not None:
-        if earlier.kind != via or earlier.amount_minor != amount_minor:
-            raise ValidationFailed(_("This payment was already recorded with other details."),
-                                   code="idempotency_key_reused")
-        return earlier
+        same = earlier.kind == via and earlier.amount_minor == amount_minor
+        return replay_or_refuse(earlier, same,
+                                _("This payment was already recorded with other details."))
     account = account_for(coop, member_user_id, lock=True)
     if account.status != "active":
         raise Conflict(_("This member's shares were redeemed."), code="shares_redeemed")

@@ -9,13 +9,8 @@ from sqlalchemy import (BigInteger, CheckConstraint, Date, ForeignKey, Index, St
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..common.models import UTCDateTime, utcnow
+from ..common.statuses import BankLineStatus, StripeTxnStatus, status_check
 from ..extensions import db
-
-# "released": the part of a card hold Stripe gives back when less is captured (a refund
-# on the same charge that the ledger never moved); "explained": a difference the treasurer
-# marked with a note.
-TXN_STATUSES = ("unmatched", "matched", "mismatch", "missing_ledger", "explained", "released")
-LINE_STATUSES = ("unmatched", "matched", "mismatch", "explained")
 
 
 class StripeBalanceTxn(db.Model):
@@ -28,8 +23,7 @@ class StripeBalanceTxn(db.Model):
     __table_args__ = (
         UniqueConstraint("coop_id", "txn_id"),
         UniqueConstraint("matched_entry_id"),
-        CheckConstraint("status IN ('unmatched', 'matched', 'mismatch', 'missing_ledger',"
-                        " 'explained', 'released')", name="status"),
+        status_check(StripeTxnStatus),
         CheckConstraint("origin IN ('api', 'csv')", name="origin"),
         CheckConstraint("fee_minor >= 0", name="fee_nonneg"),
         Index("ix_stripe_balance_txns_source", "coop_id", "source"),
@@ -70,8 +64,7 @@ class BankStatementLine(db.Model):
         UniqueConstraint("coop_id", "line_key"),
         UniqueConstraint("matched_entry_id"),
         UniqueConstraint("stripe_txn_id"),
-        CheckConstraint("status IN ('unmatched', 'matched', 'mismatch', 'explained')",
-                        name="status"),
+        status_check(BankLineStatus),
         CheckConstraint("amount_minor <> 0", name="nonzero"),
         Index("ix_bank_statement_lines_coop_date", "coop_id", "booked_on"),
         Index("ix_bank_statement_lines_reference", "coop_id", "reference"),

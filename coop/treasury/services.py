@@ -37,6 +37,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from ..common.apportion import largest_remainder
 from ..common.labels import label
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.money import parse_major
@@ -1071,26 +1072,6 @@ def record_operating_cost(coop, user, *, amount, spent_on, description: str,
 
 
 # ---------------------------------------------------------------- year-end close
-
-def largest_remainder(total: int, weights) -> dict:
-    """Split `total` minor units over (key, weight) pairs in proportion to weight: each gets
-    the floor, the units left go one each to the largest remainders (ties: smaller key).
-    The parts add up to `total` exactly."""
-    positive = [(k, w) for k, w in weights if w > 0]
-    whole = sum(w for _k, w in positive)
-    if total < 0:
-        raise ValueError("total must not be negative")
-    if total == 0 or not whole:
-        return {}
-    parts, remainders = {}, []
-    for key, weight in positive:
-        parts[key], remainder = divmod(total * weight, whole)
-        remainders.append((-remainder, key))
-    remainders.sort()
-    for _r, key in remainders[: total - sum(parts.values())]:
-        parts[key] += 1
-    return {k: v for k, v in parts.items() if v > 0}
-
 
 def _year_bounds(year: int) -> tuple[datetime, datetime]:
     return (datetime(year, 1, 1, tzinfo=timezone.utc),

@@ -1,0 +1,138 @@
+"""Every state machine's statuses in one place: a `StrEnum` each (members are the strings the
+database stores, so they compare equal to them), the moves each allows, and the CHECK
+constraint and OpenAPI enum built from the same members."""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint
+
+
+class PoolStatus(StrEnum):
+    OPEN = "open"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    RELEASED = "released"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class ListingStatus(StrEnum):
+    AVAILABLE = "available"
+    COMMITTED = "committed"
+    SOLD = "sold"
+    WITHDRAWN = "withdrawn"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PayoutBatchStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class PayoutLineStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+
+
+class ShareAccountStatus(StrEnum):
+    ACTIVE = "active"
+    REDEEMED = "redeemed"
+
+
+class LedgerEntryStatus(StrEnum):
+    PENDING = "pending"
+    POSTED = "posted"
+    VOIDED = "voided"
+
+
+class StripeTxnStatus(StrEnum):
+    """"released": the part of a card hold Stripe gives back when less is captured (a refund
+    on the same charge that the ledger never moved); "explained": a difference the treasurer
+    marked with a note."""
+
+    UNMATCHED = "unmatched"
+    MATCHED = "matched"
+    MISMATCH = "mismatch"
+    MISSING_LEDGER = "missing_ledger"
+    EXPLAINED = "explained"
+    RELEASED = "released"
+
+
+class BankLineStatus(StrEnum):
+    UNMATCHED = "unmatched"
+    MATCHED = "matched"
+    MISMATCH = "mismatch"
+    EXPLAINED = "explained"
+
+
+P, O, L, R = PoolStatus, OrderStatus, ListingStatus, RefundStatus
+B, N, S, E = PayoutBatchStatus, PayoutLineStatus, ShareAccountStatus, LedgerEntryStatus
+T, K = StripeTxnStatus, BankLineStatus
+
+# The moves each machine allows: status -> the statuses it may become. A status not listed
+# as a key is final.
+TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
+    # A pool closes into confirmed (enough committed) or failed, or a manager cancels it.
+    PoolStatus: {P.OPEN: frozenset({P.CONFIRMED, P.FAILED, P.CANCELLED})},
+    # Pending until the card answers (a decline or an abandoned hold fails it); a hold is
+    # captured, released (the buyer withdrew), cancelled (the pool failed or was cancelled)
+    # or failed (Stripe says so).
+    OrderStatus: {O.PENDING: frozenset({O.AUTHORIZED, O.FAILED}),
+                  O.AUTHORIZED: frozenset({O.CAPTURED, O.RELEASED, O.CANCELLED, O.FAILED})},
+    # Withdrawn only while nothing is committed; sold once committed in full.
+    ListingStatus: {L.AVAILABLE: frozenset({L.COMMITTED, L.SOLD, L.WITHDRAWN}),
+                    L.COMMITTED: frozenset({L.SOLD})},
+    RefundStatus: {R.PENDING: frozenset({R.SUCCEEDED, R.FAILED})},
+    PayoutBatchStatus: {B.OPEN: frozenset({B.CLOSED})},
+    PayoutLineStatus: {N.PENDING: frozenset({N.PAID, N.FAILED})},
+    ShareAccountStatus: {S.ACTIVE: frozenset({S.REDEEMED})},
+    LedgerEntryStatus: {E.PENDING: frozenset({E.POSTED, E.VOIDED})},
+    # Reconciliation re-derives a transaction's verdict on every run until it is matched by
+    # hand or explained; a fee entry missing from the ledger may be released.
+    StripeTxnStatus: {T.UNMATCHED: frozenset({T.MATCHED, T.MISMATCH, T.MISSING_LEDGER}),
+                      T.MATCHED: frozenset({T.MISMATCH, T.MISSING_LEDGER}),
+                      T.MISMATCH: frozenset({T.MATCHED, T.MISSING_LEDGER, T.EXPLAINED}),
+                      T.MISSING_LEDGER: frozenset({T.MATCHED, T.MISMATCH, T.EXPLAINED,
+                                                   T.RELEASED}),
+                      T.EXPLAINED: frozenset({T.MATCHED, T.MISMATCH})},
+    BankLineStatus: {K.UNMATCHED: frozenset({K.MATCHED, K.MISMATCH, K.EXPLAINED})},
+}
+
+# Listings whose grams a pool may still take; listings whose photo anyone may see.
+SUPPLY_LISTING_STATUSES = (L.AVAILABLE, L.COMMITTED)
+PUBLIC_LISTING_STATUSES = (L.AVAILABLE, L.COMMITTED, L.SOLD)
+# Orders still holding (or about to hold) grams of an open pool.
+LIVE_ORDER_STATUSES = (O.PENDING, O.AUTHORIZED)
+# Pools that ended without a sale: their holds are released.
+UNSOLD_POOL_STATUSES = (P.FAILED, P.CANCELLED)
+
+
+def may_move(old: StrEnum, new: StrEnum) -> bool:
+    """Whether `old` may become `new` in its machine."""
+    return new in TRANSITIONS[type(old)].get(old, frozenset())
+
+
+def values(machine: type[StrEnum]) -> list[str]:
+    """The machine's statuses as plain strings, in their declared order (OpenAPI enums)."""
+    return [member.value for member in machine]
+
+
+def status_check(machine: type[StrEnum], column: str = "status") -> CheckConstraint:
+    """The CHECK constraint `<column> IN (...)` named "status", from the machine's members
+    (the same text the migrations wrote)."""
+    listed = ", ".join(f"'{member.value}'" for member in machine)
+    return CheckConstraint(f"{column} IN ({listed})", name="status")
