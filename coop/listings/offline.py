@@ -16,7 +16,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from ..common.models import utcnow
-from .views import bp
+from .blueprint import bp
 
 # Farmer pages kept on the phone for use without signal, by endpoint: the one list to extend
 # (an endpoint not registered in this app is left out). The service worker keeps the last copy

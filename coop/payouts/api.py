@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..api.common import idempotency_key, json_body, token_required
 from ..api.openapi import MINOR, register
-from ..api.views import bp
+from ..api.blueprint import bp
 from ..common.errors import ValidationFailed
 from ..cooperatives import services as coop_services
 from ..cooperatives.models import PAYOUT_RAILS
