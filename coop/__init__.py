@@ -1,7 +1,6 @@
 """Minga: a marketplace for farmers' cooperatives leaving illicit crops."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from flask import Flask, g, jsonify, render_template, request, session
@@ -175,11 +174,16 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_domain_hooks(app: Flask) -> None:
-    """What one domain asks of another through an interface instead of an import: the place
-    to wire such a hook. Stripe's webhook events about payment intents go to the pools."""
+    """What a lower domain needs from a higher one goes through an interface wired here, never
+    an import upwards (tests/test_layout.py refuses import circles): the place for such a hook.
+    Stripe's webhook events about payment intents go to the pools; a renamed collection point
+    renames the coop's listings there."""
+    from .cooperatives import services as coop_services
+    from .listings import services as listing_services
     from .payments import webhooks
     from .pools import services as pool_services
     webhooks.register_handler(app, "payment_intent", pool_services.apply_payment_intent_event)
+    coop_services.on_collection_point_renamed(app, listing_services.rename_collection_point)
 
 
 def wants_json() -> bool:
@@ -236,21 +240,8 @@ def register_errorhandlers(app: Flask) -> None:
                                message=_("Something went wrong on our side.")), 500
 
 
-_static_hashes: dict[str, str] = {}
-
-
-def static_url(filename: str) -> str:
-    """A fingerprinted URL for a static file, so it can be cached for a year."""
-    from flask import current_app, url_for
-    digest = _static_hashes.get(filename)
-    if digest is None:
-        path = Path(current_app.static_folder) / filename
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "0"
-        _static_hashes[filename] = digest
-    return url_for("static", filename=filename, v=digest)
-
-
 def register_template_helpers(app: Flask) -> None:
+    from .common.assets import static_url
     from .common.money import format_money
     from .common.numbers import KG_FORMAT, format_number
     from .common.quantities import format_kg, grams_to_decimal

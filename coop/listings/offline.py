@@ -15,6 +15,7 @@ from flask_babel import format_date, format_time, get_locale, gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
+from ..common.assets import static_url
 from ..common.models import utcnow
 from .blueprint import bp
 
@@ -54,7 +55,6 @@ def _is_farmer(user) -> bool:
 def service_worker():
     """The service worker, from the root so that its scope is the whole site. Never cached
     for long: a new deploy must reach phones (the browser checks it on every navigation)."""
-    from .. import static_url
     shell = [static_url(name) for name in SHELL_FILES] + [url_for("listings.offline")]
     pages = [url_for(endpoint) for endpoint in offline_endpoints()]
     code = (Path(current_app.static_folder) / "sw.js").read_text(encoding="utf-8")
@@ -79,7 +79,6 @@ BACKGROUND_COLOUR = "#fbfaf6"  # the page background of static/minga.css
 def manifest():
     """The web app manifest, so a farmer can add Minga to the phone's home screen. Opened at
     "/", which sends each person to their own start page (a farmer to their harvests)."""
-    from .. import static_url
     data = {
         "name": _("Minga — farmers' cooperatives"),
         "short_name": "Minga",
