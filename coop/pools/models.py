@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, String, Text,
+from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, String,
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
