@@ -699,9 +699,8 @@ def preview_order(user, pool_id: int, *, quantity_kg, payment_method,
 
 def _check_room(pool: Pool, grams: int) -> None:
     if pool.committed_g + grams > pool.max_g:
-        from ..common.quantities import format_kg
         raise Conflict(_("Only %(kg)s kg is left in this pool.",
-                         kg=format_kg(pool.max_g - pool.committed_g)), code="pool_full",
+                         kg=_kg_text(pool.max_g - pool.committed_g)), code="pool_full",
                        fields={"quantity_kg": [_("More than is left.")]})
 
 
