@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := coop:create_app
 
-.PHONY: run test install translations migrate seed lint bench bench-deps e2e-deps lighthouse clean
+.PHONY: run demo-season test install translations migrate seed lint bench bench-deps e2e-deps lighthouse clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ migrate: install
 seed: migrate
 	$(BIN)/flask seed-demo
 
+# The development server and the Stripe sandbox live in devtools/, outside the app's package.
 run: translations seed
-	$(BIN)/python -m coop.devserver
+	$(BIN)/python -m devtools.devserver
+
+# A scripted season on the demo data, against the local Stripe sandbox without a Stripe key.
+demo-season: translations seed
+	$(BIN)/python -m devtools.demo_season
 
 # The whole suite, the real-browser tests of tests/e2e included (in both passes: about a minute
 # each). Their browser and axe-core come from e2e-deps; without them the browser tests fail.

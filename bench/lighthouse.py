@@ -56,7 +56,7 @@ def prepare_database(url: str) -> None:
     """Migrate and load the demo in a child process (the app's settings read the environment)."""
     code = ("from flask_migrate import upgrade\n"
             "from coop import create_app\n"
-            "from coop.demo import seed_demo\n"
+            "from coop.demo.seed import seed_demo\n"
             "from coop.extensions import db\n"
             f"app = create_app('development', SQLALCHEMY_DATABASE_URI={url!r})\n"
             "with app.app_context():\n"
@@ -71,7 +71,7 @@ def prepare_delivery(url: str) -> tuple[str, str]:
     Colombian pool with the sandbox's test card (localstripe, started for this step only),
     the pool closes, the manager records the first allocation as delivered in full. Returns
     the statement's path and its farmer's e-mail."""
-    from coop.payments.sandbox import Sandbox
+    from devtools.sandbox import Sandbox
     sandbox = Sandbox(persist=False).start()
     code = ("import json\n"
             "from decimal import Decimal\n"

@@ -101,7 +101,7 @@ def main():
     parser.add_argument("--per-client", type=int, default=4)
     args = parser.parse_args()
 
-    from coop.payments.sandbox import Sandbox
+    from devtools.sandbox import Sandbox
 
     from .common import databases, fresh_app, seed_market
     with Sandbox(persist=False) as sandbox:

@@ -1,44 +1,54 @@
-"""Flask CLI commands: `flask seed-demo` and the commands later domains add."""
+"""Flask CLI commands: the demo's (`flask seed-demo`, `flask demo-season`) and each domain's
+group, all registered from COMMANDS."""
 from __future__ import annotations
 
+import sys
+
 import click
-from flask import Flask
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from .demo.season import run_season
+from .demo.seed import seed_demo
+from .extensions import db
+from .intake.commands import intake_cli
+from .ledger import services as ledger
+from .ledger.commands import ledger_cli
+from .pools.commands import pools_cli
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_command():
+    """Load the demo cooperatives, people and listings (safe to run again)."""
+    created = seed_demo()
+    click.echo("demo data loaded" if created else "demo data already present")
+
+
+@click.command("demo-season")
+@with_appcontext
+def demo_season_command():
+    """Play a scripted season on the demo data, then check the ledger (exit 1 if not)."""
+    if not current_app.config.get("STRIPE_SECRET_KEY"):
+        # The season holds and captures real card payments: it needs a Stripe to talk to.
+        # `make demo-season` starts the local sandbox first (devtools/, never imported here).
+        click.echo("No STRIPE_SECRET_KEY: run `make demo-season` to play against the local "
+                   "Stripe sandbox, or set the key of a Stripe test account.", err=True)
+        sys.exit(2)
+    run_season(say=click.echo)
+    problems = ledger.check()
+    for problem in problems:
+        click.echo(f"PROBLEM: {problem}", err=True)
+    db.session.commit()
+    if problems:
+        sys.exit(1)
+    click.echo("season played; ledger check OK")
+
+
+# Every command of the app: the one list to extend.
+COMMANDS = (seed_demo_command, demo_season_command, pools_cli, ledger_cli, intake_cli)
 
 
 def register(app: Flask) -> None:
-    from .demo import seed_demo
-
-    @app.cli.command("seed-demo")
-    def seed_demo_command():
-        """Load the demo cooperatives, people and listings (safe to run again)."""
-        created = seed_demo()
-        click.echo("demo data loaded" if created else "demo data already present")
-
-    @app.cli.command("demo-season")
-    def demo_season_command():
-        """Play a scripted season on the demo data, then check the ledger (exit 1 if not)."""
-        import sys
-
-        from flask import current_app
-
-        from .extensions import db
-        from .ledger import services as ledger
-        from .season import run_season
-        if not current_app.config.get("STRIPE_SECRET_KEY"):
-            # As under `make run`: without a Stripe key, play against the local sandbox.
-            from .payments.sandbox import ensure_dev_sandbox
-            sandbox = ensure_dev_sandbox("development")
-            current_app.config.update(STRIPE_SECRET_KEY=sandbox.secret_key,
-                                      STRIPE_API_BASE=sandbox.api_base)
-        run_season(say=click.echo)
-        problems = ledger.check()
-        for problem in problems:
-            click.echo(f"PROBLEM: {problem}", err=True)
-        db.session.commit()
-        if problems:
-            sys.exit(1)
-        click.echo("season played; ledger check OK")
-
-    from .blueprints import extra_commands
-    for command in extra_commands():
+    for command in COMMANDS:
         app.cli.add_command(command)

@@ -4,7 +4,8 @@ from .catalog.models import Crop, Grade  # noqa: F401
 from .cooperatives.models import Cooperative, FarmerProfile, Membership, Plot  # noqa: F401
 from .listings.models import Listing, ListingPhoto  # noqa: F401
 from .pricing.models import PriceVersion  # noqa: F401
-from .pools.models import Allocation, Order, Pool, StripeEvent  # noqa: F401
+from .pools.models import Allocation, Order, Pool  # noqa: F401
+from .payments.models import StripeEvent  # noqa: F401
 from .ledger.models import (AuditEvent, FinanceSettings, LedgerAccount, LedgerEntry,  # noqa: F401
                             LedgerPosting)
 from .payouts.models import PayoutBatch, PayoutExclusion, PayoutLine  # noqa: F401,E402

@@ -21,7 +21,7 @@ import threading
 
 import pytest
 
-from coop.payments.sandbox import Sandbox
+from devtools.sandbox import Sandbox
 
 WEBHOOK_ID_APP = "minga-app"
 

@@ -115,7 +115,7 @@ def _png(n: int) -> bytes:
 def demo(app):
     """The demo data of `flask seed-demo`, and a farmer with a long history: 25 listings,
     every fifth with a photo."""
-    from coop.demo import seed_demo
+    from coop.demo.seed import seed_demo
     seed_demo()
     farmer = db.session.scalar(select(User).where(User.email == "farmer1@example.org"))
     for n in range(25):

@@ -18,7 +18,7 @@ import pytest
 
 from coop.payments import gateway
 from coop.payments.gateway import CardDeclined, Hold, PaymentError, WebhookInvalid
-from coop.payments.sandbox import Sandbox
+from devtools.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -395,7 +395,7 @@ def test_reset_empties_the_store(stripe_sandbox):
 def test_sandbox_exits_when_its_parent_dies():
     """Even a parent killed with SIGKILL (no atexit) leaves no localstripe behind."""
     script = ("import sys, time\n"
-              "from coop.payments.sandbox import Sandbox\n"
+              "from devtools.sandbox import Sandbox\n"
               "s = Sandbox().start()\n"
               "print(s._proc.pid, s.store_path.parent, flush=True)\n"
               "time.sleep(60)\n")
@@ -429,7 +429,7 @@ def test_sandbox_exits_when_its_parent_dies():
 
 
 def test_dev_sandbox_for_make_run(tmp_path, monkeypatch):
-    from coop.payments import sandbox as sandbox_module
+    from devtools import sandbox as sandbox_module
     monkeypatch.setattr(sandbox_module, "_dev_sandbox", None)
     env = {"MINGA_SANDBOX_STORE": str(tmp_path / "dev.pickle"), "PORT": "5999"}
     received = Receiver()

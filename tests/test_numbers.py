@@ -18,10 +18,9 @@ from hypothesis import given, settings, strategies as st
 from sqlalchemy import func, select
 
 from coop.common.models import utcnow
-from coop.common.money import format_money, parse_major
+from coop.common.money import format_money, parse_major, parse_money_input
 from coop.common.numbers import (KG_FORMAT, NumberInputError, format_money_input,
-                                 format_number, how_to_write, parse_kg_input,
-                                 parse_money_input, parse_number)
+                                 format_number, how_to_write, parse_kg_input, parse_number)
 from coop.common.quantities import QuantityError, grams_to_decimal, parse_kg
 from coop.extensions import db
 from coop.ledger.models import LedgerEntry

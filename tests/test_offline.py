@@ -79,9 +79,9 @@ def test_the_service_worker_is_served_from_the_root_and_never_cached_long(client
 
 
 def test_the_service_worker_changes_when_a_shell_file_changes(client, monkeypatch):
-    import coop
+    from coop.common import assets
     first = re.search(r'var VERSION = "(\w+)"', client.get("/sw.js").get_data(as_text=True))
-    monkeypatch.setitem(coop._static_hashes, "minga.css", "changed00000")
+    monkeypatch.setitem(assets._static_hashes, "minga.css", "changed00000")
     second = re.search(r'var VERSION = "(\w+)"', client.get("/sw.js").get_data(as_text=True))
     assert first.group(1) != second.group(1)
 

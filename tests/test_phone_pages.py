@@ -239,8 +239,7 @@ def test_treasurer_tables_stack_on_a_phone(client, login, sold):
 # ---------------------------------------------------------------- no inline style, scroll regions
 
 def templates() -> list[Path]:
-    return sorted(list((ROOT / "templates").rglob("*.html"))
-                  + list((ROOT / "coop").glob("*/templates/**/*.html")))
+    return sorted((ROOT / "templates").rglob("*.html"))  # the one place (tests/test_layout.py)
 
 
 def test_no_template_has_an_inline_style():

@@ -14,7 +14,8 @@ from coop.listings import services as listing_services
 from coop.listings.models import Listing
 from coop.payments import gateway
 from coop.pools import services as pools
-from coop.pools.models import Allocation, Order, Pool, StripeEvent
+from coop.payments.models import StripeEvent
+from coop.pools.models import Allocation, Order, Pool
 from coop.pricing import services as pricing
 from tests.pool_helpers import market  # noqa: F401
 

@@ -1,13 +1,13 @@
 """The demo after a scripted season: every rule of the money held at once."""
 from sqlalchemy import func, select
 
-from coop.demo import seed_demo
+from coop.demo.seed import seed_demo
 from coop.extensions import db
 from coop.intake.models import Refund
 from coop.ledger import services as ledger
 from coop.payouts.models import PayoutLine
 from coop.pools.models import Order
-from coop.season import run_season
+from coop.demo.season import run_season
 
 
 def test_ledger_check_passes_on_the_demo_after_a_season(app, stripe_clean):

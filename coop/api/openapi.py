@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 description of /api/v1, built from one table of paths and schemas."""
 from __future__ import annotations
 
-from ..common.statuses import ListingStatus, values
+from flask import jsonify
+
+from .blueprint import bp
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message", "fields"],
@@ -29,35 +31,6 @@ SCHEMAS: dict[str, dict] = {
     "Token": {"type": "object", "required": ["token", "user"],
               "properties": {"token": {"type": "string"},
                                                "user": {"$ref": "#/components/schemas/User"}}},
-    "Crop": {"type": "object", "required": ["slug", "name", "unit", "grades"], "properties": {
-        "slug": {"type": "string"}, "name": {"type": "string"}, "unit": {"const": "kg"},
-        "grades": {"type": "array", "items": {"type": "object", "required": ["code", "name"],
-                                              "properties": {
-            "code": {"type": "string"}, "name": {"type": "string"}}}}}},
-    "Coop": {"type": "object", "required": ["id", "slug", "name", "country", "currency"],
-             "properties": {
-        "id": {"type": "integer"}, "slug": {"type": "string"}, "name": {"type": "string"},
-        "country": {"type": "string"}, "currency": {"type": "string"},
-        "region": {"type": "string"}}},
-    "ListingCreate": {"type": "object", "required": ["crop", "grade", "quantity_kg",
-                                                     "harvested_on"], "properties": {
-        "crop": {"type": "string"}, "grade": {"type": "string"}, "quantity_kg": KG,
-        "harvested_on": {"type": "string", "format": "date"},
-        "collection_point": {"type": "string", "maxLength": 160},
-        "notes": {"type": "string", "maxLength": 500}, "coop_id": {"type": "integer"}}},
-    "ListingPatch": {"type": "object", "properties": {
-        "grade": {"type": "string"}, "quantity_kg": KG,
-        "harvested_on": {"type": "string", "format": "date"},
-        "collection_point": {"type": "string"}, "notes": {"type": "string"}}},
-    "Listing": {"type": "object", "required": ["id", "crop", "grade", "quantity_kg",
-                                               "available_kg", "status", "harvested_on"],
-                "properties": {
-        "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
-        "grade": {"type": "string"}, "quantity_kg": KG, "available_kg": KG, "committed_kg": KG,
-        "status": {"type": "string", "enum": values(ListingStatus)},
-        "harvested_on": {"type": "string", "format": "date"},
-        "collection_point": {"type": "string"}, "created_at": {"type": "string",
-                                                                "format": "date-time"}}},
 }
 
 # (method, path, summary, auth, request schema, {status: response schema or None})
@@ -65,25 +38,18 @@ PATHS: list[tuple] = [
     ("get", "/openapi.json", "This document", False, None, {200: None}),
     ("post", "/auth/tokens", "Get a bearer token", False, "TokenRequest",
      {201: "Token", 401: "Error", 422: "Error", 429: "Error"}),
-    ("get", "/crops", "Legal crops and their grades", False, None, {200: ("list", "Crop")}),
-    ("get", "/coops", "Cooperatives", False, None, {200: ("list", "Coop")}),
-    ("get", "/listings", "The farmer's harvest listings", True, None,
-     {200: ("list", "Listing"), 401: "Error", 403: "Error"}),
-    ("post", "/listings", "List a harvest (Idempotency-Key accepted)", True, "ListingCreate",
-     {201: "Listing", 400: "Error", 401: "Error", 403: "Error", 422: "Error"}),
-    ("get", "/listings/{id}", "One of the farmer's listings", True, None,
-     {200: "Listing", 404: "Error"}),
-    ("patch", "/listings/{id}", "Change a listing", True, "ListingPatch",
-     {200: "Listing", 404: "Error", 409: "Error", 422: "Error"}),
-    ("delete", "/listings/{id}", "Withdraw a listing", True, None,
-     {200: "Listing", 404: "Error", 409: "Error"}),
 ]
 
 
-def register(schemas: dict, paths: list) -> None:
-    """Later domains add their schemas and paths here."""
+# (method, path) -> a function that adds to the operation what the table cannot say
+EXTRAS: dict[tuple[str, str], object] = {}
+
+
+def register(schemas: dict, paths: list, extras: dict | None = None) -> None:
+    """Each domain's api.py adds its schemas and paths here (create_app imports them all)."""
     SCHEMAS.update(schemas)
     PATHS.extend(paths)
+    EXTRAS.update(extras or {})
 
 
 def _ref(spec):
@@ -138,7 +104,8 @@ def document() -> dict:
         if auth:
             op["security"] = [{"bearer": []}]
         paths.setdefault(path, {})[method] = op
-    _listing_create_extras(paths["/listings"]["post"])
+    for (method, path), extra in EXTRAS.items():
+        extra(paths[path][method])
     return {"openapi": "3.1.0",
             "info": {"title": "Minga API", "version": "1"},
             "servers": [{"url": "/api/v1"}],
@@ -150,14 +117,6 @@ def document() -> dict:
                                                   "with its CSRF token in this header"}}}}
 
 
-def _listing_create_extras(op: dict) -> None:
-    """POST /listings also takes a multipart form with a photo (the offline outbox), and the
-    browser session with its CSRF token instead of a bearer token."""
-    form = {"type": "object", "required": ["crop", "grade", "quantity_kg", "harvested_on"],
-            "properties": {**{k: {"type": "string"} for k in (
-                "crop", "grade", "quantity_kg", "harvested_on", "collection_point", "notes",
-                "coop_id")}, "photo": {"type": "string", "contentMediaType": "image/*"}}}
-    op["requestBody"]["content"]["multipart/form-data"] = {"schema": form}
-    op["responses"].setdefault("413", {"description": "error", "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
-    op["security"] = [{"bearer": []}, {"browserSession": []}]
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(document())

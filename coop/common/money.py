@@ -6,6 +6,8 @@ from decimal import Decimal
 from babel.numbers import format_currency, get_currency_precision
 from flask_babel import get_locale
 
+from .numbers import MONEY_EXAMPLE, NumberInputError, parse_number
+
 
 def exponent(currency: str) -> int:
     """Digits after the decimal point that the currency's minor unit stands for (COP, PEN: 2)."""
@@ -33,7 +35,6 @@ def parse_major(text, currency: str, *, locale=None) -> int:
     elif isinstance(text, int):
         amount = Decimal(text)
     elif locale is not None:
-        from .numbers import NumberInputError, parse_number
         try:
             amount = parse_number(str(text), locale)
         except NumberInputError:
@@ -51,6 +52,12 @@ def parse_major(text, currency: str, *, locale=None) -> int:
     if scaled != scaled.to_integral_value():
         raise ValueError("too many decimals")
     return int(scaled)
+
+
+def parse_money_input(text, currency: str, locale=None) -> int:
+    """Money typed in the page's locale, in major units -> minor units of `currency`."""
+    value = parse_number(text, locale, example=MONEY_EXAMPLE, fmt="#,##0.00")
+    return parse_major(value, currency)
 
 
 def format_money(minor: int | None, currency: str, locale=None) -> str:

@@ -118,10 +118,3 @@ def parse_kg_input(text, locale=None, *, allow_zero: bool = False) -> int:
     from .quantities import parse_kg
     return parse_kg(parse_number(text, locale, example=KG_EXAMPLE, fmt=KG_FORMAT),
                     allow_zero=allow_zero)
-
-
-def parse_money_input(text, currency: str, locale=None) -> int:
-    """Money typed in the page's locale, in major units -> minor units of `currency`."""
-    from .money import parse_major
-    value = parse_number(text, locale, example=MONEY_EXAMPLE, fmt="#,##0.00")
-    return parse_major(value, currency)

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from babel import Locale
 from babel.numbers import get_territory_currencies
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
@@ -389,9 +390,15 @@ def get_collection_point(coop: Cooperative, point_id: int):
     return point
 
 
+def on_collection_point_renamed(app, follow) -> None:
+    """`follow(coop_id, old name, new name)` runs when a coop renames a collection point: how the
+    domains that name points (listings) follow without this one importing them (create_app
+    wires it)."""
+    app.extensions.setdefault("collection_point_renamed", []).append(follow)
+
+
 def rename_collection_point(coop: Cooperative, point_id: int, *, name: str, place: str = ""):
     """New name or place; the coop's listings at the point follow the new name."""
-    from ..listings import services as listing_services
     point = get_collection_point(coop, point_id)
     name = _point_text(name, "name", 160, True)
     place = _point_text(place or "", "place", 200, False)
@@ -400,5 +407,6 @@ def rename_collection_point(coop: Cooperative, point_id: int, *, name: str, plac
     point.name, point.place = name, place
     db.session.flush()
     if old != name:
-        listing_services.rename_collection_point(coop.id, old, name)
+        for follow in current_app.extensions.get("collection_point_renamed", ()):
+            follow(coop.id, old, name)
     return point

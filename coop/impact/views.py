@@ -20,7 +20,7 @@ from . import services
 from .charts import bar_chart
 from .forms import PeriodForm
 
-bp = Blueprint("impact", __name__, template_folder="templates")
+bp = Blueprint("impact", __name__)
 
 
 def _coop_by_slug(slug):

@@ -6,7 +6,7 @@ from flask import g, jsonify
 
 from ..api.common import idempotency_key, json_body, token_required
 from ..api.openapi import KG, MINOR, register
-from ..api.views import bp
+from ..api.blueprint import bp
 from ..common.quantities import format_kg
 from ..common.statuses import RefundStatus, values
 from . import services

@@ -17,7 +17,7 @@ from ..pools import services as pools
 from . import services
 from .forms import IntakeForm
 
-bp = Blueprint("intake", __name__, template_folder="templates")
+bp = Blueprint("intake", __name__)
 STATEMENTS_PAGE = 100  # a coop's statements a page
 
 

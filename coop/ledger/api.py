@@ -3,7 +3,7 @@ from flask import g, jsonify
 
 from ..api.common import token_required
 from ..api.openapi import MINOR, register
-from ..api.views import bp
+from ..api.blueprint import bp
 from ..common.access import require_member
 from ..cooperatives import services as coop_services
 from . import services

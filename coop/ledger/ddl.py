@@ -1,5 +1,6 @@
-"""Database-side guarantees of the ledger, created by migration 0003 (and re-created by the
-test suite after it empties the tables).
+"""Database-side guarantees of the ledger, as migration 0003 created them (the migration holds a
+frozen copy: a change here needs a new migration) and as the test suite re-creates them after
+it empties the tables.
 
 - Posted entries and every posting are immutable: UPDATE and DELETE are refused (SQLite and
   PostgreSQL). An entry may only move once from 'pending' to 'posted' or 'voided'.

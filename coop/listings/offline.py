@@ -16,8 +16,9 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from ..common.access import is_farmer
+from ..common.assets import static_url
 from ..common.models import utcnow
-from .views import bp
+from .blueprint import bp
 
 # Farmer pages kept on the phone for use without signal, by endpoint: the one list to extend
 # (an endpoint not registered in this app is left out). The service worker keeps the last copy
@@ -50,7 +51,6 @@ SHELL_FILES = ("minga.css", "outbox.js", "icon.svg")
 def service_worker():
     """The service worker, from the root so that its scope is the whole site. Never cached
     for long: a new deploy must reach phones (the browser checks it on every navigation)."""
-    from .. import static_url
     shell = [static_url(name) for name in SHELL_FILES] + [url_for("listings.offline")]
     pages = [url_for(endpoint) for endpoint in offline_endpoints()]
     code = (Path(current_app.static_folder) / "sw.js").read_text(encoding="utf-8")
@@ -75,7 +75,6 @@ BACKGROUND_COLOUR = "#fbfaf6"  # the page background of static/minga.css
 def manifest():
     """The web app manifest, so a farmer can add Minga to the phone's home screen. Opened at
     "/", which sends each person to their own start page (a farmer to their harvests)."""
-    from .. import static_url
     data = {
         "name": _("Minga — farmers' cooperatives"),
         "short_name": "Minga",

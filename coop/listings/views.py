@@ -1,4 +1,4 @@
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -12,9 +12,8 @@ from ..extensions import db
 from ..models import Listing
 from sqlalchemy import select
 from . import services
+from .blueprint import bp
 from .forms import ListingForm, WithdrawForm
-
-bp = Blueprint("listings", __name__)
 
 
 def _product_choices():
@@ -228,6 +227,3 @@ def photo_sized(listing_id, width):
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 
-
-# The service worker, offline page and outbox session live beside the listing views.
-from . import offline  # noqa: E402,F401

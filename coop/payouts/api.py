@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 
 from ..api.common import idempotency_key, json_body, token_required
 from ..api.openapi import MINOR, register
-from ..api.views import bp
+from ..api.blueprint import bp
 from ..common.errors import ValidationFailed
 from ..common.idempotency import retry_on_unique_race
 from ..common.statuses import PayoutBatchStatus, PayoutLineStatus, values

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 
 from ..api.common import error, idempotency_key, json_body, page_args, paged, token_required
 from ..api.openapi import KG, MINOR, register
-from ..api.views import bp
+from ..api.blueprint import bp
 from ..common.access import require_member
 from ..common.errors import ValidationFailed
 from ..common.quantities import format_kg

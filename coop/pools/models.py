@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, String, Text,
+from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, String,
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -106,14 +106,3 @@ class Allocation(db.Model):
 
     pool: Mapped[Pool] = relationship(lazy="joined")
     listing: Mapped["Listing"] = relationship(lazy="joined")  # noqa: F821
-
-
-class StripeEvent(db.Model):
-    """Every webhook event id, recorded once: a replay finds it here and changes nothing."""
-
-    __tablename__ = "stripe_events"
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    type: Mapped[str] = mapped_column(String(80))
-    object_id: Mapped[str | None] = mapped_column(String(255))
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    outcome: Mapped[str] = mapped_column(Text, default="")

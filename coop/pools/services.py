@@ -29,7 +29,7 @@ from ..listings import services as listing_services
 from ..listings.models import Listing
 from ..payments import gateway
 from ..pricing import services as pricing
-from .models import Allocation, Order, Pool, StripeEvent
+from .models import Allocation, Order, Pool
 
 MAX_OPEN_DAYS = 7          # card holds last 7 days for customer-initiated payments
 ABANDONED_AFTER = timedelta(minutes=15)
@@ -639,35 +639,15 @@ def close_due(now: datetime | None = None) -> list[tuple[int, str]]:
 
 # ---------------------------------------------------------------- Stripe webhooks
 
-def apply_stripe_event(event: dict) -> str:
-    """Apply a verified Stripe event once. A replayed event id changes nothing; an event that
-    arrives out of order never moves an order backwards (captured and released are final)."""
-    event_id, kind = event.get("id"), event.get("type", "")
-    data = event.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    obj = obj if isinstance(obj, dict) else {}
-    intent_id = obj.get("id") if obj.get("object") == "payment_intent" else None
-    if not isinstance(intent_id, str) or not intent_id or len(intent_id) > 255:
-        intent_id = None  # a signed event of an odd shape is recorded and ignored, never a 500
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
-        raise ValidationFailed("event without id", code="invalid_event")
-    if not isinstance(kind, str):
-        kind = ""
-    kind = kind[:80]
-    if db.session.get(StripeEvent, event_id) is not None:
-        return "duplicate"
-    record = StripeEvent(id=event_id, type=kind, object_id=intent_id)
-    db.session.add(record)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return "duplicate"
+def apply_payment_intent_event(kind: str, intent_id: str) -> str:
+    """Apply a verified, first-seen Stripe event about a payment intent to its order (the
+    handler create_app registers with coop.payments.webhooks). An event that arrives out of
+    order never moves an order backwards (captured and released are final). Returns the
+    outcome recorded in the event log."""
     outcome = "ignored"
-    order = db.session.scalar(select(Order).where(Order.payment_intent_id == intent_id)) \
-        if intent_id else None
+    order = db.session.scalar(select(Order).where(Order.payment_intent_id == intent_id))
     if order is None:
-        outcome = "ignored" if not intent_id else "unknown_intent"
+        outcome = "unknown_intent"
     elif kind == "payment_intent.succeeded":
         if order.status == "authorized" and order.amount_due_minor is not None:
             order.status = "captured"
@@ -697,7 +677,6 @@ def apply_stripe_event(event: dict) -> str:
             outcome = "cancelled"
         else:
             outcome = f"no_change:{order.status}"
-    record.outcome = outcome
     db.session.flush()
     return outcome
 

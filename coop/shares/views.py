@@ -17,7 +17,7 @@ from ..extensions import db
 from . import services
 from .forms import PaymentForm, RedeemForm, SettingsForm, SubscriptionForm
 
-bp = Blueprint("shares", __name__, template_folder="templates")
+bp = Blueprint("shares", __name__)
 
 
 def _member_choices(coop):

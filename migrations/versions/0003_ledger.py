@@ -8,7 +8,6 @@ Create Date: 2026-11-21 19:44:07.867508
 from alembic import op
 import sqlalchemy as sa
 import coop.common.models
-from coop.ledger import ddl
 
 
 # revision identifiers, used by Alembic.
@@ -16,6 +15,88 @@ revision = '0003'
 down_revision = '0002'
 branch_labels = None
 depends_on = None
+
+# The ledger's database-side guarantees as this revision created them: a frozen copy of what
+# coop/ledger/ddl.py said then, so that editing that file never changes an old migration.
+# A later change to the triggers is a new revision.
+SQLITE = [
+    """CREATE TRIGGER ledger_postings_no_update BEFORE UPDATE ON ledger_postings
+    BEGIN SELECT RAISE(ABORT, 'ledger postings are immutable'); END""",
+    """CREATE TRIGGER ledger_postings_no_delete BEFORE DELETE ON ledger_postings
+    BEGIN SELECT RAISE(ABORT, 'ledger postings are immutable'); END""",
+    """CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries
+    BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END""",
+    """CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries
+    WHEN NOT (OLD.status = 'pending' AND NEW.status IN ('posted', 'voided')
+              AND NEW.id = OLD.id AND NEW.coop_id = OLD.coop_id
+              AND NEW.idempotency_key = OLD.idempotency_key AND NEW.kind = OLD.kind
+              AND NEW.currency = OLD.currency AND NEW.fingerprint = OLD.fingerprint)
+    BEGIN SELECT RAISE(ABORT, 'posted ledger entries are immutable'); END""",
+]
+SQLITE_DROP = ["DROP TRIGGER IF EXISTS ledger_postings_no_update",
+               "DROP TRIGGER IF EXISTS ledger_postings_no_delete",
+               "DROP TRIGGER IF EXISTS ledger_entries_no_delete",
+               "DROP TRIGGER IF EXISTS ledger_entries_no_update"]
+
+POSTGRES = [
+    """CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger AS $$
+    BEGIN
+      IF TG_TABLE_NAME = 'ledger_entries' AND TG_OP = 'UPDATE'
+         AND OLD.status = 'pending' AND NEW.status IN ('posted', 'voided')
+         AND NEW.id = OLD.id AND NEW.coop_id = OLD.coop_id
+         AND NEW.idempotency_key = OLD.idempotency_key AND NEW.kind = OLD.kind
+         AND NEW.currency = OLD.currency AND NEW.fingerprint = OLD.fingerprint THEN
+        RETURN NEW;
+      END IF;
+      RAISE EXCEPTION 'ledger % are immutable (% refused)', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'integrity_constraint_violation';
+    END $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER ledger_entries_immutable BEFORE UPDATE OR DELETE ON ledger_entries
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()""",
+    """CREATE TRIGGER ledger_postings_immutable BEFORE UPDATE OR DELETE ON ledger_postings
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()""",
+    # One check per entry at commit (not per posting: a 10,000-line year-end entry stays fast).
+    """CREATE OR REPLACE FUNCTION ledger_check_balanced() RETURNS trigger AS $$
+    DECLARE total bigint; lines integer;
+    BEGIN
+      SELECT COALESCE(SUM(amount_minor), 0), COUNT(*) INTO total, lines FROM ledger_postings
+        WHERE entry_id = NEW.id;
+      IF total <> 0 OR lines < 2 THEN
+        RAISE EXCEPTION 'ledger entry % does not balance (% lines, off by %)',
+          NEW.id, lines, total USING ERRCODE = 'integrity_constraint_violation';
+      END IF;
+      RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    """CREATE CONSTRAINT TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_balanced()""",
+    # Postings join an entry only in the transaction that created it, so the check above
+    # sees every line an entry will ever have. Checked once per INSERT statement.
+    """CREATE OR REPLACE FUNCTION ledger_posting_same_transaction() RETURNS trigger AS $$
+    BEGIN
+      -- A visible row whose inserting transaction is still in progress is our own (or one
+      -- of our savepoints'): other transactions' uncommitted rows are invisible.
+      IF EXISTS (
+        SELECT 1 FROM (SELECT DISTINCT entry_id FROM new_postings) p
+        JOIN ledger_entries e ON e.id = p.entry_id
+        WHERE txid_status((txid_current() >> 32 << 32) + e.xmin::text::bigint)
+              IS DISTINCT FROM 'in progress') THEN
+        RAISE EXCEPTION 'postings can only be added with their entry'
+          USING ERRCODE = 'integrity_constraint_violation';
+      END IF;
+      RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER ledger_postings_with_entry AFTER INSERT ON ledger_postings
+    REFERENCING NEW TABLE AS new_postings
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_posting_same_transaction()""",
+]
+POSTGRES_DROP = ["DROP TRIGGER IF EXISTS ledger_entries_balanced ON ledger_entries",
+                 "DROP TRIGGER IF EXISTS ledger_postings_with_entry ON ledger_postings",
+                 "DROP FUNCTION IF EXISTS ledger_posting_same_transaction()",
+                 "DROP TRIGGER IF EXISTS ledger_postings_immutable ON ledger_postings",
+                 "DROP TRIGGER IF EXISTS ledger_entries_immutable ON ledger_entries",
+                 "DROP FUNCTION IF EXISTS ledger_check_balanced()",
+                 "DROP FUNCTION IF EXISTS ledger_refuse_change()"]
+
 
 
 def upgrade():
@@ -124,13 +205,13 @@ def upgrade():
 
     # ### end Alembic commands ###
     bind = op.get_bind()
-    for statement in ddl.statements(bind.dialect.name):
+    for statement in (POSTGRES if bind.dialect.name == "postgresql" else SQLITE):
         op.execute(statement)
 
 
 def downgrade():
     bind = op.get_bind()
-    for statement in ddl.drop_statements(bind.dialect.name):
+    for statement in (POSTGRES_DROP if bind.dialect.name == "postgresql" else SQLITE_DROP):
         op.execute(statement)
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('ledger_postings', schema=None) as batch_op:

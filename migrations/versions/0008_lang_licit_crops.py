@@ -37,10 +37,25 @@ def _key(text: str) -> str:
     return " ".join(text.replace("-", " ").replace("_", " ").split())
 
 
+# The catalogue's crops as this revision knew them (slug, English, Spanish): a frozen copy of
+# coop/catalog/data.py, so that a later catalogue never changes what this migration does.
+CROP_NAMES = [
+    ("coffee", "Coffee (parchment)", "Café pergamino"),
+    ("coffee-green", "Coffee (green)", "Café verde"),
+    ("cacao", "Cacao (fermented dry beans)", "Cacao (grano seco fermentado)"),
+    ("avocado", "Avocado (Hass)", "Aguacate Hass"),
+    ("vanilla", "Vanilla (cured pods)", "Vainilla (vainas curadas)"),
+    ("passion-fruit", "Passion fruit", "Maracuyá"),
+    ("macadamia", "Macadamia (nut in shell)", "Macadamia (nuez con cáscara)"),
+    ("achiote", "Achiote (annatto seed)", "Achiote (semilla)"),
+    ("plantain", "Plantain", "Plátano"),
+    ("honey", "Honey", "Miel"),
+]
+
+
 def known_names() -> dict[str, str]:
-    from coop.catalog.data import CROPS
     known = dict(ALIASES)
-    for slug, en, es, _grades in CROPS:
+    for slug, en, es in CROP_NAMES:
         for name in (slug, en, es, en.split(" (")[0], es.split(" (")[0]):
             known.setdefault(_key(name), slug)
     return known

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from coop.payments.sandbox import Sandbox
+from devtools.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
@@ -85,7 +85,7 @@ def _prepare(url: str) -> None:
     """Migrate and load the demo in a child process, as `make run` does."""
     code = ("from flask_migrate import upgrade\n"
             "from coop import create_app\n"
-            "from coop.demo import seed_demo\n"
+            "from coop.demo.seed import seed_demo\n"
             "from coop.extensions import db\n"
             f"app = create_app('development', SQLALCHEMY_DATABASE_URI={url!r})\n"
             "with app.app_context():\n"

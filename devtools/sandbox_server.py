@@ -7,7 +7,7 @@ launcher imports localstripe's aiohttp app, points the store at `--store` (or ke
 in memory with `--store ''`), binds the given host and port (0: any free port), prints
 `PORT <n>` on stdout once the socket listens, then serves.
 
-    python -m coop.payments.sandbox_server --port 0 --store /tmp/x/store.pickle
+    python -m devtools.sandbox_server --port 0 --store /tmp/x/store.pickle
 
 It imports nothing from Minga, so `Sandbox` runs it by file path (no Flask import).
 With `--exit-with-parent` it exits as soon as its stdin reaches end of file, which

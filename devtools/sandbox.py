@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 SERVER_SCRIPT = Path(__file__).with_name("sandbox_server.py")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DEV_PORT = 8420
 TEST_SECRET_KEY = "sk_test_minga_sandbox"
 

@@ -1,4 +1,5 @@
-"""Demo data (`flask seed-demo`): two cooperatives, their people and realistic listings."""
+"""Demo data (`flask seed-demo`): two cooperatives, their people and realistic listings, then
+the prices and open pools of coop/demo/pools.py."""
 from __future__ import annotations
 
 import random
@@ -7,12 +8,13 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from .auth import services as auth_services
-from .auth.models import Buyer, User
-from .cooperatives import services as coop_services
-from .cooperatives.models import Cooperative
-from .extensions import db
-from .listings import services as listing_services
+from ..auth import services as auth_services
+from ..auth.models import Buyer, User
+from ..cooperatives import services as coop_services
+from ..cooperatives.models import Cooperative
+from ..extensions import db
+from ..listings import services as listing_services
+from .pools import seed as seed_pools
 
 PASSWORD = "minga-demo-pass"
 FIRST = ["María", "José", "Luz Dary", "Jhon Fredy", "Ana Milena", "Wilson", "Yaneth", "Edinson",
@@ -111,8 +113,6 @@ def seed_demo() -> bool:
             db.session.add(buyer)
             db.session.flush()
             user.buyer_id = buyer.id
-    from .blueprints import extra_demo_steps
-    for step in extra_demo_steps():
-        step()
+    seed_pools()
     db.session.commit()
     return True

@@ -10,7 +10,7 @@ from ..common.models import utcnow
 from ..cooperatives.models import Cooperative
 from ..extensions import db
 from ..pricing import services as pricing
-from . import services
+from ..pools import services
 
 # (crop, grade, floor, farmer price, commission bps, premium, tiers) in major units per kg.
 PRICES = {

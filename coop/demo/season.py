@@ -10,17 +10,17 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from .auth.models import User
-from .common.models import utcnow
-from .cooperatives.models import Cooperative
-from .extensions import db
-from .intake import services as intake
-from .ledger import services as ledger
-from .payouts import services as payouts
-from .pools import services as pools
-from .pools.models import Allocation, Pool
-from .shares import services as shares
-from .treasury import services as treasury
+from ..auth.models import User
+from ..common.models import utcnow
+from ..cooperatives.models import Cooperative
+from ..extensions import db
+from ..intake import services as intake
+from ..ledger import services as ledger
+from ..payouts import services as payouts
+from ..pools import services as pools
+from ..pools.models import Allocation, Pool
+from ..shares import services as shares
+from ..treasury import services as treasury
 
 
 def _user(email: str) -> User:

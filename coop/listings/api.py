@@ -1,75 +1,21 @@
-"""/api/v1: a thin JSON layer over the same services the HTML views call (api-v1.md)."""
+"""/api/v1/listings: a farmer's harvest listings (api-v1.md), thin calls to
+coop.listings.services."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import g, jsonify, request
 from flask_babel import gettext as _
 
-from ..auth import services as auth_services
-from ..catalog import services as catalog
+from ..api.blueprint import bp
+from ..api.common import (error, idempotency_key, json_body, page_args, paged,
+                          token_or_session_required, token_required)
+from ..api.openapi import KG, register
 from ..common.access import is_farmer
 from ..common.errors import ValidationFailed
 from ..common.idempotency import retry_on_unique_race
 from ..common.quantities import format_kg
-from ..cooperatives import services as coop_services
-from ..extensions import db, limiter
-from ..listings import services as listing_services
-from .common import (error, idempotency_key, json_body, page_args, paged, token_or_session_required,
-                     token_required)
-
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def _failed_login(response) -> bool:
-    return response.status_code == 401
-
-
-@bp.get("/openapi.json")
-def openapi():
-    from .openapi import document
-    return jsonify(document())
-
-
-@bp.post("/auth/tokens")
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], deduct_when=_failed_login)
-def create_token():
-    data = json_body()
-    email, password = data.get("email"), data.get("password")
-    if not isinstance(email, str) or not isinstance(password, str):
-        return error(422, "validation_failed", _("email and password are required strings."),
-                     {k: [_("Required.")] for k in ("email", "password")
-                      if not isinstance(data.get(k), str)})
-    # No address holds control characters (and PostgreSQL refuses NUL in a query).
-    user = auth_services.authenticate(email, password) if email.isprintable() else None
-    if user is None:
-        return error(401, "invalid_credentials", _("Wrong e-mail or password."))
-    if user.must_set_pin:
-        # A first-login code opens one thing: the page where the farmer chooses a PIN.
-        return error(403, "pin_required", _("Log in on the website first and choose your "
-                                            "PIN."))
-    token = auth_services.issue_token(user)
-    db.session.commit()
-    return jsonify(token=token, user=user_json(user)), 201
-
-
-def user_json(user) -> dict:
-    return {"id": user.id, "email": user.email, "name": user.name,
-            "memberships": [{"coop_id": m.coop_id, "role": m.role} for m in user.memberships],
-            "buyer_id": user.buyer_id}
-
-
-@bp.get("/crops")
-def crops():
-    return jsonify(items=[{
-        "slug": c.slug, "name": catalog.crop_name(c), "unit": "kg",
-        "grades": [{"code": gr.code, "name": catalog.grade_name(gr)} for gr in c.grades],
-    } for c in catalog.all_crops()])
-
-
-@bp.get("/coops")
-def coops():
-    return jsonify(items=[{"id": c.id, "slug": c.slug, "name": c.name, "country": c.country,
-                           "currency": c.currency, "region": c.region}
-                          for c in coop_services.list_coops()])
+from ..common.statuses import ListingStatus, values
+from ..extensions import db
+from . import services as listing_services
 
 
 def listing_json(listing) -> dict:
@@ -194,5 +140,48 @@ def delete_listing(listing_id):
     return jsonify(listing_json(listing))
 
 
-# Later domains add their endpoints to this blueprint.
-from . import extra_endpoints  # noqa: E402,F401
+def _listing_create_extras(op: dict) -> None:
+    """POST /listings also takes a multipart form with a photo (the offline outbox), and the
+    browser session with its CSRF token instead of a bearer token."""
+    form = {"type": "object", "required": ["crop", "grade", "quantity_kg", "harvested_on"],
+            "properties": {**{k: {"type": "string"} for k in (
+                "crop", "grade", "quantity_kg", "harvested_on", "collection_point", "notes",
+                "coop_id")}, "photo": {"type": "string", "contentMediaType": "image/*"}}}
+    op["requestBody"]["content"]["multipart/form-data"] = {"schema": form}
+    op["responses"].setdefault("413", {"description": "error", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    op["security"] = [{"bearer": []}, {"browserSession": []}]
+
+
+register({
+    "ListingCreate": {"type": "object", "required": ["crop", "grade", "quantity_kg",
+                                                     "harvested_on"], "properties": {
+        "crop": {"type": "string"}, "grade": {"type": "string"}, "quantity_kg": KG,
+        "harvested_on": {"type": "string", "format": "date"},
+        "collection_point": {"type": "string", "maxLength": 160},
+        "notes": {"type": "string", "maxLength": 500}, "coop_id": {"type": "integer"}}},
+    "ListingPatch": {"type": "object", "properties": {
+        "grade": {"type": "string"}, "quantity_kg": KG,
+        "harvested_on": {"type": "string", "format": "date"},
+        "collection_point": {"type": "string"}, "notes": {"type": "string"}}},
+    "Listing": {"type": "object", "required": ["id", "crop", "grade", "quantity_kg",
+                                               "available_kg", "status", "harvested_on"],
+                "properties": {
+        "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
+        "grade": {"type": "string"}, "quantity_kg": KG, "available_kg": KG, "committed_kg": KG,
+        "status": {"type": "string", "enum": values(ListingStatus)},
+        "harvested_on": {"type": "string", "format": "date"},
+        "collection_point": {"type": "string"}, "created_at": {"type": "string",
+                                                                "format": "date-time"}}},
+}, [
+    ("get", "/listings", "The farmer's harvest listings", True, None,
+     {200: ("list", "Listing"), 401: "Error", 403: "Error"}),
+    ("post", "/listings", "List a harvest (Idempotency-Key accepted)", True, "ListingCreate",
+     {201: "Listing", 400: "Error", 401: "Error", 403: "Error", 422: "Error"}),
+    ("get", "/listings/{id}", "One of the farmer's listings", True, None,
+     {200: "Listing", 404: "Error"}),
+    ("patch", "/listings/{id}", "Change a listing", True, "ListingPatch",
+     {200: "Listing", 404: "Error", 409: "Error", 422: "Error"}),
+    ("delete", "/listings/{id}", "Withdraw a listing", True, None,
+     {200: "Listing", 404: "Error", 409: "Error"}),
+], {("post", "/listings"): _listing_create_extras})
