@@ -6,7 +6,7 @@ from .cooperatives.models import (Cooperative, FarmerProfile, FinanceSettings,  
 from .listings.models import Listing, ListingPhoto  # noqa: F401
 from .pricing.models import PriceVersion  # noqa: F401
 from .pools.models import Allocation, Order, Pool, StripeEvent  # noqa: F401
-from .ledger.models import LedgerAccount, LedgerEntry, LedgerPosting  # noqa: F401
+from .ledger import models as _ledger_models  # noqa: F401  (accounts, entries, postings)
 from .audit.models import AuditEvent  # noqa: F401
 from .payouts.models import PayoutBatch, PayoutExclusion, PayoutLine  # noqa: F401,E402
 from .intake.models import Intake, Refund  # noqa: F401,E402

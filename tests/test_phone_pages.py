@@ -486,7 +486,7 @@ def test_audit_log_pages_back_in_constant_queries(client, login, make_coop, make
 
     def add(n):
         db.session.execute(insert(AuditEvent), [
-            {"coop_id": coop.id, "user_id": treasurer.id, "action": "cost.record",
+            {"coop_id": coop.id, "user_id": treasurer.id, "action": "treasury.operating_cost",
              "object_type": "ledger_entry", "object_id": str(i), "before_json": "{}",
              "after_json": "{}", "created_at": now} for i in range(n)])
         db.session.commit()
