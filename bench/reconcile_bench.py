@@ -66,7 +66,7 @@ def run(name: str, url: str, count: int, trace: bool) -> None:
     from coop.cooperatives.models import Cooperative
     from coop.extensions import db
     from coop.ledger import services as ledger
-    from coop.treasury import services as treasury
+    from coop.treasury import stripe_reconciliation
     from coop.treasury.models import StripeBalanceTxn
 
     with app.app_context():
@@ -75,7 +75,7 @@ def run(name: str, url: str, count: int, trace: bool) -> None:
         if trace:
             tracemalloc.start()
         fee_time = [0.0]
-        real_post_fees = treasury.post_fees
+        real_post_fees = stripe_reconciliation.post_fees
 
         def timed_post_fees(*args, **kwargs):
             t = time.perf_counter()
@@ -83,11 +83,11 @@ def run(name: str, url: str, count: int, trace: bool) -> None:
                 return real_post_fees(*args, **kwargs)
             finally:
                 fee_time[0] += time.perf_counter() - t
-        treasury.post_fees = timed_post_fees
+        stripe_reconciliation.post_fees = timed_post_fees
         start = time.perf_counter()
-        added = treasury._store_txns(coop, stripe_rows(count), [])
+        added = stripe_reconciliation._store_txns(coop, stripe_rows(count), [])
         stored = time.perf_counter()
-        summary = treasury.reconcile(coop)
+        summary = stripe_reconciliation.reconcile(coop)
         reconciled = time.perf_counter()
         db.session.commit()
         elapsed = time.perf_counter() - start
@@ -98,7 +98,7 @@ def run(name: str, url: str, count: int, trace: bool) -> None:
             tracemalloc.stop()
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         again = time.perf_counter()
-        second = treasury.reconcile(coop)
+        second = stripe_reconciliation.reconcile(coop)
         db.session.commit()
         again = time.perf_counter() - again
         assert added == count and summary["matched"] == count, summary

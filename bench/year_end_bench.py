@@ -24,7 +24,7 @@ def run(name: str, url: str, members: int) -> None:
     from coop.extensions import db
     from coop.ledger import services as ledger
     from coop.ledger import bulk
-    from coop.treasury import services as treasury
+    from coop.treasury import year_end
 
     with app.app_context():
         coop = db.session.get(Cooperative, coop_id)
@@ -47,9 +47,9 @@ def run(name: str, url: str, members: int) -> None:
         db.session.commit()
         analyze(app)
         start = time.perf_counter()
-        dist = treasury.preview(coop, YEAR)
+        dist = year_end.preview(coop, YEAR)
         previewed = time.perf_counter() - start
-        treasury.close_year(coop, None, YEAR, expected_surplus=dist.surplus_minor,
+        year_end.close_year(coop, None, YEAR, expected_surplus=dist.surplus_minor,
                             today=date(YEAR + 1, 1, 15))
         db.session.commit()
         elapsed = time.perf_counter() - start

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from coop.common.errors import Conflict, NotFound, ValidationFailed, Forbidden
 from coop.common.models import utcnow
+from coop.cooperatives import finance
 from coop.extensions import db
 from coop.intake import services as intake
 from coop.intake.models import Intake, Refund
@@ -321,7 +322,7 @@ def test_flask_intake_finish_refunds(sold, monkeypatch, app):
 # ---------------------------------------------------------------- advance
 
 def test_advance_is_paid_in_cash_and_netted(sold):
-    ledger.finance_settings(sold.coop).advance_bps = 3000
+    finance.settings_for_change(sold.coop).advance_bps = 3000
     db.session.commit()
     rec = _record(sold, 1, "100")
     farmer = sold.farmers[1].id
@@ -334,7 +335,7 @@ def test_advance_is_paid_in_cash_and_netted(sold):
 
 
 def test_advance_rounds_down_to_the_minor_unit(sold):
-    ledger.finance_settings(sold.coop).advance_bps = 3333
+    finance.settings_for_change(sold.coop).advance_bps = 3333
     db.session.commit()
     rec = _record(sold, 0, "0.001")  # farmer amount 2,800
     assert rec.farmer_amount_minor == 2_800 and rec.advance_minor == 2_800 * 3333 // 10000
@@ -371,7 +372,7 @@ def test_an_unsettled_pool_takes_no_intake(sold):
 
 def test_statement_shows_kilograms_grade_price_deductions_and_net(sold, client, login):
     from coop.shares import services as shares
-    conf = ledger.finance_settings(sold.coop)
+    conf = finance.settings_for_change(sold.coop)
     conf.advance_bps, conf.share_par_minor = 1000, 1_000_000
     conf.share_min_shares, conf.share_withholding_bps = 2, 1000
     db.session.commit()

@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from coop.audit import services as audit
 from coop.common.errors import Conflict, ValidationFailed
 from coop.extensions import db
 from coop.ledger import services as ledger
@@ -229,7 +230,7 @@ def test_reverse_from_the_page_is_for_treasurers_and_audited(coop, make_user, lo
     response = login(treasurer).post(url, data={"reason": "typo"})
     assert response.status_code == 302
     assert ledger.balance(coop, "stripe_clearing") == 0
-    log = ledger.audit_log(coop.id)
+    log = audit.events(coop.id)
     assert log[0].action == "ledger.reverse" and log[0].user_id == treasurer.id
     assert db.session.scalar(select(LedgerAccount.balance_minor)
                              .where(LedgerAccount.code == "buyer_deposits")) == 0

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from coop.common.errors import DomainError
 from coop.common.models import utcnow
+from coop.cooperatives import finance
 from coop.extensions import db
 from coop.intake import services as intake
 from coop.intake.models import Intake
@@ -104,8 +105,8 @@ def _world(make_coop, make_user, make_farmer, make_listing, make_buyer):
     pricing.set_price(coop, manager, crop="coffee", grade="sca80", floor="20000",
                       farmer_price="25000", commission_kind="bps", commission="800",
                       premium="1800")
-    shares.update_settings(coop, treasurer, par_minor=5_000_00, min_shares=1,
-                           withholding_bps=1000, advance_bps=2500)
+    finance.update_settings(coop, treasurer, par_minor=5_000_00, min_shares=1,
+                            withholding_bps=1000, advance_bps=2500)
     db.session.commit()
     farmers = [make_farmer(coop, rail="nequi", account=f"30012345{n:02d}") for n in range(3)]
     for n, farmer in enumerate(farmers):

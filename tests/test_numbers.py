@@ -22,6 +22,7 @@ from coop.common.money import format_money, parse_major, parse_money_input
 from coop.common.numbers import (KG_FORMAT, NumberInputError, format_money_input,
                                  format_number, how_to_write, parse_kg_input, parse_number)
 from coop.common.quantities import QuantityError, grams_to_decimal, parse_kg
+from coop.cooperatives import finance
 from coop.extensions import db
 from coop.ledger.models import LedgerEntry
 from coop.listings.models import Listing
@@ -522,7 +523,6 @@ def test_a_cost_a_thousand_times_the_usual_asks_again(app, world, locale):
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_share_settings_prefill_reads_back_and_locale_input(app, world, locale):
-    from coop.ledger import services as ledger
     w = world(locale)
     client = client_for(app, w.manager, locale)
     client.post(f"/manage/coops/{w.coop.id}/shares/settings", data={
@@ -530,7 +530,7 @@ def test_share_settings_prefill_reads_back_and_locale_input(app, world, locale):
         "min_shares": format_number(Decimal(1200), "#,##0", locale),
         "withholding_pct": format_number(Decimal("12.5"), "#,##0.##", locale),
         "advance_pct": format_number(Decimal("20.25"), "#,##0.##", locale)})
-    conf = ledger.finance_settings(w.coop)
+    conf = finance.settings(w.coop)
     db.session.refresh(conf)
     expected = (123_456_750, 1200, 1250, 2025)
     assert (conf.share_par_minor, conf.share_min_shares, conf.share_withholding_bps,

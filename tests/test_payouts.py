@@ -14,7 +14,8 @@ from coop.cooperatives import services as coop_services
 from coop.cooperatives.models import FarmerProfile
 from coop.extensions import db
 from coop.ledger import services as ledger
-from coop.ledger.models import AuditEvent, LedgerEntry
+from coop.audit.models import AuditEvent
+from coop.ledger.models import LedgerEntry
 from coop.payouts import services as payouts
 from coop.payouts.models import PayoutBatch, PayoutExclusion, PayoutLine
 from tests.confirm_helpers import confirm, is_confirmation

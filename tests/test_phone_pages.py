@@ -478,7 +478,7 @@ def test_deliveries_page_in_constant_queries(client, login, sold, count_queries)
 
 def test_audit_log_pages_back_in_constant_queries(client, login, make_coop, make_user,
                                                   count_queries):
-    from coop.ledger.models import AuditEvent
+    from coop.audit.models import AuditEvent
     treasurer = make_user(name="Tesorera")
     coop = make_coop(treasurer=treasurer)
     now = utcnow()

@@ -11,11 +11,14 @@ from coop.common.errors import Conflict, ValidationFailed
 from coop.common.models import utcnow
 from coop.extensions import db
 from coop.ledger import services as ledger
-from coop.ledger.models import AuditEvent, LedgerEntry
+from coop.audit.models import AuditEvent
+from coop.ledger.models import LedgerEntry
 from coop.payments import gateway
 from coop.pools import services as pools
 from coop.pools.models import Order
-from coop.treasury import services as treasury
+from coop.treasury import bank_statement
+from coop.treasury import reports
+from coop.treasury import stripe_reconciliation
 from coop.treasury.models import BankStatementLine, StripeBalanceTxn
 from tests.pool_helpers import market  # noqa: F401
 
@@ -85,7 +88,7 @@ def captured(market, stripe_clean):
 
 def test_sandbox_balance_transactions_match_the_ledger(captured):
     m = captured
-    summary = treasury.pull_stripe(m.coop, m.treasurer, limit=2)  # paged two at a time
+    summary = stripe_reconciliation.pull_stripe(m.coop, m.treasurer, limit=2)  # paged two at a time
     db.session.commit()
     assert summary["added"] == 3
     assert (summary["matched"], summary["mismatch"], summary["missing_ledger"]) == (3, 0, 0)
@@ -96,7 +99,7 @@ def test_sandbox_balance_transactions_match_the_ledger(captured):
         assert txn.status == "matched"
     refund = _by_source(m.coop, m.refund_id)
     assert (refund.type, refund.amount_minor, refund.status) == ("refund", -50_000, "matched")
-    again = treasury.pull_stripe(m.coop, m.treasurer)  # nothing new, nothing twice
+    again = stripe_reconciliation.pull_stripe(m.coop, m.treasurer)  # nothing new, nothing twice
     assert again["added"] == 0 and again["matched"] == 3
     assert db.session.scalar(select(func.count()).select_from(StripeBalanceTxn)) == 3
     _ok(pool_holds=True)
@@ -114,14 +117,14 @@ def test_sandbox_mismatch_and_missing_both_ways(captured):
     # A capture in the ledger whose charge Stripe does not have.
     ghost = _capture(m.coop, "ch_ghost", 7_000)
     db.session.commit()
-    summary = treasury.pull_stripe(m.coop, m.treasurer)
+    summary = stripe_reconciliation.pull_stripe(m.coop, m.treasurer)
     db.session.commit()
     assert (summary["matched"], summary["mismatch"], summary["missing_ledger"]) == (3, 1, 1)
     assert _by_source(m.coop, stray).status == "missing_ledger"
     mismatch = _by_source(m.coop, wrong)
     assert (mismatch.status, mismatch.amount_minor, mismatch.ledger_amount_minor) == \
         ("mismatch", -2_000, -2_500)
-    rep = treasury.report(m.coop, utcnow().date() - timedelta(days=1), utcnow().date())
+    rep = reports.report(m.coop, utcnow().date() - timedelta(days=1), utcnow().date())
     assert [e.id for e, _a in rep.missing_in_stripe] == [ghost.id]
     assert {t.source for t in rep.differences} == {stray, wrong}
     _ok(pool_holds=True)
@@ -141,7 +144,7 @@ def test_a_tier_price_capture_reconciles_clean_against_the_sandbox(market, strip
     orders = [db.session.get(Order, a.id), db.session.get(Order, b.id)]
     assert all(o.status == "captured" for o in orders)
     assert all(o.amount_captured_minor < o.amount_authorized_minor for o in orders)
-    summary = treasury.pull_stripe(m.coop, m.treasurer)
+    summary = stripe_reconciliation.pull_stripe(m.coop, m.treasurer)
     db.session.commit()
     assert (summary["mismatch"], summary["missing_ledger"]) == (0, 0), summary
     assert (summary["matched"], summary["released"]) == (2, 2)
@@ -152,15 +155,15 @@ def test_a_tier_price_capture_reconciles_clean_against_the_sandbox(market, strip
             StripeBalanceTxn.charge_ref == order.charge_id))
         assert rest.status == "released"
         assert -rest.amount_minor == order.amount_authorized_minor - order.amount_captured_minor
-    rep = treasury.report(m.coop, utcnow().date() - timedelta(days=1), utcnow().date())
+    rep = reports.report(m.coop, utcnow().date() - timedelta(days=1), utcnow().date())
     assert rep.differences == [] and rep.missing_in_stripe == []
     # Reconciling again keeps the verdicts.
-    again = treasury.reconcile(m.coop, m.treasurer)
+    again = stripe_reconciliation.reconcile(m.coop, m.treasurer)
     assert (again["matched"], again["released"], again["mismatch"]) == (2, 2, 0)
     # A refund on that charge the ledger never moved is still a difference.
     stray = gateway.refund(orders[0].payment_intent_id, 1_000, "stray")
     db.session.commit()
-    summary = treasury.pull_stripe(m.coop, m.treasurer)
+    summary = stripe_reconciliation.pull_stripe(m.coop, m.treasurer)
     db.session.commit()
     assert _by_source(m.coop, orders[0].charge_id).status == "mismatch"
     assert _by_source(m.coop, stray).status == "missing_ledger"
@@ -174,7 +177,7 @@ def test_the_released_rest_of_a_hold_in_the_csv_is_not_a_difference(market):
     _capture(m.coop, "ch_part", 8_000)
     db.session.commit()
     header = "id,Type,Source,Charge,Amount,Fee,Net,Currency,Created (UTC)\n"
-    summary = treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+    summary = stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         "txn_c,charge,ch_part,,100.00,0,100.00,cop,2026-03-02 09:00:00",
         "txn_r,refund,re_rest,ch_part,-20.00,0,-20.00,cop,2026-03-02 09:00:01",
         header=header))
@@ -184,14 +187,14 @@ def test_the_released_rest_of_a_hold_in_the_csv_is_not_a_difference(market):
 
 
 def _differences(m):
-    return treasury.report(m.coop, date(2026, 3, 1), date(2026, 3, 31)).differences
+    return reports.report(m.coop, date(2026, 3, 1), date(2026, 3, 31)).differences
 
 
 def test_explaining_a_difference_changes_the_verdict_and_is_audited(market, login):
     m = market
     _capture(m.coop, "ch_x", 9_000)
     db.session.commit()
-    treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+    stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         "txn_x,charge,ch_x,100.00,0,100.00,cop,2026-03-02 09:00:00,",
         "txn_y,charge,ch_y,30.00,0,30.00,cop,2026-03-02 10:00:00,"))
     db.session.commit()
@@ -213,7 +216,7 @@ def test_explaining_a_difference_changes_the_verdict_and_is_audited(market, logi
     x = _txn(m.coop, "txn_x")
     assert (x.status, x.note) == ("explained", "Descuento acordado con el comprador")
     assert {t.txn_id for t in _differences(m)} == {"txn_y"}
-    treasury.reconcile(m.coop, m.treasurer)  # reconciling again keeps the explanation
+    stripe_reconciliation.reconcile(m.coop, m.treasurer)  # reconciling again keeps the explanation
     db.session.commit()
     assert _txn(m.coop, "txn_x").status == "explained"
     event = db.session.scalar(select(AuditEvent).where(
@@ -222,7 +225,7 @@ def test_explaining_a_difference_changes_the_verdict_and_is_audited(market, logi
     body = client.get(page).get_data(as_text=True)
     assert "Descuento acordado con el comprador" in body
     with pytest.raises(Conflict):
-        treasury.explain_txn(m.coop, m.treasurer, x.id, "again")
+        stripe_reconciliation.explain_txn(m.coop, m.treasurer, x.id, "again")
     # A manager sees the page but cannot act.
     assert login(m.manager).post(
         f"/manage/coops/{m.coop.id}/treasury/stripe/txns/{x.id}/explain",
@@ -234,13 +237,13 @@ def test_a_missing_stripe_fee_is_posted_once_and_matched(market, login):
     m = market
     _capture(m.coop, "ch_before", 10_000)  # the balance the fee is taken from
     db.session.commit()
-    treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+    stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         "txn_fee,stripe_fee,,-12.50,0,-12.50,cop,2026-03-05 09:00:00,",
         "txn_before,charge,ch_before,100.00,0,100.00,cop,2026-03-05 08:00:00,",
         "txn_other,charge,ch_none,40.00,0,40.00,cop,2026-03-05 09:00:00,"))
     db.session.commit()
     fee, other = _txn(m.coop, "txn_fee"), _txn(m.coop, "txn_other")
-    assert fee.status == "missing_ledger" and treasury.is_fee(fee) and not treasury.is_fee(other)
+    assert fee.status == "missing_ledger" and stripe_reconciliation.is_fee(fee) and not stripe_reconciliation.is_fee(other)
     client = login(m.treasurer)
     body = client.get(f"/manage/coops/{m.coop.id}/treasury/reconciliation"
                       "?from=2026-03-01&to=2026-03-31").get_data(as_text=True)
@@ -254,12 +257,12 @@ def test_a_missing_stripe_fee_is_posted_once_and_matched(market, login):
                        ).status_code == 302  # refused with a message, nothing twice
     assert _fees(m.coop) == 1_250
     with pytest.raises(Conflict):
-        treasury.post_missing_fee(m.coop, m.treasurer, other.id)
-    treasury.reconcile(m.coop, m.treasurer)
+        stripe_reconciliation.post_missing_fee(m.coop, m.treasurer, other.id)
+    stripe_reconciliation.reconcile(m.coop, m.treasurer)
     db.session.commit()
     assert _txn(m.coop, "txn_fee").status == "matched"
     assert {t.txn_id for t in _differences(m)} == {"txn_other"}
-    rep = treasury.report(m.coop, date(2026, 3, 1), date(2026, 3, 31))
+    rep = reports.report(m.coop, date(2026, 3, 1), date(2026, 3, 31))
     assert rep.missing_in_stripe == []
     assert db.session.scalar(select(AuditEvent).where(
         AuditEvent.action == "treasury.fee_posted")).user_id == m.treasurer.id
@@ -269,7 +272,7 @@ def test_a_missing_stripe_fee_is_posted_once_and_matched(market, login):
 def test_bank_line_actions_post_a_fee_or_explain(market, login):
     m = market
     today = utcnow().date()
-    treasury.import_bank_statement(m.coop, m.treasurer, io.BytesIO((
+    bank_statement.import_bank_statement(m.coop, m.treasurer, io.BytesIO((
         "date,description,amount,reference\n"
         f"{today},Cuota de manejo,-8500.00,CM-1\n"
         f"{today},Consignación sin referencia,120000.00,\n").encode()))
@@ -294,7 +297,7 @@ def test_bank_line_actions_post_a_fee_or_explain(market, login):
     db.session.expire_all()
     deposit = db.session.get(BankStatementLine, deposit.id)
     assert (deposit.status, deposit.note) == ("explained", "Aporte de un socio, recibo 17")
-    rep = treasury.report(m.coop, today, today)
+    rep = reports.report(m.coop, today, today)
     assert rep.bank_unmatched == [] and rep.ledger_not_at_bank == []
     actions = set(db.session.scalars(select(AuditEvent.action)))
     assert {"treasury.bank_fee_posted", "treasury.bank_line_explained"} <= actions
@@ -323,7 +326,7 @@ def test_csv_import_in_major_units_matches_and_posts_fees_once(market):
     stream = _csv("txn_1,charge,ch_csv1,1234.56,3.20,1231.36,cop,2026-03-01 10:00:00,"
                   "2026-03-03 00:00:00",
                   "txn_2,charge,ch_csv2,500.00,1.50,498.50,COP,2026-03-01 11:00:00,")
-    summary = treasury.import_stripe_csv(m.coop, m.treasurer, stream)
+    summary = stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, stream)
     db.session.commit()
     assert summary["added"] == 2 and summary["matched"] == 2
     one = _txn(m.coop, "txn_1")
@@ -333,8 +336,8 @@ def test_csv_import_in_major_units_matches_and_posts_fees_once(market):
     assert _fees(m.coop) == 470
     assert ledger.balance(m.coop, "stripe_clearing") == 123_456 + 50_000 - 470
     # Reconciled twice, imported twice: the fee is posted once.
-    treasury.reconcile(m.coop, m.treasurer)
-    treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+    stripe_reconciliation.reconcile(m.coop, m.treasurer)
+    stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         "txn_1,charge,ch_csv1,1234.56,3.20,1231.36,cop,2026-03-01 10:00:00,"))
     db.session.commit()
     assert _fees(m.coop) == 470
@@ -356,7 +359,7 @@ def test_csv_report_api_headers_are_accepted(market):
               "reporting_category,source_id,description\n")
     stream = _csv("txn_r1,2026-03-01 10:00:00,2026-03-02 00:00:00,cop,100.00,0.00,100.00,"
                   "charge,ch_r1,x", header=header)
-    summary = treasury.import_stripe_csv(market.coop, market.treasurer, stream)
+    summary = stripe_reconciliation.import_stripe_csv(market.coop, market.treasurer, stream)
     assert summary["matched"] == 1 and _txn(market.coop, "txn_r1").type == "charge"
     _ok()
 
@@ -370,7 +373,7 @@ def test_csv_report_api_headers_are_accepted(market):
 def test_a_bad_csv_row_imports_nothing(market, row, problem):
     good = "txn_ok,charge,ch_ok,1.00,0,1.00,cop,2026-03-01 10:00:00,"
     with pytest.raises(ValidationFailed) as err:
-        treasury.import_stripe_csv(market.coop, market.treasurer, _csv(good, row))
+        stripe_reconciliation.import_stripe_csv(market.coop, market.treasurer, _csv(good, row))
     assert "Line 3" in err.value.fields["file"][0]
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(StripeBalanceTxn)) == 0
@@ -378,13 +381,13 @@ def test_a_bad_csv_row_imports_nothing(market, row, problem):
 
 def test_csv_without_required_columns_is_refused(market):
     with pytest.raises(ValidationFailed) as err:
-        treasury.import_stripe_csv(market.coop, market.treasurer,
+        stripe_reconciliation.import_stripe_csv(market.coop, market.treasurer,
                                    _csv("x,1", header="id,amount\n"))
     assert err.value.code == "bad_columns"
 
 
 def test_other_currency_rows_are_skipped_and_counted(market):
-    summary = treasury.import_stripe_csv(market.coop, market.treasurer, _csv(
+    summary = stripe_reconciliation.import_stripe_csv(market.coop, market.treasurer, _csv(
         "txn_u,charge,ch_u,10.00,0.59,9.41,usd,2026-03-01 10:00:00,"))
     assert summary["added"] == 0 and summary["skipped_other_currency"] == 1
 
@@ -395,25 +398,25 @@ def test_an_ambiguous_match_is_only_suggested_until_confirmed(market):
     lost = _capture(m.coop, None, 5_000, when=when, key="cap:lost")  # no charge id recorded
     far = _capture(m.coop, None, 5_000, when=when - timedelta(days=10), key="cap:far")
     db.session.commit()
-    treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+    stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         "txn_a,charge,ch_unknown,50.00,0.40,49.60,cop,2026-03-02 09:00:00,"))
     db.session.commit()
     txn = _txn(m.coop, "txn_a")
     assert txn.status == "missing_ledger"
     assert txn.suggested_entry_id == lost.id  # the close one, not the one 10 days away
     assert txn.matched_entry_id is None and _fees(m.coop) == 0  # never matched by itself
-    treasury.reconcile(m.coop, m.treasurer)
+    stripe_reconciliation.reconcile(m.coop, m.treasurer)
     assert _txn(m.coop, "txn_a").matched_entry_id is None
-    treasury.confirm_suggestion(m.coop, m.treasurer, txn.id)
+    stripe_reconciliation.confirm_suggestion(m.coop, m.treasurer, txn.id)
     db.session.commit()
     txn = _txn(m.coop, "txn_a")
     assert (txn.status, txn.matched_entry_id, txn.ledger_amount_minor) == \
         ("matched", lost.id, 5_000)
     assert _fees(m.coop) == 40
     with pytest.raises(Conflict):
-        treasury.confirm_suggestion(m.coop, m.treasurer, txn.id)
+        stripe_reconciliation.confirm_suggestion(m.coop, m.treasurer, txn.id)
     # Reconciling again keeps the confirmed match; the entry is not offered to another row.
-    treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+    stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         "txn_b,charge,ch_other,50.00,0,50.00,cop,2026-03-02 09:30:00,"))
     db.session.commit()
     assert _txn(m.coop, "txn_a").status == "matched"
@@ -445,7 +448,7 @@ def test_bank_statement_matches_payouts_and_farmer_lines(market):
     paid = _intake_and_payout(m, m.farmers[0], 30_000, "BREB-0001", "a")
     unpaid = _intake_and_payout(m, m.farmers[1], 12_000, "BREB-0002", "b")
     db.session.commit()
-    treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+    stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         f"txn_po,payout,po_123,-1500.00,0,-1500.00,cop,{today} 08:00:00,{today} 08:00:00",
         f"txn_po2,payout,po_456,-200.00,0,-200.00,cop,{today} 08:00:00,{today} 08:00:00"))
     db.session.commit()
@@ -457,7 +460,7 @@ def test_bank_statement_matches_payouts_and_farmer_lines(market):
         f"{today},Pago Bre-B,-300.00,BREB-0001\n"
         f"{today},Comision bancaria,-9.90,\n"
         f"{today},Deposito,200.00,\n").encode())
-    summary = treasury.import_bank_statement(m.coop, m.treasurer, statement)
+    summary = bank_statement.import_bank_statement(m.coop, m.treasurer, statement)
     db.session.commit()
     assert summary["added"] == 4 and summary["matched"] == 2
     assert ledger.balance(m.coop, "bank") == bank_before + 150_000
@@ -466,7 +469,7 @@ def test_bank_statement_matches_payouts_and_farmer_lines(market):
     line = db.session.scalar(select(BankStatementLine).where(
         BankStatementLine.reference == "BREB-0001"))
     assert line.status == "matched" and line.matched_entry_id == paid.id
-    rep = treasury.report(m.coop, today, today)
+    rep = reports.report(m.coop, today, today)
     assert {ln.description for ln in rep.bank_unmatched} == {"Comision bancaria", "Deposito"}
     assert [e.id for e, _a in rep.ledger_not_at_bank] == [unpaid.id]
     assert [t.txn_id for t in rep.payouts_not_at_bank] == ["txn_po2"]
@@ -474,13 +477,13 @@ def test_bank_statement_matches_payouts_and_farmer_lines(market):
     [suggestion] = [s for s in rep.bank_suggestions if s.kind == "stripe_payout"]
     assert suggestion.line.description == "Deposito"
     assert _txn(m.coop, "txn_po2").status == "missing_ledger"
-    treasury.confirm_bank_match(m.coop, m.treasurer, suggestion.line.id, "stripe_payout",
+    bank_statement.confirm_bank_match(m.coop, m.treasurer, suggestion.line.id, "stripe_payout",
                                 suggestion.target_id)
     db.session.commit()
     assert _txn(m.coop, "txn_po2").status == "matched"
     # The same statement again adds nothing and posts nothing twice.
     statement.seek(0)
-    again = treasury.import_bank_statement(m.coop, m.treasurer, statement)
+    again = bank_statement.import_bank_statement(m.coop, m.treasurer, statement)
     db.session.commit()
     assert again["added"] == 0
     assert ledger.balance(m.coop, "bank") == bank_before + 170_000
@@ -495,7 +498,7 @@ def test_bank_line_with_the_reference_but_another_amount_is_a_mismatch(market):
     db.session.commit()
     statement = io.BytesIO(f"date,description,amount,reference\n{utcnow().date()},x,-310.00,"
                            "REF-9\n".encode())
-    treasury.import_bank_statement(m.coop, m.treasurer, statement)
+    bank_statement.import_bank_statement(m.coop, m.treasurer, statement)
     line = db.session.scalar(select(BankStatementLine))
     assert (line.status, line.matched_entry_id) == ("mismatch", entry.id)
     _ok()
@@ -505,9 +508,9 @@ def test_a_payout_of_another_amount_posts_nothing(market):
     m = market
     _capture(m.coop, "ch_x", 100_000)
     today = utcnow().date()
-    treasury.import_stripe_csv(m.coop, m.treasurer, _csv(
+    stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         f"txn_p,payout,po_9,-500.00,0,-500.00,cop,{today} 08:00:00,"))
-    treasury.import_bank_statement(m.coop, m.treasurer, io.BytesIO(
+    bank_statement.import_bank_statement(m.coop, m.treasurer, io.BytesIO(
         f"date,description,amount,reference\n{today},STRIPE,499.00,po_9\n".encode()))
     assert db.session.scalar(select(BankStatementLine.status)) == "mismatch"
     assert ledger.balance(m.coop, "bank") == 0
@@ -597,8 +600,8 @@ def test_reconciliation_page_queries_do_not_grow_with_rows(market, login, count_
                         f"{(1_000 + i) / 100:.2f},cop,{when:%Y-%m-%d %H:%M:%S},")
             rows.append(f"txn_f{i},stripe_fee,,-1.00,0,-1.00,cop,{when:%Y-%m-%d %H:%M:%S},")
         db.session.commit()
-        treasury.import_stripe_csv(m.coop, m.treasurer, _csv(*rows))
-        treasury.import_bank_statement(m.coop, m.treasurer, io.BytesIO(
+        stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(*rows))
+        bank_statement.import_bank_statement(m.coop, m.treasurer, io.BytesIO(
             ("date,description,amount,reference\n" + "".join(
                 f"2026-03-0{3 + i % 5},cargo {i},-{10 + i}.00,R{i}\n"
                 for i in range(start, start + n))).encode()))

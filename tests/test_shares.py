@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from coop.common.errors import Conflict, NotFound, ValidationFailed
+from coop.cooperatives import finance
 from coop.extensions import db
 from coop.intake import services as intake
 from coop.ledger import services as ledger
@@ -30,8 +31,8 @@ def coop(make_coop, make_user, make_farmer):
 
 
 def _policy(coop, user, *, par=PAR, min_shares=2, withholding_bps=1000, advance_bps=0):
-    shares.update_settings(coop, user, par_minor=par, min_shares=min_shares,
-                           withholding_bps=withholding_bps, advance_bps=advance_bps)
+    finance.update_settings(coop, user, par_minor=par, min_shares=min_shares,
+                            withholding_bps=withholding_bps, advance_bps=advance_bps)
     db.session.commit()
 
 
@@ -139,7 +140,7 @@ def test_settings_refuse_out_of_range(coop):
                {"advance_bps": -1}, {"par_minor": 1.5}):
         args = {"par_minor": PAR, "min_shares": 1, "withholding_bps": 0, "advance_bps": 0, **kw}
         with pytest.raises(ValidationFailed):
-            shares.update_settings(coop.coop, coop.manager, **args)
+            finance.update_settings(coop.coop, coop.manager, **args)
     assert shares.parse_pct("12.5", "x") == 1250 and shares.parse_pct("0", "x") == 0
     for bad in ("100.01", "-1", "1.234", "abc", "nan", 2.5, None):
         with pytest.raises(ValidationFailed):
@@ -201,7 +202,7 @@ def test_treasurer_pages(coop, client, login):
                            data={"par_value": "60000", "min_shares": "3",
                                  "withholding_pct": "7,5", "advance_pct": "20"})
     assert settings.status_code == 302
-    conf = ledger.finance_settings(coop.coop)
+    conf = finance.settings(coop.coop)
     assert (conf.share_par_minor, conf.share_min_shares, conf.share_withholding_bps,
             conf.advance_bps) == (6_000_000, 3, 750, 2000)
     bad_settings = client.post(f"/manage/coops/{coop.coop.id}/shares/settings",

@@ -12,7 +12,9 @@ import pytest
 from flask import url_for
 from sqlalchemy import select
 
+from coop.audit import services as audit
 from coop.common.models import utcnow
+from coop.cooperatives import finance
 from coop.cooperatives import services as coop_services
 from coop.extensions import db
 from coop.intake import services as intake
@@ -21,7 +23,9 @@ from coop.ledger import services as ledger
 from coop.payouts import services as payouts
 from coop.pools import services as pools
 from coop.shares import services as shares
-from coop.treasury import services as treasury
+from coop.treasury import bank_statement
+from coop.treasury import costs
+from coop.treasury import stripe_reconciliation
 from tests.intake_helpers import market, sold  # noqa: F401
 
 # Whole words (case-sensitive) that must never be read on a Spanish page.
@@ -107,8 +111,8 @@ def world(sold, make_user, make_buyer):  # noqa: F811
     coop = m.coop
     coop_services.add_plot(_profile(coop, m.farmers[0]), name="Finca La Loma", hectares="2", replaced_crop="coca",
                            illicit_hectares="1", licit_crop="coffee")
-    shares.update_settings(coop, m.treasurer, par_minor=5_000_000, min_shares=2,
-                           withholding_bps=1000, advance_bps=1000)
+    finance.update_settings(coop, m.treasurer, par_minor=5_000_000, min_shares=2,
+                            withholding_bps=1000, advance_bps=1000)
     shares.set_subscription(coop, m.treasurer, m.farmers[1].id, 2)
     shares.pay(coop, m.treasurer, m.farmers[1].id, 1_000_000, via="cash", key="share-1")
     db.session.commit()
@@ -124,22 +128,22 @@ def world(sold, make_user, make_buyer):  # noqa: F811
             for i, line in enumerate(lines)]
     payouts.apply_confirmations(batch, m.treasurer, rows)
     db.session.commit()
-    cost = treasury.record_operating_cost(coop, m.treasurer, amount="150000",
+    cost = costs.record_operating_cost(coop, m.treasurer, amount="150000",
                                           spent_on=utcnow().date(),
                                           description="Costales para el acopio", key="c-1")
     db.session.commit()
     reversal = ledger.reverse(coop, cost, key=f"reverse:{cost.id}", user=m.treasurer,
                               memo="Registrado dos veces")
-    ledger.audit(coop.id, m.treasurer, "ledger.reverse", "ledger_entry", cost.id,
+    audit.record(coop.id, m.treasurer, "ledger.reverse", "ledger_entry", cost.id,
                  {"entry": cost.id}, {"reversal": reversal.id, "reason": "Registrado dos veces"})
     db.session.commit()
     today = utcnow().date()
-    treasury.import_stripe_csv(coop, m.treasurer, io.BytesIO((
+    stripe_reconciliation.import_stripe_csv(coop, m.treasurer, io.BytesIO((
         "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC),Available On (UTC)\n"
         f"txn_x1,charge,ch_unknown,1000.00,30.00,970.00,cop,{today} 08:00:00,{today} 08:00:00\n"
         f"txn_x2,payout,po_1,-500.00,0,-500.00,cop,{today} 08:00:00,{today} 08:00:00\n"
     ).encode()))
-    treasury.import_bank_statement(coop, m.treasurer, io.BytesIO((
+    bank_statement.import_bank_statement(coop, m.treasurer, io.BytesIO((
         "date,description,amount,reference\n"
         f"{today},Comision bancaria,-9.90,\n"
         f"{today},Deposito,500.00,\n").encode()))

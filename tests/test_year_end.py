@@ -8,10 +8,13 @@ import pytest
 from sqlalchemy import func, select
 
 from coop.common.errors import Conflict, ValidationFailed
+from coop.cooperatives import finance
 from coop.extensions import db
 from coop.ledger import services as ledger
-from coop.ledger.models import AuditEvent, LedgerEntry
-from coop.treasury import services as treasury
+from coop.audit.models import AuditEvent
+from coop.ledger.models import LedgerEntry
+from coop.treasury import costs
+from coop.treasury import year_end
 from coop.treasury.models import YearEndClose
 from tests.confirm_helpers import confirm, is_confirmation
 
@@ -61,7 +64,7 @@ def coop_year(make_coop, make_user, make_farmer):
 
     def cost(amount, on=date(YEAR, 6, 1)):
         c.n += 1
-        treasury.record_operating_cost(c.coop, c.treasurer, amount=str(amount), spent_on=on,
+        costs.record_operating_cost(c.coop, c.treasurer, amount=str(amount), spent_on=on,
                                        description="Alquiler bodega", key=f"k{c.n}")
     c.intake, c.fee, c.cost = intake, fee, cost
     return c
@@ -77,7 +80,7 @@ def test_surplus_is_distributed_by_ley79_and_patronage(coop_year):
     c.fee(1_000)
     c.cost("0.01")  # 1 minor unit, through the form's parser
     db.session.commit()
-    dist = treasury.preview(c.coop, YEAR)
+    dist = year_end.preview(c.coop, YEAR)
     assert dist.surplus_minor == 1_001_000 - 1_000 - 1 == 999_999
     # Ley 79 minimums: 20% reserve, 20% education, 10% solidarity (defaults), rest members.
     assert dist.reserve_minor >= 999_999 * 0.2 and dist.education_minor >= 999_999 * 0.2
@@ -93,7 +96,7 @@ def test_surplus_is_distributed_by_ley79_and_patronage(coop_year):
     assert all(m.cash_minor + m.retained_minor == m.share_minor for m in dist.members)
     assert shares[f3.id].cash_minor == 125_000
     payable_before = {f.id: ledger.balance(c.coop, ledger.farmer_payable(f.id)) for f in c.farmers}
-    record = treasury.close_year(c.coop, c.treasurer, YEAR, expected_surplus=999_999,
+    record = year_end.close_year(c.coop, c.treasurer, YEAR, expected_surplus=999_999,
                                  today=TODAY)
     db.session.commit()
     assert ledger.balance(c.coop, "reserve_fund") == 200_000
@@ -120,11 +123,11 @@ def test_surplus_is_distributed_by_ley79_and_patronage(coop_year):
 def test_closing_twice_is_refused(coop_year):
     c = coop_year
     c.intake(c.farmers[0], 100_000, 10_000)
-    treasury.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
+    year_end.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
     db.session.commit()
     entries = db.session.scalar(select(func.count()).select_from(LedgerEntry))
     with pytest.raises(Conflict) as err:
-        treasury.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
+        year_end.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
     assert err.value.code == "year_closed"
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == entries
@@ -136,10 +139,10 @@ def test_a_year_not_over_and_changed_figures_are_refused(coop_year):
     c = coop_year
     c.intake(c.farmers[0], 100_000, 10_000)
     with pytest.raises(ValidationFailed) as err:
-        treasury.close_year(c.coop, c.treasurer, YEAR, today=date(YEAR, 12, 31))
+        year_end.close_year(c.coop, c.treasurer, YEAR, today=date(YEAR, 12, 31))
     assert err.value.code == "year_not_over"
     with pytest.raises(Conflict) as err:
-        treasury.close_year(c.coop, c.treasurer, YEAR, expected_surplus=9_999, today=TODAY)
+        year_end.close_year(c.coop, c.treasurer, YEAR, expected_surplus=9_999, today=TODAY)
     assert err.value.code == "figures_changed"
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(YearEndClose)) == 0
@@ -149,8 +152,8 @@ def test_largest_remainder_parts_add_up_exactly(coop_year):
     c = coop_year
     for f in c.farmers:  # equal patronage: thirds of an odd number
         c.intake(f, 100_000, 0 if f is not c.farmers[0] else 1_001)
-    ledger.finance_settings(c.coop).patronage_cash_bps = 3333
-    dist = treasury.preview(c.coop, YEAR)
+    finance.settings_for_change(c.coop).patronage_cash_bps = 3333
+    dist = year_end.preview(c.coop, YEAR)
     assert dist.surplus_minor == 1_001
     split = (dist.reserve_minor, dist.education_minor, dist.solidarity_minor, dist.members_minor)
     assert sum(split) == 1_001 and split == (201, 201, 101, 498)  # 200.2 -> 201 (the minimum)
@@ -158,7 +161,7 @@ def test_largest_remainder_parts_add_up_exactly(coop_year):
     assert sum(m.cash_minor for m in dist.members) + \
         sum(m.retained_minor for m in dist.members) == 498
     assert all(m.cash_minor == 55 for m in dist.members)  # 166 x 33.33% = 55.33
-    treasury.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
+    year_end.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
     assert ledger.balance(c.coop, "current_surplus") == 0
     _ok()
 
@@ -166,10 +169,10 @@ def test_largest_remainder_parts_add_up_exactly(coop_year):
 def test_the_policy_configured_is_used(coop_year):
     c = coop_year
     c.intake(c.farmers[0], 100_000, 10_000)
-    policy = ledger.finance_settings(c.coop)
+    policy = finance.settings_for_change(c.coop)
     policy.reserve_bps, policy.education_bps, policy.solidarity_bps = 3000, 2500, 1500
     policy.patronage_cash_bps = 10000
-    dist = treasury.preview(c.coop, YEAR)
+    dist = year_end.preview(c.coop, YEAR)
     assert (dist.reserve_minor, dist.education_minor, dist.solidarity_minor,
             dist.members_minor) == (3_000, 2_500, 1_500, 3_000)
     assert dist.members[0].cash_minor == 3_000 and dist.members[0].retained_minor == 0
@@ -179,10 +182,10 @@ def test_a_loss_year_is_carried_forward_and_covered_first_next_year(coop_year):
     c = coop_year
     c.intake(c.farmers[0], 500_000, 40_000)
     c.cost(1_000)  # 1,000.00 = 100,000 minor
-    dist = treasury.preview(c.coop, YEAR)
+    dist = year_end.preview(c.coop, YEAR)
     assert dist.surplus_minor == -60_000 and dist.members == []
     assert dist.reserve_minor == 0
-    treasury.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
+    year_end.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
     db.session.commit()
     assert ledger.balance(c.coop, "accumulated_losses") == -60_000  # a debit on equity
     assert ledger.balance(c.coop, "reserve_fund") == 0
@@ -190,12 +193,12 @@ def test_a_loss_year_is_carried_forward_and_covered_first_next_year(coop_year):
     _ok()
     # Next year earns 100,000: 60,000 covers the loss, the rest goes by the policy.
     c.intake(c.farmers[1], 1_000_000, 100_000, when=_on(5, year=YEAR + 1))
-    dist = treasury.preview(c.coop, YEAR + 1)
+    dist = year_end.preview(c.coop, YEAR + 1)
     assert dist.losses_before_minor == 60_000 and dist.loss_cover_minor == 60_000
     assert (dist.reserve_minor, dist.education_minor, dist.solidarity_minor,
             dist.members_minor) == (8_000, 8_000, 4_000, 20_000)
     assert [m.user_id for m in dist.members] == [c.farmers[1].id]
-    treasury.close_year(c.coop, c.treasurer, YEAR + 1, today=date(YEAR + 2, 1, 5))
+    year_end.close_year(c.coop, c.treasurer, YEAR + 1, today=date(YEAR + 2, 1, 5))
     assert ledger.balance(c.coop, "accumulated_losses") == 0
     _ok()
 
@@ -205,9 +208,9 @@ def test_no_patronage_keeps_the_members_part_in_the_reserve(coop_year):
     ledger.post(c.coop, key="misc", kind="capture", effective_on=_on(2),
                 lines=[ledger.debit("stripe_clearing", 10_000),
                        ledger.credit("commission_income", 10_000)])
-    dist = treasury.preview(c.coop, YEAR)
+    dist = year_end.preview(c.coop, YEAR)
     assert (dist.reserve_minor, dist.members_minor) == (7_000, 0)
-    treasury.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
+    year_end.close_year(c.coop, c.treasurer, YEAR, today=TODAY)
     _ok()
 
 
@@ -220,18 +223,18 @@ def test_reversed_intake_counts_for_nothing(coop_year):
     ledger.post(c.coop, key="rev", kind="reversal", reverses=entry,
                 effective_on=_on(2, year=YEAR + 1),
                 lines=[ledger.Line(p.account.code, -p.amount_minor) for p in entry.postings])
-    assert treasury.patronage(c.coop, YEAR) == {c.farmers[1].id: 100_000}
+    assert year_end.patronage(c.coop, YEAR) == {c.farmers[1].id: 100_000}
 
 
 def test_operating_cost_is_refused_when_wrong_and_recorded_once(coop_year):
     c = coop_year
     for amount in ("0", "-5", "abc", "1.234"):
         with pytest.raises(ValidationFailed):
-            treasury.record_operating_cost(c.coop, c.treasurer, amount=amount,
+            costs.record_operating_cost(c.coop, c.treasurer, amount=amount,
                                            spent_on="2025-01-01", description="x", key="k")
-    first = treasury.record_operating_cost(c.coop, c.treasurer, amount="10", spent_on="2025-01-01",
+    first = costs.record_operating_cost(c.coop, c.treasurer, amount="10", spent_on="2025-01-01",
                                            description="x", key="same")
-    again = treasury.record_operating_cost(c.coop, c.treasurer, amount="10",
+    again = costs.record_operating_cost(c.coop, c.treasurer, amount="10",
                                            spent_on="2025-01-01", description="x", key="same")
     assert first.id == again.id and ledger.balance(c.coop, "operating_costs") == 1_000
     _ok()

@@ -102,3 +102,29 @@ class CollectionPoint(db.Model):
     name: Mapped[str] = mapped_column(String(160))
     place: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FinanceSettings(db.Model):
+    """A cooperative's money policy: advance at intake, member shares, surplus distribution
+    (defaults: Ley 79 de 1988, arts. 54-55). Percentages in basis points (2000 = 20%)."""
+
+    __tablename__ = "finance_settings"
+    __table_args__ = (
+        CheckConstraint("advance_bps BETWEEN 0 AND 10000", name="advance_range"),
+        CheckConstraint("share_withholding_bps BETWEEN 0 AND 10000", name="withholding_range"),
+        CheckConstraint("share_par_minor >= 0 AND share_min_shares >= 0", name="shares_nonneg"),
+        CheckConstraint("reserve_bps >= 2000 AND education_bps >= 2000 AND solidarity_bps >= 1000"
+                        " AND reserve_bps + education_bps + solidarity_bps <= 10000",
+                        name="ley79_minimums"),
+        CheckConstraint("patronage_cash_bps BETWEEN 0 AND 10000", name="cash_range"),
+    )
+    coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), primary_key=True)
+    advance_bps: Mapped[int] = mapped_column(default=0)
+    share_par_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    share_min_shares: Mapped[int] = mapped_column(default=0)
+    share_withholding_bps: Mapped[int] = mapped_column(default=0)
+    reserve_bps: Mapped[int] = mapped_column(default=2000)
+    education_bps: Mapped[int] = mapped_column(default=2000)
+    solidarity_bps: Mapped[int] = mapped_column(default=1000)
+    patronage_cash_bps: Mapped[int] = mapped_column(default=5000)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

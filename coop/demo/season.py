@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ..auth.models import User
 from ..common.models import utcnow
+from ..cooperatives import finance
 from ..cooperatives.models import Cooperative
 from ..extensions import db
 from ..intake import services as intake
@@ -20,7 +21,7 @@ from ..payouts import services as payouts
 from ..pools import services as pools
 from ..pools.models import Allocation, Pool
 from ..shares import services as shares
-from ..treasury import services as treasury
+from ..treasury import costs, year_end
 
 
 def _user(email: str) -> User:
@@ -43,8 +44,8 @@ def run_season(say=print, year: int | None = None) -> dict:
         manager, treasurer = _staff(coop, "manager"), _staff(coop, "treasurer")
         # Shares: 10% withheld until 5 shares of 50.00 are paid; advances of 30% at intake.
         par = 50 * 10 ** 2
-        shares.update_settings(coop, treasurer, par_minor=par, min_shares=5,
-                               withholding_bps=1000, advance_bps=3000)
+        finance.update_settings(coop, treasurer, par_minor=par, min_shares=5,
+                                withholding_bps=1000, advance_bps=3000)
         members = [m.user_id for m in coop.memberships if m.role == "farmer"][:6]
         for member in members:
             shares.set_subscription(coop, treasurer, member, 5)
@@ -103,7 +104,7 @@ def run_season(say=print, year: int | None = None) -> dict:
         db.session.commit()
 
         # The coop's own money: a cost, premium spent by assembly decision.
-        treasury.record_operating_cost(coop, treasurer, amount="150000" if coop.currency == "COP"
+        costs.record_operating_cost(coop, treasurer, amount="150000" if coop.currency == "COP"
                                        else "40", spent_on=date.today(),
                                        description="Collection point scale calibration",
                                        key=f"season:cost:{coop.id}")
@@ -117,8 +118,8 @@ def run_season(say=print, year: int | None = None) -> dict:
 
         # Year-end close of this year, as the treasurer would in January.
         close_year = year or utcnow().year
-        plan = treasury.preview(coop, close_year)
-        treasury.close_year(coop, treasurer, close_year, expected_surplus=plan.surplus_minor,
+        plan = year_end.preview(coop, close_year)
+        year_end.close_year(coop, treasurer, close_year, expected_surplus=plan.surplus_minor,
                             today=date(close_year + 1, 1, 15))
         db.session.commit()
         figures[coop.slug] = {

@@ -53,7 +53,7 @@ from ..common.labels import has_label, label as code_label
 from ..cooperatives.models import Cooperative, FarmerProfile, Plot
 from ..extensions import db
 from ..intake.models import Intake
-from ..ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
+from ..ledger import queries as ledger_queries
 from ..payouts.models import PayoutLine
 from ..pools.models import Order, Pool
 from ..pricing.models import PriceVersion
@@ -324,20 +324,7 @@ def build(coop: Cooperative, period: Period, *, public: bool) -> Report:
                max(_int(paid_families), sellers if _int(sold[5]) else 0))
 
     # 5. The premium fund.
-    reversal = LedgerEntry.reverses_id.isnot(None)
-    during = and_(LedgerEntry.effective_on >= start, LedgerEntry.effective_on < end)
-    amount = LedgerPosting.amount_minor
-    premium = db.session.execute(
-        select(func.sum(case((and_(during, ~reversal, amount < 0), -amount),
-                             (and_(during, reversal, amount > 0), -amount), else_=0)),
-               func.sum(case((and_(during, ~reversal, amount > 0), amount),
-                             (and_(during, reversal, amount < 0), amount), else_=0)),
-               func.sum(-amount))
-        .select_from(LedgerPosting)
-        .join(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
-        .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
-        .where(LedgerAccount.coop_id == coop.id, LedgerAccount.code == "premium_fund",
-               LedgerEntry.status == "posted", LedgerEntry.effective_on < end)).one()
+    premium = ledger_queries.fund_movements(coop, "premium_fund", start, end)
     report.add("premium", "received", "", _("Premium fund received"), _int(premium[0]),
                coop.currency, sellers)
     report.add("premium", "spent", "", _("Premium fund spent"), _int(premium[1]),

@@ -39,6 +39,7 @@ from flask_babel import gettext as _
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..audit import services as audit
 from ..catalog import services as catalog
 from ..common.access import require_member, roles_in
 from ..common.apportion import largest_remainder
@@ -48,6 +49,7 @@ from ..common.models import utcnow
 from ..common.paging import PER_PAGE, Page, paginate
 from ..common.quantities import QuantityError, parse_kg
 from ..common.statuses import PayoutLineStatus
+from ..cooperatives import finance
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings.models import Listing
@@ -332,7 +334,7 @@ def _create(user, allocation: Allocation, pool: Pool, coop, received_g: int, gra
                            ledger.credit(ledger.farmer_payable(farmer), farmer_amount),
                            ledger.credit("premium_fund", premium),
                            ledger.credit("commission_income", commission)])
-    advance = farmer_amount * ledger.finance_settings(coop).advance_bps // 10000
+    advance = farmer_amount * finance.settings(coop).advance_bps // 10000
     if advance > 0:
         ledger.post(coop, key=f"advance:{intake.id}", kind="advance", user=user, source=source,
                     memo=f"cash advance at intake {intake.id}",
@@ -345,7 +347,7 @@ def _create(user, allocation: Allocation, pool: Pool, coop, received_g: int, gra
     for order_id, amount in split_refund(pool.id, refund_total).items():
         db.session.add(Refund(coop_id=coop.id, order_id=order_id, intake_id=intake.id,
                               amount_minor=amount, currency=pool.currency, status="pending"))
-    ledger.audit(coop.id, user, "intake.record", "intake", intake.id, {}, {
+    audit.record(coop.id, user, "intake.record", "intake", intake.id, {}, {
         "allocation": allocation.id, "received_g": received_g, "accepted_g": accepted,
         "grade": grade_row.code, "farmer_amount_minor": farmer_amount, "sale_minor": sale,
         "refund_minor": refund_total, "advance_minor": advance, "withheld_minor": withheld})

@@ -2,6 +2,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from ..audit import services as audit
 from ..common.access import require_member
 from ..common.errors import DomainError
 from ..cooperatives import services as coop_services
@@ -40,9 +41,9 @@ def reverse(coop_id, entry_id):
         entry = services.get_entry(coop, entry_id)
         reversal = services.reverse(coop, entry, key=f"reverse:{entry.id}", user=current_user,
                                     memo=form.reason.data)
-        services.audit(coop.id, current_user, "ledger.reverse", "ledger_entry", entry.id,
-                       {"entry": entry.id}, {"reversal": reversal.id,
-                                             "reason": form.reason.data})
+        audit.record(coop.id, current_user, "ledger.reverse", "ledger_entry", entry.id,
+                     {"entry": entry.id}, {"reversal": reversal.id,
+                                           "reason": form.reason.data})
         db.session.commit()
         flash(_("Entry reversed."), "info")
     except DomainError as exc:
@@ -58,7 +59,7 @@ def reverse(coop_id, entry_id):
 def audit_log(coop_id):
     require_member(coop_id, "treasurer", "manager")
     coop = coop_services.get_coop(coop_id)
-    events = services.audit_log(coop.id, limit=AUDIT_PAGE,
-                                before_id=request.args.get("before", type=int))
-    return render_template("ledger/audit.html", coop=coop, rows=services.audit_rows(coop, events),
+    events = audit.events(coop.id, limit=AUDIT_PAGE,
+                          before_id=request.args.get("before", type=int))
+    return render_template("ledger/audit.html", coop=coop, rows=audit.rows(coop, events),
                            older=events[-1].id if len(events) == AUDIT_PAGE else None)

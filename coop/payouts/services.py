@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import and_, func, or_, select, text, update
 
+from ..audit import services as audit
 from ..auth.models import User
 from ..common.access import farmer_coop_ids
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -26,7 +27,7 @@ from ..cooperatives.models import PAYOUT_RAILS, Cooperative, FarmerProfile
 from ..cooperatives.payout_accounts import validate_payout_account
 from ..extensions import db
 from ..ledger import services as ledger
-from ..ledger.models import LedgerAccount
+from ..ledger import queries as ledger_queries
 from .csv_formats import (MAX_CONFIRMATION_BYTES, MAX_REPORTED_ERRORS,  # noqa: F401
                           parse_confirmations, reference, refuse, write_export)
 from .models import PayoutBatch, PayoutExclusion, PayoutLine
@@ -86,16 +87,15 @@ def payables(coop: Cooperative) -> list[Payable]:
         select(PayoutLine.farmer_user_id, func.sum(PayoutLine.amount_minor))
         .where(PayoutLine.coop_id == coop.id, PayoutLine.status == "pending")
         .group_by(PayoutLine.farmer_user_id)).all())
+    payable = ledger_queries.payable_balances(coop)
     rows = db.session.execute(
-        select(LedgerAccount.user_id, LedgerAccount.balance_minor, User.name,
+        select(payable.c.user_id, payable.c.balance_minor, User.name,
                FarmerProfile.id, FarmerProfile.payout_rail, FarmerProfile.payout_account,
                FarmerProfile.bank_name, FarmerProfile.national_id)
-        .join(User, User.id == LedgerAccount.user_id)
+        .join(User, User.id == payable.c.user_id)
         .outerjoin(FarmerProfile, and_(FarmerProfile.coop_id == coop.id,
-                                       FarmerProfile.user_id == LedgerAccount.user_id))
-        .where(LedgerAccount.coop_id == coop.id,
-               LedgerAccount.code.startswith("farmer_payable:"))
-        .order_by(User.name, LedgerAccount.user_id))
+                                       FarmerProfile.user_id == payable.c.user_id))
+        .order_by(User.name, payable.c.user_id))
     return [Payable(farmer_id=uid, name=name, currency=coop.currency,
                     owed_minor=-int(balance or 0), in_batches_minor=int(in_batches.get(uid, 0)),
                     rail=rail, account=account or "", bank_name=bank or "",
@@ -276,7 +276,7 @@ def create_batch(coop: Cooperative, user, *, rail: str | None = None,
     if left_out:
         db.session.execute(PayoutExclusion.__table__.insert(), left_out)
     batch.total_minor = sum(line["amount_minor"] for line in lines)
-    ledger.audit(coop.id, user, "payouts.batch_created", "payout_batch", batch.id, {},
+    audit.record(coop.id, user, "payouts.batch_created", "payout_batch", batch.id, {},
                  {"rail": rail or "all", "lines": len(lines), "total_minor": batch.total_minor,
                   "currency": coop.currency, "left_out": len(left_out)})
     db.session.flush()
@@ -330,7 +330,7 @@ def export_csv(batch: PayoutBatch, user, rail: str | None = None) -> str:
                                   rail)
     if batch.exported_at is None:
         batch.exported_at = utcnow()
-    ledger.audit(batch.coop_id, user, "payouts.batch_exported", "payout_batch", batch.id, {},
+    audit.record(batch.coop_id, user, "payouts.batch_exported", "payout_batch", batch.id, {},
                  {"rail": rail or "all", "lines": exported})
     db.session.flush()
     return body
@@ -429,7 +429,7 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
         audits.append((line, status, ref))
     # Audited after the loop so that each ledger query does not flush one audit row first.
     for line, status, ref in audits:
-        ledger.audit(batch.coop_id, user, f"payouts.line_{status}", "payout_line", line.id,
+        audit.record(batch.coop_id, user, f"payouts.line_{status}", "payout_line", line.id,
                      {"status": "pending"},
                      {"status": status, "reference": ref, "amount_minor": line.amount_minor,
                       "currency": line.currency, "farmer_id": line.farmer_user_id,

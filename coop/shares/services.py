@@ -6,51 +6,23 @@ Ledger: a cash or bank payment is Dr cash|bank / Cr share_capital:<member>; with
 Dr farmer_payable:<member> / Cr share_capital:<member>; redemption is
 Dr share_capital:<member> / Cr farmer_payable:<member> (paid by the next payout).
 The coop's par value, minimum subscription and withholding percentage live in
-FinanceSettings (ledger domain). Functions flush, never commit."""
+the coop's money policy (`coop.cooperatives.finance`). Functions flush, never commit."""
 from __future__ import annotations
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..audit import services as audit
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.idempotency import replay_or_refuse
 from ..common.models import utcnow
+from ..cooperatives import finance
 from ..cooperatives import services as coop_services
+from ..cooperatives.finance import MAX_PAR_MINOR, MAX_SHARES
 from ..extensions import db
 from ..ledger import services as ledger
 from .models import ShareAccount, ShareMovement
-
-MAX_SHARES = 1_000_000
-MAX_PAR_MINOR = 10**12
-
-
-# ---------------------------------------------------------------- settings
-
-def settings(coop):
-    return ledger.finance_settings(coop)
-
-
-def update_settings(coop, user, *, par_minor: int, min_shares: int, withholding_bps: int,
-                    advance_bps: int):
-    """Set the par value, minimum subscription, withholding and advance percentages. Refuses
-    negative or out-of-range values (percentages 0-100%, i.e. 0-10000 basis points)."""
-    for name, value, high in (("par_value", par_minor, MAX_PAR_MINOR),
-                              ("min_shares", min_shares, MAX_SHARES),
-                              ("withholding_pct", withholding_bps, 10000),
-                              ("advance_pct", advance_bps, 10000)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-            raise ValidationFailed(_("Out of range."), fields={name: [_("Out of range.")]})
-    row = settings(coop)
-    before = {"par": row.share_par_minor, "min_shares": row.share_min_shares,
-              "withholding_bps": row.share_withholding_bps, "advance_bps": row.advance_bps}
-    row.share_par_minor, row.share_min_shares = par_minor, min_shares
-    row.share_withholding_bps, row.advance_bps = withholding_bps, advance_bps
-    after = {"par": par_minor, "min_shares": min_shares, "withholding_bps": withholding_bps,
-             "advance_bps": advance_bps}
-    ledger.audit(coop.id, user, "finance.settings", "coop", coop.id, before, after)
-    db.session.flush()
-    return row
 
 
 # ---------------------------------------------------------------- the register
@@ -71,7 +43,8 @@ def account_for(coop, user_id: int, *, create: bool = True, lock: bool = False
     if not _is_member(coop, user_id):
         raise NotFound(_("No such member."))
     row = ShareAccount(coop_id=coop.id, user_id=user_id, status="active", paid_minor=0,
-                       redeemed_minor=0, subscribed_shares=settings(coop).share_min_shares)
+                       redeemed_minor=0,
+                       subscribed_shares=finance.settings(coop).share_min_shares)
     try:
         with db.session.begin_nested():
             db.session.add(row)
@@ -83,7 +56,7 @@ def account_for(coop, user_id: int, *, create: bool = True, lock: bool = False
 
 
 def subscribed_minor(coop, account: ShareAccount) -> int:
-    return account.subscribed_shares * settings(coop).share_par_minor
+    return account.subscribed_shares * finance.settings(coop).share_par_minor
 
 
 def unpaid_minor(coop, account: ShareAccount) -> int:
@@ -95,13 +68,13 @@ def unpaid_minor(coop, account: ShareAccount) -> int:
 
 def register(coop) -> list[dict]:
     """Every farmer member with their register line (those never touched show zeros)."""
-    par = settings(coop).share_par_minor
+    par = finance.settings(coop).share_par_minor
     accounts = {a.user_id: a for a in db.session.scalars(
         select(ShareAccount).where(ShareAccount.coop_id == coop.id))}
     rows = []
     for profile in coop_services.farmer_profiles(coop):
         acc = accounts.get(profile.user_id)
-        subscribed = acc.subscribed_shares if acc else settings(coop).share_min_shares
+        subscribed = acc.subscribed_shares if acc else finance.settings(coop).share_min_shares
         paid = acc.paid_minor if acc else 0
         redeemed = acc.redeemed_minor if acc else 0
         status = acc.status if acc else "active"
@@ -129,7 +102,7 @@ def set_subscription(coop, user, member_user_id: int, shares: int) -> ShareAccou
     if isinstance(shares, bool) or not isinstance(shares, int) or not 0 <= shares <= MAX_SHARES:
         raise ValidationFailed(_("Give a whole number of shares."),
                                fields={"shares": [_("Whole number.")]})
-    conf = settings(coop)
+    conf = finance.settings(coop)
     account = account_for(coop, member_user_id, lock=True)
     if account.status != "active":
         raise Conflict(_("This member's shares were redeemed."), code="shares_redeemed")
@@ -142,7 +115,7 @@ def set_subscription(coop, user, member_user_id: int, shares: int) -> ShareAccou
                                fields={"shares": [_("Below what is paid.")]})
     before = {"subscribed_shares": account.subscribed_shares}
     account.subscribed_shares = shares
-    ledger.audit(coop.id, user, "shares.subscribe", "share_account", account.id, before,
+    audit.record(coop.id, user, "shares.subscribe", "share_account", account.id, before,
                  {"subscribed_shares": shares})
     db.session.flush()
     return account
@@ -198,7 +171,7 @@ def pay(coop, user, member_user_id: int, amount_minor: int, *, via: str = "cash"
                        note=note, lines=[ledger.debit(via, amount_minor),
                                          ledger.credit(ledger.share_capital(member_user_id),
                                                        amount_minor)])
-    ledger.audit(coop.id, user, "shares.pay", "share_account", account.id,
+    audit.record(coop.id, user, "shares.pay", "share_account", account.id,
                  {"paid_minor": account.paid_minor - amount_minor},
                  {"paid_minor": account.paid_minor, "via": via, "movement": movement.id})
     return movement
@@ -208,7 +181,7 @@ def withholding_due(coop, member_user_id: int, base_minor: int) -> int:
     """What withholding would take from `base_minor` owed to the member: the coop's
     percentage, no more than is still unpaid on the subscription (0 when fully paid,
     redeemed, no par value or no withholding set, or not a member)."""
-    conf = settings(coop)
+    conf = finance.settings(coop)
     if base_minor <= 0 or not conf.share_withholding_bps or not conf.share_par_minor:
         return 0
     if not _is_member(coop, member_user_id):
@@ -260,7 +233,7 @@ def redeem(coop, user, member_user_id: int, note: str = "") -> ShareAccount:
     if result.rowcount != 1:
         raise Conflict(_("This member's shares were already redeemed."), code="already_redeemed")
     db.session.expire(account)
-    ledger.audit(coop.id, user, "shares.redeem", "share_account", account.id,
+    audit.record(coop.id, user, "shares.redeem", "share_account", account.id,
                  {"capital_minor": amount}, {"redeemed_minor": amount, "note": note})
     db.session.flush()
     return account

@@ -12,6 +12,7 @@ from ..common.errors import DomainError
 from ..common.forms import apply_error
 from ..common.money import to_decimal
 from ..common.numbers import PERCENT_FORMAT, format_number
+from ..cooperatives import finance
 from ..cooperatives import services as coop_services
 from ..extensions import db
 from . import services
@@ -38,7 +39,7 @@ def _register_page(coop, status=200, payment=None, subscription=None):
     payment.member.choices = subscription.member.choices = _member_choices(coop)
     if not payment.idempotency_key.data:
         payment.idempotency_key.data = uuid.uuid4().hex
-    conf = services.settings(coop)
+    conf = finance.settings(coop)
     return render_template("shares/register.html", coop=coop, rows=services.register(coop),
                            conf=conf,
                            withholding_pct=format_number(
@@ -129,7 +130,7 @@ def redeem(coop_id, user_id):
 def settings(coop_id):
     require_member(coop_id, "treasurer", "manager")
     coop = coop_services.get_coop(coop_id)
-    conf = services.settings(coop)
+    conf = finance.settings(coop)
     form = SettingsForm()
     status = 200
     if form.is_submitted():
@@ -137,7 +138,7 @@ def settings(coop_id):
             status = 422
         else:
             try:
-                services.update_settings(
+                finance.update_settings(
                     coop, current_user,
                     par_minor=services.parse_amount(form.par_value.data, coop.currency,
                                                     "par_value"),

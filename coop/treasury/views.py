@@ -8,6 +8,7 @@ from flask import (Blueprint, Response, abort, flash, redirect, render_template,
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from ..audit import services as audit
 from ..common import confirm
 from ..common.access import require_member
 from ..common.errors import DomainError
@@ -15,7 +16,9 @@ from ..common.forms import apply_error
 from ..common.models import utcnow
 from ..cooperatives import services as coop_services
 from ..extensions import db
-from . import services
+from . import bank_statement, reports, stripe_reconciliation
+from . import costs as cost_services
+from . import year_end as year_end_services
 from .forms import ActionForm, BankMatchForm, CloseForm, CostForm, NoteForm, UploadForm
 
 bp = Blueprint("treasury", __name__)
@@ -57,10 +60,10 @@ def _page(coop, status=200, note_error=None):
     a note refused, shown on its row with what was typed."""
     start, end = _period()
     return render_template("treasury/reconciliation.html", coop=coop,
-                           report=services.report(coop, start, end),
+                           report=reports.report(coop, start, end),
                            upload=UploadForm(), action=ActionForm(), match=BankMatchForm(),
                            note_form=NoteForm(formdata=None), note_error=note_error,
-                           is_fee=services.is_fee), status
+                           is_fee=stripe_reconciliation.is_fee), status
 
 
 @bp.route("/manage/coops/<int:coop_id>/treasury/reconciliation")
@@ -100,14 +103,14 @@ def _explain(coop_id, kind, row_id, explain):
           methods=["POST"])
 @login_required
 def stripe_explain(coop_id, txn_pk):
-    return _explain(coop_id, "txn", txn_pk, services.explain_txn)
+    return _explain(coop_id, "txn", txn_pk, stripe_reconciliation.explain_txn)
 
 
 @bp.route("/manage/coops/<int:coop_id>/treasury/bank/lines/<int:line_id>/explain",
           methods=["POST"])
 @login_required
 def bank_explain(coop_id, line_id):
-    return _explain(coop_id, "line", line_id, services.explain_bank_line)
+    return _explain(coop_id, "line", line_id, bank_statement.explain_bank_line)
 
 
 def _post_fee(coop_id, row_id, post):
@@ -128,14 +131,14 @@ def _post_fee(coop_id, row_id, post):
           methods=["POST"])
 @login_required
 def stripe_fee(coop_id, txn_pk):
-    return _post_fee(coop_id, txn_pk, services.post_missing_fee)
+    return _post_fee(coop_id, txn_pk, stripe_reconciliation.post_missing_fee)
 
 
 @bp.route("/manage/coops/<int:coop_id>/treasury/bank/lines/<int:line_id>/fee",
           methods=["POST"])
 @login_required
 def bank_fee(coop_id, line_id):
-    return _post_fee(coop_id, line_id, services.post_bank_fee)
+    return _post_fee(coop_id, line_id, bank_statement.post_bank_fee)
 
 
 def _csv_response(rows, filename):
@@ -143,7 +146,7 @@ def _csv_response(rows, filename):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for row in rows:
-            writer.writerow([services.csv_safe(v) for v in row])
+            writer.writerow([reports.csv_safe(v) for v in row])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -157,7 +160,7 @@ def reconciliation_csv(coop_id):
     require_member(coop_id, "treasurer", "manager")
     coop = coop_services.get_coop(coop_id)
     start, end = _period()
-    return _csv_response(services.report_csv_rows(coop, start, end),
+    return _csv_response(reports.report_csv_rows(coop, start, end),
                          f"reconciliation-{coop.id}-{start}-{end}.csv")
 
 
@@ -166,7 +169,7 @@ def reconciliation_csv(coop_id):
 def audit_csv(coop_id):
     require_member(coop_id, "treasurer", "manager")
     coop = coop_services.get_coop(coop_id)
-    return _csv_response(services.audit_csv_rows(coop.id), f"audit-{coop.id}.csv")
+    return _csv_response(audit.csv_rows(coop.id), f"audit-{coop.id}.csv")
 
 
 def _summary_flash(summary):
@@ -185,7 +188,7 @@ def stripe_pull(coop_id):
         abort(400)
     from ..payments.gateway import PaymentError
     try:
-        summary = services.pull_stripe(coop, current_user)
+        summary = stripe_reconciliation.pull_stripe(coop, current_user)
         db.session.commit()
         _summary_flash(summary)
     except DomainError as exc:
@@ -206,7 +209,8 @@ def stripe_import(coop_id):
         flash(_("Choose Stripe's balance CSV export."), "error")
         return _back(coop.id)
     try:
-        summary = services.import_stripe_csv(coop, current_user, form.file.data.stream)
+        summary = stripe_reconciliation.import_stripe_csv(coop, current_user,
+                                                          form.file.data.stream)
         db.session.commit()
         _summary_flash(summary)
     except (DomainError) as exc:
@@ -225,7 +229,7 @@ def stripe_reconcile(coop_id):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        summary = services.reconcile(coop, current_user)
+        summary = stripe_reconciliation.reconcile(coop, current_user)
         db.session.commit()
         _summary_flash(summary)
     except DomainError as exc:
@@ -242,7 +246,7 @@ def stripe_confirm(coop_id, txn_pk):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        services.confirm_suggestion(coop, current_user, txn_pk)
+        stripe_reconciliation.confirm_suggestion(coop, current_user, txn_pk)
         db.session.commit()
         flash(_("Match confirmed."), "info")
     except DomainError as exc:
@@ -261,7 +265,7 @@ def bank_import(coop_id):
               "error")
         return _back(coop.id)
     try:
-        summary = services.import_bank_statement(coop, current_user, form.file.data.stream)
+        summary = bank_statement.import_bank_statement(coop, current_user, form.file.data.stream)
         db.session.commit()
         flash(_("%(a)d new lines; %(m)d matched, %(x)d amount differs, %(u)d unmatched.",
                 a=summary["added"], m=summary["matched"], x=summary["mismatch"],
@@ -284,8 +288,8 @@ def bank_confirm(coop_id, line_id):
     if not form.validate_on_submit() or not form.target_id.data.isdigit():
         abort(400)
     try:
-        services.confirm_bank_match(coop, current_user, line_id, form.kind.data,
-                                    int(form.target_id.data))
+        bank_statement.confirm_bank_match(coop, current_user, line_id, form.kind.data,
+                                          int(form.target_id.data))
         db.session.commit()
         flash(_("Match confirmed."), "info")
     except DomainError as exc:
@@ -302,7 +306,7 @@ def costs(coop_id):
     status = 200
     if form.validate_on_submit():
         try:
-            services.record_operating_cost(
+            cost_services.record_operating_cost(
                 coop, current_user, amount=form.amount.data, spent_on=form.spent_on.data,
                 description=form.description.data, reference=form.reference.data or "",
                 key=form.key.data,
@@ -330,7 +334,7 @@ def year_end(coop_id):
     year = request.args.get("year", type=int) or utcnow().year - 1
     if not 2000 <= year <= 2200:
         abort(400)
-    dist = services.preview(coop, year)
+    dist = year_end_services.preview(coop, year)
     db.session.rollback()  # finance_settings may have created the defaults: not by a GET
     form = CloseForm(expected_surplus=dist.surplus_minor, year=year)
     return render_template("treasury/year_end.html", coop=coop, dist=dist, form=form,
@@ -346,17 +350,18 @@ def year_end_close(coop_id):
     if not form.validate_on_submit():
         abort(400)
     try:
-        dist = services.preview_close_year(coop, form.year.data,
-                                           expected_surplus=form.expected_surplus.data)
-        step = confirm.check(f"treasury.year_end:{coop.id}", services.close_figures(dist))
+        dist = year_end_services.preview_close_year(
+            coop, form.year.data, expected_surplus=form.expected_surplus.data)
+        step = confirm.check(f"treasury.year_end:{coop.id}",
+                             year_end_services.close_figures(dist))
         if not step.confirmed:
             db.session.rollback()
             return step.render("treasury/confirm_year_end.html", coop=coop, dist=dist,
                                back=url_for("treasury.year_end", coop_id=coop.id,
                                             year=form.year.data),
                                yes=_("Yes, post the close of %(y)d", y=form.year.data))
-        services.close_year(coop, current_user, form.year.data,
-                            expected_surplus=form.expected_surplus.data)
+        year_end_services.close_year(coop, current_user, form.year.data,
+                                     expected_surplus=form.expected_surplus.data)
         db.session.commit()
         flash(_("The year %(y)d is closed and its surplus distributed.", y=form.year.data),
               "info")
