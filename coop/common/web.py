@@ -104,13 +104,14 @@ def on_refusal(respond, *, passing: tuple = ()) -> None:
 
 
 def refusal_on_form(form, page, *, rename: dict | None = None, passing: tuple = ()) -> None:
-    """A refusal goes on the form's fields (`rename` maps a service's field names to the
-    form's: {"crop": "product"}) and `page(status)` answers with the error's status."""
+    """A refusal goes on the form's fields and `page(status)` answers with the error's status.
+    `rename` maps a service's fields to the form's one ({"crop": "product"}): a refusal of
+    any of them shows on that field alone."""
     def respond(exc: DomainError):
         if rename and any(name in exc.fields for name in rename):
             fields: dict = {}
-            for name, problems in exc.fields.items():
-                fields.setdefault(rename.get(name, name), []).extend(problems)
+            for name, target in rename.items():
+                fields.setdefault(target, []).extend(exc.fields.get(name, []))
             exc.fields = fields
         apply_error(form, exc)
         return page(exc.status)
