@@ -18,8 +18,8 @@ The rules of the unit of work (`unit_of_work`, which `coop_view` includes):
 - a DomainError rolls back, then is shown the way the view said before calling the service
   (`refusal_on_form`: on the form's fields, with the error's status; `refusal_flashed`: a
   flash and a redirect; `on_refusal`: any answer); an error the view did not say how to show,
-  or one of the classes it lets pass, goes to the app's handler (its own status: a page, or
-  JSON for the API).
+  or one whose status it lets pass (`passing=404`), goes to the app's handler (its own
+  status: a page, or JSON for the API).
 
 The Stripe sagas (hold, capture, refund) commit each recorded step themselves, so that no
 transaction is open during a call to Stripe: `commit_step()` is that commit, the only other
@@ -43,7 +43,7 @@ class _Work:
 
     def __init__(self):
         self.respond = None     # DomainError -> the answer that shows it
-        self.passing: tuple = ()  # DomainError classes left to the app's handler
+        self.passing: tuple = ()  # statuses left to the app's handler (404: the 404 page)
         self.discarded = False
 
 
@@ -63,7 +63,7 @@ def unit_of_work(view):
             response = current_app.make_response(view(*args, **kwargs))
         except DomainError as exc:
             db.session.rollback()
-            if work.respond is None or isinstance(exc, work.passing):
+            if work.respond is None or exc.status in work.passing:
                 raise
             response = current_app.make_response(work.respond(exc))
             db.session.rollback()  # showing the refusal writes nothing
@@ -95,30 +95,37 @@ def coop_view(*roles: str, check=None):
     return decorate
 
 
-def on_refusal(respond, *, passing: tuple = ()) -> None:
-    """From here on a DomainError is rolled back and answered by `respond(exc)`, except the
-    classes in `passing`, left to the app's handler (a NotFound: the 404 page)."""
+def on_refusal(respond, *, passing: int | tuple = ()) -> None:
+    """From here on a DomainError is rolled back and answered by `respond(exc)`, except those
+    whose status is in `passing`, left to the app's handler (404: the 404 page)."""
     work = _work()
     work.respond = respond
     work.passing = tuple(passing) if isinstance(passing, (tuple, list)) else (passing,)
 
 
-def refusal_on_form(form, page, *, rename: dict | None = None, passing: tuple = ()) -> None:
-    """A refusal goes on the form's fields and `page(status)` answers with the error's status.
-    `rename` maps a service's fields to the form's one ({"crop": "product"}): a refusal of
-    any of them shows on that field alone."""
+def show_on_form(form, exc: DomainError, *, rename: dict | None = None) -> None:
+    """Put a refusal on the form's fields (else flash it). `rename` maps a service's fields to
+    the form's one ({"crop": "product"}): a refusal of any of them shows on that field alone."""
+    if rename and any(name in exc.fields for name in rename):
+        fields: dict = {}
+        for name, target in rename.items():
+            fields.setdefault(target, []).extend(exc.fields.get(name, []))
+        exc.fields = fields
+    apply_error(form, exc)
+
+
+def refusal_on_form(form, page, *, rename: dict | None = None,
+                    passing: int | tuple = ()) -> None:
+    """A refusal goes on the form's fields (`show_on_form`) and `page(status)` answers with
+    the error's status."""
     def respond(exc: DomainError):
-        if rename and any(name in exc.fields for name in rename):
-            fields: dict = {}
-            for name, target in rename.items():
-                fields.setdefault(target, []).extend(exc.fields.get(name, []))
-            exc.fields = fields
-        apply_error(form, exc)
+        show_on_form(form, exc, rename=rename)
         return page(exc.status)
     on_refusal(respond, passing=passing)
 
 
-def refusal_flashed(target: str, *, passing: tuple = (), with_fields: bool = False) -> None:
+def refusal_flashed(target: str, *, passing: int | tuple = (),
+                    with_fields: bool = False) -> None:
     """A refusal is flashed (and each field's problem with it, `with_fields`) and the browser
     goes to `target`."""
     def respond(exc: DomainError):

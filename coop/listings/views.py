@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 from ..catalog import services as catalog
 from ..common import confirm, web
 from ..common.access import roles_in
-from ..common.errors import NotFound, ValidationFailed
+from ..common.errors import ValidationFailed
 from ..common.quantities import grams_to_decimal
 from ..extensions import db
 from ..models import Listing
@@ -156,7 +156,7 @@ def withdraw(listing_id):
     form = WithdrawForm()
     if not form.validate_on_submit():
         abort(400)
-    web.refusal_flashed(url_for("listings.mine"), passing=NotFound)
+    web.refusal_flashed(url_for("listings.mine"), passing=404)
     preview = services.preview_withdraw_listing(current_user, listing_id)
     step = confirm.check(f"listings.withdraw:{listing_id}", preview)
     if not step.confirmed:

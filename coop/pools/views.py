@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 
 from ..common import confirm, web
 from ..common.access import require_member, roles_in
-from ..common.errors import NotFound, ValidationFailed
+from ..common.errors import ValidationFailed
 from ..common.models import utcnow
 from ..extensions import db
 from ..listings.views import PRODUCT, _product_choices
@@ -133,7 +133,7 @@ def withdraw_order(order_id):
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    web.refusal_flashed(url_for("pools.my_orders"), passing=NotFound)
+    web.refusal_flashed(url_for("pools.my_orders"), passing=404)
     preview = services.preview_withdraw(current_user, order_id)
     step = confirm.check(f"pools.withdraw:{order_id}", preview)
     if not step.confirmed:
