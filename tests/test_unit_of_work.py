@@ -129,7 +129,7 @@ CEREMONY = {
     r"status == 404": 0,
     # A role checked on an object's coop (a pool's, an allocation's), or a second role for
     # writing on a page others read; every coop in a URL is loaded by web.coop_view.
-    r"require_member\(": 6,
+    r"require_member\(": 5,
     r"get_coop\(": 2,
 }
 

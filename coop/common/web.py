@@ -1,16 +1,15 @@
 """One unit of work per request for the HTML views: load the coop, check the role, commit once
 when the view has answered, roll back and show the refusal when a service refused.
 
-    @bp.route("/manage/coops/<int:coop_id>/collection-points", methods=["GET", "POST"])
+    @bp.route("/manage/coops/<int:coop_id>/points", methods=["POST"])
     @web.coop_view("manager")
-    def collection_points(coop):
-        form = CollectionPointForm()
-        if form.validate_on_submit():
-            web.refusal_on_form(form, lambda status: _points_page(coop, form, status))
-            services.add_collection_point(coop, name=form.name.data, place=form.place.data)
-            flash(_("Collection point added."), "info")
-            return redirect(url_for("coops.collection_points", coop_id=coop.id))
-        return _points_page(coop, form, 422 if form.errors else 200)
+    def add_point(coop):                       # called with the coop, not its id
+        form = PointForm()
+        if not form.validate_on_submit():
+            return _page(coop, form, 422)
+        web.refusal_on_form(form, lambda status: _page(coop, form, status))
+        services.add_point(coop, form.name.data)   # a refusal: the form again, its status
+        return redirect(url_for("coops.points", coop_id=coop.id))   # then one commit
 
 The rules of the unit of work (`unit_of_work`, which `coop_view` includes):
 - an answer with a status below 400 commits, once, after the view returned;

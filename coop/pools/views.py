@@ -228,21 +228,30 @@ def manage_pool(pool_id):
                            action_form=ActionForm(), now=utcnow(), **_view(pool))
 
 
-@bp.route("/manage/pools/<int:pool_id>/close", methods=["POST"])
-@login_required
-@web.unit_of_work
-def close(pool_id):
+def _pool_step(pool_id, action, preview_of, yes):
+    """Close or cancel a pool: the manager confirms the figures first; a refusal is flashed
+    on the pool's page. Returns (pool, None) to act, or (None, the confirmation page)."""
     pool = services.get_pool(pool_id)
     require_member(pool.coop_id, "manager")
     if not ActionForm().validate_on_submit():
         abort(400)
-    web.refusal_flashed(url_for("pools.manage_pool", pool_id=pool_id))
-    preview = services.preview_close(pool.id)
-    step = confirm.check(f"pools.close:{pool.id}", preview)
+    back = url_for("pools.manage_pool", pool_id=pool_id)
+    web.refusal_flashed(back)
+    preview = preview_of(pool.id)
+    step = confirm.check(f"pools.{action}:{pool.id}", preview)
     if not step.confirmed:
-        return step.render("pools/confirm_close.html", pool=pool, preview=preview,
-                           back=url_for("pools.manage_pool", pool_id=pool.id),
-                           yes=_("Yes, close the pool"))
+        return None, step.render("pools/confirm_close.html", pool=pool, preview=preview,
+                                 back=back, yes=yes)
+    return pool, None
+
+
+@bp.route("/manage/pools/<int:pool_id>/close", methods=["POST"])
+@login_required
+@web.unit_of_work
+def close(pool_id):
+    pool, page = _pool_step(pool_id, "close", services.preview_close, _("Yes, close the pool"))
+    if page:
+        return page
     pool = services.close_pool(pool.id)
     flash(_("Pool closed: %(status)s.", status=_(pool.status)), "info")
     return redirect(url_for("pools.manage_pool", pool_id=pool_id))
@@ -252,17 +261,10 @@ def close(pool_id):
 @login_required
 @web.unit_of_work
 def cancel(pool_id):
-    pool = services.get_pool(pool_id)
-    require_member(pool.coop_id, "manager")
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    web.refusal_flashed(url_for("pools.manage_pool", pool_id=pool_id))
-    preview = services.preview_cancel(pool.id)
-    step = confirm.check(f"pools.cancel:{pool.id}", preview)
-    if not step.confirmed:
-        return step.render("pools/confirm_close.html", pool=pool, preview=preview,
-                           back=url_for("pools.manage_pool", pool_id=pool.id),
-                           yes=_("Yes, cancel the pool"))
+    pool, page = _pool_step(pool_id, "cancel", services.preview_cancel,
+                            _("Yes, cancel the pool"))
+    if page:
+        return page
     services.cancel_pool(pool.id)
     flash(_("Pool cancelled; every hold was released."), "info")
     return redirect(url_for("pools.manage_pool", pool_id=pool_id))
