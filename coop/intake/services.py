@@ -45,6 +45,7 @@ from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.models import utcnow
 from ..common.paging import PER_PAGE, Page, paginate
 from ..common.quantities import QuantityError, parse_kg
+from ..common.web import commit_step
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings.models import Listing
@@ -239,14 +240,14 @@ def record_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
     version = _price_version(pool, grade_row.id)
     # Step 1, one transaction: end the reads, then lock the pool (an UPDATE takes the write
     # lock on both databases) so two intakes of a pool never split the same deposits.
-    db.session.commit()
+    commit_step()
     db.session.execute(update(Pool).where(Pool.id == pool.id)
                        .values(allocated_g=Pool.allocated_g)
                        .execution_options(synchronize_session=False))
     try:
         intake = _create(user, allocation, pool, coop, received_g, grade_row, version,
                          idempotency_key, fingerprint if idempotency_key else None)
-        db.session.commit()
+        commit_step()
     except IntegrityError:
         # The same allocation (or key) was recorded at this moment by another request.
         db.session.rollback()
@@ -400,7 +401,7 @@ def _claim(refund_id: int, now: datetime) -> bool:
                              (Refund.locked_until.is_(None)) | (Refund.locked_until < now))
         .values(locked_until=now + REFUND_LEASE, attempts=Refund.attempts + 1)
         .execution_options(synchronize_session=False))
-    db.session.commit()
+    commit_step()
     return result.rowcount == 1
 
 
@@ -421,7 +422,7 @@ def finish_refunds(intake_id: int | None = None, now: datetime | None = None
     if intake_id is not None:
         stmt = stmt.where(Refund.intake_id == intake_id)
     ids = list(db.session.scalars(stmt))
-    db.session.commit()
+    commit_step()
     done = []
     for refund_id in ids:
         if not _claim(refund_id, now):
@@ -430,7 +431,7 @@ def finish_refunds(intake_id: int | None = None, now: datetime | None = None
         db.session.refresh(refund)
         intent = refund.order.payment_intent_id
         key = f"refund:{refund.id}"
-        db.session.commit()
+        commit_step()
         try:
             stripe_id = gateway.find_refund(intent, key) \
                 or gateway.refund(intent, refund.amount_minor, key)
@@ -440,7 +441,7 @@ def finish_refunds(intake_id: int | None = None, now: datetime | None = None
                                    .values(locked_until=None,
                                            failure_message=str(exc)[:255])
                                    .execution_options(synchronize_session=False))
-                db.session.commit()
+                commit_step()
                 current_app.logger.warning("refund %s stays pending: %s", refund_id, exc)
                 done.append((refund_id, "pending"))
                 continue
@@ -470,7 +471,7 @@ def _mark_succeeded(refund: Refund, stripe_id: str) -> None:
                     memo=f"shortfall refund, order {refund.order_id}, intake {refund.intake_id}",
                     lines=[ledger.debit("buyer_deposits", refund.amount_minor),
                            ledger.credit("stripe_clearing", refund.amount_minor)])
-    db.session.commit()
+    commit_step()
     db.session.expire_all()
 
 
@@ -487,7 +488,7 @@ def _mark_failed(refund: Refund, message: str) -> None:
                     memo=f"Stripe refused the refund of order {refund.order_id}; owed by hand",
                     lines=[ledger.debit("buyer_deposits", refund.amount_minor),
                            ledger.credit("unsold_returns", refund.amount_minor)])
-    db.session.commit()
+    commit_step()
     db.session.expire_all()
 
 
