@@ -196,11 +196,15 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
+        """A refusal no view showed itself answers with its own status (NotFound 404,
+        Forbidden 403, Conflict 409, ValidationFailed 422, ...): JSON for the API, a page for
+        a browser. An HTML 404 reads like every other 404: nobody learns what was missing."""
         db.session.rollback()
         if wants_json():
             return jsonify(error={"code": exc.code, "message": exc.message,
                                   "fields": exc.fields}), exc.status
-        return render_template("error.html", code=exc.status, message=exc.message), exc.status
+        message = _("We could not find that page.") if exc.status == 404 else exc.message
+        return render_template("error.html", code=exc.status, message=message), exc.status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -4,8 +4,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..common.errors import DomainError
-from ..common.forms import apply_error
+from ..common import web
 from ..extensions import db, limiter
 from . import services
 from .forms import LoginForm, PinForm, SignupForm
@@ -84,19 +83,16 @@ def logout():
 
 @bp.route("/signup", methods=["GET", "POST"])
 @limiter.limit("20 per hour", methods=["POST"])
+@web.unit_of_work
 def signup():
     form = SignupForm()
     if form.validate_on_submit():
-        try:
-            user = services.sign_up_buyer(organisation=form.organisation.data,
-                                          name=form.name.data, email=form.email.data,
-                                          password=form.password.data,
-                                          locale=session.get("lang"))
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            apply_error(form, exc)
-            return render_template("auth/signup.html", form=form), exc.status
+        web.refusal_on_form(form, lambda status: (
+            render_template("auth/signup.html", form=form), status))
+        user = services.sign_up_buyer(organisation=form.organisation.data,
+                                      name=form.name.data, email=form.email.data,
+                                      password=form.password.data, locale=session.get("lang"))
+        db.session.flush()  # the new buyer has an id to log in with
         login_user(user)
         flash(_("Welcome to Minga."), "info")
         return redirect(url_for("catalog.supply"))
@@ -104,6 +100,7 @@ def signup():
 
 
 @bp.route("/lang/<code>", methods=["GET", "POST"])
+@web.unit_of_work
 def set_language(code):
     """"/lang/en", or with a region for numbers and dates: "/lang/es-PE" ("1,234.5")."""
     code, _sep, region = code.replace("_", "-").partition("-")
@@ -115,7 +112,6 @@ def set_language(code):
             session["region"] = region.upper()
         if current_user.is_authenticated:
             current_user.locale = code
-            db.session.commit()
     return redirect(safe_next(request.args.get("next") or request.form.get("next"), "/"))
 
 
@@ -167,19 +163,16 @@ def _pin_first():
 
 @bp.route("/account/pin", methods=["GET", "POST"])
 @login_required
+@web.unit_of_work
 def choose_pin():
     """The farmer's own PIN, in place of the first-login code a manager gave them."""
     form = PinForm()
     if not current_user.must_set_pin:
         return redirect(home_for(current_user))
     if form.validate_on_submit():
-        try:
-            services.set_pin(current_user, form.pin.data, form.pin_confirm.data)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            apply_error(form, exc)
-            return render_template("auth/pin.html", form=form), exc.status
+        web.refusal_on_form(form, lambda status: (
+            render_template("auth/pin.html", form=form), status))
+        services.set_pin(current_user, form.pin.data, form.pin_confirm.data)
         flash(_("Your PIN is saved. Log in with your phone number and this PIN from now on."),
               "info")
         return redirect(home_for(current_user))

@@ -26,6 +26,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from . import web
+
 TOKEN_FIELD = "confirm_token"
 BUTTON = "confirm"          # the "Yes" button's name: a browser posts it, it is not data
 MAX_AGE_SECONDS = 30 * 60
@@ -91,6 +93,7 @@ class Step:
         self.back = back
         self.action_url = action_url or request.path
         self.yes = yes or _("Yes, do it")
+        web.discard()  # the confirmation page acts on nothing
         return render_template(template, confirm=self, **context), status
 
 

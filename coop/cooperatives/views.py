@@ -6,9 +6,7 @@ from flask_login import current_user, login_required
 
 from ..auth import services as auth_services
 from ..auth.models import User
-from ..common.access import require_member
-from ..common.errors import DomainError
-from ..common.forms import apply_error
+from ..common import web
 from ..common.paging import page_number
 from ..extensions import db
 from ..listings import services as listing_services
@@ -27,10 +25,7 @@ def index():
 
 @bp.route("/coops/<slug>")
 def public(slug):
-    try:
-        coop = services.coop_by_slug(slug)
-    except DomainError:
-        abort(404)
+    coop = services.coop_by_slug(slug)
     rows = listing_services.supply(coop_id=coop.id)
     return render_template("coops/public.html", coop=coop, rows=rows,
                            photos=listing_services.supply_photos(coop_id=coop.id))
@@ -48,35 +43,26 @@ def _roles(coop_id):
     return {m.role for m in current_user.memberships if m.coop_id == coop_id}
 
 
-def _managed(coop_id):
-    require_member(coop_id, "manager")
-    return services.get_coop(coop_id)
-
-
 @bp.route("/manage/coops/new", methods=["GET", "POST"])
 @login_required
+@web.unit_of_work
 def create():
     form = CoopForm()
     if form.validate_on_submit():
-        try:
-            coop = services.create_cooperative(founder=current_user, name=form.name.data,
-                                               country=form.country.data,
-                                               currency=form.currency.data,
-                                               region=form.region.data)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            apply_error(form, exc)
-            return render_template("coops/new.html", form=form), exc.status
+        web.refusal_on_form(form, lambda status: (
+            render_template("coops/new.html", form=form), status))
+        coop = services.create_cooperative(founder=current_user, name=form.name.data,
+                                           country=form.country.data,
+                                           currency=form.currency.data,
+                                           region=form.region.data)
         flash(_("Cooperative created. Add its members next."), "info")
         return redirect(url_for("coops.members", coop_id=coop.id))
     return render_template("coops/new.html", form=form), 422 if form.errors else 200
 
 
 @bp.route("/manage/coops/<int:coop_id>")
-@login_required
-def members(coop_id):
-    coop = _managed(coop_id)
+@web.coop_view("manager")
+def members(coop):
     return _members_page(coop, RoleForm())
 
 
@@ -94,9 +80,8 @@ def _members_page(coop, role_form, status=200):
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/new", methods=["GET", "POST"])
-@login_required
-def add_farmer(coop_id):
-    coop = _managed(coop_id)
+@web.coop_view("manager")
+def add_farmer(coop):
     form = FarmerForm()
     if form.validate_on_submit():
         without_email = not (form.email.data or "").strip()
@@ -104,18 +89,14 @@ def add_farmer(coop_id):
         # chooses a PIN with it at the first login.
         password = form.password.data or (auth_services.first_login_code() if without_email
                                           else secrets.token_urlsafe(9))
-        try:
-            profile = services.add_farmer(
-                coop, name=form.name.data, email=form.email.data or None, password=password,
-                phone=form.phone.data, member_number=form.member_number.data,
-                national_id=form.national_id.data, payout_rail=form.payout_rail.data,
-                payout_account=form.payout_account.data, bank_name=form.bank_name.data,
-                gender=form.gender.data or None, household_size=form.household_size.data)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            apply_error(form, exc)
-            return render_template("coops/farmer_new.html", coop=coop, form=form), exc.status
+        web.refusal_on_form(form, lambda status: (
+            render_template("coops/farmer_new.html", coop=coop, form=form), status))
+        profile = services.add_farmer(
+            coop, name=form.name.data, email=form.email.data or None, password=password,
+            phone=form.phone.data, member_number=form.member_number.data,
+            national_id=form.national_id.data, payout_rail=form.payout_rail.data,
+            payout_account=form.payout_account.data, bank_name=form.bank_name.data,
+            gender=form.gender.data or None, household_size=form.household_size.data)
         if not form.password.data and without_email and profile.user.must_set_pin:
             flash(_("First-login code for %(name)s: %(pw)s — give it to them privately. They "
                     "log in with their phone number and this code, then choose their PIN.",
@@ -129,13 +110,9 @@ def add_farmer(coop_id):
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>")
-@login_required
-def farmer(coop_id, profile_id):
-    coop = _managed(coop_id)
-    try:
-        profile = services.get_farmer_profile(coop, profile_id)
-    except DomainError:
-        abort(404)
+@web.coop_view("manager")
+def farmer(coop, profile_id):
+    profile = services.get_farmer_profile(coop, profile_id)
     return _farmer_page(coop, profile, PlotForm(prefix="plot"), PayoutForm(prefix="payout"), 200)
 
 
@@ -151,116 +128,89 @@ def _farmer_page(coop, profile, plot_form, payout_form, status, payout_from_requ
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/plots", methods=["POST"])
-@login_required
-def add_plot(coop_id, profile_id):
-    coop = _managed(coop_id)
-    try:
-        profile = services.get_farmer_profile(coop, profile_id)
-    except DomainError:
-        abort(404)
+@web.coop_view("manager")
+def add_plot(coop, profile_id):
+    profile = services.get_farmer_profile(coop, profile_id)
     form = PlotForm(prefix="plot")
-    status = 200
-    if form.validate_on_submit():
-        try:
-            services.add_plot(profile, name=form.name.data, hectares=form.hectares.data,
-                              replaced_crop=form.replaced_crop.data,
-                              illicit_hectares=form.illicit_hectares.data,
-                              licit_crop=form.licit_crop.data)
-            db.session.commit()
-            flash(_("Plot added."), "info")
-            return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
-        except DomainError as exc:
-            db.session.rollback()
-            apply_error(form, exc)
-            status = exc.status
-    else:
-        status = 422
-    return _farmer_page(coop, profile, form, PayoutForm(prefix="payout", formdata=None), status)
+
+    def page(status):
+        return _farmer_page(coop, profile, form, PayoutForm(prefix="payout", formdata=None),
+                            status)
+    if not form.validate_on_submit():
+        return page(422)
+    web.refusal_on_form(form, page)
+    services.add_plot(profile, name=form.name.data, hectares=form.hectares.data,
+                      replaced_crop=form.replaced_crop.data,
+                      illicit_hectares=form.illicit_hectares.data,
+                      licit_crop=form.licit_crop.data)
+    flash(_("Plot added."), "info")
+    return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/payout", methods=["POST"])
-@login_required
-def update_payout(coop_id, profile_id):
-    coop = _managed(coop_id)
-    try:
-        profile = services.get_farmer_profile(coop, profile_id)
-    except DomainError:
-        abort(404)
+@web.coop_view("manager")
+def update_payout(coop, profile_id):
+    profile = services.get_farmer_profile(coop, profile_id)
     form = PayoutForm(prefix="payout")
-    status = 422
-    if form.validate_on_submit():
-        try:
-            services.update_payout(profile, form.payout_rail.data, form.payout_account.data,
-                                   form.bank_name.data)
-            db.session.commit()
-            flash(_("Payout details saved."), "info")
-            return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
-        except DomainError as exc:
-            db.session.rollback()
-            db.session.refresh(profile)
-            apply_error(form, exc)
-            status = exc.status
-    return _farmer_page(coop, profile, PlotForm(prefix="plot", formdata=None), form, status,
-                        payout_from_request=True)
+
+    def page(status):
+        # After a refusal the profile reads as saved (the unit of work rolled back).
+        return _farmer_page(coop, profile, PlotForm(prefix="plot", formdata=None), form, status,
+                            payout_from_request=True)
+    if not form.validate_on_submit():
+        return page(422)
+    web.refusal_on_form(form, page)
+    services.update_payout(profile, form.payout_rail.data, form.payout_account.data,
+                           form.bank_name.data)
+    flash(_("Payout details saved."), "info")
+    return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/pin", methods=["POST"])
-@login_required
-def reset_pin(coop_id, profile_id):
+@web.coop_view("manager")
+def reset_pin(coop, profile_id):
     """A farmer forgot their PIN: a new first-login code for the manager to hand over; the
     farmer chooses a new PIN with it (the old PIN stops working at once)."""
-    coop = _managed(coop_id)
-    try:
-        profile = services.get_farmer_profile(coop, profile_id)
-    except DomainError:
-        abort(404)
+    profile = services.get_farmer_profile(coop, profile_id)
     if not RevokeForm().validate_on_submit():
         abort(400)
     code = auth_services.issue_first_login(profile.user)
-    db.session.commit()
     flash(_("New first-login code for %(name)s: %(pw)s — give it to them privately. They log "
             "in with it and choose a new PIN.", name=profile.user.name, pw=code), "info")
     return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
 
 
 @bp.route("/manage/coops/<int:coop_id>/roles", methods=["POST"])
-@login_required
-def grant_role(coop_id):
-    coop = _managed(coop_id)
+@web.coop_view("manager")
+def grant_role(coop):
     form = RoleForm()
-    if form.validate_on_submit():
-        try:
-            services.grant_staff_role(coop, form.email.data, form.role.data)
-            db.session.commit()
-            flash(_("Role given."), "info")
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-            return _members_page(coop, form, exc.status)
-    else:
+    if not form.validate_on_submit():
         flash(_("Give a valid e-mail and a role."), "error")
         return _members_page(coop, form, 422)
+
+    def refused(exc):
+        flash(exc.message, "error")
+        return _members_page(coop, form, exc.status)
+    web.on_refusal(refused)
+    services.grant_staff_role(coop, form.email.data, form.role.data)
+    flash(_("Role given."), "info")
     return redirect(url_for("coops.members", coop_id=coop.id))
 
 
 @bp.route("/manage/coops/<int:coop_id>/roles/<int:user_id>/<role>/revoke", methods=["POST"])
-@login_required
-def revoke_role(coop_id, user_id, role):
-    coop = _managed(coop_id)
+@web.coop_view("manager")
+def revoke_role(coop, user_id, role):
     form = RevokeForm()
     if not form.validate_on_submit():
         abort(400)
     user = db.session.get(User, user_id)
     if user is None:
         abort(404)
-    try:
-        services.revoke_role(coop, user, role)
-        db.session.commit()
-        flash(_("Role removed."), "info")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for("coops.members", coop_id=coop.id))
+    back = url_for("coops.members", coop_id=coop.id)
+    web.refusal_flashed(back)
+    services.revoke_role(coop, user, role)
+    flash(_("Role removed."), "info")
+    return redirect(back)
 
 
 def _points_page(coop, form, status=200, editing=None, edit_form=None):
@@ -270,45 +220,31 @@ def _points_page(coop, form, status=200, editing=None, edit_form=None):
 
 
 @bp.route("/manage/coops/<int:coop_id>/collection-points", methods=["GET", "POST"])
-@login_required
-def collection_points(coop_id):
+@web.coop_view("manager")
+def collection_points(coop):
     """The coop's collection points: the list farmers choose from when listing a harvest."""
-    coop = _managed(coop_id)
     form = CollectionPointForm()
     if form.validate_on_submit():
-        try:
-            services.add_collection_point(coop, name=form.name.data, place=form.place.data)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            apply_error(form, exc)
-            return _points_page(coop, form, exc.status)
+        web.refusal_on_form(form, lambda status: _points_page(coop, form, status))
+        services.add_collection_point(coop, name=form.name.data, place=form.place.data)
         flash(_("Collection point added."), "info")
         return redirect(url_for("coops.collection_points", coop_id=coop.id))
     return _points_page(coop, form, 422 if form.errors else 200)
 
 
 @bp.route("/manage/coops/<int:coop_id>/collection-points/<int:point_id>", methods=["POST"])
-@login_required
-def rename_collection_point(coop_id, point_id):
-    coop = _managed(coop_id)
-    try:
-        services.get_collection_point(coop, point_id)
-    except DomainError:
-        abort(404)
+@web.coop_view("manager")
+def rename_collection_point(coop, point_id):
+    services.get_collection_point(coop, point_id)
     form = CollectionPointForm()
-    if form.validate_on_submit():
-        try:
-            services.rename_collection_point(coop, point_id, name=form.name.data,
-                                             place=form.place.data)
-            db.session.commit()
-            flash(_("Collection point saved; its listings follow the new name."), "info")
-            return redirect(url_for("coops.collection_points", coop_id=coop.id))
-        except DomainError as exc:
-            db.session.rollback()
-            apply_error(form, exc)
-            status = exc.status
-    else:
-        status = 422
-    return _points_page(coop, CollectionPointForm(formdata=None), status, editing=point_id,
-                        edit_form=form)
+
+    def page(status):
+        return _points_page(coop, CollectionPointForm(formdata=None), status, editing=point_id,
+                            edit_form=form)
+    if not form.validate_on_submit():
+        return page(422)
+    web.refusal_on_form(form, page)
+    services.rename_collection_point(coop, point_id, name=form.name.data,
+                                     place=form.place.data)
+    flash(_("Collection point saved; its listings follow the new name."), "info")
+    return redirect(url_for("coops.collection_points", coop_id=coop.id))

@@ -6,14 +6,12 @@ import csv
 import io
 
 from babel.numbers import format_decimal
-from flask import Blueprint, Response, abort, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user, login_required
 
-from ..common.access import require_member
-from ..common.errors import DomainError
+from ..common import web
 from ..common.money import format_money
 from ..cooperatives import services as coop_services
 from . import services
@@ -21,13 +19,6 @@ from .charts import bar_chart
 from .forms import PeriodForm
 
 bp = Blueprint("impact", __name__)
-
-
-def _coop_by_slug(slug):
-    try:
-        return coop_services.coop_by_slug(slug)
-    except DomainError:
-        abort(404)
 
 
 def _period():
@@ -152,27 +143,22 @@ def _csv(coop, *, public: bool):
 
 @bp.route("/coops/<slug>/impact")
 def public(slug):
-    return _render(_coop_by_slug(slug), public=True)
+    return _render(coop_services.coop_by_slug(slug), public=True)
 
 
 @bp.route("/coops/<slug>/impact.csv")
 def public_csv(slug):
-    return _csv(_coop_by_slug(slug), public=True)
-
-
-def _staff_coop(coop_id):
-    require_member(coop_id, "manager", "treasurer", user=current_user)
-    return coop_services.get_coop(coop_id)
+    return _csv(coop_services.coop_by_slug(slug), public=True)
 
 
 @bp.route("/manage/coops/<int:coop_id>/impact")
-@login_required
-def full(coop_id):
-    return _render(_staff_coop(coop_id), public=False)
+@web.coop_view("manager", "treasurer")
+def full(coop):
+    return _render(coop, public=False)
 
 
 @bp.route("/manage/coops/<int:coop_id>/impact.csv")
-@login_required
-def full_csv(coop_id):
-    return _csv(_staff_coop(coop_id), public=False)
+@web.coop_view("manager", "treasurer")
+def full_csv(coop):
+    return _csv(coop, public=False)
 

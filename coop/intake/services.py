@@ -50,6 +50,7 @@ from ..common.paging import PER_PAGE, Page, paginate
 from ..common.quantities import QuantityError, parse_kg
 from ..common.statuses import PayoutLineStatus
 from ..cooperatives import finance
+from ..common.web import commit_step
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings.models import Listing
@@ -242,7 +243,7 @@ def record_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
     version = _price_version(pool, grade_row.id)
     # Step 1, one transaction: end the reads, then lock the pool (an UPDATE takes the write
     # lock on both databases) so two intakes of a pool never split the same deposits.
-    db.session.commit()
+    commit_step()
     pool_services.lock_pool(pool.id)
     try:
         intake, earlier = write_or_find(
@@ -398,7 +399,7 @@ def _claim(refund_id: int, now: datetime) -> bool:
                              (Refund.locked_until.is_(None)) | (Refund.locked_until < now))
         .values(locked_until=now + REFUND_LEASE, attempts=Refund.attempts + 1)
         .execution_options(synchronize_session=False))
-    db.session.commit()
+    commit_step()
     return result.rowcount == 1
 
 
@@ -419,7 +420,7 @@ def finish_refunds(intake_id: int | None = None, now: datetime | None = None
     if intake_id is not None:
         stmt = stmt.where(Refund.intake_id == intake_id)
     ids = list(db.session.scalars(stmt))
-    db.session.commit()
+    commit_step()
     done = []
     for refund_id in ids:
         if not _claim(refund_id, now):
@@ -428,7 +429,7 @@ def finish_refunds(intake_id: int | None = None, now: datetime | None = None
         db.session.refresh(refund)
         intent = refund.order.payment_intent_id
         key = f"refund:{refund.id}"
-        db.session.commit()
+        commit_step()
         try:
             stripe_id = gateway.find_refund(intent, key) \
                 or gateway.refund(intent, refund.amount_minor, key)
@@ -438,7 +439,7 @@ def finish_refunds(intake_id: int | None = None, now: datetime | None = None
                                    .values(locked_until=None,
                                            failure_message=str(exc)[:255])
                                    .execution_options(synchronize_session=False))
-                db.session.commit()
+                commit_step()
                 current_app.logger.warning("refund %s stays pending: %s", refund_id, exc)
                 done.append((refund_id, "pending"))
                 continue
@@ -465,7 +466,7 @@ def _mark_succeeded(refund: Refund, stripe_id: str) -> None:
                     memo=f"shortfall refund, order {refund.order_id}, intake {refund.intake_id}",
                     lines=[ledger.debit("buyer_deposits", refund.amount_minor),
                            ledger.credit("stripe_clearing", refund.amount_minor)])
-    db.session.commit()
+    commit_step()
     db.session.expire_all()
 
 
@@ -482,7 +483,7 @@ def _mark_failed(refund: Refund, message: str) -> None:
                     memo=f"Stripe refused the refund of order {refund.order_id}; owed by hand",
                     lines=[ledger.debit("buyer_deposits", refund.amount_minor),
                            ledger.credit("unsold_returns", refund.amount_minor)])
-    db.session.commit()
+    commit_step()
     db.session.expire_all()
 
 

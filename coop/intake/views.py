@@ -6,12 +6,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..catalog import services as catalog
-from ..common import confirm
+from ..common import confirm, web
 from ..common.access import require_member
-from ..common.errors import DomainError
-from ..common.forms import apply_error
 from ..common.paging import page_number
-from ..cooperatives import services as coop_services
 from ..extensions import db
 from ..pools import services as pools
 from . import services
@@ -21,19 +18,11 @@ bp = Blueprint("intake", __name__)
 STATEMENTS_PAGE = 100  # a coop's statements a page
 
 
-def _or_404(fn, *args):
-    try:
-        return fn(*args)
-    except DomainError as exc:
-        if exc.status == 404:
-            abort(404)
-        raise
-
-
 @bp.route("/manage/pools/<int:pool_id>/intake")
 @login_required
+@web.unit_of_work
 def pool_intake(pool_id):
-    pool = _or_404(pools.get_pool, pool_id)
+    pool = pools.get_pool(pool_id)
     require_member(pool.coop_id, "manager", "treasurer")
     pending_only = request.args.get("show") == "pending"
     point = request.args.get("point", "")[:160]
@@ -57,8 +46,9 @@ def _grade_choices(pool):
 
 @bp.route("/manage/allocations/<int:allocation_id>/intake", methods=["GET", "POST"])
 @login_required
+@web.unit_of_work
 def record(allocation_id):
-    allocation = _or_404(services.get_allocation, allocation_id)
+    allocation = services.get_allocation(allocation_id)
     require_member(allocation.pool.coop_id, "manager")
     existing = services.intake_for(allocation.id)
     if existing is not None:
@@ -66,52 +56,49 @@ def record(allocation_id):
     pool = allocation.pool
     form = IntakeForm()
     form.grade.choices = _grade_choices(pool)
-    status = 200
-    if form.is_submitted():
-        if not form.validate():
-            status = 422
-        else:
-            try:
-                preview = services.preview_intake(
-                    current_user, allocation.id, received_kg=form.received_kg.data,
-                    grade=form.grade.data, not_delivered=form.not_delivered.data)
-                if preview.refund_minor > 0:
-                    # Money goes back to buyers' cards: shown first, done on "Yes".
-                    step = confirm.check(f"intake.record:{allocation.id}", preview)
-                    if not step.confirmed:
-                        db.session.rollback()
-                        return step.render(
-                            "intake/confirm.html", preview=preview, pool=pool,
-                            back=url_for("intake.record", allocation_id=allocation.id),
-                            yes=_("Yes, record it and refund the buyers"))
-                intake, _created = services.record_intake(
-                    current_user, allocation.id, received_kg=form.received_kg.data,
-                    grade=form.grade.data, not_delivered=form.not_delivered.data,
-                    idempotency_key=form.idempotency_key.data or None)
-                flash(_("Delivery recorded."), "info")
-                return redirect(url_for("intake.statement", intake_id=intake.id))
-            except DomainError as exc:
-                db.session.rollback()
-                if exc.code == "intake_recorded":
-                    flash(exc.message, "error")
-                    return redirect(url_for("intake.pool_intake", pool_id=pool.id))
-                apply_error(form, exc)
-                status = exc.status
-    else:
+
+    def page(status=200):
+        if not form.idempotency_key.data:
+            form.idempotency_key.data = uuid.uuid4().hex
+        from ..auth.models import User
+        farmer = db.session.get(User, allocation.farmer_user_id)
+        return render_template("intake/record.html", form=form, allocation=allocation,
+                               pool=pool, farmer=farmer), status
+    if not form.is_submitted():
         form.grade.data = pool.grade.code
-    if not form.idempotency_key.data:
-        form.idempotency_key.data = uuid.uuid4().hex
-    from ..auth.models import User
-    farmer = db.session.get(User, allocation.farmer_user_id)
-    return render_template("intake/record.html", form=form, allocation=allocation, pool=pool,
-                           farmer=farmer), status
+        return page()
+    if not form.validate():
+        return page(422)
+
+    def refused(exc):
+        if exc.code == "intake_recorded":
+            flash(exc.message, "error")
+            return redirect(url_for("intake.pool_intake", pool_id=pool.id))
+        web.show_on_form(form, exc)
+        return page(exc.status)
+    web.on_refusal(refused)
+    preview = services.preview_intake(
+        current_user, allocation.id, received_kg=form.received_kg.data,
+        grade=form.grade.data, not_delivered=form.not_delivered.data)
+    if preview.refund_minor > 0:
+        # Money goes back to buyers' cards: shown first, done on "Yes".
+        step = confirm.check(f"intake.record:{allocation.id}", preview)
+        if not step.confirmed:
+            return step.render(
+                "intake/confirm.html", preview=preview, pool=pool,
+                back=url_for("intake.record", allocation_id=allocation.id),
+                yes=_("Yes, record it and refund the buyers"))
+    intake, _created = services.record_intake(
+        current_user, allocation.id, received_kg=form.received_kg.data,
+        grade=form.grade.data, not_delivered=form.not_delivered.data,
+        idempotency_key=form.idempotency_key.data or None)
+    flash(_("Delivery recorded."), "info")
+    return redirect(url_for("intake.statement", intake_id=intake.id))
 
 
 @bp.route("/manage/coops/<int:coop_id>/statements")
-@login_required
-def coop_statements(coop_id):
-    require_member(coop_id, "manager", "treasurer")
-    coop = coop_services.get_coop(coop_id)
+@web.coop_view("manager", "treasurer")
+def coop_statements(coop):
     intakes = services.coop_statements(coop.id, limit=STATEMENTS_PAGE,
                                        before_id=request.args.get("before", type=int))
     return render_template("intake/statements.html", coop=coop, intakes=intakes,
@@ -129,7 +116,8 @@ def my_statements():
 
 @bp.route("/my/statements/<int:intake_id>")
 @login_required
+@web.unit_of_work
 def statement(intake_id):
-    intake = _or_404(services.statement, current_user, intake_id)
+    intake = services.statement(current_user, intake_id)
     return render_template("intake/statement.html", intake=intake,
                            refunds=services.refunds_of(intake))

@@ -3,10 +3,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..catalog import services as catalog
-from ..common import confirm
+from ..common import confirm, web
 from ..common.access import roles_in
-from ..common.errors import DomainError, NotFound
-from ..common.forms import apply_error
+from ..common.errors import ValidationFailed
 from ..common.quantities import grams_to_decimal
 from ..extensions import db
 from ..models import Listing
@@ -14,6 +13,8 @@ from sqlalchemy import select
 from . import services
 from .blueprint import bp
 from .forms import ListingForm, WithdrawForm
+
+PRODUCT = {"crop": "product", "grade": "product"}  # the form's one select for crop and grade
 
 
 def _product_choices():
@@ -90,26 +91,22 @@ def mine():
 
 @bp.route("/my/listings/new", methods=["GET", "POST"])
 @login_required
+@web.unit_of_work
 def new():
     _require_farmer()
     form = ListingForm()
     _prepare(form)
     if form.validate_on_submit():
         crop, grade = _split_product(form.product.data)
-        try:
-            services.create_listing(
-                current_user, crop=crop, grade=grade, quantity_kg=form.quantity_kg.data,
-                harvested_on=form.harvested_on.data, collection_point=form.collection_point.data,
-                notes=form.notes.data, coop_id=form.coop_id.data if len(form.coop_id.choices) > 1
-                else None, photo=_photo_bytes(form),
-                idempotency_key=request.form.get("idempotency_key") or None)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            if "crop" in exc.fields or "grade" in exc.fields:
-                exc.fields = {"product": exc.fields.get("crop", []) + exc.fields.get("grade", [])}
-            apply_error(form, exc)
-            return render_template("listings/form.html", form=form, listing=None), exc.status
+        web.refusal_on_form(form, lambda status: (
+            render_template("listings/form.html", form=form, listing=None), status),
+            rename=PRODUCT)
+        services.create_listing(
+            current_user, crop=crop, grade=grade, quantity_kg=form.quantity_kg.data,
+            harvested_on=form.harvested_on.data, collection_point=form.collection_point.data,
+            notes=form.notes.data, coop_id=form.coop_id.data if len(form.coop_id.choices) > 1
+            else None, photo=_photo_bytes(form),
+            idempotency_key=request.form.get("idempotency_key") or None)
         flash(_("Harvest listed."), "info")
         return redirect(url_for("listings.mine"))
     return render_template("listings/form.html", form=form, listing=None), \
@@ -118,12 +115,10 @@ def new():
 
 @bp.route("/my/listings/<int:listing_id>/edit", methods=["GET", "POST"])
 @login_required
+@web.unit_of_work
 def edit(listing_id):
     _require_farmer()
-    try:
-        listing = services.own_listing(current_user, listing_id)
-    except NotFound:
-        abort(404)
+    listing = services.own_listing(current_user, listing_id)
     form = ListingForm(obj=None)
     _prepare(form, listing.collection_point)
     if request.method == "GET":
@@ -135,21 +130,16 @@ def edit(listing_id):
         form.coop_id.data = listing.coop_id
     elif form.validate_on_submit():
         crop, grade = _split_product(form.product.data)
-        try:
-            services.update_listing(current_user, listing.id, crop=crop,
-                                    quantity_kg=form.quantity_kg.data,
-                                    harvested_on=form.harvested_on.data, grade=grade,
-                                    collection_point=form.collection_point.data,
-                                    notes=form.notes.data, photo=_photo_bytes(form))
-            db.session.commit()
-            flash(_("Listing saved."), "info")
-            return redirect(url_for("listings.mine"))
-        except DomainError as exc:
-            db.session.rollback()
-            if "crop" in exc.fields or "grade" in exc.fields:
-                exc.fields = {"product": exc.fields.get("crop", []) + exc.fields.get("grade", [])}
-            apply_error(form, exc)
-            return render_template("listings/form.html", form=form, listing=listing), exc.status
+        web.refusal_on_form(form, lambda status: (
+            render_template("listings/form.html", form=form, listing=listing), status),
+            rename=PRODUCT)
+        services.update_listing(current_user, listing.id, crop=crop,
+                                quantity_kg=form.quantity_kg.data,
+                                harvested_on=form.harvested_on.data, grade=grade,
+                                collection_point=form.collection_point.data,
+                                notes=form.notes.data, photo=_photo_bytes(form))
+        flash(_("Listing saved."), "info")
+        return redirect(url_for("listings.mine"))
     else:
         return render_template("listings/form.html", form=form, listing=listing), 422
     return render_template("listings/form.html", form=form, listing=listing)
@@ -157,27 +147,22 @@ def edit(listing_id):
 
 @bp.route("/my/listings/<int:listing_id>/withdraw", methods=["POST"])
 @login_required
+@web.unit_of_work
 def withdraw(listing_id):
     _require_farmer()
     form = WithdrawForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        preview = services.preview_withdraw_listing(current_user, listing_id)
-        step = confirm.check(f"listings.withdraw:{listing_id}", preview)
-        if not step.confirmed:
-            listing = db.session.get(Listing, listing_id)
-            return step.render("listings/confirm_withdraw.html", preview=preview,
-                               listing=listing, back=url_for("listings.mine"),
-                               yes=_("Yes, withdraw it"))
-        services.withdraw_listing(current_user, listing_id)
-        db.session.commit()
-        flash(_("Listing withdrawn."), "info")
-    except NotFound:
-        abort(404)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    web.refusal_flashed(url_for("listings.mine"), passing=404)
+    preview = services.preview_withdraw_listing(current_user, listing_id)
+    step = confirm.check(f"listings.withdraw:{listing_id}", preview)
+    if not step.confirmed:
+        listing = db.session.get(Listing, listing_id)
+        return step.render("listings/confirm_withdraw.html", preview=preview,
+                           listing=listing, back=url_for("listings.mine"),
+                           yes=_("Yes, withdraw it"))
+    services.withdraw_listing(current_user, listing_id)
+    flash(_("Listing withdrawn."), "info")
     return redirect(url_for("listings.mine"))
 
 

@@ -12,11 +12,8 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
 
-from ..common import confirm
-from ..common.errors import DomainError
-from ..common.forms import apply_error
+from ..common import confirm, web
 from ..cooperatives import services as coop_services
-from ..extensions import db
 from . import services
 from .forms import BatchForm, CashConfirmForm, ConfirmationsForm
 
@@ -47,39 +44,34 @@ def _render_payables(coop, form, status=200):
 
 
 @bp.route("/manage/coops/<int:coop_id>/payables")
-@login_required
-def payables(coop_id):
-    services.require_treasurer(coop_id, current_user)
-    return _render_payables(coop_services.get_coop(coop_id), _batch_form())
+@web.coop_view(check=services.require_treasurer)
+def payables(coop):
+    return _render_payables(coop, _batch_form())
 
 
 @bp.route("/manage/coops/<int:coop_id>/payout-batches", methods=["POST"])
-@login_required
-def create_batch(coop_id):
-    services.require_treasurer(coop_id, current_user)
-    coop = coop_services.get_coop(coop_id)
+@web.coop_view(check=services.require_treasurer)
+def create_batch(coop):
     form = _batch_form()
     if not form.validate_on_submit():
         return _render_payables(coop, form, 422)
-    try:
-        if services.batch_for_key(coop, form.idempotency_key.data) is None:
-            preview = services.preview_batch(coop, rail=form.rail.data or None)
-            step = confirm.check(f"payouts.batch:{coop.id}", preview)
-            if not step.confirmed:
-                db.session.rollback()
-                return step.render("payouts/confirm_batch.html", coop=coop, preview=preview,
-                                   rails=services.rail_names(),
-                                   back=url_for("payouts.payables", coop_id=coop.id),
-                                   yes=_("Yes, make the batch"))
-        batch, created = services.create_batch(coop, current_user, rail=form.rail.data or None,
-                                               idempotency_key=form.idempotency_key.data)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        apply_error(form, exc)
+
+    def refused(exc):
+        web.show_on_form(form, exc)
         for problem in (exc.fields or {}).get("left_out", []):
             flash(problem, "error")
         return _render_payables(coop, form, exc.status)
+    web.on_refusal(refused)
+    if services.batch_for_key(coop, form.idempotency_key.data) is None:
+        preview = services.preview_batch(coop, rail=form.rail.data or None)
+        step = confirm.check(f"payouts.batch:{coop.id}", preview)
+        if not step.confirmed:
+            return step.render("payouts/confirm_batch.html", coop=coop, preview=preview,
+                               rails=services.rail_names(),
+                               back=url_for("payouts.payables", coop_id=coop.id),
+                               yes=_("Yes, make the batch"))
+    batch, created = services.create_batch(coop, current_user, rail=form.rail.data or None,
+                                           idempotency_key=form.idempotency_key.data)
     if created:
         flash(ngettext("Payout batch #%(id)d made: %(num)d line.",
                        "Payout batch #%(id)d made: %(num)d lines.", len(batch.lines),
@@ -89,6 +81,7 @@ def create_batch(coop_id):
 
 @bp.route("/manage/payout-batches/<int:batch_id>")
 @login_required
+@web.unit_of_work
 def batch(batch_id):
     batch = _batch(batch_id)
     return _render_batch(batch, ConfirmationsForm())
@@ -108,15 +101,13 @@ def batch_coop(batch):
 
 @bp.route("/manage/payout-batches/<int:batch_id>/export.csv")
 @login_required
+@web.unit_of_work
 def export(batch_id):
     batch = _batch(batch_id)
     rail = request.args.get("rail") or None
-    try:
-        body = services.export_csv(batch, current_user, rail=rail)
-    except DomainError as exc:
-        db.session.rollback()
-        return _render_batch(batch, ConfirmationsForm(), exc.status, [exc.message])
-    db.session.commit()
+    web.on_refusal(lambda exc: _render_batch(batch, ConfirmationsForm(), exc.status,
+                                             [exc.message]))
+    body = services.export_csv(batch, current_user, rail=rail)
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition":
             f'attachment; filename="minga-payouts-{batch.id}-{rail or "all"}.csv"'})
@@ -124,6 +115,7 @@ def export(batch_id):
 
 @bp.route("/manage/payout-batches/<int:batch_id>/confirmations", methods=["POST"])
 @login_required
+@web.unit_of_work
 def confirmations(batch_id):
     batch = _batch(batch_id)
     form = ConfirmationsForm()
@@ -132,27 +124,28 @@ def confirmations(batch_id):
     data = _posted_file(form)
     if not data:
         return _render_batch(batch, form, 422, [_("Choose the bank's file or paste it.")])
-    try:
-        preview = services.preview_confirmations(batch, data)
-        # The confirmation page carries the file itself: a browser cannot post an upload again.
-        step = confirm.check(f"payouts.confirmations:{batch.id}", preview,
-                             data={"text": None, "content": _encoded(data)})
-        if not step.confirmed:
-            db.session.rollback()
-            return step.render("payouts/confirm_confirmations.html", batch=batch,
-                               preview=preview, rails=services.rail_names(),
-                               back=url_for("payouts.batch", batch_id=batch.id),
-                               yes=_("Yes, record them"))
-        result = services.import_confirmations(batch, current_user, data)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        batch = _batch(batch_id)
-        return _render_batch(batch, form, exc.status,
-                             [exc.message] + list((exc.fields or {}).get("file", [])))
+    _refusal_on_batch(batch_id, form)
+    preview = services.preview_confirmations(batch, data)
+    # The confirmation page carries the file itself: a browser cannot post an upload again.
+    step = confirm.check(f"payouts.confirmations:{batch.id}", preview,
+                         data={"text": None, "content": _encoded(data)})
+    if not step.confirmed:
+        return step.render("payouts/confirm_confirmations.html", batch=batch,
+                           preview=preview, rails=services.rail_names(),
+                           back=url_for("payouts.batch", batch_id=batch.id),
+                           yes=_("Yes, record them"))
+    result = services.import_confirmations(batch, current_user, data)
     flash(_("Confirmations recorded: %(p)d paid, %(f)d failed, %(u)d already recorded.",
             p=len(result.paid), f=len(result.failed), u=len(result.unchanged)), "info")
     return redirect(url_for("payouts.batch", batch_id=batch.id))
+
+
+def _refusal_on_batch(batch_id, form):
+    """A refusal shows on the batch's page (read again: the unit of work rolled back), with
+    the problems of the file."""
+    web.on_refusal(lambda exc: _render_batch(
+        _batch(batch_id), form, exc.status,
+        [exc.message] + list((exc.fields or {}).get("file", []))))
 
 
 def _encoded(data: bytes) -> str:
@@ -176,9 +169,11 @@ def _posted_file(form) -> bytes:
 
 @bp.route("/manage/payout-lines/<int:line_id>/cash", methods=["POST"])
 @login_required
+@web.unit_of_work
 def confirm_cash(line_id):
     line = services.get_line(line_id)
-    batch = _batch(line.batch_id)
+    batch_id = line.batch_id
+    batch = _batch(batch_id)
     if line.rail != "cash":
         abort(404)
     form = CashConfirmForm()
@@ -186,28 +181,22 @@ def confirm_cash(line_id):
         return _render_batch(batch, ConfirmationsForm(), 422, [_("Choose the outcome.")])
     reference = (form.reference.data or "").strip() or f"CASH-{line.id}"
     rows = [(1, line.id, form.status.data, reference)]
-    try:
-        preview = services.preview_rows(batch, rows)
-        step = confirm.check(f"payouts.cash:{line.id}", preview)
-        if not step.confirmed:
-            db.session.rollback()
-            return step.render("payouts/confirm_confirmations.html", batch=batch,
-                               preview=preview, rails=services.rail_names(),
-                               back=url_for("payouts.batch", batch_id=batch.id),
-                               yes=_("Yes, record it"))
-        services.apply_confirmations(batch, current_user, rows)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        batch = _batch(line.batch_id)
-        return _render_batch(batch, ConfirmationsForm(), exc.status,
-                             [exc.message] + list((exc.fields or {}).get("file", [])))
+    _refusal_on_batch(batch_id, ConfirmationsForm())
+    preview = services.preview_rows(batch, rows)
+    step = confirm.check(f"payouts.cash:{line.id}", preview)
+    if not step.confirmed:
+        return step.render("payouts/confirm_confirmations.html", batch=batch,
+                           preview=preview, rails=services.rail_names(),
+                           back=url_for("payouts.batch", batch_id=batch.id),
+                           yes=_("Yes, record it"))
+    services.apply_confirmations(batch, current_user, rows)
     flash(_("Line %(id)d recorded.", id=line.id), "info")
     return redirect(url_for("payouts.batch", batch_id=batch.id))
 
 
 @bp.route("/manage/payout-batches/<int:batch_id>/receipts")
 @login_required
+@web.unit_of_work
 def receipts(batch_id):
     """Printable cash receipts for signature: every cash line of the batch, or ?line=<id>."""
     batch = _batch(batch_id)

@@ -23,6 +23,7 @@ from ..common.locks import supply_lock
 from ..common.models import utcnow
 from ..common.quantities import QuantityError, parse_kg
 from ..common.statuses import LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES, UNSOLD_POOL_STATUSES
+from ..common.web import commit_step
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings import services as listing_services
@@ -312,7 +313,7 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
     amount = pricing.amount_for(price.buyer, grams)
     # Step 1: reserve the quantity and record the order as pending. The reads above end
     # first, so the write starts its own transaction (SQLite cannot upgrade a stale read).
-    db.session.commit()
+    commit_step()
     _reserve(pool.id, grams)
     order = Order(pool_id=pool.id, buyer_id=user.buyer_id, user_id=user.id, quantity_g=grams,
                   status="pending", currency=pool.currency, payment_method=payment_method,
@@ -346,7 +347,7 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
     order.payment_intent_id = hold.id
     order.charge_id = hold.charge_id
     _ledger_hold(order)
-    db.session.commit()
+    commit_step()
     return order, True
 
 
@@ -375,7 +376,7 @@ def _fail_pending(order: Order, exc: Exception) -> None:
                                 .execution_options(synchronize_session=False))
     if failed.rowcount == 1:
         _release(order.pool_id, order.quantity_g)
-    db.session.commit()
+    commit_step()
     db.session.refresh(order)
 
 
@@ -397,14 +398,14 @@ def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = Non
         _reserve(pool.id, delta)
     elif not _release(pool.id, -delta):
         raise Conflict(_("This pool is closed."), code="pool_closed")
-    db.session.commit()
+    commit_step()
     amount = pricing.amount_for(pricing.highest(pool.price).buyer, grams)
     try:
         hold = gateway.hold(amount, order.currency, order.payment_method,
                             {"order_id": str(order.id), "pool_id": str(pool.id)})
     except gateway.PaymentError as exc:
         (_release(pool.id, delta) if delta > 0 else _reserve(pool.id, -delta))
-        db.session.commit()
+        commit_step()
         if isinstance(exc, gateway.CardDeclined):
             raise PaymentDeclined(_("The card was declined for the new amount; your order is "
                                     "unchanged."), code="payment_declined")
@@ -417,7 +418,7 @@ def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = Non
     order.payment_intent_id = hold.id
     order.charge_id = hold.charge_id
     _ledger_hold(order)
-    db.session.commit()
+    commit_step()
     if old_intent:
         _cancel_quietly(old_intent)
     return order
@@ -455,7 +456,7 @@ def withdraw_order(user, order_id: int, now: datetime | None = None) -> Order:
         db.session.rollback()
         raise Conflict(_("This order can no longer be withdrawn."), code="order_not_open")
     _ledger_release(order)
-    db.session.commit()
+    commit_step()
     _cancel_quietly(order.payment_intent_id)
     db.session.refresh(order)
     return order
@@ -489,7 +490,7 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
         db.session.rollback()
         raise Conflict(_("This pool is not due to close yet."), code="not_due")
     if _expire_abandoned(pool, now):
-        db.session.commit()
+        commit_step()
         raise Conflict(_("Orders are being placed right now; try closing again in a minute."),
                        code="orders_in_flight")
     pool.decided_at = now
@@ -508,7 +509,7 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
         pool.status = "confirmed"
     else:
         pool.status = "failed"
-    db.session.commit()
+    commit_step()
 
 
 def _split_over_listings(grams: int, listings) -> dict[int, int]:
@@ -553,7 +554,7 @@ def _settle(pool_id: int, now: datetime) -> None:
     capture = pool.status == "confirmed"
     ids = list(db.session.scalars(select(Order.id).where(Order.pool_id == pool_id,
                                                          Order.status == "authorized")))
-    db.session.commit()
+    commit_step()
     for order_id in ids:
         order = db.session.get(Order, order_id)
         if order.status != "authorized":
@@ -580,10 +581,10 @@ def _settle(pool_id: int, now: datetime) -> None:
                 _ledger_capture(order, values["amount_captured_minor"], values["charge_id"])
             else:
                 _ledger_release(order)
-        db.session.commit()
+        commit_step()
     db.session.execute(update(Pool).where(Pool.id == pool_id, Pool.settled_at.is_(None))
                        .values(settled_at=now).execution_options(synchronize_session=False))
-    db.session.commit()
+    commit_step()
 
 
 def close_pool(pool_id: int, *, now: datetime | None = None, on_demand: bool = True) -> Pool:
@@ -592,7 +593,7 @@ def close_pool(pool_id: int, *, now: datetime | None = None, on_demand: bool = T
     Closing again, or after a crash, finishes what is left and never does anything twice."""
     now = now or utcnow()
     get_pool(pool_id)
-    db.session.commit()
+    commit_step()
     _decide(pool_id, now, on_demand)
     pool = get_pool(pool_id)
     if pool.settled_at is None:
@@ -613,7 +614,7 @@ def cancel_pool(pool_id: int, now: datetime | None = None) -> Pool:
         raise Conflict(_("Only an open pool can be cancelled."), code="pool_closed")
     pool.status = "cancelled"
     pool.decided_at = now
-    db.session.commit()
+    commit_step()
     _settle(pool_id, now)
     return get_pool(pool_id)
 
@@ -625,7 +626,7 @@ def close_due(now: datetime | None = None) -> list[tuple[int, str]]:
     due = list(db.session.scalars(select(Pool.id).where(
         ((Pool.status == "open") & (Pool.closes_at <= now))
         | ((Pool.status != "open") & Pool.settled_at.is_(None))).order_by(Pool.id)))
-    db.session.commit()
+    commit_step()
     done = []
     for pool_id in due:
         try:

@@ -6,14 +6,12 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from ..common import confirm
-from ..common.access import require_member
-from ..common.errors import DomainError
-from ..common.forms import apply_error
+from ..common import confirm, web
+from ..common.access import require_member, roles_in
+from ..common.errors import ValidationFailed
 from ..common.models import utcnow
-from ..cooperatives import services as coop_services
 from ..extensions import db
-from ..listings.views import _product_choices
+from ..listings.views import PRODUCT, _product_choices
 from ..pricing import services as pricing
 from . import services
 from .forms import ActionForm, ChangeOrderForm, OrderForm, PoolForm
@@ -34,55 +32,45 @@ def index():
                            now=utcnow())
 
 
-def _pool_or_404(pool_id):
-    try:
-        return services.get_pool(pool_id)
-    except DomainError:
-        abort(404)
-
-
 @bp.route("/pools/<int:pool_id>", methods=["GET", "POST"])
+@web.unit_of_work
 def detail(pool_id):
-    pool = _pool_or_404(pool_id)
+    pool = services.get_pool(pool_id)
     form = OrderForm()
-    status = 200
-    if form.is_submitted():
-        if not current_user.is_authenticated:
-            return redirect(url_for("auth.login", next=url_for("pools.detail", pool_id=pool.id)))
-        if not form.validate():
-            status = 422
-        else:
-            try:
-                preview = services.preview_order(current_user, pool.id,
-                                                 quantity_kg=form.quantity_kg.data,
-                                                 payment_method=form.payment_method.data)
-                step = confirm.check(f"pools.order:{pool.id}", preview)
-                if not step.confirmed:
-                    db.session.rollback()
-                    return step.render(
-                        "pools/confirm_order.html", pool=pool, preview=preview,
-                        card=dict(form.payment_method.choices).get(form.payment_method.data),
-                        back=url_for("pools.detail", pool_id=pool.id),
-                        yes=_("Yes, hold the amount on my card"))
-                services.place_order(current_user, pool.id, quantity_kg=form.quantity_kg.data,
-                                     payment_method=form.payment_method.data,
-                                     idempotency_key=step.key)
-                flash(_("Your order is in. The amount is held on your card and taken only if "
-                        "the pool fills."), "info")
-                return redirect(url_for("pools.my_orders"))
-            except DomainError as exc:
-                db.session.rollback()
-                apply_error(form, exc)
-                status = exc.status
-    db.session.refresh(pool)
-    mine = services.buyer_pool_orders(current_user, pool.id) \
-        if current_user.is_authenticated else []
-    from ..listings.services import pool_photos
-    return render_template("pools/detail.html", now=utcnow(), form=form, mine=mine,
-                           refunds=_refunds(mine),
-                           photos=pool_photos(pool.coop_id, pool.crop_id, pool.grade_id),
-                           test_cards=current_app.config["STRIPE_TEST_PAYMENT_METHODS"],
-                           **_view(pool)), status
+
+    def page(status=200):
+        db.session.refresh(pool)
+        mine = services.buyer_pool_orders(current_user, pool.id) \
+            if current_user.is_authenticated else []
+        from ..listings.services import pool_photos
+        return render_template("pools/detail.html", now=utcnow(), form=form, mine=mine,
+                               refunds=_refunds(mine),
+                               photos=pool_photos(pool.coop_id, pool.crop_id, pool.grade_id),
+                               test_cards=current_app.config["STRIPE_TEST_PAYMENT_METHODS"],
+                               **_view(pool)), status
+    if not form.is_submitted():
+        return page()
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login", next=url_for("pools.detail", pool_id=pool.id)))
+    if not form.validate():
+        return page(422)
+    web.refusal_on_form(form, page)
+    preview = services.preview_order(current_user, pool.id,
+                                     quantity_kg=form.quantity_kg.data,
+                                     payment_method=form.payment_method.data)
+    step = confirm.check(f"pools.order:{pool.id}", preview)
+    if not step.confirmed:
+        return step.render(
+            "pools/confirm_order.html", pool=pool, preview=preview,
+            card=dict(form.payment_method.choices).get(form.payment_method.data),
+            back=url_for("pools.detail", pool_id=pool.id),
+            yes=_("Yes, hold the amount on my card"))
+    services.place_order(current_user, pool.id, quantity_kg=form.quantity_kg.data,
+                         payment_method=form.payment_method.data,
+                         idempotency_key=step.key)
+    flash(_("Your order is in. The amount is held on your card and taken only if "
+            "the pool fills."), "info")
+    return redirect(url_for("pools.my_orders"))
 
 
 @bp.route("/my/orders")
@@ -109,59 +97,52 @@ def _refunds(orders):
 
 @bp.route("/my/orders/<int:order_id>/change", methods=["POST"])
 @login_required
+@web.unit_of_work
 def change_order(order_id):
     form = ChangeOrderForm()
-    try:
-        services.own_order(current_user, order_id)
-    except DomainError:
-        abort(404)
+    services.own_order(current_user, order_id)
     typed = request.form.get("quantity_kg", "")[:64]
     if not form.validate_on_submit():
         why = " ".join(str(e) for e in form.quantity_kg.errors) or _("Give the new kilograms.")
         # The order's own field shows what was typed and how to write it; nothing changed.
         return _my_orders_page(form, (order_id, typed, why), 422)
-    try:
-        preview = services.preview_change(current_user, order_id,
-                                          quantity_kg=form.quantity_kg.data)
-        step = confirm.check(f"pools.change:{order_id}", preview)
-        if not step.confirmed and preview.grams != preview.old_grams:
-            db.session.rollback()
-            return step.render("pools/confirm_order.html", preview=preview,
-                               pool=services.get_pool(preview.pool_id),
-                               back=url_for("pools.my_orders"),
-                               yes=_("Yes, change my order"))
-        services.change_order(current_user, order_id, quantity_kg=form.quantity_kg.data)
-        flash(_("Order changed; the hold on your card was adjusted."), "info")
-    except DomainError as exc:
-        db.session.rollback()
+
+    def refused(exc):
         if exc.fields.get("quantity_kg"):
             return _my_orders_page(form, (order_id, typed, exc.message), exc.status)
         flash(exc.message, "error")
+        return redirect(url_for("pools.my_orders"))
+    web.on_refusal(refused)
+    preview = services.preview_change(current_user, order_id,
+                                      quantity_kg=form.quantity_kg.data)
+    step = confirm.check(f"pools.change:{order_id}", preview)
+    if not step.confirmed and preview.grams != preview.old_grams:
+        return step.render("pools/confirm_order.html", preview=preview,
+                           pool=services.get_pool(preview.pool_id),
+                           back=url_for("pools.my_orders"),
+                           yes=_("Yes, change my order"))
+    services.change_order(current_user, order_id, quantity_kg=form.quantity_kg.data)
+    flash(_("Order changed; the hold on your card was adjusted."), "info")
     return redirect(url_for("pools.my_orders"))
 
 
 @bp.route("/my/orders/<int:order_id>/withdraw", methods=["POST"])
 @login_required
+@web.unit_of_work
 def withdraw_order(order_id):
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        preview = services.preview_withdraw(current_user, order_id)
-        step = confirm.check(f"pools.withdraw:{order_id}", preview)
-        if not step.confirmed:
-            db.session.rollback()
-            return step.render("pools/confirm_order.html", preview=preview, withdraw=True,
-                               pool=services.get_pool(preview.pool_id),
-                               back=url_for("pools.my_orders"),
-                               yes=_("Yes, withdraw my order"))
-        services.withdraw_order(current_user, order_id)
-        flash(_("Order withdrawn; the hold on your card was released."), "info")
-    except DomainError as exc:
-        db.session.rollback()
-        if exc.status == 404:
-            abort(404)
-        flash(exc.message, "error")
+    web.refusal_flashed(url_for("pools.my_orders"), passing=404)
+    preview = services.preview_withdraw(current_user, order_id)
+    step = confirm.check(f"pools.withdraw:{order_id}", preview)
+    if not step.confirmed:
+        return step.render("pools/confirm_order.html", preview=preview, withdraw=True,
+                           pool=services.get_pool(preview.pool_id),
+                           back=url_for("pools.my_orders"),
+                           yes=_("Yes, withdraw my order"))
+    services.withdraw_order(current_user, order_id)
+    flash(_("Order withdrawn; the hold on your card was released."), "info")
     return redirect(url_for("pools.my_orders"))
 
 
@@ -187,41 +168,31 @@ def my_deliveries():
 
 
 @bp.route("/manage/coops/<int:coop_id>/pools", methods=["GET", "POST"])
-@login_required
-def manage(coop_id):
-    require_member(coop_id, "manager")
-    coop = coop_services.get_coop(coop_id)
+@web.coop_view("manager")
+def manage(coop):
     form = PoolForm()
     form.product.choices = _product_choices()
-    status = 200
-    if form.is_submitted():
-        if not form.validate():
-            status = 422
-        else:
-            crop, _sep, grade = (form.product.data or "").partition("/")
-            try:
-                closes = _local_datetime(form.closes_at.data)
-                pool = services.open_pool(coop, current_user, crop=crop, grade=grade,
-                                          min_kg=form.min_kg.data, max_kg=form.max_kg.data,
-                                          closes_at=closes)
-                db.session.commit()
-                flash(_("Pool opened."), "info")
-                return redirect(url_for("pools.manage_pool", pool_id=pool.id))
-            except DomainError as exc:
-                db.session.rollback()
-                if "crop" in exc.fields or "grade" in exc.fields:
-                    exc.fields = {"product": exc.fields.get("crop", [])
-                                  + exc.fields.get("grade", [])}
-                apply_error(form, exc)
-                status = exc.status
-    items = [_view(p) for p in services.pools(coop_id=coop.id)]
-    return render_template("pools/manage.html", coop=coop, form=form, items=items,
-                           now=utcnow()), status
+
+    def page(status=200):
+        items = [_view(p) for p in services.pools(coop_id=coop.id)]
+        return render_template("pools/manage.html", coop=coop, form=form, items=items,
+                               now=utcnow()), status
+    if not form.is_submitted():
+        return page()
+    if not form.validate():
+        return page(422)
+    crop, _sep, grade = (form.product.data or "").partition("/")
+    web.refusal_on_form(form, page, rename=PRODUCT)
+    closes = _local_datetime(form.closes_at.data)
+    pool = services.open_pool(coop, current_user, crop=crop, grade=grade,
+                              min_kg=form.min_kg.data, max_kg=form.max_kg.data,
+                              closes_at=closes)
+    flash(_("Pool opened."), "info")
+    return redirect(url_for("pools.manage_pool", pool_id=pool.id))
 
 
 def _local_datetime(text):
     """A datetime-local value in the app's time zone (or an ISO time with offset)."""
-    from ..common.errors import ValidationFailed
     try:
         moment = datetime.fromisoformat((text or "").strip())
     except ValueError:
@@ -234,8 +205,9 @@ def _local_datetime(text):
 
 @bp.route("/manage/pools/<int:pool_id>")
 @login_required
+@web.unit_of_work
 def manage_pool(pool_id):
-    pool = _pool_or_404(pool_id)
+    pool = services.get_pool(pool_id)
     require_member(pool.coop_id, "manager", "treasurer")
     from sqlalchemy import select
     from ..auth.models import Buyer, User
@@ -256,47 +228,43 @@ def manage_pool(pool_id):
                            action_form=ActionForm(), now=utcnow(), **_view(pool))
 
 
-@bp.route("/manage/pools/<int:pool_id>/close", methods=["POST"])
-@login_required
-def close(pool_id):
-    pool = _pool_or_404(pool_id)
+def _pool_step(pool_id, action, preview_of, yes):
+    """Close or cancel a pool: the manager confirms the figures first; a refusal is flashed
+    on the pool's page. Returns (pool, None) to act, or (None, the confirmation page)."""
+    pool = services.get_pool(pool_id)
     require_member(pool.coop_id, "manager")
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        preview = services.preview_close(pool.id)
-        step = confirm.check(f"pools.close:{pool.id}", preview)
-        if not step.confirmed:
-            db.session.rollback()
-            return step.render("pools/confirm_close.html", pool=pool, preview=preview,
-                               back=url_for("pools.manage_pool", pool_id=pool.id),
-                               yes=_("Yes, close the pool"))
-        pool = services.close_pool(pool.id)
-        flash(_("Pool closed: %(status)s.", status=_(pool.status)), "info")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    back = url_for("pools.manage_pool", pool_id=pool_id)
+    web.refusal_flashed(back)
+    preview = preview_of(pool.id)
+    step = confirm.check(f"pools.{action}:{pool.id}", preview)
+    if not step.confirmed:
+        return None, step.render("pools/confirm_close.html", pool=pool, preview=preview,
+                                 back=back, yes=yes)
+    return pool, None
+
+
+@bp.route("/manage/pools/<int:pool_id>/close", methods=["POST"])
+@login_required
+@web.unit_of_work
+def close(pool_id):
+    pool, page = _pool_step(pool_id, "close", services.preview_close, _("Yes, close the pool"))
+    if page:
+        return page
+    pool = services.close_pool(pool.id)
+    flash(_("Pool closed: %(status)s.", status=_(pool.status)), "info")
     return redirect(url_for("pools.manage_pool", pool_id=pool_id))
 
 
 @bp.route("/manage/pools/<int:pool_id>/cancel", methods=["POST"])
 @login_required
+@web.unit_of_work
 def cancel(pool_id):
-    pool = _pool_or_404(pool_id)
-    require_member(pool.coop_id, "manager")
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    try:
-        preview = services.preview_cancel(pool.id)
-        step = confirm.check(f"pools.cancel:{pool.id}", preview)
-        if not step.confirmed:
-            db.session.rollback()
-            return step.render("pools/confirm_close.html", pool=pool, preview=preview,
-                               back=url_for("pools.manage_pool", pool_id=pool.id),
-                               yes=_("Yes, cancel the pool"))
-        services.cancel_pool(pool.id)
-        flash(_("Pool cancelled; every hold was released."), "info")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    pool, page = _pool_step(pool_id, "cancel", services.preview_cancel,
+                            _("Yes, cancel the pool"))
+    if page:
+        return page
+    services.cancel_pool(pool.id)
+    flash(_("Pool cancelled; every hold was released."), "info")
     return redirect(url_for("pools.manage_pool", pool_id=pool_id))

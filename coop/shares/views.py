@@ -7,14 +7,12 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from ..common.access import require_member, roles_in
-from ..common.errors import DomainError
-from ..common.forms import apply_error
+from ..common import web
+from ..common.access import roles_in
 from ..common.money import to_decimal
 from ..common.numbers import PERCENT_FORMAT, format_number
 from ..cooperatives import finance
 from ..cooperatives import services as coop_services
-from ..extensions import db
 from . import services
 from .forms import PaymentForm, RedeemForm, SettingsForm, SubscriptionForm
 
@@ -49,117 +47,83 @@ def _register_page(coop, status=200, payment=None, subscription=None):
 
 
 @bp.route("/manage/coops/<int:coop_id>/shares")
-@login_required
-def register(coop_id):
-    require_member(coop_id, "treasurer", "manager")
-    return _register_page(coop_services.get_coop(coop_id))
+@web.coop_view("treasurer", "manager")
+def register(coop):
+    return _register_page(coop)
 
 
 @bp.route("/manage/coops/<int:coop_id>/shares/payments", methods=["POST"])
-@login_required
-def pay(coop_id):
-    require_member(coop_id, "treasurer")
-    coop = coop_services.get_coop(coop_id)
+@web.coop_view("treasurer")
+def pay(coop):
     form = PaymentForm()
     form.member.choices = _member_choices(coop)
     if not form.validate():
         return _register_page(coop, 422, payment=form)
-    try:
-        amount = services.parse_amount(form.amount.data, coop.currency, "amount")
-        services.pay(coop, current_user, _member_id(form.member.data), amount,
-                     via=form.via.data, note=form.note.data or "",
-                     key=f"share-pay:{form.idempotency_key.data or uuid.uuid4().hex}")
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        if exc.status == 404:
-            abort(404)
-        apply_error(form, exc)
-        return _register_page(coop, exc.status, payment=form)
+    web.refusal_on_form(form, lambda status: _register_page(coop, status, payment=form),
+                        passing=404)
+    amount = services.parse_amount(form.amount.data, coop.currency, "amount")
+    services.pay(coop, current_user, _member_id(form.member.data), amount,
+                 via=form.via.data, note=form.note.data or "",
+                 key=f"share-pay:{form.idempotency_key.data or uuid.uuid4().hex}")
     flash(_("Share payment recorded."), "info")
     return redirect(url_for("shares.register", coop_id=coop.id))
 
 
 @bp.route("/manage/coops/<int:coop_id>/shares/subscriptions", methods=["POST"])
-@login_required
-def subscribe(coop_id):
-    require_member(coop_id, "treasurer")
-    coop = coop_services.get_coop(coop_id)
+@web.coop_view("treasurer")
+def subscribe(coop):
     form = SubscriptionForm()
     form.member.choices = _member_choices(coop)
     if not form.validate():
         return _register_page(coop, 422, subscription=form)
-    try:
-        services.set_subscription(coop, current_user, _member_id(form.member.data),
-                                  services.parse_count(form.shares.data, "shares"))
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        if exc.status == 404:
-            abort(404)
-        apply_error(form, exc)
-        return _register_page(coop, exc.status, subscription=form)
+    web.refusal_on_form(form, lambda status: _register_page(coop, status, subscription=form),
+                        passing=404)
+    services.set_subscription(coop, current_user, _member_id(form.member.data),
+                              services.parse_count(form.shares.data, "shares"))
     flash(_("Subscription changed."), "info")
     return redirect(url_for("shares.register", coop_id=coop.id))
 
 
 @bp.route("/manage/coops/<int:coop_id>/shares/<int:user_id>/redeem", methods=["POST"])
-@login_required
-def redeem(coop_id, user_id):
-    require_member(coop_id, "treasurer")
-    coop = coop_services.get_coop(coop_id)
+@web.coop_view("treasurer")
+def redeem(coop, user_id):
     form = RedeemForm()
+    back = url_for("shares.register", coop_id=coop.id)
     if not form.validate():
         flash(_("Say why the shares are redeemed."), "error")
-        return redirect(url_for("shares.register", coop_id=coop.id))
-    try:
-        services.redeem(coop, current_user, user_id, note=form.note.data)
-        db.session.commit()
-        flash(_("Shares redeemed at par; the amount is owed to the member and paid with the "
-                "next payout."), "info")
-    except DomainError as exc:
-        db.session.rollback()
-        if exc.status == 404:
-            abort(404)
-        flash(exc.message, "error")
-    return redirect(url_for("shares.register", coop_id=coop.id))
+        return redirect(back)
+    web.refusal_flashed(back, passing=404)
+    services.redeem(coop, current_user, user_id, note=form.note.data)
+    flash(_("Shares redeemed at par; the amount is owed to the member and paid with the "
+            "next payout."), "info")
+    return redirect(back)
 
 
 @bp.route("/manage/coops/<int:coop_id>/shares/settings", methods=["GET", "POST"])
-@login_required
-def settings(coop_id):
-    require_member(coop_id, "treasurer", "manager")
-    coop = coop_services.get_coop(coop_id)
+@web.coop_view("treasurer", "manager")
+def settings(coop):
     conf = finance.settings(coop)
     form = SettingsForm()
-    status = 200
-    if form.is_submitted():
-        if not form.validate():
-            status = 422
-        else:
-            try:
-                finance.update_settings(
-                    coop, current_user,
-                    par_minor=services.parse_amount(form.par_value.data, coop.currency,
-                                                    "par_value"),
-                    min_shares=services.parse_count(form.min_shares.data, "min_shares"),
-                    withholding_bps=services.parse_pct(form.withholding_pct.data,
-                                                       "withholding_pct"),
-                    advance_bps=services.parse_pct(form.advance_pct.data, "advance_pct"))
-                db.session.commit()
-                flash(_("Settings saved."), "info")
-                return redirect(url_for("shares.settings", coop_id=coop.id))
-            except DomainError as exc:
-                db.session.rollback()
-                apply_error(form, exc)
-                status = exc.status
-    else:
+
+    def page(status=200):
+        return render_template("shares/settings.html", coop=coop, form=form), status
+    if not form.is_submitted():
         form.par_value.data = to_decimal(conf.share_par_minor, coop.currency)
         form.min_shares.data = Decimal(conf.share_min_shares)
         form.withholding_pct.data = Decimal(conf.share_withholding_bps) / 100
         form.advance_pct.data = Decimal(conf.advance_bps) / 100
-    db.session.commit()  # finance_settings() may have created the row with the defaults
-    return render_template("shares/settings.html", coop=coop, form=form), status
+        return page()
+    if not form.validate():
+        return page(422)
+    web.refusal_on_form(form, page)
+    finance.update_settings(
+        coop, current_user,
+        par_minor=services.parse_amount(form.par_value.data, coop.currency, "par_value"),
+        min_shares=services.parse_count(form.min_shares.data, "min_shares"),
+        withholding_bps=services.parse_pct(form.withholding_pct.data, "withholding_pct"),
+        advance_bps=services.parse_pct(form.advance_pct.data, "advance_pct"))
+    flash(_("Settings saved."), "info")
+    return redirect(url_for("shares.settings", coop_id=coop.id))
 
 
 @bp.route("/my/shares")
