@@ -22,7 +22,8 @@ class Cooperative(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     region: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    memberships: Mapped[list["Membership"]] = relationship(back_populates="coop")
+    memberships: Mapped[list["Membership"]] = relationship(back_populates="coop",
+                                                          order_by="Membership.id")
 
 
 class Membership(db.Model):
