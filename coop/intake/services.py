@@ -212,6 +212,16 @@ def _by_key(coop_id: int, key: str) -> Intake | None:
                                                   Intake.idempotency_key == key))
 
 
+def _check_recordable(pool: Pool, allocation: Allocation) -> None:
+    """Refuses a delivery before the pool is confirmed and paid, or one recorded already."""
+    if pool.status != "confirmed" or pool.settled_at is None \
+            or pool.final_price_per_kg_minor is None:
+        raise Conflict(_("Deliveries are recorded once the pool is confirmed and paid."),
+                       code="pool_not_settled")
+    if intake_for(allocation.id) is not None:
+        raise Conflict(_("This delivery was recorded already."), code="intake_recorded")
+
+
 def record_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
                   not_delivered: bool = False, idempotency_key: str | None = None
                   ) -> tuple[Intake, bool]:
@@ -234,12 +244,7 @@ def record_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
             finish_refunds(intake_id=intake.id)
             return intake, False
     received_g, grade_row = _parse(pool, received_kg, grade, crop, not_delivered)
-    if pool.status != "confirmed" or pool.settled_at is None \
-            or pool.final_price_per_kg_minor is None:
-        raise Conflict(_("Deliveries are recorded once the pool is confirmed and paid."),
-                       code="pool_not_settled")
-    if intake_for(allocation.id) is not None:
-        raise Conflict(_("This delivery was recorded already."), code="intake_recorded")
+    _check_recordable(pool, allocation)
     version = _price_version(pool, grade_row.id)
     # Step 1, one transaction: end the reads, then lock the pool (an UPDATE takes the write
     # lock on both databases) so two intakes of a pool never split the same deposits.
@@ -522,12 +527,7 @@ def preview_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
     allocation = managed_allocation(user, allocation_id)
     pool = allocation.pool
     received_g, grade_row = _parse(pool, received_kg, grade, crop, bool(not_delivered))
-    if pool.status != "confirmed" or pool.settled_at is None \
-            or pool.final_price_per_kg_minor is None:
-        raise Conflict(_("Deliveries are recorded once the pool is confirmed and paid."),
-                       code="pool_not_settled")
-    if intake_for(allocation.id) is not None:
-        raise Conflict(_("This delivery was recorded already."), code="intake_recorded")
+    _check_recordable(pool, allocation)
     version = _price_version(pool, grade_row.id)
     f = _figures(allocation, pool, received_g, version)
     split = split_refund(pool.id, f["refund_total"])

@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 
 from ..catalog import services as catalog
 from ..common import confirm, web
-from ..common.access import require_member
+from ..common.access import is_farmer, require_member
 from ..common.paging import page_number
 from ..extensions import db
 from ..pools import services as pools
@@ -108,7 +108,7 @@ def coop_statements(coop):
 @bp.route("/my/statements")
 @login_required
 def my_statements():
-    if not any(m.role == "farmer" for m in current_user.memberships):
+    if not is_farmer(current_user):
         abort(403)
     return render_template("intake/statements.html", coop=None,
                            intakes=services.farmer_statements(current_user))

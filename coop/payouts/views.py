@@ -13,6 +13,7 @@ from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from ..common import confirm, web
+from ..common.access import is_farmer
 from ..cooperatives import services as coop_services
 from . import services
 from .forms import BatchForm, CashConfirmForm, ConfirmationsForm
@@ -212,7 +213,7 @@ def receipts(batch_id):
 @bp.route("/my/payments")
 @login_required
 def my_payments():
-    if not any(m.role == "farmer" for m in current_user.memberships):
+    if not is_farmer(current_user):
         abort(403)
     return render_template("payouts/my_payments.html",
                            coops=services.farmer_payments(current_user),

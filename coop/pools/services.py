@@ -380,10 +380,9 @@ def _fail_pending(order: Order, exc: Exception) -> None:
     db.session.refresh(order)
 
 
-def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = None) -> Order:
-    """Change the quantity of an order while its pool is open: a new hold for the new amount,
-    then the old one is released. Refuses past max_kg, a closed pool, a declined card."""
-    now = now or utcnow()
+def _changeable(user, order_id: int, quantity_kg, now: datetime) -> tuple[Order, Pool, int]:
+    """The buyer's own order, its pool and the new grams, refusing an order that is no longer
+    authorized or a pool that has closed."""
     order = own_order(user, order_id)
     grams = _grams(quantity_kg, "quantity_kg")
     if order.status != "authorized":
@@ -391,6 +390,13 @@ def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = Non
     pool = order.pool
     if pool.status != "open" or pool.closes_at <= now:
         raise Conflict(_("This pool is closed."), code="pool_closed")
+    return order, pool, grams
+
+
+def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = None) -> Order:
+    """Change the quantity of an order while its pool is open: a new hold for the new amount,
+    then the old one is released. Refuses past max_kg, a closed pool, a declined card."""
+    order, pool, grams = _changeable(user, order_id, quantity_kg, now or utcnow())
     delta = grams - order.quantity_g
     if delta == 0:
         return order
@@ -725,14 +731,7 @@ def _check_room(pool: Pool, grams: int) -> None:
 def preview_change(user, order_id: int, *, quantity_kg,
                    now: datetime | None = None) -> OrderPreview:
     """What change_order would hold instead of the current hold."""
-    now = now or utcnow()
-    order = own_order(user, order_id)
-    grams = _grams(quantity_kg, "quantity_kg")
-    if order.status != "authorized":
-        raise Conflict(_("This order can no longer be changed."), code="order_not_open")
-    pool = order.pool
-    if pool.status != "open" or pool.closes_at <= now:
-        raise Conflict(_("This pool is closed."), code="pool_closed")
+    order, pool, grams = _changeable(user, order_id, quantity_kg, now or utcnow())
     if grams > order.quantity_g:
         _check_room(pool, grams - order.quantity_g)
     price = pricing.highest(pool.price).buyer

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..common import confirm, web
-from ..common.access import require_member, roles_in
+from ..common.access import is_farmer, require_member, roles_in
 from ..common.errors import ValidationFailed
 from ..common.models import utcnow
 from ..extensions import db
@@ -147,7 +147,7 @@ def withdraw_order(order_id):
 
 
 def _farmer_page(template):
-    if not any(m.role == "farmer" for m in current_user.memberships):
+    if not is_farmer(current_user):
         abort(403)
     from ..intake import services as intake
     from ..payouts.services import rail_names

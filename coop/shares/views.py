@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..common import web
-from ..common.access import roles_in
+from ..common.access import is_farmer, roles_in
 from ..common.money import to_decimal
 from ..common.numbers import PERCENT_FORMAT, format_number
 from ..cooperatives import finance
@@ -129,7 +129,7 @@ def settings(coop):
 @bp.route("/my/shares")
 @login_required
 def mine():
-    if not any(m.role == "farmer" for m in current_user.memberships):
+    if not is_farmer(current_user):
         abort(403)
     accounts = services.member_accounts(current_user)
     items = []
