@@ -26,7 +26,6 @@ from coop.shares import services as shares
 from coop.treasury import bank_statement
 from coop.treasury import costs
 from coop.treasury import stripe_reconciliation
-from tests.intake_helpers import market, sold  # noqa: F401
 
 # Whole words (case-sensitive) that must never be read on a Spanish page.
 FORBIDDEN = [
@@ -262,7 +261,7 @@ def test_every_page_of_every_role_reads_in_spanish(app, client, world):
 
 
 def _login(client, user):
-    from tests.conftest import PASSWORD
+    from tests.support import PASSWORD
     response = client.post("/login", data={"login": user.email, "password": PASSWORD})
     assert response.status_code == 302
     return True
