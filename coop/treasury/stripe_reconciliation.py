@@ -164,7 +164,10 @@ def _stripe_reader(coop, reader, errors, skipped):
                 if "payment_intent" in cols else ""
             coop_ref = next((v.strip() for v in (raw.get(c) for c in meta_cols)
                              if v and v.strip()), None)
-            yield {"payment_intent": intent or None, "coop_ref": coop_ref,"txn_id": txn_id, "type": (raw.get(cols["type"]) or "").strip()[:32],
+            # payment_intent and coop_ref only tell whose the row is (`_own_rows`).
+            yield {"payment_intent": intent if 0 < len(intent) <= 255 else None,
+                   "coop_ref": coop_ref,
+                   "txn_id": txn_id, "type": (raw.get(cols["type"]) or "").strip()[:32],
                    "source": source[:255] or None, "charge_ref": charge[:255] or None,
                    "amount_minor": amount, "fee_minor": fee,
                    "net_minor": net, "currency": currency,
