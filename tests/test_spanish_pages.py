@@ -138,9 +138,12 @@ def world(sold, make_user, make_buyer):  # noqa: F811
     db.session.commit()
     today = utcnow().date()
     stripe_reconciliation.import_stripe_csv(coop, m.treasurer, io.BytesIO((
-        "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC),Available On (UTC)\n"
-        f"txn_x1,charge,ch_unknown,1000.00,30.00,970.00,cop,{today} 08:00:00,{today} 08:00:00\n"
-        f"txn_x2,payout,po_1,-500.00,0,-500.00,cop,{today} 08:00:00,{today} 08:00:00\n"
+        "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC),Available On (UTC),"
+        "coop_id (metadata)\n"
+        f"txn_x1,charge,ch_unknown,1000.00,30.00,970.00,cop,{today} 08:00:00,{today} 08:00:00,"
+        f"{coop.id}\n"
+        f"txn_x2,payout,po_1,-500.00,0,-500.00,cop,{today} 08:00:00,{today} 08:00:00,"
+        f"{coop.id}\n"
     ).encode()))
     bank_statement.import_bank_statement(coop, m.treasurer, io.BytesIO((
         "date,description,amount,reference\n"

@@ -117,10 +117,10 @@ def test_refunds_never_exceed_what_was_captured(market, monkeypatch):
                           payment_method="pm_card_visa")[0]
     real = gateway.capture
 
-    def expired_hold_for_b(intent, amount):
+    def expired_hold_for_b(intent, amount, metadata=None):
         if intent == b.payment_intent_id:
             raise gateway.PaymentError("unexpected_state", "the hold expired")
-        return real(intent, amount)
+        return real(intent, amount, metadata)
 
     monkeypatch.setattr(gateway, "capture", expired_hold_for_b)
     pools.close_pool(pool.id)
@@ -231,11 +231,11 @@ def test_same_key_same_body_returns_the_first_intake(sold):
 def test_stripe_down_once_leaves_refunds_pending_and_a_rerun_finishes_them(sold, monkeypatch):
     real, calls = gateway.refund, []
 
-    def down_once(intent, amount, key):
+    def down_once(intent, amount, key, metadata=None):
         calls.append(key)
         if len(calls) == 1:
             raise gateway.GatewayUnavailable("gateway_unavailable", "network down")
-        return real(intent, amount, key)
+        return real(intent, amount, key, metadata)
 
     monkeypatch.setattr(gateway, "refund", down_once)
     rec = _record(sold, 2, "120")
@@ -257,8 +257,8 @@ def test_stripe_down_once_leaves_refunds_pending_and_a_rerun_finishes_them(sold,
 def test_a_crash_after_stripe_refunded_never_refunds_twice(sold, monkeypatch, app):
     real = gateway.refund
 
-    def refund_then_crash(intent, amount, key):
-        real(intent, amount, key)
+    def refund_then_crash(intent, amount, key, metadata=None):
+        real(intent, amount, key, metadata)
         raise RuntimeError("process killed before the database heard of it")
 
     monkeypatch.setattr(gateway, "refund", refund_then_crash)
@@ -291,7 +291,7 @@ def test_a_crash_after_stripe_refunded_never_refunds_twice(sold, monkeypatch, ap
 
 
 def test_a_refund_stripe_refuses_for_good_is_marked_failed_and_owed(sold, monkeypatch):
-    def refused(intent, amount, key):
+    def refused(intent, amount, key, metadata=None):
         raise gateway.PaymentError("charge_already_refunded", "no", http_status=400)
 
     monkeypatch.setattr(gateway, "refund", refused)
@@ -303,7 +303,7 @@ def test_a_refund_stripe_refuses_for_good_is_marked_failed_and_owed(sold, monkey
 
 
 def test_flask_intake_finish_refunds(sold, monkeypatch, app):
-    def down(intent, amount, key):
+    def down(intent, amount, key, metadata=None):
         raise gateway.GatewayUnavailable("gateway_unavailable", "down")
 
     real = gateway.refund

@@ -58,7 +58,7 @@ class FakeStripe:
         intent["status"] = "canceled"
         return "canceled"
 
-    def capture(self, pid, amount):
+    def capture(self, pid, amount, metadata=None):
         intent = self.intents[pid]
         if intent["status"] == "requires_capture":
             assert 0 < amount <= intent["amount"]
@@ -68,7 +68,7 @@ class FakeStripe:
         return gateway.Hold(id=pid, status="succeeded", amount=intent["amount"],
                             currency=intent["currency"], charge_id=f"ch_{pid}")
 
-    def refund(self, pid, amount, idempotency_key):
+    def refund(self, pid, amount, idempotency_key, metadata=None):
         intent = self.intents[pid]
         assert intent["status"] == "succeeded"
         assert intent["refunded"] + amount <= intent["captured"], "refund above capture"

@@ -178,6 +178,15 @@ def test_partial_refund(sandbox):
                                                              ("refund", -15_000)]
     refund_txn = next(t for t in txns if t["type"] == "refund")
     assert refund_txn["source"] == refund_id and refund_txn["net"] == -15_000
+    assert refund_txn["payment_intent"] == held.id and refund_txn["coop_id"] is None
+    # A refund that names its coop: the metadata travels with the key, and the balance
+    # transaction says whose it is.
+    tagged = gateway.refund(held.id, 5_000, idempotency_key="k2",
+                            metadata={"coop_id": 4, "order_id": 9, "pool_id": 2})
+    assert sandbox.get(f"/v1/refunds/{tagged}")["metadata"] == {
+        "coop_id": "4", "order_id": "9", "pool_id": "2", "minga_idempotency_key": "k2"}
+    assert next(t for t in gateway.balance_transactions()
+                if t["source"] == tagged)["coop_id"] == "4"
 
 
 def test_refund_amount_must_be_an_integer(sandbox):
@@ -201,11 +210,13 @@ def test_balance_transactions_page_through_everything(sandbox):
     assert {t["source"] for t in txns} == sources
     assert sum(t["amount"] for t in txns) == 15_000
     for t in txns:
-        assert set(t) == {"id", "type", "source", "charge", "amount", "fee", "net",
-                          "currency", "available_on", "created"}
+        assert set(t) == {"id", "type", "source", "charge", "payment_intent", "coop_id",
+                          "amount", "fee", "net", "currency", "available_on", "created"}
         assert all(isinstance(t[k], int) for k in ("amount", "fee", "net"))
         assert t["net"] == t["amount"] - t["fee"] and t["currency"] == "COP"
         assert t["charge"] is None  # only a refund names the charge it is on
+        assert t["payment_intent"].startswith("pi_")  # the charge's intent, from the source
+        assert t["coop_id"] is None  # these holds named no coop
 
     rest = list(gateway.balance_transactions(starting_after=txns[1]["id"], limit=2))
     assert [t["id"] for t in rest] == [t["id"] for t in txns[2:]]

@@ -164,11 +164,11 @@ def test_closing_twice_or_after_a_crash_never_captures_or_allocates_twice(market
     orders = [_order(market, pool, "100"), _order(market, pool, "150", buyer=1)]
     real_capture, calls = gateway.capture, []
 
-    def crash_after_first(intent_id, amount):
+    def crash_after_first(intent_id, amount, metadata=None):
         calls.append(intent_id)
         if len(calls) == 2:
             raise gateway.GatewayUnavailable("gateway_unavailable", "network down")
-        return real_capture(intent_id, amount)
+        return real_capture(intent_id, amount, metadata)
 
     monkeypatch.setattr(gateway, "capture", crash_after_first)
     with pytest.raises(gateway.GatewayUnavailable):

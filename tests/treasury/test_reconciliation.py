@@ -55,7 +55,12 @@ def _capture(coop, ref, amount, *, when=None, key=None):
                               ledger.credit("buyer_deposits", amount)])
 
 
-def _csv(*rows, header=HEADER):
+def _csv(*rows, header=HEADER, coop=None):
+    """Stripe's CSV; with `coop`, every row carries Minga's metadata naming it (a charge or
+    payout Stripe has that the coop's ledger lacks is still the coop's)."""
+    if coop is not None:
+        header = header.rstrip("\n") + ",coop_id (metadata)\n"
+        rows = [f"{r},{coop.id}" for r in rows]
     return io.BytesIO((header + "".join(r + "\n" for r in rows)).encode())
 
 
@@ -195,7 +200,7 @@ def test_explaining_a_difference_changes_the_verdict_and_is_audited(market, logi
     db.session.commit()
     stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         "txn_x,charge,ch_x,100.00,0,100.00,cop,2026-03-02 09:00:00,",
-        "txn_y,charge,ch_y,30.00,0,30.00,cop,2026-03-02 10:00:00,"))
+        "txn_y,charge,ch_y,30.00,0,30.00,cop,2026-03-02 10:00:00,", coop=m.coop))
     db.session.commit()
     assert {t.txn_id for t in _differences(m)} == {"txn_x", "txn_y"}
     client = login(m.treasurer)
@@ -236,10 +241,13 @@ def test_a_missing_stripe_fee_is_posted_once_and_matched(market, login):
     m = market
     _capture(m.coop, "ch_before", 10_000)  # the balance the fee is taken from
     db.session.commit()
+    # The fee line is the coop's by its source (the coop's charge it is about); the charge
+    # the ledger lacks, by its metadata.
     stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
-        "txn_fee,stripe_fee,,-12.50,0,-12.50,cop,2026-03-05 09:00:00,",
-        "txn_before,charge,ch_before,100.00,0,100.00,cop,2026-03-05 08:00:00,",
-        "txn_other,charge,ch_none,40.00,0,40.00,cop,2026-03-05 09:00:00,"))
+        "txn_fee,stripe_fee,ch_before,-12.50,0,-12.50,cop,2026-03-05 09:00:00,,",
+        "txn_before,charge,ch_before,100.00,0,100.00,cop,2026-03-05 08:00:00,,",
+        f"txn_other,charge,ch_none,40.00,0,40.00,cop,2026-03-05 09:00:00,,{m.coop.id}",
+        header=HEADER.rstrip("\n") + ",coop_id (metadata)\n"))
     db.session.commit()
     fee, other = _txn(m.coop, "txn_fee"), _txn(m.coop, "txn_other")
     assert fee.status == "missing_ledger" and stripe_reconciliation.is_fee(fee) and not stripe_reconciliation.is_fee(other)
@@ -398,7 +406,7 @@ def test_an_ambiguous_match_is_only_suggested_until_confirmed(market):
     far = _capture(m.coop, None, 5_000, when=when - timedelta(days=10), key="cap:far")
     db.session.commit()
     stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
-        "txn_a,charge,ch_unknown,50.00,0.40,49.60,cop,2026-03-02 09:00:00,"))
+        "txn_a,charge,ch_unknown,50.00,0.40,49.60,cop,2026-03-02 09:00:00,", coop=m.coop))
     db.session.commit()
     txn = _txn(m.coop, "txn_a")
     assert txn.status == "missing_ledger"
@@ -416,7 +424,7 @@ def test_an_ambiguous_match_is_only_suggested_until_confirmed(market):
         stripe_reconciliation.confirm_suggestion(m.coop, m.treasurer, txn.id)
     # Reconciling again keeps the confirmed match; the entry is not offered to another row.
     stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
-        "txn_b,charge,ch_other,50.00,0,50.00,cop,2026-03-02 09:30:00,"))
+        "txn_b,charge,ch_other,50.00,0,50.00,cop,2026-03-02 09:30:00,", coop=m.coop))
     db.session.commit()
     assert _txn(m.coop, "txn_a").status == "matched"
     assert _txn(m.coop, "txn_b").suggested_entry_id is None  # `far` is 10 days off
@@ -449,7 +457,8 @@ def test_bank_statement_matches_payouts_and_farmer_lines(market):
     db.session.commit()
     stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
         f"txn_po,payout,po_123,-1500.00,0,-1500.00,cop,{today} 08:00:00,{today} 08:00:00",
-        f"txn_po2,payout,po_456,-200.00,0,-200.00,cop,{today} 08:00:00,{today} 08:00:00"))
+        f"txn_po2,payout,po_456,-200.00,0,-200.00,cop,{today} 08:00:00,{today} 08:00:00",
+        coop=m.coop))
     db.session.commit()
     assert _txn(m.coop, "txn_po").status == "missing_ledger"  # not at the bank yet
     bank_before = ledger.balance(m.coop, "bank")
@@ -508,7 +517,7 @@ def test_a_payout_of_another_amount_posts_nothing(market):
     _capture(m.coop, "ch_x", 100_000)
     today = utcnow().date()
     stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(
-        f"txn_p,payout,po_9,-500.00,0,-500.00,cop,{today} 08:00:00,"))
+        f"txn_p,payout,po_9,-500.00,0,-500.00,cop,{today} 08:00:00,", coop=m.coop))
     bank_statement.import_bank_statement(m.coop, m.treasurer, io.BytesIO(
         f"date,description,amount,reference\n{today},STRIPE,499.00,po_9\n".encode()))
     assert db.session.scalar(select(BankStatementLine.status)) == "mismatch"
@@ -599,7 +608,7 @@ def test_reconciliation_page_queries_do_not_grow_with_rows(market, login, count_
                         f"{(1_000 + i) / 100:.2f},cop,{when:%Y-%m-%d %H:%M:%S},")
             rows.append(f"txn_f{i},stripe_fee,,-1.00,0,-1.00,cop,{when:%Y-%m-%d %H:%M:%S},")
         db.session.commit()
-        stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(*rows))
+        stripe_reconciliation.import_stripe_csv(m.coop, m.treasurer, _csv(*rows, coop=m.coop))
         bank_statement.import_bank_statement(m.coop, m.treasurer, io.BytesIO(
             ("date,description,amount,reference\n" + "".join(
                 f"2026-03-0{3 + i % 5},cargo {i},-{10 + i}.00,R{i}\n"
