@@ -84,7 +84,7 @@ def import_bank_statement(coop, user, stream) -> dict:
     """Store the statement's lines (all or nothing; a line imported before is kept once),
     then match the unmatched lines of the file's period (its first to its last day: the
     file's own lines and any left unmatched there by an earlier, overlapping statement).
-    The statements in a thousand lines at a time, whatever the number of lines."""
+    Stored a thousand lines a statement; matched in a fixed number of statements."""
     errors: list[str] = []
     count = lambda: db.session.scalar(select(func.count()).select_from(BankStatementLine)  # noqa: E731
                                       .where(BankStatementLine.coop_id == coop.id))
@@ -193,7 +193,7 @@ def match_bank(coop, user=None, start: date | None = None, end: date | None = No
     Amounts must agree, or the line is marked mismatch. Set-based: the lines, the payouts
     they name and the ledger entries they name are each read in one query per thousand,
     paired here in the lines' order, and written back in bulk; the payouts reaching the bank
-    are posted in bulk too. Nothing outside the period is read."""
+    are posted in bulk too. No line outside the period is read or changed."""
     where = [BankStatementLine.coop_id == coop.id, BankStatementLine.status == "unmatched"]
     if start is not None:
         where.append(BankStatementLine.booked_on >= start)
