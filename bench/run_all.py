@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 BENCHES = ["bench.pools_bench", "bench.payouts_bench", "bench.reconcile_bench",
-           "bench.year_end_bench"]
+           "bench.bank_bench", "bench.year_end_bench", "bench.photo_bench"]
 
 
 def main() -> int:

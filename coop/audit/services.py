@@ -29,6 +29,24 @@ def record(coop_id: int, user, action: str, obj_type: str, obj_id,
                               after_json=json.dumps(after or {}, default=str)[:4000]))
 
 
+def record_many(coop_id: int, user, events: list[tuple]) -> None:
+    """Many events of one action at once, as `record` writes each: (action, obj_type, obj_id,
+    before, after) tuples, inserted a thousand rows a statement (a statement matched in bulk)."""
+    if not events:
+        return
+    from sqlalchemy import insert
+
+    from ..common.models import utcnow
+    now = utcnow()
+    rows = [{"coop_id": coop_id, "user_id": getattr(user, "id", None), "action": action,
+             "object_type": obj_type, "object_id": str(obj_id),
+             "before_json": json.dumps(before or {}, default=str)[:4000],
+             "after_json": json.dumps(after or {}, default=str)[:4000], "created_at": now}
+            for action, obj_type, obj_id, before, after in events]
+    for start in range(0, len(rows), CSV_CHUNK):
+        db.session.execute(insert(AuditEvent), rows[start:start + CSV_CHUNK])
+
+
 def events(coop_id: int, limit: int = 200, before_id: int | None = None) -> list[AuditEvent]:
     """The newest events first; `before_id` pages back (keyset: one query whatever the page)."""
     stmt = select(AuditEvent).where(AuditEvent.coop_id == coop_id)

@@ -125,6 +125,24 @@ def first_by_ref_through(coop, external_ref: str, account_id: int,
         .order_by(LedgerEntry.id).limit(1))
 
 
+def by_refs_through(coop, refs, account_id: int, unless: Unless = None) -> list[tuple]:
+    """Posted entries whose external reference is one of `refs` and that moved the account:
+    [(id, external_ref, amount through the account)], oldest first. One query per thousand
+    references, whatever the number of entries (a statement's lines matched in bulk)."""
+    refs = sorted(set(refs))
+    out: list[tuple] = []
+    for start in range(0, len(refs), 1000):
+        out += db.session.execute(
+            select(LedgerEntry.id, LedgerEntry.external_ref,
+                   func.sum(LedgerPosting.amount_minor))
+            .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+            .where(LedgerEntry.coop_id == coop.id, LedgerEntry.status == "posted",
+                   LedgerEntry.external_ref.in_(refs[start:start + 1000]),
+                   LedgerPosting.account_id == account_id, *_unless(unless))
+            .group_by(LedgerEntry.id, LedgerEntry.external_ref)).all()
+    return sorted((int(i), ref, int(amount)) for i, ref, amount in out)
+
+
 def through_between(coop, account_id: int, lo: datetime, hi: datetime, amounts,
                     unless: Unless = None) -> list[tuple]:
     """Posted entries effective in [lo, hi] whose movement through the account is one of

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask_babel import gettext as _
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import bindparam, exists, func, or_, select, text, update
 
 from ..audit import services as audit
 from ..common.labels import label
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.money import parse_major
 from ..common.models import utcnow
+from ..common.quantities import MACHINE_NUMBER
 from ..extensions import db
+from ..ledger import bulk
 from ..ledger import queries as ledger_queries
 from ..ledger import services as ledger
 from .models import BankStatementLine, StripeBalanceTxn
@@ -53,7 +55,11 @@ def _bank_reader(coop, reader, errors: list, user_id):
     for number, raw in enumerate(reader, start=2):
         try:
             booked = date.fromisoformat((raw.get(cols["date"]) or "").strip())
-            amount = parse_major(raw.get(cols["amount"]), coop.currency, locale=CSV_LOCALE)
+            typed = (raw.get(cols["amount"]) or "").strip()
+            # Most banks write "-1234.50": machine format, read without Babel (4x faster over
+            # 20,000 lines); anything else ("1,234.50") strictly in the CSV's locale.
+            amount = parse_major(typed, coop.currency) if MACHINE_NUMBER.fullmatch(typed) \
+                else parse_major(typed, coop.currency, locale=CSV_LOCALE)
             if amount == 0:
                 raise ValueError("amount is zero")
             description = (raw.get(cols["description"]) or "").strip()[:255] \
@@ -76,13 +82,19 @@ def _bank_reader(coop, reader, errors: list, user_id):
 
 def import_bank_statement(coop, user, stream) -> dict:
     """Store the statement's lines (all or nothing; a line imported before is kept once),
-    then match."""
+    then match the unmatched lines of the file's period (its first to its last day: the
+    file's own lines and any left unmatched there by an earlier, overlapping statement).
+    Stored a thousand lines a statement; matched in a fixed number of statements."""
     errors: list[str] = []
     count = lambda: db.session.scalar(select(func.count()).select_from(BankStatementLine)  # noqa: E731
                                       .where(BankStatementLine.coop_id == coop.id))
     before = count()
     chunk = []
+    first = last = None
     for row in _bank_rows(coop, stream, errors, getattr(user, "id", None)):
+        booked = row["booked_on"]
+        first = booked if first is None or booked < first else first
+        last = booked if last is None or booked > last else last
         chunk.append(row)
         if len(chunk) >= CHUNK:
             _insert_ignore(BankStatementLine, chunk, ["coop_id", "line_key"])
@@ -93,31 +105,42 @@ def import_bank_statement(coop, user, stream) -> dict:
     if chunk:
         _insert_ignore(BankStatementLine, chunk, ["coop_id", "line_key"])
     added = count() - before
-    summary = match_bank(coop, user)
+    if first is None:
+        summary = {"matched": 0, "mismatch": 0, "unmatched": _unmatched_count(coop)}
+    else:
+        summary = match_bank(coop, user, first, last)
     summary["added"] = added
     audit.record(coop.id, user, "treasury.bank_import", "coop", coop.id, {}, summary)
     return summary
 
 
-def _bank_sum(coop, entry_id: int) -> int:
-    return ledger_queries.sum_on_account(entry_id, ledger_queries.account_id(coop, "bank"))
-
-
-def _post_stripe_payout(coop, user, txn: StripeBalanceTxn, line: BankStatementLine):
+def _payout_entry(txn: StripeBalanceTxn, line_id: int, booked_on: date):
     """The payout reached the bank: Dr bank Cr stripe_clearing, once per payout id."""
     ref = txn.source or txn.txn_id
     amount = -txn.amount_minor
-    entry = ledger.post(coop, key=f"stripe_payout:{ref}", kind="stripe_payout",
-                        external_ref=ref, user=user, source=("bank_line", line.id),
-                        memo=f"Stripe payout {ref} to the bank",
-                        effective_on=datetime.combine(line.booked_on, time(12),
-                                                      tzinfo=timezone.utc),
-                        lines=[ledger.debit("bank", amount),
-                               ledger.credit("stripe_clearing", amount)])
-    audit.record(coop.id, user, "treasury.stripe_payout_posted", "stripe_txn", txn.txn_id,
-                 {"bank_line": line.id, "status": line.status},
-                 {"entry": entry.id, "amount_minor": amount, "status": "matched"})
+    return bulk.NewEntry(key=f"stripe_payout:{ref}", kind="stripe_payout", external_ref=ref,
+                         source=("bank_line", line_id),
+                         memo=f"Stripe payout {ref} to the bank",
+                         effective_on=datetime.combine(booked_on, time(12), tzinfo=timezone.utc),
+                         lines=[ledger.debit("bank", amount),
+                                ledger.credit("stripe_clearing", amount)])
+
+
+def _post_stripe_payout(coop, user, txn: StripeBalanceTxn, line: BankStatementLine):
+    """One payout posted for one line (the treasurer confirming a suggestion)."""
+    new = _payout_entry(txn, line.id, line.booked_on)
+    entry = ledger.post(coop, key=new.key, kind=new.kind, external_ref=new.external_ref,
+                        user=user, source=new.source, memo=new.memo,
+                        effective_on=new.effective_on, lines=new.lines)
+    audit.record(coop.id, user, *_payout_event(txn.txn_id, line.id, line.status, entry.id,
+                                               -txn.amount_minor))
     return entry
+
+
+def _payout_event(txn_id: str, line_id: int, status: str, entry_id: int, amount: int):
+    return ("treasury.stripe_payout_posted", "stripe_txn", txn_id,
+            {"bank_line": line_id, "status": status},
+            {"entry": entry_id, "amount_minor": amount, "status": "matched"})
 
 
 def _matched_line_for_entry(entry_id):
@@ -129,63 +152,160 @@ def _not_on_a_line(entry_id, _external_ref):
     return ~exists(_matched_line_for_entry(entry_id))
 
 
-def match_bank(coop, user=None) -> dict:
-    """Match unmatched statement lines on ids: a Stripe payout id in the reference or the
-    description (money in), or a ledger entry through the bank with that external reference
-    (farmer payout lines, costs). Amounts must agree, or the line is marked mismatch."""
-    matched = mismatched = 0
-    lines = list(db.session.scalars(select(BankStatementLine).where(
-        BankStatementLine.coop_id == coop.id, BankStatementLine.status == "unmatched")
-        .order_by(BankStatementLine.id)))
-    bank_id = ledger_queries.account_id(coop, "bank")
+def _unmatched_count(coop) -> int:
+    return db.session.scalar(select(func.count()).select_from(BankStatementLine).where(
+        BankStatementLine.coop_id == coop.id, BankStatementLine.status == "unmatched"))
+
+
+def _chunks(items: list, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _payouts_named(coop, refs: set) -> tuple[dict, dict[str, set]]:
+    """The coop's Stripe payouts whose payout id or balance transaction id is one of `refs`:
+    (txn pk -> txn, ref -> {txn pks}). One query per thousand references."""
+    txns: dict[int, StripeBalanceTxn] = {}
+    by_ref: dict[str, set] = {}
+    for part in _chunks(sorted(refs)):
+        for txn in db.session.scalars(select(StripeBalanceTxn).where(
+                StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.type == "payout",
+                or_(StripeBalanceTxn.source.in_(part), StripeBalanceTxn.txn_id.in_(part)))):
+            txns[txn.id] = txn
+            for ref in (txn.source, txn.txn_id):
+                if ref in refs:
+                    by_ref.setdefault(ref, set()).add(txn.id)
+    return txns, by_ref
+
+
+def _payouts_on_a_line(txn_pks) -> set:
+    taken: set = set()
+    for part in _chunks(sorted(txn_pks)):
+        taken.update(db.session.scalars(select(BankStatementLine.stripe_txn_id).where(
+            BankStatementLine.stripe_txn_id.in_(part))))
+    return taken
+
+
+def match_bank(coop, user=None, start: date | None = None, end: date | None = None) -> dict:
+    """Match the unmatched statement lines booked in [start, end] (every one without dates)
+    on ids: a Stripe payout id in the reference or the description (money in), or a ledger
+    entry through the bank with that external reference (farmer payout lines, costs).
+    Amounts must agree, or the line is marked mismatch. Set-based: the lines, the payouts
+    they name and the ledger entries they name are each read in one query per thousand,
+    paired here in the lines' order, and written back in bulk; the payouts reaching the bank
+    are posted in bulk too. No line outside the period is read or changed."""
+    where = [BankStatementLine.coop_id == coop.id, BankStatementLine.status == "unmatched"]
+    if start is not None:
+        where.append(BankStatementLine.booked_on >= start)
+    if end is not None:
+        where.append(BankStatementLine.booked_on <= end)
+    lines = db.session.execute(
+        select(BankStatementLine.id, BankStatementLine.booked_on,
+               BankStatementLine.amount_minor, BankStatementLine.reference,
+               BankStatementLine.description, BankStatementLine.note).where(*where)
+        .order_by(BankStatementLine.id)).all()
+    refs_of: dict[int, set] = {}
     for line in lines:
-        txn = None
         if line.amount_minor > 0:
             refs = {line.reference} | set(PAYOUT_ID.findall(line.description))
             refs.discard("")
             if refs:
-                txn = db.session.scalar(select(StripeBalanceTxn).where(
-                    StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.type == "payout",
-                    or_(StripeBalanceTxn.source.in_(refs), StripeBalanceTxn.txn_id.in_(refs)))
-                    .order_by(StripeBalanceTxn.id).limit(1))
-        if txn is not None:
-            if db.session.scalar(select(BankStatementLine.id).where(
-                    BankStatementLine.stripe_txn_id == txn.id)) is not None:
-                line.status, line.note = "mismatch", "payout already matched to another line"
-                mismatched += 1
-                continue
-            if -txn.amount_minor != line.amount_minor:
-                line.status = "mismatch"
-                line.note = f"Stripe payout {txn.source} is {-txn.amount_minor}"
-                mismatched += 1
-                continue
-            entry = _post_stripe_payout(coop, user, txn, line)
-            line.status, line.matched_entry_id, line.stripe_txn_id = "matched", entry.id, txn.id
-            matched += 1
+                refs_of[line.id] = refs
+    txns, by_ref = _payouts_named(coop, set().union(*refs_of.values())) if refs_of \
+        else ({}, {})
+    taken = _payouts_on_a_line(txns)
+    updates: dict[int, dict] = {}  # line id -> new values
+    payouts: list[tuple] = []      # (line, txn) to post
+    for line in lines:
+        pks = set().union(*(by_ref.get(r, ()) for r in refs_of.get(line.id, ())))
+        if not pks:
             continue
-        if not line.reference or bank_id is None:
-            continue
-        entry_id = ledger_queries.first_by_ref_through(coop, line.reference, bank_id,
-                                                       unless=_not_on_a_line)
-        if entry_id is None:
-            continue
-        amount = _bank_sum(coop, entry_id)
-        line.matched_entry_id = entry_id
-        if amount == line.amount_minor:
-            line.status = "matched"
-            matched += 1
+        txn = txns[min(pks)]
+        if txn.id in taken:
+            updates[line.id] = {"status": "mismatch",
+                                "note": "payout already matched to another line"}
+        elif -txn.amount_minor != line.amount_minor:
+            updates[line.id] = {"status": "mismatch",
+                                "note": f"Stripe payout {txn.source} is {-txn.amount_minor}"}
         else:
-            line.status, line.note = "mismatch", f"ledger moved {amount}"
-            mismatched += 1
-        db.session.flush()
-    db.session.flush()
-    if matched or mismatched:
+            taken.add(txn.id)
+            payouts.append((line, txn))
+    bank_id = ledger_queries.account_id(coop, "bank")
+    paid = {line.id for line, _t in payouts}
+    by_ledger = [line for line in lines
+                 if line.reference and line.id not in updates and line.id not in paid]
+    if bank_id is not None and by_ledger:
+        candidates: dict[str, list] = {}
+        for entry_id, ref, amount in ledger_queries.by_refs_through(
+                coop, {line.reference for line in by_ledger}, bank_id, unless=_not_on_a_line):
+            candidates.setdefault(ref, []).append((entry_id, amount))
+        for line in by_ledger:
+            found = candidates.get(line.reference)
+            if not found:
+                continue
+            entry_id, amount = found.pop(0)  # the oldest not yet on a line
+            if amount == line.amount_minor:
+                updates[line.id] = {"status": "matched", "matched_entry_id": entry_id}
+            else:
+                updates[line.id] = {"status": "mismatch", "matched_entry_id": entry_id,
+                                    "note": f"ledger moved {amount}"}
+    if payouts:
+        entries = bulk.post_many(coop, [_payout_entry(txn, line.id, line.booked_on)
+                                        for line, txn in payouts], user=user)
+        events = []
+        for line, txn in payouts:
+            entry_id = entries[f"stripe_payout:{txn.source or txn.txn_id}"]
+            updates[line.id] = {"status": "matched", "matched_entry_id": entry_id,
+                                "stripe_txn_id": txn.id}
+            events.append(_payout_event(txn.txn_id, line.id, "unmatched", entry_id,
+                                        -txn.amount_minor))
+        audit.record_many(coop.id, user, events)
+    _write_back(updates, {line.id: line.note for line in lines})
+    if payouts:
         # A payout posted above now matches its balance transaction.
         reconcile(coop, user)
-    return {"matched": matched, "mismatch": mismatched,
-            "unmatched": db.session.scalar(select(func.count()).select_from(BankStatementLine)
-                                           .where(BankStatementLine.coop_id == coop.id,
-                                                  BankStatementLine.status == "unmatched"))}
+    counts = {"matched": 0, "mismatch": 0}
+    for values in updates.values():
+        counts[values["status"]] += 1
+    return {**counts, "unmatched": _unmatched_count(coop)}
+
+
+def _write_back(updates: dict[int, dict], notes: dict[int, str]) -> None:
+    """Each line's new status, note, ledger entry and Stripe row, not one statement per line:
+    PostgreSQL COPYs the changes into a temporary table and updates from it in one
+    statement; SQLite (in-process) runs one executemany."""
+    if not updates:
+        return
+    rows = [(line_id, change["status"], change.get("note", notes[line_id]),
+             change.get("matched_entry_id"), change.get("stripe_txn_id"))
+            for line_id, change in sorted(updates.items())]
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS bank_line_changes (id bigint PRIMARY KEY, "
+            "status varchar(12) NOT NULL, note varchar(255) NOT NULL, entry_id bigint, "
+            "txn_id bigint) ON COMMIT DELETE ROWS"))
+        connection.execute(text("DELETE FROM bank_line_changes"))
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy("COPY bank_line_changes (id, status, note, entry_id, txn_id) "
+                             "FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        connection.execute(text(
+            "UPDATE bank_statement_lines SET status = c.status, note = c.note, "
+            "matched_entry_id = c.entry_id, stripe_txn_id = c.txn_id "
+            "FROM bank_line_changes c WHERE bank_statement_lines.id = c.id"))
+    else:
+        table = BankStatementLine.__table__
+        db.session.execute(
+            update(table).where(table.c.id == bindparam("b_id"))
+            .values(status=bindparam("b_status"), note=bindparam("b_note"),
+                    matched_entry_id=bindparam("b_entry"), stripe_txn_id=bindparam("b_txn")),
+            [{"b_id": r[0], "b_status": r[1], "b_note": r[2], "b_entry": r[3], "b_txn": r[4]}
+             for r in rows])
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, BankStatementLine) and obj.id in updates:
+            db.session.expire(obj)
 
 
 @dataclass
@@ -196,18 +316,17 @@ class BankSuggestion:
     label: str
 
 
-def bank_suggestions(coop) -> list[BankSuggestion]:
-    """Unmatched lines with a candidate of the same amount within 3 days (no id in common):
-    a Stripe payout not yet at the bank (money in), or a bank entry not yet on a line.
-    Three queries whatever the number of lines: the candidates are read once, by amount
-    and dates, and paired here."""
+def bank_suggestions(coop, lines: list[BankStatementLine]) -> list[BankSuggestion]:
+    """Of these lines (a page of them), the unmatched ones with a candidate of the same
+    amount within 3 days (no id in common): a Stripe payout not yet at the bank (money in),
+    or a bank entry not yet on a line, each candidate suggested once. Three queries whatever
+    the number of lines: the candidates are read once, by amount and dates, and paired."""
     out = []
-    bank_id = ledger_queries.account_id(coop, "bank")
-    lines = list(db.session.scalars(select(BankStatementLine).where(
-        BankStatementLine.coop_id == coop.id, BankStatementLine.status == "unmatched")
-        .order_by(BankStatementLine.booked_on, BankStatementLine.id)))
+    lines = sorted((line for line in lines if line.status == "unmatched"
+                    and line.coop_id == coop.id), key=lambda ln: (ln.booked_on, ln.id))
     if not lines:
         return out
+    bank_id = ledger_queries.account_id(coop, "bank")
     window = SUGGEST_WINDOW + timedelta(hours=12)
     noon = {line.id: datetime.combine(line.booked_on, time(12), tzinfo=timezone.utc)
             for line in lines}
@@ -262,7 +381,7 @@ def confirm_bank_match(coop, user, line_id: int, kind: str, target_id: int) -> B
     line = get_bank_line(coop, line_id)
     if line.status != "unmatched":
         raise Conflict(_("This line was already matched."), code="already_matched")
-    suggestion = next((s for s in bank_suggestions(coop) if s.line.id == line.id
+    suggestion = next((s for s in bank_suggestions(coop, [line]) if s.line.id == line.id
                        and s.kind == kind and s.target_id == target_id), None)
     if suggestion is None:
         raise Conflict(_("That is not a suggested match for this line."), code="no_suggestion")

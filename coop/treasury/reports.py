@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, select
 
 from ..common.errors import ValidationFailed
+from ..common.paging import Page, paginate
 from ..extensions import db
 from ..ledger import queries as ledger_queries
 from .bank_statement import _not_on_a_line, bank_suggestions
@@ -47,6 +48,7 @@ class Report:
     explained: list = field(default_factory=list)          # StripeBalanceTxn explained
     bank_explained: list = field(default_factory=list)
     suggestion_for: dict = field(default_factory=dict)      # txn pk -> suggested entry
+    bank_lines_page: Page | None = None                     # bank_unmatched's page
 
 
 def missing_in_stripe(coop, start: datetime, end: datetime, limit: int | None = 500):
@@ -65,7 +67,10 @@ def missing_in_stripe(coop, start: datetime, end: datetime, limit: int | None = 
                                              unless=unknown_to_stripe, limit=limit)
 
 
-def report(coop, start: date, end: date, limit: int | None = 500) -> Report:
+def report(coop, start: date, end: date, limit: int | None = 500, bank_page: int = 1) -> Report:
+    """The period's differences, each list at most `limit` rows, the statement lines not
+    matched a page at a time (`bank_page`) with suggestions for those; `limit=None`: every
+    row (the CSV), no suggestions."""
     lo, hi = _bounds(start, end)
     in_period = and_(StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.created >= lo,
                      StripeBalanceTxn.created < hi)
@@ -96,25 +101,39 @@ def report(coop, start: date, end: date, limit: int | None = 500) -> Report:
     if limit:
         explained_stmt = explained_stmt.limit(limit)
     rep.explained = list(db.session.scalars(explained_stmt))
-    rep.bank_explained = list(db.session.scalars(select(BankStatementLine).where(
+    bank_explained_stmt = (select(BankStatementLine).where(
         BankStatementLine.coop_id == coop.id, BankStatementLine.status == "explained",
         BankStatementLine.booked_on >= start, BankStatementLine.booked_on <= end)
-        .order_by(BankStatementLine.booked_on, BankStatementLine.id)))
-    rep.bank_unmatched = list(db.session.scalars(select(BankStatementLine).where(
+        .order_by(BankStatementLine.booked_on, BankStatementLine.id))
+    if limit:
+        bank_explained_stmt = bank_explained_stmt.limit(limit)
+    rep.bank_explained = list(db.session.scalars(bank_explained_stmt))
+    unmatched_stmt = (select(BankStatementLine).where(
         BankStatementLine.coop_id == coop.id,
         BankStatementLine.status.notin_(("matched", "explained")),
         BankStatementLine.booked_on >= start, BankStatementLine.booked_on <= end)
-        .order_by(BankStatementLine.booked_on, BankStatementLine.id)))
+        .order_by(BankStatementLine.booked_on, BankStatementLine.id))
+    if limit:
+        # The page shows the period's statement lines a page at a time (a statement of
+        # 20,000 lines is not one page), and suggests matches for the lines it shows.
+        rep.bank_lines_page = paginate(unmatched_stmt, bank_page)
+        rep.bank_unmatched = rep.bank_lines_page.items
+    else:
+        rep.bank_unmatched = list(db.session.scalars(unmatched_stmt))
     bank_id = ledger_queries.account_id(coop, "bank")
     if bank_id is not None:
         rep.ledger_not_at_bank = ledger_queries.referenced_through(
-            coop, bank_id, lo, hi, unless=_not_on_a_line)
-    rep.payouts_not_at_bank = list(db.session.scalars(select(StripeBalanceTxn).where(
+            coop, bank_id, lo, hi, unless=_not_on_a_line, limit=limit)
+    payouts_stmt = (select(StripeBalanceTxn).where(
         in_period, StripeBalanceTxn.type == "payout",
         ~exists(select(BankStatementLine.id).where(
             BankStatementLine.stripe_txn_id == StripeBalanceTxn.id)))
-        .order_by(StripeBalanceTxn.id)))
-    rep.bank_suggestions = bank_suggestions(coop)
+        .order_by(StripeBalanceTxn.id))
+    if limit:
+        payouts_stmt = payouts_stmt.limit(limit)
+    rep.payouts_not_at_bank = list(db.session.scalars(payouts_stmt))
+    if limit:
+        rep.bank_suggestions = bank_suggestions(coop, rep.bank_unmatched)
     return rep
 
 

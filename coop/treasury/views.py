@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from ..common import confirm, web
 from ..common.models import utcnow
+from ..common.paging import page_number
 from ..audit import services as audit
 from . import bank_statement, reports, stripe_reconciliation
 from . import costs as cost_services
@@ -34,7 +35,7 @@ def _period():
 
 def _back_url(coop_id):
     return url_for("treasury.reconciliation", coop_id=coop_id,
-                   **{k: v for k, v in request.args.items() if k in ("from", "to")})
+                   **{k: v for k, v in request.args.items() if k in ("from", "to", "page")})
 
 
 def _back(coop_id):
@@ -52,7 +53,8 @@ def _page(coop, status=200, note_error=None):
     a note refused, shown on its row with what was typed."""
     start, end = _period()
     return render_template("treasury/reconciliation.html", coop=coop,
-                           report=reports.report(coop, start, end),
+                           report=reports.report(coop, start, end, bank_page=page_number(
+                               request.args.get("page"))),
                            upload=UploadForm(), action=ActionForm(), match=BankMatchForm(),
                            note_form=NoteForm(formdata=None), note_error=note_error,
                            is_fee=stripe_reconciliation.is_fee), status
