@@ -18,6 +18,7 @@ from coop import create_app
 from coop.extensions import db
 from tests.support import COLLECTION_POINTS, PASSWORD, database_url
 from tests.support.database import empty_tables
+from tests.support.listings import ensure_collection_point
 
 
 def _reset_postgres(url: str) -> None:
@@ -143,16 +144,6 @@ def make_farmer():
         db.session.commit()
         return profile.user
     return make
-
-
-def ensure_collection_point(farmer, coop_id, name):
-    """The farmer's coop (the one given, or their only one) has a collection point `name`."""
-    from coop.cooperatives import services as coop_services
-    from coop.listings.services import farmer_coop_for
-    coop = coop_services.get_coop(farmer_coop_for(farmer, coop_id))
-    if coop_services.collection_point_named(coop.id, name) is None:
-        coop_services.add_collection_point(coop, name=name)
-    return coop
 
 
 @pytest.fixture

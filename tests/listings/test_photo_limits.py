@@ -202,7 +202,7 @@ def test_the_bomb_through_the_api_is_a_422_in_spanish(client, farmer, token, bom
             "harvested_on": (date.today() - timedelta(days=2)).isoformat(),
             "collection_point": "Vereda El Tambo",
             "photo": (io.BytesIO(bomb), "cosecha.png", "image/png")}
-    from tests.conftest import ensure_collection_point
+    from tests.support.listings import ensure_collection_point
     ensure_collection_point(farmer, None, "Vereda El Tambo")
     db.session.commit()
     response = client.post("/api/v1/listings", data=data, content_type="multipart/form-data",
