@@ -442,6 +442,7 @@ def _record_hold(order: Order, hold: gateway.Hold) -> Order:
     for attempt in (1, 2):
         try:
             db.session.rollback()
+            _fault_point("record")
             recorded = db.session.execute(
                 update(Order).where(Order.id == order_id,
                                     Order.status.in_(UNSETTLED_ORDER_STATUSES))
@@ -609,13 +610,13 @@ def _in_flight(pool: Pool) -> int:
 
 def settle_after() -> timedelta:
     """How old an attempt must be before "no PaymentIntent found" is trusted and a pending
-    order counts as abandoned: HOLD_RESOLVE_AFTER_SECONDS, and always longer than a call to
-    Stripe can last."""
+    order counts as abandoned: HOLD_RESOLVE_AFTER_SECONDS (set it well above the Stripe
+    timeout and Stripe's search lag), never shorter than a call to Stripe can last."""
     from flask import current_app
     config = current_app.config
     after = float(config.get("HOLD_RESOLVE_AFTER_SECONDS") or 120)
     timeout = float(config.get("STRIPE_TIMEOUT_SECONDS") or 30)
-    return timedelta(seconds=max(after, timeout + 10))
+    return timedelta(seconds=max(after, timeout))
 
 
 def _settled_after_passed(order: Order, now: datetime) -> bool:
@@ -627,6 +628,7 @@ class Resolution:
     stood: list = field(default_factory=list)      # order ids recorded as authorized
     failed: list = field(default_factory=list)     # order ids failed (their holds cancelled)
     waiting: list = field(default_factory=list)    # order ids left for a later run
+    already: list = field(default_factory=list)    # order ids another run settled first
     cancelled: list = field(default_factory=list)  # PaymentIntent ids cancelled
 
 
@@ -653,14 +655,14 @@ def resolve_holds(pool_id: int | None = None, now: datetime | None = None) -> Re
 def resolve_order(order_id: int, now: datetime | None = None,
                   cancelled: list | None = None) -> str:
     """Settle one order whose hold is unknown (or pending past the settle time) against
-    Stripe. Returns "stood", "failed" or "waiting" (nothing to decide yet)."""
+    Stripe. Returns "stood" or "failed" (this call settled it so), "already" (settled by
+    another) or "waiting" (nothing to decide yet)."""
     now = now or utcnow()
     cancelled = cancelled if cancelled is not None else []
     order = db.session.get(Order, order_id)
     if order is None or order.status not in UNSETTLED_ORDER_STATUSES:
         commit_step()
-        return "waiting" if order is None else (
-            "stood" if order.status == OrderStatus.AUTHORIZED else "failed")
+        return "already"
     old_enough = _settled_after_passed(order, now)
     if order.status == OrderStatus.PENDING and not old_enough:
         commit_step()
@@ -703,7 +705,7 @@ def _settled_elsewhere(order_id: int, intents: list, cancelled: list) -> str:
     for intent in intents:
         if intent.id != kept:
             _cancel_intent(intent, cancelled)
-    return "stood" if kept else "failed"
+    return "already"
 
 
 def _claim_stood(order_id: int, hold: gateway.Hold) -> bool:
