@@ -23,8 +23,8 @@ from ..common.idempotency import fingerprint as request_fingerprint, replay_or_r
 from ..common.locks import supply_lock
 from ..common.models import utcnow
 from ..common.quantities import QuantityError, parse_kg
-from ..common.statuses import (LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES, UNSETTLED_ORDER_STATUSES,
-                               UNSOLD_POOL_STATUSES, OrderStatus)
+from ..common.statuses import (LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES,
+                               UNSETTLED_ORDER_STATUSES, UNSOLD_POOL_STATUSES, OrderStatus)
 from ..common.web import commit_step
 from ..extensions import db
 from ..ledger import services as ledger
@@ -296,8 +296,10 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
                 ) -> tuple[Order, bool]:
     """Commit a quantity to an open pool and hold quantity x the highest tier price on the card.
     Returns (order, created). Refuses: not a buyer (403), pool closed (409 pool_closed), past
-    max_kg (409 pool_full), a declined card (402, nothing held, nothing committed). The same
-    Idempotency-Key with the same body returns the first order; with another body, 422.
+    max_kg (409 pool_full), a declined card (402, nothing held, nothing committed). Stripe not
+    answering in time is 503 payment_unknown: the order is left unknown, its grams reserved,
+    for resolve_holds to settle. The same Idempotency-Key with the same body returns the
+    first order as it stands (see _replay), never a second hold; with another body, 422.
     Commits in steps (see the module's docstring)."""
     now = now or utcnow()
     if not user.buyer_id:
@@ -445,7 +447,8 @@ def _record_hold(order: Order, hold: gateway.Hold) -> Order:
             _fault_point("record")
             recorded = db.session.execute(
                 update(Order).where(Order.id == order_id,
-                                    Order.status.in_(UNSETTLED_ORDER_STATUSES))
+                                    Order.status.in_(UNSETTLED_ORDER_STATUSES),
+                                    _in_open_pool(order_id))
                 .values(status=OrderStatus.AUTHORIZED, payment_intent_id=hold.id,
                         charge_id=hold.charge_id, failure_message="", updated_at=utcnow())
                 .execution_options(synchronize_session=False)).rowcount == 1
@@ -462,6 +465,9 @@ def _record_hold(order: Order, hold: gateway.Hold) -> Order:
                 raise _unknown_error()
     if order.status == OrderStatus.AUTHORIZED and order.payment_intent_id == hold.id:
         return order
+    if order.status in UNSETTLED_ORDER_STATUSES:  # its pool was cancelled meanwhile
+        _claim_failed(order_id, "hold cancelled: pool closed")
+        db.session.refresh(order)
     _cancel_quietly(hold.id)
     if order.status == OrderStatus.AUTHORIZED:
         return order  # recorded by the resolver with the same hold found another way
@@ -685,7 +691,7 @@ def resolve_order(order_id: int, now: datetime | None = None,
                 if other.id != keep.id:
                     _cancel_intent(other, cancelled)
             return "stood"
-        return _settled_elsewhere(order_id, intents, cancelled)
+        pool_takes = False  # the pool was cancelled meanwhile, or another run settled it
     if not _claim_failed(order_id, "no hold found" if not intents
                          else "hold cancelled: " + ("pool closed" if not pool_takes
                                                     else "not held for the order's amount")):
@@ -708,9 +714,23 @@ def _settled_elsewhere(order_id: int, intents: list, cancelled: list) -> str:
     return "already"
 
 
+def _in_open_pool(order_id: int):
+    """A condition for an order's UPDATE: its pool is still open, so a hold recorded now is
+    captured or cancelled with the pool. On PostgreSQL the pool row is locked FOR KEY SHARE
+    first: it waits for a close or cancel (FOR UPDATE) but not for other buyers'
+    reservations, nor they for it. SQLite serialises writers, and the UPDATE must be the
+    transaction's first statement there (a read first could not be upgraded)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        pool_id = select(Order.pool_id).where(Order.id == order_id).scalar_subquery()
+        db.session.execute(select(Pool.id).where(Pool.id == pool_id)
+                           .with_for_update(read=True, key_share=True))
+    return Order.pool_id.in_(select(Pool.id).where(Pool.status == "open"))
+
+
 def _claim_stood(order_id: int, hold: gateway.Hold) -> bool:
     result = db.session.execute(
-        update(Order).where(Order.id == order_id, Order.status.in_(UNSETTLED_ORDER_STATUSES))
+        update(Order).where(Order.id == order_id, Order.status.in_(UNSETTLED_ORDER_STATUSES),
+                            _in_open_pool(order_id))
         .values(status=OrderStatus.AUTHORIZED, payment_intent_id=hold.id,
                 charge_id=hold.charge_id, failure_message="", updated_at=utcnow())
         .execution_options(synchronize_session=False))

@@ -147,6 +147,27 @@ def test_an_unknown_order_whose_pool_closed_meanwhile_is_cancelled(market, quick
     assert len(sandbox_intents(quick)) == 1
 
 
+def test_an_unknown_hold_in_a_pool_the_manager_cancelled_is_released(market, quick,
+                                                                      monkeypatch):
+    market.pool = market.open_pool()
+    real_hold = gateway.hold
+
+    def held_then_lost(*args, **kwargs):
+        real_hold(*args, **kwargs)
+        raise gateway.GatewayUnavailable("gateway_unavailable", "read timed out")
+
+    monkeypatch.setattr(gateway, "hold", held_then_lost)
+    with pytest.raises(DomainError):
+        _order("30", key="c1", market=market)
+    monkeypatch.undo()
+    pools.cancel_pool(market.pool.id)
+    assert len(live_holds(quick)) == 1
+    result = pools.resolve_holds()
+    assert len(result.failed) == 1 and len(result.cancelled) == 1
+    assert [o.status for o in _orders()] == ["failed"]
+    assert_holds_agree(quick)
+
+
 def test_an_unknown_order_with_no_hold_at_stripe_fails_once_the_settle_time_passed(
         market, quick, monkeypatch):
     market.pool = market.open_pool()
@@ -448,3 +469,28 @@ def test_an_unknown_order_is_shown_to_the_buyer_as_not_known_yet(app, market, qu
     page = client.get("/my/orders", headers={"Accept-Language": "es"}).get_data(as_text=True)
     assert "Aún no sabemos si se retuvo el monto en su tarjeta" in page
     assert "No se retuvo nada" not in page
+
+
+def test_the_resolver_runs_as_a_flask_command(app, market, quick, monkeypatch):
+    market.pool = market.open_pool()
+    real_hold = gateway.hold
+
+    def held_then_lost(*args, **kwargs):
+        real_hold(*args, **kwargs)
+        raise gateway.GatewayUnavailable("gateway_unavailable", "read timed out")
+
+    monkeypatch.setattr(gateway, "hold", held_then_lost)
+    with pytest.raises(DomainError):
+        _order("40", key="cli", market=market)
+    monkeypatch.undo()
+    out = app.test_cli_runner().invoke(args=["pools", "resolve-holds"])
+    assert out.exit_code == 0, out.output
+    assert "stood 1, failed 0" in out.output
+    assert [o.status for o in _orders()] == ["authorized"]
+    assert_holds_agree(quick)
+    quick.pause()
+    try:
+        down = app.test_cli_runner().invoke(args=["pools", "resolve-holds"])
+    finally:
+        quick.resume()
+    assert down.exit_code != 0 and "Stripe did not answer" in down.output
