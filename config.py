@@ -23,6 +23,11 @@ class Config:
     STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
     STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
+    # Seconds a call to Stripe may take before its outcome counts as unknown (fractions allowed).
+    STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "30"))
+    # Seconds after which `flask pools resolve-holds` trusts "no PaymentIntent found" and
+    # settles an order still pending (its worker died); always more than the timeout.
+    HOLD_RESOLVE_AFTER_SECONDS = float(os.environ.get("HOLD_RESOLVE_AFTER_SECONDS", "120"))
     # Offline demo and tests: buyers pick a sandbox test payment method instead of Stripe.js.
     STRIPE_TEST_PAYMENT_METHODS = _env_bool(
         "STRIPE_TEST_PAYMENT_METHODS", not os.environ.get("STRIPE_PUBLISHABLE_KEY")

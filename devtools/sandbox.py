@@ -18,6 +18,7 @@ import os
 import queue
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,6 +113,10 @@ class Sandbox:
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
+                try:
+                    os.kill(proc.pid, signal.SIGCONT)  # a paused child could not stop
+                except OSError:
+                    pass
                 proc.terminate()
                 try:
                     proc.wait(timeout=5)
@@ -135,6 +140,18 @@ class Sandbox:
                 self._log_path = None
             self._tmpdir = None
         self.port = None
+
+    def pause(self) -> None:
+        """Freeze the sandbox (SIGSTOP): it accepts connections and answers nothing, as a
+        Stripe that hangs does, until `resume()`. For tests of timeouts."""
+        if not self.running:
+            raise SandboxError("the sandbox is not running")
+        os.kill(self._proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused sandbox run again (SIGCONT): it then handles what was sent meanwhile."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.kill(self._proc.pid, signal.SIGCONT)
 
     def __enter__(self) -> "Sandbox":
         return self.start()

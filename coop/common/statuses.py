@@ -23,6 +23,9 @@ class OrderStatus(StrEnum):
     RELEASED = "released"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    # Stripe did not answer in time (or the record after its answer failed): a hold may or may
+    # not exist. The grams stay reserved; the resolver settles it (authorized or failed).
+    UNKNOWN = "unknown"
 
 
 class ListingStatus(StrEnum):
@@ -89,10 +92,12 @@ T, K = StripeTxnStatus, BankLineStatus
 TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
     # A pool closes into confirmed (enough committed) or failed, or a manager cancels it.
     PoolStatus: {P.OPEN: frozenset({P.CONFIRMED, P.FAILED, P.CANCELLED})},
-    # Pending until the card answers (a decline or an abandoned hold fails it); a hold is
+    # Pending until the card answers (a decline fails it); unknown when Stripe did not answer,
+    # until the resolver finds out (coop.pools.services.resolve_holds); a hold is
     # captured, released (the buyer withdrew), cancelled (the pool failed or was cancelled)
     # or failed (Stripe says so).
-    OrderStatus: {O.PENDING: frozenset({O.AUTHORIZED, O.FAILED}),
+    OrderStatus: {O.PENDING: frozenset({O.AUTHORIZED, O.FAILED, O.UNKNOWN}),
+                  O.UNKNOWN: frozenset({O.AUTHORIZED, O.FAILED}),
                   O.AUTHORIZED: frozenset({O.CAPTURED, O.RELEASED, O.CANCELLED, O.FAILED})},
     # Withdrawn only while nothing is committed; sold once committed in full.
     ListingStatus: {L.AVAILABLE: frozenset({L.COMMITTED, L.SOLD, L.WITHDRAWN}),
@@ -117,7 +122,9 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
 SUPPLY_LISTING_STATUSES = (L.AVAILABLE, L.COMMITTED)
 PUBLIC_LISTING_STATUSES = (L.AVAILABLE, L.COMMITTED, L.SOLD)
 # Orders still holding (or about to hold) grams of an open pool.
-LIVE_ORDER_STATUSES = (O.PENDING, O.AUTHORIZED)
+LIVE_ORDER_STATUSES = (O.PENDING, O.AUTHORIZED, O.UNKNOWN)
+# Orders whose card hold is not settled yet: closing waits for the resolver to settle them.
+UNSETTLED_ORDER_STATUSES = (O.PENDING, O.UNKNOWN)
 # Pools that ended without a sale: their holds are released.
 UNSOLD_POOL_STATUSES = (P.FAILED, P.CANCELLED)
 

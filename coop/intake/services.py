@@ -244,7 +244,18 @@ def record_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
             finish_refunds(intake_id=intake.id)
             return intake, False
     received_g, grade_row = _parse(pool, received_kg, grade, crop, not_delivered)
-    _check_recordable(pool, allocation)
+    try:
+        _check_recordable(pool, allocation)
+    except Conflict as exc:
+        # The same key may have recorded it a moment ago (a replay racing the first
+        # request): its intake answers, not 409.
+        earlier = _by_key(coop.id, idempotency_key) if idempotency_key is not None \
+            and exc.code == "intake_recorded" else None
+        if earlier is None:
+            raise
+        intake = _replay(earlier, fingerprint, allocation_id)
+        finish_refunds(intake_id=intake.id)
+        return intake, False
     version = _price_version(pool, grade_row.id)
     # Step 1, one transaction: end the reads, then lock the pool (an UPDATE takes the write
     # lock on both databases) so two intakes of a pool never split the same deposits.
@@ -256,8 +267,13 @@ def record_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
                             idempotency_key, fingerprint if idempotency_key else None),
             lambda: _by_key(coop.id, idempotency_key) if idempotency_key else None)
     except IntegrityError:
-        # The same allocation was recorded at this moment by another request.
-        raise Conflict(_("This delivery was recorded already."), code="intake_recorded")
+        # The same allocation was recorded at this moment by another request (with the same
+        # key, its intake answers).
+        db.session.rollback()
+        earlier = _by_key(coop.id, idempotency_key) if idempotency_key is not None else None
+        if earlier is None:
+            raise Conflict(_("This delivery was recorded already."), code="intake_recorded")
+        return _replay(earlier, fingerprint, allocation_id), False
     if earlier is not None:  # the same key raced in: the other request's intake answers
         return _replay(earlier, fingerprint, allocation_id), False
     # Step 2: the refunds at Stripe, no transaction open.

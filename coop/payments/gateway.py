@@ -61,7 +61,8 @@ class Hold:
     amount: int        # the amount authorised, minor units
     currency: str      # ISO 4217, upper case ("COP")
     charge_id: str | None
-    metadata: dict = field(default_factory=dict)  # the PaymentIntent's, strings
+    metadata: dict = field(default_factory=dict)   # what Minga tagged it with (strings)
+    created: int | None = None                     # Stripe's creation time, Unix seconds
 
 
 # ------------------------------------------------------------------- the client
@@ -69,11 +70,17 @@ _clients: dict[tuple, stripe.StripeClient] = {}
 _clients_lock = threading.Lock()
 
 
-def _settings(config) -> tuple[str, str, int]:
+def _settings(config) -> tuple[str, str, float]:
     key = config.get("STRIPE_SECRET_KEY") or ""
     base = (config.get("STRIPE_API_BASE") or "").rstrip("/")
-    timeout = int(config.get("STRIPE_TIMEOUT_SECONDS") or 30)  # whole seconds
+    timeout = float(config.get("STRIPE_TIMEOUT_SECONDS") or 30)  # seconds, fractions allowed
     return key, base, timeout
+
+
+def is_sandbox(config=None) -> bool:
+    """Whether the app talks to the local sandbox (localstripe) rather than Stripe."""
+    base = _settings(config if config is not None else current_app.config)[1]
+    return bool(base) and base != STRIPE_API_BASE_DEFAULT
 
 
 def _build_client(key: str, base: str, timeout: float) -> stripe.StripeClient:
@@ -124,10 +131,11 @@ def _hold_from(intent) -> Hold:
     charge = intent.get("latest_charge")
     if charge is not None and not isinstance(charge, str):
         charge = charge.get("id")
-    metadata = intent.get("metadata")
+    metadata = intent.get("metadata") or {}
     return Hold(id=intent["id"], status=intent["status"], amount=int(intent["amount"]),
                 currency=str(intent["currency"]).upper(), charge_id=charge,
-                metadata=dict(metadata) if isinstance(metadata, dict) else {})
+                metadata={str(k): str(v) for k, v in dict(metadata).items()},
+                created=intent.get("created"))
 
 
 def _minor(amount: int) -> int:
@@ -223,6 +231,46 @@ def _declined_intent_id(exc: stripe.CardError) -> str | None:
         except stripe.StripeError:
             return None
     return None
+
+
+def find_intents(key: str, value: str) -> list[Hold]:
+    """Every PaymentIntent whose metadata `key` is `value` (Minga tags each hold with
+    order_id, pool_id and coop_id), oldest first. Stripe: the Search API (its index lags
+    by up to a minute: callers wait that long before trusting "none"); the sandbox has no
+    search, so its list is read whole and filtered (it answers at once)."""
+    if not is_sandbox():
+        query = f"metadata['{_search_text(key)}']:'{_search_text(value)}'"
+        found = _search({"query": query, "limit": 100})
+    else:
+        found = [h for h in _list_all() if h.metadata.get(key) == value]
+    return sorted(found, key=lambda h: (h.created or 0, h.id))
+
+
+def live_holds() -> list[Hold]:
+    """Every PaymentIntent holding money now (status requires_capture), with its metadata."""
+    if not is_sandbox():
+        return _search({"query": "status:'requires_capture'", "limit": 100})
+    return [h for h in _list_all() if h.status == "requires_capture"]
+
+
+def _search_text(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _search(params: dict) -> list[Hold]:
+    try:
+        page = _v1().payment_intents.search(params={**params, "expand": ["data.latest_charge"]})
+        return [_hold_from(item) for item in page.auto_paging_iter()]
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+
+
+def _list_all() -> list[Hold]:
+    try:
+        page = _v1().payment_intents.list(params={"limit": 100})
+        return [_hold_from(item) for item in page.auto_paging_iter()]
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
 
 
 def _cancel_quietly(intent_id: str) -> None:

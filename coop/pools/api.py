@@ -180,7 +180,8 @@ register({
      {201: "Pool", 403: "Error", 404: "Error", 422: "Error"}),
     ("get", "/pools/{id}", "One pool", True, None, {200: "Pool", 404: "Error"}),
     ("post", "/pools/{id}/orders", "Join a pool with a card hold (Idempotency-Key accepted)",
-     True, "OrderCreate", {201: "Order", 402: "Error", 403: "Error", 409: "Error", 422: "Error"}),
+     True, "OrderCreate", {201: "Order", 402: "Error", 403: "Error", 409: "Error", 422: "Error",
+                           503: "Error"}),
     ("get", "/orders", "The buyer's orders", True, None, {200: ("list", "Order"), 403: "Error"}),
     ("get", "/orders/{id}", "One of the buyer's orders", True, None, {200: "Order", 404: "Error"}),
     ("patch", "/orders/{id}", "Change the quantity while the pool is open", True, "OrderPatch",
@@ -188,5 +189,5 @@ register({
     ("delete", "/orders/{id}", "Withdraw an order while the pool is open", True, None,
      {200: "Order", 404: "Error", 409: "Error"}),
     ("post", "/pools/{id}/close", "Close a pool (manager); closing twice returns the same",
-     True, None, {200: "CloseResult", 403: "Error", 404: "Error", 409: "Error"}),
+     True, None, {200: "CloseResult", 403: "Error", 404: "Error", 409: "Error", 503: "Error"}),
 ])

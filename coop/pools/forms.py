@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Regexp
 
 from ..common.fields import KilogramField, Required
 
@@ -22,6 +22,9 @@ class PoolForm(FlaskForm):
 class OrderForm(FlaskForm):
     quantity_kg = KilogramField(_l("Kilograms"), validators=[Required()])
     payment_method = SelectField(_l("Card"), choices=TEST_CARDS, validate_choice=False)
+    # The form's own idempotency key, made when the page is shown: submitting it twice (or
+    # confirming two confirmation pages of it) places one order.
+    idempotency_key = HiddenField(validators=[Length(max=64), Regexp(r"^[A-Za-z0-9_-]*$")])
 
 
 class ChangeOrderForm(FlaskForm):

@@ -5,4 +5,5 @@ POOL_STATUS = {"open": _l("Open"), "confirmed": _l("Confirmed"),
                "failed": _l("Did not reach its minimum"), "cancelled": _l("Cancelled")}
 ORDER_STATUS = {"pending": _l("Being checked"), "authorized": _l("Held on card"),
                 "captured": _l("Paid"), "released": _l("Withdrawn, hold released"),
-                "cancelled": _l("Pool failed, hold released"), "failed": _l("Card declined")}
+                "cancelled": _l("Pool failed, hold released"), "failed": _l("Card declined"),
+                "unknown": _l("Not known yet whether your card was held")}

@@ -7,7 +7,7 @@ from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, String,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
-from ..common.statuses import PoolStatus, status_check
+from ..common.statuses import OrderStatus, PoolStatus, status_check
 from ..extensions import db
 from ..common import statuses
 
@@ -55,9 +55,7 @@ class Order(db.Model):
     __tablename__ = "orders"
     __table_args__ = (
         CheckConstraint("quantity_g > 0", name="quantity_positive"),
-        CheckConstraint(
-            "status IN ('pending', 'authorized', 'captured', 'released', 'cancelled', 'failed')",
-            name="status"),
+        status_check(OrderStatus),
         CheckConstraint("amount_captured_minor <= amount_authorized_minor", name="capture_le_hold"),
         CheckConstraint("amount_refunded_minor <= amount_captured_minor", name="refund_le_capture"),
         UniqueConstraint("buyer_id", "idempotency_key"),

@@ -8,12 +8,13 @@ steps, each committed, and each recorded so that a crash and a rerun finish the 
 holding, capturing or allocating twice."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import case, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..catalog import services as catalog
 from ..common.apportion import largest_remainder
@@ -22,7 +23,8 @@ from ..common.idempotency import fingerprint as request_fingerprint, replay_or_r
 from ..common.locks import supply_lock
 from ..common.models import utcnow
 from ..common.quantities import QuantityError, parse_kg
-from ..common.statuses import LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES, UNSOLD_POOL_STATUSES
+from ..common.statuses import (LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES,
+                               UNSETTLED_ORDER_STATUSES, UNSOLD_POOL_STATUSES, OrderStatus)
 from ..common.web import commit_step
 from ..extensions import db
 from ..ledger import services as ledger
@@ -33,7 +35,9 @@ from ..pricing import services as pricing
 from .models import Allocation, Order, Pool
 
 MAX_OPEN_DAYS = 7          # card holds last 7 days for customer-initiated payments
-ABANDONED_AFTER = timedelta(minutes=15)
+REPLAY_WAIT_SECONDS = 3.0  # a replay of an order still being placed waits this long for it
+# A failed order whose hold the resolver settled (not the card's decline) says so first.
+RESOLVED_FAILURE = "resolved:"
 
 
 # ---------------------------------------------------------------- supply reserved by pools
@@ -292,8 +296,10 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
                 ) -> tuple[Order, bool]:
     """Commit a quantity to an open pool and hold quantity x the highest tier price on the card.
     Returns (order, created). Refuses: not a buyer (403), pool closed (409 pool_closed), past
-    max_kg (409 pool_full), a declined card (402, nothing held, nothing committed). The same
-    Idempotency-Key with the same body returns the first order; with another body, 422.
+    max_kg (409 pool_full), a declined card (402, nothing held, nothing committed). Stripe not
+    answering in time is 503 payment_unknown: the order is left unknown, its grams reserved,
+    for resolve_holds to settle. The same Idempotency-Key with the same body returns the
+    first order as it stands (see _replay), never a second hold; with another body, 422.
     Commits in steps (see the module's docstring)."""
     now = now or utcnow()
     if not user.buyer_id:
@@ -325,17 +331,23 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
             Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key)))
     if earlier is not None:  # the same key raced in from another request: its order answers
         return _replay(earlier, fingerprint), False
-    # Step 2: the hold, with no database lock held.
+    # Step 2: the hold, with no database lock held. The PaymentIntent carries the order, so
+    # the resolver finds it whatever happens next, and Stripe's own idempotency key, so a
+    # retry of this attempt (stripe-python's, or Stripe's) returns the same PaymentIntent.
     try:
-        hold = gateway.hold(amount, pool.currency, payment_method,
-                            {"order_id": str(order.id), "pool_id": str(pool.id),
-                             "coop_id": str(pool.coop_id)})
+        hold = gateway.hold(amount, pool.currency, payment_method, _hold_metadata(order, pool),
+                            idempotency_key=f"minga-order-{order.id}-hold")
     except gateway.PaymentError as exc:
+        if _outcome_unknown(exc):
+            # Stripe may have held the card (a timeout, a 5xx): not failed, unknown. The
+            # grams stay reserved until resolve_holds finds out, within minutes.
+            _mark_unknown(order, exc)
+            raise _unknown_error()
         _fail_pending(order, exc)
         if isinstance(exc, gateway.CardDeclined):
             raise PaymentDeclined(_("The card was declined. Nothing was held and nothing was "
                                     "committed."), code="payment_declined")
-        if not isinstance(exc, gateway.GatewayUnavailable) and exc.http_status in (400, 404):
+        if exc.http_status in (400, 404):
             # Stripe refused the request itself (an unknown payment method id): the client's
             # mistake, not an outage.
             raise ValidationFailed(_("That payment method cannot be used. Nothing was held and "
@@ -343,30 +355,133 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
                                    fields={"payment_method": [_("Unknown payment method.")]})
         raise DomainError(_("The card could not be checked right now. Nothing was held; try "
                             "again in a moment."), code="payment_unavailable", status=503)
-    # Step 3: the hold is in place.
-    order.status = "authorized"
-    order.payment_intent_id = hold.id
-    order.charge_id = hold.charge_id
-    _ledger_hold(order)
-    commit_step()
-    return order, True
+    # Step 3: the hold is in place: record it (once; the resolver may have settled it first).
+    _fault_point("after_hold")
+    return _record_hold(order, hold), True
 
 
 def _replay(order: Order, fingerprint: str) -> Order:
+    """The first order again for a repeat of its request, as it stands now: an order still
+    being placed is waited for briefly (then 409 in_progress), one whose hold is unknown is
+    resolved against Stripe first; a failed one answers its failure again. Never a second
+    hold."""
     replay_or_refuse(order, order.request_hash == fingerprint,
                      _("This Idempotency-Key was used with a different order."))
-    if order.status == "failed":
+    deadline = time.monotonic() + REPLAY_WAIT_SECONDS
+    while order.status == OrderStatus.PENDING and time.monotonic() < deadline:
+        db.session.rollback()  # end the read, so the next one sees the other request's commit
+        time.sleep(0.1)
+        db.session.refresh(order)
+    if order.status == OrderStatus.PENDING and not _settled_after_passed(order, utcnow()):
+        raise Conflict(_("This order is still being placed. Ask again in a moment."),
+                       code="in_progress")
+    if order.status in UNSETTLED_ORDER_STATUSES:
+        commit_step()
+        try:
+            resolve_order(order.id)
+        except gateway.PaymentError:
+            pass  # Stripe still does not answer: the order stays unknown
+        db.session.refresh(order)
+        if order.status in UNSETTLED_ORDER_STATUSES:
+            raise _unknown_error()
+    if order.status == OrderStatus.FAILED:
+        if order.failure_message.startswith(RESOLVED_FAILURE):
+            raise Conflict(_("This order did not go through and nothing is held on your card. "
+                             "Place it again."), code="order_failed")
         raise PaymentDeclined(_("The card was declined. Nothing was held and nothing was "
                                 "committed."), code="payment_declined")
     return order
+
+
+def _hold_metadata(order: Order, pool: Pool) -> dict:
+    """What each PaymentIntent of an order is tagged with, so it can be found again."""
+    return {"order_id": str(order.id), "pool_id": str(pool.id), "coop_id": str(pool.coop_id)}
+
+
+def _outcome_unknown(exc: gateway.PaymentError) -> bool:
+    """Whether Stripe may have acted on a request that ended in `exc`: no answer (timeout,
+    connection lost) or a server error. A decline, a refused request (4xx) or a hold we could
+    not even send (not configured) held nothing."""
+    if isinstance(exc, gateway.GatewayUnavailable):
+        return True
+    return exc.http_status is not None and exc.http_status >= 500
+
+
+def _unknown_error() -> DomainError:
+    return DomainError(_("We don't know yet whether your card was held. We check with the "
+                         "card network within minutes and tell you; do not order again."),
+                       code="payment_unknown", status=503)
+
+
+def _fault_point(name: str) -> None:
+    """A place where tests make the worker die (tests/pools/test_holds.py): runs the hook
+    the app's config names under HOLD_FAULT_HOOKS, if any. Nothing in production."""
+    from flask import current_app
+    hook = (current_app.config.get("HOLD_FAULT_HOOKS") or {}).get(name)
+    if hook is not None:
+        hook()
+
+
+def _mark_unknown(order: Order, exc: Exception) -> None:
+    db.session.rollback()
+    try:
+        db.session.execute(update(Order).where(Order.id == order.id,
+                                               Order.status == OrderStatus.PENDING)
+                           .values(status=OrderStatus.UNKNOWN,
+                                   failure_message=str(exc)[:255], updated_at=utcnow())
+                           .execution_options(synchronize_session=False))
+        commit_step()
+    except DBAPIError:
+        db.session.rollback()  # the order stays pending: the resolver settles it all the same
+
+
+def _record_hold(order: Order, hold: gateway.Hold) -> Order:
+    """Record the hold Stripe made for a pending (or unknown) order: authorized, with its
+    PaymentIntent, and the ledger's pending entry, in one conditional UPDATE. A dropped
+    database connection is retried once on a new one. If the resolver settled the order
+    first and failed it, this hold is released."""
+    order_id = order.id
+    for attempt in (1, 2):
+        try:
+            db.session.rollback()
+            _fault_point("record")
+            recorded = db.session.execute(
+                update(Order).where(Order.id == order_id,
+                                    Order.status.in_(UNSETTLED_ORDER_STATUSES),
+                                    _in_open_pool(order_id))
+                .values(status=OrderStatus.AUTHORIZED, payment_intent_id=hold.id,
+                        charge_id=hold.charge_id, failure_message="", updated_at=utcnow())
+                .execution_options(synchronize_session=False)).rowcount == 1
+            order = db.session.get(Order, order_id)
+            db.session.refresh(order)
+            if recorded:
+                _ledger_hold(order)
+            commit_step()
+            break
+        except DBAPIError:
+            db.session.rollback()
+            if attempt == 2:
+                # The hold stands at Stripe and the order is pending: the resolver records it.
+                raise _unknown_error()
+    if order.status == OrderStatus.AUTHORIZED and order.payment_intent_id == hold.id:
+        return order
+    if order.status in UNSETTLED_ORDER_STATUSES:  # its pool was cancelled meanwhile
+        _claim_failed(order_id, "hold cancelled: pool closed")
+        db.session.refresh(order)
+    _cancel_quietly(hold.id)
+    if order.status == OrderStatus.AUTHORIZED:
+        return order  # recorded by the resolver with the same hold found another way
+    raise Conflict(_("This pool closed while your card was being checked. Nothing is held."),
+                   code="pool_closed")
 
 
 def _fail_pending(order: Order, exc: Exception) -> None:
     db.session.rollback()
     values = {"status": "failed", "failure_message": str(exc)[:255]}
     if not isinstance(exc, gateway.CardDeclined):
-        # Not the card's answer (Stripe down, an unusable card id): free the key so the
-        # buyer can retry with it. A decline keeps it, and a replay answers 402 again.
+        # Stripe's certain answer that it held nothing (an unusable card id, a rate limit,
+        # not configured): free the key so the buyer can retry with it. A decline keeps it,
+        # and a replay answers 402 again. (An unknown outcome is not failed: _mark_unknown.)
         values["idempotency_key"] = None
     # The pool row first (the lock order closing uses), then the order; the grams go back
     # only if this call is the one that failed the order (closing may have expired it).
@@ -409,8 +524,9 @@ def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = Non
     amount = pricing.amount_for(pricing.highest(pool.price).buyer, grams)
     try:
         hold = gateway.hold(amount, order.currency, order.payment_method,
-                            {"order_id": str(order.id), "pool_id": str(pool.id),
-                             "coop_id": str(pool.coop_id)})
+                            _hold_metadata(order, pool),
+                            idempotency_key=f"minga-order-{order.id}-change-"
+                                            f"{order.payment_intent_id}-{grams}")
     except gateway.PaymentError as exc:
         (_release(pool.id, delta) if delta > 0 else _reserve(pool.id, -delta))
         commit_step()
@@ -472,19 +588,205 @@ def withdraw_order(user, order_id: int, now: datetime | None = None) -> Order:
 
 # ---------------------------------------------------------------- closing
 
-def _expire_abandoned(pool: Pool, now: datetime) -> int:
-    """Pending orders whose process died between reserving and holding: free their grams.
-    Returns how many younger ones are still in flight."""
-    in_flight = 0
-    for order in db.session.scalars(select(Order).where(Order.pool_id == pool.id,
-                                                        Order.status == "pending")):
-        if now - order.created_at > ABANDONED_AFTER:
-            order.status = "failed"
-            order.failure_message = "abandoned before the card hold completed"
-            pool.committed_g -= order.quantity_g
-        else:
-            in_flight += 1
-    return in_flight
+def _in_flight(pool: Pool) -> int:
+    """Orders of the pool whose hold is not settled yet (being placed, or unknown after the
+    resolver ran): closing waits for them, never guesses."""
+    return int(db.session.scalar(select(func.count(Order.id)).where(
+        Order.pool_id == pool.id, Order.status.in_(UNSETTLED_ORDER_STATUSES))) or 0)
+
+
+# ---------------------------------------------------------------- settling unknown holds
+# A card hold lives at Stripe; the order that wanted it lives here. Between the two a worker
+# can die, Stripe can stop answering, the database can drop the connection. Every attempt is
+# recorded (pending) before Stripe is called, and every PaymentIntent is tagged with its
+# order, so the resolver can always bring the two together again:
+# - an order pending past the settle time (its worker is gone) or unknown (Stripe did not
+#   answer) is looked up at Stripe: by its PaymentIntent id when recorded, else by metadata.
+#   It STANDS (authorized) if its pool is still open and taking orders and Stripe holds
+#   exactly its amount in its currency (requires_capture); otherwise every PaymentIntent of
+#   it is cancelled and the order FAILS (its grams go back). None found: failed, but only
+#   once the settle time has passed (a request still on its way, Stripe's search index lag).
+# - every live hold at Stripe (requires_capture) tagged with an order that did not record it
+#   as authorized is cancelled (a hold that appeared after its order was settled, an old
+#   hold a change of quantity could not release).
+# Each decision is claimed in the database first (a conditional UPDATE from pending or
+# unknown), then carried out at Stripe, so concurrent runs, a placing worker and a replay
+# never both record and cancel one hold; a run that dies after its claim is finished by the
+# next run's sweep. Idempotent: a second run finds nothing to do.
+
+def settle_after() -> timedelta:
+    """How old an attempt must be before "no PaymentIntent found" is trusted and a pending
+    order counts as abandoned: HOLD_RESOLVE_AFTER_SECONDS (set it well above the Stripe
+    timeout and Stripe's search lag), never shorter than a call to Stripe can last."""
+    from flask import current_app
+    config = current_app.config
+    after = float(config.get("HOLD_RESOLVE_AFTER_SECONDS") or 120)
+    timeout = float(config.get("STRIPE_TIMEOUT_SECONDS") or 30)
+    return timedelta(seconds=max(after, timeout))
+
+
+def _settled_after_passed(order: Order, now: datetime) -> bool:
+    return now - order.created_at > settle_after()
+
+
+@dataclass
+class Resolution:
+    stood: list = field(default_factory=list)      # order ids recorded as authorized
+    failed: list = field(default_factory=list)     # order ids failed (their holds cancelled)
+    waiting: list = field(default_factory=list)    # order ids left for a later run
+    already: list = field(default_factory=list)    # order ids another run settled first
+    cancelled: list = field(default_factory=list)  # PaymentIntent ids cancelled
+
+
+def resolve_holds(pool_id: int | None = None, now: datetime | None = None) -> Resolution:
+    """Settle every unknown order and every pending one past the settle time (of one pool,
+    or all), then cancel any live hold at Stripe that no authorized order recorded (all
+    pools only). Safe to run concurrently and again. A Stripe that does not answer raises
+    PaymentError (what was settled before stays settled)."""
+    now = now or utcnow()
+    stmt = select(Order.id).where(Order.status.in_(UNSETTLED_ORDER_STATUSES)).order_by(Order.id)
+    if pool_id is not None:
+        stmt = stmt.where(Order.pool_id == pool_id)
+    ids = list(db.session.scalars(stmt))
+    commit_step()
+    result = Resolution()
+    for order_id in ids:
+        outcome = resolve_order(order_id, now=now, cancelled=result.cancelled)
+        getattr(result, outcome).append(order_id)
+    if pool_id is None:
+        _sweep_live_holds(now, result)
+    return result
+
+
+def resolve_order(order_id: int, now: datetime | None = None,
+                  cancelled: list | None = None) -> str:
+    """Settle one order whose hold is unknown (or pending past the settle time) against
+    Stripe. Returns "stood" or "failed" (this call settled it so), "already" (settled by
+    another) or "waiting" (nothing to decide yet)."""
+    now = now or utcnow()
+    cancelled = cancelled if cancelled is not None else []
+    order = db.session.get(Order, order_id)
+    if order is None or order.status not in UNSETTLED_ORDER_STATUSES:
+        commit_step()
+        return "already"
+    old_enough = _settled_after_passed(order, now)
+    if order.status == OrderStatus.PENDING and not old_enough:
+        commit_step()
+        return "waiting"  # its worker may still be waiting for Stripe
+    pool = order.pool
+    recorded = order.payment_intent_id
+    expected = (order.amount_authorized_minor, order.currency)
+    pool_takes = pool.status == "open" and pool.closes_at > now
+    commit_step()
+    intents = ([gateway.retrieve(recorded)] if recorded
+               else gateway.find_intents("order_id", str(order_id)))
+    if not intents and not old_enough:
+        return "waiting"  # Stripe's index may not show it yet
+    standing = [h for h in intents if h.status == "requires_capture"
+                and (h.amount, h.currency) == expected]
+    if pool_takes and standing:
+        keep = standing[0]
+        if _claim_stood(order_id, keep):
+            for other in intents:
+                if other.id != keep.id:
+                    _cancel_intent(other, cancelled)
+            return "stood"
+        pool_takes = False  # the pool was cancelled meanwhile, or another run settled it
+    if not _claim_failed(order_id, "no hold found" if not intents
+                         else "hold cancelled: " + ("pool closed" if not pool_takes
+                                                    else "not held for the order's amount")):
+        return _settled_elsewhere(order_id, intents, cancelled)
+    for intent in intents:
+        _cancel_intent(intent, cancelled)
+    return "failed"
+
+
+def _settled_elsewhere(order_id: int, intents: list, cancelled: list) -> str:
+    """Another run (or the placing worker) settled the order first: cancel what it does not
+    keep, and say how it ended."""
+    db.session.expire_all()
+    order = db.session.get(Order, order_id)
+    kept = order.payment_intent_id if order.status == OrderStatus.AUTHORIZED else None
+    commit_step()
+    for intent in intents:
+        if intent.id != kept:
+            _cancel_intent(intent, cancelled)
+    return "already"
+
+
+def _in_open_pool(order_id: int):
+    """A condition for an order's UPDATE: its pool is still open, so a hold recorded now is
+    captured or cancelled with the pool. On PostgreSQL the pool row is locked FOR KEY SHARE
+    first: it waits for a close or cancel (FOR UPDATE) but not for other buyers'
+    reservations, nor they for it. SQLite serialises writers, and the UPDATE must be the
+    transaction's first statement there (a read first could not be upgraded)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        pool_id = select(Order.pool_id).where(Order.id == order_id).scalar_subquery()
+        db.session.execute(select(Pool.id).where(Pool.id == pool_id)
+                           .with_for_update(read=True, key_share=True))
+    return Order.pool_id.in_(select(Pool.id).where(Pool.status == "open"))
+
+
+def _claim_stood(order_id: int, hold: gateway.Hold) -> bool:
+    result = db.session.execute(
+        update(Order).where(Order.id == order_id, Order.status.in_(UNSETTLED_ORDER_STATUSES),
+                            _in_open_pool(order_id))
+        .values(status=OrderStatus.AUTHORIZED, payment_intent_id=hold.id,
+                charge_id=hold.charge_id, failure_message="", updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if result.rowcount == 1:
+        order = db.session.get(Order, order_id)
+        db.session.refresh(order)
+        _ledger_hold(order)
+    commit_step()
+    return result.rowcount == 1
+
+
+def _claim_failed(order_id: int, why: str) -> bool:
+    """Fail an unsettled order and give its grams back, in one transaction (the pool row
+    first, the lock order closing uses). False if another run settled it first."""
+    pool_id = db.session.scalar(select(Order.pool_id).where(Order.id == order_id))
+    db.session.execute(select(Pool.id).where(Pool.id == pool_id).with_for_update())
+    result = db.session.execute(
+        update(Order).where(Order.id == order_id, Order.status.in_(UNSETTLED_ORDER_STATUSES))
+        .values(status=OrderStatus.FAILED, failure_message=f"{RESOLVED_FAILURE} {why}"[:255],
+                updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if result.rowcount == 1:
+        grams = db.session.scalar(select(Order.quantity_g).where(Order.id == order_id))
+        _release(pool_id, grams)
+    commit_step()
+    return result.rowcount == 1
+
+
+def _cancel_intent(hold: gateway.Hold, cancelled: list) -> None:
+    if hold.status in ("canceled", "succeeded"):
+        return
+    gateway.cancel(hold.id)
+    cancelled.append(hold.id)
+
+
+def _sweep_live_holds(now: datetime, result: Resolution) -> None:
+    """Cancel every live hold tagged with an order that did not record it as authorized
+    (and is not still being settled), once it is older than the settle time."""
+    horizon = (now - settle_after()).timestamp()
+    holds = [h for h in gateway.live_holds() if h.metadata.get("order_id", "").isdigit()
+             and (h.created or 0) < horizon]
+    if not holds:
+        return
+    ids = {int(h.metadata["order_id"]) for h in holds}
+    orders = dict(db.session.execute(select(Order.id, Order).where(Order.id.in_(ids))).all())
+    owned = {o.payment_intent_id for o in orders.values()
+             if o.status in (OrderStatus.AUTHORIZED, OrderStatus.CAPTURED)}
+    unsettled = {o.id for o in orders.values() if o.status in UNSETTLED_ORDER_STATUSES}
+    commit_step()
+    for hold in holds:
+        order_id = int(hold.metadata["order_id"])
+        if order_id not in orders:
+            continue  # not this database's order (another deployment on the same account)
+        if hold.id in owned or order_id in unsettled:
+            continue
+        _cancel_intent(hold, result.cancelled)
 
 
 def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
@@ -497,8 +799,8 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
     if not on_demand and pool.closes_at > now:
         db.session.rollback()
         raise Conflict(_("This pool is not due to close yet."), code="not_due")
-    if _expire_abandoned(pool, now):
-        commit_step()
+    if _in_flight(pool):
+        db.session.rollback()
         raise Conflict(_("Orders are being placed right now; try closing again in a minute."),
                        code="orders_in_flight")
     pool.decided_at = now
@@ -604,10 +906,22 @@ def close_pool(pool_id: int, *, now: datetime | None = None, on_demand: bool = T
     now = now or utcnow()
     get_pool(pool_id)
     commit_step()
-    _decide(pool_id, now, on_demand)
-    pool = get_pool(pool_id)
-    if pool.settled_at is None:
-        _settle(pool_id, now)
+    try:
+        if get_pool(pool_id).status == "open":
+            # Orders a crash or an outage left unsettled are settled first (resolve_holds).
+            resolve_holds(pool_id=pool_id, now=now)
+        _decide(pool_id, now, on_demand)
+        pool = get_pool(pool_id)
+        if pool.settled_at is None:
+            _settle(pool_id, now)
+    except gateway.PaymentError as exc:
+        if not _outcome_unknown(exc) and exc.code not in ("rate_limited",
+                                                          "gateway_not_configured"):
+            raise
+        db.session.rollback()
+        raise DomainError(_("The card network cannot be reached right now. What was done is "
+                            "kept; close the pool again in a moment."),
+                          code="payment_unavailable", status=503)
     db.session.expire_all()
     return get_pool(pool_id)
 
@@ -823,11 +1137,10 @@ def preview_close(pool_id: int, now: datetime | None = None) -> ClosePreview:
         .where(Order.pool_id == pool.id, Order.status.in_(LIVE_ORDER_STATUSES))
         .order_by(Order.id)))
     names = _buyer_names(o.buyer_id for o in orders)
-    pending = [o for o in orders if o.status == "pending"]
     held = [o for o in orders if o.status == "authorized"]
-    in_flight = sum(1 for o in pending if not now - o.created_at > ABANDONED_AFTER)
-    committed = pool.committed_g - sum(o.quantity_g for o in pending
-                                       if now - o.created_at > ABANDONED_AFTER)
+    # Closing settles unknown and abandoned orders first; the preview cannot know how.
+    in_flight = sum(1 for o in orders if o.status in UNSETTLED_ORDER_STATUSES)
+    committed = pool.committed_g
     if pool.status == "open":
         outcome = "confirmed" if committed >= pool.min_g and committed > 0 else "failed"
         price = pricing.breakdown(pool.price, committed) if outcome == "confirmed" else None

@@ -1,3 +1,4 @@
+import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -49,12 +50,20 @@ def detail(pool_id):
                                test_cards=current_app.config["STRIPE_TEST_PAYMENT_METHODS"],
                                **_view(pool)), status
     if not form.is_submitted():
+        form.idempotency_key.data = secrets.token_urlsafe(24)
         return page()
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=url_for("pools.detail", pool_id=pool.id)))
     if not form.validate():
         return page(422)
-    web.refusal_on_form(form, page)
+
+    def refused(exc):
+        web.show_on_form(form, exc)
+        if exc.code in ("payment_declined", "order_failed"):
+            # That key has its answer; trying again (another card) is a new order.
+            form.idempotency_key.data = secrets.token_urlsafe(24)
+        return page(exc.status)
+    web.on_refusal(refused)
     preview = services.preview_order(current_user, pool.id,
                                      quantity_kg=form.quantity_kg.data,
                                      payment_method=form.payment_method.data)
@@ -65,9 +74,10 @@ def detail(pool_id):
             card=dict(form.payment_method.choices).get(form.payment_method.data),
             back=url_for("pools.detail", pool_id=pool.id),
             yes=_("Yes, hold the amount on my card"))
+    key = form.idempotency_key.data
     services.place_order(current_user, pool.id, quantity_kg=form.quantity_kg.data,
                          payment_method=form.payment_method.data,
-                         idempotency_key=step.key)
+                         idempotency_key=f"form:{key}" if key else step.key)
     flash(_("Your order is in. The amount is held on your card and taken only if "
             "the pool fills."), "info")
     return redirect(url_for("pools.my_orders"))

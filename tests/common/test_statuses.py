@@ -8,13 +8,15 @@ from coop.common import statuses as st
 from coop.intake.models import Refund
 from coop.ledger.models import LedgerEntry
 from coop.payouts.models import PayoutBatch, PayoutLine
-from coop.pools.models import Pool
+from coop.pools.models import Order, Pool
 from coop.shares.models import ShareAccount
 from coop.treasury.models import BankStatementLine, StripeBalanceTxn
 
 # The constraints as the migrations wrote them: building them from the enums changes nothing.
 WRITTEN = {
     Pool: "status IN ('open', 'confirmed', 'failed', 'cancelled')",
+    Order: ("status IN ('pending', 'authorized', 'captured', 'released', 'cancelled', 'failed', "
+            "'unknown')"),
     Refund: "status IN ('pending', 'succeeded', 'failed')",
     PayoutBatch: "status IN ('open', 'closed')",
     PayoutLine: "status IN ('pending', 'paid', 'failed')",

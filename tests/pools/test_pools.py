@@ -171,8 +171,10 @@ def test_closing_twice_or_after_a_crash_never_captures_or_allocates_twice(market
         return real_capture(intent_id, amount, metadata)
 
     monkeypatch.setattr(gateway, "capture", crash_after_first)
-    with pytest.raises(gateway.GatewayUnavailable):
+    from coop.common.errors import DomainError
+    with pytest.raises(DomainError) as err:  # Stripe unreachable: 503, like placing an order
         pools.close_pool(pool.id)
+    assert err.value.status == 503 and err.value.code == "payment_unavailable"
     db.session.rollback()
     statuses = sorted(db.session.get(Order, o.id).status for o in orders)
     assert statuses == ["authorized", "captured"]
@@ -296,21 +298,38 @@ def test_webhook_replayed_or_reordered_changes_nothing_twice(market, client, app
     assert _committed(pool.id) == 5_000
 
 
-def test_an_outage_frees_the_idempotency_key_for_a_retry(market, monkeypatch):
+def test_a_refusal_frees_the_idempotency_key_and_an_unknown_outcome_keeps_it(market,
+                                                                            monkeypatch):
     pool = market.open_pool()
     real_hold = gateway.hold
 
-    def down(*args, **kwargs):
-        raise gateway.GatewayUnavailable("gateway_unavailable", "network down")
+    def refused(*args, **kwargs):  # Stripe's own answer that it did nothing
+        raise gateway.PaymentError("rate_limited", "slow down", http_status=429)
 
-    monkeypatch.setattr(gateway, "hold", down)
+    monkeypatch.setattr(gateway, "hold", refused)
     from coop.common.errors import DomainError
     with pytest.raises(DomainError) as err:
         _order(market, pool, "10", key="retry-me")
-    assert err.value.status == 503 and _committed(pool.id) == 0
+    assert err.value.status == 503 and err.value.code == "payment_unavailable"
+    assert _committed(pool.id) == 0
     monkeypatch.setattr(gateway, "hold", real_hold)
     order = _order(market, pool, "10", key="retry-me")
     assert order.status == "authorized" and _committed(pool.id) == 10_000
+
+    def down(*args, **kwargs):  # no answer: Stripe may have held the card
+        raise gateway.GatewayUnavailable("gateway_unavailable", "network down")
+
+    monkeypatch.setattr(gateway, "hold", down)
+    with pytest.raises(DomainError) as err:
+        _order(market, pool, "5", key="unknown-once")
+    assert err.value.status == 503 and err.value.code == "payment_unknown"
+    assert _committed(pool.id) == 15_000  # the grams stay reserved until it is settled
+    monkeypatch.setattr(gateway, "hold", real_hold)
+    with pytest.raises(DomainError) as err:  # a replay: still unknown, never a second hold
+        _order(market, pool, "5", key="unknown-once")
+    assert err.value.code == "payment_unknown"
+    assert db.session.scalar(select(func.count()).select_from(Order)
+                             .where(Order.idempotency_key == "unknown-once")) == 1
     # A decline, by contrast, is the answer for that key: replaying it declines again.
     with pytest.raises(PaymentDeclined):
         _order(market, pool, "5", pm=DECLINE, key="declined-once")
