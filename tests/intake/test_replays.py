@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from coop.extensions import db
 from coop.intake import services as intake
 from coop.intake.models import Intake
-from tests.intake_helpers import market, sold  # noqa: F401
 
 THREADS = 24
 

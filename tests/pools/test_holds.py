@@ -19,10 +19,9 @@ from coop.extensions import db
 from coop.payments import gateway
 from coop.pools import services as pools
 from coop.pools.models import Order, Pool
-from tests.conftest import database_url, is_postgres
-from tests.holds_helpers import (assert_holds_agree, live_holds, place_order_and_die,
+from tests.support import database_url, is_postgres
+from tests.support.holds import (assert_holds_agree, live_holds, place_order_and_die,
                                  sandbox_intents)
-from tests.pool_helpers import market  # noqa: F401
 
 VISA, DECLINE = "pm_card_visa", "pm_card_chargeCustomerFail"
 TIMEOUT = 1.0          # the Stripe client's timeout in these tests (30 s in production)

@@ -17,7 +17,8 @@ from coop.ledger.models import LedgerEntry
 from coop.treasury import bank_statement, stripe_reconciliation
 from coop.treasury.models import BankStatementLine, StripeBalanceTxn
 
-STRIPE_HEADER = "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC),Available On (UTC)\n"
+STRIPE_HEADER = ("id,Type,Source,Amount,Fee,Net,Currency,Created (UTC),Available On (UTC),"
+                 "coop_id (metadata)\n")  # a payout is a coop's when its metadata says so
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def seed(coop, treasurer, farmer, n: int, day: date, tag: str):
     stamp = f"{day} 08:00:00"
     stripe_reconciliation.import_stripe_csv(coop, treasurer, io.BytesIO((STRIPE_HEADER + "".join(
         f"txn_{tag}_{i},payout,po_{tag}{i},-{(10_000_00 + i) / 100:.2f},0,"
-        f"-{(10_000_00 + i) / 100:.2f},cop,{stamp},{stamp}\n" for i in range(n))).encode()))
+        f"-{(10_000_00 + i) / 100:.2f},cop,{stamp},{stamp},{coop.id}\n" for i in range(n))).encode()))
     db.session.commit()
 
 

@@ -1,7 +1,7 @@
 """Helpers of tests/pools/test_holds.py: what the sandbox holds, set against Minga's
 records, and a worker process that dies between Stripe's answer and the record.
 
-    python -m tests.holds_helpers DATABASE_URL API_BASE SECRET_KEY USER_ID POOL_ID KG KEY
+    python -m tests.support.holds DATABASE_URL API_BASE SECRET_KEY USER_ID POOL_ID KG KEY
 
 places one order in a process of its own and kills itself (SIGKILL, no cleanup, as the
 kernel's OOM killer or a gunicorn timeout would) right after the card hold is made."""
@@ -19,7 +19,7 @@ from coop.extensions import db
 from coop.ledger.models import LedgerEntry
 from coop.pools.models import Order
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sandbox_intents(sandbox) -> list[dict]:
@@ -64,7 +64,7 @@ def place_order_and_die(database_url: str, sandbox, user_id: int, pool_id: int, 
     """Run the dying worker (see the module's docstring); returns its exit status."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.holds_helpers", database_url, sandbox.api_base,
+        [sys.executable, "-m", "tests.support.holds", database_url, sandbox.api_base,
          sandbox.secret_key, str(user_id), str(pool_id), kg, key],
         cwd=ROOT, env=env, capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode(errors="replace")[-3000:]
