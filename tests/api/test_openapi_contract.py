@@ -224,3 +224,15 @@ def test_a_405_is_json_and_names_the_methods_the_path_takes(client):
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET"}
     response = client.put("/api/v1/listings")
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_the_guide_names_the_filters_values_the_document_declares(doc):
+    """docs/api.md and the document say the same of `?status=` and `?rail=`."""
+    from pathlib import Path
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    sentence = " ".join(guide[guide.index("Filters:"):].split("another value is 422")[0].split())
+    status, rail = sentence.split(";")[:2]
+    assert re.findall(r"`(\w+)`", status.split("one of")[1]) == _param(
+        doc, "get", "/pools", "status")["schema"]["enum"]
+    assert re.findall(r"`(\w+)`", rail.split("one of")[1]) == _param(
+        doc, "get", "/payout-batches/{id}/export.csv", "rail")["schema"]["enum"]
