@@ -15,7 +15,8 @@ def coops():
                           for c in coop_services.list_coops()])
 
 
-register({"Coop": {"type": "object", "required": ["id", "slug", "name", "country", "currency", "region"],
+register({"Coop": {"type": "object",
+                   "required": ["id", "slug", "name", "country", "currency", "region"],
                    "properties": {
     "id": {"type": "integer"}, "slug": {"type": "string"}, "name": {"type": "string"},
     "country": {"type": "string"}, "currency": {"type": "string"},

@@ -148,8 +148,6 @@ def _listing_create_extras(op: dict) -> None:
                 "crop", "grade", "quantity_kg", "harvested_on", "collection_point", "notes",
                 "coop_id")}, "photo": {"type": "string", "contentMediaType": "image/*"}}}
     op["requestBody"]["content"]["multipart/form-data"] = {"schema": form}
-    op["responses"].setdefault("413", {"description": "error", "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
     op["security"] = [{"bearer": []}, {"browserSession": []}]
 
 
