@@ -86,7 +86,7 @@ def page_args(default: int = 50, maximum: int = 200) -> tuple[int, int | None]:
     raw = request.args.get("limit", str(default))
     if not _ascii_digits(raw, 4):
         raise ValidationFailed(_("limit must be a whole number."),
-                               fields={"limit": [_("Must be a whole number.")]})
+                               fields={"limit": [_("Must be an integer.")]})
     limit = int(raw)
     if not 1 <= limit <= maximum:
         raise ValidationFailed(_("limit must be between 1 and %(n)d.", n=maximum),
