@@ -234,6 +234,9 @@ def register_errorhandlers(app: Flask) -> None:
                 (render_template("error.html", code=exc.code, message=message), exc.code))
         if exc.code == 429 and getattr(exc, "retry_after", None):
             response.headers["Retry-After"] = str(exc.retry_after)
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            # A 405 says which methods the path does take (RFC 9110).
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
     @app.errorhandler(Exception)

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from ..auth import services as auth_services
 from ..common.errors import DomainError, ValidationFailed
 from ..common.idempotency import check_key
+from .blueprint import MAX_ID
 
 
 def error(status: int, code: str, message: str, fields: dict | None = None):
@@ -79,25 +80,43 @@ def idempotency_key() -> str | None:
 
 
 def page_args(default: int = 50, maximum: int = 200) -> tuple[int, int | None]:
-    """(limit, cursor id) from ?limit= and ?cursor=; refuses junk with 422."""
+    """(limit, cursor id) from ?limit= and ?cursor=; refuses junk with 422: a limit that is
+    not 1..maximum in ASCII digits, a cursor that is not one `encode_cursor` could have made
+    (an id the database can hold: PostgreSQL would refuse a larger one with an error)."""
     raw = request.args.get("limit", str(default))
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ValidationFailed(_("limit must be a whole number."), fields={"limit": ["int"]})
+    if not _ascii_digits(raw, 4):
+        raise ValidationFailed(_("limit must be a whole number."),
+                               fields={"limit": [_("Must be an integer.")]})
+    limit = int(raw)
     if not 1 <= limit <= maximum:
         raise ValidationFailed(_("limit must be between 1 and %(n)d.", n=maximum),
                                fields={"limit": [_("Out of range.")]})
     cursor = request.args.get("cursor")
     after = None
     if cursor:
-        try:
-            after = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
-        except (ValueError, UnicodeDecodeError):
-            after = None
-        if after is None or after < 1:
+        after = decode_cursor(cursor)
+        if after is None:
             raise ValidationFailed(_("Bad cursor."), fields={"cursor": [_("Bad cursor.")]})
     return limit, after
+
+
+def _ascii_digits(text: str, most: int) -> bool:
+    # str.isdigit() and int() also take other scripts' digits ("٣"), signs and underscores.
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
+def decode_cursor(cursor: str) -> int | None:
+    """The id in a cursor from `encode_cursor`, or None for anything else."""
+    if len(cursor) > 16 or not cursor.isascii():
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode() + b"==").decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not _ascii_digits(text, 10) or encode_cursor(int(text)) != cursor:
+        return None
+    after = int(text)
+    return after if 1 <= after <= MAX_ID else None
 
 
 def encode_cursor(last_id: int) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from .blueprint import bp
+from .blueprint import MAX_ID, bp
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message", "fields"],
@@ -52,28 +52,60 @@ def register(schemas: dict, paths: list, extras: dict | None = None) -> None:
     EXTRAS.update(extras or {})
 
 
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+CURSOR = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,16}$",
+          "description": "the `next_cursor` of the page before; anything else is 422"}
+
+
 def _ref(spec):
     if spec is None:
         return {"type": "object"}
     if isinstance(spec, tuple):
-        return {"type": "object", "properties": {
-            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{spec[1]}"}},
-            "next_cursor": {"type": ["string", "null"]}}}
+        kind, name = spec
+        items = {"type": "array", "items": {"$ref": f"#/components/schemas/{name}"}}
+        if kind == "items":  # the whole list, never paged
+            return {"type": "object", "required": ["items"], "properties": {"items": items}}
+        return {"type": "object", "required": ["items", "next_cursor"], "properties": {
+            "items": items, "next_cursor": {"type": ["string", "null"]}}}
     if isinstance(spec, dict):
         return spec
     return {"$ref": f"#/components/schemas/{spec}"}
+
+
+def _paged(responses: dict) -> bool:
+    """A list answered a page at a time (?limit= and ?cursor=), as ("list", schema)."""
+    spec = responses.get(200)
+    return isinstance(spec, tuple) and spec[0] == "list"
+
+
+# What each status answers when an operation does not say (its description in the document).
+DESCRIPTIONS = {
+    400: "malformed JSON", 401: "no valid bearer token", 402: "payment declined",
+    403: "not allowed for this role", 404: "no such object, or another cooperative's",
+    405: "a method this path does not take (the Allow header lists those it takes)",
+    409: "a state conflict", 413: "the body is too large",
+    422: "a value refused (`fields` names it)", 429: "too many attempts; see Retry-After",
+}
 
 
 def document() -> dict:
     paths: dict = {}
     for method, path, summary, auth, body, responses in PATHS:
         responses = dict(responses)
-        # What every endpoint of its kind can answer: bad JSON, no token, a rate limit.
+        # What every endpoint of its kind can answer: bad JSON or values, a body too large,
+        # no token, an id that is no object of the caller's, a bad page, another method.
         if body:
-            responses.setdefault(400, "Error")
-            responses.setdefault(422, "Error")
+            for code in (400, 413, 422):
+                responses.setdefault(code, "Error")
         if auth:
             responses.setdefault(401, "Error")
+        if "{id}" in path:
+            responses.setdefault(404, "Error")
+        if _paged(responses):
+            responses.setdefault(422, "Error")
+        responses.setdefault(405, "Error")
+        responses = dict(sorted(responses.items()))
+
         def content(code, schema):
             # A CSV answer (a bank file) is text/csv; everything else is JSON.
             if code < 300 and path.endswith(".csv"):
@@ -81,17 +113,17 @@ def document() -> dict:
             return {"application/json": {"schema": _ref(schema)}}
 
         op = {"summary": summary, "responses": {
-            str(code): {"description": summary if code < 300 else "error",
+            str(code): {"description": summary if code < 300 else DESCRIPTIONS.get(code,
+                                                                                   "error"),
                         "content": content(code, schema)}
             for code, schema in responses.items()}}
         params = []
         if "{id}" in path:
-            params.append({"name": "id", "in": "path", "required": True,
-                           "schema": {"type": "integer"}})
-        if method == "get" and responses.get(200) and isinstance(responses[200], tuple):
+            params.append({"name": "id", "in": "path", "required": True, "schema": dict(ID)})
+        if method == "get" and _paged(responses):
             params += [{"name": "limit", "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-                       {"name": "cursor", "in": "query", "schema": {"type": "string"}}]
+                       {"name": "cursor", "in": "query", "schema": dict(CURSOR)}]
         if method in ("post", "patch") and "Idempotency" in summary:
             params.append({"name": "Idempotency-Key", "in": "header",
                            "schema": {"type": "string", "minLength": 1, "maxLength": 255}})
@@ -115,6 +147,17 @@ def document() -> dict:
                 "browserSession": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
                                    "description": "The logged-in browser session (cookie) "
                                                   "with its CSRF token in this header"}}}}
+
+
+def query_parameter(name: str, schema: dict, description: str = ""):
+    """An EXTRAS function adding a query parameter (a filter such as ?status=) to an
+    operation."""
+    def add(op: dict) -> None:
+        param = {"name": name, "in": "query", "schema": schema}
+        if description:
+            param["description"] = description
+        op.setdefault("parameters", []).append(param)
+    return add
 
 
 @bp.get("/openapi.json")

@@ -21,4 +21,4 @@ register({"Crop": {"type": "object", "required": ["slug", "name", "unit", "grade
     "grades": {"type": "array", "items": {"type": "object", "required": ["code", "name"],
                                           "properties": {
         "code": {"type": "string"}, "name": {"type": "string"}}}}}}},
-    [("get", "/crops", "Legal crops and their grades", False, None, {200: ("list", "Crop")})])
+    [("get", "/crops", "Legal crops and their grades", False, None, {200: ("items", "Crop")})])

@@ -15,9 +15,10 @@ def coops():
                           for c in coop_services.list_coops()])
 
 
-register({"Coop": {"type": "object", "required": ["id", "slug", "name", "country", "currency"],
+register({"Coop": {"type": "object",
+                   "required": ["id", "slug", "name", "country", "currency", "region"],
                    "properties": {
     "id": {"type": "integer"}, "slug": {"type": "string"}, "name": {"type": "string"},
     "country": {"type": "string"}, "currency": {"type": "string"},
     "region": {"type": "string"}}}},
-    [("get", "/coops", "Cooperatives", False, None, {200: ("list", "Coop")})])
+    [("get", "/coops", "Cooperatives", False, None, {200: ("items", "Coop")})])

@@ -63,7 +63,11 @@ register({
                           "description": "nothing delivered: received_kg empty or 0"}}},
     "Intake": {"type": "object",
                "required": ["id", "allocation_id", "received_kg", "grade",
-                            "farmer_amount_minor", "currency"],
+                            "farmer_amount_minor", "currency", "pool_id", "farmer_id",
+                            "accepted_kg", "excess_kg", "shortfall_kg", "pool_grade",
+                            "farmer_price_per_kg_minor", "advance_minor",
+                            "share_withholding_minor", "net_minor", "refund_minor", "refunds",
+                            "recorded_at"],
                "properties": {
         "id": {"type": "integer"}, "allocation_id": {"type": "integer"},
         "pool_id": {"type": "integer"}, "farmer_id": {"type": "integer"},
@@ -72,7 +76,8 @@ register({
         "farmer_price_per_kg_minor": MINOR, "farmer_amount_minor": MINOR,
         "advance_minor": MINOR, "share_withholding_minor": MINOR, "net_minor": MINOR,
         "refund_minor": MINOR,
-        "refunds": {"type": "array", "items": {"type": "object", "properties": {
+        "refunds": {"type": "array", "items": {"type": "object", "required": [
+            "id", "order_id", "amount_minor", "status"], "properties": {
             "id": {"type": "integer"}, "order_id": {"type": "integer"},
             "amount_minor": MINOR,
             "status": {"type": "string", "enum": values(RefundStatus)}}}},

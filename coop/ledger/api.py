@@ -21,11 +21,15 @@ def trial_balance(coop_id):
                               "normal_balance_minor": a.normal_balance} for a in tb["accounts"]])
 
 
-register({"TrialBalance": {"type": "object", "properties": {
+register({"TrialBalance": {"type": "object", "required": [
+    "currency", "debits_minor", "credits_minor", "balanced", "accounts"], "properties": {
     "currency": {"type": "string"}, "debits_minor": MINOR, "credits_minor": MINOR,
     "balanced": {"type": "boolean"},
-    "accounts": {"type": "array", "items": {"type": "object", "properties": {
-        "code": {"type": "string"}, "name": {"type": "string"},
-        "balance_minor": {"description": "debits minus credits", **MINOR}}}}}}},
+    "accounts": {"type": "array", "items": {"type": "object", "required": [
+        "code", "name", "kind", "balance_minor", "normal_balance_minor"], "properties": {
+        "code": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"},
+        "balance_minor": {"description": "debits minus credits", **MINOR},
+        "normal_balance_minor": {"description": "the balance on the account's normal side",
+                                 **MINOR}}}}}}},
     [("get", "/coops/{id}/ledger/trial-balance", "Trial balance (treasurer, manager)", True,
       None, {200: "TrialBalance", 401: "Error", 403: "Error", 404: "Error"})])

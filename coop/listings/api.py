@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from ..api.blueprint import bp
 from ..api.common import (error, idempotency_key, json_body, page_args, paged,
                           token_or_session_required, token_required)
-from ..api.openapi import KG, register
+from ..api.openapi import ID, KG, query_parameter, register
 from ..common.access import is_farmer
 from ..common.errors import ValidationFailed
 from ..common.idempotency import retry_on_unique_race
@@ -148,8 +148,6 @@ def _listing_create_extras(op: dict) -> None:
                 "crop", "grade", "quantity_kg", "harvested_on", "collection_point", "notes",
                 "coop_id")}, "photo": {"type": "string", "contentMediaType": "image/*"}}}
     op["requestBody"]["content"]["multipart/form-data"] = {"schema": form}
-    op["responses"].setdefault("413", {"description": "error", "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
     op["security"] = [{"bearer": []}, {"browserSession": []}]
 
 
@@ -159,13 +157,15 @@ register({
         "crop": {"type": "string"}, "grade": {"type": "string"}, "quantity_kg": KG,
         "harvested_on": {"type": "string", "format": "date"},
         "collection_point": {"type": "string", "maxLength": 160},
-        "notes": {"type": "string", "maxLength": 500}, "coop_id": {"type": "integer"}}},
+        "notes": {"type": "string", "maxLength": 500}, "coop_id": ID}},
     "ListingPatch": {"type": "object", "properties": {
         "grade": {"type": "string"}, "quantity_kg": KG,
         "harvested_on": {"type": "string", "format": "date"},
         "collection_point": {"type": "string"}, "notes": {"type": "string"}}},
     "Listing": {"type": "object", "required": ["id", "crop", "grade", "quantity_kg",
-                                               "available_kg", "status", "harvested_on"],
+                                               "available_kg", "status", "harvested_on",
+                                               "coop_id", "committed_kg", "collection_point",
+                                               "created_at"],
                 "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
         "grade": {"type": "string"}, "quantity_kg": KG, "available_kg": KG, "committed_kg": KG,
@@ -175,13 +175,16 @@ register({
                                                                 "format": "date-time"}}},
 }, [
     ("get", "/listings", "The farmer's harvest listings", True, None,
-     {200: ("list", "Listing"), 401: "Error", 403: "Error"}),
+     {200: ("list", "Listing"), 401: "Error", 403: "Error", 422: "Error"}),
     ("post", "/listings", "List a harvest (Idempotency-Key accepted)", True, "ListingCreate",
-     {201: "Listing", 400: "Error", 401: "Error", 403: "Error", 422: "Error"}),
+     {201: "Listing", 400: "Error", 401: "Error", 403: "Error", 404: "Error", 422: "Error"}),
     ("get", "/listings/{id}", "One of the farmer's listings", True, None,
      {200: "Listing", 404: "Error"}),
     ("patch", "/listings/{id}", "Change a listing", True, "ListingPatch",
      {200: "Listing", 404: "Error", 409: "Error", 422: "Error"}),
     ("delete", "/listings/{id}", "Withdraw a listing", True, None,
      {200: "Listing", 404: "Error", 409: "Error"}),
-], {("post", "/listings"): _listing_create_extras})
+], {("post", "/listings"): _listing_create_extras,
+    ("get", "/listings"): query_parameter(
+        "mine", {"type": "string", "enum": ["1"]},
+        "accepted as the contract says; the list is always the caller's own listings")})

@@ -5,7 +5,7 @@ from flask import Response, g, jsonify, request
 from flask_babel import gettext as _
 
 from ..api.common import idempotency_key, json_body, token_required
-from ..api.openapi import MINOR, register
+from ..api.openapi import MINOR, query_parameter, register
 from ..api.blueprint import bp
 from ..common.errors import ValidationFailed
 from ..common.idempotency import retry_on_unique_race
@@ -92,7 +92,8 @@ def confirm_batch(batch_id):
     return jsonify(batch_json(services.get_batch(batch.id)))
 
 
-_LINE = {"type": "object", "required": ["id", "farmer_id", "amount_minor", "rail", "status"],
+_LINE = {"type": "object", "required": ["id", "farmer_id", "amount_minor", "rail", "status",
+                                        "currency", "flag", "reference"],
          "properties": {"id": {"type": "integer"}, "farmer_id": {"type": "integer"},
                         "amount_minor": MINOR, "currency": {"type": "string"},
                         "rail": {"type": "string", "enum": list(PAYOUT_RAILS)},
@@ -102,7 +103,8 @@ _LINE = {"type": "object", "required": ["id", "farmer_id", "amount_minor", "rail
 
 register({
     "Payable": {"type": "object", "required": ["farmer_id", "name", "amount_due_minor",
-                                               "currency"], "properties": {
+                                               "currency", "owed_minor", "in_batches_minor",
+                                               "rail"], "properties": {
         "farmer_id": {"type": "integer"}, "name": {"type": "string"},
         "amount_due_minor": MINOR, "currency": {"type": "string"}, "owed_minor": MINOR,
         "in_batches_minor": MINOR, "rail": {"type": ["string", "null"]}}},
@@ -110,14 +112,17 @@ register({
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Payable"}}}},
     "PayoutBatchCreate": {"type": "object", "properties": {
         "rail": {"type": "string", "enum": list(PAYOUT_RAILS)}}},
-    "PayoutBatch": {"type": "object", "required": ["id", "status", "total_minor", "lines"],
+    "PayoutBatch": {"type": "object", "required": ["id", "status", "total_minor", "lines",
+                                                   "coop_id", "rail", "currency", "created_at",
+                                                   "left_out"],
                     "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"},
         "status": {"type": "string", "enum": values(PayoutBatchStatus)},
         "rail": {"type": ["string", "null"]}, "currency": {"type": "string"},
         "total_minor": MINOR, "created_at": {"type": "string", "format": "date-time"},
         "lines": {"type": "array", "items": _LINE},
-        "left_out": {"type": "array", "items": {"type": "object", "properties": {
+        "left_out": {"type": "array", "items": {"type": "object", "required": [
+            "farmer_id", "amount_minor", "rail", "reason"], "properties": {
             "farmer_id": {"type": "integer"}, "amount_minor": MINOR,
             "rail": {"type": "string"}, "reason": {"type": "string"}}}}}},
 }, [
@@ -134,4 +139,6 @@ register({
     ("post", "/payout-batches/{id}/confirmations",
      "Import the bank's confirmation file (line_id,status,reference)", True, "csv",
      {200: "PayoutBatch", 403: "Error", 404: "Error", 422: "Error"}),
-])
+], {("get", "/payout-batches/{id}/export.csv"): query_parameter(
+    "rail", {"type": "string", "enum": list(PAYOUT_RAILS)},
+    "only this rail's lines, in its bank's or wallet's format; another value is 422")})

@@ -5,7 +5,7 @@ from flask import g, jsonify, request
 from flask_babel import gettext as _
 
 from ..api.common import error, idempotency_key, json_body, page_args, paged, token_required
-from ..api.openapi import KG, MINOR, register
+from ..api.openapi import ID, KG, MINOR, query_parameter, register
 from ..api.blueprint import bp
 from ..common.access import require_member
 from ..common.errors import ValidationFailed
@@ -145,12 +145,18 @@ def close_pool(pool_id):
     return jsonify(close_json(services.close_pool(pool.id)))
 
 
+_POOL = ("id", "coop_id", "crop", "grade", "status", "min_kg", "max_kg", "committed_kg",
+         "price_per_kg_minor", "farmer_price_per_kg_minor", "commission_per_kg_minor",
+         "premium_per_kg_minor", "currency", "closes_at")
+_ORDER = ("id", "pool_id", "status", "quantity_kg", "amount_authorized_minor",
+          "amount_captured_minor", "amount_refunded_minor", "currency")
+
 register({
     "PoolCreate": {"type": "object", "required": ["coop_id", "crop", "grade", "min_kg", "max_kg",
                                                   "closes_at"], "properties": {
-        "coop_id": {"type": "integer"}, "crop": {"type": "string"}, "grade": {"type": "string"},
+        "coop_id": ID, "crop": {"type": "string"}, "grade": {"type": "string"},
         "min_kg": KG, "max_kg": KG, "closes_at": {"type": "string", "format": "date-time"}}},
-    "Pool": {"type": "object", "properties": {
+    "Pool": {"type": "object", "required": list(_POOL), "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
         "grade": {"type": "string"},
         "status": {"type": "string", "enum": values(PoolStatus)},
@@ -162,27 +168,38 @@ register({
                     "properties": {"quantity_kg": KG, "payment_method": {"type": "string"}}},
     "OrderPatch": {"type": "object", "required": ["quantity_kg"],
                    "properties": {"quantity_kg": KG}},
-    "Order": {"type": "object", "properties": {
+    "Order": {"type": "object", "required": list(_ORDER), "properties": {
         "id": {"type": "integer"}, "pool_id": {"type": "integer"},
         "status": {"type": "string", "enum": values(OrderStatus)},
         "quantity_kg": KG, "amount_authorized_minor": MINOR, "amount_captured_minor": MINOR,
         "amount_refunded_minor": MINOR, "currency": {"type": "string"}}},
-    "CloseResult": {"type": "object", "properties": {
-        "status": {"type": "string"}, "allocated_kg": KG,
-        "orders": {"type": "array", "items": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "quantity_kg": KG, "amount_captured_minor": MINOR}}},
-        "allocations": {"type": "array", "items": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "listing_id": {"type": "integer"},
-            "farmer_id": {"type": "integer"}, "quantity_kg": KG}}}}},
+    "CloseResult": {"type": "object", "required": ["id", "status", "allocated_kg", "orders",
+                                                   "allocations"], "properties": {
+        "id": {"type": "integer"},
+        "status": {"type": "string", "enum": values(PoolStatus)}, "allocated_kg": KG,
+        "orders": {"type": "array", "items": {
+            "type": "object", "required": ["id", "quantity_kg", "status",
+                                           "amount_captured_minor"], "properties": {
+                "id": {"type": "integer"}, "quantity_kg": KG,
+                "status": {"type": "string", "enum": values(OrderStatus)},
+                "amount_captured_minor": MINOR}}},
+        "allocations": {"type": "array", "items": {
+            "type": "object", "required": ["id", "listing_id", "farmer_id", "quantity_kg",
+                                           "farmer_amount_minor"], "properties": {
+                "id": {"type": "integer"}, "listing_id": {"type": "integer"},
+                "farmer_id": {"type": "integer"}, "quantity_kg": KG,
+                "farmer_amount_minor": MINOR}}}}},
 }, [
-    ("get", "/pools", "Pools (?status=open)", True, None, {200: ("list", "Pool"), 401: "Error"}),
+    ("get", "/pools", "Pools (?status=open)", True, None,
+     {200: ("list", "Pool"), 401: "Error", 422: "Error"}),
     ("post", "/pools", "Open a pool (manager)", True, "PoolCreate",
      {201: "Pool", 403: "Error", 404: "Error", 422: "Error"}),
     ("get", "/pools/{id}", "One pool", True, None, {200: "Pool", 404: "Error"}),
     ("post", "/pools/{id}/orders", "Join a pool with a card hold (Idempotency-Key accepted)",
-     True, "OrderCreate", {201: "Order", 402: "Error", 403: "Error", 409: "Error", 422: "Error",
-                           503: "Error"}),
-    ("get", "/orders", "The buyer's orders", True, None, {200: ("list", "Order"), 403: "Error"}),
+     True, "OrderCreate", {201: "Order", 402: "Error", 403: "Error", 404: "Error",
+                           409: "Error", 422: "Error", 503: "Error"}),
+    ("get", "/orders", "The buyer's orders", True, None,
+     {200: ("list", "Order"), 403: "Error", 422: "Error"}),
     ("get", "/orders/{id}", "One of the buyer's orders", True, None, {200: "Order", 404: "Error"}),
     ("patch", "/orders/{id}", "Change the quantity while the pool is open", True, "OrderPatch",
      {200: "Order", 402: "Error", 404: "Error", 409: "Error"}),
@@ -190,4 +207,9 @@ register({
      {200: "Order", 404: "Error", 409: "Error"}),
     ("post", "/pools/{id}/close", "Close a pool (manager); closing twice returns the same",
      True, None, {200: "CloseResult", 403: "Error", 404: "Error", 409: "Error", 503: "Error"}),
-])
+], {("get", "/pools"): query_parameter(
+        "status", {"type": "string", "enum": values(PoolStatus)},
+        "only the pools in this status; another value is 422"),
+    ("get", "/orders"): query_parameter(
+        "mine", {"type": "string", "enum": ["1"]},
+        "accepted as the contract says; the list is always the caller's own orders")})
