@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..catalog import services as catalog
+from ..common.ids import query_id
 from ..common import confirm, web
 from ..common.access import is_farmer, require_member
 from ..common.paging import page_number
@@ -100,7 +101,7 @@ def record(allocation_id):
 @web.coop_view("manager", "treasurer")
 def coop_statements(coop):
     intakes = services.coop_statements(coop.id, limit=STATEMENTS_PAGE,
-                                       before_id=request.args.get("before", type=int))
+                                       before_id=request.args.get("before", type=query_id))
     return render_template("intake/statements.html", coop=coop, intakes=intakes,
                            older=intakes[-1].id if len(intakes) == STATEMENTS_PAGE else None)
 
