@@ -25,6 +25,11 @@ MONEY_EXAMPLE = Decimal("36000.5")
 HECTARES_EXAMPLE, HECTARES_FORMAT = Decimal("2.5"), "#,##0.####"
 PERCENT_EXAMPLE, PERCENT_FORMAT = Decimal("12.5"), "#,##0.##"
 WHOLE_EXAMPLE, WHOLE_FORMAT = Decimal("1200"), "#,##0"
+# The largest number a form takes in any field (kilograms, money, hectares, counts): one
+# quadrillion. Each field's service has its own, smaller, range (quantities.MAX_GRAMS,
+# money.MAX_MAJOR, ...); this one keeps a typed number's digits within what those checks
+# and the database's BIGINT can handle.
+MAX_NUMBER = Decimal(10) ** 15
 
 
 class NumberInputError(ValueError):
@@ -110,6 +115,9 @@ def parse_number(text, locale=None, *, example: Decimal = KG_EXAMPLE,
         raise NumberInputError(how_to_write(example, fmt, loc))
     if not value.is_finite():
         raise NumberInputError(how_to_write(example, fmt, loc))
+    if abs(value) > MAX_NUMBER:
+        raise NumberInputError(_("That number is too large: at most %(max)s.",
+                                 max=format_decimal(MAX_NUMBER, format="#,##0", locale=loc)))
     return value
 
 

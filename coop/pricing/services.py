@@ -68,11 +68,12 @@ def _money(value, field: str, currency: str) -> int:
     from ..common.money import parse_major
     try:
         minor = parse_major(value, currency)
-    except ValueError:
+    except ValueError as exc:
         from ..common.numbers import amount_examples
         raise ValidationFailed(_("Give an amount such as %(whole)s or %(decimals)s.",
                                  **amount_examples(12500)),
-                               fields={field: [_("Not an amount.")]})
+                               fields={field: [getattr(exc, "message", None)
+                                               or _("Not an amount.")]})
     if minor < 0 or minor > MAX_PRICE_MINOR:
         raise ValidationFailed(_("Amounts cannot be negative or that large."),
                                fields={field: [_("Out of range.")]})
