@@ -41,6 +41,8 @@ DIRECT = {
     "treasury.stripe_confirm": ("treasurer",
                                 "/manage/coops/{coop}/treasury/stripe/txns/1/confirm", ()),
     "auth.choose_pin": ("farmer", "/account/pin", ("pin", "pin_confirm")),
+    # A link (GET) on every page; POST takes the same `next`.
+    "auth.set_language": ("buyer", "/lang/en", ("next",)),
 }
 
 BIG = "x" * 200_000
