@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from wtforms import StringField
+from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, StopValidation
 
 from . import numbers
@@ -103,3 +103,17 @@ class WholeNumberField(LocaleDecimalField):
     example = numbers.WHOLE_EXAMPLE
     example_format = display_format = numbers.WHOLE_FORMAT
     inputmode = "numeric"
+
+
+class StrictIntegerField(IntegerField):
+    """A whole number in ASCII digits, an optional leading minus, at most 18 digits (a
+    household's size, a year, a figure carried by the page). wtforms' IntegerField takes
+    whatever int() takes: "+5", " 5", "\u0665" (Arabic-Indic five), "\uff15" (full-width)."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and valuelist[0] not in (None, ""):
+            text = str(valuelist[0]).strip()
+            if not numbers.WHOLE_ASCII.fullmatch(text):
+                self.data = None
+                raise ValueError(self.gettext("Not a valid integer value."))
+        super().process_formdata(valuelist)

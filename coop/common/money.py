@@ -55,10 +55,12 @@ def parse_major(text, currency: str, *, locale=None) -> int:
     elif isinstance(text, int):
         amount = Decimal(text)
     elif locale is not None:
-        try:
-            amount = parse_number(str(text), locale)
-        except NumberInputError:
-            raise ValueError("not a number")
+        if len(str(text)) > 64:  # no amount is written with more characters
+            raise AmountTooLarge(too_large_message(currency))
+        try:  # the amount's own maximum (MAX_MAJOR, below) is the one said
+            amount = parse_number(str(text), locale, maximum=None)
+        except NumberInputError as exc:
+            raise ValueError(exc.message)
     else:
         if not MACHINE_NUMBER.fullmatch(str(text).strip()):
             raise ValueError("not a number")

@@ -1,9 +1,9 @@
 from flask_babel import lazy_gettext as _l
 from ..common.forms import Form
-from wtforms import (EmailField, IntegerField, PasswordField, SelectField, StringField)
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
-from ..common.fields import HectaresField, Required
+from ..common.fields import HectaresField, Required, StrictIntegerField
 from ..catalog.labels import CROPS as CATALOGUE_CROPS
 
 RAIL_CHOICES = [
@@ -46,7 +46,7 @@ class FarmerForm(Form):
     national_id = StringField(_l("National ID"), validators=[DataRequired(), Length(max=32)])
     gender = SelectField(_l("Gender"), choices=[("", "—"), ("female", _l("Female")),
                                                ("male", _l("Male")), ("other", _l("Other"))])
-    household_size = IntegerField(_l("People in the household"),
+    household_size = StrictIntegerField(_l("People in the household"),
                                   validators=[Optional(), NumberRange(min=1, max=50)])
     payout_rail = SelectField(_l("Payout method"), choices=RAIL_CHOICES)
     payout_account = StringField(_l("Payout account"), validators=[Optional(), Length(max=64)])

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from ..catalog import services as catalog
+from ..common.numbers import parse_whole
 from ..common.errors import NotFound, ValidationFailed
 from ..common.quantities import QuantityError, parse_kg
 from ..extensions import db
@@ -82,7 +83,7 @@ def _money(value, field: str, currency: str) -> int:
 
 def _int(value, field: str, low: int, high: int) -> int:
     try:
-        number = int(str(value).strip())
+        number = parse_whole(value)
     except (TypeError, ValueError):
         raise ValidationFailed(_("Give a whole number."), fields={field: [_("Whole number.")]})
     if not low <= number <= high:

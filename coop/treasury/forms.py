@@ -1,10 +1,10 @@
 from flask_babel import lazy_gettext as _l
 from ..common.forms import Form
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, HiddenField, IntegerField, StringField
+from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..common.fields import MoneyField, Required
+from ..common.fields import MoneyField, Required, StrictIntegerField
 
 
 class ActionForm(Form):
@@ -34,8 +34,8 @@ class CostForm(Form):
 
 
 class CloseForm(Form):
-    expected_surplus = IntegerField(validators=[Optional()])
-    year = IntegerField(validators=[DataRequired(), NumberRange(2000, 2200)])
+    expected_surplus = StrictIntegerField(validators=[Optional()])
+    year = StrictIntegerField(validators=[DataRequired(), NumberRange(2000, 2200)])
 
 
 class NoteForm(Form):

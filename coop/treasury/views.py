@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from ..common import confirm, web
 from ..common.models import utcnow
+from ..common.numbers import parse_whole
 from ..audit import services as audit
 from . import bank_statement, reports, stripe_reconciliation
 from . import costs as cost_services
@@ -277,7 +278,7 @@ def costs(coop):
 @bp.route("/manage/coops/<int:coop_id>/treasury/year-end")
 @web.coop_view("treasurer", "manager")
 def year_end(coop):
-    year = request.args.get("year", type=int) or utcnow().year - 1
+    year = request.args.get("year", type=parse_whole) or utcnow().year - 1
     if not 2000 <= year <= 2200:
         abort(400)
     dist = year_end_services.preview(coop, year)
