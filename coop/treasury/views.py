@@ -1,7 +1,6 @@
 import csv
 import io
 import secrets
-from datetime import date
 
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
                    stream_with_context, url_for)
@@ -9,6 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..common import confirm, web
+from ..common.dates import DateInputError, parse_date
 from ..common.models import utcnow
 from ..common.numbers import parse_whole
 from ..audit import services as audit
@@ -21,12 +21,12 @@ bp = Blueprint("treasury", __name__)
 
 
 def _period():
-    """?from=&to= (YYYY-MM-DD); the current month by default."""
+    """?from=&to= (YYYY-MM-DD, 2000 to the end of next year); the current month by default."""
     today = utcnow().date()
     try:
-        start = date.fromisoformat(request.args.get("from") or today.replace(day=1).isoformat())
-        end = date.fromisoformat(request.args.get("to") or today.isoformat())
-    except ValueError:
+        start = parse_date(request.args.get("from") or today.replace(day=1).isoformat())
+        end = parse_date(request.args.get("to") or today.isoformat())
+    except DateInputError:
         abort(400)
     if end < start or (end - start).days > 3660:
         abort(400)

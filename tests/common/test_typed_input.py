@@ -118,13 +118,11 @@ def test_an_amount_beyond_the_maximum_or_not_typed_in_the_locale_is_refused(en, 
 
 def test_the_maximum_amount_is_said(en, treasury):
     coop, _ = treasury
-    response = _cost(en, coop, amount="9223372036854775808")
-    page = response.get_data(as_text=True)
-    assert "at most 1,000,000,000,000,000" in page  # the number's own maximum (10^15)
-    response = _cost(en, coop, amount="2000000000000")
-    page = response.get_data(as_text=True)
-    assert response.status_code == 422
-    assert "The amount is too large: at most" in page and "1,000,000,000,000.00" in page
+    for typed in ("9223372036854775808", "2000000000000"):
+        response = _cost(en, coop, amount=typed)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422
+        assert "The amount is too large: at most" in page and "1,000,000,000,000.00" in page
 
 
 def test_parse_major_says_the_maximum_in_the_currency():
