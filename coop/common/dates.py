@@ -38,12 +38,14 @@ def check_range(day: date, today: date | None = None) -> date:
     return day
 
 
-def parse_date(value, today: date | None = None) -> date:
-    """A typed date, YYYY-MM-DD (a date object is only range-checked)."""
+def parse_date(value, today: date | None = None, *, bounded: bool = True) -> date:
+    """A typed date, YYYY-MM-DD (a date object is only range-checked). `bounded=False` for a
+    caller that checks a narrower range itself and says it (a harvest: at most a year ago,
+    not after today)."""
     if isinstance(value, datetime):
         value = value.date()
     if isinstance(value, date):
-        return check_range(value, today)
+        return check_range(value, today) if bounded else value
     text = str(value if value is not None else "").strip()
     if not ISO_DATE.fullmatch(text):
         raise DateInputError(_("Give the date as YYYY-MM-DD, like 2026-03-31."))
@@ -51,7 +53,7 @@ def parse_date(value, today: date | None = None) -> date:
         day = date.fromisoformat(text)
     except ValueError:
         raise DateInputError(_("Give the date as YYYY-MM-DD, like 2026-03-31."))
-    return check_range(day, today)
+    return check_range(day, today) if bounded else day
 
 
 def check_moment(moment: datetime, today: date | None = None) -> datetime:

@@ -7,6 +7,7 @@ import re
 from flask import flash
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from wtforms.validators import Length
 
 from .errors import DomainError
 
@@ -21,6 +22,13 @@ def has_control(text) -> bool:
     if isinstance(text, (list, tuple)):
         return any(has_control(t) for t in text)
     return isinstance(text, str) and CONTROL.search(text) is not None
+
+
+def filter_text(value, max_chars: int = 160) -> str:
+    """A search or filter from a page's query string: "" (no filter, as for any junk) when it
+    holds a control character, which no name has and PostgreSQL cannot even compare."""
+    text = value if isinstance(value, str) else ""
+    return "" if has_control(text) else text[:max_chars]
 
 
 MAX_TEXT = 10_000  # characters in one field: ten times the longest note a form takes
@@ -46,6 +54,12 @@ class Form(FlaskForm):
         if has_control(raw):
             return self.CONTROL_MESSAGE
         if name not in self.LONG_FIELDS and any(len(v) > MAX_TEXT for v in raw):
+            # Said as the field's own Length would (its maximum), else with MAX_TEXT.
+            limit = next((v.max for v in field.validators
+                          if isinstance(v, Length) and v.max is not None and v.max >= 0), None)
+            if limit is not None:
+                return field.gettext("Field cannot be longer than %(max)d characters.") \
+                    % {"max": limit}
             return _l("That is too long: at most %(n)d characters.", n=MAX_TEXT)
         return None
 

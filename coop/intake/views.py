@@ -9,6 +9,7 @@ from ..catalog import services as catalog
 from ..common.ids import query_id
 from ..common import confirm, web
 from ..common.access import is_farmer, require_member
+from ..common.forms import filter_text
 from ..common.paging import page_number
 from ..extensions import db
 from ..pools import services as pools
@@ -26,7 +27,7 @@ def pool_intake(pool_id):
     pool = pools.get_pool(pool_id)
     require_member(pool.coop_id, "manager", "treasurer")
     pending_only = request.args.get("show") == "pending"
-    point = request.args.get("point", "")[:160]
+    point = filter_text(request.args.get("point", ""), 160)
     found = services.pool_deliveries(pool.id, pending_only=pending_only, point=point,
                                      page=page_number(request.args.get("page")))
     allocations = found.items

@@ -50,8 +50,8 @@ def parse_harvest_date(value, today: date | None = None) -> date:
         day = value
     else:
         try:
-            # YYYY-MM-DD in ASCII digits, 2000 to the end of next year (coop/common/dates.py).
-            day = parse_date(value)
+            # YYYY-MM-DD in ASCII digits (coop/common/dates.py); the range is the harvest's.
+            day = parse_date(value, bounded=False)
         except DateInputError:
             raise ValidationFailed(_("Give the harvest date as YYYY-MM-DD."),
                                    fields={"harvested_on": [_("A date like 2026-11-02.")]})
