@@ -185,13 +185,16 @@ def register_domain_hooks(app: Flask) -> None:
     """What a lower domain needs from a higher one goes through an interface wired here, never
     an import upwards (tests/test_layout.py refuses import circles): the place for such a hook.
     Stripe's webhook events about payment intents go to the pools; a renamed collection point
-    renames the coop's listings there; listings asks pools how much supply open pools hold."""
+    renames the coop's listings there; the HTML views' `coop_view` loads coops through
+    cooperatives' get_coop; listings asks pools how much supply open pools hold."""
+    from .common import web
     from .cooperatives import services as coop_services
     from .listings import services as listing_services
     from .payments import webhooks
     from .pools import services as pool_services
     webhooks.register_handler(app, "payment_intent", pool_services.apply_payment_intent_event)
     coop_services.on_collection_point_renamed(app, listing_services.rename_collection_point)
+    web.load_coops_with(app, coop_services.get_coop)
     pool_services.register_supply_reservation()
 
 

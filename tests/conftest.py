@@ -2,13 +2,11 @@
 PostgreSQL), emptied after every test; factories that return callables."""
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures_stripe"]
+pytest_plugins = ["tests.plugins.stripe", "tests.plugins.apps", "tests.plugins.market",
+                  "tests.plugins.payouts", "tests.plugins.year_end"]
 
 import itertools
-import os
-import tempfile
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from flask import g
@@ -18,19 +16,8 @@ from sqlalchemy import event, text
 
 from coop import create_app
 from coop.extensions import db
-
-PASSWORD = "correct-horse-battery"
-COLLECTION_POINTS = ("Vereda El Tambo", "Vereda La Esperanza", "Acopio central")
-KEEP = {"crops", "grades", "alembic_version"}  # loaded by migrations, never emptied
-_TMP = tempfile.mkdtemp(prefix="minga-tests-")
-
-
-def database_url() -> str:
-    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{Path(_TMP) / 'test.sqlite'}"
-
-
-def is_postgres() -> bool:
-    return database_url().startswith("postgresql")
+from tests.support import COLLECTION_POINTS, PASSWORD, database_url
+from tests.support.database import empty_tables
 
 
 def _reset_postgres(url: str) -> None:
@@ -77,68 +64,6 @@ def app():
     with app.app_context():
         upgrade(revision="heads")
     return app
-
-
-def _tables_to_empty() -> list:
-    """Every table but KEEP's, children before their parents (the order deletes need)."""
-    return [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEEP]
-
-
-def empty_tables() -> None:
-    """Empties what the test wrote, in one short transaction, without TRUNCATE.
-
-    PostgreSQL: TRUNCATE ... RESTART IDENTITY CASCADE of ~30 tables took about 0.6 s a test
-    (each truncated table and index gets a new file). Instead one query names the tables
-    that hold rows and the sequences that moved; only those are emptied (DELETE, children
-    first; the ledger's own triggers, which refuse deletes, are lifted meanwhile) and reset
-    (setval, so ids start at 1 again as they did after RESTART IDENTITY). Rows committed by
-    any connection are found, so tests may commit, use threads, other apps, live servers.
-    SQLite: every table is emptied with the ledger's triggers dropped and re-created."""
-    tables = _tables_to_empty()
-    db.session.remove()
-    with db.engine.begin() as conn:
-        if db.engine.dialect.name == "postgresql":
-            _empty_postgres(conn, tables)
-        else:
-            from coop.ledger import ddl
-            for statement in ddl.drop_statements("sqlite"):
-                conn.execute(text(statement))
-            conn.execute(text("PRAGMA foreign_keys=OFF"))
-            for t in tables:
-                conn.execute(t.delete())
-            for statement in ddl.statements("sqlite"):
-                conn.execute(text(statement))
-
-
-_SEQUENCES: dict[str, str] = {}  # table -> its id sequence (PostgreSQL), read once
-
-
-def _empty_postgres(conn, tables) -> None:
-    if not _SEQUENCES:
-        _SEQUENCES.update(conn.execute(text(
-            "SELECT t.relname, s.relname FROM pg_class s"
-            " JOIN pg_depend d ON d.objid = s.oid AND d.deptype IN ('a', 'i')"
-            " JOIN pg_class t ON t.oid = d.refobjid"
-            " WHERE s.relkind = 'S' AND t.relname = ANY(:names)"),
-            {"names": [t.name for t in tables]}).all())
-    filled = " UNION ALL ".join(
-        f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")" for t in tables)
-    full = {row[0] for row in conn.execute(text(filled))}
-    moved = [row[0] for row in conn.execute(text(
-        "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
-        " AND last_value IS NOT NULL AND sequencename = ANY(:seqs)"),
-        {"seqs": list(_SEQUENCES.values())})]
-    guarded = [name for name in ("ledger_entries", "ledger_postings") if name in full]
-    for name in guarded:
-        conn.execute(text(f'ALTER TABLE "{name}" DISABLE TRIGGER USER'))
-    for t in tables:
-        if t.name in full:
-            conn.execute(t.delete())
-    for name in guarded:
-        conn.execute(text(f'ALTER TABLE "{name}" ENABLE TRIGGER USER'))
-    if moved:
-        conn.execute(text("SELECT " + ", ".join(
-            f"setval('\"{seq}\"', 1, false)" for seq in moved)))
 
 
 @pytest.fixture(autouse=True)

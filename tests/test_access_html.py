@@ -24,8 +24,8 @@ from coop.auth.models import User
 from coop.cooperatives import services as coop_services
 from coop.extensions import db
 from coop.listings import services as listing_services
-from tests.confirm_helpers import confirm, is_confirmation
-from tests.conftest import KEEP
+from tests.support.confirm import confirm, is_confirmation
+from tests.support import KEEP
 
 BLUEPRINTS = ("auth", "catalog", "coops", "listings")
 

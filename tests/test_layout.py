@@ -175,3 +175,38 @@ def test_the_ledger_triggers_are_those_migration_0003_froze():
                 frozen[node.targets[0].id] = ast.literal_eval(node.value)
     assert frozen == {"SQLITE": ddl.SQLITE, "SQLITE_DROP": ddl.SQLITE_DROP,
                       "POSTGRES": ddl.POSTGRES, "POSTGRES_DROP": ddl.POSTGRES_DROP}
+
+
+TESTS = ROOT / "tests"
+TEST_PACKAGES = {p.name for p in TESTS.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+
+
+def test_tests_mirror_the_package():
+    """A domain's tests live in tests/<domain>/; besides those, only the suite's own packages
+    (plugins: fixtures; support: helpers that are not fixtures; e2e: the browser suite)."""
+    domains = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert TEST_PACKAGES - {"plugins", "support", "e2e"} <= domains, \
+        TEST_PACKAGES - {"plugins", "support", "e2e"} - domains
+
+
+def test_no_test_module_imports_another_or_its_fixtures():
+    """Fixtures come through conftest.py's pytest_plugins, helpers from tests/support: no test
+    module imports from a test module or from conftest (and so no `# noqa` fixture imports)."""
+    offences = []
+    for path in sorted(TESTS.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tests"):
+                last = node.module.split(".")[-1]
+                if last.startswith("test_") or last == "conftest":
+                    offences.append(f"{path.relative_to(ROOT)}: from {node.module}")
+    assert offences == []
+
+
+def test_the_common_floor_imports_no_domain():
+    """coop/common/ is the lowest floor: it imports the extensions and itself, never a domain
+    (what it needs of one is wired by create_app, as `web.load_coops_with`)."""
+    for module in MODULES:
+        if module.startswith("coop.common"):
+            upwards = {name for name in _imports(module) if name.startswith("coop.")
+                       and not name.startswith(("coop.common", "coop.extensions"))}
+            assert not upwards, f"{module} imports {upwards}"

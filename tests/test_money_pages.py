@@ -14,10 +14,9 @@ from coop.intake import services as intake
 from coop.payouts import services as payouts
 from coop.pools import services as pools
 from coop.pools.models import Order
-from tests.intake_helpers import FARMER, PRICE, _ledger_sound, order, sold  # noqa: F401
-from tests.pool_helpers import market  # noqa: F401
+from tests.support.intake import FARMER, PRICE, order
 
-pytestmark = pytest.mark.usefixtures("stripe_clean")
+pytestmark = pytest.mark.usefixtures("stripe_clean", "ledger_sound")
 DECLINED = "pm_card_chargeCustomerFail"
 
 

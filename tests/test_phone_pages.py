@@ -20,8 +20,8 @@ from coop.extensions import db
 from coop.intake import services as intake
 from coop.listings.models import Listing
 from coop.pools.models import Allocation
-from tests.intake_helpers import _ledger_sound, sold  # noqa: F401
-from tests.pool_helpers import market  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("ledger_sound")
 
 ROOT = Path(__file__).resolve().parent.parent
 

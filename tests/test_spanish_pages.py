@@ -26,7 +26,6 @@ from coop.shares import services as shares
 from coop.treasury import bank_statement
 from coop.treasury import costs
 from coop.treasury import stripe_reconciliation
-from tests.intake_helpers import market, sold  # noqa: F401
 
 # Whole words (case-sensitive) that must never be read on a Spanish page.
 FORBIDDEN = [
@@ -139,9 +138,12 @@ def world(sold, make_user, make_buyer):  # noqa: F811
     db.session.commit()
     today = utcnow().date()
     stripe_reconciliation.import_stripe_csv(coop, m.treasurer, io.BytesIO((
-        "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC),Available On (UTC)\n"
-        f"txn_x1,charge,ch_unknown,1000.00,30.00,970.00,cop,{today} 08:00:00,{today} 08:00:00\n"
-        f"txn_x2,payout,po_1,-500.00,0,-500.00,cop,{today} 08:00:00,{today} 08:00:00\n"
+        "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC),Available On (UTC),"
+        "coop_id (metadata)\n"
+        f"txn_x1,charge,ch_unknown,1000.00,30.00,970.00,cop,{today} 08:00:00,{today} 08:00:00,"
+        f"{coop.id}\n"
+        f"txn_x2,payout,po_1,-500.00,0,-500.00,cop,{today} 08:00:00,{today} 08:00:00,"
+        f"{coop.id}\n"
     ).encode()))
     bank_statement.import_bank_statement(coop, m.treasurer, io.BytesIO((
         "date,description,amount,reference\n"
@@ -262,7 +264,7 @@ def test_every_page_of_every_role_reads_in_spanish(app, client, world):
 
 
 def _login(client, user):
-    from tests.conftest import PASSWORD
+    from tests.support import PASSWORD
     response = client.post("/login", data={"login": user.email, "password": PASSWORD})
     assert response.status_code == 302
     return True

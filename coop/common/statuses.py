@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, event
+from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 
 
 class PoolStatus(StrEnum):
@@ -124,6 +125,25 @@ UNSOLD_POOL_STATUSES = (P.FAILED, P.CANCELLED)
 def may_move(old: StrEnum, new: StrEnum) -> bool:
     """Whether `old` may become `new` in its machine."""
     return new in TRANSITIONS[type(old)].get(old, frozenset())
+
+
+class ForbiddenMove(ValueError):
+    """A status set to one its machine does not allow from the current one (a bug, not a
+    user's mistake: services check the current status before they move it)."""
+
+
+def guard(column, machine: type[StrEnum]) -> None:
+    """Every change of `column` (a mapped model's status attribute) made through the ORM must
+    be a move `TRANSITIONS` allows; a forbidden one raises ForbiddenMove before the flush.
+    (Conditional UPDATEs name the allowed old statuses in their WHERE clause instead.)"""
+    def check(target, value, oldvalue, initiator):
+        if oldvalue in (None, NO_VALUE, NEVER_SET) or value == oldvalue:
+            return value
+        old, new = machine(oldvalue), machine(value)
+        if not may_move(old, new):
+            raise ForbiddenMove(f"{type(target).__name__} {old.value} -> {new.value}")
+        return value
+    event.listen(column, "set", check, retval=True, active_history=True)
 
 
 def values(machine: type[StrEnum]) -> list[str]:

@@ -30,7 +30,6 @@ from functools import wraps
 from flask import current_app, flash, g, redirect
 from flask_login import current_user, login_required
 
-from ..cooperatives.services import get_coop
 from ..extensions import db
 from .access import require_member
 from .errors import DomainError
@@ -89,9 +88,15 @@ def coop_view(*roles: str, check=None):
                 check(coop_id, current_user)
             else:
                 require_member(coop_id, *roles)
-            return view(get_coop(coop_id), **kwargs)
+            return view(current_app.extensions["coop_loader"](coop_id), **kwargs)
         return login_required(unit_of_work(load))
     return decorate
+
+
+def load_coops_with(app, loader) -> None:
+    """`loader(coop_id)` is how `coop_view` gets the coop (the cooperatives domain's get_coop,
+    wired by create_app: this lowest floor never imports a domain)."""
+    app.extensions["coop_loader"] = loader
 
 
 def on_refusal(respond, *, passing: int | tuple = ()) -> None:

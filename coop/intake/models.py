@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..common.models import UTCDateTime, utcnow
 from ..common.statuses import RefundStatus, status_check
 from ..extensions import db
+from ..common import statuses
 
 
 class Intake(db.Model):
@@ -103,3 +104,8 @@ class Refund(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     order: Mapped["Order"] = relationship(lazy="joined")  # noqa: F821
+
+
+# Every status change through the ORM is a move its machine allows (coop/common/statuses.py).
+statuses.guard(Refund.status, statuses.RefundStatus)
+

@@ -437,7 +437,9 @@ def finish_refunds(intake_id: int | None = None, now: datetime | None = None
         commit_step()
         try:
             stripe_id = gateway.find_refund(intent, key) \
-                or gateway.refund(intent, refund.amount_minor, key)
+                or gateway.refund(intent, refund.amount_minor, key,
+                                  {"coop_id": str(refund.coop_id), "order_id": str(refund.order_id),
+                                   "pool_id": str(refund.order.pool_id)})
         except gateway.PaymentError as exc:
             if _transient(exc):
                 db.session.execute(update(Refund).where(Refund.id == refund_id)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..common.models import UTCDateTime, utcnow
 from ..common.statuses import LedgerEntryStatus, status_check
 from ..extensions import db
+from ..common import statuses
 
 
 class LedgerAccount(db.Model):
@@ -91,3 +92,8 @@ class LedgerPosting(db.Model):
     entry: Mapped[LedgerEntry] = relationship(back_populates="postings",
                                               foreign_keys=[entry_id])
     account: Mapped[LedgerAccount] = relationship(lazy="joined")
+
+
+# Every status change through the ORM is a move its machine allows (coop/common/statuses.py).
+statuses.guard(LedgerEntry.status, statuses.LedgerEntryStatus)
+

@@ -90,6 +90,17 @@ def posted_sum_by_ref(coop, external_ref, account_id: int):
             .scalar_subquery())
 
 
+def external_refs_among(coop, refs, kinds) -> set[str]:
+    """Those of `refs` that the coop's entries of these kinds name as their external
+    reference (one query)."""
+    refs = [r for r in set(refs) if r]
+    if not refs:
+        return set()
+    return set(db.session.scalars(select(LedgerEntry.external_ref).where(
+        LedgerEntry.coop_id == coop.id, LedgerEntry.external_ref.in_(refs),
+        LedgerEntry.kind.in_(list(kinds)))))
+
+
 def unreferenced_through(coop, account_id: int, excluding_ids) -> list[tuple]:
     """Posted entries through the account with no external reference, not a card fee, and
     not among `excluding_ids` (a select of entry ids): [(id, effective_on, amount)]."""

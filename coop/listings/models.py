@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
 from ..extensions import db
+from ..common import statuses
 
 
 class Listing(db.Model):
@@ -66,3 +67,8 @@ class ListingPhoto(db.Model):
     height: Mapped[int] = mapped_column()
     digest: Mapped[str] = mapped_column(String(64))
     listing: Mapped[Listing] = relationship(back_populates="photo")
+
+
+# Every status change through the ORM is a move its machine allows (coop/common/statuses.py).
+statuses.guard(Listing.status, statuses.ListingStatus)
+

@@ -21,7 +21,7 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import stripe
@@ -64,6 +64,7 @@ class Hold:
     amount: int        # the amount authorised, minor units
     currency: str      # ISO 4217, upper case ("COP")
     charge_id: str | None
+    metadata: dict = field(default_factory=dict)  # the PaymentIntent's, strings
 
 
 # ------------------------------------------------------------------- the client
@@ -126,8 +127,10 @@ def _hold_from(intent) -> Hold:
     charge = intent.get("latest_charge")
     if charge is not None and not isinstance(charge, str):
         charge = charge.get("id")
+    metadata = intent.get("metadata")
     return Hold(id=intent["id"], status=intent["status"], amount=int(intent["amount"]),
-                currency=str(intent["currency"]).upper(), charge_id=charge)
+                currency=str(intent["currency"]).upper(), charge_id=charge,
+                metadata=dict(metadata) if isinstance(metadata, dict) else {})
 
 
 def _minor(amount: int) -> int:
@@ -257,11 +260,16 @@ def cancel(intent_id: str) -> str:
         raise _translate(exc, intent_id) from exc
 
 
-def capture(intent_id: str, amount_minor: int) -> Hold:
+def capture(intent_id: str, amount_minor: int, metadata: dict | None = None) -> Hold:
     """Take `amount_minor` (at most the amount held) from the hold; a smaller amount
     releases the rest. An intent already captured is returned as it is, without error
     (check the amount captured against your own records). A cancelled or failed one
     raises PaymentError "unexpected_state".
+
+    `metadata` (coop_id, pool_id, order_id) is what the captured payment must carry: an
+    intent that lacks any of it (a hold made before Minga tagged holds) is tagged first, so
+    every capture names its coop at Stripe. The sandbox refuses metadata on capture itself;
+    Stripe and the sandbox both take it as an update of the intent.
 
     The state is read first: localstripe captures even a *cancelled* intent (Stripe
     refuses), which would put a charge in its balance that nobody holds."""
@@ -277,6 +285,12 @@ def capture(intent_id: str, amount_minor: int) -> Hold:
         raise PaymentError("amount_too_large",
                            f"Cannot capture {amount}: only {current.amount} is held.",
                            intent_id=intent_id)
+    wanted = _metadata(metadata)
+    if any(current.metadata.get(k) != v for k, v in wanted.items()):
+        try:
+            _v1().payment_intents.update(intent_id, params={"metadata": wanted})
+        except stripe.StripeError as exc:
+            raise _translate(exc, intent_id) from exc
     params = {"amount_to_capture": amount, "expand": ["latest_charge"]}
     try:
         intent = _v1().payment_intents.capture(intent_id, params=params)
@@ -292,12 +306,14 @@ def capture(intent_id: str, amount_minor: int) -> Hold:
     return _hold_from(intent)
 
 
-def refund(intent_id: str, amount_minor: int, idempotency_key: str) -> str:
+def refund(intent_id: str, amount_minor: int, idempotency_key: str,
+           metadata: dict | None = None) -> str:
     """Refund `amount_minor` of a captured payment; returns the refund id. The sandbox
     neither checks the ceiling nor honours the idempotency key: callers check both.
-    The key is also stored in the refund's metadata (minga_idempotency_key)."""
+    The key is also stored in the refund's metadata (minga_idempotency_key), with
+    `metadata` (coop_id, pool_id, order_id: whose money it is)."""
     params = {"payment_intent": intent_id, "amount": _minor(amount_minor),
-              "metadata": {"minga_idempotency_key": idempotency_key}}
+              "metadata": {**_metadata(metadata), "minga_idempotency_key": idempotency_key}}
     try:
         created = _v1().refunds.create(params=params,
                                        options={"idempotency_key": idempotency_key})
@@ -309,10 +325,12 @@ def refund(intent_id: str, amount_minor: int, idempotency_key: str) -> str:
 def balance_transactions(starting_after: str | None = None,
                          limit: int = 100) -> Iterator[dict]:
     """Every balance transaction (charges, refunds...), page by page (`limit` a page).
-    Each a dict of id, type, source, amount, fee, net, currency, available_on, created and
-    "charge" (for a refund, the charge it is on: the
-    source is expanded to learn it); amounts in minor units, currency upper case. Order
-    is the API's: Stripe gives newest first; do not rely on it."""
+    Each a dict of id, type, source, amount, fee, net, currency, available_on, created,
+    "charge" (for a refund, the charge it is on), "payment_intent" (the intent the charge
+    or refund is of) and "coop_id" (the source's metadata coop_id, or None): the source is
+    expanded to learn them. Amounts in minor units, currency upper case. Order is the
+    API's: Stripe gives newest first; do not rely on it. The platform's one account holds
+    every coop's money: the caller keeps only its own."""
     params: dict[str, Any] = {"limit": int(limit), "expand": ["data.source"]}
     if starting_after:
         params["starting_after"] = starting_after
@@ -320,20 +338,31 @@ def balance_transactions(starting_after: str | None = None,
         page = _v1().balance_transactions.list(params=params)
         for txn in page.auto_paging_iter():
             txn = _as_dict(txn)
-            source, charge = txn.get("source"), None
+            source, charge, intent, coop_id = txn.get("source"), None, None, None
             if source is not None and not isinstance(source, str):
-                # Expanded: a refund names the charge it gives money back on.
+                # Expanded: a refund names the charge it gives money back on; a charge or a
+                # refund names its PaymentIntent and carries Minga's metadata.
                 if source.get("object") == "refund":
-                    charge = source.get("charge")
-                    if charge is not None and not isinstance(charge, str):
-                        charge = charge.get("id")
+                    charge = _id_of(source.get("charge"))
+                intent = _id_of(source.get("payment_intent"))
+                meta = source.get("metadata")
+                if isinstance(meta, dict) and meta.get("coop_id"):
+                    coop_id = str(meta["coop_id"])
                 source = source.get("id")
             yield {"id": txn["id"], "type": txn["type"], "source": source, "charge": charge,
+                   "payment_intent": intent, "coop_id": coop_id,
                    "amount": int(txn["amount"]), "fee": int(txn.get("fee") or 0),
                    "net": int(txn["net"]), "currency": str(txn["currency"]).upper(),
                    "available_on": txn.get("available_on"), "created": txn.get("created")}
     except stripe.StripeError as exc:
         raise _translate(exc) from exc
+
+
+def _id_of(value) -> str | None:
+    """An id, whether Stripe sent it as a string or as an expanded object."""
+    if value is None or isinstance(value, str):
+        return value or None
+    return value.get("id") if isinstance(value, dict) else None
 
 
 def verify_webhook(payload: bytes, sig_header: str | None, secret: str,

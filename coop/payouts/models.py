@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..common.models import UTCDateTime, utcnow
 from ..common.statuses import PayoutBatchStatus, PayoutLineStatus, status_check
 from ..extensions import db
+from ..common import statuses
 
 
 class PayoutBatch(db.Model):
@@ -89,3 +90,9 @@ class PayoutExclusion(db.Model):
     rail: Mapped[str] = mapped_column(String(16))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(255))
+
+
+# Every status change through the ORM is a move its machine allows (coop/common/statuses.py).
+statuses.guard(PayoutBatch.status, statuses.PayoutBatchStatus)
+statuses.guard(PayoutLine.status, statuses.PayoutLineStatus)
+

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..common.models import UTCDateTime, utcnow
 from ..common.statuses import PoolStatus, status_check
 from ..extensions import db
+from ..common import statuses
 
 
 class Pool(db.Model):
@@ -106,3 +107,9 @@ class Allocation(db.Model):
 
     pool: Mapped[Pool] = relationship(lazy="joined")
     listing: Mapped["Listing"] = relationship(lazy="joined")  # noqa: F821
+
+
+# Every status change through the ORM is a move its machine allows (coop/common/statuses.py).
+statuses.guard(Pool.status, statuses.PoolStatus)
+statuses.guard(Order.status, statuses.OrderStatus)
+

@@ -328,7 +328,8 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
     # Step 2: the hold, with no database lock held.
     try:
         hold = gateway.hold(amount, pool.currency, payment_method,
-                            {"order_id": str(order.id), "pool_id": str(pool.id)})
+                            {"order_id": str(order.id), "pool_id": str(pool.id),
+                             "coop_id": str(pool.coop_id)})
     except gateway.PaymentError as exc:
         _fail_pending(order, exc)
         if isinstance(exc, gateway.CardDeclined):
@@ -408,7 +409,8 @@ def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = Non
     amount = pricing.amount_for(pricing.highest(pool.price).buyer, grams)
     try:
         hold = gateway.hold(amount, order.currency, order.payment_method,
-                            {"order_id": str(order.id), "pool_id": str(pool.id)})
+                            {"order_id": str(order.id), "pool_id": str(pool.id),
+                             "coop_id": str(pool.coop_id)})
     except gateway.PaymentError as exc:
         (_release(pool.id, delta) if delta > 0 else _reserve(pool.id, -delta))
         commit_step()
@@ -557,7 +559,7 @@ def _settle(pool_id: int, now: datetime) -> None:
     authorized, one order at a time, no row lock held while Stripe answers. A rerun continues
     where a crash stopped: capture and cancel of an intent already done are harmless."""
     pool = db.session.get(Pool, pool_id)
-    capture = pool.status == "confirmed"
+    capture, coop_id = pool.status == "confirmed", pool.coop_id
     ids = list(db.session.scalars(select(Order.id).where(Order.pool_id == pool_id,
                                                          Order.status == "authorized")))
     commit_step()
@@ -567,7 +569,9 @@ def _settle(pool_id: int, now: datetime) -> None:
             continue
         try:
             if capture:
-                hold = gateway.capture(order.payment_intent_id, order.amount_due_minor)
+                hold = gateway.capture(order.payment_intent_id, order.amount_due_minor,
+                                       {"order_id": str(order.id), "pool_id": str(pool_id),
+                                        "coop_id": str(coop_id)})
                 values = {"status": "captured", "amount_captured_minor": order.amount_due_minor,
                           "charge_id": hold.charge_id or order.charge_id}
             else:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..common.models import UTCDateTime, utcnow
 from ..common.statuses import ShareAccountStatus, status_check
 from ..extensions import db
+from ..common import statuses
 
 MOVEMENT_KINDS = ("cash", "bank", "withholding", "redemption")
 
@@ -61,3 +62,8 @@ class ShareMovement(db.Model):
     note: Mapped[str] = mapped_column(String(200), default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# Every status change through the ORM is a move its machine allows (coop/common/statuses.py).
+statuses.guard(ShareAccount.status, statuses.ShareAccountStatus)
+

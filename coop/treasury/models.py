@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..common.models import UTCDateTime, utcnow
 from ..common.statuses import BankLineStatus, StripeTxnStatus, status_check
 from ..extensions import db
+from ..common import statuses
 
 
 class StripeBalanceTxn(db.Model):
@@ -101,3 +102,9 @@ class YearEndClose(db.Model):
     summary_json: Mapped[str] = mapped_column(Text, default="{}")
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     approved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# Every status change through the ORM is a move its machine allows (coop/common/statuses.py).
+statuses.guard(StripeBalanceTxn.status, statuses.StripeTxnStatus)
+statuses.guard(BankStatementLine.status, statuses.BankLineStatus)
+

@@ -8,6 +8,15 @@ balance transaction, in one entry per day of each chunk (key "fees:<day>:<first>
 each transaction pointing at the entry that carries its fee. Without a source match, a ledger entry of the
 same amount and a close date is only suggested: the treasurer confirms it.
 
+Each coop's money is its own: the platform's one Stripe account (and its CSV export) holds
+every coop's balance transactions, so an import keeps only the coop's own (`_own_rows`): a
+row whose source, charge or PaymentIntent is one Minga recorded for this coop (its orders'
+PaymentIntents and charges, its refunds, its ledger's captures and refunds), or whose
+metadata names the coop (coop_id, which every PaymentIntent and refund Minga makes
+carries). A fee line counts by the charge or refund it is about; a line that names no
+object of the coop's (another coop's, or the platform's own: a monthly fee, a payout of the
+whole balance) is left out and counted, never by currency.
+
 Services flush, never commit."""
 from __future__ import annotations
 
@@ -59,7 +68,16 @@ STRIPE_COLUMNS = {
     "available_on": ("available_on", "available on (utc)", "available_on_utc",
                      "available on"),
     "charge": ("charge", "charge_id", "charge id"),
+    "payment_intent": ("payment_intent", "payment_intent_id", "payment intent id",
+                       "payment intent"),
 }
+# The coop a row is of, from Minga's metadata: the dashboard writes "coop_id (metadata)",
+# the itemized reports "payment_metadata[coop_id]" (refund_, payout_, transfer_ likewise).
+COOP_META_COLUMNS = ("coop_id", "coop_id (metadata)", "metadata[coop_id]",
+                     "payment_metadata[coop_id]", "refund_metadata[coop_id]",
+                     "payout_metadata[coop_id]", "transfer_metadata[coop_id]")
+# Ledger entries that name a Stripe object Minga made for the coop (a charge, a refund).
+OWN_REF_KINDS = ("capture", "refund")
 STRIPE_REQUIRED = ("id", "type", "amount", "fee", "net", "currency", "created")
 
 
@@ -128,6 +146,8 @@ def _csv_stripe_rows(coop, stream, errors: list, skipped: dict):
 
 def _stripe_reader(coop, fieldnames, reader, errors, skipped):
     cols = _header_map(fieldnames, STRIPE_COLUMNS, STRIPE_REQUIRED)
+    meta_cols = [name for name in fieldnames or []
+                 if (name or "").strip().lower() in COOP_META_COLUMNS]
     for number, raw in reader:
         try:
             csvfiles.check_row(raw)
@@ -148,7 +168,14 @@ def _stripe_reader(coop, fieldnames, reader, errors, skipped):
                 raise ValueError("negative fee")
             source = (raw.get(cols["source"]) or "").strip() if "source" in cols else ""
             charge = (raw.get(cols["charge"]) or "").strip() if "charge" in cols else ""
-            yield {"txn_id": txn_id, "type": (raw.get(cols["type"]) or "").strip()[:32],
+            intent = (raw.get(cols["payment_intent"]) or "").strip() \
+                if "payment_intent" in cols else ""
+            coop_ref = next((v.strip() for v in (raw.get(c) for c in meta_cols)
+                             if v and v.strip()), None)
+            # payment_intent and coop_ref only tell whose the row is (`_own_rows`).
+            yield {"payment_intent": intent if 0 < len(intent) <= 255 else None,
+                   "coop_ref": coop_ref,
+                   "txn_id": txn_id, "type": (raw.get(cols["type"]) or "").strip()[:32],
                    "source": source[:255] or None, "charge_ref": charge[:255] or None,
                    "amount_minor": amount, "fee_minor": fee,
                    "net_minor": net, "currency": currency,
@@ -170,11 +197,50 @@ def _api_rows(coop, skipped: dict, limit: int):
         if txn["currency"] != coop.currency:
             skipped["currency"] = skipped.get("currency", 0) + 1
             continue
-        yield {"txn_id": txn["id"], "type": str(txn["type"])[:32], "source": txn["source"],
+        yield {"payment_intent": txn.get("payment_intent"), "coop_ref": txn.get("coop_id"),
+               "txn_id": txn["id"], "type": str(txn["type"])[:32], "source": txn["source"],
                "charge_ref": txn.get("charge"), "amount_minor": int(txn["amount"]), "fee_minor": int(txn["fee"]),
                "net_minor": int(txn["net"]), "currency": txn["currency"],
                "created": _moment(txn["created"]) or utcnow(),
                "available_on": _moment(txn["available_on"]), "origin": "api"}
+
+
+def _recorded_ids(coop, ids: set[str]) -> set[str]:
+    """Those of `ids` that Minga recorded as this coop's: its orders' PaymentIntents and
+    charges, its refunds, and the charges and refunds its ledger captured and refunded."""
+    from ..intake import queries as intake_queries
+    from ..pools import queries as pool_queries
+    return (pool_queries.own_stripe_ids(coop.id, ids)
+            | intake_queries.own_refund_ids(coop.id, ids)
+            | ledger_queries.external_refs_among(coop, ids, OWN_REF_KINDS))
+
+
+def _own_rows(coop, rows, skipped: dict):
+    """Only the coop's own rows (see the module's docstring), a chunk at a time: one lookup
+    of the recorded ids per chunk, nothing held beyond it. The others are counted in
+    skipped["not_own"]. Metadata naming another coop leaves a row out whatever its ids."""
+    mine = str(coop.id)
+
+    def sort(chunk):
+        ids = {v for row in chunk for v in (row["source"], row["charge_ref"],
+                                              row["payment_intent"]) if v}
+        recorded = _recorded_ids(coop, ids) if ids else set()
+        for row in chunk:
+            coop_ref = row.pop("coop_ref", None)
+            refs = (row["source"], row["charge_ref"], row.pop("payment_intent", None))
+            if coop_ref == mine or (coop_ref is None and any(r in recorded for r in refs if r)):
+                yield row
+            else:
+                skipped["not_own"] = skipped.get("not_own", 0) + 1
+
+    chunk: list[dict] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= CHUNK:
+            yield from sort(chunk)
+            chunk = []
+    if chunk:
+        yield from sort(chunk)
 
 
 def _insert_ignore(model, rows: list[dict], index: list[str]) -> None:
@@ -211,22 +277,27 @@ def _store_txns(coop, rows, errors: list) -> int:
 
 
 def import_stripe_csv(coop, user, stream) -> dict:
-    """Store the rows of Stripe's balance CSV export (all or nothing), then reconcile."""
+    """Store the rows of Stripe's balance CSV export that are the coop's own (all or
+    nothing), then reconcile; the summary says how many rows were left out as another's."""
     errors: list[str] = []
     skipped: dict = {}
-    added = _store_txns(coop, _csv_stripe_rows(coop, stream, errors, skipped), errors)
+    added = _store_txns(coop, _own_rows(coop, _csv_stripe_rows(coop, stream, errors, skipped),
+                                        skipped), errors)
     summary = reconcile(coop, user)
-    summary.update(added=added, skipped_other_currency=skipped.get("currency", 0))
+    summary.update(added=added, skipped_other_currency=skipped.get("currency", 0),
+                   skipped_not_own=skipped.get("not_own", 0))
     audit.record(coop.id, user, "treasury.stripe_csv_import", "coop", coop.id, {}, summary)
     return summary
 
 
 def pull_stripe(coop, user, limit: int = 100) -> dict:
-    """Page through Stripe's balance transactions, store the new ones, reconcile."""
+    """Page through Stripe's balance transactions, store the new ones that are the coop's
+    own, reconcile."""
     skipped: dict = {}
-    added = _store_txns(coop, _api_rows(coop, skipped, limit), [])
+    added = _store_txns(coop, _own_rows(coop, _api_rows(coop, skipped, limit), skipped), [])
     summary = reconcile(coop, user)
-    summary.update(added=added, skipped_other_currency=skipped.get("currency", 0))
+    summary.update(added=added, skipped_other_currency=skipped.get("currency", 0),
+                   skipped_not_own=skipped.get("not_own", 0))
     audit.record(coop.id, user, "treasury.stripe_pull", "coop", coop.id, {}, summary)
     return summary
 
@@ -245,6 +316,9 @@ def reconcile(coop, user=None) -> dict:
     else:
         # A correlated lookup per row, driven by the ledger's (coop_id, external_ref) index.
         ledger_sum = ledger_queries.posted_sum_by_ref(coop, StripeBalanceTxn.source, clearing_id)
+        # A fee line's source is the charge it is about: what the ledger moved for that charge
+        # is not the fee. A fee is in the ledger only once posted for it (matched_entry_id).
+        ledger_sum = case((StripeBalanceTxn.type.in_(FEE_TYPES), None), else_=ledger_sum)
         db.session.execute(update(StripeBalanceTxn).where(auto)
                            .values(ledger_amount_minor=ledger_sum)
                            .execution_options(synchronize_session=False))
@@ -468,8 +542,10 @@ def post_missing_fee(coop, user, txn_pk: int) -> StripeBalanceTxn:
         raise Conflict(_("Only a Stripe fee missing in the ledger can be posted here."),
                        code="not_a_fee")
     amount = -txn.amount_minor
+    # The fee's own id as reference: a fee line about a charge must not add to what the
+    # ledger moved for that charge (its source), or the charge would no longer match.
     entry = ledger.post(coop, key=f"stripe_fee:{txn.txn_id}", kind="card_fee", user=user,
-                        external_ref=txn.source, effective_on=txn.created,
+                        external_ref=txn.txn_id, effective_on=txn.created,
                         memo=f"Stripe {txn.type} {txn.txn_id}",
                         lines=[ledger.debit("card_fees", amount),
                                ledger.credit("stripe_clearing", amount)])

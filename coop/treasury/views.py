@@ -4,7 +4,7 @@ import secrets
 
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
                    stream_with_context, url_for)
-from flask_babel import gettext as _
+from flask_babel import gettext as _, ngettext
 from flask_login import current_user
 
 from ..common import confirm, web
@@ -154,6 +154,10 @@ def _summary_flash(summary):
             "%(s)d; %(f)d card fees posted.", m=summary["matched"], x=summary["mismatch"],
             l=summary["missing_ledger"], s=summary["suggested"], f=summary["fees_posted"]),
           "info")
+    if summary.get("skipped_not_own"):
+        flash(ngettext("%(num)d row was left out: it is not this cooperative's.",
+                       "%(num)d rows were left out: they are not this cooperative's.",
+                       summary["skipped_not_own"]), "info")
 
 
 @bp.route("/manage/coops/<int:coop_id>/treasury/stripe/pull", methods=["POST"])

@@ -32,9 +32,9 @@ from pathlib import Path
 import pytest
 
 from devtools.sandbox import Sandbox
+from tests.support import ARTIFACTS
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 AXE = ROOT / "bench" / "node_modules" / "axe-core" / "axe.min.js"
 CHROME = os.environ.get("CHROME_PATH", "/usr/bin/chromium")
 # Chromium's own background traffic fails loudly on a closed network without these.

@@ -19,7 +19,7 @@ from babel.numbers import format_decimal
 from PIL import Image
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import ARTIFACTS
+from tests.support import ARTIFACTS
 
 FARMER = "farmer1@example.org"
 BUYER = "buyer1@example.org"

@@ -14,7 +14,7 @@ import re
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import ARTIFACTS
+from tests.support import ARTIFACTS
 
 FARMER = "farmer1@example.org"
 MANAGER = "manager@example.org"
