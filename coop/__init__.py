@@ -35,6 +35,7 @@ def create_app(config: str | type | None = "development", **overrides) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.session_interface = _NoCookieOnStaticFiles()
     register_extensions(app)
+    register_converters(app)
     register_blueprints(app)
     register_domain_hooks(app)
     register_errorhandlers(app)
@@ -162,6 +163,13 @@ def blueprints() -> list:
     from .treasury.views import bp as treasury_bp
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
             payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp]
+
+
+def register_converters(app: Flask) -> None:
+    """`<int:...>` in every route is an id the database can hold (coop/common/ids.py): any
+    other number is a 404 before a view runs, never PostgreSQL's "integer out of range"."""
+    from .common.ids import DatabaseIdConverter
+    app.url_map.converters["int"] = DatabaseIdConverter
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,5 +1,5 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..common.forms import Form
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
@@ -8,13 +8,13 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     login = StringField(_l("E-mail or phone number"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password or PIN"),
                              validators=[DataRequired(), Length(max=200)])
 
 
-class PinForm(FlaskForm):
+class PinForm(Form):
     """A farmer's PIN, chosen at the first login (checked in auth.services.check_new_pin)."""
     pin = PasswordField(_l("Your new PIN (4 to 6 digits)"),
                         validators=[DataRequired(), Length(max=20)],
@@ -26,7 +26,7 @@ class PinForm(FlaskForm):
                                            "autocomplete": "new-password", "pattern": "[0-9]*"})
 
 
-class SignupForm(FlaskForm):
+class SignupForm(Form):
     organisation = StringField(_l("Organisation"), validators=[DataRequired(), Length(max=160)])
     name = StringField(_l("Your name"), validators=[Length(max=120)])
     email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from wtforms import StringField
+from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, StopValidation
 
 from . import numbers
@@ -35,6 +35,8 @@ class LocaleDecimalField(StringField):
     example_format = numbers.KG_FORMAT
     display_format = numbers.KG_FORMAT
     inputmode = "decimal"
+    # Beyond it the field refuses, saying it; None where the service says its own maximum.
+    maximum = numbers.MAX_NUMBER
 
     def __init__(self, label=None, validators=None, **kwargs):
         render_kw = dict(kwargs.pop("render_kw", None) or {})
@@ -53,7 +55,7 @@ class LocaleDecimalField(StringField):
             raise ValueError(_l("That is too long for a number."))
         try:
             self.data = numbers.parse_number(str(text), example=self.example,
-                                             fmt=self.example_format)
+                                             fmt=self.example_format, maximum=self.maximum)
         except numbers.NumberInputError as exc:
             raise ValueError(f"{self.lead} {exc.message}")
 
@@ -71,13 +73,16 @@ class LocaleDecimalField(StringField):
 
 
 class KilogramField(LocaleDecimalField):
-    """Kilograms; services turn the Decimal into grams with parse_kg."""
+    """Kilograms; services turn the Decimal into grams with parse_kg (at most 10,000 t)."""
     lead = _l("Give kilograms as a number.")
+    maximum = None
 
 
 class MoneyField(LocaleDecimalField):
-    """An amount in the currency's major unit (36000.5 COP); services make minor units."""
+    """An amount in the currency's major unit (36000.5 COP); services make minor units
+    (parse_major: at most money.MAX_MAJOR, said in the currency)."""
     lead = _l("Give the amount as a number.")
+    maximum = None
     example = numbers.MONEY_EXAMPLE
     example_format = "#,##0.00"
 
@@ -103,3 +108,17 @@ class WholeNumberField(LocaleDecimalField):
     example = numbers.WHOLE_EXAMPLE
     example_format = display_format = numbers.WHOLE_FORMAT
     inputmode = "numeric"
+
+
+class StrictIntegerField(IntegerField):
+    """A whole number in ASCII digits, an optional leading minus, at most 18 digits (a
+    household's size, a year, a figure carried by the page). wtforms' IntegerField takes
+    whatever int() takes: "+5", " 5", "\u0665" (Arabic-Indic five), "\uff15" (full-width)."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and valuelist[0] not in (None, ""):
+            text = str(valuelist[0]).strip()
+            if not numbers.WHOLE_ASCII.fullmatch(text):
+                self.data = None
+                raise ValueError(self.gettext("Not a valid integer value."))
+        super().process_formdata(valuelist)

@@ -8,6 +8,26 @@ from flask_babel import get_locale
 
 from .numbers import MONEY_EXAMPLE, NumberInputError, parse_number
 
+# The largest amount Minga takes, in any currency's major unit: one trillion (10^12 COP is
+# 250 million US dollars, far above any cooperative's year). Within it every amount, and the
+# sum of a million of them, fits the database's BIGINT minor units.
+MAX_MAJOR = 10 ** 12
+
+
+class AmountTooLarge(ValueError):
+    """An amount beyond MAX_MAJOR; `message` says the maximum in the currency."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def too_large_message(currency: str, locale=None) -> str:
+    """"At most 1.000.000.000.000,00 COP." in the page's locale."""
+    from flask_babel import gettext as _
+    maximum = format_money(MAX_MAJOR * 10 ** exponent(currency), currency, locale)
+    return _("The amount is too large: at most %(max)s.", max=maximum)
+
 
 def exponent(currency: str) -> int:
     """Digits after the decimal point that the currency's minor unit stands for (COP, PEN: 2)."""
@@ -35,10 +55,12 @@ def parse_major(text, currency: str, *, locale=None) -> int:
     elif isinstance(text, int):
         amount = Decimal(text)
     elif locale is not None:
-        try:
-            amount = parse_number(str(text), locale)
-        except NumberInputError:
-            raise ValueError("not a number")
+        if len(str(text)) > 64:  # no amount is written with more characters
+            raise AmountTooLarge(too_large_message(currency))
+        try:  # the amount's own maximum (MAX_MAJOR, below) is the one said
+            amount = parse_number(str(text), locale, maximum=None)
+        except NumberInputError as exc:
+            raise ValueError(exc.message)
     else:
         if not MACHINE_NUMBER.fullmatch(str(text).strip()):
             raise ValueError("not a number")
@@ -48,6 +70,8 @@ def parse_major(text, currency: str, *, locale=None) -> int:
             raise ValueError("not a number")
     if not amount.is_finite():
         raise ValueError("not a number")
+    if abs(amount) > MAX_MAJOR:  # before any arithmetic on a 400-digit number
+        raise AmountTooLarge(too_large_message(currency))
     scaled = amount.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
         raise ValueError("too many decimals")

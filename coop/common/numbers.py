@@ -10,6 +10,7 @@ The regional locale is chosen by coop/__init__.py's locale selector (a member's 
 coop's country; a buyer's: the browser's region); translations stay per language ("es")."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from babel import Locale, UnknownLocaleError, localedata
@@ -25,6 +26,33 @@ MONEY_EXAMPLE = Decimal("36000.5")
 HECTARES_EXAMPLE, HECTARES_FORMAT = Decimal("2.5"), "#,##0.####"
 PERCENT_EXAMPLE, PERCENT_FORMAT = Decimal("12.5"), "#,##0.##"
 WHOLE_EXAMPLE, WHOLE_FORMAT = Decimal("1200"), "#,##0"
+# The largest number a form takes in any field (kilograms, money, hectares, counts): one
+# quadrillion. Each field's service has its own, smaller, range (quantities.MAX_GRAMS,
+# money.MAX_MAJOR, ...); this one keeps a typed number's digits within what those checks
+# and the database's BIGINT can handle.
+MAX_NUMBER = Decimal(10) ** 15
+
+
+# A whole number as a machine or a person writes it in any of our locales: ASCII digits only.
+WHOLE_ASCII = re.compile(r"-?[0-9]{1,18}")
+
+
+def parse_whole(value) -> int:
+    """An int, a whole Decimal, or "-12" in ASCII digits -> int; ValueError for anything
+    else: "+5", "1e3", "12.0", full-width or Arabic-Indic digits, more than 18 digits."""
+    if isinstance(value, bool):
+        raise ValueError("not a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value() \
+                or abs(value) > MAX_NUMBER:
+            raise ValueError("not a whole number")
+        return int(value)
+    text = str(value if value is not None else "").strip()
+    if not WHOLE_ASCII.fullmatch(text):
+        raise ValueError("not a whole number")
+    return int(text)
 
 
 class NumberInputError(ValueError):
@@ -84,9 +112,10 @@ def how_to_write(example: Decimal = KG_EXAMPLE, fmt: str = KG_FORMAT, locale=Non
 
 
 def parse_number(text, locale=None, *, example: Decimal = KG_EXAMPLE,
-                 fmt: str = KG_FORMAT) -> Decimal:
+                 fmt: str = KG_FORMAT, maximum: Decimal | None = MAX_NUMBER) -> Decimal:
     """Strictly parse what a person typed in the locale's notation. Refuses letters, exponents,
-    misplaced separators and anything Babel's strict mode calls ambiguous."""
+    misplaced separators, anything Babel's strict mode calls ambiguous, and numbers beyond
+    `maximum` (None: the caller checks its own, smaller, range and says it)."""
     if isinstance(text, Decimal):
         if not text.is_finite():
             raise NumberInputError(how_to_write(example, fmt, locale))
@@ -110,6 +139,9 @@ def parse_number(text, locale=None, *, example: Decimal = KG_EXAMPLE,
         raise NumberInputError(how_to_write(example, fmt, loc))
     if not value.is_finite():
         raise NumberInputError(how_to_write(example, fmt, loc))
+    if maximum is not None and abs(value) > maximum:
+        raise NumberInputError(_("That number is too large: at most %(max)s.",
+                                 max=format_decimal(maximum, format="#,##0", locale=loc)))
     return value
 
 

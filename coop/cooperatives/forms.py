@@ -1,9 +1,9 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
-from wtforms import (EmailField, IntegerField, PasswordField, SelectField, StringField)
+from ..common.forms import Form
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
-from ..common.fields import HectaresField, Required
+from ..common.fields import HectaresField, Required, StrictIntegerField
 from ..catalog.labels import CROPS as CATALOGUE_CROPS
 
 RAIL_CHOICES = [
@@ -25,7 +25,7 @@ ILLICIT_CHOICES = [("", _l("None")), ("coca", _l("Coca")),
                    ("opium_poppy", _l("Opium poppy")), ("cannabis", _l("Cannabis"))]
 
 
-class CoopForm(FlaskForm):
+class CoopForm(Form):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=160)])
     country = StringField(_l("Country (two letters, e.g. CO)"),
                           validators=[DataRequired(), Length(min=2, max=2)])
@@ -34,7 +34,7 @@ class CoopForm(FlaskForm):
     region = StringField(_l("Region"), validators=[Optional(), Length(max=120)])
 
 
-class FarmerForm(FlaskForm):
+class FarmerForm(Form):
     name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=120)])
     email = EmailField(_l("E-mail (optional)"),
                        validators=[Optional(), Email(), Length(max=254)], filters=[_strip])
@@ -46,14 +46,14 @@ class FarmerForm(FlaskForm):
     national_id = StringField(_l("National ID"), validators=[DataRequired(), Length(max=32)])
     gender = SelectField(_l("Gender"), choices=[("", "—"), ("female", _l("Female")),
                                                ("male", _l("Male")), ("other", _l("Other"))])
-    household_size = IntegerField(_l("People in the household"),
+    household_size = StrictIntegerField(_l("People in the household"),
                                   validators=[Optional(), NumberRange(min=1, max=50)])
     payout_rail = SelectField(_l("Payout method"), choices=RAIL_CHOICES)
     payout_account = StringField(_l("Payout account"), validators=[Optional(), Length(max=64)])
     bank_name = StringField(_l("Bank"), validators=[Optional(), Length(max=80)])
 
 
-class PlotForm(FlaskForm):
+class PlotForm(Form):
     name = StringField(_l("Plot name"), validators=[DataRequired(), Length(max=120)])
     hectares = HectaresField(_l("Hectares"), validators=[Required()])
     replaced_crop = SelectField(_l("Illicit crop it replaced"), choices=ILLICIT_CHOICES)
@@ -62,23 +62,23 @@ class PlotForm(FlaskForm):
                              validators=[Optional()])
 
 
-class PayoutForm(FlaskForm):
+class PayoutForm(Form):
     payout_rail = SelectField(_l("Payout method"), choices=RAIL_CHOICES)
     payout_account = StringField(_l("Payout account"), validators=[Optional(), Length(max=64)])
     bank_name = StringField(_l("Bank"), validators=[Optional(), Length(max=80)])
 
 
-class RoleForm(FlaskForm):
+class RoleForm(Form):
     email = EmailField(_l("E-mail of the person"),
                        validators=[DataRequired(), Email(), Length(max=254)], filters=[_strip])
     role = SelectField(_l("Role"), choices=ROLE_CHOICES)
 
 
-class RevokeForm(FlaskForm):
+class RevokeForm(Form):
     pass
 
 
-class CollectionPointForm(FlaskForm):
+class CollectionPointForm(Form):
     name = StringField(_l("Name of the collection point"),
                        validators=[DataRequired(), Length(max=160)])
     place = StringField(_l("Where it is (optional)"), validators=[Optional(), Length(max=200)])

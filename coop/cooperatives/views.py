@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from ..auth import services as auth_services
 from ..auth.models import User
 from ..common import web
+from ..common.forms import filter_text
 from ..common.paging import page_number
 from ..extensions import db
 from ..listings import services as listing_services
@@ -68,8 +69,8 @@ def members(coop):
 
 def _members_page(coop, role_form, status=200):
     """The members page: farmers found by name or number and payout method, a page at a time."""
-    q = request.args.get("q", "")
-    rail = request.args.get("rail", "")
+    q = filter_text(request.args.get("q", ""))
+    rail = filter_text(request.args.get("rail", ""))
     found = services.search_farmer_profiles(coop, q=q, rail=rail,
                                             page=page_number(request.args.get("page")))
     return render_template("coops/members.html", coop=coop,

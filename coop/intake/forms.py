@@ -1,12 +1,12 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..common.forms import Form
 from wtforms import BooleanField, HiddenField, SelectField
 from wtforms.validators import Length, Optional
 
 from ..common.fields import KilogramField
 
 
-class IntakeForm(FlaskForm):
+class IntakeForm(Form):
     received_kg = KilogramField(_l("Kilograms received (scale)"), validators=[Optional()])
     grade = SelectField(_l("Grade received"), validate_choice=False)
     not_delivered = BooleanField(_l("Nothing was delivered"))

@@ -6,8 +6,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..catalog import services as catalog
+from ..common.ids import query_id
 from ..common import confirm, web
 from ..common.access import is_farmer, require_member
+from ..common.forms import filter_text
 from ..common.paging import page_number
 from ..extensions import db
 from ..pools import services as pools
@@ -25,7 +27,7 @@ def pool_intake(pool_id):
     pool = pools.get_pool(pool_id)
     require_member(pool.coop_id, "manager", "treasurer")
     pending_only = request.args.get("show") == "pending"
-    point = request.args.get("point", "")[:160]
+    point = filter_text(request.args.get("point", ""), 160)
     found = services.pool_deliveries(pool.id, pending_only=pending_only, point=point,
                                      page=page_number(request.args.get("page")))
     allocations = found.items
@@ -100,7 +102,7 @@ def record(allocation_id):
 @web.coop_view("manager", "treasurer")
 def coop_statements(coop):
     intakes = services.coop_statements(coop.id, limit=STATEMENTS_PAGE,
-                                       before_id=request.args.get("before", type=int))
+                                       before_id=request.args.get("before", type=query_id))
     return render_template("intake/statements.html", coop=coop, intakes=intakes,
                            older=intakes[-1].id if len(intakes) == STATEMENTS_PAGE else None)
 

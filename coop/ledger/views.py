@@ -3,6 +3,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..audit import services as audit
+from ..common.ids import query_id
 from ..common import web
 from . import services
 from .forms import ReverseForm
@@ -15,7 +16,7 @@ AUDIT_PAGE = 100  # events a page
 @bp.route("/manage/coops/<int:coop_id>/ledger")
 @web.coop_view("treasurer", "manager")
 def trial_balance(coop):
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=query_id)
     return render_template("ledger/trial_balance.html", coop=coop,
                            tb=services.trial_balance(coop),
                            entries=services.entries(coop, limit=50, before_id=before),
@@ -45,6 +46,6 @@ def reverse(coop, entry_id):
 @web.coop_view("treasurer", "manager")
 def audit_log(coop):
     events = audit.events(coop.id, limit=AUDIT_PAGE,
-                          before_id=request.args.get("before", type=int))
+                          before_id=request.args.get("before", type=query_id))
     return render_template("ledger/audit.html", coop=coop, rows=audit.rows(coop, events),
                            older=events[-1].id if len(events) == AUDIT_PAGE else None)

@@ -1,5 +1,5 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..common.forms import Form
 from flask_wtf.file import FileField
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -7,7 +7,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from ..common.fields import KilogramField, Required
 
 
-class ListingForm(FlaskForm):
+class ListingForm(Form):
     coop_id = SelectField(_l("Cooperative"), coerce=int, validate_choice=False)
     product = SelectField(_l("Crop and grade"), validate_choice=False,
                           validators=[DataRequired(message=_l("Choose the crop and grade of "
@@ -25,5 +25,5 @@ class ListingForm(FlaskForm):
                                  "capture": "environment"})
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(Form):
     pass

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, func, select, update
 from ..catalog import services as catalog
 from ..catalog.models import Crop, Grade
 from ..common.access import farmer_coop_ids
+from ..common.dates import DateInputError, parse_date
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..common.idempotency import check_key, fingerprint as request_fingerprint, replay_or_refuse
 from ..common.quantities import QuantityError, parse_kg
@@ -21,7 +22,6 @@ from .models import Listing, ListingPhoto
 from .photos import process_photo
 
 MAX_AGE_DAYS = 365      # a harvest older than a year is not on offer any more
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # NUL and other control characters: PostgreSQL refuses NUL in text, and none belong in a form.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -49,13 +49,10 @@ def parse_harvest_date(value, today: date | None = None) -> date:
     if isinstance(value, date):
         day = value
     else:
-        text = str(value or "").strip()
         try:
-            # fromisoformat also takes "20261102" and week dates; the contract says YYYY-MM-DD.
-            if not _ISO_DATE.fullmatch(text):
-                raise ValueError(text)
-            day = date.fromisoformat(text)
-        except ValueError:
+            # YYYY-MM-DD in ASCII digits (coop/common/dates.py); the range is the harvest's.
+            day = parse_date(value, bounded=False)
+        except DateInputError:
             raise ValidationFailed(_("Give the harvest date as YYYY-MM-DD."),
                                    fields={"harvested_on": [_("A date like 2026-11-02.")]})
     if day < today - timedelta(days=MAX_AGE_DAYS):

@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError
 
 from ..common.errors import ValidationFailed
+from ..common.forms import has_control
 from ..extensions import db
 from .models import StripeEvent
 
@@ -33,11 +34,13 @@ def apply_event(event: dict) -> str:
     obj = obj if isinstance(obj, dict) else {}
     handler = handlers.get(obj.get("object")) if isinstance(obj.get("object"), str) else None
     object_id = obj.get("id") if handler is not None else None
-    if not isinstance(object_id, str) or not object_id or len(object_id) > 255:
+    if not isinstance(object_id, str) or not object_id or len(object_id) > 255 \
+            or has_control(object_id):
         object_id = None  # a signed event of an odd shape is recorded and ignored, never a 500
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 255 \
+            or has_control(event_id):
         raise ValidationFailed("event without id", code="invalid_event")
-    if not isinstance(kind, str):
+    if not isinstance(kind, str) or has_control(kind):
         kind = ""
     kind = kind[:80]
     if db.session.get(StripeEvent, event_id) is not None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from ..common.ids import is_id
 from ..common.errors import ValidationFailed
 from ..common.money import to_decimal
 from ..common.statuses import PayoutLineStatus
@@ -94,7 +95,8 @@ def parse_confirmations(data: bytes | str) -> list[tuple[int, int, str, str]]:
     except UnicodeDecodeError:
         refuse([_("The file is not UTF-8 text; export it from the bank as CSV (UTF-8).")])
     if "\x00" in content:
-        refuse([_("The file is not a text CSV file.")])
+        refuse([_("Row %(r)d: a NUL character; the file is not a text CSV file.",
+                   r=content[:content.index("\x00")].count("\n") + 1)])
     reader = csv.reader(io.StringIO(content, newline=""))
     errors: list[str] = []
     try:
@@ -119,7 +121,7 @@ def parse_confirmations(data: bytes | str) -> list[tuple[int, int, str, str]]:
                 continue
             raw_id, status, ref = (c.strip() for c in cells)
             status = status.lower()
-            if not re.fullmatch(r"[0-9]{1,18}", raw_id) or int(raw_id) < 1:
+            if not re.fullmatch(r"[0-9]{1,10}", raw_id) or not is_id(int(raw_id)):
                 errors.append(_("Row %(r)d: line_id %(v)s is not a line number.", r=number,
                                 v=repr(raw_id[:40])))
                 continue

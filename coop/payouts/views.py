@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
 
+from ..common.ids import query_id
 from ..common import confirm, web
 from ..common.access import is_farmer
 from ..cooperatives import services as coop_services
@@ -201,7 +202,7 @@ def confirm_cash(line_id):
 def receipts(batch_id):
     """Printable cash receipts for signature: every cash line of the batch, or ?line=<id>."""
     batch = _batch(batch_id)
-    only = request.args.get("line", type=int)
+    only = request.args.get("line", type=query_id)
     lines = [line for line in batch.lines if line.rail == "cash"
              and (only is None or line.id == only)]
     if only is not None and not lines:

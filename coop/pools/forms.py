@@ -1,15 +1,15 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from ..common.fields import KilogramField, Required
+from ..common.forms import Form
 
 TEST_CARDS = [("pm_card_visa", _l("Test card: Visa 4242 (succeeds)")),
               ("pm_card_chargeCustomerFail", _l("Test card: 0341 (declined)"))]
 
 
-class PoolForm(FlaskForm):
+class PoolForm(Form):
     product = SelectField(_l("Crop and grade"), validate_choice=False,
                           validators=[DataRequired()])
     min_kg = KilogramField(_l("Minimum kg to go ahead"), validators=[Required()])
@@ -19,7 +19,7 @@ class PoolForm(FlaskForm):
                             render_kw={"type": "datetime-local"})
 
 
-class OrderForm(FlaskForm):
+class OrderForm(Form):
     quantity_kg = KilogramField(_l("Kilograms"), validators=[Required()])
     payment_method = SelectField(_l("Card"), choices=TEST_CARDS, validate_choice=False)
     # The form's own idempotency key, made when the page is shown: submitting it twice (or
@@ -27,9 +27,9 @@ class OrderForm(FlaskForm):
     idempotency_key = HiddenField(validators=[Length(max=64), Regexp(r"^[A-Za-z0-9_-]*$")])
 
 
-class ChangeOrderForm(FlaskForm):
+class ChangeOrderForm(Form):
     quantity_kg = KilogramField(_l("New kilograms"), validators=[Required()])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     pass

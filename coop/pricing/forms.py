@@ -1,12 +1,12 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..common.forms import Form
 from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..common.fields import MoneyField, Required
 
 
-class PriceForm(FlaskForm):
+class PriceForm(Form):
     product = SelectField(_l("Crop and grade"), validate_choice=False,
                           validators=[DataRequired()])
     floor = MoneyField(_l("Floor per kg (the farmer price may never go below it)"),

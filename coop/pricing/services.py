@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from ..catalog import services as catalog
+from ..common.numbers import parse_whole
 from ..common.errors import NotFound, ValidationFailed
 from ..common.quantities import QuantityError, parse_kg
 from ..extensions import db
@@ -68,11 +69,12 @@ def _money(value, field: str, currency: str) -> int:
     from ..common.money import parse_major
     try:
         minor = parse_major(value, currency)
-    except ValueError:
+    except ValueError as exc:
         from ..common.numbers import amount_examples
         raise ValidationFailed(_("Give an amount such as %(whole)s or %(decimals)s.",
                                  **amount_examples(12500)),
-                               fields={field: [_("Not an amount.")]})
+                               fields={field: [getattr(exc, "message", None)
+                                               or _("Not an amount.")]})
     if minor < 0 or minor > MAX_PRICE_MINOR:
         raise ValidationFailed(_("Amounts cannot be negative or that large."),
                                fields={field: [_("Out of range.")]})
@@ -81,7 +83,7 @@ def _money(value, field: str, currency: str) -> int:
 
 def _int(value, field: str, low: int, high: int) -> int:
     try:
-        number = int(str(value).strip())
+        number = parse_whole(value)
     except (TypeError, ValueError):
         raise ValidationFailed(_("Give a whole number."), fields={field: [_("Whole number.")]})
     if not low <= number <= high:

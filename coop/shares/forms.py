@@ -1,12 +1,12 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..common.forms import Form
 from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..common.fields import MoneyField, PercentField, WholeNumberField, Required
 
 
-class SettingsForm(FlaskForm):
+class SettingsForm(Form):
     par_value = MoneyField(_l("Par value of one share"), validators=[Required()])
     min_shares = WholeNumberField(_l("Minimum subscription (shares)"),
                                   validators=[Required()])
@@ -16,7 +16,7 @@ class SettingsForm(FlaskForm):
                                validators=[Required()])
 
 
-class PaymentForm(FlaskForm):
+class PaymentForm(Form):
     member = SelectField(_l("Member"), validate_choice=False, validators=[DataRequired()])
     amount = MoneyField(_l("Amount"), validators=[Required()])
     via = SelectField(_l("Paid"), choices=[("cash", _l("in cash")), ("bank", _l("into the bank"))])
@@ -24,10 +24,10 @@ class PaymentForm(FlaskForm):
     idempotency_key = HiddenField(validators=[Length(max=64)])
 
 
-class SubscriptionForm(FlaskForm):
+class SubscriptionForm(Form):
     member = SelectField(_l("Member"), validate_choice=False, validators=[DataRequired()])
     shares = WholeNumberField(_l("Shares subscribed"), validators=[Required()])
 
 
-class RedeemForm(FlaskForm):
+class RedeemForm(Form):
     note = StringField(_l("Why (the member leaves)"), validators=[DataRequired(), Length(max=200)])

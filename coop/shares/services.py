@@ -270,11 +270,12 @@ def parse_amount(value, currency: str, field: str) -> int:
     from ..common.money import parse_major
     try:
         minor = parse_major(value, currency)
-    except ValueError:
+    except ValueError as exc:
         from ..common.numbers import amount_examples
         raise ValidationFailed(_("Give an amount such as %(whole)s or %(decimals)s.",
                                  **amount_examples(50000)),
-                               fields={field: [_("Not an amount.")]})
+                               fields={field: [getattr(exc, "message", None)
+                                               or _("Not an amount.")]})
     if not 0 <= minor <= MAX_PAR_MINOR:
         raise ValidationFailed(_("Out of range."), fields={field: [_("Out of range.")]})
     return minor

@@ -6,7 +6,6 @@ reference (farmer payout lines, operating costs). Anything else is shown unmatch
 Services flush, never commit."""
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -17,6 +16,8 @@ from flask_babel import gettext as _
 from sqlalchemy import bindparam, exists, func, or_, select, text, update
 
 from ..audit import services as audit
+from ..common import csvfiles
+from ..common.dates import parse_date
 from ..common.labels import label
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.money import parse_major
@@ -45,16 +46,17 @@ BANK_COLUMNS = {
 
 def _bank_rows(coop, stream, errors: list, user_id):
     with _text_stream(stream) as text:
-        yield from _bank_reader(coop, csv.DictReader(text), errors, user_id)
+        yield from _bank_reader(coop, *csvfiles.read(text), errors, user_id)
 
 
-def _bank_reader(coop, reader, errors: list, user_id):
-    cols = _header_map(reader.fieldnames, BANK_COLUMNS, ("date", "amount"))
+def _bank_reader(coop, fieldnames, reader, errors: list, user_id):
+    cols = _header_map(fieldnames, BANK_COLUMNS, ("date", "amount"))
     seen: dict[tuple, int] = {}
     now = utcnow()
-    for number, raw in enumerate(reader, start=2):
+    for number, raw in reader:
         try:
-            booked = date.fromisoformat((raw.get(cols["date"]) or "").strip())
+            csvfiles.check_row(raw)
+            booked = parse_date(raw.get(cols["date"]))
             typed = (raw.get(cols["amount"]) or "").strip()
             # Most banks write "-1234.50": machine format, read without Babel (4x faster over
             # 20,000 lines); anything else ("1,234.50") strictly in the CSV's locale.

@@ -2,12 +2,13 @@
 coop's usual cost. Services flush, never commit."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import datetime, time, timezone
 
 from flask_babel import gettext as _
 
 from ..audit import services as audit
 from ..common.errors import ValidationFailed
+from ..common.dates import DateInputError, parse_date
 from ..common.money import parse_major
 from ..ledger import queries as ledger_queries
 from ..ledger import services as ledger
@@ -53,12 +54,11 @@ def record_operating_cost(coop, user, *, amount, spent_on, description: str,
             raise Implausible(_("Nothing was recorded: the amount is far from the usual. If "
                                 "it is right, tick \"Yes, this is right\" and record again."),
                               token=token, fields={"amount": [warning]})
-    if not isinstance(spent_on, date):
-        try:
-            spent_on = date.fromisoformat(str(spent_on or "").strip())
-        except ValueError:
-            raise ValidationFailed(_("Give the date as YYYY-MM-DD."),
-                                   fields={"spent_on": [_("Not a date.")]})
+    try:
+        spent_on = parse_date(spent_on)
+    except DateInputError as exc:
+        raise ValidationFailed(_("Give the date as YYYY-MM-DD."),
+                               fields={"spent_on": [exc.message]})
     description = (description or "").strip()
     if not description or not description.isprintable():
         raise ValidationFailed(_("Say what the cost was."),

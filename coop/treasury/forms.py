@@ -1,26 +1,26 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..common.forms import Form
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, HiddenField, IntegerField, StringField
+from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..common.fields import MoneyField, Required
+from ..common.fields import MoneyField, Required, StrictIntegerField
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """A button: CSRF only."""
 
 
-class UploadForm(FlaskForm):
+class UploadForm(Form):
     file = FileField(_l("CSV file"), validators=[FileRequired()])
 
 
-class BankMatchForm(FlaskForm):
+class BankMatchForm(Form):
     kind = HiddenField(validators=[DataRequired()])
     target_id = HiddenField(validators=[DataRequired()])
 
 
-class CostForm(FlaskForm):
+class CostForm(Form):
     amount = MoneyField(_l("Amount"), validators=[Required()])
     spent_on = StringField(_l("Date"), validators=[DataRequired(), Length(max=10)],
                            render_kw={"type": "date"})
@@ -33,11 +33,11 @@ class CostForm(FlaskForm):
     confirm_token = HiddenField(validators=[Optional(), Length(max=32)])
 
 
-class CloseForm(FlaskForm):
-    expected_surplus = IntegerField(validators=[Optional()])
-    year = IntegerField(validators=[DataRequired(), NumberRange(2000, 2200)])
+class CloseForm(Form):
+    expected_surplus = StrictIntegerField(validators=[Optional()])
+    year = StrictIntegerField(validators=[DataRequired(), NumberRange(2000, 2200)])
 
 
-class NoteForm(FlaskForm):
+class NoteForm(Form):
     """Mark a difference explained: the treasurer's note (checked by the service)."""
     note = StringField(_l("Why it is not a difference"), validators=[Length(max=1000)])

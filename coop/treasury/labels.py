@@ -11,7 +11,8 @@ STRIPE_TXN_TYPES = {
 }
 STRIPE_TXN_STATUS = {"unmatched": _l("not matched yet"), "matched": _l("matched"),
                      "mismatch": _l("amount differs"),
-                     "missing_ledger": _l("missing in the ledger")}
+                     "missing_ledger": _l("missing in the ledger"),
+                     "released": _l("released"), "explained": _l("explained")}
 BANK_LINE_STATUS = {"unmatched": _l("not matched yet"), "matched": _l("matched"),
-                    "mismatch": _l("amount differs")}
+                    "mismatch": _l("amount differs"), "explained": _l("explained")}
 BANK_MATCH_KINDS = {"stripe_payout": _l("Stripe payout"), "entry": _l("ledger entry")}

@@ -20,7 +20,6 @@ whole balance) is left out and counted, never by currency.
 Services flush, never commit."""
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime, timedelta, timezone
 
@@ -29,6 +28,8 @@ from sqlalchemy import and_, bindparam, case, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from ..audit import services as audit
+from ..common import csvfiles
+from ..common.dates import check_moment
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.money import parse_major
 from ..common.models import utcnow
@@ -104,12 +105,18 @@ def _moment(value) -> datetime | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, tz=timezone.utc)
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) <= 12:
         return datetime.fromtimestamp(int(text), tz=timezone.utc)
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:  # Stripe's "(UTC)" columns carry no offset
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def _typed_moment(value) -> datetime | None:
+    """A CSV's timestamp: as `_moment`, its day between 2000 and the end of next year."""
+    moment = _moment(value)
+    return check_moment(moment) if moment is not None else None
 
 
 class _text_stream:
@@ -134,15 +141,16 @@ def _csv_stripe_rows(coop, stream, errors: list, skipped: dict):
     MAJOR unit ("12.34" USD is 1234 cents): converted with the currency's exponent, refusing
     more decimals than the currency has. Currency is compared upper case."""
     with _text_stream(stream) as text:
-        yield from _stripe_reader(coop, csv.DictReader(text), errors, skipped)
+        yield from _stripe_reader(coop, *csvfiles.read(text), errors, skipped)
 
 
-def _stripe_reader(coop, reader, errors, skipped):
-    cols = _header_map(reader.fieldnames, STRIPE_COLUMNS, STRIPE_REQUIRED)
-    meta_cols = [name for name in reader.fieldnames or []
+def _stripe_reader(coop, fieldnames, reader, errors, skipped):
+    cols = _header_map(fieldnames, STRIPE_COLUMNS, STRIPE_REQUIRED)
+    meta_cols = [name for name in fieldnames or []
                  if (name or "").strip().lower() in COOP_META_COLUMNS]
-    for number, raw in enumerate(reader, start=2):
+    for number, raw in reader:
         try:
+            csvfiles.check_row(raw)
             currency = (raw.get(cols["currency"]) or "").strip().upper()
             if currency != coop.currency:
                 skipped["currency"] = skipped.get("currency", 0) + 1
@@ -171,8 +179,8 @@ def _stripe_reader(coop, reader, errors, skipped):
                    "source": source[:255] or None, "charge_ref": charge[:255] or None,
                    "amount_minor": amount, "fee_minor": fee,
                    "net_minor": net, "currency": currency,
-                   "created": _moment(raw.get(cols["created"])),
-                   "available_on": _moment(raw.get(cols["available_on"]))
+                   "created": _typed_moment(raw.get(cols["created"])),
+                   "available_on": _typed_moment(raw.get(cols["available_on"]))
                    if "available_on" in cols else None,
                    "origin": "csv"}
         except (ValueError, TypeError, OverflowError) as exc:

@@ -1,7 +1,6 @@
 import csv
 import io
 import secrets
-from datetime import date
 
 from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
                    stream_with_context, url_for)
@@ -9,7 +8,9 @@ from flask_babel import gettext as _, ngettext
 from flask_login import current_user
 
 from ..common import confirm, web
+from ..common.dates import DateInputError, parse_date
 from ..common.models import utcnow
+from ..common.numbers import parse_whole
 from ..common.paging import page_number
 from ..audit import services as audit
 from . import bank_statement, reports, stripe_reconciliation
@@ -21,12 +22,12 @@ bp = Blueprint("treasury", __name__)
 
 
 def _period():
-    """?from=&to= (YYYY-MM-DD); the current month by default."""
+    """?from=&to= (YYYY-MM-DD, 2000 to the end of next year); the current month by default."""
     today = utcnow().date()
     try:
-        start = date.fromisoformat(request.args.get("from") or today.replace(day=1).isoformat())
-        end = date.fromisoformat(request.args.get("to") or today.isoformat())
-    except ValueError:
+        start = parse_date(request.args.get("from") or today.replace(day=1).isoformat())
+        end = parse_date(request.args.get("to") or today.isoformat())
+    except DateInputError:
         abort(400)
     if end < start or (end - start).days > 3660:
         abort(400)
@@ -283,7 +284,7 @@ def costs(coop):
 @bp.route("/manage/coops/<int:coop_id>/treasury/year-end")
 @web.coop_view("treasurer", "manager")
 def year_end(coop):
-    year = request.args.get("year", type=int) or utcnow().year - 1
+    year = request.args.get("year", type=parse_whole) or utcnow().year - 1
     if not 2000 <= year <= 2200:
         abort(400)
     dist = year_end_services.preview(coop, year)

@@ -204,7 +204,7 @@ def test_prohibited_crops_are_refused_with_a_clear_message(as_farmer, product):
     ("", "Choose the crop and grade of the harvest."),
     ("coffee/", "Choose a grade of this crop."),
     ("coffee/grade-z", "Choose a grade of this crop."),
-    ("co\x00ffee/sca85", "Unknown crop."),
+    ("co\x00ffee/sca85", "Remove the control characters (such as NUL) from this field."),
     ("x" * 5000 + "/sca85", "Unknown crop."),
 ])
 def test_unknown_crops_and_grades_are_refused(as_farmer, product, message):
