@@ -263,7 +263,8 @@ def client_as(app, user):
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     if user is not None:
         with client.session_transaction() as session:
-            session["_user_id"] = str(user.id)
+            session["_user_id"] = user.get_id()  # "<id>:<session version>"
+            session["login_factor"] = "password"
             session["_fresh"] = True
     return client
 

@@ -28,7 +28,6 @@ from tests.conftest import KEEP
 from tests.confirm_helpers import confirm, confirmation, is_confirmation
 from tests.intake_helpers import _ledger_sound, sold, stripe_refunds  # noqa: F401
 from tests.pool_helpers import market  # noqa: F401
-from tests.test_auth import other_app  # noqa: F401
 from tests.test_payouts import confirmation as bank_file, world  # noqa: F401
 from tests.test_year_end import YEAR, coop_year  # noqa: F401
 
@@ -45,7 +44,8 @@ def client_as(app, user, lang="en"):
     with client.session_transaction() as session:
         session["lang"] = lang
         if user is not None:
-            session["_user_id"] = str(user.id)
+            session["_user_id"] = user.get_id()  # "<id>:<session version>"
+            session["login_factor"] = "password"
             session["_fresh"] = True
     return client
 
