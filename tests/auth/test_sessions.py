@@ -122,7 +122,9 @@ def test_choosing_or_resetting_a_pin_ends_the_farmers_other_sessions(app, client
     manager = next(m.user for m in coop.memberships if m.role == "manager")
     login(manager)
     assert client.post(f"/manage/coops/{coop.id}/farmers/{profile.id}/pin").status_code == 302
-    assert not logged_in(phone_browser)
+    # The phone's session is over: not even the page to choose a new PIN opens with it.
+    response = phone_browser.get("/account/pin")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
 # ---------------------------------------------------------------- the CSRF secret
@@ -237,12 +239,13 @@ def test_a_throttled_account_gets_in_with_the_right_password_after_the_window(
     clock = Clock(monkeypatch)
     user = make_user()
     for n in range(10):
-        assert _bad_html(client, user.email, f"10.5.{n}.1").status_code == 401
-    assert _bad_html(client, user.email, "10.5.99.1", PASSWORD).status_code == 429
+        assert _bad_api(client, user.email, f"10.5.{n}.1").status_code == 401
+    assert _bad_api(client, user.email, "10.5.99.1", PASSWORD).status_code == 429
     clock.advance(30 * 60)
     assert _bad_html(client, user.email, "10.5.99.1", PASSWORD).status_code == 429
     clock.advance(31 * 60)   # the hour is over
-    assert _bad_html(client, user.email, "10.5.99.1", PASSWORD).status_code == 302
+    assert _bad_api(client, user.email, "10.5.99.1", PASSWORD).status_code == 201
+    assert _bad_html(client, user.email, "10.5.99.2", PASSWORD).status_code == 302
 
 
 def test_the_owner_of_a_throttled_account_is_to_be_told(client, make_user, monkeypatch):
