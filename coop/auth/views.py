@@ -1,7 +1,7 @@
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, session,
-                   url_for)
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
+                   session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -76,12 +76,12 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
+@web.unit_of_work
 def logout():
     """Ends the session on the server: the user's session version moves, so this cookie (and
     every other session of the account) no longer logs anyone in. API tokens stay."""
     if current_user.is_authenticated:
         services.end_sessions(current_user)
-        db.session.commit()
     logout_user()
     _fresh_session()
     flash(_("You are logged out."), "info")
@@ -154,8 +154,15 @@ def account():
                            tokens=services.tokens_of(current_user), revoke_form=RevokeTokenForm())
 
 
+def _password_change_key() -> str:
+    return f"password-change:{current_user.get_id()}"
+
+
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
+# The current password is asked for: a session someone else holds must not guess it freely.
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], methods=["POST"],
+               key_func=_password_change_key, deduct_when=lambda r: r.status_code == 422)
 @web.unit_of_work
 def change_password():
     """A new password, given the current one. Every other session and every API token of the

@@ -94,6 +94,15 @@ def test_a_new_password_needs_the_current_one_and_the_rules(client, make_user, l
         assert logged_in(client)  # a refused change ends nothing
 
 
+def test_guessing_the_current_password_on_the_change_page_is_limited(client, make_user, login):
+    user = make_user()
+    login(user)
+    wrong = {"current_password": "not-my-password", "new_password": NEW_PASSWORD,
+             "new_password_confirm": NEW_PASSWORD}
+    answers = [client.post("/account/password", data=wrong).status_code for _ in range(11)]
+    assert answers == [422] * 10 + [429]
+
+
 def test_a_session_from_before_session_versions_logs_nobody_in(app, make_user):
     user = make_user()
     old = app.test_client()
