@@ -38,6 +38,12 @@ class Config:
     # Failed logins per account (e-mail or phone typed), whatever the address they come from:
     # a 4-digit PIN must not be guessed from many addresses.
     LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "10 per hour")
+    # Failed PIN (or first-login code) logins, per farmer account and per address alike: a
+    # PIN has 10,000 to a million values, so far fewer tries than for a password.
+    PIN_RATE_LIMIT = os.environ.get("PIN_RATE_LIMIT", "5 per 15 minutes")
+    # Strict-Transport-Security's max-age in seconds, sent in production (never in debug or
+    # tests); 0 sends none.
+    HSTS_MAX_AGE = int(os.environ.get("HSTS_MAX_AGE", "0"))
     MAX_CONTENT_LENGTH = 11 * 1024 * 1024  # photos may be 10 MB; the form around them a little more
     PHOTO_MAX_BYTES = 10 * 1024 * 1024
     PHOTO_MAX_SIDE = int(os.environ.get("PHOTO_MAX_SIDE", "1280"))
@@ -86,10 +92,12 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
+    HSTS_MAX_AGE = int(os.environ.get("HSTS_MAX_AGE", "31536000"))  # a year
 
     @classmethod
     def check(cls, config=None) -> None:
-        """Refuse to start with the development secret key (or a short one).
+        """Refuse to start with the development secret key (or a short one), or with rate-limit
+        counts that are not shared by every worker (anything but Redis).
 
         `config` is the app's effective configuration (class values plus overrides)."""
         secret = (config or {}).get("SECRET_KEY", cls.SECRET_KEY) or ""
@@ -97,6 +105,17 @@ class ProductionConfig(Config):
             raise RuntimeError(
                 "SECRET_KEY must be set to a long random value in production "
                 "(python -c 'import secrets; print(secrets.token_hex(32))')."
+            )
+        # Counts kept in one worker's memory let each worker allow its own attempts (and
+        # forget them on restart): the login limits hold only in a store every worker shares.
+        storage = str((config or {}).get("RATELIMIT_STORAGE_URI",
+                                         cls.RATELIMIT_STORAGE_URI) or "")
+        if not storage.startswith(("redis://", "rediss://", "redis+unix://", "redis+sentinel://",
+                                   "redis+cluster://")):
+            raise RuntimeError(
+                "RATELIMIT_STORAGE_URI must be a Redis URL in production "
+                "(redis://host:6379/0), shared by every worker; memory:// is for development "
+                "and tests only."
             )
 
 

@@ -111,7 +111,9 @@ def prepare_delivery(url: str) -> tuple[str, str]:
 def serve(url: str, port: int, log) -> subprocess.Popen:
     env = {**os.environ, "MINGA_ENV": "production", "DATABASE_URL": url,
            "SECRET_KEY": secrets.token_hex(32), "SESSION_COOKIE_SECURE": "0",
-           "RATELIMIT_STORAGE_URI": "memory://"}
+           # Production refuses memory:// (each worker would count alone): the machine's Redis.
+           "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI",
+                                                   "redis://127.0.0.1:6379/14")}
     gunicorn = Path(sys.executable).parent / "gunicorn"
     proc = subprocess.Popen([str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
                             cwd=ROOT, env=env, stdout=log, stderr=log)

@@ -119,14 +119,11 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     compress.init_app(app)
 
-    from .auth.models import User
+    from .auth.services import user_for_session
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        try:
-            return db.session.get(User, int(user_id))
-        except (TypeError, ValueError):
-            return None
+    # The session's id is "<user id>:<session version>" (User.get_id): a session made before
+    # the user's last logout or change of password finds nobody.
+    login_manager.user_loader(user_for_session)
 
     # Import every model so metadata is complete for Alembic and create_all in tools.
     from . import models  # noqa: F401
@@ -318,15 +315,38 @@ def register_headers(app: Flask) -> None:
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
             "frame-ancestors 'none'; form-action 'self'")
+        hsts = app.config.get("HSTS_MAX_AGE") or 0
+        if hsts > 0 and not app.debug and not app.testing:
+            response.headers.setdefault("Strict-Transport-Security",
+                                        f"max-age={int(hsts)}; includeSubDomains")
         if request.endpoint == "static" and request.args.get("v"):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
             response.headers.pop("Expires", None)  # SEND_FILE_MAX_AGE_DEFAULT's, an hour
+        elif _is_download(response):
+            # Payout files, the audit log, reconciliation and every other CSV hold personal or
+            # bank data: no browser, proxy or shared cache may keep a copy.
+            response.headers["Cache-Control"] = "no-store"
+            response.headers.pop("Expires", None)
+        elif "Cache-Control" not in response.headers and _authenticated():
+            response.headers["Cache-Control"] = "no-store"  # someone's own pages and JSON
         elif "Cache-Control" not in response.headers and response.mimetype == "text/html":
-            response.headers["Cache-Control"] = "no-store" if getattr(
-                g, "_login_user", None) else "private, no-cache"
+            response.headers["Cache-Control"] = "private, no-cache"
         if "text/html" in response.mimetype:
             response.headers["Content-Language"] = _html_lang()
         return response
+
+
+def _is_download(response) -> bool:
+    return (response.mimetype == "text/csv"
+            or "attachment" in (response.headers.get("Content-Disposition") or ""))
+
+
+def _authenticated() -> bool:
+    """Whether the request was made by someone logged in (a session or a bearer token)."""
+    if getattr(g, "api_user", None) is not None:
+        return True
+    user = g.get("_login_user")
+    return bool(user is not None and getattr(user, "is_authenticated", False))
 
 
 def _language_or_default() -> str:

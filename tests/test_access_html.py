@@ -89,7 +89,14 @@ def same(spec):
 # endpoint -> method -> target -> actor -> expected answer
 EXPECTED = {
     "auth.login": {"GET": {"-": everyone(200)}, "POST": {"-": everyone(422)}},
-    "auth.logout": {"POST": {"-": everyone(REDIRECT)}},
+    # Logging out ends the session on the server: the user's session version moves.
+    "auth.logout": {"POST": {"-": everyone(DONE, anon=REDIRECT)}},
+    "auth.change_password": {"GET": {"-": everyone(200, anon=LOGIN)},
+                             "POST": {"-": everyone(422, anon=LOGIN)}},
+    # The target's treasurer holds an API token: only they revoke it; for anyone else it is
+    # not there (404), like an unknown one.
+    "auth.revoke_token": {"POST": {**same({**everyone(404, anon=LOGIN), TREASURER: DONE}),
+                                   "missing": everyone(404, anon=LOGIN)}},
     "auth.signup": {"GET": {"-": everyone(200)}, "POST": {"-": everyone(422)}},
     "auth.account": {"GET": {"-": everyone(200, anon=LOGIN)}},
     # Only for a farmer holding a first-login code; everyone else is sent to their start page.
@@ -178,13 +185,21 @@ class World:
                                  FARMER2: farmer2}
             self.profiles[side] = coop_services.farmer_profile(coop.id, farmer.id)
             self.listings[side] = listing
+        from coop.auth import services as auth_services
+        from coop.auth.models import ApiToken
+        for side in ("A", "B"):
+            auth_services.issue_token(self.people[side][TREASURER])
+        db.session.commit()
+        self.tokens = {side: db.session.scalar(select(ApiToken.id).where(
+            ApiToken.user_id == self.people[side][TREASURER].id)) for side in ("A", "B")}
         self.ids = {side: self._ids(side) for side in ("A", "B")}
 
     def _ids(self, side):
         return {"coop_id": self.coops[side].id, "slug": self.coops[side].slug,
                 "profile_id": self.profiles[side].id, "listing_id": self.listings[side].id,
                 "user_id": self.people[side][TREASURER].id, "role": "treasurer", "code": "en",
-                "width": 160, "point_id": coop_services.collection_points(self.coops[side].id)[0].id}
+                "width": 160, "point_id": coop_services.collection_points(self.coops[side].id)[0].id,
+                "token_id": self.tokens[side]}
 
 
     def args(self, target: str) -> dict:
@@ -196,7 +211,7 @@ class World:
             return {**self.ids["A"], "coop_id": self.coops["B"].id, "slug": self.coops["B"].slug}
         return {"coop_id": 999999, "slug": "no-such-coop", "profile_id": 999999,
                 "listing_id": 999999, "user_id": 999999, "role": "treasurer", "code": "xx",
-                "width": 160, "point_id": 999999}
+                "width": 160, "point_id": 999999, "token_id": 999999}
 
 
     def actor(self, who: str, target: str):
@@ -263,7 +278,8 @@ def client_as(app, user):
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     if user is not None:
         with client.session_transaction() as session:
-            session["_user_id"] = str(user.id)
+            session["_user_id"] = user.get_id()  # "<id>:<session version>"
+            session["login_factor"] = "password"
             session["_fresh"] = True
     return client
 

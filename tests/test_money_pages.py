@@ -38,7 +38,8 @@ def strip(body: str) -> str:
 def client_as(app, user):
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
+        session["_user_id"] = user.get_id()  # "<id>:<session version>"
+        session["login_factor"] = "password"
         session["_fresh"] = True
     return client
 

@@ -28,6 +28,11 @@ SCHEMAS: dict[str, dict] = {
         "buyer_id": {"type": ["integer", "null"]}}},
     "TokenRequest": {"type": "object", "required": ["email", "password"], "properties": {
         "email": {"type": "string"}, "password": {"type": "string"}}},
+    "TokenInfo": {"type": "object", "required": ["id", "created_at", "expires_at", "current"],
+                  "properties": {"id": {"type": "integer"},
+                                 "created_at": {"type": "string", "format": "date-time"},
+                                 "expires_at": {"type": "string", "format": "date-time"},
+                                 "current": {"type": "boolean"}}},
     "Token": {"type": "object", "required": ["token", "user"],
               "properties": {"token": {"type": "string"},
                                                "user": {"$ref": "#/components/schemas/User"}}},
@@ -38,6 +43,13 @@ PATHS: list[tuple] = [
     ("get", "/openapi.json", "This document", False, None, {200: None}),
     ("post", "/auth/tokens", "Get a bearer token", False, "TokenRequest",
      {201: "Token", 401: "Error", 422: "Error", 429: "Error"}),
+    ("get", "/auth/tokens", "The caller's live API tokens", True, None,
+     {200: {"type": "object", "required": ["items"], "properties": {
+         "items": {"type": "array", "items": {"$ref": "#/components/schemas/TokenInfo"}}}}}),
+    ("delete", "/auth/tokens/current", "Revoke the token of this request (log out)", True,
+     None, {204: None}),
+    ("delete", "/auth/tokens/{id}", "Revoke one of the caller's tokens", True, None,
+     {204: None, 404: "Error"}),
 ]
 
 
@@ -115,7 +127,8 @@ def document() -> dict:
         op = {"summary": summary, "responses": {
             str(code): {"description": summary if code < 300 else DESCRIPTIONS.get(code,
                                                                                    "error"),
-                        "content": content(code, schema)}
+                        # 204 No Content has no body to describe
+                        **({} if code == 204 else {"content": content(code, schema)})}
             for code, schema in responses.items()}}
         params = []
         if "{id}" in path:

@@ -47,6 +47,21 @@ def record_many(coop_id: int, user, events: list[tuple]) -> None:
         db.session.execute(insert(AuditEvent), rows[start:start + CSV_CHUNK])
 
 
+def record_once(coop_id: int, user, action: str, obj_type: str, obj_id,
+                before: dict | None = None, after: dict | None = None) -> bool:
+    """`record`, unless this action on this object is in the log already (an action that can
+    happen once per object, such as reversing a ledger entry: a repeated POST that the
+    service answered with the first result writes no second event). True when recorded."""
+    db.session.flush()
+    seen = db.session.scalar(select(AuditEvent.id).where(
+        AuditEvent.coop_id == coop_id, AuditEvent.action == action,
+        AuditEvent.object_type == obj_type, AuditEvent.object_id == str(obj_id)).limit(1))
+    if seen is not None:
+        return False
+    record(coop_id, user, action, obj_type, obj_id, before, after)
+    return True
+
+
 def events(coop_id: int, limit: int = 200, before_id: int | None = None) -> list[AuditEvent]:
     """The newest events first; `before_id` pages back (keyset: one query whatever the page)."""
     stmt = select(AuditEvent).where(AuditEvent.coop_id == coop_id)

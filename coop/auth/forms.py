@@ -31,5 +31,22 @@ class SignupForm(Form):
     name = StringField(_l("Your name"), validators=[Length(max=120)])
     email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)],
                        filters=[_strip])
-    password = PasswordField(_l("Password (at least 10 characters)"),
-                             validators=[DataRequired(), Length(min=10, max=200)])
+    # At least 12 characters and not a common one: auth.passwords.check_new_password says so.
+    password = PasswordField(_l("Password (at least 12 characters)"),
+                             validators=[DataRequired(), Length(max=200)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"),
+                                     validators=[DataRequired(), Length(max=200)],
+                                     render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField(_l("New password (at least 12 characters)"),
+                                 validators=[DataRequired(), Length(max=200)],
+                                 render_kw={"autocomplete": "new-password"})
+    new_password_confirm = PasswordField(_l("The new password again"),
+                                         validators=[DataRequired(), Length(max=200)],
+                                         render_kw={"autocomplete": "new-password"})
+
+
+class RevokeTokenForm(FlaskForm):
+    """Only the CSRF token: revoking an API token is a POST from the account page."""

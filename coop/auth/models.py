@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, false
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
@@ -24,6 +24,9 @@ class User(UserMixin, db.Model):
     # a numeric PIN (stored in password_hash, hashed like a password) before anything else.
     must_set_pin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     locale: Mapped[str | None] = mapped_column(String(5))
+    # In every session (Flask-Login's id is "<id>:<version>"): a logout or a new password
+    # moves it, and every session made before stops working (auth.services.end_sessions).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     buyer_id: Mapped[int | None] = mapped_column(ForeignKey("buyers.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -31,6 +34,11 @@ class User(UserMixin, db.Model):
     memberships: Mapped[list["Membership"]] = relationship(  # noqa: F821
         back_populates="user", lazy="selectin", order_by="Membership.id"
     )
+
+    def get_id(self) -> str:
+        """Flask-Login's alternative id: the session holds the version it was made with, and
+        the user loader refuses it once the user's version has moved (logout, new password)."""
+        return f"{self.id}:{self.session_version or 0}"
 
 
 class Buyer(db.Model):

@@ -1,4 +1,4 @@
-"""Accounts: buyer sign-up, login by e-mail or phone, API tokens."""
+"""Accounts: buyer sign-up, login by e-mail or phone, sessions that end, API tokens."""
 from __future__ import annotations
 
 import hashlib
@@ -13,13 +13,13 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..common.errors import Conflict, ValidationFailed
+from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.models import utcnow
 from ..extensions import db
 from .models import ApiToken, Buyer, User
 
-MIN_PASSWORD = 10
-MAX_PASSWORD = 200
+from .passwords import MAX_PASSWORD, MIN_PASSWORD, check_new_password  # noqa: F401 (re-exported)
+
 # Checked against when the login is unknown, so both paths cost the same time.
 _DUMMY_HASH = None
 
@@ -52,16 +52,6 @@ def normalise_phone(raw: str | None) -> str | None:
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method=current_app.config.get(
         "PASSWORD_HASH_METHOD", "scrypt"))
-
-
-def check_new_password(password: str) -> None:
-    if not password or len(password) < MIN_PASSWORD:
-        raise ValidationFailed(
-            _("Use a password of at least %(n)d characters.", n=MIN_PASSWORD),
-            fields={"password": [_("At least %(n)d characters.", n=MIN_PASSWORD)]})
-    if len(password) > MAX_PASSWORD:
-        raise ValidationFailed(_("That password is too long."),
-                               fields={"password": [_("Too long.")]})
 
 
 def email_taken(email: str) -> bool:
@@ -196,13 +186,13 @@ def check_new_pin(pin: str, confirm: str | None = None, user: User | None = None
 
 
 def set_pin(user: User, pin: str, confirm: str | None = None) -> None:
-    """The farmer's PIN replaces the first password (hashed like a password); their API tokens
-    end, as on any change of password."""
+    """The farmer's PIN replaces the first password (hashed like a password); their other
+    sessions and their API tokens end, as on any change of password."""
     pin = check_new_pin(pin, confirm, user)
     user.password_hash = hash_password(pin)
     user.must_set_pin = False
-    db.session.execute(ApiToken.__table__.delete().where(ApiToken.user_id == user.id))
-    db.session.flush()
+    end_sessions(user)
+    revoke_all_tokens(user)
 
 
 def first_login_code() -> str:
@@ -212,13 +202,13 @@ def first_login_code() -> str:
 
 
 def issue_first_login(user: User) -> str:
-    """A new first-login code for the farmer (registration or a forgotten PIN): their PIN ends,
-    they choose a new one at the next login."""
+    """A new first-login code for the farmer (registration or a forgotten PIN): their PIN, their
+    sessions and their API tokens end; they choose a new PIN at the next login."""
     code = first_login_code()
     user.password_hash = hash_password(code)
     user.must_set_pin = True
-    db.session.execute(ApiToken.__table__.delete().where(ApiToken.user_id == user.id))
-    db.session.flush()
+    end_sessions(user)
+    revoke_all_tokens(user)
     return code
 
 
@@ -235,10 +225,90 @@ def issue_token(user: User) -> str:
     return token
 
 
-def user_for_token(token: str) -> User | None:
-    if not token or len(token) > 200:
+def token_row(token: str) -> ApiToken | None:
+    """The live token row for a bearer token (None when unknown, revoked or expired)."""
+    if not token or len(token) > 200 or not token.isprintable():
         return None
     row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
     if row is None or row.expires_at < utcnow():
         return None
-    return db.session.get(User, row.user_id)
+    return row
+
+
+def user_for_token(token: str) -> User | None:
+    row = token_row(token)
+    return db.session.get(User, row.user_id) if row is not None else None
+
+
+def tokens_of(user: User) -> list[ApiToken]:
+    """The user's live API tokens, newest first (expired ones are not shown)."""
+    return list(db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.expires_at >= utcnow())
+        .order_by(ApiToken.id.desc())))
+
+
+def revoke_token(user: User, token_id: int) -> None:
+    """Ends one of the user's own tokens; NotFound for anyone else's (or an unknown id)."""
+    row = db.session.get(ApiToken, token_id) if 0 < token_id <= 2**31 - 1 else None
+    if row is None or row.user_id != user.id:
+        raise NotFound(_("No such token."), code="token_not_found")
+    db.session.delete(row)
+    db.session.flush()
+
+
+def revoke_all_tokens(user: User) -> None:
+    db.session.execute(ApiToken.__table__.delete().where(ApiToken.user_id == user.id))
+    db.session.flush()
+
+
+# ---------------------------------------------------------------- sessions that end
+
+def user_for_session(session_id: str) -> User | None:
+    """Flask-Login's user loader: the session holds "<user id>:<session version>" (User.get_id);
+    a session made before the user's last logout or change of password finds nobody."""
+    user_id, sep, version = str(session_id or "").partition(":")
+    if not sep or not user_id.isdigit() or not version.isdigit() or len(user_id) > 10:
+        return None  # a session from before versions (or junk): log in again
+    user = db.session.get(User, int(user_id)) if int(user_id) <= 2**31 - 1 else None
+    if user is None or (user.session_version or 0) != int(version):
+        return None
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Every session of the user made until now stops working (logout, new password or PIN).
+    One UPDATE with an increment: two at once both end every older session."""
+    db.session.execute(User.__table__.update().where(User.id == user.id).values(
+        session_version=User.__table__.c.session_version + 1))
+    db.session.expire(user, ["session_version"])
+
+
+def change_password(user: User, current: str, new: str, confirm: str | None = None) -> None:
+    """The user's new password, given the current one: refuses a wrong current password, a new
+    one that breaks the rules (check_new_password) or differs from its confirmation. Every
+    other session and every API token of the user ends."""
+    if not check_password_hash(user.password_hash, current or ""):
+        raise ValidationFailed(_("Your current password is not right."),
+                               code="wrong_password",
+                               fields={"current_password": [_("Not right.")]})
+    check_new_password(new, field="new_password")
+    if confirm is not None and confirm != new:
+        raise ValidationFailed(_("The two new passwords are not the same."),
+                               fields={"new_password_confirm": [_("Type the same password.")]})
+    user.password_hash = hash_password(new)
+    end_sessions(user)
+    revoke_all_tokens(user)
+
+
+# The secrets a farmer types to log in that are PINs (4 to 6 digits) or first-login codes (8):
+# no password (12 characters at least) looks like one. Such logins are limited harder, and a
+# session they opened cannot change payout details.
+def is_pin_like(secret: str | None) -> bool:
+    secret = secret or ""
+    return secret.isascii() and secret.isdigit() and len(secret) <= 8
+
+
+def account_login_throttled(login: str) -> None:
+    """The account `login` names has reached its limit of failed logins. Here the farmer will be
+    told by SMS (issue 11, the Messages issue, provides sending); until then nothing is sent."""
+    return None

@@ -1,13 +1,15 @@
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
+                   session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..common import web
 from ..extensions import db, limiter
 from . import services
-from .forms import LoginForm, PinForm, SignupForm
+from .forms import LoginForm, PasswordChangeForm, PinForm, RevokeTokenForm, SignupForm
+from .limits import login_limits
 
 bp = Blueprint("auth", __name__)
 
@@ -33,38 +35,37 @@ def home_for(user) -> str:
     return url_for("catalog.supply")
 
 
-def _login_limit():
-    return current_app.config["LOGIN_RATE_LIMIT"]
+# What a session keeps across login and logout: the visitor's language and region. Everything
+# else goes, the CSRF secret included (Flask-WTF keeps it in the session), so a page or token
+# from before the login, or from the session that logged out, is refused.
+_KEPT = ("lang", "region")
 
 
-def _failed(response) -> bool:
-    return response.status_code in (401, 429)
+def _fresh_session() -> None:
+    kept = {k: session[k] for k in _KEPT if k in session}
+    session.clear()
+    g.pop("csrf_token", None)  # Flask-WTF's copy for this request
+    session.update(kept)
 
 
-def _account_limit():
-    return current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"]
-
-
-def _account_key() -> str:
-    """The account being tried (as typed, lower-cased, digits of a phone): the per-account
-    limit on failed logins holds whatever address the attempts come from."""
-    login = (request.form.get("login") or "").strip().lower()[:254]
-    if "@" not in login:
-        digits = "".join(ch for ch in login if ch.isdigit())
-        login = digits[-9:] or login  # the same with or without the country code
-    return "login-account:" + login
+def start_session(user, *, factor: str = "password") -> None:
+    """Log `user` in on a new session (new CSRF secret); `factor` is how they proved who they
+    are: "pin" (a PIN or first-login code) cannot change payout details."""
+    _fresh_session()
+    login_user(user)
+    session.permanent = True
+    session["login_factor"] = factor
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
-@limiter.limit(_account_limit, key_func=_account_key, methods=["POST"], deduct_when=_failed)
+@login_limits
 def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = services.authenticate(form.login.data, form.password.data)
         if user:
-            login_user(user)
-            session.permanent = True
+            start_session(user, factor="pin" if services.is_pin_like(form.password.data)
+                          else "password")
             if user.must_set_pin:
                 return redirect(url_for("auth.choose_pin"))
             return redirect(safe_next(request.args.get("next"), home_for(user)))
@@ -75,8 +76,14 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
+@web.unit_of_work
 def logout():
+    """Ends the session on the server: the user's session version moves, so this cookie (and
+    every other session of the account) no longer logs anyone in. API tokens stay."""
+    if current_user.is_authenticated:
+        services.end_sessions(current_user)
     logout_user()
+    _fresh_session()
     flash(_("You are logged out."), "info")
     return redirect(url_for("catalog.home"))
 
@@ -93,7 +100,7 @@ def signup():
                                       name=form.name.data, email=form.email.data,
                                       password=form.password.data, locale=session.get("lang"))
         db.session.flush()  # the new buyer has an id to log in with
-        login_user(user)
+        start_session(user)
         flash(_("Welcome to Minga."), "info")
         return redirect(url_for("catalog.supply"))
     return render_template("auth/signup.html", form=form), 422 if form.errors else 200
@@ -143,7 +150,49 @@ def account():
                             .territories.get(cc, cc),
                             "example": format_number(Decimal("1234.5"), "#,##0.0", loc),
                             "current": get_locale() == loc})
-    return render_template("auth/account.html", regions=regions)
+    return render_template("auth/account.html", regions=regions,
+                           tokens=services.tokens_of(current_user), revoke_form=RevokeTokenForm())
+
+
+def _password_change_key() -> str:
+    return f"password-change:{current_user.get_id()}"
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+# The current password is asked for: a session someone else holds must not guess it freely.
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], methods=["POST"],
+               key_func=_password_change_key, deduct_when=lambda r: r.status_code == 422)
+@web.unit_of_work
+def change_password():
+    """A new password, given the current one. Every other session and every API token of the
+    account ends; this browser stays logged in (on a new session)."""
+    form = PasswordChangeForm()
+
+    def page(status):
+        return render_template("auth/password.html", form=form), status
+    if form.validate_on_submit():
+        web.refusal_on_form(form, page)
+        user = current_user._get_current_object()
+        services.change_password(user, form.current_password.data, form.new_password.data,
+                                 form.new_password_confirm.data)
+        start_session(user, factor="password")
+        flash(_("Your password is changed. Every other session and API token has ended."),
+              "info")
+        return redirect(url_for("auth.account"))
+    return page(422 if form.errors else 200)
+
+
+@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+@web.unit_of_work
+def revoke_token(token_id):
+    """Ends one of the user's API tokens (another's, or an unknown one, is a 404)."""
+    if not RevokeTokenForm().validate_on_submit():
+        abort(400)
+    services.revoke_token(current_user, token_id)
+    flash(_("The API token is revoked."), "info")
+    return redirect(url_for("auth.account"))
 
 
 # Reachable before the PIN is chosen: the PIN page itself, logging out, the language, and what
@@ -172,8 +221,10 @@ def choose_pin():
     if form.validate_on_submit():
         web.refusal_on_form(form, lambda status: (
             render_template("auth/pin.html", form=form), status))
-        services.set_pin(current_user, form.pin.data, form.pin_confirm.data)
+        user = current_user._get_current_object()
+        services.set_pin(user, form.pin.data, form.pin_confirm.data)
+        start_session(user, factor="pin")  # the PIN ended every session, this one too
         flash(_("Your PIN is saved. Log in with your phone number and this PIN from now on."),
               "info")
-        return redirect(home_for(current_user))
+        return redirect(home_for(user))
     return render_template("auth/pin.html", form=form), 422 if form.errors else 200

@@ -40,8 +40,9 @@ class FarmerForm(Form):
                        validators=[Optional(), Email(), Length(max=254)], filters=[_strip])
     phone = StringField(_l("Phone (required without an e-mail)"),
                         validators=[Optional(), Length(max=20)])
-    password = PasswordField(_l("First password (at least 10 characters)"),
-                             validators=[Optional(), Length(min=10, max=200)])
+    # At least 12 characters and not a common one (auth.passwords.check_new_password).
+    password = PasswordField(_l("First password (at least 12 characters)"),
+                             validators=[Optional(), Length(max=200)])
     member_number = StringField(_l("Member number"), validators=[DataRequired(), Length(max=32)])
     national_id = StringField(_l("National ID"), validators=[DataRequired(), Length(max=32)])
     gender = SelectField(_l("Gender"), choices=[("", "—"), ("female", _l("Female")),

@@ -5,6 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..auth import services as auth_services
+from ..auth.factors import require_password_login
 from ..auth.models import User
 from ..common import web
 from ..common.forms import filter_text
@@ -92,6 +93,8 @@ def add_farmer(coop):
                                           else secrets.token_urlsafe(9))
         web.refusal_on_form(form, lambda status: (
             render_template("coops/farmer_new.html", coop=coop, form=form), status))
+        if (form.payout_account.data or "").strip():
+            require_password_login()  # where a farmer is paid: never on a PIN alone
         profile = services.add_farmer(
             coop, name=form.name.data, email=form.email.data or None, password=password,
             phone=form.phone.data, member_number=form.member_number.data,
@@ -161,6 +164,7 @@ def update_payout(coop, profile_id):
     if not form.validate_on_submit():
         return page(422)
     web.refusal_on_form(form, page)
+    require_password_login()  # a PIN alone never changes where a farmer is paid
     services.update_payout(profile, form.payout_rail.data, form.payout_account.data,
                            form.bank_name.data)
     flash(_("Payout details saved."), "info")

@@ -36,8 +36,10 @@ def reverse(coop, entry_id):
     entry = services.get_entry(coop, entry_id)
     reversal = services.reverse(coop, entry, key=f"reverse:{entry.id}", user=current_user,
                                 memo=form.reason.data)
-    audit.record(coop.id, current_user, "ledger.reverse", "ledger_entry", entry.id,
-                 {"entry": entry.id}, {"reversal": reversal.id, "reason": form.reason.data})
+    # An entry is reversed once: a repeated POST gets that reversal back from the service and
+    # writes no second audit event (with another reason).
+    audit.record_once(coop.id, current_user, "ledger.reverse", "ledger_entry", entry.id,
+                      {"entry": entry.id}, {"reversal": reversal.id, "reason": form.reason.data})
     flash(_("Entry reversed."), "info")
     return redirect(back)
 

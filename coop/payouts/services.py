@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from ..audit import services as audit
 from ..auth.models import User
 from ..common.access import farmer_coop_ids
-from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.idempotency import replay_or_refuse
 from ..common.locks import payouts_lock
 from ..common.models import utcnow
@@ -51,10 +51,9 @@ def status_names() -> dict[str, str]:
 
 
 def require_treasurer(coop_id: int, user) -> None:
-    """Forbidden for anyone who is treasurer of no cooperative (farmers, buyers, managers);
-    NotFound for a treasurer of another cooperative, so its objects are never revealed."""
-    if not any(m.role == "treasurer" for m in getattr(user, "memberships", []) or []):
-        raise Forbidden(_("Only the cooperative's treasurer can do this."))
+    """NotFound for anyone outside the cooperative (a buyer, another coop's treasurer or
+    farmer): whether a payout batch or line of it exists is never revealed, not even by a 403
+    in place of a 404. Forbidden only for its own members without the treasurer role."""
     from ..common.access import require_member
     require_member(coop_id, "treasurer", user=user)
 

@@ -45,7 +45,8 @@ def client_as(app, user, lang="en"):
     with client.session_transaction() as session:
         session["lang"] = lang
         if user is not None:
-            session["_user_id"] = str(user.id)
+            session["_user_id"] = user.get_id()  # "<id>:<session version>"
+            session["login_factor"] = "password"
             session["_fresh"] = True
     return client
 

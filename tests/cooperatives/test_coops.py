@@ -170,7 +170,7 @@ def test_farmer_without_password_gets_a_generated_one(en, login, make_coop):
     ({"name": ""}, "name", "This field is required", 422),
     ({"email": "not-an-email"}, "email", "Invalid email address", 422),
     ({"phone": "call me"}, "phone", "7 to 15 digits", 422),
-    ({"password": "short"}, "password", "between 10 and 200", 422),
+    ({"password": "short"}, "password", "At least 12 characters", 422),
     ({"household_size": "0"}, "household_size", "between 1 and 50", 422),
     ({"household_size": "many"}, "household_size", "Not a valid integer", 422),
     ({"member_number": "M" * 500}, "member_number", "cannot be longer than 32", 422),

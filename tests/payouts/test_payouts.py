@@ -698,7 +698,9 @@ def _actors(world):
             "buyer": world.buyer, "other_treasurer": world.other_treasurer}
 
 
-API_EXPECTED = {"treasurer": "ok", "manager": 403, "farmer": 403, "buyer": 403,
+# Members of the coop without the role: 403; anyone outside it (a buyer, another coop's
+# treasurer): 404, so no batch's existence is revealed.
+API_EXPECTED = {"treasurer": "ok", "manager": 403, "farmer": 403, "buyer": 404,
                 "other_treasurer": 404, "anon": 401}
 
 
@@ -729,7 +731,7 @@ def test_api_access_for_each_role_on_each_endpoint(world, client, token):
                 assert counts() == before, (actor, url)
 
 
-HTML_EXPECTED = {"treasurer": "ok", "manager": 403, "farmer": 403, "buyer": 403,
+HTML_EXPECTED = {"treasurer": "ok", "manager": 403, "farmer": 403, "buyer": 404,
                  "other_treasurer": 404, "anon": "login"}
 
 
