@@ -159,9 +159,11 @@ def blueprints() -> list:
     from .pools.views import bp as pools_bp
     from .pricing.views import bp as pricing_bp
     from .shares.views import bp as shares_bp
+    from .staff.views import bp as staff_bp
     from .treasury.views import bp as treasury_bp
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
-            payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp]
+            payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
+            staff_bp]
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,6 +1,8 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (EmailField, IntegerField, PasswordField, SelectField, StringField)
+from flask_wtf.file import FileField
+from wtforms import (EmailField, IntegerField, PasswordField, SelectField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from ..common.fields import HectaresField, Required
@@ -32,6 +34,31 @@ class CoopForm(FlaskForm):
     currency = StringField(_l("Currency (three letters, e.g. COP)"),
                            validators=[DataRequired(), Length(min=3, max=3)])
     region = StringField(_l("Region"), validators=[Optional(), Length(max=120)])
+    legal_name = StringField(_l("Legal name (as registered)"),
+                             validators=[DataRequired(), Length(max=200)])
+    tax_id = StringField(_l("Tax id (NIT with its check digit, RUC...)"),
+                         validators=[DataRequired(), Length(max=32)])
+    document = FileField(_l("Registration document (PDF or photo, up to 10 MB)"))
+
+
+class RegistrationForm(FlaskForm):
+    """A refused cooperative's registration, corrected."""
+    legal_name = StringField(_l("Legal name (as registered)"),
+                             validators=[DataRequired(), Length(max=200)])
+    tax_id = StringField(_l("Tax id (NIT with its check digit, RUC...)"),
+                         validators=[DataRequired(), Length(max=32)])
+    document = FileField(_l("Registration document (PDF or photo, up to 10 MB)"))
+
+
+class RefuseForm(FlaskForm):
+    reason = TextAreaField(_l("Reason (the founder reads it)"),
+                           validators=[DataRequired(), Length(max=500)])
+
+
+class InvitationAccountForm(FlaskForm):
+    name = StringField(_l("Your full name"), validators=[DataRequired(), Length(max=120)])
+    password = PasswordField(_l("Password (at least 10 characters)"),
+                             validators=[DataRequired(), Length(max=200)])
 
 
 class FarmerForm(FlaskForm):
@@ -68,10 +95,13 @@ class PayoutForm(FlaskForm):
     bank_name = StringField(_l("Bank"), validators=[Optional(), Length(max=80)])
 
 
+STAFF_ROLE_CHOICES = [("manager", _l("Manager")), ("treasurer", _l("Treasurer"))]
+
+
 class RoleForm(FlaskForm):
     email = EmailField(_l("E-mail of the person"),
                        validators=[DataRequired(), Email(), Length(max=254)], filters=[_strip])
-    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+    role = SelectField(_l("Role"), choices=STAFF_ROLE_CHOICES)
 
 
 class RevokeForm(FlaskForm):
