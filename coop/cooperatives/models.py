@@ -163,7 +163,7 @@ class CoopDocument(db.Model):
     content_type: Mapped[str] = mapped_column(String(40))
     size: Mapped[int] = mapped_column()
     digest: Mapped[str] = mapped_column(String(64))
-    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -32,6 +32,11 @@ def _name_key(name: str) -> str:
 
 
 def upgrade():
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        # SQLite rebuilds the cooperatives table (batch mode): the rows that point at it must
+        # not be checked while it is dropped and copied back (every id comes back).
+        op.execute("PRAGMA foreign_keys = OFF")
     with op.batch_alter_table("cooperatives", schema=None) as batch_op:
         batch_op.add_column(sa.Column("status", sa.String(length=16), nullable=False,
                                       server_default="verified"))
@@ -138,6 +143,8 @@ def upgrade():
 
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.alter_column("coop_id", existing_type=sa.Integer(), nullable=True)
+    if sqlite:
+        op.execute("PRAGMA foreign_keys = ON")
 
 
 def downgrade():
