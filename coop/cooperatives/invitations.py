@@ -72,13 +72,16 @@ def invite(coop: Cooperative, by: User, role: str, *, email: str | None = None,
     invitation = db.session.scalar(_live(select(Invitation).where(
         Invitation.coop_id == coop.id, Invitation.role == role,
         Invitation.email == email if email else Invitation.phone == phone)).limit(1))
-    if invitation is None:
+    by_id = by.id if by else None
+    fresh = invitation is None
+    if fresh:
         invitation = Invitation(coop_id=coop.id, role=role, email=email, phone=phone)
-        db.session.add(invitation)
     invitation.name = name
     invitation.details_json = json.dumps(details or {})
-    invitation.invited_by_id = by.id if by else None
+    invitation.invited_by_id = by_id
     token = _new_token(invitation)
+    if fresh:
+        db.session.add(invitation)
     db.session.flush()
     audit.record(coop.id, by, "roles.invited", "invitation", invitation.id,
                  after={"role": role})

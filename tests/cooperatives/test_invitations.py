@@ -237,3 +237,33 @@ def test_routes_never_join_a_person_without_their_invitation():
         tree = ast.parse((root / name).read_text())
         called = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
         assert not called & {"add_farmer", "grant_role", "make_farmer_profile"}, name
+
+
+def test_the_api_lists_accepts_and_declines_only_the_callers_invitations(client, make_coop,
+                                                                         make_user, token):
+    coop = make_coop()
+    manager = coop.memberships[0].user
+    person = make_user(email="api@example.org")
+    other = make_user(email="other@example.org")
+    first, _ = invitations.invite_staff(coop, manager, email="api@example.org",
+                                        role="treasurer")
+    second, _ = invitations.invite(coop, manager, "farmer", email="api@example.org",
+                                   name="Typed", details={"member_number": "7",
+                                                          "national_id": "77"})
+    db.session.commit()
+    theirs = token(other)
+    assert client.get("/api/v1/invitations", headers=theirs).json["items"] == []
+    assert client.post(f"/api/v1/invitations/{first.id}/accept",
+                       headers=theirs).status_code == 404
+    mine = token(person)
+    listed = client.get("/api/v1/invitations", headers=mine).json["items"]
+    assert [(i["id"], i["role"], i["coop_id"]) for i in listed] == [
+        (first.id, "treasurer", coop.id), (second.id, "farmer", coop.id)]
+    response = client.post(f"/api/v1/invitations/{first.id}/accept", headers=mine)
+    assert response.status_code == 200 and response.json["status"] == "accepted"
+    response = client.post(f"/api/v1/invitations/{second.id}/decline", headers=mine)
+    assert response.status_code == 200 and response.json["status"] == "declined"
+    assert roles(person.id, coop.id) == {"treasurer"}
+    assert client.post(f"/api/v1/invitations/{second.id}/accept",
+                       headers=mine).status_code == 404
+    assert client.get("/api/v1/invitations").status_code == 401
