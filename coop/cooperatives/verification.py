@@ -211,7 +211,7 @@ def resubmit(coop: Cooperative, user, *, legal_name: str, tax_id: str,
     """A refused cooperative, corrected by its manager, waits for review again."""
     if coop.status != CoopStatus.REFUSED:
         raise Conflict(_("Only a refused cooperative can ask again."), code="not_refused")
-    _, legal, tax = check_registration(coop, name=coop.name, country=coop.country,
+    _key, legal, tax = check_registration(coop, name=coop.name, country=coop.country,
                                        legal_name=legal_name, tax_id=tax_id,
                                        exclude_id=coop.id)
     submit_document(coop, document, user)
