@@ -5,6 +5,7 @@ command, review on their own pages, and every decision (and every staff role) is
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -328,3 +329,65 @@ def test_the_demo_coops_are_verified(app):
     db.session.commit()
     coops = db.session.scalars(select(Cooperative)).all()
     assert coops and all(c.status == "verified" for c in coops)
+
+
+# --- in Spanish -------------------------------------------------------------------------------
+
+ENGLISH = ["Invitation", "invitation", "Accept", "Decline", "Registration", "Waiting for",
+           "Verify", "Refuse", "Legal name", "Tax id", "Document", "Cooperatives to verify",
+           "New link", "Withdraw", "Invite", "Log in to answer", "Make my account", "Reason",
+           "Status", "Sent the registration", "Gave a role", "Verified", "Refused",
+           "Managers and treasurers", "Reviewed lately", "invites"]
+
+
+def test_the_new_pages_read_in_spanish(client, login, make_user, staff):
+    from tests.test_spanish_pages import offending, visible
+    from coop.cooperatives import invitations
+    founder = make_user(name="Fundadora", email="fundadora@example.org")
+    pending = found(founder)
+    refused = found(founder, name="Otra Cooperativa", tax_id="900123456-8")
+    reviewer = staff()
+    verification.refuse(refused, reviewer, "Documento ilegible")
+    invitee = make_user(email="invitada@example.org", name="Invitada")
+    invitation, token_ = invitations.invite_staff(pending, founder, email=invitee.email,
+                                                  role="treasurer")
+    db.session.commit()
+    es = {"Accept-Language": "es-CO,es;q=0.9"}
+    allowed = {"Fundadora", "Invitada", "Revisora", "Cooperativa Café Sur", "Otra Cooperativa",
+               "Cooperativa Café Sur Ltda.", "Otra Cooperativa Ltda.", "registro.pdf",
+               "Documento ilegible", "invitada@example.org", "fundadora@example.org",
+               "revisora@minga.example"}
+    pages = {
+        reviewer: ["/staff/coops", f"/staff/coops/{pending.id}", f"/staff/coops/{refused.id}",
+                   "/staff/audit"],
+        founder: ["/manage", f"/manage/coops/{pending.id}",
+                  f"/manage/coops/{pending.id}/registration",
+                  f"/manage/coops/{refused.id}/registration", "/manage/coops/new",
+                  f"/manage/coops/{pending.id}/farmers/new", f"/manage/coops/{pending.id}/audit",
+                  f"/invitations/{token_}"],
+        invitee: ["/manage", "/invitations", f"/invitations/{token_}", "/account"],
+        None: [f"/invitations/{token_}"],
+    }
+    problems = {}
+    for user, urls in pages.items():
+        client.post("/logout")
+        if user is not None:
+            login(user)
+        for url in urls:
+            response = client.get(url, headers=es)
+            if url.endswith("/audit") and response.status_code == 403:
+                continue  # a manager's own audit log may be the treasurer's only
+            assert response.status_code == 200, (url, response.status_code)
+            html = response.get_data(as_text=True)
+            text = visible(html)
+            for value in allowed:
+                text = text.replace(value, " ")
+            found_words = [w for w in ENGLISH if re.search(rf"(?<!\w){w}(?!\w)", text)]
+            found_words += offending(html, allowed)
+            if url == "/staff/coops":
+                assert "Cooperativas por verificar" in text
+            if url == "/invitations":
+                assert "Aceptar" in text and "le invita a ser su tesorero" in text.lower()
+            if found_words:
+                problems[f"{getattr(user, 'email', 'visitor')} {url}"] = found_words
+    assert problems == {}
