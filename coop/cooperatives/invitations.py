@@ -195,6 +195,14 @@ def for_user(user: User) -> list[Invitation]:
                                    .order_by(Invitation.id)))
 
 
+def waiting_count() -> int:
+    """The logged-in person's invitations waiting for an answer (0 for a visitor)."""
+    from flask_login import current_user
+    if not getattr(current_user, "is_authenticated", False):
+        return 0
+    return len(for_user(current_user))
+
+
 def by_token(token: str) -> Invitation:
     """The pending invitation of a link; an unknown, answered or expired one is a 404."""
     if not isinstance(token, str) or not 10 <= len(token) <= 100:

@@ -267,3 +267,23 @@ def test_the_api_lists_accepts_and_declines_only_the_callers_invitations(client,
     assert client.post(f"/api/v1/invitations/{second.id}/accept",
                        headers=mine).status_code == 404
     assert client.get("/api/v1/invitations").status_code == 401
+
+
+def test_a_farmer_invited_by_phone_sees_it_on_their_own_pages(en, login, make_coop,
+                                                             make_farmer):
+    home, other = make_coop(), make_coop()
+    farmer = make_farmer(home, phone="573117778899")
+    login(other.memberships[0].user)
+    response = en.post(f"/manage/coops/{other.id}/farmers/new",
+                       data={**FARMER, "phone": "+57 311 777 8899"})
+    assert response.status_code == 302
+    assert roles(farmer.id, other.id) == set()
+    login(farmer)
+    page = en.get("/my/listings").get_data(as_text=True)  # a member's pages: the coop's locale
+    assert "Una invitación a una cooperativa espera su respuesta." in page
+    mine = en.get("/invitations").get_data(as_text=True)
+    assert other.name in mine
+    invitation = db.session.scalar(select(Invitation))
+    assert en.post(f"/invitations/{invitation.id}/accept").status_code == 302
+    assert roles(farmer.id, other.id) == {"farmer"}
+    assert "espera su respuesta" not in en.get("/my/listings").get_data(as_text=True)
