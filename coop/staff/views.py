@@ -30,18 +30,21 @@ def _coop_page(coop, refuse_form, status=200):
                            members=coop_services.members(coop, staff_only=True)), status
 
 
+def _staff_only(coop_id, user) -> None:
+    """web.coop_view's rule for these pages: the platform's staff, whatever their roles."""
+    services.require_staff(user)
+
+
 @bp.route("/coops/<int:coop_id>")
-@login_required
-def coop(coop_id):
-    services.require_staff(current_user)
-    return _coop_page(coop_services.get_coop(coop_id), RefuseForm())
+@web.coop_view(check=_staff_only)
+def coop(coop):
+    return _coop_page(coop, RefuseForm())
 
 
 @bp.route("/coops/<int:coop_id>/documents/<int:document_id>")
-@login_required
-def document(coop_id, document_id):
-    services.require_staff(current_user)
-    doc = verification.get_document(coop_services.get_coop(coop_id), document_id)
+@web.coop_view(check=_staff_only)
+def document(coop, document_id):
+    doc = verification.get_document(coop, document_id)
     response = current_app.response_class(doc.data, mimetype=doc.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{doc.filename}"'
     response.headers["Cache-Control"] = "private, no-store"
@@ -50,11 +53,8 @@ def document(coop_id, document_id):
 
 
 @bp.route("/coops/<int:coop_id>/<decision>", methods=["POST"])
-@login_required
-@web.unit_of_work
-def decide(coop_id, decision):
-    services.require_staff(current_user)
-    coop = coop_services.get_coop(coop_id)
+@web.coop_view(check=_staff_only)
+def decide(coop, decision):
     form = RefuseForm() if decision == "refuse" else RevokeForm()
     if not form.validate_on_submit():
         return _coop_page(coop, form if decision == "refuse" else RefuseForm(), 422)
