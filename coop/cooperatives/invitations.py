@@ -214,9 +214,15 @@ def by_token(token: str) -> Invitation:
     return invitation
 
 
-def mine(user: User, invitation_id: int) -> Invitation:
-    """One of the user's pending invitations; anyone else's is a 404."""
-    invitation = db.session.get(Invitation, invitation_id)
+def mine(user: User, invitation_id: int, *, lock: bool = False) -> Invitation:
+    """One of the user's pending invitations; anyone else's is a 404. `lock`: the row held
+    until the commit, so that two answers at once make one (the second finds it answered)."""
+    if lock:
+        invitation = db.session.scalar(select(Invitation).where(
+            Invitation.id == invitation_id).with_for_update(of=Invitation)
+            .execution_options(populate_existing=True))
+    else:
+        invitation = db.session.get(Invitation, invitation_id)
     if invitation is None or invitation.status != InvitationStatus.PENDING \
             or invitation.expires_at <= utcnow() or addressee(invitation) is None \
             or addressee(invitation).id != user.id:
@@ -227,7 +233,7 @@ def mine(user: User, invitation_id: int) -> Invitation:
 def accept(invitation: Invitation, user: User) -> Invitation:
     """The invited person says yes: the role is theirs (a farmer's profile made from what the
     manager filled in, its member number and national ID checked again)."""
-    invitation = mine(user, invitation.id)
+    invitation = mine(user, invitation.id, lock=True)
     coop = services.get_coop(invitation.coop_id)
     inviter = db.session.get(User, invitation.invited_by_id) if invitation.invited_by_id \
         else None
@@ -246,7 +252,7 @@ def accept(invitation: Invitation, user: User) -> Invitation:
 
 
 def decline(invitation: Invitation, user: User) -> Invitation:
-    invitation = mine(user, invitation.id)
+    invitation = mine(user, invitation.id, lock=True)
     invitation.status, invitation.answered_at = InvitationStatus.DECLINED, utcnow()
     db.session.flush()
     audit.record(invitation.coop_id, user, "roles.invitation_declined", "invitation",

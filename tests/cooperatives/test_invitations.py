@@ -287,3 +287,44 @@ def test_a_farmer_invited_by_phone_sees_it_on_their_own_pages(en, login, make_co
     assert en.post(f"/invitations/{invitation.id}/accept").status_code == 302
     assert roles(farmer.id, other.id) == {"farmer"}
     assert "espera su respuesta" not in en.get("/my/listings").get_data(as_text=True)
+
+
+def test_two_answers_at_once_make_one_member(app, make_coop, make_user):
+    """Two accepts of one invitation at the same moment (two tabs, a double tap): one joins;
+    on PostgreSQL the other waits on the invitation's row and finds it answered (404), never
+    a unique-constraint error. (SQLite lets one writer through and refuses the other.)"""
+    from tests.conftest import is_postgres
+    import threading
+    coop = make_coop()
+    person = make_user(email="twice@example.org")
+    invitation, _ = invitations.invite(coop, coop.memberships[0].user, "farmer",
+                                       email="twice@example.org", name="Twice",
+                                       details={"member_number": "T-1", "national_id": "11"})
+    db.session.commit()
+    person_id, invitation_id = person.id, invitation.id
+    barrier, outcomes = threading.Barrier(2), []
+
+    def answer():
+        with app.app_context():
+            try:
+                user = db.session.get(type(person), person_id)
+                found = db.session.get(Invitation, invitation_id)
+                barrier.wait(timeout=30)
+                invitations.accept(found, user)
+                db.session.commit()
+                outcomes.append("accepted")
+            except Exception as exc:  # noqa: BLE001 - the outcome is what the test reads
+                db.session.rollback()
+                outcomes.append(type(exc).__name__)
+            finally:
+                db.session.remove()
+    threads = [threading.Thread(target=answer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes.count("accepted") == 1, outcomes
+    if is_postgres():
+        assert sorted(outcomes) == ["NotFound", "accepted"]
+    assert roles(person.id, coop.id) == {"farmer"}
+    assert db.session.scalar(select(func.count()).select_from(FarmerProfile)) == 1
