@@ -272,7 +272,8 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = lambda d, fmt="short": format_datetime(d, fmt) if d else ""
     app.jinja_env.filters["timedelta"] = lambda td: format_timedelta(td, threshold=1.1)
     app.jinja_env.globals["static_url"] = static_url
-    # How many invitations to join a coop wait for the logged-in person (a note on each page).
+    # How many invitations to join a coop wait for the logged-in person (a note on the
+    # farmer's home and the account page).
     from .cooperatives.invitations import waiting_count
     app.jinja_env.globals["invitations_waiting"] = waiting_count
     from .catalog.labels import name_of
