@@ -157,9 +157,11 @@ def blueprints() -> list:
     from .pools.views import bp as pools_bp
     from .pricing.views import bp as pricing_bp
     from .shares.views import bp as shares_bp
+    from .staff.views import bp as staff_bp
     from .treasury.views import bp as treasury_bp
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
-            payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp]
+            payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
+            staff_bp]
 
 
 def register_converters(app: Flask) -> None:
@@ -281,6 +283,10 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = lambda d, fmt="short": format_datetime(d, fmt) if d else ""
     app.jinja_env.filters["timedelta"] = lambda td: format_timedelta(td, threshold=1.1)
     app.jinja_env.globals["static_url"] = static_url
+    # How many invitations to join a coop wait for the logged-in person (a note on the
+    # farmer's home and the account page).
+    from .cooperatives.invitations import waiting_count
+    app.jinja_env.globals["invitations_waiting"] = waiting_count
     from .catalog.labels import name_of
     from .common.labels import label
     # {{ order.status | label("order_status") }}: a code in the reader's words (common/labels.py)

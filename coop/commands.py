@@ -15,6 +15,7 @@ from .intake.commands import intake_cli
 from .ledger import services as ledger
 from .ledger.commands import ledger_cli
 from .pools.commands import pools_cli
+from .staff.commands import staff_cli
 
 
 @click.command("seed-demo")
@@ -46,7 +47,8 @@ def demo_season_command():
 
 
 # Every command of the app: the one list to extend.
-COMMANDS = (seed_demo_command, demo_season_command, pools_cli, ledger_cli, intake_cli)
+COMMANDS = (seed_demo_command, demo_season_command, pools_cli, ledger_cli, intake_cli,
+            staff_cli)
 
 
 def register(app: Flask) -> None:

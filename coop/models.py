@@ -2,13 +2,14 @@
 from .auth.models import ApiToken, Buyer, User  # noqa: F401
 from .catalog.models import Crop, Grade  # noqa: F401
 from .cooperatives.models import (Cooperative, FarmerProfile, FinanceSettings,  # noqa: F401
-                                  Membership, Plot)
+                                  Membership, Plot, CoopDocument, Invitation)
 from .listings.models import Listing, ListingPhoto  # noqa: F401
 from .pricing.models import PriceVersion  # noqa: F401
 from .pools.models import Allocation, Order, Pool  # noqa: F401
 from .payments.models import StripeEvent  # noqa: F401
 from .ledger import models as _ledger_models  # noqa: F401  (accounts, entries, postings)
 from .audit.models import AuditEvent  # noqa: F401
+from .staff.models import PlatformStaff  # noqa: F401,E402
 from .payouts.models import PayoutBatch, PayoutExclusion, PayoutLine  # noqa: F401,E402
 from .intake.models import Intake, Refund  # noqa: F401,E402
 from .shares.models import ShareAccount, ShareMovement  # noqa: F401,E402

@@ -118,11 +118,24 @@ def make_buyer():
 @pytest.fixture
 def make_coop(make_user):
     from coop.cooperatives import services
-    def make(name=None, country="CO", currency="COP", manager=None, treasurer=None):
+    def make(name=None, country="CO", currency="COP", manager=None, treasurer=None,
+             pending=False):
+        """A verified coop (as the demo's are); `pending`: as a founder makes one, waiting
+        for the platform's staff (a valid NIT, a one-page PDF)."""
         n = next(_seq)
         manager = manager or make_user(name=f"Manager {n}")
-        coop = services.create_cooperative(founder=manager, name=name or f"Coop {n}",
-                                           country=country, currency=currency, region="Cauca")
+        if pending:
+            from coop.cooperatives.verification import Upload, nit_check_digit
+            base = f"{900_000_000 + n}"
+            coop = services.create_cooperative(
+                founder=manager, name=name or f"Coop {n}", country=country, currency=currency,
+                region="Cauca", legal_name=f"Cooperativa {n} Ltda.",
+                tax_id=f"{base}-{nit_check_digit(base)}" if country == "CO" else f"TAX-{n}",
+                document=Upload("registro.pdf", b"%PDF-1.4\n% registration\n%%EOF\n"))
+        else:
+            coop = services.create_verified_cooperative_for_seed(
+                founder=manager, name=name or f"Coop {n}", country=country,
+                currency=currency, region="Cauca")
         if treasurer is not None:
             services.grant_role(coop, treasurer, "treasurer")
         for point in COLLECTION_POINTS:  # farmers choose from the coop's own list

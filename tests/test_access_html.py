@@ -21,6 +21,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from coop.auth.models import User
+from coop.cooperatives import invitations
 from coop.cooperatives import services as coop_services
 from coop.extensions import db
 from coop.listings import services as listing_services
@@ -110,9 +111,27 @@ EXPECTED = {
     "coops.index": {"GET": {"-": everyone(200)}},
     "coops.public": {"GET": {**same(everyone(200)), "missing": everyone(404)}},
     "coops.dashboard": {"GET": {"-": everyone(200, anon=LOGIN)}},
-    # Any account may found a cooperative (and becomes its manager).
+    # Any account may found a cooperative (and becomes its manager); it waits for Minga's
+    # staff to verify it.
     "coops.create": {"GET": {"-": everyone(200, anon=LOGIN)},
                      "POST": {"-": everyone(DONE, anon=LOGIN)}},
+    # The registration page; asking again is for a refused coop only (these are verified).
+    "coops.registration": {"GET": {**same(manager_page()), "missing": MISSING_MANAGE},
+                           "POST": {**same(manager_page(409)), "missing": MISSING_MANAGE}},
+    # A pending invitation's new link (or withdrawal): its coop's manager only; B's manager
+    # reaching A's invitation through B's URL finds nothing.
+    "coops.invitation_action": {"POST": {**same(manager_page(DONE)),
+                                         "mix": mixed_manager_page(),
+                                         "missing": MISSING_MANAGE}},
+    # The invited person's side (each coop invited the buyer to be a manager): the link's page
+    # is for whoever holds it; only the addressee answers; an account is made from the link
+    # only for an address that has none, logged out.
+    "coops.my_invitations": {"GET": {"-": everyone(200, anon=LOGIN)}},
+    "coops.invitation": {"GET": {**same(everyone(200)), "missing": everyone(404)}},
+    "coops.invitation_account": {"POST": {**same(everyone(422, anon=409)),
+                                          "missing": everyone(404)}},
+    "coops.answer_invitation": {"POST": {**same({**everyone(404, anon=LOGIN), BUYER: DONE}),
+                                         "missing": everyone(404, anon=LOGIN)}},
     "coops.members": {"GET": {**same(manager_page()), "missing": MISSING_MANAGE}},
     "coops.add_farmer": {"GET": {**same(manager_page()), "missing": MISSING_MANAGE},
                          "POST": {**same(manager_page(DONE)), "missing": MISSING_MANAGE}},
@@ -168,6 +187,7 @@ class World:
         self.coops = {}
         self.profiles = {}
         self.listings = {}
+        self.invitations = {}
         for side, country, currency in (("A", "CO", "COP"), ("B", "PE", "PEN")):
             manager = make_user(email=f"manager{side}@example.org", name=f"Manager {side}")
             treasurer = make_user(email=f"treasurer{side}@example.org",
@@ -179,7 +199,10 @@ class World:
             listing, _ = listing_services.create_listing(
                 farmer, crop="coffee", grade="sca85", quantity_kg="100",
                 harvested_on=date.today() - timedelta(days=3), photo=_png())
+            invitation, token = invitations.invite(coop, manager, "manager",
+                                                   email=self.buyer.email)
             db.session.commit()
+            self.invitations[side] = (invitation.id, token)
             self.coops[side] = coop
             self.people[side] = {MANAGER: manager, TREASURER: treasurer, FARMER: farmer,
                                  FARMER2: farmer2}
@@ -199,7 +222,9 @@ class World:
                 "profile_id": self.profiles[side].id, "listing_id": self.listings[side].id,
                 "user_id": self.people[side][TREASURER].id, "role": "treasurer", "code": "en",
                 "width": 160, "point_id": coop_services.collection_points(self.coops[side].id)[0].id,
-                "token_id": self.tokens[side]}
+                "token_id": self.tokens[side],
+                "invitation_id": self.invitations[side][0], "token": self.invitations[side][1],
+                "action": "renew", "answer": "decline"}
 
 
     def args(self, target: str) -> dict:
@@ -211,7 +236,9 @@ class World:
             return {**self.ids["A"], "coop_id": self.coops["B"].id, "slug": self.coops["B"].slug}
         return {"coop_id": 999999, "slug": "no-such-coop", "profile_id": 999999,
                 "listing_id": 999999, "user_id": 999999, "role": "treasurer", "code": "xx",
-                "width": 160, "point_id": 999999, "token_id": 999999}
+                "width": 160, "point_id": 999999, "token_id": 999999,
+                "invitation_id": 999999,
+                "token": "no-such-invitation-token", "action": "renew", "answer": "decline"}
 
 
     def actor(self, who: str, target: str):
@@ -244,8 +271,14 @@ _counter = iter(range(1, 10**6))
 def post_data(endpoint: str, target: str, world: World) -> dict:
     """Valid input for the writes, so a refusal is about who asks, not what they send."""
     n = next(_counter)
-    if endpoint == "coops.create":
-        return {"name": f"New coop {n}", "country": "CO", "currency": "COP"}
+    if endpoint in ("coops.create", "coops.registration"):
+        from coop.cooperatives.verification import nit_check_digit
+        base = f"{800_000_000 + n}"
+        return {"name": f"New coop {n}", "country": "CO", "currency": "COP",
+                "legal_name": f"New coop {n} Ltda.", "tax_id": f"{base}-{nit_check_digit(base)}",
+                "document": (io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "registro.pdf")}
+    if endpoint == "coops.invitation_account":
+        return {"name": f"New person {n}", "password": "first-password-1"}
     if endpoint == "coops.add_farmer":
         return {"name": f"New farmer {n}", "email": f"new{n}@example.org",
                 "password": "first-password-1", "member_number": f"NEW-{n}",

@@ -25,12 +25,24 @@ AUDIT_ACTIONS = {
     "shares.pay": _l("Recorded a share payment"),
     "shares.redeem": _l("Redeemed a member's shares"),
     "intake.record": _l("Recorded a delivery"),
+    "roles.granted": _l("Gave a role"),
+    "roles.revoked": _l("Removed a role"),
+    "roles.invited": _l("Sent an invitation"),
+    "roles.invitation_accepted": _l("Accepted an invitation"),
+    "roles.invitation_declined": _l("Declined an invitation"),
+    "roles.invitation_withdrawn": _l("Withdrew an invitation"),
+    "coop.submitted": _l("Sent the registration for verification"),
+    "coop.verified": _l("Verified the cooperative"),
+    "coop.refused": _l("Refused the cooperative's registration"),
+    "staff.granted": _l("Made a member of Minga's staff"),
+    "staff.revoked": _l("Removed a member of Minga's staff"),
 }
 AUDIT_OBJECTS = {
     "ledger_entry": _l("entry"), "payout_batch": _l("payout batch"),
     "payout_line": _l("payout line"), "coop": _l("cooperative"),
     "stripe_txn": _l("Stripe transaction"), "bank_line": _l("bank line"),
     "year_end": _l("year"), "share_account": _l("share account"), "intake": _l("delivery"),
+    "membership": _l("role"), "invitation": _l("invitation"), "user": _l("person"),
 }
 # The audit log page shows these fields of an event (the CSV keeps every field, raw).
 AUDIT_FIELDS = {
@@ -49,4 +61,5 @@ AUDIT_FIELDS = {
     "withholding_bps": _l("Withholding"), "advance_bps": _l("Advance"),
     "grade": _l("Grade"), "entry": _l("Entry"), "reversal": _l("Reversal"),
     "added": _l("Added"), "closed": _l("Closed"),
+    "role": _l("Role"), "member_id": _l("Person"),
 }

@@ -17,7 +17,7 @@ class AuditEvent(db.Model):
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_coop_time", "coop_id", "created_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"))
+    coop_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"))  # None: platform
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(32))

@@ -62,9 +62,12 @@ def record_once(coop_id: int, user, action: str, obj_type: str, obj_id,
     return True
 
 
-def events(coop_id: int, limit: int = 200, before_id: int | None = None) -> list[AuditEvent]:
-    """The newest events first; `before_id` pages back (keyset: one query whatever the page)."""
-    stmt = select(AuditEvent).where(AuditEvent.coop_id == coop_id)
+def events(coop_id: int | None, limit: int = 200, before_id: int | None = None
+           ) -> list[AuditEvent]:
+    """The newest events first; `before_id` pages back (keyset: one query whatever the page).
+    `coop_id` None: the platform's own events (its staff made or unmade)."""
+    stmt = select(AuditEvent).where(AuditEvent.coop_id == coop_id if coop_id is not None
+                                    else AuditEvent.coop_id.is_(None))
     if before_id:
         stmt = stmt.where(AuditEvent.id < before_id)
     return list(db.session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit)))
@@ -105,13 +108,17 @@ def _audit_value(field: str, value, currency: str, names: dict) -> str | None:
         return format_decimal(grams_to_decimal(value), format="#,##0.###") + " kg"
     if field.endswith("_bps") and isinstance(value, int):
         return format_decimal(value / 100, format="#,##0.##") + " %"
-    if field == "farmer_id":
+    if field in ("farmer_id", "member_id"):
         return names.get(value, "")
+    if field == "role":
+        return label(value, "role")
     if field in ("rail", "via"):
         return label(value, "rail")
     if field == "grade":
         return label(value, "grade")
     if field == "status":
+        if has_label(value, "coop_status") and not has_label(value, "payout_line_status"):
+            return label(value, "coop_status")
         for kind in _STATUS_KINDS:
             if has_label(value, kind):
                 return label(value, kind)
@@ -142,13 +149,15 @@ def rows(coop, events: list[AuditEvent]) -> list[AuditRow]:
         after = after if isinstance(after, dict) else {}
         parsed.append((e, before, after))
         for data in (before, after):
-            if isinstance(data.get("farmer_id"), int):
-                user_ids.add(data["farmer_id"])
+            for key in ("farmer_id", "member_id"):
+                if isinstance(data.get(key), int):
+                    user_ids.add(data[key])
     names = dict(db.session.execute(select(User.id, User.name).where(
         User.id.in_(user_ids))).all()) if user_ids else {}
     out = []
     for e, before, after in parsed:
-        currency = after.get("currency") or before.get("currency") or coop.currency
+        currency = (after.get("currency") or before.get("currency")
+                    or (coop.currency if coop is not None else ""))
         details = []
         for field in AUDIT_FIELDS:
             new = _audit_value(field, after.get(field), currency, names)

@@ -36,7 +36,7 @@ class SignupForm(Form):
                              validators=[DataRequired(), Length(max=200)])
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(Form):
     current_password = PasswordField(_l("Current password"),
                                      validators=[DataRequired(), Length(max=200)],
                                      render_kw={"autocomplete": "current-password"})
@@ -48,5 +48,5 @@ class PasswordChangeForm(FlaskForm):
                                          render_kw={"autocomplete": "new-password"})
 
 
-class RevokeTokenForm(FlaskForm):
+class RevokeTokenForm(Form):
     """Only the CSRF token: revoking an API token is a POST from the account page."""

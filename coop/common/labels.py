@@ -21,6 +21,7 @@ LABELS = {
     "rail": "coop.cooperatives.labels:RAILS",
     "gender": "coop.cooperatives.labels:GENDERS",
     "illicit_crop": "coop.cooperatives.labels:ILLICIT_CROPS",
+    "coop_status": "coop.cooperatives.labels:COOP_STATUS",
     "crop": "coop.catalog.labels:CROPS",
     "grade": "coop.catalog.labels:GRADES",
     "listing_status": "coop.listings.labels:LISTING_STATUS",

@@ -83,6 +83,19 @@ class BankLineStatus(StrEnum):
     EXPLAINED = "explained"
 
 
+class CoopStatus(StrEnum):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    REFUSED = "refused"
+
+
+class InvitationStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
 P, O, L, R = PoolStatus, OrderStatus, ListingStatus, RefundStatus
 B, N, S, E = PayoutBatchStatus, PayoutLineStatus, ShareAccountStatus, LedgerEntryStatus
 T, K = StripeTxnStatus, BankLineStatus
@@ -116,6 +129,13 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
                                                    T.RELEASED}),
                       T.EXPLAINED: frozenset({T.MATCHED, T.MISMATCH})},
     BankLineStatus: {K.UNMATCHED: frozenset({K.MATCHED, K.MISMATCH, K.EXPLAINED})},
+    # A new cooperative waits for the platform's staff; refused, its founder may correct it
+    # and ask again. Verified is final.
+    CoopStatus: {CoopStatus.PENDING: frozenset({CoopStatus.VERIFIED, CoopStatus.REFUSED}),
+                 CoopStatus.REFUSED: frozenset({CoopStatus.PENDING})},
+    # The invited person accepts or declines; the coop may withdraw it meanwhile.
+    InvitationStatus: {InvitationStatus.PENDING: frozenset({
+        InvitationStatus.ACCEPTED, InvitationStatus.DECLINED, InvitationStatus.WITHDRAWN})},
 }
 
 # Listings whose grams a pool may still take; listings whose photo anyone may see.

@@ -1,9 +1,10 @@
 from flask_babel import lazy_gettext as _l
-from ..common.forms import Form
-from wtforms import EmailField, PasswordField, SelectField, StringField
+from flask_wtf.file import FileField
+from wtforms import EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from ..common.fields import HectaresField, Required, StrictIntegerField
+from ..common.forms import Form
 from ..catalog.labels import CROPS as CATALOGUE_CROPS
 
 RAIL_CHOICES = [
@@ -32,6 +33,31 @@ class CoopForm(Form):
     currency = StringField(_l("Currency (three letters, e.g. COP)"),
                            validators=[DataRequired(), Length(min=3, max=3)])
     region = StringField(_l("Region"), validators=[Optional(), Length(max=120)])
+    legal_name = StringField(_l("Legal name (as registered)"),
+                             validators=[DataRequired(), Length(max=200)])
+    tax_id = StringField(_l("Tax id (NIT with its check digit, RUC...)"),
+                         validators=[DataRequired(), Length(max=32)])
+    document = FileField(_l("Registration document (PDF or photo, up to 10 MB)"))
+
+
+class RegistrationForm(Form):
+    """A refused cooperative's registration, corrected."""
+    legal_name = StringField(_l("Legal name (as registered)"),
+                             validators=[DataRequired(), Length(max=200)])
+    tax_id = StringField(_l("Tax id (NIT with its check digit, RUC...)"),
+                         validators=[DataRequired(), Length(max=32)])
+    document = FileField(_l("Registration document (PDF or photo, up to 10 MB)"))
+
+
+class RefuseForm(Form):
+    reason = TextAreaField(_l("Reason (the founder reads it)"),
+                           validators=[DataRequired(), Length(max=500)])
+
+
+class InvitationAccountForm(Form):
+    name = StringField(_l("Your full name"), validators=[DataRequired(), Length(max=120)])
+    password = PasswordField(_l("Password (at least 12 characters)"),
+                             validators=[DataRequired(), Length(max=200)])
 
 
 class FarmerForm(Form):
@@ -69,10 +95,13 @@ class PayoutForm(Form):
     bank_name = StringField(_l("Bank"), validators=[Optional(), Length(max=80)])
 
 
+STAFF_ROLE_CHOICES = [("manager", _l("Manager")), ("treasurer", _l("Treasurer"))]
+
+
 class RoleForm(Form):
     email = EmailField(_l("E-mail of the person"),
                        validators=[DataRequired(), Email(), Length(max=254)], filters=[_strip])
-    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+    role = SelectField(_l("Role"), choices=STAFF_ROLE_CHOICES)
 
 
 class RevokeForm(Form):

@@ -9,3 +9,5 @@ GENDERS = {"female": _l("Female"), "male": _l("Male"), "other": _l("Other"),
            "unknown": _l("Not recorded")}
 ILLICIT_CROPS = {"coca": _l("Coca"), "opium_poppy": _l("Opium poppy"),
                  "cannabis": _l("Cannabis")}
+COOP_STATUS = {"pending": _l("Waiting for verification"), "verified": _l("Verified"),
+               "refused": _l("Refused")}

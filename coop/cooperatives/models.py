@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, LargeBinary, String,
+                        UniqueConstraint)
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
+from ..common.statuses import CoopStatus, InvitationStatus, status_check
 from ..extensions import db
 
 ROLES = ("farmer", "manager", "treasurer")
@@ -14,7 +16,16 @@ ILLICIT_CROPS = ("coca", "opium_poppy", "cannabis")
 
 
 class Cooperative(db.Model):
+    """A cooperative. Pending until the platform's staff verify its registration (legal name,
+    tax id, country, a document); a pending coop sets itself up but opens no pool and moves
+    no money. Names (`name_key`: case and accents aside) and tax ids are unique per country."""
+
     __tablename__ = "cooperatives"
+    __table_args__ = (
+        UniqueConstraint("country", "name_key", name="uq_cooperatives_country_name_key"),
+        UniqueConstraint("country", "tax_id", name="uq_cooperatives_country_tax_id"),
+        status_check(CoopStatus),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     name: Mapped[str] = mapped_column(String(160))
@@ -22,6 +33,16 @@ class Cooperative(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     region: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=CoopStatus.PENDING,
+                                        server_default=CoopStatus.PENDING)
+    name_key: Mapped[str | None] = mapped_column(String(160))
+    legal_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    tax_id: Mapped[str | None] = mapped_column(String(32))
+    founded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    refusal_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
     memberships: Mapped[list["Membership"]] = relationship(back_populates="coop",
                                                           order_by="Membership.id")
 
@@ -129,3 +150,49 @@ class FinanceSettings(db.Model):
     solidarity_bps: Mapped[int] = mapped_column(default=1000)
     patronage_cash_bps: Mapped[int] = mapped_column(default=5000)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class CoopDocument(db.Model):
+    """The registration document a founder uploads for verification (a PDF as sent, or an
+    image re-encoded without its metadata), kept in the database like listing photos."""
+
+    __tablename__ = "coop_documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(120))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column()
+    digest: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Invitation(db.Model):
+    """An invitation to hold a role in a cooperative, sent to an e-mail or a phone. Nobody is
+    a member until they accept; the coop sees only what its manager typed. Only a SHA-256 of
+    the link's token is stored. A farmer's invitation carries the profile its manager filled
+    in (`details_json`), made when the farmer accepts."""
+
+    __tablename__ = "coop_invitations"
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        CheckConstraint("role IN ('farmer', 'manager', 'treasurer')", name="role"),
+        CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="address"),
+        status_check(InvitationStatus),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    details_json: Mapped[str] = mapped_column(String(2000), default="{}")
+    token_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=InvitationStatus.PENDING)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    coop: Mapped[Cooperative] = relationship(lazy="joined")

@@ -1,6 +1,7 @@
 """Cooperatives, their members, roles, farmer profiles and plots."""
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
@@ -11,13 +12,18 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
+from ..audit import services as audit
 from ..auth import services as auth_services
 from ..auth.models import User
 from ..common.errors import Conflict, NotFound, ValidationFailed
+from ..common.models import utcnow
+from ..common.statuses import CoopStatus, InvitationStatus
 from ..common.paging import PER_PAGE, Page, paginate
 from ..extensions import db
-from .models import ILLICIT_CROPS, PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Membership, Plot
+from .models import (ILLICIT_CROPS, PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Invitation,
+                     Membership, Plot)
 from .payout_accounts import validate_payout_account
+from . import verification
 
 # Countries: two-letter territories that have a currency of their own (drops ZZ "Unknown
 # Region", UN, EZ, QO ...); the EU is not a country. Currencies: those in use today somewhere
@@ -34,7 +40,10 @@ def slugify(name: str) -> str:
 
 
 def list_coops() -> list[Cooperative]:
-    return list(db.session.scalars(select(Cooperative).order_by(Cooperative.name)))
+    """The verified cooperatives (what anyone may see): a pending one is nobody's business
+    but its founders' and the platform's staff's."""
+    return list(db.session.scalars(select(Cooperative).where(
+        Cooperative.status == CoopStatus.VERIFIED).order_by(Cooperative.name)))
 
 
 def get_coop(coop_id: int) -> Cooperative:
@@ -45,46 +54,92 @@ def get_coop(coop_id: int) -> Cooperative:
 
 
 def coop_by_slug(slug: str) -> Cooperative:
+    """A verified cooperative by its public slug (its public pages)."""
     coop = db.session.scalar(select(Cooperative).where(Cooperative.slug == slug))
-    if coop is None:
+    if coop is None or coop.status != CoopStatus.VERIFIED:
         raise NotFound(_("No such cooperative."))
     return coop
 
 
-def create_cooperative(*, founder: User, name: str, country: str, currency: str,
-                       region: str = "") -> Cooperative:
-    """A new cooperative; the founder becomes its manager. Refuses unknown countries/currencies."""
-    name = (name or "").strip()
-    country = (country or "").strip().upper()
-    currency = (currency or "").strip().upper()
-    region = (region or "").strip()
+def _coop_fields(name, country, currency, region) -> tuple[str, str, str, str, dict]:
+    name = " ".join(name.split()) if isinstance(name, str) else ""
+    country = country.strip().upper() if isinstance(country, str) else ""
+    currency = currency.strip().upper() if isinstance(currency, str) else ""
+    region = region.strip() if isinstance(region, str) else ""
     fields = {}
     if not name:
         fields["name"] = [_("Required.")]
-    elif len(name) > 160:
+    elif len(name) > 160 or _CONTROL.search(name):
         fields["name"] = [_("Too long.")]
     if country not in _COUNTRIES:
         fields["country"] = [_("Use a two-letter country code such as CO or PE.")]
     if currency not in _CURRENCIES:
         fields["currency"] = [_("Use a three-letter currency code such as COP or PEN.")]
-    if len(region) > 120:
+    if len(region) > 120 or _CONTROL.search(region):
         fields["region"] = [_("Too long.")]
-    if fields:
-        raise ValidationFailed(_("Check the cooperative's details."), fields=fields)
+    return name, country, currency, region, fields
+
+
+def _new_coop(founder: User, name: str, country: str, currency: str, region: str,
+              **registration) -> Cooperative:
     base = slugify(name)
     slug, n = base, 1
     while db.session.scalar(select(Cooperative.id).where(Cooperative.slug == slug)):
         n += 1
         slug = f"{base}-{n}"
-    coop = Cooperative(name=name, country=country, currency=currency, region=region, slug=slug)
+    coop = Cooperative(name=name, country=country, currency=currency, region=region, slug=slug,
+                       founded_by_id=founder.id, **registration)
     db.session.add(coop)
-    db.session.flush()
-    grant_role(coop, founder, "manager")
+    verification.saved(coop)
+    grant_role(coop, founder, "manager", by=founder)
     return coop
 
 
-def grant_role(coop: Cooperative, user: User, role: str) -> Membership:
-    """Give a role; granting one already held changes nothing."""
+def create_cooperative(*, founder: User, name: str, country: str, currency: str,
+                       region: str = "", legal_name: str = "", tax_id: str = "",
+                       document: "verification.Upload | None" = None) -> Cooperative:
+    """A new cooperative, pending until the platform's staff verify its registration (legal
+    name, tax id with its check digit, the document); the founder becomes its manager.
+    Refuses unknown countries and currencies, a name or tax id another coop of the country
+    has, and a founder with MAX_UNVERIFIED_PER_FOUNDER coops already waiting."""
+    name, country, currency, region, fields = _coop_fields(name, country, currency, region)
+    if fields:
+        raise ValidationFailed(_("Check the cooperative's details."), fields=fields)
+    verification.check_founder_limit(founder)
+    key, legal, tax = verification.check_registration(
+        None, name=name, country=country, legal_name=legal_name, tax_id=tax_id)
+    coop = _new_coop(founder, name, country, currency, region, name_key=key, legal_name=legal,
+                     tax_id=tax, status=CoopStatus.PENDING, submitted_at=utcnow())
+    verification.submit_document(coop, document, founder)
+    db.session.flush()
+    audit.record(coop.id, founder, "coop.submitted", "coop", coop.id,
+                 after={"status": CoopStatus.PENDING})
+    return coop
+
+
+def create_verified_cooperative_for_seed(*, founder: User, name: str, country: str,
+                                         currency: str, region: str = "",
+                                         legal_name: str = "", tax_id: str | None = None
+                                         ) -> Cooperative:
+    """THE SEED AND TEST PATH: a cooperative made verified without the staff's review (the
+    demo data, test fixtures). Names and tax ids stay unique per country; no route calls it."""
+    name, country, currency, region, fields = _coop_fields(name, country, currency, region)
+    if fields:
+        raise ValidationFailed(_("Check the cooperative's details."), fields=fields)
+    key = verification.name_key(name)
+    tax = verification.normalise_tax_id(country, tax_id) if tax_id else None
+    verification.check_unique(country, key, tax)
+    return _new_coop(founder, name, country, currency, region, name_key=key,
+                     legal_name=legal_name or name, tax_id=tax, status=CoopStatus.VERIFIED,
+                     reviewed_at=utcnow())
+
+
+def grant_role(coop: Cooperative, user: User, role: str, *, by: User | None = None
+               ) -> Membership:
+    """Give a role, audited (`by`: who gave it; None: the system). Granting one already held
+    changes nothing. No route calls it with another person's account: people join through an
+    invitation they accept (coop/cooperatives/invitations.py); the founder, the seed and the
+    test fixtures call it directly."""
     if role not in ROLES:
         raise ValidationFailed(_("Unknown role."), fields={"role": [_("Unknown role.")]})
     existing = db.session.scalar(select(Membership).where(
@@ -95,25 +150,13 @@ def grant_role(coop: Cooperative, user: User, role: str) -> Membership:
     db.session.add(membership)
     db.session.flush()
     db.session.refresh(user, ["memberships"])
+    audit.record(coop.id, by, "roles.granted", "membership", membership.id,
+                 after={"role": role, "member_id": user.id})
     return membership
 
 
-def grant_staff_role(coop: Cooperative, email: str, role: str) -> Membership:
-    """Make an existing account a manager or treasurer of the coop. Farmers are added with
-    add_farmer (they need a member number and payout details); unknown e-mails are refused."""
-    if role == "farmer":
-        raise ValidationFailed(_("Add farmers with the farmer form: they need a member "
-                                 "number and payout details."), fields={"role": []})
-    user = db.session.scalar(select(User).where(
-        User.email == auth_services.normalise_email(email)))
-    if user is None:
-        raise ValidationFailed(_("Nobody with that e-mail has a Minga account yet."),
-                               fields={"email": [_("No account.")]})
-    return grant_role(coop, user, role)
-
-
-def revoke_role(coop: Cooperative, user: User, role: str) -> None:
-    """Take a role away; the last manager of a cooperative cannot be removed."""
+def revoke_role(coop: Cooperative, user: User, role: str, *, by: User | None = None) -> None:
+    """Take a role away, audited; the last manager of a cooperative cannot be removed."""
     membership = db.session.scalar(select(Membership).where(
         Membership.coop_id == coop.id, Membership.user_id == user.id, Membership.role == role))
     if membership is None:
@@ -126,6 +169,8 @@ def revoke_role(coop: Cooperative, user: User, role: str) -> None:
             Membership.coop_id == coop.id, Membership.role == "manager"))
         if managers <= 1:
             raise Conflict(_("A cooperative needs at least one manager."), code="last_manager")
+    audit.record(coop.id, by, "roles.revoked", "membership", membership.id,
+                 before={"role": role, "member_id": user.id})
     db.session.delete(membership)
     db.session.flush()
 
@@ -206,16 +251,15 @@ def parse_hectares(value, field: str, *, allow_zero: bool = False) -> int:
     return m2
 
 
-def add_farmer(coop: Cooperative, *, name: str, email: str | None, password: str,
-               phone: str | None,
-               member_number: str, national_id: str, payout_rail: str = "cash",
-               payout_account: str = "", bank_name: str = "", gender: str | None = None,
-               household_size: int | None = None, locale: str = "es") -> FarmerProfile:
-    """A farmer member: their account (created, or an existing one joined), profile and role.
-    Without an e-mail the phone number is required and is their login; `password` is then a
-    first-login code, and the farmer chooses a PIN when they first log in."""
-    member_number = (member_number or "").strip()
-    national_id = (national_id or "").strip()
+def farmer_details(coop: Cooperative, *, member_number: str, national_id: str,
+                   payout_rail: str = "cash", payout_account: str = "", bank_name: str = "",
+                   gender: str | None = None, household_size: int | None = None,
+                   exclude_invitation: int | None = None) -> dict:
+    """A farmer member's details once checked (what a profile is made of): the member number
+    and national ID unused in the coop (by its members and its pending invitations), the
+    payout account right for its rail."""
+    member_number = (member_number or "").strip() if isinstance(member_number, str) else ""
+    national_id = (national_id or "").strip() if isinstance(national_id, str) else ""
     fields = {}
     if not member_number or len(member_number) > 32:
         fields["member_number"] = [_("Required, at most 32 characters.")]
@@ -234,17 +278,69 @@ def add_farmer(coop: Cooperative, *, name: str, email: str | None, password: str
     if len(bank_name or "") > 80:
         raise ValidationFailed(_("Bank name is too long."), fields={"bank_name": [_("Too long.")]})
     account = validate_payout_account(payout_rail, payout_account)
+    waiting = pending_farmer_details(coop, exclude=exclude_invitation)
     if db.session.scalar(select(FarmerProfile.id).where(
-            FarmerProfile.coop_id == coop.id, FarmerProfile.member_number == member_number)):
+            FarmerProfile.coop_id == coop.id, FarmerProfile.member_number == member_number)) \
+            or any(d.get("member_number") == member_number for d in waiting):
         raise Conflict(_("Member number %(n)s is already used in this cooperative.",
                          n=member_number), code="member_number_taken",
                        fields={"member_number": [_("Already used.")]})
     if db.session.scalar(select(FarmerProfile.id).where(
-            FarmerProfile.coop_id == coop.id, FarmerProfile.national_id == national_id)):
+            FarmerProfile.coop_id == coop.id, FarmerProfile.national_id == national_id)) \
+            or any(d.get("national_id") == national_id for d in waiting):
         # One person, one membership: a second profile would count the family twice.
         raise Conflict(_("A member with national ID %(n)s already exists in this cooperative.",
                          n=national_id), code="national_id_taken",
                        fields={"national_id": [_("Already a member.")]})
+    return {"member_number": member_number, "national_id": national_id,
+            "payout_rail": payout_rail, "payout_account": account,
+            "bank_name": (bank_name or "").strip(), "gender": gender or None,
+            "household_size": household_size}
+
+
+def pending_farmer_details(coop: Cooperative, exclude: int | None = None) -> list[dict]:
+    """The details of the coop's farmer invitations not yet answered."""
+    stmt = select(Invitation.details_json).where(
+        Invitation.coop_id == coop.id, Invitation.role == "farmer",
+        Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > utcnow())
+    if exclude is not None:
+        stmt = stmt.where(Invitation.id != exclude)
+    out = []
+    for raw in db.session.scalars(stmt):
+        try:
+            out.append(json.loads(raw or "{}"))
+        except ValueError:
+            continue
+    return out
+
+
+def make_farmer_profile(coop: Cooperative, user: User, details: dict, *,
+                        by: User | None = None) -> FarmerProfile:
+    """The profile and farmer role of `user` from checked `details` (farmer_details)."""
+    if farmer_profile(coop.id, user.id):
+        raise Conflict(_("That person is already a farmer member here."),
+                       code="already_member", fields={"email": [_("Already a member.")]})
+    profile = FarmerProfile(coop_id=coop.id, user_id=user.id, **details)
+    db.session.add(profile)
+    db.session.flush()
+    grant_role(coop, user, "farmer", by=by)
+    return profile
+
+
+def add_farmer(coop: Cooperative, *, name: str, email: str | None, password: str,
+               phone: str | None,
+               member_number: str, national_id: str, payout_rail: str = "cash",
+               payout_account: str = "", bank_name: str = "", gender: str | None = None,
+               household_size: int | None = None, locale: str = "es",
+               by: User | None = None) -> FarmerProfile:
+    """THE SEED AND TEST PATH (and a new account's): a farmer member at once, their account
+    created, or an existing one joined WITHOUT their consent. The routes call
+    invitations.invite_farmer instead, which comes here only for a new account made by phone.
+    Without an e-mail the phone number is required and is their login; `password` is then a
+    first-login code, and the farmer chooses a PIN when they first log in."""
+    details = farmer_details(coop, member_number=member_number, national_id=national_id,
+                             payout_rail=payout_rail, payout_account=payout_account,
+                             bank_name=bank_name, gender=gender, household_size=household_size)
     without_email = email is None or not str(email).strip()
     if without_email:
         if phone is None or not str(phone).strip():
@@ -266,14 +362,7 @@ def add_farmer(coop: Cooperative, *, name: str, email: str | None, password: str
         user = auth_services.create_user(email=None if without_email else email, name=name,
                                          password=password, phone=phone, locale=locale,
                                          must_set_pin=without_email)
-    profile = FarmerProfile(coop_id=coop.id, user_id=user.id, member_number=member_number,
-                            national_id=national_id, payout_rail=payout_rail,
-                            payout_account=account, bank_name=(bank_name or "").strip(),
-                            gender=gender or None, household_size=household_size)
-    db.session.add(profile)
-    db.session.flush()
-    grant_role(coop, user, "farmer")
-    return profile
+    return make_farmer_profile(coop, user, details, by=by)
 
 
 def update_payout(profile: FarmerProfile, rail: str, account: str, bank_name: str = "") -> None:

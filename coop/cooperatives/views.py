@@ -1,20 +1,20 @@
-import secrets
-
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, flash, redirect, render_template, request, session,
+                   url_for)
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_user
 
 from ..auth import services as auth_services
 from ..auth.factors import require_password_login
 from ..auth.models import User
+from ..auth.views import home_for
 from ..common import web
 from ..common.forms import filter_text
 from ..common.paging import page_number
 from ..extensions import db
 from ..listings import services as listing_services
-from . import services
-from .forms import (RAIL_CHOICES, CollectionPointForm, CoopForm, FarmerForm, PayoutForm, PlotForm,
-                    RevokeForm,
+from . import invitations, services, verification
+from .forms import (RAIL_CHOICES, CollectionPointForm, CoopForm, FarmerForm,
+                    InvitationAccountForm, PayoutForm, PlotForm, RegistrationForm, RevokeForm,
                     RoleForm)
 
 bp = Blueprint("coops", __name__)
@@ -38,7 +38,9 @@ def public(slug):
 def dashboard():
     coops = [c for c in services.user_coops(current_user)
              if {"manager", "treasurer"} & _roles(c.id)]
-    return render_template("coops/dashboard.html", coops=coops)
+    return render_template("coops/dashboard.html", coops=coops,
+                           invitations=invitations.for_user(current_user),
+                           answer_form=RevokeForm())
 
 
 def _roles(coop_id):
@@ -56,10 +58,42 @@ def create():
         coop = services.create_cooperative(founder=current_user, name=form.name.data,
                                            country=form.country.data,
                                            currency=form.currency.data,
-                                           region=form.region.data)
-        flash(_("Cooperative created. Add its members next."), "info")
+                                           region=form.region.data,
+                                           legal_name=form.legal_name.data,
+                                           tax_id=form.tax_id.data,
+                                           document=_upload(form.document))
+        flash(_("Cooperative created. Minga's staff will verify its registration; meanwhile "
+                "add its members, collection points and prices."), "info")
         return redirect(url_for("coops.members", coop_id=coop.id))
     return render_template("coops/new.html", form=form), 422 if form.errors else 200
+
+
+def _upload(field) -> "verification.Upload | None":
+    storage = field.data
+    if storage is None or not getattr(storage, "filename", None):
+        return None
+    return verification.Upload(filename=storage.filename, data=storage.read())
+
+
+@bp.route("/manage/coops/<int:coop_id>/registration", methods=["GET", "POST"])
+@web.coop_view("manager")
+def registration(coop):
+    """The coop's verification: its status, the staff's reason if refused, and (refused) the
+    registration corrected to ask again."""
+    form = RegistrationForm(data={"legal_name": coop.legal_name, "tax_id": coop.tax_id or ""})
+
+    def page(status=200):
+        return render_template("coops/registration.html", coop=coop, form=form,
+                               document=verification.latest_document(coop)), status
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return page(422)
+        web.refusal_on_form(form, page)
+        verification.resubmit(coop, current_user, legal_name=form.legal_name.data,
+                              tax_id=form.tax_id.data, document=_upload(form.document))
+        flash(_("Sent again: Minga's staff will review it."), "info")
+        return redirect(url_for("coops.registration", coop_id=coop.id))
+    return page()
 
 
 @bp.route("/manage/coops/<int:coop_id>")
@@ -78,7 +112,15 @@ def _members_page(coop, role_form, status=200):
                            members=services.members(coop, staff_only=True),
                            found=found, profiles=found.items, q=q, rail=rail,
                            rails=RAIL_CHOICES, role_form=role_form,
+                           invitations=invitations.pending(coop),
                            revoke_form=RevokeForm()), status
+
+
+def _flash_link(invitation, token) -> None:
+    """The invitation's link for the manager to send (issue 11 sends it itself)."""
+    link = url_for("coops.invitation", token=token, _external=True)
+    flash(_("Invitation ready for %(to)s. Send them this link; they join once they accept "
+            "it: %(link)s", to=invitation.email or invitation.phone, link=link), "info")
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/new", methods=["GET", "POST"])
@@ -86,28 +128,27 @@ def _members_page(coop, role_form, status=200):
 def add_farmer(coop):
     form = FarmerForm()
     if form.validate_on_submit():
-        without_email = not (form.email.data or "").strip()
-        # Without an e-mail: a first-login code of digits, easy to read out; the farmer
-        # chooses a PIN with it at the first login.
-        password = form.password.data or (auth_services.first_login_code() if without_email
-                                          else secrets.token_urlsafe(9))
         web.refusal_on_form(form, lambda status: (
             render_template("coops/farmer_new.html", coop=coop, form=form), status))
         if (form.payout_account.data or "").strip():
             require_password_login()  # where a farmer is paid: never on a PIN alone
-        profile = services.add_farmer(
-            coop, name=form.name.data, email=form.email.data or None, password=password,
-            phone=form.phone.data, member_number=form.member_number.data,
-            national_id=form.national_id.data, payout_rail=form.payout_rail.data,
-            payout_account=form.payout_account.data, bank_name=form.bank_name.data,
-            gender=form.gender.data or None, household_size=form.household_size.data)
-        if not form.password.data and without_email and profile.user.must_set_pin:
+        added = invitations.invite_farmer(
+            coop, current_user, name=form.name.data, email=form.email.data or None,
+            phone=form.phone.data, password=form.password.data or None,
+            member_number=form.member_number.data, national_id=form.national_id.data,
+            payout_rail=form.payout_rail.data, payout_account=form.payout_account.data,
+            bank_name=form.bank_name.data, gender=form.gender.data or None,
+            household_size=form.household_size.data)
+        if added.invitation is not None:
+            _flash_link(added.invitation, added.token)
+            return redirect(url_for("coops.members", coop_id=coop.id))
+        profile = added.profile
+        if added.code:
+            # A new account by phone: a first-login code of digits, easy to read out; the
+            # farmer chooses a PIN with it at the first login.
             flash(_("First-login code for %(name)s: %(pw)s — give it to them privately. They "
                     "log in with their phone number and this code, then choose their PIN.",
-                    name=profile.user.name, pw=password), "info")
-        elif not form.password.data:
-            flash(_("First password for %(name)s: %(pw)s — give it to them privately.",
-                    name=profile.user.name, pw=password), "info")
+                    name=profile.user.name, pw=added.code), "info")
         return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
     return render_template("coops/farmer_new.html", coop=coop, form=form), \
         422 if form.errors else 200
@@ -197,9 +238,27 @@ def grant_role(coop):
         flash(exc.message, "error")
         return _members_page(coop, form, exc.status)
     web.on_refusal(refused)
-    services.grant_staff_role(coop, form.email.data, form.role.data)
-    flash(_("Role given."), "info")
+    invitation, token = invitations.invite_staff(coop, current_user, email=form.email.data,
+                                                 role=form.role.data)
+    _flash_link(invitation, token)
     return redirect(url_for("coops.members", coop_id=coop.id))
+
+
+@bp.route("/manage/coops/<int:coop_id>/invitations/<int:invitation_id>/<action>",
+          methods=["POST"])
+@web.coop_view("manager")
+def invitation_action(coop, invitation_id, action):
+    """The manager withdraws a pending invitation or makes a new link for it."""
+    if not RevokeForm().validate_on_submit() or action not in ("withdraw", "renew"):
+        abort(400 if action in ("withdraw", "renew") else 404)
+    back = url_for("coops.members", coop_id=coop.id)
+    web.refusal_flashed(back, passing=404)
+    if action == "withdraw":
+        invitations.withdraw(coop, invitation_id, current_user)
+        flash(_("Invitation withdrawn."), "info")
+    else:
+        _flash_link(*invitations.renew(coop, invitation_id, current_user))
+    return redirect(back)
 
 
 @bp.route("/manage/coops/<int:coop_id>/roles/<int:user_id>/<role>/revoke", methods=["POST"])
@@ -213,7 +272,7 @@ def revoke_role(coop, user_id, role):
         abort(404)
     back = url_for("coops.members", coop_id=coop.id)
     web.refusal_flashed(back)
-    services.revoke_role(coop, user, role)
+    services.revoke_role(coop, user, role, by=current_user)
     flash(_("Role removed."), "info")
     return redirect(back)
 
@@ -253,3 +312,66 @@ def rename_collection_point(coop, point_id):
                                      place=form.place.data)
     flash(_("Collection point saved; its listings follow the new name."), "info")
     return redirect(url_for("coops.collection_points", coop_id=coop.id))
+
+
+# ---------------------------------------------------------------- the invited person's pages
+
+@bp.route("/invitations")
+@login_required
+def my_invitations():
+    return render_template("coops/invitations.html",
+                           invitations=invitations.for_user(current_user),
+                           answer_form=RevokeForm())
+
+
+@bp.route("/invitations/<token>", methods=["GET"])
+def invitation(token):
+    """An invitation's link: logged in as its addressee, accept or decline; otherwise log in
+    (or, for an e-mail with no account yet, make one) to answer."""
+    found = invitations.by_token(token)
+    addressee = invitations.addressee(found)
+    mine = (current_user.is_authenticated and addressee is not None
+            and addressee.id == current_user.id)
+    return render_template("coops/invitation.html", invitation=found, token=token, mine=mine,
+                           form=InvitationAccountForm(), answer_form=RevokeForm())
+
+
+@bp.route("/invitations/<token>/account", methods=["POST"])
+@web.unit_of_work
+def invitation_account(token):
+    """An account for the invitation's e-mail, made to answer it, then logged in."""
+    found = invitations.by_token(token)
+    form = InvitationAccountForm()
+
+    def page(status):
+        return render_template("coops/invitation.html", invitation=found, token=token,
+                               mine=False, form=form, answer_form=RevokeForm()), status
+    if current_user.is_authenticated or not form.validate_on_submit():
+        return page(422)
+    web.refusal_on_form(form, page)
+    user = invitations.sign_up_to_answer(found, name=form.name.data,
+                                         password=form.password.data)
+    session.clear()
+    login_user(user)
+    return redirect(url_for("coops.invitation", token=token))
+
+
+@bp.route("/invitations/<int:invitation_id>/<answer>", methods=["POST"])
+@login_required
+@web.unit_of_work
+def answer_invitation(invitation_id, answer):
+    """The invited person, logged in with the invitation's e-mail or phone, accepts or
+    declines it; anyone else's invitation is a 404."""
+    if answer not in ("accept", "decline"):
+        abort(404)
+    if not RevokeForm().validate_on_submit():
+        abort(400)
+    found = invitations.mine(current_user, invitation_id)
+    web.refusal_flashed(url_for("coops.my_invitations"), passing=404)
+    if answer == "accept":
+        invitations.accept(found, current_user)
+        flash(_("Welcome to %(coop)s.", coop=found.coop.name), "info")
+        return redirect(home_for(current_user))
+    invitations.decline(found, current_user)
+    flash(_("Invitation declined."), "info")
+    return redirect(url_for("coops.my_invitations"))

@@ -38,8 +38,9 @@ def _user(email, name, pw_hash, phone=None):
 def _coop(founder, name, country, currency, region):
     coop = db.session.scalar(select(Cooperative).where(Cooperative.name == name))
     if coop is None:
-        coop = coop_services.create_cooperative(founder=founder, name=name, country=country,
-                                                currency=currency, region=region)
+        # The demo's coops are verified (as if Minga's staff had reviewed them).
+        coop = coop_services.create_verified_cooperative_for_seed(
+            founder=founder, name=name, country=country, currency=currency, region=region)
     return coop
 
 

@@ -24,6 +24,7 @@ from ..common.locks import payouts_lock
 from ..common.models import utcnow
 from ..common.money import format_money
 from ..cooperatives.models import PAYOUT_RAILS, Cooperative, FarmerProfile
+from ..cooperatives import verification
 from ..cooperatives.payout_accounts import validate_payout_account
 from ..extensions import db
 from ..ledger import services as ledger
@@ -243,6 +244,7 @@ def create_batch(coop: Cooperative, user, *, rail: str | None = None,
     over COP 11.5M are split. Returns (batch, created): the same idempotency key with the same
     rail returns the first batch; with another rail it is refused (`idempotency_key_reused`).
     Nothing payable: Conflict `nothing_due` (409)."""
+    verification.require_verified(coop)  # a pending coop moves no money
     rail = _check_rail(rail)
     fingerprint = _request_hash(rail)
     if idempotency_key is not None:
@@ -537,6 +539,7 @@ def preview_batch(coop: Cooperative, *, rail: str | None = None,
                   now: datetime | None = None) -> BatchPreview:
     """What create_batch would pay now: lines and total per rail, the farmers left out and
     why. Refuses what it would refuse (an unknown rail, nothing due)."""
+    verification.require_verified(coop)
     rail = _check_rail(rail)
     lines, left_out = _plan_lines(coop, rail, now or utcnow())
     if not lines:

@@ -193,7 +193,7 @@ register({
     ("get", "/pools", "Pools (?status=open)", True, None,
      {200: ("list", "Pool"), 401: "Error", 422: "Error"}),
     ("post", "/pools", "Open a pool (manager)", True, "PoolCreate",
-     {201: "Pool", 403: "Error", 404: "Error", 422: "Error"}),
+     {201: "Pool", 403: "Error", 404: "Error", 409: "Error", 422: "Error"}),
     ("get", "/pools/{id}", "One pool", True, None, {200: "Pool", 404: "Error"}),
     ("post", "/pools/{id}/orders", "Join a pool with a card hold (Idempotency-Key accepted)",
      True, "OrderCreate", {201: "Order", 402: "Error", 403: "Error", 404: "Error",

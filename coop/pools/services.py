@@ -26,6 +26,7 @@ from ..common.quantities import QuantityError, parse_kg
 from ..common.statuses import (LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES,
                                UNSETTLED_ORDER_STATUSES, UNSOLD_POOL_STATUSES, OrderStatus)
 from ..common.web import commit_step
+from ..cooperatives import verification
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings import services as listing_services
@@ -122,6 +123,7 @@ def open_pool(coop, user, *, crop: str, grade: str, min_kg, max_kg, closes_at,
               now: datetime | None = None) -> Pool:
     """Open a pool at the current price. Refuses max_kg above the free listed supply, a
     closing time past or more than 7 days ahead, min above max, or no price set."""
+    verification.require_verified(coop)  # a pending coop sets itself up, opens no pool
     now = now or utcnow()
     crop_row, grade_row = catalog.resolve(crop, grade)
     min_g, max_g = _grams(min_kg, "min_kg"), _grams(max_kg, "max_kg")
