@@ -61,7 +61,7 @@ def close_big_pool(app, coop_id, manager_id, buyer_ids, orders: int):
     from coop.common.models import utcnow
     from coop.cooperatives.models import Cooperative
     from coop.extensions import db
-    from coop.pools import services as pools
+    from coop.pools import closing, services as pools
     from coop.pools.models import Pool
 
     with app.app_context():
@@ -79,14 +79,14 @@ def close_big_pool(app, coop_id, manager_id, buyer_ids, orders: int):
                               payment_method="pm_card_visa")
         holds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pools._decide(pool_id, utcnow(), on_demand=True)
+        closing._decide(pool_id, utcnow(), on_demand=True)
         decide = time.perf_counter() - t0
         pool = db.session.get(Pool, pool_id)
         from coop.pools.models import Allocation
         n_alloc = len(list(db.session.scalars(select(Allocation.id)
                                               .where(Allocation.pool_id == pool_id))))
         t0 = time.perf_counter()
-        pools._settle(pool_id, utcnow())
+        closing._settle(pool_id, utcnow())
         settle = time.perf_counter() - t0
         return {"holds_s": holds, "allocate_s": decide, "captures_s": settle,
                 "allocations": n_alloc, "status": pool.status}

@@ -106,7 +106,7 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
     # A pool closes into confirmed (enough committed) or failed, or a manager cancels it.
     PoolStatus: {P.OPEN: frozenset({P.CONFIRMED, P.FAILED, P.CANCELLED})},
     # Pending until the card answers (a decline fails it); unknown when Stripe did not answer,
-    # until the resolver finds out (coop.pools.services.resolve_holds); a hold is
+    # until the resolver finds out (coop.pools.resolver.resolve_holds); a hold is
     # captured, released (the buyer withdrew), cancelled (the pool failed or was cancelled)
     # or failed (Stripe says so).
     OrderStatus: {O.PENDING: frozenset({O.AUTHORIZED, O.FAILED, O.UNKNOWN}),

@@ -23,7 +23,7 @@ What an intake decides (all in integer minor units, at the pool's final buyer pr
   point (`advance:{id}`: Dr farmer_payable / Cr cash), netted at settlement.
 - Share withholding: see coop.shares.services.withhold (capped at what the advance leaves).
 
-Commit points: recording is a Stripe saga like closing a pool (see coop.pools.services).
+Commit points: recording is a Stripe saga like closing a pool (see coop.pools.closing).
 Step 1 commits the intake, its entries and each refund as `pending`; step 2 calls Stripe for
 each refund with no transaction open, then marks it succeeded with its own ledger entry
 (`refund:{id}`: Dr buyer_deposits / Cr stripe_clearing). A rerun (the same request again,

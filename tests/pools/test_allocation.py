@@ -65,9 +65,9 @@ def test_nothing_to_split_over_or_a_negative_total_is_refused():
 def test_pools_refuse_to_allocate_more_than_listed():
     from types import SimpleNamespace
 
-    from coop.pools import services as pools
+    from coop.pools import closing
     listings = [SimpleNamespace(id=1, quantity_g=5, committed_g=0),
                 SimpleNamespace(id=2, quantity_g=5, committed_g=0)]
-    assert pools._split_over_listings(10, listings) == {1: 5, 2: 5}
+    assert closing._split_over_listings(10, listings) == {1: 5, 2: 5}
     with pytest.raises(ValueError):
-        pools._split_over_listings(11, listings)
+        closing._split_over_listings(11, listings)

@@ -17,7 +17,7 @@ from coop.common.errors import Conflict, DomainError, PaymentDeclined
 from coop.common.models import utcnow
 from coop.extensions import db
 from coop.payments import gateway
-from coop.pools import services as pools
+from coop.pools import orders as pool_orders, services as pools
 from coop.pools.models import Order, Pool
 from tests.support import database_url, is_postgres
 from tests.support.holds import (assert_holds_agree, live_holds, place_order_and_die,
@@ -390,7 +390,7 @@ def test_replays_of_an_order_in_flight_wait_for_its_outcome_never_201_then_decli
 def test_replays_of_an_order_in_flight_answer_409_in_progress_past_the_wait(
         app, market, quick, monkeypatch):
     market.pool = market.open_pool()
-    monkeypatch.setattr(pools, "REPLAY_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(pool_orders, "REPLAY_WAIT_SECONDS", 0.2)
     release = threading.Event()
     entered = threading.Event()
 

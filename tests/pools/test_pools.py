@@ -13,7 +13,7 @@ from coop.extensions import db
 from coop.listings import services as listing_services
 from coop.listings.models import Listing
 from coop.payments import gateway
-from coop.pools import services as pools
+from coop.pools import closing, services as pools
 from coop.payments.models import StripeEvent
 from coop.pools.models import Allocation, Order, Pool
 from coop.pricing import services as pricing
@@ -211,7 +211,7 @@ def test_not_due_pool_is_not_closed_by_cron(market):
     pool = market.open_pool()
     assert pools.close_due() == []
     with pytest.raises(Conflict):
-        pools._decide(pool.id, utcnow(), on_demand=False)
+        closing._decide(pool.id, utcnow(), on_demand=False)
     assert db.session.get(Pool, pool.id).status == "open"
 
 

@@ -1,0 +1,353 @@
+"""Closing a pool: decide (confirmed or failed), allocate to farmers pro rata, settle (capture
+or cancel every hold), close the due pools, cancel a pool; and the previews of closing and
+cancelling.
+
+Commit points: as placing an order, closing runs as short committed steps, each recorded, so
+that a crash and a rerun finish the work without capturing or allocating twice."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import case, select, update
+
+from ..common.apportion import largest_remainder
+from ..common.errors import Conflict, DomainError
+from ..common.models import utcnow
+from ..common.statuses import (LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES,
+                               UNSETTLED_ORDER_STATUSES)
+from ..common.web import commit_step
+from ..extensions import db
+from ..listings import services as listing_services
+from ..listings.models import Listing
+from ..payments import gateway
+from ..pricing import services as pricing
+from .models import Allocation, Order, Pool
+from .core import _ledger_capture, _ledger_release, get_pool
+from .orders import _outcome_unknown
+from .resolver import _in_flight, resolve_holds
+
+
+def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
+    """Step 1 of closing, in one transaction with the pool row locked: confirm and allocate,
+    or fail. Does nothing if the pool is already decided."""
+    pool = db.session.scalar(select(Pool).where(Pool.id == pool_id).with_for_update(of=Pool))
+    if pool.status != "open":
+        db.session.rollback()
+        return
+    if not on_demand and pool.closes_at > now:
+        db.session.rollback()
+        raise Conflict(_("This pool is not due to close yet."), code="not_due")
+    if _in_flight(pool):
+        db.session.rollback()
+        raise Conflict(_("Orders are being placed right now; try closing again in a minute."),
+                       code="orders_in_flight")
+    pool.decided_at = now
+    if pool.committed_g >= pool.min_g and pool.committed_g > 0:
+        price = pricing.breakdown(pool.price, pool.committed_g)
+        pool.final_price_per_kg_minor = price.buyer
+        # One statement for every order: the tier price x quantity, rounded half up as
+        # pricing.amount_for does (integer division on both databases), never above the hold.
+        due = (Order.quantity_g * price.buyer + 500) // 1000
+        db.session.execute(
+            update(Order).where(Order.pool_id == pool.id, Order.status == "authorized")
+            .values(amount_due_minor=case((due < Order.amount_authorized_minor, due),
+                                          else_=Order.amount_authorized_minor))
+            .execution_options(synchronize_session=False))
+        pool.allocated_g = _allocate(pool, price.farmer)
+        pool.status = "confirmed"
+    else:
+        pool.status = "failed"
+    commit_step()
+
+
+def _split_over_listings(grams: int, listings) -> dict[int, int]:
+    """Grams per listing id in proportion to what each has uncommitted (largest remainder,
+    so no listing gets more than it has). Refuses (ValueError) more than they hold."""
+    weights = [(row.id, row.quantity_g - row.committed_g) for row in listings]
+    if grams > sum(w for _, w in weights):
+        raise ValueError("cannot allocate more than the listings hold")
+    return largest_remainder(grams, weights)
+
+
+def _allocate(pool: Pool, farmer_price: int) -> int:
+    listings = list(db.session.execute(
+        select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
+        .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
+               Listing.grade_id == pool.grade_id,
+               Listing.status.in_(SUPPLY_LISTING_STATUSES),
+               Listing.quantity_g > Listing.committed_g)
+        .order_by(Listing.id).with_for_update()))
+    parts = _split_over_listings(pool.committed_g, listings)
+    by_id = {row.id: row for row in listings}
+    allocations, listing_updates = [], []
+    for listing_id, grams in parts.items():
+        row = by_id[listing_id]
+        allocations.append({
+            "pool_id": pool.id, "listing_id": listing_id, "farmer_user_id": row.farmer_user_id,
+            "quantity_g": grams, "farmer_price_per_kg_minor": farmer_price,
+            "farmer_amount_minor": pricing.amount_for(farmer_price, grams),
+            "created_at": utcnow()})
+        listing_updates.append((listing_id, row.committed_g + grams, row.quantity_g))
+    if allocations:
+        db.session.execute(Allocation.__table__.insert(), allocations)
+        listing_services.commit_allocations(listing_updates)
+    return sum(parts.values())
+
+
+def _settle(pool_id: int, now: datetime) -> None:
+    """Step 2 of closing: capture (confirmed) or cancel (failed, cancelled) every hold still
+    authorized, one order at a time, no row lock held while Stripe answers. A rerun continues
+    where a crash stopped: capture and cancel of an intent already done are harmless."""
+    pool = db.session.get(Pool, pool_id)
+    capture, coop_id = pool.status == "confirmed", pool.coop_id
+    ids = list(db.session.scalars(select(Order.id).where(Order.pool_id == pool_id,
+                                                         Order.status == "authorized")))
+    commit_step()
+    for order_id in ids:
+        order = db.session.get(Order, order_id)
+        if order.status != "authorized":
+            continue
+        try:
+            if capture:
+                hold = gateway.capture(order.payment_intent_id, order.amount_due_minor,
+                                       {"order_id": str(order.id), "pool_id": str(pool_id),
+                                        "coop_id": str(coop_id)})
+                values = {"status": "captured", "amount_captured_minor": order.amount_due_minor,
+                          "charge_id": hold.charge_id or order.charge_id}
+            else:
+                gateway.cancel(order.payment_intent_id)
+                values = {"status": "cancelled"}
+        except gateway.PaymentError as exc:
+            if exc.code not in ("unexpected_state", "resource_missing"):
+                raise  # Stripe did not answer or erred: a rerun of the close finishes it.
+            # The hold is gone (expired, or cancelled outside Minga): nothing can be taken.
+            values = {"status": "failed", "failure_message": str(exc)[:255]}
+        result = db.session.execute(update(Order).where(Order.id == order_id,
+                                                        Order.status == "authorized")
+                                    .values(updated_at=utcnow(), **values)
+                                    .execution_options(synchronize_session=False))
+        if result.rowcount == 1:
+            if values["status"] == "captured":
+                _ledger_capture(order, values["amount_captured_minor"], values["charge_id"])
+            else:
+                _ledger_release(order)
+        commit_step()
+    db.session.execute(update(Pool).where(Pool.id == pool_id, Pool.settled_at.is_(None))
+                       .values(settled_at=now).execution_options(synchronize_session=False))
+    commit_step()
+
+
+def close_pool(pool_id: int, *, now: datetime | None = None, on_demand: bool = True) -> Pool:
+    """Close a pool: at or after its closing time, or on demand by its manager. Confirms it
+    (committed >= min_kg) with allocation and captures, or fails it and cancels every hold.
+    Closing again, or after a crash, finishes what is left and never does anything twice."""
+    now = now or utcnow()
+    get_pool(pool_id)
+    commit_step()
+    try:
+        if get_pool(pool_id).status == "open":
+            # Orders a crash or an outage left unsettled are settled first (resolve_holds).
+            resolve_holds(pool_id=pool_id, now=now)
+        _decide(pool_id, now, on_demand)
+        pool = get_pool(pool_id)
+        if pool.settled_at is None:
+            _settle(pool_id, now)
+    except gateway.PaymentError as exc:
+        if not _outcome_unknown(exc) and exc.code not in ("rate_limited",
+                                                          "gateway_not_configured"):
+            raise
+        db.session.rollback()
+        raise DomainError(_("The card network cannot be reached right now. What was done is "
+                            "kept; close the pool again in a moment."),
+                          code="payment_unavailable", status=503)
+    db.session.expire_all()
+    return get_pool(pool_id)
+
+
+def cancel_pool(pool_id: int, now: datetime | None = None) -> Pool:
+    """A manager calls off an open pool: every hold is released, nobody pays."""
+    now = now or utcnow()
+    pool = db.session.scalar(select(Pool).where(Pool.id == pool_id).with_for_update(of=Pool))
+    if pool.status != "open":
+        db.session.rollback()
+        if pool.status == "cancelled" and pool.settled_at is None:
+            _settle(pool_id, now)
+            return get_pool(pool_id)
+        raise Conflict(_("Only an open pool can be cancelled."), code="pool_closed")
+    pool.status = "cancelled"
+    pool.decided_at = now
+    commit_step()
+    _settle(pool_id, now)
+    return get_pool(pool_id)
+
+
+def close_due(now: datetime | None = None) -> list[tuple[int, str]]:
+    """Close every pool past its closing time, and finish any close a crash interrupted.
+    Returns (pool id, status or error code) for each pool it touched."""
+    now = now or utcnow()
+    due = list(db.session.scalars(select(Pool.id).where(
+        ((Pool.status == "open") & (Pool.closes_at <= now))
+        | ((Pool.status != "open") & Pool.settled_at.is_(None))).order_by(Pool.id)))
+    commit_step()
+    done = []
+    for pool_id in due:
+        try:
+            pool = close_pool(pool_id, now=now, on_demand=False)
+            done.append((pool_id, pool.status))
+        except (DomainError, gateway.PaymentError) as exc:
+            db.session.rollback()
+            done.append((pool_id, getattr(exc, "code", "error")))
+    return done
+
+
+@dataclass(frozen=True)
+class BuyerEffect:
+    order_id: int
+    buyer: str
+    grams: int
+    held_minor: int
+    capture_minor: int           # taken from the card
+    release_minor: int           # held and not taken
+
+
+@dataclass(frozen=True)
+class FarmerEffect:
+    farmer: str
+    grams: int
+    amount_minor: int            # at the pool's farmer price, before intake
+
+
+@dataclass(frozen=True)
+class ClosePreview:
+    pool_id: int
+    currency: str
+    outcome: str                 # confirmed, failed or cancelled
+    committed_g: int
+    min_g: int
+    price_per_kg_minor: int | None
+    buyers: tuple = ()
+    farmers: tuple = ()
+    in_flight: int = 0           # orders being placed right now: closing must wait
+
+    @property
+    def capture_minor(self) -> int:
+        return sum(b.capture_minor for b in self.buyers)
+
+    @property
+    def release_minor(self) -> int:
+        return sum(b.release_minor for b in self.buyers)
+
+    @property
+    def farmer_minor(self) -> int:
+        return sum(f.amount_minor for f in self.farmers)
+
+
+def _buyer_names(ids) -> dict[int, str]:
+    from ..auth.models import Buyer
+    ids = set(ids)
+    return dict(db.session.execute(select(Buyer.id, Buyer.organisation)
+                                   .where(Buyer.id.in_(ids))).all()) if ids else {}
+
+
+def preview_close(pool_id: int, now: datetime | None = None) -> ClosePreview:
+    """What close_pool would do now (on demand): confirm it, capture each buyer's amount at
+    the tier price and allocate the kilograms to farmers pro rata, or fail it and release
+    every hold; for a pool decided but not settled, what finishing the close would do."""
+    now = now or utcnow()
+    pool = get_pool(pool_id)
+    if pool.status != "open" and pool.settled_at is not None:
+        raise Conflict(_("This pool is closed already."), code="pool_closed")
+    orders = list(db.session.execute(
+        select(Order.id, Order.buyer_id, Order.quantity_g, Order.status, Order.created_at,
+               Order.amount_authorized_minor, Order.amount_due_minor)
+        .where(Order.pool_id == pool.id, Order.status.in_(LIVE_ORDER_STATUSES))
+        .order_by(Order.id)))
+    names = _buyer_names(o.buyer_id for o in orders)
+    held = [o for o in orders if o.status == "authorized"]
+    # Closing settles unknown and abandoned orders first; the preview cannot know how.
+    in_flight = sum(1 for o in orders if o.status in UNSETTLED_ORDER_STATUSES)
+    committed = pool.committed_g
+    if pool.status == "open":
+        outcome = "confirmed" if committed >= pool.min_g and committed > 0 else "failed"
+        price = pricing.breakdown(pool.price, committed) if outcome == "confirmed" else None
+        buyer_price = price.buyer if price else None
+    else:
+        outcome, buyer_price, price = pool.status, pool.final_price_per_kg_minor, None
+    buyers = []
+    for o in held:
+        held_minor = o.amount_authorized_minor or 0
+        if outcome != "confirmed":
+            capture = 0
+        elif pool.status == "open":
+            capture = min(pricing.amount_for(buyer_price, o.quantity_g), held_minor)
+        else:
+            capture = o.amount_due_minor or 0
+        buyers.append(BuyerEffect(order_id=o.id, buyer=names.get(o.buyer_id, ""),
+                                  grams=o.quantity_g, held_minor=held_minor,
+                                  capture_minor=capture, release_minor=held_minor - capture))
+    farmers = []
+    if outcome == "confirmed":
+        farmers = (_preview_allocation(pool, committed, price.farmer) if pool.status == "open"
+                   else _farmer_effects(pool))
+    return ClosePreview(pool_id=pool.id, currency=pool.currency, outcome=outcome,
+                        committed_g=committed, min_g=pool.min_g, price_per_kg_minor=buyer_price,
+                        buyers=tuple(buyers), farmers=tuple(farmers), in_flight=in_flight)
+
+
+def _farmer_names(ids) -> dict[int, str]:
+    from ..auth.models import User
+    ids = set(ids)
+    return dict(db.session.execute(select(User.id, User.name)
+                                   .where(User.id.in_(ids))).all()) if ids else {}
+
+
+def _merge_farmers(rows) -> list[FarmerEffect]:
+    """(farmer id, grams, amount) rows -> one effect per farmer, in first-seen order."""
+    totals: dict[int, list[int]] = {}
+    for uid, grams, amount in rows:
+        got = totals.setdefault(uid, [0, 0])
+        got[0] += grams
+        got[1] += amount
+    names = _farmer_names(totals)
+    return [FarmerEffect(farmer=names.get(uid, ""), grams=g, amount_minor=a)
+            for uid, (g, a) in totals.items()]
+
+
+def _preview_allocation(pool: Pool, committed_g: int, farmer_price: int) -> list[FarmerEffect]:
+    listings = list(db.session.execute(
+        select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
+        .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
+               Listing.grade_id == pool.grade_id,
+               Listing.status.in_(SUPPLY_LISTING_STATUSES),
+               Listing.quantity_g > Listing.committed_g)
+        .order_by(Listing.id)))
+    parts = _split_over_listings(committed_g, listings)
+    owner = {r.id: r.farmer_user_id for r in listings}
+    return _merge_farmers((owner[lid], grams, pricing.amount_for(farmer_price, grams))
+                          for lid, grams in parts.items() if grams)
+
+
+def _farmer_effects(pool: Pool) -> list[FarmerEffect]:
+    return _merge_farmers(db.session.execute(
+        select(Allocation.farmer_user_id, Allocation.quantity_g, Allocation.farmer_amount_minor)
+        .where(Allocation.pool_id == pool.id).order_by(Allocation.id)))
+
+
+def preview_cancel(pool_id: int) -> ClosePreview:
+    """What cancel_pool would do: release every hold; nobody pays, no farmer sells."""
+    pool = get_pool(pool_id)
+    if pool.status != "open" and not (pool.status == "cancelled" and pool.settled_at is None):
+        raise Conflict(_("Only an open pool can be cancelled."), code="pool_closed")
+    held = list(db.session.execute(
+        select(Order.id, Order.buyer_id, Order.quantity_g, Order.amount_authorized_minor)
+        .where(Order.pool_id == pool.id, Order.status == "authorized").order_by(Order.id)))
+    names = _buyer_names(o.buyer_id for o in held)
+    return ClosePreview(
+        pool_id=pool.id, currency=pool.currency, outcome="cancelled",
+        committed_g=pool.committed_g, min_g=pool.min_g, price_per_kg_minor=None,
+        buyers=tuple(BuyerEffect(order_id=o.id, buyer=names.get(o.buyer_id, ""),
+                                 grams=o.quantity_g, held_minor=o.amount_authorized_minor or 0,
+                                 capture_minor=0, release_minor=o.amount_authorized_minor or 0)
+                     for o in held))

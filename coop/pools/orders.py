@@ -1,0 +1,460 @@
+"""Orders: a buyer places, changes or withdraws one, each backed by a card hold.
+
+Commit points. A card hold lives at Stripe and must never be awaited inside a database
+transaction (row locks would be held for the length of a network call): placing an order runs
+as short steps, each committed and recorded, so that a crash and a rerun finish the work
+without holding twice (see resolver.py for the attempts whose outcome is unknown)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+
+from ..common.errors import Conflict, DomainError, Forbidden, PaymentDeclined, ValidationFailed
+from ..common.idempotency import (fingerprint as request_fingerprint, replay_or_refuse,
+                                  write_or_find)
+from ..common.models import utcnow
+from ..common.statuses import (LIVE_ORDER_STATUSES, UNSETTLED_ORDER_STATUSES, UNSOLD_POOL_STATUSES,
+                               OrderStatus)
+from ..common.web import commit_step
+from ..extensions import db
+from ..payments import gateway
+from ..pricing import services as pricing
+from .models import Order, Pool
+from .core import (_grams, _kg_text, _ledger_capture, _ledger_hold, _ledger_release, _release,
+                   _reserve, get_pool, own_order)
+from .resolver import (RESOLVED_FAILURE, _claim_failed, _in_open_pool, _settled_after_passed,
+                       resolve_order)
+
+
+REPLAY_WAIT_SECONDS = 3.0  # a replay of an order still being placed waits this long for it
+
+
+# ---------------------------------------------------------------- orders
+
+def _fingerprint(pool_id, quantity_kg, payment_method) -> str:
+    return request_fingerprint(
+        {"pool": pool_id, "quantity_kg": str(quantity_kg), "pm": payment_method})
+
+
+def _check_payment_method(payment_method) -> str:
+    if not isinstance(payment_method, str) or not payment_method.strip() \
+            or len(payment_method) > 255:
+        raise ValidationFailed(_("Choose a card."), fields={"payment_method": [_("Required.")]})
+    if not payment_method.strip().isprintable() or " " in payment_method.strip():
+        # Stripe ids are letters, digits and underscores; a control character is no card.
+        raise ValidationFailed(_("That is not a payment method."),
+                               code="invalid_payment_method",
+                               fields={"payment_method": [_("Not a payment method id.")]})
+    return payment_method.strip()
+
+
+def place_order(user, pool_id: int, *, quantity_kg, payment_method,
+                idempotency_key: str | None = None, now: datetime | None = None
+                ) -> tuple[Order, bool]:
+    """Commit a quantity to an open pool and hold quantity x the highest tier price on the card.
+    Returns (order, created). Refuses: not a buyer (403), pool closed (409 pool_closed), past
+    max_kg (409 pool_full), a declined card (402, nothing held, nothing committed). Stripe not
+    answering in time is 503 payment_unknown: the order is left unknown, its grams reserved,
+    for resolve_holds to settle. The same Idempotency-Key with the same body returns the
+    first order as it stands (see _replay), never a second hold; with another body, 422.
+    Commits in steps (see the module's docstring)."""
+    now = now or utcnow()
+    if not user.buyer_id:
+        raise Forbidden(_("Only buyers can order."), code="not_a_buyer")
+    fingerprint = _fingerprint(pool_id, quantity_kg, payment_method)
+    if idempotency_key is not None:
+        earlier = db.session.scalar(select(Order).where(
+            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key))
+        if earlier is not None:
+            return _replay(earlier, fingerprint), False
+    grams = _grams(quantity_kg, "quantity_kg")
+    payment_method = _check_payment_method(payment_method)
+    pool = get_pool(pool_id)
+    if pool.status != "open" or pool.closes_at <= now:
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    price = pricing.highest(pool.price)
+    amount = pricing.amount_for(price.buyer, grams)
+    # Step 1: reserve the quantity and record the order as pending. The reads above end
+    # first, so the write starts its own transaction (SQLite cannot upgrade a stale read).
+    commit_step()
+    _reserve(pool.id, grams)
+    order = Order(pool_id=pool.id, buyer_id=user.buyer_id, user_id=user.id, quantity_g=grams,
+                  status="pending", currency=pool.currency, payment_method=payment_method,
+                  amount_authorized_minor=amount, idempotency_key=idempotency_key,
+                  request_hash=fingerprint if idempotency_key else None)
+    db.session.add(order)
+    _written, earlier = write_or_find(
+        lambda: order, lambda: db.session.scalar(select(Order).where(
+            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key)))
+    if earlier is not None:  # the same key raced in from another request: its order answers
+        return _replay(earlier, fingerprint), False
+    # Step 2: the hold, with no database lock held. The PaymentIntent carries the order, so
+    # the resolver finds it whatever happens next, and Stripe's own idempotency key, so a
+    # retry of this attempt (stripe-python's, or Stripe's) returns the same PaymentIntent.
+    try:
+        hold = gateway.hold(amount, pool.currency, payment_method, _hold_metadata(order, pool),
+                            idempotency_key=f"minga-order-{order.id}-hold")
+    except gateway.PaymentError as exc:
+        if _outcome_unknown(exc):
+            # Stripe may have held the card (a timeout, a 5xx): not failed, unknown. The
+            # grams stay reserved until resolve_holds finds out, within minutes.
+            _mark_unknown(order, exc)
+            raise _unknown_error()
+        _fail_pending(order, exc)
+        if isinstance(exc, gateway.CardDeclined):
+            raise PaymentDeclined(_("The card was declined. Nothing was held and nothing was "
+                                    "committed."), code="payment_declined")
+        if exc.http_status in (400, 404):
+            # Stripe refused the request itself (an unknown payment method id): the client's
+            # mistake, not an outage.
+            raise ValidationFailed(_("That payment method cannot be used. Nothing was held and "
+                                     "nothing was committed."), code="invalid_payment_method",
+                                   fields={"payment_method": [_("Unknown payment method.")]})
+        raise DomainError(_("The card could not be checked right now. Nothing was held; try "
+                            "again in a moment."), code="payment_unavailable", status=503)
+    # Step 3: the hold is in place: record it (once; the resolver may have settled it first).
+    _fault_point("after_hold")
+    return _record_hold(order, hold), True
+
+
+def _replay(order: Order, fingerprint: str) -> Order:
+    """The first order again for a repeat of its request, as it stands now: an order still
+    being placed is waited for briefly (then 409 in_progress), one whose hold is unknown is
+    resolved against Stripe first; a failed one answers its failure again. Never a second
+    hold."""
+    replay_or_refuse(order, order.request_hash == fingerprint,
+                     _("This Idempotency-Key was used with a different order."))
+    deadline = time.monotonic() + REPLAY_WAIT_SECONDS
+    while order.status == OrderStatus.PENDING and time.monotonic() < deadline:
+        db.session.rollback()  # end the read, so the next one sees the other request's commit
+        time.sleep(0.1)
+        db.session.refresh(order)
+    if order.status == OrderStatus.PENDING and not _settled_after_passed(order, utcnow()):
+        raise Conflict(_("This order is still being placed. Ask again in a moment."),
+                       code="in_progress")
+    if order.status in UNSETTLED_ORDER_STATUSES:
+        commit_step()
+        try:
+            resolve_order(order.id)
+        except gateway.PaymentError:
+            pass  # Stripe still does not answer: the order stays unknown
+        db.session.refresh(order)
+        if order.status in UNSETTLED_ORDER_STATUSES:
+            raise _unknown_error()
+    if order.status == OrderStatus.FAILED:
+        if order.failure_message.startswith(RESOLVED_FAILURE):
+            raise Conflict(_("This order did not go through and nothing is held on your card. "
+                             "Place it again."), code="order_failed")
+        raise PaymentDeclined(_("The card was declined. Nothing was held and nothing was "
+                                "committed."), code="payment_declined")
+    return order
+
+
+def _hold_metadata(order: Order, pool: Pool) -> dict:
+    """What each PaymentIntent of an order is tagged with, so it can be found again."""
+    return {"order_id": str(order.id), "pool_id": str(pool.id), "coop_id": str(pool.coop_id)}
+
+
+def _outcome_unknown(exc: gateway.PaymentError) -> bool:
+    """Whether Stripe may have acted on a request that ended in `exc`: no answer (timeout,
+    connection lost) or a server error. A decline, a refused request (4xx) or a hold we could
+    not even send (not configured) held nothing."""
+    if isinstance(exc, gateway.GatewayUnavailable):
+        return True
+    return exc.http_status is not None and exc.http_status >= 500
+
+
+def _unknown_error() -> DomainError:
+    return DomainError(_("We don't know yet whether your card was held. We check with the "
+                         "card network within minutes and tell you; do not order again."),
+                       code="payment_unknown", status=503)
+
+
+def _fault_point(name: str) -> None:
+    """A place where tests make the worker die (tests/pools/test_holds.py): runs the hook
+    the app's config names under HOLD_FAULT_HOOKS, if any. Nothing in production."""
+    from flask import current_app
+    hook = (current_app.config.get("HOLD_FAULT_HOOKS") or {}).get(name)
+    if hook is not None:
+        hook()
+
+
+def _mark_unknown(order: Order, exc: Exception) -> None:
+    db.session.rollback()
+    try:
+        db.session.execute(update(Order).where(Order.id == order.id,
+                                               Order.status == OrderStatus.PENDING)
+                           .values(status=OrderStatus.UNKNOWN,
+                                   failure_message=str(exc)[:255], updated_at=utcnow())
+                           .execution_options(synchronize_session=False))
+        commit_step()
+    except DBAPIError:
+        db.session.rollback()  # the order stays pending: the resolver settles it all the same
+
+
+def _record_hold(order: Order, hold: gateway.Hold) -> Order:
+    """Record the hold Stripe made for a pending (or unknown) order: authorized, with its
+    PaymentIntent, and the ledger's pending entry, in one conditional UPDATE. A dropped
+    database connection is retried once on a new one. If the resolver settled the order
+    first and failed it, this hold is released."""
+    order_id = order.id
+    for attempt in (1, 2):
+        try:
+            db.session.rollback()
+            _fault_point("record")
+            recorded = db.session.execute(
+                update(Order).where(Order.id == order_id,
+                                    Order.status.in_(UNSETTLED_ORDER_STATUSES),
+                                    _in_open_pool(order_id))
+                .values(status=OrderStatus.AUTHORIZED, payment_intent_id=hold.id,
+                        charge_id=hold.charge_id, failure_message="", updated_at=utcnow())
+                .execution_options(synchronize_session=False)).rowcount == 1
+            order = db.session.get(Order, order_id)
+            db.session.refresh(order)
+            if recorded:
+                _ledger_hold(order)
+            commit_step()
+            break
+        except DBAPIError:
+            db.session.rollback()
+            if attempt == 2:
+                # The hold stands at Stripe and the order is pending: the resolver records it.
+                raise _unknown_error()
+    if order.status == OrderStatus.AUTHORIZED and order.payment_intent_id == hold.id:
+        return order
+    if order.status in UNSETTLED_ORDER_STATUSES:  # its pool was cancelled meanwhile
+        _claim_failed(order_id, "hold cancelled: pool closed")
+        db.session.refresh(order)
+    _cancel_quietly(hold.id)
+    if order.status == OrderStatus.AUTHORIZED:
+        return order  # recorded by the resolver with the same hold found another way
+    raise Conflict(_("This pool closed while your card was being checked. Nothing is held."),
+                   code="pool_closed")
+
+
+def _fail_pending(order: Order, exc: Exception) -> None:
+    db.session.rollback()
+    values = {"status": "failed", "failure_message": str(exc)[:255]}
+    if not isinstance(exc, gateway.CardDeclined):
+        # Stripe's certain answer that it held nothing (an unusable card id, a rate limit,
+        # not configured): free the key so the buyer can retry with it. A decline keeps it,
+        # and a replay answers 402 again. (An unknown outcome is not failed: _mark_unknown.)
+        values["idempotency_key"] = None
+    # The pool row first (the lock order closing uses), then the order; the grams go back
+    # only if this call is the one that failed the order (closing may have expired it).
+    db.session.execute(select(Pool.id).where(Pool.id == order.pool_id).with_for_update())
+    failed = db.session.execute(update(Order).where(Order.id == order.id,
+                                                    Order.status == "pending")
+                                .values(**values)
+                                .execution_options(synchronize_session=False))
+    if failed.rowcount == 1:
+        _release(order.pool_id, order.quantity_g)
+    commit_step()
+    db.session.refresh(order)
+
+
+def _changeable(user, order_id: int, quantity_kg, now: datetime) -> tuple[Order, Pool, int]:
+    """The buyer's own order, its pool and the new grams, refusing an order that is no longer
+    authorized or a pool that has closed."""
+    order = own_order(user, order_id)
+    grams = _grams(quantity_kg, "quantity_kg")
+    if order.status != "authorized":
+        raise Conflict(_("This order can no longer be changed."), code="order_not_open")
+    pool = order.pool
+    if pool.status != "open" or pool.closes_at <= now:
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    return order, pool, grams
+
+
+def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = None) -> Order:
+    """Change the quantity of an order while its pool is open: a new hold for the new amount,
+    then the old one is released. Refuses past max_kg, a closed pool, a declined card."""
+    order, pool, grams = _changeable(user, order_id, quantity_kg, now or utcnow())
+    delta = grams - order.quantity_g
+    if delta == 0:
+        return order
+    if delta > 0:
+        _reserve(pool.id, delta)
+    elif not _release(pool.id, -delta):
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    commit_step()
+    amount = pricing.amount_for(pricing.highest(pool.price).buyer, grams)
+    try:
+        hold = gateway.hold(amount, order.currency, order.payment_method,
+                            _hold_metadata(order, pool),
+                            idempotency_key=f"minga-order-{order.id}-change-"
+                                            f"{order.payment_intent_id}-{grams}")
+    except gateway.PaymentError as exc:
+        (_release(pool.id, delta) if delta > 0 else _reserve(pool.id, -delta))
+        commit_step()
+        if isinstance(exc, gateway.CardDeclined):
+            raise PaymentDeclined(_("The card was declined for the new amount; your order is "
+                                    "unchanged."), code="payment_declined")
+        raise DomainError(_("The card could not be checked right now; your order is unchanged."),
+                          code="payment_unavailable", status=503)
+    old_intent = order.payment_intent_id
+    _ledger_release(order)
+    order.quantity_g = grams
+    order.amount_authorized_minor = amount
+    order.payment_intent_id = hold.id
+    order.charge_id = hold.charge_id
+    _ledger_hold(order)
+    commit_step()
+    if old_intent:
+        _cancel_quietly(old_intent)
+    return order
+
+
+def _cancel_quietly(intent_id: str) -> None:
+    try:
+        gateway.cancel(intent_id)
+    except gateway.PaymentError:
+        # An uncaptured hold lapses by itself after 7 days; the order no longer points at it.
+        pass
+
+
+def withdraw_order(user, order_id: int, now: datetime | None = None) -> Order:
+    """Withdraw an order while the pool is open: frees the quantity and releases the hold.
+    Withdrawing twice changes nothing; after the pool closed it is refused (409)."""
+    now = now or utcnow()
+    order = own_order(user, order_id)
+    if order.status == "released":
+        return order
+    if order.status != "authorized":
+        raise Conflict(_("This order can no longer be withdrawn."), code="order_not_open")
+    if order.pool.closes_at <= now:
+        # Past its closing time the pool is closed, even before cron has decided it.
+        raise Conflict(_("This pool is closed; the order stands."), code="pool_closed")
+    # Pool first (the lock order closing uses), then the order, so the two never deadlock.
+    if not _release(order.pool_id, order.quantity_g):
+        db.session.rollback()
+        raise Conflict(_("This pool is closed; the order stands."), code="pool_closed")
+    result = db.session.execute(update(Order).where(Order.id == order.id,
+                                                    Order.status == "authorized")
+                                .values(status="released", updated_at=utcnow())
+                                .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise Conflict(_("This order can no longer be withdrawn."), code="order_not_open")
+    _ledger_release(order)
+    commit_step()
+    _cancel_quietly(order.payment_intent_id)
+    db.session.refresh(order)
+    return order
+
+
+# ---------------------------------------------------------------- Stripe webhooks
+
+def apply_payment_intent_event(kind: str, intent_id: str) -> str:
+    """Apply a verified, first-seen Stripe event about a payment intent to its order (the
+    handler create_app registers with coop.payments.webhooks). An event that arrives out of
+    order never moves an order backwards (captured and released are final). Returns the
+    outcome recorded in the event log."""
+    outcome = "ignored"
+    order = db.session.scalar(select(Order).where(Order.payment_intent_id == intent_id))
+    if order is None:
+        outcome = "unknown_intent"
+    elif kind == "payment_intent.succeeded":
+        if order.status == "authorized" and order.amount_due_minor is not None:
+            order.status = "captured"
+            order.amount_captured_minor = order.amount_due_minor
+            _ledger_capture(order, order.amount_due_minor, order.charge_id)
+            outcome = "captured"
+        else:
+            outcome = f"no_change:{order.status}"
+    elif kind == "payment_intent.payment_failed":
+        if order.status in LIVE_ORDER_STATUSES and order.pool.status == "open":
+            _release(order.pool_id, order.quantity_g)
+            order.status = "failed"
+            order.failure_message = "payment failed (Stripe)"
+            _ledger_release(order)
+            outcome = "failed"
+        else:
+            outcome = f"no_change:{order.status}"
+    elif kind == "payment_intent.canceled":
+        if order.status == "authorized" and order.pool.status == "open":
+            _release(order.pool_id, order.quantity_g)
+            order.status = "released"
+            _ledger_release(order)
+            outcome = "released"
+        elif order.status == "authorized" and order.pool.status in UNSOLD_POOL_STATUSES:
+            order.status = "cancelled"
+            _ledger_release(order)
+            outcome = "cancelled"
+        else:
+            outcome = f"no_change:{order.status}"
+    db.session.flush()
+    return outcome
+
+
+# ---------------------------------------------------------------- previews (read-only)
+# What an order, a change, a withdrawal, a close or a cancel would do, computed the way the
+# acting function does it and writing nothing: the HTML confirmation step shows these figures
+# before money moves (coop/common/confirm.py).
+
+@dataclass(frozen=True)
+class OrderPreview:
+    pool_id: int
+    currency: str
+    grams: int                   # the new quantity (0 when withdrawing)
+    price_per_kg_minor: int      # the highest tier's price: what the hold is sized on
+    amount_minor: int            # held on the card (0 when withdrawing)
+    old_grams: int = 0           # the order's quantity before (change, withdrawal)
+    old_amount_minor: int = 0    # the hold before, released
+
+
+def preview_order(user, pool_id: int, *, quantity_kg, payment_method,
+                  now: datetime | None = None) -> OrderPreview:
+    """What place_order would hold; refuses what it would refuse before calling Stripe."""
+    now = now or utcnow()
+    if not user.buyer_id:
+        raise Forbidden(_("Only buyers can order."), code="not_a_buyer")
+    grams = _grams(quantity_kg, "quantity_kg")
+    _check_payment_method(payment_method)
+    pool = get_pool(pool_id)
+    if pool.status != "open" or pool.closes_at <= now:
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    _check_room(pool, grams)
+    price = pricing.highest(pool.price).buyer
+    return OrderPreview(pool_id=pool.id, currency=pool.currency, grams=grams,
+                        price_per_kg_minor=price, amount_minor=pricing.amount_for(price, grams))
+
+
+def _check_room(pool: Pool, grams: int) -> None:
+    if pool.committed_g + grams > pool.max_g:
+        raise Conflict(_("Only %(kg)s kg is left in this pool.",
+                         kg=_kg_text(pool.max_g - pool.committed_g)), code="pool_full",
+                       fields={"quantity_kg": [_("More than is left.")]})
+
+
+def preview_change(user, order_id: int, *, quantity_kg,
+                   now: datetime | None = None) -> OrderPreview:
+    """What change_order would hold instead of the current hold."""
+    order, pool, grams = _changeable(user, order_id, quantity_kg, now or utcnow())
+    if grams > order.quantity_g:
+        _check_room(pool, grams - order.quantity_g)
+    price = pricing.highest(pool.price).buyer
+    return OrderPreview(pool_id=pool.id, currency=order.currency, grams=grams,
+                        price_per_kg_minor=price, amount_minor=pricing.amount_for(price, grams),
+                        old_grams=order.quantity_g,
+                        old_amount_minor=order.amount_authorized_minor or 0)
+
+
+def preview_withdraw(user, order_id: int, now: datetime | None = None) -> OrderPreview:
+    """What withdraw_order would release."""
+    now = now or utcnow()
+    order = own_order(user, order_id)
+    if order.status == "released":
+        raise Conflict(_("This order was withdrawn already."), code="order_released")
+    if order.status != "authorized":
+        raise Conflict(_("This order can no longer be withdrawn."), code="order_not_open")
+    if order.pool.status != "open" or order.pool.closes_at <= now:
+        raise Conflict(_("This pool is closed; the order stands."), code="pool_closed")
+    return OrderPreview(pool_id=order.pool_id, currency=order.currency, grams=0,
+                        price_per_kg_minor=0, amount_minor=0, old_grams=order.quantity_g,
+                        old_amount_minor=order.amount_authorized_minor or 0)
