@@ -124,6 +124,8 @@ def invite_farmer(coop: Cooperative, by: User, *, name: str, email: str | None,
     name = _name(name)
     if not name:
         raise ValidationFailed(_("Name is required."), fields={"name": [_("Required.")]})
+    if password:  # a first password the manager typed follows the rules of every password
+        auth_services.check_new_password(password)
     normalised = auth_services.normalise_phone(phone)  # checked even beside an e-mail
     if email is not None and str(email).strip():
         invitation, token = invite(coop, by, "farmer", email=email, name=name,

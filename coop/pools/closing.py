@@ -71,14 +71,19 @@ def _split_over_listings(grams: int, listings) -> dict[int, int]:
     return largest_remainder(grams, weights)
 
 
+def _supply_listings(pool: Pool, *, lock: bool) -> list:
+    """The listings a pool's grams are split over, oldest first (row-locked when allocating)."""
+    stmt = (select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
+            .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
+                   Listing.grade_id == pool.grade_id,
+                   Listing.status.in_(SUPPLY_LISTING_STATUSES),
+                   Listing.quantity_g > Listing.committed_g)
+            .order_by(Listing.id))
+    return list(db.session.execute(stmt.with_for_update() if lock else stmt))
+
+
 def _allocate(pool: Pool, farmer_price: int) -> int:
-    listings = list(db.session.execute(
-        select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
-        .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
-               Listing.grade_id == pool.grade_id,
-               Listing.status.in_(SUPPLY_LISTING_STATUSES),
-               Listing.quantity_g > Listing.committed_g)
-        .order_by(Listing.id).with_for_update()))
+    listings = _supply_listings(pool, lock=True)
     parts = _split_over_listings(pool.committed_g, listings)
     by_id = {row.id: row for row in listings}
     allocations, listing_updates = [], []
@@ -316,13 +321,7 @@ def _merge_farmers(rows) -> list[FarmerEffect]:
 
 
 def _preview_allocation(pool: Pool, committed_g: int, farmer_price: int) -> list[FarmerEffect]:
-    listings = list(db.session.execute(
-        select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
-        .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
-               Listing.grade_id == pool.grade_id,
-               Listing.status.in_(SUPPLY_LISTING_STATUSES),
-               Listing.quantity_g > Listing.committed_g)
-        .order_by(Listing.id)))
+    listings = _supply_listings(pool, lock=False)
     parts = _split_over_listings(committed_g, listings)
     owner = {r.id: r.farmer_user_id for r in listings}
     return _merge_farmers((owner[lid], grams, pricing.amount_for(farmer_price, grams))

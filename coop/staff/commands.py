@@ -4,34 +4,31 @@ from flask.cli import AppGroup
 staff_cli = AppGroup("staff", help="Minga's platform staff, who verify new cooperatives.")
 
 
+def _change(email: str, change, done: str, not_done: str) -> None:
+    from ..common.errors import DomainError
+    from ..extensions import db
+    try:
+        user, changed = change(email)
+    except DomainError as exc:
+        raise click.ClickException(exc.message)
+    db.session.commit()
+    click.echo(f"{user.email}: {done if changed else not_done}")
+
+
 @staff_cli.command("grant")
 @click.argument("email")
 def grant_command(email):
     """Make the account of EMAIL platform staff (audited)."""
-    from ..common.errors import DomainError
-    from ..extensions import db
     from . import services
-    try:
-        user, changed = services.grant(email)
-    except DomainError as exc:
-        raise click.ClickException(exc.message)
-    db.session.commit()
-    click.echo(f"{user.email}: {'now staff' if changed else 'already staff'}")
+    _change(email, services.grant, "now staff", "already staff")
 
 
 @staff_cli.command("revoke")
 @click.argument("email")
 def revoke_command(email):
     """Remove EMAIL from the platform staff (audited)."""
-    from ..common.errors import DomainError
-    from ..extensions import db
     from . import services
-    try:
-        user, changed = services.revoke(email)
-    except DomainError as exc:
-        raise click.ClickException(exc.message)
-    db.session.commit()
-    click.echo(f"{user.email}: {'no longer staff' if changed else 'was not staff'}")
+    _change(email, services.revoke, "no longer staff", "was not staff")
 
 
 @staff_cli.command("list")

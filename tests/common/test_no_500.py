@@ -46,6 +46,9 @@ DIRECT = {
                                 "/manage/coops/{coop}/treasury/stripe/txns/1/explain", ("note",)),
     "treasury.stripe_fee": ("treasurer", "/manage/coops/{coop}/treasury/stripe/txns/1/fee", ()),
     "auth.choose_pin": ("farmer", "/account/pin", ("pin", "pin_confirm")),
+    # A refused coop's registration, sent again (the busy coop is verified).
+    "coops.registration": ("manager", "/manage/coops/{coop}/registration",
+                           ("legal_name", "tax_id")),
     # A link (GET) on every page; POST takes the same `next`.
     "auth.set_language": ("buyer", "/lang/en", ("next",)),
 }
@@ -263,7 +266,7 @@ def _rule_of(app, action):
 
 
 @pytest.fixture
-def busy_coop(sold, make_listing):
+def busy_coop(sold, make_listing, make_user, make_coop):
     """`sold` with an intake recorded (a shortfall refunded), a payout batch, an open pool
     with an order, a bank statement and Stripe's balance lines."""
     from coop.pools import services as pools
@@ -287,6 +290,16 @@ def busy_coop(sold, make_listing):
     bank_statement.import_bank_statement(m.coop, m.treasurer, io.BytesIO(
         f"date,description,amount,reference\n{today},fee,-10.00,\n"
         f"{today},transfer,250.00,unknown\n".encode()))
+    # Invitations waiting: the buyer's (accept, decline; the manager's withdraw, renew) and a
+    # new person's, whose link asks for an account; Minga's staff with a coop to review.
+    from coop.cooperatives import invitations
+    from coop.staff import services as staff
+    invitations.invite(m.coop, m.manager, "treasurer", email=m.buyers[0].email)
+    _invitation, m.new_person_link = invitations.invite(m.coop, m.manager, "manager",
+                                                        email="nueva@example.org")
+    m.staff = make_user(name="Staff")
+    staff.grant(m.staff.email)
+    m.pending = make_coop(pending=True)
     db.session.commit()
     return m
 
@@ -303,18 +316,23 @@ def test_no_form_and_no_csv_import_answers_500(app, busy_coop):
     m = busy_coop
     coop = m.coop.id
     # The manager goes last: among the forms are "revoke the treasurer's role" and others.
+    app.test_client().post("/api/v1/auth/tokens", json={  # listed on the account page
+        "email": m.farmers[0].email, "password": PASSWORD})
     actors = {
-        "anonymous": (None, ["/", "/login", "/signup", "/pools", "/coops"]),
+        "anonymous": (None, ["/", "/login", "/signup", "/pools", "/coops",
+                             f"/invitations/{m.new_person_link}"]),
         "farmer": (m.farmers[0], ["/", "/listings", "/listings/new", "/my/deliveries",
                                   "/my/payments", "/my/statements", "/my/shares",
                                   "/account"]),
-        "buyer": (m.buyers[0], ["/", "/pools", "/my/orders", "/account"]),
+        "buyer": (m.buyers[0], ["/", "/pools", "/my/orders", "/account", "/invitations"]),
+        "staff": (m.staff, ["/staff/coops", f"/staff/coops/{m.pending.id}"]),
         "treasurer": (m.treasurer, ["/manage", f"/manage/coops/{coop}/treasury/reconciliation",
                                     f"/manage/coops/{coop}/treasury/costs",
                                     f"/manage/coops/{coop}/payables",
                                     f"/manage/coops/{coop}/shares"]),
         "manager": (m.manager, ["/manage", f"/manage/coops/{coop}",
-                                f"/manage/coops/{coop}/farmers/new"]),
+                                f"/manage/coops/{coop}/farmers/new",
+                                f"/manage/coops/{coop}/members"]),
     }
     failures: list = []
     reached: set = set()
