@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Flask, g, jsonify, render_template, request, session
 from flask_babel import format_date, format_datetime, format_decimal, format_timedelta
-from flask_babel import gettext as _
+from flask_babel import gettext as _, ngettext
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
@@ -201,6 +201,15 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path.startswith("/stripe/")
 
 
+def _rate_limit_window(exc) -> int:
+    """The seconds of the window of the rate limit a 429 hit (0 when it is not one)."""
+    item = getattr(getattr(exc, "limit", None), "limit", None)
+    try:
+        return int(item.get_expiry()) if item is not None else 0
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
 def register_errorhandlers(app: Flask) -> None:
     from .common.errors import DomainError
 
@@ -229,6 +238,11 @@ def register_errorhandlers(app: Flask) -> None:
             429: _("Too many attempts. Wait a minute and try again."),
         }
         message = messages.get(exc.code, exc.description or _("Something went wrong."))
+        window = _rate_limit_window(exc)
+        if exc.code == 429 and window > 60:  # a login limit of 15 minutes or an hour
+            minutes = -(-window // 60)
+            message = ngettext("Too many attempts. Try again in %(num)d minute.",
+                               "Too many attempts. Try again in %(num)d minutes.", minutes)
         codes = {400: "malformed_request", 401: "unauthorized", 403: "forbidden",
                  404: "not_found", 405: "method_not_allowed", 413: "too_large",
                  429: "rate_limited"}

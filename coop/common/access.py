@@ -1,6 +1,7 @@
 """Who may do what in which cooperative. Another cooperative's object is a 404, never a hint."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from .errors import Forbidden, NotFound
@@ -29,6 +30,6 @@ def require_member(coop_id: int, *roles: str, user=None) -> None:
     user = user or current_user
     have = roles_in(user, coop_id)
     if not have:
-        raise NotFound("Not found.")
+        raise NotFound(_("Not found."))
     if roles and not have.intersection(roles):
-        raise Forbidden("Your role in this cooperative does not allow this.")
+        raise Forbidden(_("Your role in this cooperative does not allow this."))

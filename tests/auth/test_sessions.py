@@ -239,7 +239,10 @@ def test_the_account_limit_counts_the_login_page_and_the_api_together(client, ma
         assert _bad_html(client, user.email, f"10.2.{n}.1").status_code == 401
     for n in range(5):
         assert _bad_api(client, user.email.upper(), f"10.3.{n}.1").status_code == 401
-    assert _bad_html(client, user.email, "10.4.0.1").status_code == 429
+    throttled = _bad_html(client, user.email, "10.4.0.1")
+    assert throttled.status_code == 429
+    # The page says how long the window is (an hour), not "a minute".
+    assert "Intente de nuevo en 60 minutos." in throttled.get_data(as_text=True)
     assert _bad_api(client, user.email, "10.4.0.2").status_code == 429
 
 

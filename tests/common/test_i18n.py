@@ -235,3 +235,17 @@ def test_the_switch_only_redirects_to_local_paths(client, target, method):
 def test_local_paths_are_kept(client, target):
     response = client.get("/lang/en", query_string={"next": target})
     assert response.status_code == 302 and response.headers["Location"] == target
+
+
+def test_the_access_refusals_are_in_the_callers_language(client, make_coop, make_buyer,
+                                                         make_farmer, token):
+    """An outsider's 404 and a member's 403 from coop/common/access.py are translated."""
+    coop = make_coop()
+    outsider = client.get(f"/api/v1/coops/{coop.id}/payables",
+                          headers={**token(make_buyer()), "Accept-Language": "es-CO"})
+    assert outsider.status_code == 404
+    assert outsider.json["error"]["message"] == "No encontrado."
+    member = client.get(f"/api/v1/coops/{coop.id}/ledger/trial-balance",
+                        headers={**token(make_farmer(coop)), "Accept-Language": "es-CO"})
+    assert member.status_code == 403, member.json
+    assert member.json["error"]["message"] == "Su rol en esta cooperativa no permite hacer esto."
