@@ -19,6 +19,7 @@ from ..common.idempotency import replay_or_refuse
 from ..common.models import utcnow
 from ..cooperatives import finance
 from ..cooperatives import services as coop_services
+from ..cooperatives import verification
 from ..cooperatives.finance import MAX_PAR_MINOR, MAX_SHARES
 from ..extensions import db
 from ..ledger import services as ledger
@@ -148,6 +149,7 @@ def pay(coop, user, member_user_id: int, amount_minor: int, *, via: str = "cash"
     """A member pays share capital in cash (at the collection point) or into the bank.
     Refuses a non-positive amount, more than is still unpaid on the subscription, and a
     redeemed member. The same key returns the first payment."""
+    verification.require_verified(coop)  # a pending coop moves no money
     if via not in ("cash", "bank"):
         raise ValidationFailed(_("Choose cash or bank."), fields={"via": [_("Unknown.")]})
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
@@ -217,6 +219,7 @@ def redeem(coop, user, member_user_id: int, note: str = "") -> ShareAccount:
     """A member leaves: their paid share capital is redeemed at par and owed to them
     (Dr share_capital / Cr farmer_payable, paid by the next payout); no more withholding.
     Refuses a member already redeemed (409 already_redeemed)."""
+    verification.require_verified(coop)
     account = account_for(coop, member_user_id, lock=True)
     if account.status == "redeemed":
         raise Conflict(_("This member's shares were already redeemed."), code="already_redeemed")

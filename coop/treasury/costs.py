@@ -10,6 +10,7 @@ from ..audit import services as audit
 from ..common.errors import ValidationFailed
 from ..common.dates import DateInputError, parse_date
 from ..common.money import parse_major
+from ..cooperatives import verification
 from ..ledger import queries as ledger_queries
 from ..ledger import services as ledger
 
@@ -31,6 +32,7 @@ def record_operating_cost(coop, user, *, amount, spent_on, description: str,
     """Dr operating_costs Cr bank. `key` (from the form) makes a resubmission do nothing.
     With `confirm` given (a form), an amount COST_PLAUSIBLE_FACTOR times above or below the
     coop's usual cost raises Implausible, writing nothing, unless `confirm` is its token."""
+    verification.require_verified(coop)  # a pending coop moves no money
     try:
         minor = parse_major(amount, coop.currency)
     except ValueError as exc:

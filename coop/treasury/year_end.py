@@ -19,6 +19,7 @@ from ..common.apportion import largest_remainder
 from ..common.errors import Conflict, ValidationFailed
 from ..common.models import utcnow
 from ..cooperatives import finance
+from ..cooperatives import verification
 from ..extensions import db
 from ..ledger import bulk
 from ..ledger import queries as ledger_queries
@@ -211,6 +212,7 @@ def close_year(coop, user, year: int, *, expected_surplus: int | None = None,
     "year_end:<year>"), then distribute it (or move a loss to accumulated_losses). Refuses
     a year not over yet, a year closed already, and figures that changed since the preview
     the treasurer approved."""
+    verification.require_verified(coop)
     key = _check_closable(coop, year, today)
     dist = preview(coop, year, names=False)
     _check_expected(dist, expected_surplus)

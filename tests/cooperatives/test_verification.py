@@ -129,6 +129,34 @@ def test_a_pending_coop_opens_no_pool_and_pays_nobody(client, make_coop, make_fa
     assert response.json["error"]["code"] == "coop_not_verified"
 
 
+def test_a_pending_coop_takes_no_share_capital_records_no_cost_and_closes_no_year(
+        make_coop, make_farmer):
+    """No money moves in a pending coop's ledger: share payments and redemptions, operating
+    costs and the year-end close are refused, and nothing is written."""
+    from datetime import date
+
+    from coop.ledger.models import LedgerEntry
+    from coop.shares import services as shares
+    from coop.treasury import costs, year_end
+    coop = make_coop(pending=True)
+    manager = coop.memberships[0].user
+    farmer = make_farmer(coop)
+    refusals = [
+        lambda: shares.pay(coop, manager, farmer.id, 1_000_000, via="cash", key="s-1"),
+        lambda: shares.redeem(coop, manager, farmer.id),
+        lambda: costs.record_operating_cost(coop, manager, amount="1000", spent_on=date(2026, 3, 1),
+                                            description="Bodega", key="c-1"),
+        lambda: year_end.close_year(coop, manager, 2025, today=date(2026, 2, 1)),
+    ]
+    for refused in refusals:
+        with pytest.raises(Conflict) as exc:
+            refused()
+        assert exc.value.code == "coop_not_verified"
+        db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(LedgerEntry).where(
+        LedgerEntry.coop_id == coop.id)) == 0
+
+
 def test_the_founding_form_asks_for_the_registration(en, login, make_user):
     founder = make_user()
     login(founder)
