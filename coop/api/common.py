@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from ..auth import services as auth_services
 from ..common.errors import DomainError, ValidationFailed
 from ..common.idempotency import check_key
-from .blueprint import MAX_ID
+from ..common.ids import is_id
 
 
 def error(status: int, code: str, message: str, fields: dict | None = None):
@@ -116,7 +116,7 @@ def decode_cursor(cursor: str) -> int | None:
     if not _ascii_digits(text, 10) or encode_cursor(int(text)) != cursor:
         return None
     after = int(text)
-    return after if 1 <= after <= MAX_ID else None
+    return after if is_id(after) else None
 
 
 def encode_cursor(last_id: int) -> str:

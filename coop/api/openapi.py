@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from .blueprint import MAX_ID, bp
+from ..common.ids import MAX_ID
+from .blueprint import bp
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message", "fields"],
