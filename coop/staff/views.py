@@ -1,7 +1,9 @@
 """The platform staff's pages: cooperatives waiting for verification, one coop's registration
 and document, approve or refuse with a reason; the platform's audit log. A 404 to anyone who
 is not staff."""
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+import io
+
+from flask import Blueprint, flash, redirect, render_template, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -45,8 +47,10 @@ def coop(coop):
 @web.coop_view(check=_staff_only)
 def document(coop, document_id):
     doc = verification.get_document(coop, document_id)
-    response = current_app.response_class(doc.data, mimetype=doc.content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{doc.filename}"'
+    # send_file writes the name as RFC 6266 asks (an ASCII fallback and filename*=UTF-8''...):
+    # a founder's "registro_文件.pdf" must not break the header.
+    response = send_file(io.BytesIO(doc.data), mimetype=doc.content_type, as_attachment=True,
+                         download_name=doc.filename, etag=False, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -419,3 +419,25 @@ def test_the_new_pages_read_in_spanish(client, login, make_user, staff):
             if found_words:
                 problems[f"{getattr(user, 'email', 'visitor')} {url}"] = found_words
     assert problems == {}
+
+
+def test_a_document_named_in_any_script_downloads_with_a_header_a_server_can_send(
+        en, login, make_user, staff):
+    """Header values travel as Latin-1 (WSGI): a name such as "registro_文件.pdf" is sent as an
+    ASCII fallback plus filename*=UTF-8''..., never raw (gunicorn would fail on it: a 500)."""
+    from urllib.parse import unquote
+    founder = make_user(name="Fundadora")
+    coop = services.create_cooperative(
+        founder=founder, name="Cooperativa Oriente", country="CO", currency="COP",
+        legal_name="Cooperativa Oriente Ltda.", tax_id=NIT,
+        document=Upload("registro_文件.pdf", PDF))
+    db.session.commit()
+    login(staff())
+    doc = db.session.scalar(select(CoopDocument).where(CoopDocument.coop_id == coop.id))
+    download = en.get(f"/staff/coops/{coop.id}/documents/{doc.id}")
+    assert download.status_code == 200 and download.data == PDF
+    header = download.headers["Content-Disposition"]
+    header.encode("latin-1")  # what the WSGI server does; raises on the raw name
+    assert header.startswith("attachment")
+    assert unquote(header.split("filename*=UTF-8''", 1)[1]) == doc.filename
+    assert "no-store" in download.headers["Cache-Control"]
