@@ -38,6 +38,7 @@ def create_app(config: str | type | None = "development", **overrides) -> Flask:
     register_converters(app)
     register_blueprints(app)
     register_domain_hooks(app)
+    register_jobs(app)
     register_errorhandlers(app)
     register_template_helpers(app)
     register_commands(app)
@@ -195,6 +196,34 @@ def register_domain_hooks(app: Flask) -> None:
     coop_services.on_collection_point_renamed(app, listing_services.rename_collection_point)
     web.load_coops_with(app, coop_services.get_coop)
     pool_services.register_supply_reservation()
+
+
+# Each domain's background tasks (@jobs.task, @jobs.periodic), imported so the workers and
+# the outbox know every handler.
+TASK_MODULES = ("coop.messages.services", "coop.pools.tasks", "coop.intake.tasks",
+                "coop.treasury.tasks")
+
+
+def register_jobs(app: Flask) -> None:
+    """The job queue (coop/jobs): task handlers, the Celery app, the eager runner of tests,
+    and the messages domain's view of people (from auth) and of parked jobs."""
+    import importlib
+    from .auth import people
+    from .jobs import services as jobs
+    from .jobs.queue import init_celery
+    from .messages import services as messages
+    for name in TASK_MODULES:
+        importlib.import_module(name)
+    init_celery(app)
+    messages.people_from(app, people.recipient, people.set_announcements)
+    from .cooperatives import services as coop_services
+    jobs.on_parked(lambda job: messages.tell_parked(job, coop_services.staff_ids))
+
+    @app.after_request
+    def _run_eager_jobs(response):
+        if app.config.get("JOBS_EAGER"):
+            jobs.run_eager_jobs()
+        return response
 
 
 def wants_json() -> bool:
