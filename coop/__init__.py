@@ -159,10 +159,11 @@ def blueprints() -> list:
     from .pricing.views import bp as pricing_bp
     from .shares.views import bp as shares_bp
     from .staff.views import bp as staff_bp
+    from .messages.views import bp as messages_bp, public_bp as messages_public_bp
     from .treasury.views import bp as treasury_bp
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
             payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
-            staff_bp]
+            staff_bp, messages_bp, messages_public_bp]
 
 
 def register_converters(app: Flask) -> None:
@@ -215,7 +216,7 @@ def register_jobs(app: Flask) -> None:
     for name in TASK_MODULES:
         importlib.import_module(name)
     init_celery(app)
-    messages.people_from(app, people.recipient, people.set_announcements)
+    messages.people_from(app, people.recipient, people.set_announcements, people.names)
     from .cooperatives import services as coop_services
     jobs.on_parked(lambda job: messages.tell_parked(job, coop_services.staff_ids))
 

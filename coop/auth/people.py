@@ -37,3 +37,8 @@ def set_announcements(user_id: int, on: bool) -> None:
     user = db.session.get(User, user_id)
     if user is not None and hasattr(user, "announcements"):
         user.announcements = on
+
+
+def names(user_ids: set[int]) -> dict[int, str]:
+    from sqlalchemy import select
+    return dict(db.session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all())

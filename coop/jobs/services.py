@@ -31,6 +31,7 @@ from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.orm import Session
 
+from ..common.inserts import insert_ignore
 from ..common.models import utcnow
 from ..common.statuses import JobStatus
 from ..extensions import db
@@ -82,22 +83,16 @@ def enqueue(name: str, *, key: str | None = None, run_at: datetime | None = None
         existing = db.session.scalar(select(Job).where(Job.key == key))
         if existing is not None:
             return existing
-    job = Job(task=name, key=key, payload=json.dumps(payload, sort_keys=True),
-              run_at=run_at or utcnow(), coop_id=coop_id, status=JobStatus.PENDING,
-              attempts=0, deferred=_deferred(run_at))
-    if key is None:
-        db.session.add(job)
-        db.session.flush()
-    else:
-        # Two transactions may ask for the same key at once: the unique index keeps one.
-        try:
-            with db.session.begin_nested():
-                db.session.add(job)
-        except Exception:  # IntegrityError on the key: the other one's job stands
-            existing = db.session.scalar(select(Job).where(Job.key == key))
-            if existing is None:
-                raise
-            return existing
+    at = run_at or utcnow()
+    row = {"task": name, "key": key, "payload": json.dumps(payload, sort_keys=True),
+           "run_at": at, "coop_id": coop_id, "status": JobStatus.PENDING.value, "attempts": 0,
+           "deferred": _deferred(run_at), "created_at": utcnow()}
+    # Two transactions may ask for the same key at once: the unique index keeps one.
+    job_id = insert_ignore(Job.__table__, row, ["key"]) if key is not None else \
+        db.session.execute(Job.__table__.insert().values(**row).returning(Job.id)).scalar()
+    if job_id is None:
+        return db.session.scalar(select(Job).where(Job.key == key))
+    job = db.session.get(Job, job_id)
     _remember(db.session(), job.id, job.run_at)
     return job
 

@@ -21,6 +21,7 @@ from flask_babel import force_locale
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, update
 
+from ..common.inserts import insert_ignore
 from ..common.models import utcnow
 from ..common.statuses import MessageStatus
 from ..extensions import db
@@ -62,9 +63,11 @@ _PEOPLE: dict[str, Callable] = {}
 
 
 def people_from(app, recipient: Callable[[int], Recipient | None],
-                set_announcements: Callable[[int, bool], None]) -> None:
-    """Wired by create_app: `recipient(user_id)` and `set_announcements(user_id, on)`."""
-    app.extensions["minga.people"] = {"recipient": recipient,
+                set_announcements: Callable[[int, bool], None],
+                names: Callable[[set[int]], dict[int, str]]) -> None:
+    """Wired by create_app: `recipient(user_id)`, `set_announcements(user_id, on)` and
+    `names(user_ids)`."""
+    app.extensions["minga.people"] = {"recipient": recipient, "names": names,
                                       "set_announcements": set_announcements}
 
 
@@ -187,26 +190,25 @@ def notify(user_or_id, template_name: str, *, event: str, coop_id: int | None = 
     texts = render(template, person, {**context, "link": link or ""})
     now = now or utcnow()
     urgent = template.urgent if urgent is None else urgent
-    message = Message(user_id=person.id, coop_id=coop_id, channel=channel_name,
-                      template=template_name, event=event[:120], locale=texts["locale"],
-                      to_address=address, subject=texts["subject"][:200],
-                      body=_body(texts, channel_name, link), link=link,
-                      unsubscribe=template.topic in UNSUBSCRIBABLE, urgent=urgent,
-                      status=MessageStatus.QUEUED, attempts=0,
-                      send_after=now if urgent else _daytime(person, now))
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-    except Exception:  # the unique (event, user, channel): another transaction wrote it
-        existing = db.session.scalar(select(Message).where(
-            Message.event == event, Message.user_id == person.id,
-            Message.channel == channel_name))
-        if existing is None:
-            raise
-        return [existing]
+    body = _body(texts, channel_name, link)
+    count, encoding = (None, None)
     if channel_name != "email":
         from .channels import segments
-        message.segments, message.encoding = segments(message.body)
+        count, encoding = segments(body)
+    row = dict(user_id=person.id, coop_id=coop_id, channel=channel_name,
+               template=template_name, event=event[:120], locale=texts["locale"],
+               to_address=address, subject=texts["subject"][:200], body=body, link=link,
+               unsubscribe=template.topic in UNSUBSCRIBABLE, urgent=urgent,
+               status=MessageStatus.QUEUED.value, attempts=0, segments=count,
+               encoding=encoding, created_at=now,
+               send_after=now if urgent else _daytime(person, now))
+    # Two transactions telling of the same event at once: the unique key keeps one.
+    message_id = insert_ignore(Message.__table__, row, ["event", "user_id", "channel"])
+    if message_id is None:
+        return [db.session.scalar(select(Message).where(
+            Message.event == event, Message.user_id == person.id,
+            Message.channel == channel_name))]
+    message = db.session.get(Message, message_id)
     if send:
         jobs.enqueue("messages.send", run_at=message.send_after, coop_id=coop_id,
                      ids=[message.id])
@@ -220,6 +222,8 @@ def _body(texts: dict, channel: str, link: str | None) -> str:
     if channel != "email":
         from .channels import normalise_for_sms
         text = short if not link or link in short else f"{short} {link}"
+        # Babel's no-break spaces (before a currency code) are not GSM-7: plain spaces.
+        text = text.replace("\xa0", " ").replace("\u202f", " ")
         return normalise_for_sms(text) if channel == "sms" else text
     parts = [short] + ([texts["more"]] if texts["more"] else [])
     if link and link not in short:
@@ -421,3 +425,8 @@ def tell_parked(job, staff_ids: Callable[[int, str], list[int]]) -> None:
         notify(user_id, "treasurer.job_parked", event=f"job-parked:{job.id}:{job.attempts}",
                coop_id=job.coop_id, task=job.task, attempts=job.attempts,
                link=f"/manage/coops/{job.coop_id}/messages")
+
+
+def names_of(user_ids: set[int]) -> dict[int, str]:
+    """The names of the people a page of messages went to (one query)."""
+    return _people()["names"](user_ids) if user_ids else {}
