@@ -38,3 +38,19 @@ def close(pool_id: int) -> None:
             raise RuntimeError("Stripe unavailable") from exc
         if exc.code != "pool_closed":
             raise
+
+
+@jobs.periodic("pools.resolve_holds", 120)
+def resolve_unknown_holds() -> None:
+    """Card holds whose outcome is unknown, settled against Stripe (`flask pools
+    resolve-holds` by hand). Stripe unreachable: tried again at the next run."""
+    from flask import current_app
+    from ..payments.gateway import PaymentError
+    from . import resolver
+    if not current_app.config.get("STRIPE_SECRET_KEY") and \
+            not current_app.config.get("STRIPE_API_BASE"):
+        return
+    try:
+        resolver.resolve_holds()
+    except PaymentError:
+        db.session.rollback()
