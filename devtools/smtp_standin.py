@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import email
+import logging
 import os
 import shutil
 import socket
@@ -27,7 +28,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from email import policy
 from pathlib import Path
@@ -36,8 +36,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 HOST = "127.0.0.1"
-# aiosmtpd 1.4 itself sets the deprecated Session.login_data on every AUTH.
-warnings.filterwarnings("ignore", message="Session.login_data", category=DeprecationWarning)
+# aiosmtpd 1.4 itself sets the deprecated Session.login_data on every AUTH, and logs it.
+logging.getLogger("mail.log").addFilter(lambda record: "login_data" not in record.getMessage())
 
 
 @dataclass
@@ -64,9 +64,13 @@ class Received:
             headers.setdefault(name, str(value))
         text = parsed.get_body(preferencelist=("plain",))
         html = parsed.get_body(preferencelist=("html",))
-        return cls(raw=raw, headers=headers,
-                   text=text.get_content() if text is not None else None,
-                   html=html.get_content() if html is not None else None, **envelope)
+        return cls(raw=raw, headers=headers, text=_content(text), html=_content(html),
+                   **envelope)
+
+
+def _content(part) -> str | None:
+    """A part's text with the wire's CRLF line ends made plain newlines."""
+    return None if part is None else part.get_content().replace("\r\n", "\n")
 
 
 def free_port() -> int:
@@ -92,6 +96,15 @@ def self_signed_certificate(directory: str) -> tuple[str, str] | None:
 class _Handler:
     def __init__(self, standin: "SmtpStandin"):
         self.standin = standin
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # AUTH is required here rather than by aiosmtpd's auth_required, which warns when a
+        # plain-loopback stand-in (no openssl) requires it without TLS.
+        if self.standin.username and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.standin.refuse:
@@ -141,7 +154,7 @@ class SmtpStandin:
             Path(self.mailbox_dir).mkdir(parents=True, exist_ok=True)
         options = {}
         if self.username:
-            options.update(authenticator=self._authenticate, auth_required=True,
+            options.update(authenticator=self._authenticate,
                            auth_require_tls=context is not None)
         self.controller = Controller(_Handler(self), hostname=HOST, port=self.port,
                                      tls_context=context, server_hostname="localhost",
