@@ -106,7 +106,6 @@ class Config:
     TWILIO_WHATSAPP_FROM = os.environ.get("TWILIO_WHATSAPP_FROM", "")
     TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
     # Development only (`make run`): /dev/messages shows what the loopback stand-ins received.
-    DEV_MESSAGES_PAGE = False
     DEV_MAILBOX_DIR = os.environ.get("DEV_MAILBOX_DIR", str(BASE_DIR / "instance" / "mailbox"))
     DEV_SMS_STANDIN_URL = os.environ.get("DEV_SMS_STANDIN_URL", "")
     # Hours (local to the recipient) when non-urgent messages are sent: "8-20".
@@ -118,7 +117,6 @@ class Config:
 
 class DevelopmentConfig(Config):
     DEBUG = False
-    DEV_MESSAGES_PAGE = True
 
 
 class TestingConfig(Config):

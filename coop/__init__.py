@@ -180,11 +180,6 @@ def register_blueprints(app: Flask) -> None:
         if getattr(bp, "csrf_exempt", False):
             csrf.exempt(bp)
         app.register_blueprint(bp)
-    # What the loopback stand-ins received, under `make run` only: never in tests or production.
-    # (DEV_MESSAGES_PAGE is on in DevelopmentConfig alone, and no environment variable sets it.)
-    if app.config.get("DEV_MESSAGES_PAGE") and not app.config.get("TESTING"):
-        from .messages.devpage import bp as dev_messages_bp
-        app.register_blueprint(dev_messages_bp)
 
 
 def register_domain_hooks(app: Flask) -> None:

@@ -42,8 +42,13 @@ def start_message_standins() -> dict:
 
 def main() -> None:
     start_stripe_sandbox()
-    settings = start_message_standins()
-    app = create_app(os.environ.get("MINGA_ENV", "development"), **settings)
+    environment = os.environ.get("MINGA_ENV", "development")
+    development = environment == "development"
+    settings = start_message_standins() if development else {}
+    app = create_app(environment, **settings)
+    if development:
+        from .devpage import install
+        install(app)
     app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")),
             debug=False, threaded=True)
 

@@ -15,28 +15,16 @@ import smtplib
 import socket
 import ssl
 import unicodedata
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 
 from flask import current_app
 
+from . import providers
+from .outcomes import ChannelError, Sent
 
-@dataclass(frozen=True)
-class Sent:
-    provider: str      # "smtp", "twilio", ...
-    provider_id: str   # the Message-ID we made, the provider's message sid
-    status: str        # the provider's word: "sent" for SMTP, "queued" for Twilio
-
-
-class ChannelError(Exception):
-    """A message not sent: `code` names why (the provider's own code where it gives one);
-    `permanent` when sending it again cannot help (the address is refused)."""
-
-    def __init__(self, message: str, *, code: str = "error", permanent: bool = False):
-        super().__init__(message)
-        self.code = str(code)
-        self.permanent = permanent
+__all__ = ["ChannelError", "Sent", "send_email", "send_sms", "send_whatsapp", "segments",
+           "normalise_for_sms"]
 
 
 # --- e-mail ---------------------------------------------------------------------------------
@@ -103,16 +91,15 @@ def _text(reply) -> str:
 def send_sms(*, to: str, body: str, status_callback: str | None = None) -> Sent:
     """`body` by SMS to `to` (E.164) through the SMS_PROVIDER's adapter; delivery reports go
     to `status_callback` (the public URL of /messages/status/<provider>)."""
-    from .providers import configured
-    return configured().send(to, body, channel="sms", status_callback=status_callback)
+    return providers.configured().send(to, body, channel="sms",
+                                       status_callback=status_callback)
 
 
 def send_whatsapp(*, to: str, body: str, status_callback: str | None = None) -> Sent:
     """`body` by WhatsApp to `to` (E.164, or already "whatsapp:+57..."), as send_sms."""
-    from .providers import configured
     address = to if to.startswith("whatsapp:") else f"whatsapp:{to}"
-    return configured().send(address, body, channel="whatsapp",
-                             status_callback=status_callback)
+    return providers.configured().send(address, body, channel="whatsapp",
+                                       status_callback=status_callback)
 
 
 # --- segments -------------------------------------------------------------------------------

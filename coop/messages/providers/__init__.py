@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 
 from flask import current_app
 
-from ..channels import ChannelError, Sent
+from ..outcomes import ChannelError, Sent
 
 # name -> "module:class" in this package, imported when first used.
 PROVIDERS = {

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import requests
 
-from ..channels import ChannelError, Sent
+from ..outcomes import ChannelError, Sent
 from . import Params, Provider, pairs
 
 API_VERSION = "2010-04-01"

@@ -1,7 +1,7 @@
-"""/dev/messages: what the loopback stand-ins received under `make run` (development only:
-create_app registers it only when DEV_MESSAGES_PAGE is on, never in testing or production).
-E-mail from the stand-in's mailbox directory (DEV_MAILBOX_DIR, one .eml per message), SMS
-and WhatsApp from the SMS stand-in's list (DEV_SMS_STANDIN_URL)."""
+"""/dev/messages: what the loopback stand-ins received, on the app `make run` serves
+(devserver.py installs it; create_app never does, so testing and production have no such
+page). E-mail from the stand-in's mailbox directory (DEV_MAILBOX_DIR, one .eml per
+message), SMS and WhatsApp from the SMS stand-in's list (DEV_SMS_STANDIN_URL)."""
 from __future__ import annotations
 
 import email
@@ -40,9 +40,16 @@ def _sms(url: str) -> tuple[list[dict], str | None]:
         return [], str(exc)
 
 
+def install(app) -> None:
+    """Add the page to the development server's app (refused on a testing one)."""
+    if app.config.get("TESTING"):
+        raise RuntimeError("/dev/messages is for the development server only")
+    app.register_blueprint(bp)
+
+
 @bp.get("/dev/messages")
 def received():
-    from .channels import segments
+    from coop.messages.channels import segments
     mail = _mail(current_app.config.get("DEV_MAILBOX_DIR") or "")
     sms, problem = _sms(current_app.config.get("DEV_SMS_STANDIN_URL") or "")
     for row in sms:
