@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from coop.extensions import db
 from coop.jobs import services as jobs
-from coop.messages import channels
+from coop.messages import channels, services as messages
 from coop.messages.models import Message
 from coop.messages.providers.twilio import signature_for
 from coop.messages.services import Money
@@ -21,10 +21,15 @@ CALLBACK = "http://minga.test/messages/status/twilio"
 def reports(monkeypatch):
     """What the webhook hands to messages.record_delivery."""
     got = []
-    from coop.messages import services
-    monkeypatch.setattr(services, "record_delivery",
+    monkeypatch.setattr(messages, "record_delivery",
                         lambda *args: got.append(args) or True)
     return got
+
+
+def _notify_paid(farmer, coop):
+    return messages.notify(farmer, "farmer.paid", event="payout-line:1", coop_id=coop.id,
+                           amount=Money(124_000_000, "COP"), rail="Nequi", reference="8812",
+                           coop=coop.name, link="/my/payouts")
 
 
 def _sent_sms(sms_outbox, to="+573001234567"):
@@ -108,7 +113,7 @@ def test_a_farmers_sms_goes_from_notify_to_delivered(client, sms_outbox, make_co
     farmer = make_farmer(coop, phone="+57 300 123 4567")
     farmer.email = None
     db.session.commit()
-    [message] = channels_notify(farmer, coop)
+    [message] = _notify_paid(farmer, coop)
     db.session.commit()
     jobs.drain()
     message = db.session.scalar(select(Message).where(Message.id == message.id))
@@ -126,7 +131,6 @@ def test_a_farmers_sms_goes_from_notify_to_delivered(client, sms_outbox, make_co
 
 def test_a_buyers_email_goes_from_notify_to_the_mailbox(mailbox, make_buyer):
     buyer = make_buyer()
-    from coop.messages import services as messages
     [message] = messages.notify(buyer, "buyer.captured", event="order:9:captured",
                                 amount=Money(2_850_000, "COP"), pool="#9",
                                 kg=messages.Kg(100_000), price=Money(28_500, "COP"))
@@ -141,8 +145,26 @@ def test_a_buyers_email_goes_from_notify_to_the_mailbox(mailbox, make_buyer):
     assert got.text and got.html and message.body.split("\n\n")[0] in got.text
 
 
-def channels_notify(farmer, coop):
-    from coop.messages import services as messages
-    return messages.notify(farmer, "farmer.paid", event="payout-line:1", coop_id=coop.id,
-                           amount=Money(124_000_000, "COP"), rail="Nequi", reference="8812",
-                           coop=coop.name, link="/my/payouts")
+def test_reports_posted_over_http_reach_the_running_app(sms_outbox, live_server, app,
+                                                        make_coop, make_farmer):
+    """With the app served over HTTP (as under `make run`), the stand-in POSTs its signed
+    reports itself, to the URL PUBLIC_BASE_URL names, and the message is delivered."""
+    coop = make_coop()
+    farmer = make_farmer(coop, phone="+57 300 765 4321")
+    farmer.email = None
+    db.session.commit()
+    app.config["PUBLIC_BASE_URL"] = live_server.url
+    sms_outbox.deliver_callbacks = None  # loopback URLs are posted to
+    try:
+        [message] = _notify_paid(farmer, coop)
+        db.session.commit()
+        jobs.drain()
+        db.session.expire_all()
+        sid = db.session.get(Message, message.id).provider_id
+        callbacks = sms_outbox.wait_for_callbacks(sid, 2)
+    finally:
+        app.config["PUBLIC_BASE_URL"] = "http://minga.test"
+    assert [c["url"] for c in callbacks] == [f"{live_server.url}/messages/status/twilio"] * 2
+    assert [(c["delivered"], c["answer"]) for c in callbacks] == [(True, 204), (True, 204)]
+    db.session.expire_all()
+    assert db.session.get(Message, message.id).status == "delivered"

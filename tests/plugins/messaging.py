@@ -62,6 +62,7 @@ def sms_outbox(message_standins, app):
     settings = sms.settings()
     yield sms
     sms.clear()
+    sms.deliver_callbacks = False
     app.config.update(settings)
 
 
