@@ -61,7 +61,8 @@ def send_email(*, to: str, subject: str, text: str, html: str,
                 smtp.ehlo()
             if config.get("MAIL_USERNAME"):
                 smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
-            smtp.send_message(message, from_addr=parseaddr(sender)[1], to_addrs=[to])
+            smtp.send_message(message, from_addr=parseaddr(sender)[1],
+                              to_addrs=[parseaddr(to)[1] or to])
     except smtplib.SMTPRecipientsRefused as exc:
         code, reply = next(iter(exc.recipients.values()))
         raise ChannelError(f"{to} refused: {code} {_text(reply)}", code=f"smtp_{code}",

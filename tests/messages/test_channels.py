@@ -189,3 +189,10 @@ def test_the_server_takes_no_mail_without_the_login(mailbox, app):
         _email()
     assert refused.value.code == "smtp_530" and not refused.value.permanent
     assert mailbox == []
+
+
+def test_a_named_recipient_gets_the_bare_address_in_the_envelope(mailbox):
+    _email(to="Ana Pérez <ana@example.org>")
+    [got] = mailbox
+    assert got.rcpt_tos == ["ana@example.org"]
+    assert got.headers["To"] == "Ana Pérez <ana@example.org>"
