@@ -12,7 +12,7 @@ from ..common.errors import ValidationFailed
 
 DEFAULT_REGION = "CO"
 # What people type between digits: spaces, dashes, dots, brackets; a "+" only in front.
-_TYPED = re.compile(r"\+?[0-9][0-9\s\-().]*")
+_TYPED = re.compile(r"\+?[0-9\s\-().]*[0-9][0-9\s\-().]*")
 
 
 def country_name(region: str) -> str:

@@ -70,7 +70,7 @@ def convert_phones(conn, warn=print) -> dict:
         taken.add(new)
         counts["converted"] += 1
     invited = conn.execute(sa.text(
-        "SELECT i.id, i.phone, c.country FROM invitations i JOIN cooperatives c "
+        "SELECT i.id, i.phone, c.country FROM coop_invitations i JOIN cooperatives c "
         "ON c.id = i.coop_id WHERE i.phone IS NOT NULL")).all()
     for invitation_id, phone, country in invited:
         if phone.startswith("+"):
@@ -79,7 +79,7 @@ def convert_phones(conn, warn=print) -> dict:
         if new is None:
             warn(f"0012_people: invitation {invitation_id}: phone {phone!r} kept as it was")
             continue
-        conn.execute(sa.text("UPDATE invitations SET phone = :p WHERE id = :id"),
+        conn.execute(sa.text("UPDATE coop_invitations SET phone = :p WHERE id = :id"),
                      {"p": new, "id": invitation_id})
     return counts
 
@@ -119,7 +119,7 @@ def downgrade():
     conn = op.get_bind()
     conn.execute(sa.text("UPDATE users SET phone = substr(phone, 2) WHERE phone LIKE '+%'"))
     conn.execute(sa.text(
-        "UPDATE invitations SET phone = substr(phone, 2) WHERE phone LIKE '+%'"))
+        "UPDATE coop_invitations SET phone = substr(phone, 2) WHERE phone LIKE '+%'"))
     with op.batch_alter_table("one_time_codes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_one_time_codes_secret_hash"))
         batch_op.drop_index(batch_op.f("ix_one_time_codes_user_id"))
