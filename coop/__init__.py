@@ -135,7 +135,7 @@ def blueprints() -> list:
     from each domain's api.py, listings from views.py and offline.py): each is imported here,
     explicitly, before its blueprint is registered."""
     # Each domain's API endpoints, in the order the OpenAPI document lists them.
-    from .api import openapi, tokens  # noqa: F401
+    from .api import me, openapi, tokens  # noqa: F401
     from .catalog import api as catalog_api  # noqa: F401
     from .cooperatives import api as coops_api  # noqa: F401
     from .listings import api as listings_api  # noqa: F401
