@@ -76,6 +76,25 @@ class Config:
                           "application/manifest+json"]
     COMPRESS_BR_LEVEL = 9
     COMPRESS_MIN_SIZE = 300
+    # Background jobs (coop/jobs): Celery's broker. Production: Redis (REDIS_URL); without it,
+    # an embedded broker on a SQLite file (make run starts the worker and beat itself).
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+    CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or \
+        f"sqla+sqlite:///{BASE_DIR / 'instance' / 'celery-broker.sqlite'}"
+    # Run committed jobs in the request's own process instead of handing them to Celery.
+    JOBS_EAGER = _env_bool("JOBS_EAGER", False)
+    JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "8"))
+    JOB_RETRY_BASE_SECONDS = int(os.environ.get("JOB_RETRY_BASE_SECONDS", "30"))
+    JOB_RETRY_MAX_SECONDS = int(os.environ.get("JOB_RETRY_MAX_SECONDS", "3600"))
+    # A running job whose worker has not finished it in this long is handed to another.
+    JOB_LEASE_SECONDS = int(os.environ.get("JOB_LEASE_SECONDS", "900"))
+    JOBS_SWEEP_AFTER_SECONDS = int(os.environ.get("JOBS_SWEEP_AFTER_SECONDS", "120"))
+    # Links in messages, and the URL an SMS provider's delivery reports are signed for.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    # Hours (local to the recipient) when non-urgent messages are sent: "8-20".
+    MESSAGES_DAYTIME = tuple(int(h) for h in os.environ.get("MESSAGES_DAYTIME", "8-20").split("-"))
+    # Days after a pool's confirmation before its manager hears that intake is missing.
+    INTAKE_MISSING_DAYS = int(os.environ.get("INTAKE_MISSING_DAYS", "7"))
     TESTING = False
 
 
@@ -91,6 +110,10 @@ class TestingConfig(Config):
     RATELIMIT_STORAGE_URI = "memory://"
     STRIPE_TEST_PAYMENT_METHODS = True
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only
+    # Jobs a request commits run in-process right after it (tests/jobs tests the workers).
+    JOBS_EAGER = True
+    MESSAGES_DAYTIME = (0, 24)
+    PUBLIC_BASE_URL = "http://minga.test"
     LOGIN_RATE_LIMIT = "5 per minute"
     # The concurrency tests run 50+ threads, each with its own connection.
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 60, "max_overflow": 10}

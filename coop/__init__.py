@@ -38,6 +38,7 @@ def create_app(config: str | type | None = "development", **overrides) -> Flask:
     register_converters(app)
     register_blueprints(app)
     register_domain_hooks(app)
+    register_jobs(app)
     register_errorhandlers(app)
     register_template_helpers(app)
     register_commands(app)
@@ -158,10 +159,11 @@ def blueprints() -> list:
     from .pricing.views import bp as pricing_bp
     from .shares.views import bp as shares_bp
     from .staff.views import bp as staff_bp
+    from .messages.views import bp as messages_bp, public_bp as messages_public_bp
     from .treasury.views import bp as treasury_bp
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
             payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
-            staff_bp]
+            staff_bp, messages_bp, messages_public_bp]
 
 
 def register_converters(app: Flask) -> None:
@@ -198,6 +200,34 @@ def register_domain_hooks(app: Flask) -> None:
     web.load_coops_with(app, coop_services.get_coop)
     auth_hooks.wire(app, notify=_notify, coop_countries=coop_services.coop_countries)
     pool_services.register_supply_reservation()
+
+
+# Each domain's background tasks (@jobs.task, @jobs.periodic), imported so the workers and
+# the outbox know every handler.
+TASK_MODULES = ("coop.messages.services", "coop.pools.tasks", "coop.intake.tasks",
+                "coop.treasury.tasks")
+
+
+def register_jobs(app: Flask) -> None:
+    """The job queue (coop/jobs): task handlers, the Celery app, the eager runner of tests,
+    and the messages domain's view of people (from auth) and of parked jobs."""
+    import importlib
+    from .auth import people
+    from .jobs import services as jobs
+    from .jobs.queue import init_celery
+    from .messages import services as messages
+    for name in TASK_MODULES:
+        importlib.import_module(name)
+    init_celery(app)
+    messages.people_from(app, people.recipient, people.set_announcements, people.names)
+    from .cooperatives import services as coop_services
+    jobs.on_parked(lambda job: messages.tell_parked(job, coop_services.staff_ids))
+
+    @app.after_request
+    def _run_eager_jobs(response):
+        if app.config.get("JOBS_EAGER"):
+            jobs.run_eager_jobs()
+        return response
 
 
 def wants_json() -> bool:

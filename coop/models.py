@@ -14,3 +14,5 @@ from .payouts.models import PayoutBatch, PayoutExclusion, PayoutLine  # noqa: F4
 from .intake.models import Intake, Refund  # noqa: F401,E402
 from .shares.models import ShareAccount, ShareMovement  # noqa: F401,E402
 from .treasury.models import BankStatementLine, StripeBalanceTxn, YearEndClose  # noqa: F401,E402
+from .jobs.models import Job  # noqa: F401,E402
+from .messages.models import Message, OptOut  # noqa: F401,E402

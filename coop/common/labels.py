@@ -45,6 +45,9 @@ LABELS = {
     "stripe_txn_status": "coop.treasury.labels:STRIPE_TXN_STATUS",
     "bank_line_status": "coop.treasury.labels:BANK_LINE_STATUS",
     "bank_match_kind": "coop.treasury.labels:BANK_MATCH_KINDS",
+    "message_status": "coop.messages.labels:MESSAGE_STATUS",
+    "channel": "coop.messages.labels:CHANNELS",
+    "message_topic": "coop.messages.labels:TOPICS",
 }
 
 _loaded: dict[str, Mapping] = {}

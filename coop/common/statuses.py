@@ -96,6 +96,20 @@ class InvitationStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class JobStatus(StrEnum):
+    PENDING = "pending"      # waiting for a worker (or for its time, or its next attempt)
+    RUNNING = "running"      # a worker holds its lease
+    DONE = "done"
+    PARKED = "parked"        # failed too often: staff look, then retry it by hand
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"            # handed to the mail server or the SMS provider
+    DELIVERED = "delivered"  # the provider's delivery report said so
+    FAILED = "failed"
+
+
 P, O, L, R = PoolStatus, OrderStatus, ListingStatus, RefundStatus
 B, N, S, E = PayoutBatchStatus, PayoutLineStatus, ShareAccountStatus, LedgerEntryStatus
 T, K = StripeTxnStatus, BankLineStatus
@@ -136,6 +150,18 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
     # The invited person accepts or declines; the coop may withdraw it meanwhile.
     InvitationStatus: {InvitationStatus.PENDING: frozenset({
         InvitationStatus.ACCEPTED, InvitationStatus.DECLINED, InvitationStatus.WITHDRAWN})},
+    # A worker claims a pending job (or one whose lease ran out: its worker died); it ends
+    # done, back to pending for a later attempt, or parked; staff send a parked job back.
+    JobStatus: {JobStatus.PENDING: frozenset({JobStatus.RUNNING}),
+                JobStatus.RUNNING: frozenset({JobStatus.DONE, JobStatus.PENDING,
+                                              JobStatus.PARKED}),
+                JobStatus.PARKED: frozenset({JobStatus.PENDING})},
+    # Sent when handed over; the provider's report may arrive before Minga recorded the
+    # hand-over (queued -> delivered) and may fail a sent one.
+    MessageStatus: {MessageStatus.QUEUED: frozenset({MessageStatus.SENT, MessageStatus.DELIVERED,
+                                                     MessageStatus.FAILED}),
+                    MessageStatus.SENT: frozenset({MessageStatus.DELIVERED,
+                                                   MessageStatus.FAILED})},
 }
 
 # Listings whose grams a pool may still take; listings whose photo anyone may see.

@@ -542,3 +542,9 @@ def rename_collection_point(coop: Cooperative, point_id: int, *, name: str, plac
         for follow in current_app.extensions.get("collection_point_renamed", ()):
             follow(coop.id, old, name)
     return point
+
+
+def staff_ids(coop_id: int, role: str) -> list[int]:
+    """The ids of the people holding `role` in the coop (whom a notice goes to)."""
+    return list(db.session.scalars(select(Membership.user_id).where(
+        Membership.coop_id == coop_id, Membership.role == role).order_by(Membership.user_id)))

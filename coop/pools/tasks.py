@@ -1,0 +1,40 @@
+"""The pools' background work: closing each pool at its time (celery beat looks every
+minute) and finishing a settlement Stripe interrupted. `flask pools close-due` does the same
+by hand."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..common.errors import DomainError
+from ..common.models import utcnow
+from ..extensions import db
+from ..jobs import services as jobs
+from .models import Pool
+
+
+@jobs.periodic("pools.close_due", 60)
+def enqueue_due_closes() -> int:
+    """A close job for every pool past its closing time, and for every close a crash left
+    unsettled (one job per pool, however many times beat asks)."""
+    now = utcnow()
+    due = list(db.session.execute(select(Pool.id, Pool.coop_id).where(
+        ((Pool.status == "open") & (Pool.closes_at <= now))
+        | ((Pool.status != "open") & Pool.settled_at.is_(None)))))
+    for pool_id, coop_id in due:
+        jobs.enqueue("pools.close", key=f"pool-close:{pool_id}", coop_id=coop_id,
+                     pool_id=pool_id)
+    return len(due)
+
+
+@jobs.task("pools.close")
+def close(pool_id: int) -> None:
+    """Close (decide, allocate, settle) one pool; a rerun finishes what is left (the saga's
+    steps are each recorded). Stripe unreachable: raised, so the job is tried again."""
+    from . import closing
+    try:
+        closing.close_pool(pool_id, on_demand=False)
+    except DomainError as exc:
+        if exc.code == "payment_unavailable":
+            raise RuntimeError("Stripe unavailable") from exc
+        if exc.code != "pool_closed":
+            raise
