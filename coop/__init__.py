@@ -187,8 +187,8 @@ def register_domain_hooks(app: Flask) -> None:
     an import upwards (tests/test_layout.py refuses import circles): the place for such a hook.
     Stripe's webhook events about payment intents go to the pools; a renamed collection point
     renames the coop's listings there; the HTML views' `coop_view` loads coops through
-    cooperatives' get_coop; listings asks pools how much supply open pools hold; auth sends its
-    reset and login codes through messages' notify and reads the coops' countries."""
+    cooperatives' get_coop; listings asks pools how much supply open pools hold; auth reads the
+    coops' countries."""
     from .auth import hooks as auth_hooks
     from .common import web
     from .cooperatives import services as coop_services
@@ -198,7 +198,7 @@ def register_domain_hooks(app: Flask) -> None:
     webhooks.register_handler(app, "payment_intent", pool_services.apply_payment_intent_event)
     coop_services.on_collection_point_renamed(app, listing_services.rename_collection_point)
     web.load_coops_with(app, coop_services.get_coop)
-    auth_hooks.wire(app, notify=_notify, coop_countries=coop_services.coop_countries)
+    auth_hooks.wire(app, coop_countries=coop_services.coop_countries)
     pool_services.register_supply_reservation()
 
 
@@ -241,12 +241,6 @@ def _rate_limit_window(exc) -> int:
         return int(item.get_expiry()) if item is not None else 0
     except (AttributeError, TypeError, ValueError):
         return 0
-
-
-def _notify(user, template: str, **kwargs):
-    """The messages domain's notify, for the domains below it (auth: resets, login codes)."""
-    from .messages import services as messages
-    return messages.notify(user, template, **kwargs)
 
 
 def register_errorhandlers(app: Flask) -> None:

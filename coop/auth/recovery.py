@@ -9,12 +9,13 @@ from flask_babel import gettext as _
 
 from ..common.errors import ValidationFailed
 from ..extensions import db
-from . import codes, hooks, services
+from . import codes, services
 from .models import User
 
 
 def _notify(user: User, template: str, **kwargs) -> None:
-    hooks.notify(user, template, **kwargs)
+    from ..messages import services as messages
+    messages.notify(user, template, **kwargs)
 
 
 phone_channel = services.phone_channel
@@ -37,8 +38,10 @@ def request_reset(login: str) -> str:
         return by
     if by == "email" and user.email:
         row, token = codes.issue_reset_link(user)
+        # A path: the messages domain makes it absolute with PUBLIC_BASE_URL, never with the
+        # request's Host header (which whoever asks for the reset controls).
         _notify(user, "auth.reset_link", event=f"reset:{row.id}", channel="email",
-                link=url_for("auth.reset_with_link", token=token, _external=True))
+                link=url_for("auth.reset_with_link", token=token))
     elif user.phone:
         row, code = codes.issue_code(user, "reset_code")
         _notify(user, "auth.reset_code", event=f"reset:{row.id}", channel=phone_channel(user),

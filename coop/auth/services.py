@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from contextlib import contextmanager
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
+from flask import current_app, g
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -314,9 +316,9 @@ def account_login_throttled(login: str) -> None:
     user = find_by_login(login)
     if user is None:
         return None
-    from . import hooks
+    from ..messages import services as messages
     hour = utcnow().strftime("%Y-%m-%dT%H")
-    hooks.notify(user, "auth.login_throttled", event=f"login_throttled:{user.id}:{hour}")
+    messages.notify(user, "auth.login_throttled", event=f"login_throttled:{user.id}:{hour}")
     db.session.commit()
     return None
 
@@ -450,6 +452,23 @@ def change_pin(user: User, current: str, new: str, confirm: str | None = None) -
 
 # ---------------------------------------------------------------- a change of phone
 
+@contextmanager
+def reached_at(user: User, *, phone: str):
+    """Within the block, messages to `user` go to `phone` (E.164) instead of the one on file
+    (auth.people reads it): a code that proves a new number, for a person with none yet."""
+    overrides = g.setdefault("auth_reached_at", {})
+    overrides[user.id] = phone
+    try:
+        yield
+    finally:
+        overrides.pop(user.id, None)
+
+
+def reached_phone(user: User) -> str | None:
+    """The phone messages to `user` go to now (see reached_at)."""
+    return (g.get("auth_reached_at") or {}).get(user.id, user.phone)
+
+
 def phone_channel(user: User) -> str:
     """Where a code to the phone goes: WhatsApp when that is the person's channel, else SMS."""
     return "whatsapp" if channel_of(user) == "whatsapp" else "sms"
@@ -464,7 +483,8 @@ def request_phone_change(user: User, raw: str):
     current phone): a 6-digit code goes to the OLD phone (or, without one, to the new one);
     the change applies only with that code (confirm_phone_change). Refuses an invalid
     number, the number they have, one another account has. Returns the code's row."""
-    from . import codes, hooks
+    from ..messages import services as messages
+    from . import codes
     new = normalise_phone(raw, _phone_region(user))
     if new is None:
         raise ValidationFailed(_("Give the new phone number."),
@@ -476,10 +496,13 @@ def request_phone_change(user: User, raw: str):
         raise Conflict(_("Another account has that phone number."), code="phone_taken",
                        fields={"phone": [_("Already registered.")]})
     row, code = codes.issue_code(user, "phone_change", {"phone": new})
-    to_old = user.phone is not None
-    extra = {} if to_old else {"to": new}  # nothing on file yet: the new number proves itself
-    hooks.notify(user, "auth.phone_change_code", event=f"phone_change:{row.id}",
-                 channel=phone_channel(user) if to_old else "sms", code=code, **extra)
+    if user.phone:
+        messages.notify(user, "auth.change_code", event=f"phone_change:{row.id}",
+                        channel=phone_channel(user), code=code, what=_l("phone number"))
+    else:  # nothing on file yet: the new number proves itself
+        with reached_at(user, phone=new):
+            messages.notify(user, "auth.change_code", event=f"phone_change:{row.id}",
+                            channel="sms", code=code, what=_l("phone number"))
     return row
 
 

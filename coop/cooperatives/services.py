@@ -387,7 +387,10 @@ def request_payout_change(profile: FarmerProfile, rail: str, account: str,
     (update_payout's rules), then a 6-digit code goes to the farmer's phone on file (their
     e-mail without one); the change applies only with that code (confirm_payout_change).
     Returns the code's row and where it went (the number, masked)."""
-    from ..auth import codes, hooks, phones
+    from flask_babel import lazy_gettext as _l
+
+    from ..auth import codes, phones
+    from ..messages import services as messages
     if rail not in PAYOUT_RAILS:
         raise ValidationFailed(_("Choose a payout method."),
                                fields={"payout_rail": [_("Choose a payout method.")]})
@@ -397,8 +400,9 @@ def request_payout_change(profile: FarmerProfile, rail: str, account: str,
     farmer = profile.user
     row, code = codes.issue_code(farmer, "payout_change", details)
     channel = auth_services.phone_channel(farmer) if farmer.phone else None
-    hooks.notify(farmer, "auth.payout_change_code", event=f"payout_change:{row.id}",
-                 coop_id=profile.coop_id, channel=channel, code=code)
+    messages.notify(farmer, "auth.change_code", event=f"payout_change:{row.id}",
+                    coop_id=profile.coop_id, channel=channel, code=code,
+                    what=_l("payout account"))
     return row, phones.masked(farmer.phone) if farmer.phone else (farmer.email or "")
 
 

@@ -20,6 +20,7 @@ from coop.cooperatives import services as coop_services
 from coop.cooperatives.models import FarmerProfile, Invitation
 from coop.extensions import db
 from tests.support import PASSWORD
+from tests.support.sent import code_in, last_message, messages_to
 from tests.support.auth import PIN, logged_in, pin_farmer, replay, session_cookie
 
 MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0012_people.py"
@@ -217,22 +218,22 @@ def _audit(action):
     return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
-def test_a_change_of_phone_waits_for_the_code_sent_to_the_old_phone(client, make_coop,
-                                                                    notified):
+def test_a_change_of_phone_waits_for_the_code_sent_to_the_old_phone(client, make_coop):
     coop = make_coop()
     farmer = pin_farmer(coop, phone="3105550188").user
     client.post("/login", data={"login": "3105550188", "password": PIN})
     response = client.post("/account/phone", data={"phone": "320 111 2233"})
     assert response.status_code == 200
     assert "+57 ••• 0188" in response.get_data(as_text=True)
-    (notice,) = [n for n in notified if n.template == "auth.phone_change_code"]
+    notice = last_message("auth.change_code")
     assert (notice.user_id, notice.channel) == (farmer.id, "sms")
-    assert "to" not in notice.context  # to the phone on file: the old one
+    assert notice.to_address == "+573105550188"  # the phone on file: the old one
+    assert "phone number" in notice.body or "teléfono" in notice.body
     db.session.expire_all()
     assert db.session.get(User, farmer.id).phone == "+573105550188"  # not yet
-    wrong = f"{(int(notice.context['code']) + 1) % 1_000_000:06d}"
+    wrong = f"{(int(code_in(notice)) + 1) % 1_000_000:06d}"
     assert client.post("/account/phone/confirm", data={"code": wrong}).status_code == 422
-    response = client.post("/account/phone/confirm", data={"code": notice.context["code"]})
+    response = client.post("/account/phone/confirm", data={"code": code_in(notice)})
     assert response.status_code == 302
     db.session.expire_all()
     assert db.session.get(User, farmer.id).phone == "+573201112233"
@@ -244,13 +245,13 @@ def test_a_change_of_phone_waits_for_the_code_sent_to_the_old_phone(client, make
                        ).status_code == 302
 
 
-def test_without_a_phone_the_code_goes_to_the_new_one(client, make_user, login, notified):
+def test_without_a_phone_the_code_goes_to_the_new_one(client, make_user, login):
     user = make_user(email="nophone@example.org")
     login(user)
     assert client.post("/account/phone", data={"phone": "3001231234"}).status_code == 200
-    (notice,) = notified
-    assert notice.context["to"] == "+573001231234" and notice.channel == "sms"
-    assert client.post("/account/phone/confirm", data={"code": notice.context["code"]}
+    notice = last_message("auth.change_code")
+    assert (notice.to_address, notice.channel) == ("+573001231234", "sms")
+    assert client.post("/account/phone/confirm", data={"code": code_in(notice)}
                        ).status_code == 302
     db.session.expire_all()
     assert db.session.get(User, user.id).phone == "+573001231234"
@@ -258,8 +259,7 @@ def test_without_a_phone_the_code_goes_to_the_new_one(client, make_user, login, 
     assert event.coop_id is None  # nobody's coop: the platform's log
 
 
-def test_a_change_of_phone_refuses_bad_taken_and_same_numbers(client, make_user, login,
-                                                              notified):
+def test_a_change_of_phone_refuses_bad_taken_and_same_numbers(client, make_user, login):
     make_user(phone="3001119999")
     user = make_user(email="mine@example.org", phone="3001118888")
     login(user)
@@ -271,15 +271,14 @@ def test_a_change_of_phone_refuses_bad_taken_and_same_numbers(client, make_user,
         assert response.status_code == status, typed
         html = response.get_data(as_text=True)
         assert message in html and f'value="{typed}"' in html
-    assert notified == []
+    assert messages_to() == []
     assert client.post("/account/phone/confirm", data={"code": "123456"}).status_code == 422
 
 
 # ---------------------------------------------------------------- payout account
 
 def test_a_payout_change_applies_only_with_the_code_sent_to_the_farmer(client, make_coop,
-                                                                       make_farmer, login,
-                                                                       notified):
+                                                                       make_farmer, login):
     coop = make_coop()
     farmer = make_farmer(coop, phone="3105550199", rail="nequi", account="3001234567")
     profile = coop_services.farmer_profile(coop.id, farmer.id)
@@ -289,16 +288,16 @@ def test_a_payout_change_applies_only_with_the_code_sent_to_the_farmer(client, m
     response = client.post(url, data={"payout-payout_rail": "daviplata",
                                       "payout-payout_account": "3109998877"})
     assert response.status_code == 200 and "+57 ••• 0199" in response.get_data(as_text=True)
-    (notice,) = [n for n in notified if n.template == "auth.payout_change_code"]
+    notice = last_message("auth.change_code")
     assert (notice.user_id, notice.channel) == (farmer.id, "sms")
     db.session.expire_all()
     assert db.session.get(FarmerProfile, profile.id).payout_account == "3001234567"
-    assert client.post(url + "/confirm", data={"code": "000000" if notice.context["code"]
+    assert client.post(url + "/confirm", data={"code": "000000" if code_in(notice)
                                                != "000000" else "111111"}
                        ).status_code == 422
     db.session.expire_all()
     assert db.session.get(FarmerProfile, profile.id).payout_rail == "nequi"
-    assert client.post(url + "/confirm", data={"code": notice.context["code"]}
+    assert client.post(url + "/confirm", data={"code": code_in(notice)}
                        ).status_code == 302
     db.session.expire_all()
     saved = db.session.get(FarmerProfile, profile.id)
@@ -307,12 +306,11 @@ def test_a_payout_change_applies_only_with_the_code_sent_to_the_farmer(client, m
     assert event.coop_id == coop.id and event.user_id == manager.id
     assert "3001234567" in event.before_json and "3109998877" in event.after_json
     # Used: the same code changes nothing again.
-    assert client.post(url + "/confirm", data={"code": notice.context["code"]}
+    assert client.post(url + "/confirm", data={"code": code_in(notice)}
                        ).status_code == 422
 
 
-def test_a_code_for_one_farmer_does_not_change_another(client, make_coop, make_farmer, login,
-                                                       notified):
+def test_a_code_for_one_farmer_does_not_change_another(client, make_coop, make_farmer, login):
     coop = make_coop()
     a = coop_services.farmer_profile(coop.id, make_farmer(coop, phone="3105550101").id)
     b = coop_services.farmer_profile(coop.id, make_farmer(coop, phone="3105550102").id)
@@ -320,7 +318,7 @@ def test_a_code_for_one_farmer_does_not_change_another(client, make_coop, make_f
     base = f"/manage/coops/{coop.id}/farmers"
     client.post(f"{base}/{a.id}/payout", data={"payout-payout_rail": "nequi",
                                                "payout-payout_account": "3109998877"})
-    code = notified[-1].context["code"]
+    code = code_in(last_message("auth.change_code"))
     assert client.post(f"{base}/{b.id}/payout/confirm", data={"code": code}
                        ).status_code == 422
     db.session.expire_all()

@@ -19,6 +19,7 @@ from coop.cooperatives.models import FarmerProfile
 from coop.extensions import db
 from tests.support.auth import PIN, Clock, logged_in, pin_farmer, replay, session_cookie
 from tests.support import PASSWORD
+from tests.support.sent import code_in, last_message
 
 NEW_PASSWORD = "a-brand-new-long-secret"
 REDIS_URI = "redis://127.0.0.1:6379/15"
@@ -176,8 +177,7 @@ def _payout_form(rail="nequi", account="3009998877"):
             "payout-bank_name": ""}
 
 
-def test_a_session_opened_with_a_pin_cannot_change_payout_details(app, make_coop, make_user,
-                                                                 notified):
+def test_a_session_opened_with_a_pin_cannot_change_payout_details(app, make_coop, make_user):
     """A manager who is also a farmer logs in with a PIN: the PIN opens the pages, but where a
     farmer is paid changes only in a session opened with a password."""
     coop = make_coop()
@@ -210,7 +210,7 @@ def test_a_session_opened_with_a_pin_cannot_change_payout_details(app, make_coop
     # ... confirmed by the code sent to the farmer's phone (the confirmation too needs a
     # password session).
     assert by_password.post(url, data=_payout_form()).status_code == 200
-    code = notified[-1].context["code"]
+    code = code_in(last_message("auth.change_code"))
     assert by_pin.post(url + "/confirm", data={"code": code}).status_code == 403
     assert by_password.post(url + "/confirm", data={"code": code}).status_code == 302
     db.session.expire_all()

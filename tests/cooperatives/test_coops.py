@@ -14,6 +14,7 @@ from coop.cooperatives.payout_accounts import (clabe_is_valid, luhn_is_valid,
                                                validate_payout_account)
 from coop.extensions import db
 from tests.support import PASSWORD
+from tests.support.sent import code_in, last_message
 
 PDF = b"%PDF-1.4\n% registration\n%%EOF\n"
 NIT = "800197268-4"  # the DIAN's own NIT, its check digit right
@@ -410,14 +411,14 @@ def test_plot_service_rules(make_coop, make_farmer):
 
 # --- payout details --------------------------------------------------------------------------
 
-def test_manager_updates_payout_details(en, farmer_page, notified):
+def test_manager_updates_payout_details(en, farmer_page):
     coop, profile, url = farmer_page
     response = en.post(url + "/payout", data={"payout-payout_rail": "bank",
                                               "payout-payout_account": "0012-3456-7890",
                                               "payout-bank_name": "Bancolombia"})
     assert response.status_code == 200  # the code sent to the farmer is asked for
-    (notice,) = [n for n in notified if n.template == "auth.payout_change_code"]
-    response = en.post(url + "/payout/confirm", data={"code": notice.context["code"]})
+    notice = last_message("auth.change_code")
+    response = en.post(url + "/payout/confirm", data={"code": code_in(notice)})
     assert response.status_code == 302
     db.session.expire_all()
     profile = db.session.get(FarmerProfile, profile.id)
