@@ -41,6 +41,12 @@ class Config:
     # Failed PIN (or first-login code) logins, per farmer account and per address alike: a
     # PIN has 10,000 to a million values, so far fewer tries than for a password.
     PIN_RATE_LIMIT = os.environ.get("PIN_RATE_LIMIT", "5 per 15 minutes")
+    # Getting in without help (issue 11): a reset link by e-mail lasts an hour; a 6-digit code
+    # by SMS ten minutes and five tries. Asking for a link or a code is limited per address and,
+    # separately, per account typed (RESET_RATE_LIMIT), so nobody floods a phone with SMS.
+    PASSWORD_RESET_TTL_MINUTES = int(os.environ.get("PASSWORD_RESET_TTL_MINUTES", "60"))
+    RESET_CODE_TTL_MINUTES = int(os.environ.get("RESET_CODE_TTL_MINUTES", "10"))
+    RESET_RATE_LIMIT = os.environ.get("RESET_RATE_LIMIT", "5 per hour")
     # Strict-Transport-Security's max-age in seconds, sent in production (never in debug or
     # tests); 0 sends none.
     HSTS_MAX_AGE = int(os.environ.get("HSTS_MAX_AGE", "0"))

@@ -136,7 +136,7 @@ def blueprints() -> list:
     from each domain's api.py, listings from views.py and offline.py): each is imported here,
     explicitly, before its blueprint is registered."""
     # Each domain's API endpoints, in the order the OpenAPI document lists them.
-    from .api import openapi, tokens  # noqa: F401
+    from .api import me, openapi, tokens  # noqa: F401
     from .catalog import api as catalog_api  # noqa: F401
     from .cooperatives import api as coops_api  # noqa: F401
     from .listings import api as listings_api  # noqa: F401
@@ -188,7 +188,9 @@ def register_domain_hooks(app: Flask) -> None:
     an import upwards (tests/test_layout.py refuses import circles): the place for such a hook.
     Stripe's webhook events about payment intents go to the pools; a renamed collection point
     renames the coop's listings there; the HTML views' `coop_view` loads coops through
-    cooperatives' get_coop; listings asks pools how much supply open pools hold."""
+    cooperatives' get_coop; listings asks pools how much supply open pools hold; auth reads the
+    coops' countries."""
+    from .auth import hooks as auth_hooks
     from .common import web
     from .cooperatives import services as coop_services
     from .listings import services as listing_services
@@ -197,6 +199,7 @@ def register_domain_hooks(app: Flask) -> None:
     webhooks.register_handler(app, "payment_intent", pool_services.apply_payment_intent_event)
     coop_services.on_collection_point_renamed(app, listing_services.rename_collection_point)
     web.load_coops_with(app, coop_services.get_coop)
+    auth_hooks.wire(app, coop_countries=coop_services.coop_countries)
     pool_services.register_supply_reservation()
 
 

@@ -36,6 +36,8 @@ AUDIT_ACTIONS = {
     "coop.refused": _l("Refused the cooperative's registration"),
     "staff.granted": _l("Made a member of Minga's staff"),
     "staff.revoked": _l("Removed a member of Minga's staff"),
+    "people.phone_changed": _l("Changed their phone number (confirmed by a code)"),
+    "payouts.account_changed": _l("Changed a farmer's payout account (confirmed by a code)"),
 }
 AUDIT_OBJECTS = {
     "ledger_entry": _l("entry"), "payout_batch": _l("payout batch"),
@@ -62,4 +64,5 @@ AUDIT_FIELDS = {
     "grade": _l("Grade"), "entry": _l("Entry"), "reversal": _l("Reversal"),
     "added": _l("Added"), "closed": _l("Closed"),
     "role": _l("Role"), "member_id": _l("Person"),
+    "phone": _l("Phone"), "payout_account": _l("Payout account"),
 }

@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from ..common.forms import Form
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
 
@@ -50,3 +50,101 @@ class PasswordChangeForm(Form):
 
 class RevokeTokenForm(Form):
     """Only the CSRF token: revoking an API token is a POST from the account page."""
+
+
+_DIGITS = {"inputmode": "numeric", "pattern": "[0-9]*"}
+
+
+class ForgotForm(Form):
+    """An e-mail (a link is sent) or a phone number (a 6-digit code is sent)."""
+    login = StringField(_l("Your e-mail or phone number"),
+                        validators=[DataRequired(), Length(max=254)])
+
+
+class SendCodeForm(Form):
+    """A farmer's phone number, to be sent a one-time login code."""
+    login = StringField(_l("Your phone number"), validators=[DataRequired(), Length(max=254)],
+                        render_kw={"inputmode": "tel", "autocomplete": "tel"})
+
+
+class CodeLoginForm(Form):
+    login = StringField(_l("Your phone number"), validators=[DataRequired(), Length(max=254)],
+                        render_kw={"inputmode": "tel", "autocomplete": "tel"})
+    code = StringField(_l("The 6-digit code"), validators=[DataRequired(), Length(max=20)],
+                       render_kw={**_DIGITS, "autocomplete": "one-time-code"})
+
+
+class ResetCodeForm(Form):
+    """The code sent to the phone and the new secret: a password, or a PIN for a farmer who
+    logs in with one."""
+    login = StringField(_l("Your phone number"), validators=[DataRequired(), Length(max=254)],
+                        render_kw={"inputmode": "tel", "autocomplete": "tel"})
+    code = StringField(_l("The 6-digit code"), validators=[DataRequired(), Length(max=20)],
+                       render_kw={**_DIGITS, "autocomplete": "one-time-code"})
+    password = PasswordField(_l("Your new password, or your new PIN (4 to 6 digits) if you log "
+                                "in with a PIN"), validators=[DataRequired(), Length(max=200)],
+                             render_kw={"autocomplete": "new-password"})
+    password_confirm = PasswordField(_l("The same again"),
+                                     validators=[DataRequired(), Length(max=200)],
+                                     render_kw={"autocomplete": "new-password"})
+
+
+class NewPasswordForm(Form):
+    password = PasswordField(_l("New password (at least 12 characters)"),
+                             validators=[DataRequired(), Length(max=200)],
+                             render_kw={"autocomplete": "new-password"})
+    password_confirm = PasswordField(_l("The new password again"),
+                                     validators=[DataRequired(), Length(max=200)],
+                                     render_kw={"autocomplete": "new-password"})
+
+
+class PinChangeForm(Form):
+    current_pin = PasswordField(_l("Your current PIN"),
+                                validators=[DataRequired(), Length(max=20)],
+                                render_kw={**_DIGITS, "autocomplete": "current-password"})
+    pin = PasswordField(_l("Your new PIN (4 to 6 digits)"),
+                        validators=[DataRequired(), Length(max=20)],
+                        render_kw={**_DIGITS, "autocomplete": "new-password"})
+    pin_confirm = PasswordField(_l("The same PIN again"),
+                                validators=[DataRequired(), Length(max=20)],
+                                render_kw={**_DIGITS, "autocomplete": "new-password"})
+
+
+CHANNEL_CHOICES = [("", _l("The usual (e-mail if I have one, else SMS)")),
+                   ("email", _l("E-mail")), ("sms", _l("SMS")), ("whatsapp", _l("WhatsApp"))]
+LANGUAGE_CHOICES = [("es", "Español"), ("en", "English")]
+TIMEZONES = ("America/Bogota", "America/Lima", "America/Guayaquil", "America/La_Paz",
+             "America/Mexico_City", "America/New_York", "America/Sao_Paulo", "Europe/Madrid",
+             "Europe/Berlin", "UTC")
+
+
+class PreferencesForm(Form):
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=120)],
+                       filters=[_strip])
+    language = SelectField(_l("Language of your messages and pages"),
+                           choices=LANGUAGE_CHOICES)
+    channel = SelectField(_l("How we tell you things"), choices=CHANNEL_CHOICES)
+    timezone = SelectField(_l("Your time zone (messages that can wait come in daytime)"),
+                           choices=[])
+    announcements = BooleanField(_l("Send me announcements and news (you can stop them any "
+                                    "time)"))
+
+    def __init__(self, *args, current_timezone: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        zones = list(TIMEZONES)
+        if current_timezone and current_timezone not in zones:
+            zones.insert(0, current_timezone)
+        self.timezone.choices = [("", _l("My cooperative's country's"))] + [
+            (z, z.replace("_", " ")) for z in zones]
+
+
+class PhoneChangeForm(Form):
+    phone = StringField(_l("Your new phone number"),
+                        validators=[DataRequired(), Length(max=32)],
+                        render_kw={"inputmode": "tel", "autocomplete": "tel"})
+
+
+class CodeForm(Form):
+    """A 6-digit code that confirms a change (of phone, of payout account)."""
+    code = StringField(_l("The 6-digit code"), validators=[DataRequired(), Length(max=20)],
+                       render_kw={**_DIGITS, "autocomplete": "one-time-code"})

@@ -72,3 +72,39 @@ def login_limits(view):
     view = limiter.shared_limit(_config("LOGIN_RATE_LIMIT"), scope="login-address",
                                 methods=["POST"], deduct_when=_failed)(view)
     return view
+
+
+def _refused(response) -> bool:
+    return response.status_code in (401, 422, 429)
+
+
+def logged_in_key() -> str:
+    """The logged-in account (for codes that confirm a change on the account page)."""
+    from flask_login import current_user
+    return f"login-account:user-{current_user.get_id()}"
+
+
+def send_code_limits(key_func=account_key):
+    """Asking for a reset link or a code (reset, login, change of phone): RESET_RATE_LIMIT per
+    address and, separately, per account (`key_func`: the one typed), every request counted
+    (each may send an SMS), shared by every page that sends one."""
+    def decorate(view):
+        view = limiter.shared_limit(_config("RESET_RATE_LIMIT"), scope="send-code-account",
+                                    key_func=key_func, methods=["POST"])(view)
+        return limiter.shared_limit(_config("RESET_RATE_LIMIT"), scope="send-code-address",
+                                    methods=["POST"])(view)
+    return decorate
+
+
+def code_limits(key_func=account_key):
+    """Typing a code sent by SMS (to log in, reset a password or PIN, confirm a change):
+    besides each code's own 5 tries, refusals count against PIN_RATE_LIMIT per account
+    (`key_func`: the one typed) and per address, shared with the PIN logins (one budget for
+    guessing a farmer's way in); the account's owner is told when it is reached."""
+    def decorate(view):
+        view = limiter.shared_limit(_config("PIN_RATE_LIMIT"), scope="login-pin-address",
+                                    methods=["POST"], deduct_when=_refused)(view)
+        return limiter.shared_limit(_config("PIN_RATE_LIMIT"), scope="login-pin-account",
+                                    key_func=key_func, methods=["POST"],
+                                    deduct_when=_refused, on_breach=_throttled)(view)
+    return decorate

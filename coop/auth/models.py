@@ -17,6 +17,7 @@ class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # A farmer a manager registers may have no e-mail: they log in with their phone then.
     email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    # E.164 ("+573001234567"), validated per country (auth.phones).
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -24,6 +25,13 @@ class User(UserMixin, db.Model):
     # a numeric PIN (stored in password_hash, hashed like a password) before anything else.
     must_set_pin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     locale: Mapped[str | None] = mapped_column(String(5))
+    # How messages reach the person: "email", "sms" or "whatsapp"; None: e-mail if they have
+    # one, else SMS (auth.services.channel_of).
+    channel: Mapped[str | None] = mapped_column(String(10))
+    # IANA time zone ("America/Lima"); None: their coop's country's (auth.services.timezone_of).
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    # Announcements and news only with the person's consent (Ley 1581, Ley 29733): opt-in.
+    announcements: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # In every session (Flask-Login's id is "<id>:<version>"): a logout or a new password
     # moves it, and every session made before stops working (auth.services.end_sessions).
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -63,3 +71,22 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     user: Mapped[User] = relationship()
+
+
+class OneTimeCode(db.Model):
+    """A secret sent to the person to prove they hold the e-mail or phone on file: a password
+    reset link's token, or a 6-digit code (reset, login, change of phone or payout account).
+    Only a keyed hash is stored; it works once, until `expires_at`, for `MAX_TRIES` tries."""
+
+    __tablename__ = "one_time_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # reset_link, reset_code, login_code, phone_change, payout_change
+    purpose: Mapped[str] = mapped_column(String(20))
+    secret_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # What the code confirms, when it confirms a change (the new phone; the payout details).
+    payload: Mapped[str | None] = mapped_column(String(1000))
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,13 +1,11 @@
-"""What the messages domain needs of a person, answered by the domain that owns users."""
+"""What the messages domain needs of a person, answered by the domain that owns users: their
+addresses (phone in E.164), language, channel, time zone and consent (auth.services'
+channel_of, timezone_of, language_of), wired by create_app (messages.people_from)."""
 from __future__ import annotations
 
-from flask import current_app
-
 from ..extensions import db
+from . import services
 from .models import User
-
-TIMEZONES = {"CO": "America/Bogota", "PE": "America/Lima", "EC": "America/Guayaquil",
-             "BO": "America/La_Paz", "MX": "America/Mexico_City"}
 
 
 def _region(user: User) -> str | None:
@@ -20,23 +18,20 @@ def recipient(user_id: int):
     user = db.session.get(User, user_id)
     if user is None:
         return None
-    region = _region(user)
-    phone = user.phone
-    if phone and not phone.startswith("+"):
-        phone = "+" + phone
-    channel = getattr(user, "channel", None) or ("email" if user.email else "sms")
-    timezone = getattr(user, "timezone", None) or TIMEZONES.get(region or "", None) or \
-        current_app.config.get("BABEL_DEFAULT_TIMEZONE", "America/Bogota")
+    phone = services.reached_phone(user)
+    channel = services.channel_of(user)
+    if phone and not user.phone and channel == "email" and phone != user.phone:
+        channel = "sms"
     return Recipient(id=user.id, name=user.name, email=user.email, phone=phone,
-                     language=user.locale if user.locale in ("es", "en") else "es",
-                     region=region, channel=channel, timezone=timezone,
-                     announcements=bool(getattr(user, "announcements", False)))
+                     language=services.language_of(user), region=_region(user),
+                     channel=channel, timezone=services.timezone_of(user),
+                     announcements=bool(user.announcements))
 
 
 def set_announcements(user_id: int, on: bool) -> None:
     user = db.session.get(User, user_id)
-    if user is not None and hasattr(user, "announcements"):
-        user.announcements = on
+    if user is not None:
+        services.set_announcements(user, on)
 
 
 def names(user_ids: set[int]) -> dict[int, str]:

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
+from contextlib import contextmanager
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
+from flask import current_app, g
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -19,6 +20,8 @@ from ..extensions import db
 from .models import ApiToken, Buyer, User
 
 from .passwords import MAX_PASSWORD, MIN_PASSWORD, check_new_password  # noqa: F401 (re-exported)
+from .phones import normalise_phone  # noqa: F401 (re-exported)
+from . import phones
 
 # Checked against when the login is unknown, so both paths cost the same time.
 _DUMMY_HASH = None
@@ -38,17 +41,6 @@ def normalise_email(raw: str) -> str:
                                fields={"email": [_("Not a valid e-mail address.")]})
 
 
-def normalise_phone(raw: str | None) -> str | None:
-    """Digits only ("+57 300 123 4567" -> "573001234567"); None when empty; refuses junk."""
-    if raw is None or not str(raw).strip():
-        return None
-    digits = re.sub(r"[\s\-().+]", "", str(raw))
-    if not re.fullmatch(r"[0-9]{7,15}", digits):
-        raise ValidationFailed(_("A phone number has 7 to 15 digits."),
-                               fields={"phone": [_("7 to 15 digits.")]})
-    return digits
-
-
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method=current_app.config.get(
         "PASSWORD_HASH_METHOD", "scrypt"))
@@ -59,10 +51,13 @@ def email_taken(email: str) -> bool:
 
 
 def create_user(*, email: str | None, name: str, password: str, phone: str | None = None,
-                locale: str | None = None, must_set_pin: bool = False) -> User:
-    """A new person. Refuses a taken e-mail or phone, a short password, an empty name. Without
-    an e-mail (only for farmers a manager registers, with `must_set_pin`) a phone is required,
-    and it is how they log in (`must_set_pin`: such a farmer chooses a PIN at first login)."""
+                locale: str | None = None, must_set_pin: bool = False,
+                region: str | None = None) -> User:
+    """A new person. Refuses a taken e-mail or phone, a short password, an empty name, a phone
+    that is not valid in `region` (the coop's country; Colombia by default) nor with its
+    country code. Without an e-mail (only for farmers a manager registers, with
+    `must_set_pin`) a phone is required, and it is how they log in (`must_set_pin`: such a
+    farmer chooses a PIN at first login). The phone is stored in E.164."""
     if must_set_pin and (email is None or not str(email).strip()):
         if phone is None or not str(phone).strip():
             raise ValidationFailed(_("Give a phone number when there is no e-mail."),
@@ -77,7 +72,7 @@ def create_user(*, email: str | None, name: str, password: str, phone: str | Non
         raise ValidationFailed(_("That name is too long."), fields={"name": [_("Too long.")]})
     if not must_set_pin:  # else a first-login code, replaced by a PIN at the first login
         check_new_password(password)
-    phone = normalise_phone(phone)
+    phone = normalise_phone(phone, region)
     if email is not None and email_taken(email):
         raise Conflict(_("An account with that e-mail already exists."), code="email_taken",
                        fields={"email": [_("Already registered.")]})
@@ -114,28 +109,33 @@ def sign_up_buyer(*, organisation: str, email: str, password: str, name: str | N
     return user
 
 
+def login_regions() -> list[str]:
+    """The countries a phone typed without its country code may be from: those of the
+    platform's coops, Colombia and Peru first."""
+    from .hooks import coop_countries  # cooperatives imports auth: wired by create_app
+    regions = ["CO", "PE"]
+    regions += [c for c in coop_countries() if c and c not in regions]
+    return regions
+
+
 def find_by_login(login: str) -> User | None:
-    """The user whose e-mail or phone number is `login` (phone with or without country code)."""
+    """The user whose e-mail or phone number is `login`. A phone is read with its "+" and
+    country code, as digits beginning with a country code ("573001234567"), or as a national
+    number of one of the platform's countries (login_regions): one account only, else None."""
     login = (login or "").strip()
-    if not login or len(login) > 254:
+    if not login or len(login) > 254 or not login.isprintable():
         return None
     if "@" in login:
         return db.session.scalar(select(User).where(User.email == login.lower()))
-    try:
-        phone = normalise_phone(login)
-    except ValidationFailed:
+    candidates: list[str] = []
+    for region in login_regions():
+        number = phones.parse(login, region)
+        if number and number not in candidates:
+            candidates.append(number)
+    if not candidates:
         return None
-    user = db.session.scalar(select(User).where(User.phone == phone))
-    if user is None:
-        # Typed without the country code (1 to 3 digits), or registered without it while typed
-        # with it: accept only when exactly one number differs from it by such a code.
-        shorter = [phone[n:] for n in (1, 2, 3) if len(phone) - n >= 7]
-        matches = list(db.session.scalars(select(User).where(or_(
-            and_(User.phone.like(f"%{phone}"),
-                 func.length(User.phone).between(len(phone) + 1, len(phone) + 3)),
-            User.phone.in_(shorter))).limit(2)))
-        user = matches[0] if len(matches) == 1 else None
-    return user
+    matches = list(db.session.scalars(select(User).where(User.phone.in_(candidates)).limit(2)))
+    return matches[0] if len(matches) == 1 else None
 
 
 def authenticate(login: str, password: str) -> User | None:
@@ -309,6 +309,220 @@ def is_pin_like(secret: str | None) -> bool:
 
 
 def account_login_throttled(login: str) -> None:
-    """The account `login` names has reached its limit of failed logins. Here the farmer will be
-    told by SMS (issue 11, the Messages issue, provides sending); until then nothing is sent."""
+    """The account `login` names has reached a limit of failed logins (called by the limits
+    on a breach, outside any unit of work, so it commits what it wrote): its owner is told,
+    on their channel, at most once an hour (the message's event is the account and the hour).
+    An unknown account is told nothing."""
+    user = find_by_login(login)
+    if user is None:
+        return None
+    from ..messages import services as messages
+    hour = utcnow().strftime("%Y-%m-%dT%H")
+    messages.notify(user, "auth.login_throttled", event=f"login_throttled:{user.id}:{hour}")
+    db.session.commit()
     return None
+
+
+# ---------------------------------------------------------------- how messages reach people
+
+CHANNELS = ("email", "sms", "whatsapp")
+# A person's time zone when they chose none: their coop's country's (else the buyer's).
+COUNTRY_TIMEZONES = {"CO": "America/Bogota", "PE": "America/Lima", "MX": "America/Mexico_City",
+                     "EC": "America/Guayaquil", "BO": "America/La_Paz", "US": "America/New_York"}
+
+
+def channel_of(user: User) -> str:
+    """The channel messages to `user` take: their choice, when they have its address; else
+    e-mail if they have an e-mail, else SMS."""
+    chosen = user.channel
+    if chosen == "email" and user.email:
+        return "email"
+    if chosen in ("sms", "whatsapp") and user.phone:
+        return chosen
+    return "email" if user.email else "sms"
+
+
+def _country_of(user: User) -> str | None:
+    for membership in user.memberships:
+        return membership.coop.country
+    return user.buyer.country if user.buyer is not None else None
+
+
+def timezone_of(user: User) -> str:
+    """The person's IANA time zone: their choice, else their coop's country's (Colombia
+    America/Bogota, Peru America/Lima), else the app's default."""
+    if user.timezone:
+        return user.timezone
+    return COUNTRY_TIMEZONES.get(_country_of(user) or "",
+                                 current_app.config.get("BABEL_DEFAULT_TIMEZONE",
+                                                        "America/Bogota"))
+
+
+def language_of(user: User) -> str:
+    """The language messages to `user` are written in: their choice, else the app's default."""
+    languages = current_app.config.get("LANGUAGES", ("es", "en"))
+    if user.locale in languages:
+        return user.locale
+    return current_app.config.get("BABEL_DEFAULT_LOCALE", "es")
+
+
+def set_announcements(user: User, on: bool) -> None:
+    """The person's consent to announcements and news (opt-in; the unsubscribe link of an
+    announcement calls this with False)."""
+    user.announcements = bool(on)
+    db.session.flush()
+
+
+def check_timezone(name) -> str | None:
+    """An IANA time zone name ("America/Lima"), or None for the default; refuses others."""
+    if name is None or (isinstance(name, str) and not name.strip()):
+        return None
+    from zoneinfo import available_timezones
+    if not isinstance(name, str) or name.strip() not in available_timezones():
+        raise ValidationFailed(_("Choose a time zone from the list (such as America/Bogota)."),
+                               code="invalid_timezone",
+                               fields={"timezone": [_("Unknown time zone.")]})
+    return name.strip()
+
+
+def check_channel(user: User, channel) -> str | None:
+    """A channel the person can be reached on ("email" needs an e-mail; "sms" and "whatsapp"
+    a phone), or None for the default."""
+    if channel is None or channel == "":
+        return None
+    if channel not in CHANNELS:
+        raise ValidationFailed(_("Choose e-mail, SMS or WhatsApp."), code="invalid_channel",
+                               fields={"channel": [_("Unknown channel.")]})
+    if channel == "email" and not user.email:
+        raise ValidationFailed(_("You have no e-mail address: choose SMS or WhatsApp."),
+                               code="invalid_channel",
+                               fields={"channel": [_("No e-mail on file.")]})
+    if channel in ("sms", "whatsapp") and not user.phone:
+        raise ValidationFailed(_("You have no phone number: add one first, or choose e-mail."),
+                               code="invalid_channel",
+                               fields={"channel": [_("No phone on file.")]})
+    return channel
+
+
+_UNCHANGED = object()
+
+
+def update_preferences(user: User, *, name=_UNCHANGED, language=_UNCHANGED,
+                       channel=_UNCHANGED, timezone=_UNCHANGED,
+                       announcements=_UNCHANGED) -> None:
+    """The person's own name and how they are told things; each argument left out stays.
+    Refuses (422 on the field) an empty or long name, a language Minga does not speak, a
+    channel they have no address for, an unknown time zone, a non-boolean consent. Nothing
+    changes unless every value is right."""
+    changes = {}
+    if name is not _UNCHANGED:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationFailed(_("Name is required."), fields={"name": [_("Required.")]})
+        if len(name.strip()) > 120:
+            raise ValidationFailed(_("That name is too long."),
+                                   fields={"name": [_("Too long.")]})
+        changes["name"] = name.strip()
+    if language is not _UNCHANGED:
+        if language not in current_app.config.get("LANGUAGES", ("es", "en")):
+            raise ValidationFailed(_("Choose Spanish or English."), code="invalid_language",
+                                   fields={"language": [_("Unknown language.")]})
+        changes["locale"] = language
+    if channel is not _UNCHANGED:
+        changes["channel"] = check_channel(user, channel)
+    if timezone is not _UNCHANGED:
+        changes["timezone"] = check_timezone(timezone)
+    if announcements is not _UNCHANGED:
+        if not isinstance(announcements, bool):
+            raise ValidationFailed(_("announcements is true or false."),
+                                   fields={"announcements": [_("Must be true or false.")]})
+        changes["announcements"] = announcements
+    for key, value in changes.items():
+        setattr(user, key, value)
+    db.session.flush()
+
+
+def change_pin(user: User, current: str, new: str, confirm: str | None = None) -> None:
+    """A farmer's new PIN, given the current one: refuses a wrong current PIN and a new one
+    that breaks the PIN rules (check_new_pin). Every other session and API token ends."""
+    if not check_password_hash(user.password_hash, current or ""):
+        raise ValidationFailed(_("Your current PIN is not right."), code="wrong_pin",
+                               fields={"current_pin": [_("Not right.")]})
+    set_pin(user, new, confirm)
+
+
+# ---------------------------------------------------------------- a change of phone
+
+@contextmanager
+def reached_at(user: User, *, phone: str):
+    """Within the block, messages to `user` go to `phone` (E.164) instead of the one on file
+    (auth.people reads it): a code that proves a new number, for a person with none yet."""
+    overrides = g.setdefault("auth_reached_at", {})
+    overrides[user.id] = phone
+    try:
+        yield
+    finally:
+        overrides.pop(user.id, None)
+
+
+def reached_phone(user: User) -> str | None:
+    """The phone messages to `user` go to now (see reached_at)."""
+    return (g.get("auth_reached_at") or {}).get(user.id, user.phone)
+
+
+def phone_channel(user: User) -> str:
+    """Where a code to the phone goes: WhatsApp when that is the person's channel, else SMS."""
+    return "whatsapp" if channel_of(user) == "whatsapp" else "sms"
+
+
+def _phone_region(user: User) -> str:
+    return (phones.region_of(user.phone) or _country_of(user) or phones.DEFAULT_REGION)
+
+
+def request_phone_change(user: User, raw: str):
+    """Starts a change of the person's phone to `raw` (read in the country of their coop or
+    current phone): a 6-digit code goes to the OLD phone (or, without one, to the new one);
+    the change applies only with that code (confirm_phone_change). Refuses an invalid
+    number, the number they have, one another account has. Returns the code's row."""
+    from ..messages import services as messages
+    from . import codes
+    new = normalise_phone(raw, _phone_region(user))
+    if new is None:
+        raise ValidationFailed(_("Give the new phone number."),
+                               fields={"phone": [_("Required.")]})
+    if new == user.phone:
+        raise ValidationFailed(_("That is already your phone number."),
+                               fields={"phone": [_("Already yours.")]})
+    if db.session.scalar(select(User.id).where(User.phone == new, User.id != user.id)):
+        raise Conflict(_("Another account has that phone number."), code="phone_taken",
+                       fields={"phone": [_("Already registered.")]})
+    row, code = codes.issue_code(user, "phone_change", {"phone": new})
+    if user.phone:
+        messages.notify(user, "auth.change_code", event=f"phone_change:{row.id}",
+                        channel=phone_channel(user), code=code, what=_l("phone number"))
+    else:  # nothing on file yet: the new number proves itself
+        with reached_at(user, phone=new):
+            messages.notify(user, "auth.change_code", event=f"phone_change:{row.id}",
+                            channel="sms", code=code, what=_l("phone number"))
+    return row
+
+
+def confirm_phone_change(user: User, code: str) -> str:
+    """Applies the pending change of phone once `code` is the one sent (codes.check_code's
+    rules: 10 minutes, 5 tries); recorded in the audit log of each of the person's coops (or
+    the platform's, without one). Returns the new number."""
+    from ..audit import services as audit  # the audit log reads users: above auth
+    from . import codes
+    row = codes.check_code(user, "phone_change", code)
+    new = codes.payload_of(row).get("phone")
+    if db.session.scalar(select(User.id).where(User.phone == new, User.id != user.id)):
+        raise Conflict(_("Another account has that phone number."), code="phone_taken",
+                       fields={"code": [_("Another account took that number meanwhile.")]})
+    old, user.phone = user.phone, new
+    if user.channel in ("sms", "whatsapp") and not new:
+        user.channel = None
+    db.session.flush()
+    coops = sorted({m.coop_id for m in user.memberships}) or [None]
+    for coop_id in coops:
+        audit.record(coop_id, user, "people.phone_changed", "user", user.id,
+                     before={"phone": old}, after={"phone": new})
+    return new

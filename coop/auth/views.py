@@ -7,9 +7,12 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from ..common import web
 from ..extensions import db, limiter
-from . import services
-from .forms import LoginForm, PasswordChangeForm, PinForm, RevokeTokenForm, SignupForm
-from .limits import login_limits
+from . import recovery, services
+from .forms import (CodeForm, CodeLoginForm, ForgotForm, LoginForm, NewPasswordForm,
+                    PasswordChangeForm, PhoneChangeForm, PinChangeForm, PinForm,
+                    PreferencesForm, ResetCodeForm, RevokeTokenForm, SendCodeForm, SignupForm)
+from .limits import code_limits, logged_in_key, login_limits, send_code_limits
+from .phones import masked
 
 bp = Blueprint("auth", __name__)
 
@@ -73,6 +76,112 @@ def login():
         return render_template("auth/login.html", form=form), 401
     status = 422 if form.errors else 200
     return render_template("auth/login.html", form=form), status
+
+
+# ---------------------------------------------------------------- getting in without help
+# Each of these pages answers the same, status included, whether or not the account exists.
+
+def _no_referrer(response):
+    """A page whose URL holds a secret (a reset link) never hands it to another site."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@send_code_limits()
+@web.unit_of_work
+def forgot_password():
+    """An e-mail gets a reset link; a phone number a 6-digit code (then the code's page)."""
+    form = ForgotForm()
+    if form.validate_on_submit():
+        web.refusal_on_form(form, lambda status: (
+            render_template("auth/forgot.html", form=form), status))
+        if recovery.request_reset(form.login.data) == "email":
+            return render_template("auth/forgot_sent.html",
+                                   minutes=current_app.config["PASSWORD_RESET_TTL_MINUTES"])
+        code_form = ResetCodeForm(formdata=None, login=form.login.data.strip())
+        return render_template("auth/reset_code.html", form=code_form, sent=True)
+    return render_template("auth/forgot.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/password/reset/code", methods=["GET", "POST"])
+@code_limits()
+@web.unit_of_work
+def reset_with_code():
+    """The code sent to the phone and the new password (or PIN): every session and API token
+    of the account ends, and this browser logs in on a new session."""
+    form = ResetCodeForm()
+
+    def page(status):
+        return render_template("auth/reset_code.html", form=form, sent=False), status
+    if form.validate_on_submit():
+        web.refusal_on_form(form, page)
+        user, factor = recovery.reset_with_code(form.login.data, form.code.data,
+                                                form.password.data, form.password_confirm.data)
+        start_session(user, factor=factor)
+        flash(_("Your PIN is changed. Every other session has ended.") if factor == "pin" else
+              _("Your password is changed. Every other session and API token has ended."),
+              "info")
+        return redirect(home_for(user))
+    return page(422 if form.errors else 200)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@web.unit_of_work
+def reset_with_link(token):
+    """The page of a reset link: a new password; the link then stops working."""
+    form = NewPasswordForm()
+
+    def page(status):
+        return _no_referrer(current_app.make_response((render_template(
+            "auth/reset_link.html", form=form, works=True), status)))
+    if recovery.link_works(token) is None:
+        return _no_referrer(current_app.make_response((render_template(
+            "auth/reset_link.html", form=form, works=False), 404)))
+    if form.validate_on_submit():
+        web.refusal_on_form(form, page)
+        user, factor = recovery.reset_with_link(token, form.password.data,
+                                                form.password_confirm.data)
+        start_session(user, factor=factor)
+        flash(_("Your password is changed. Every other session and API token has ended."),
+              "info")
+        return redirect(home_for(user))
+    return page(422 if form.errors else 200)
+
+
+@bp.route("/login/code/send", methods=["GET", "POST"])
+@send_code_limits()
+@web.unit_of_work
+def send_login_code():
+    """A farmer without e-mail asks for a one-time login code by SMS (the same answer
+    whether or not the phone has an account)."""
+    form = SendCodeForm()
+    if form.validate_on_submit():
+        recovery.request_login_code(form.login.data)
+        return render_template("auth/login_code.html", sent=True,
+                               form=CodeLoginForm(formdata=None, login=form.login.data.strip()))
+    return render_template("auth/login_code_send.html", form=form), \
+        422 if form.errors else 200
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@code_limits()
+@web.unit_of_work
+def login_with_code():
+    """Logs in with the phone number and the code sent to it (a session like a PIN's: it
+    cannot change payout details)."""
+    form = CodeLoginForm()
+    if form.validate_on_submit():
+        def refused(status):
+            return render_template("auth/login_code.html", form=form, sent=False), 401
+        web.refusal_on_form(form, refused)
+        user = recovery.login_with_code(form.login.data, form.code.data)
+        start_session(user, factor="pin")
+        if user.must_set_pin:
+            return redirect(url_for("auth.choose_pin"))
+        return redirect(safe_next(request.args.get("next"), home_for(user)))
+    return render_template("auth/login_code.html", form=form, sent=False), \
+        422 if form.errors else 200
 
 
 @bp.route("/logout", methods=["POST"])
@@ -150,8 +259,103 @@ def account():
                             .territories.get(cc, cc),
                             "example": format_number(Decimal("1234.5"), "#,##0.0", loc),
                             "current": get_locale() == loc})
+    return _account_page(regions)
+
+
+def _account_page(regions=None, preferences=None, phone_form=None, status=200):
+    user = current_user
+    if regions is None:
+        regions = []
+    if preferences is None:
+        preferences = PreferencesForm(formdata=None, current_timezone=user.timezone,
+                                      name=user.name, language=services.language_of(user),
+                                      channel=user.channel or "", timezone=user.timezone or "",
+                                      announcements=user.announcements)
     return render_template("auth/account.html", regions=regions,
-                           tokens=services.tokens_of(current_user), revoke_form=RevokeTokenForm())
+                           tokens=services.tokens_of(user), revoke_form=RevokeTokenForm(),
+                           preferences=preferences,
+                           phone_form=phone_form or PhoneChangeForm(formdata=None),
+                           uses_pin=recovery.uses_pin(user),
+                           channel=services.channel_of(user),
+                           timezone=services.timezone_of(user)), status
+
+
+@bp.route("/account/preferences", methods=["POST"])
+@login_required
+@web.unit_of_work
+def preferences():
+    """The person's name, language, channel, time zone and consent to announcements."""
+    user = current_user._get_current_object()
+    form = PreferencesForm(current_timezone=user.timezone)
+    if not form.validate_on_submit():
+        return _account_page(preferences=form, status=422)
+    web.refusal_on_form(form, lambda status: _account_page(preferences=form, status=status))
+    services.update_preferences(user, name=form.name.data, language=form.language.data,
+                                channel=form.channel.data or None,
+                                timezone=form.timezone.data or None,
+                                announcements=bool(form.announcements.data))
+    session["lang"] = user.locale
+    flash(_("Your preferences are saved."), "info")
+    return redirect(url_for("auth.account"))
+
+
+@bp.route("/account/pin/change", methods=["GET", "POST"])
+@login_required
+@limiter.limit(lambda: current_app.config["PIN_RATE_LIMIT"], methods=["POST"],
+               key_func=lambda: f"pin-change:{current_user.get_id()}",
+               deduct_when=lambda r: r.status_code == 422)
+@web.unit_of_work
+def change_pin():
+    """A new PIN, given the current one; every other session and API token ends."""
+    form = PinChangeForm()
+
+    def page(status):
+        return render_template("auth/pin_change.html", form=form), status
+    if form.validate_on_submit():
+        web.refusal_on_form(form, page)
+        user = current_user._get_current_object()
+        services.change_pin(user, form.current_pin.data, form.pin.data, form.pin_confirm.data)
+        start_session(user, factor="pin")
+        flash(_("Your PIN is changed. Every other session has ended."), "info")
+        return redirect(url_for("auth.account"))
+    return page(422 if form.errors else 200)
+
+
+@bp.route("/account/phone", methods=["POST"])
+@login_required
+@send_code_limits(logged_in_key)
+@web.unit_of_work
+def change_phone():
+    """A new phone number: a code goes to the old phone (or to the new one, when there is
+    none), and the change waits for it (confirm_phone)."""
+    form = PhoneChangeForm()
+    if not form.validate_on_submit():
+        return _account_page(phone_form=form, status=422)
+    web.refusal_on_form(form, lambda status: _account_page(phone_form=form, status=status))
+    user = current_user._get_current_object()
+    to = user.phone
+    row = services.request_phone_change(user, form.phone.data)
+    new = recovery.codes.payload_of(row)["phone"]
+    return render_template("auth/phone_confirm.html", form=CodeForm(formdata=None),
+                           to=masked(to or new), new=new)
+
+
+@bp.route("/account/phone/confirm", methods=["POST"])
+@login_required
+@code_limits(logged_in_key)
+@web.unit_of_work
+def confirm_phone():
+    form = CodeForm()
+
+    def page(status):
+        return render_template("auth/phone_confirm.html", form=form, to=None,
+                               new=None), status
+    if not form.validate_on_submit():
+        return page(422)
+    web.refusal_on_form(form, page)
+    new = services.confirm_phone_change(current_user._get_current_object(), form.code.data)
+    flash(_("Your phone number is now %(phone)s.", phone=new), "info")
+    return redirect(url_for("auth.account"))
 
 
 def _password_change_key() -> str:

@@ -18,6 +18,7 @@ from flask import current_app, has_app_context
 # kind of code -> "module:attribute" of the dict that holds its labels
 LABELS = {
     "role": "coop.cooperatives.labels:ROLES",
+    "contact_channel": "coop.auth.labels:CONTACT_CHANNELS",
     "rail": "coop.cooperatives.labels:RAILS",
     "gender": "coop.cooperatives.labels:GENDERS",
     "illicit_crop": "coop.cooperatives.labels:ILLICIT_CROPS",

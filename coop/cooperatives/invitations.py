@@ -64,7 +64,7 @@ def invite(coop: Cooperative, by: User, role: str, *, email: str | None = None,
     if role not in services.ROLES:
         raise ValidationFailed(_("Unknown role."), fields={"role": [_("Unknown role.")]})
     email = auth_services.normalise_email(email) if email else None
-    phone = None if email else auth_services.normalise_phone(phone)
+    phone = None if email else auth_services.normalise_phone(phone, coop.country)
     if email is None and phone is None:
         raise ValidationFailed(_("Give an e-mail or a phone number."),
                                fields={"email": [_("Required.")]})
@@ -126,7 +126,7 @@ def invite_farmer(coop: Cooperative, by: User, *, name: str, email: str | None,
         raise ValidationFailed(_("Name is required."), fields={"name": [_("Required.")]})
     if password:  # a first password the manager typed follows the rules of every password
         auth_services.check_new_password(password)
-    normalised = auth_services.normalise_phone(phone)  # checked even beside an e-mail
+    normalised = auth_services.normalise_phone(phone, coop.country)  # checked even beside an e-mail
     if email is not None and str(email).strip():
         invitation, token = invite(coop, by, "farmer", email=email, name=name,
                                    details=details)

@@ -46,6 +46,12 @@ def list_coops() -> list[Cooperative]:
         Cooperative.status == CoopStatus.VERIFIED).order_by(Cooperative.name)))
 
 
+def coop_countries() -> list[str]:
+    """The countries of every coop, pending ones included (ISO codes, each once)."""
+    return list(db.session.scalars(select(Cooperative.country).distinct()
+                                   .order_by(Cooperative.country)))
+
+
 def get_coop(coop_id: int) -> Cooperative:
     coop = db.session.get(Cooperative, coop_id)
     if coop is None:
@@ -347,7 +353,7 @@ def add_farmer(coop: Cooperative, *, name: str, email: str | None, password: str
             raise ValidationFailed(_("Give the farmer's phone number or e-mail."),
                                    fields={"phone": [_("Required when there is no e-mail.")]})
         existing = db.session.scalar(select(User).where(
-            User.phone == auth_services.normalise_phone(phone)))
+            User.phone == auth_services.normalise_phone(phone, coop.country)))
         taken_field = "phone"
     else:
         existing = db.session.scalar(select(User).where(
@@ -361,7 +367,7 @@ def add_farmer(coop: Cooperative, *, name: str, email: str | None, password: str
     else:
         user = auth_services.create_user(email=None if without_email else email, name=name,
                                          password=password, phone=phone, locale=locale,
-                                         must_set_pin=without_email)
+                                         must_set_pin=without_email, region=coop.country)
     return make_farmer_profile(coop, user, details, by=by)
 
 
@@ -373,6 +379,47 @@ def update_payout(profile: FarmerProfile, rail: str, account: str, bank_name: st
     profile.payout_rail = rail
     profile.bank_name = (bank_name or "").strip()[:80]
     db.session.flush()
+
+
+def request_payout_change(profile: FarmerProfile, rail: str, account: str,
+                          bank_name: str = "") -> tuple[object, str]:
+    """Starts a change of where the farmer is paid: the new details are checked
+    (update_payout's rules), then a 6-digit code goes to the farmer's phone on file (their
+    e-mail without one); the change applies only with that code (confirm_payout_change).
+    Returns the code's row and where it went (the number, masked)."""
+    from flask_babel import lazy_gettext as _l
+
+    from ..auth import codes, phones
+    from ..messages import services as messages
+    if rail not in PAYOUT_RAILS:
+        raise ValidationFailed(_("Choose a payout method."),
+                               fields={"payout_rail": [_("Choose a payout method.")]})
+    details = {"profile_id": profile.id, "rail": rail,
+               "account": validate_payout_account(rail, account),
+               "bank_name": (bank_name or "").strip()[:80]}
+    farmer = profile.user
+    row, code = codes.issue_code(farmer, "payout_change", details)
+    channel = auth_services.phone_channel(farmer) if farmer.phone else None
+    messages.notify(farmer, "auth.change_code", event=f"payout_change:{row.id}",
+                    coop_id=profile.coop_id, channel=channel, code=code,
+                    what=_l("payout account"))
+    return row, phones.masked(farmer.phone) if farmer.phone else (farmer.email or "")
+
+
+def confirm_payout_change(profile: FarmerProfile, code: str, by: User | None) -> None:
+    """Applies the pending change of the farmer's payout details once `code` is the one sent
+    to them (auth.codes' rules: 10 minutes, 5 tries); recorded in the audit log. Refuses a
+    code for another farmer's change."""
+    from ..auth import codes
+    row = codes.check_code(profile.user, "payout_change", code)
+    details = codes.payload_of(row)
+    if details.get("profile_id") != profile.id:
+        raise codes.CodeRefused("code_wrong")
+    before = {"rail": profile.payout_rail, "payout_account": profile.payout_account}
+    update_payout(profile, details["rail"], details["account"], details.get("bank_name", ""))
+    audit.record(profile.coop_id, by, "payouts.account_changed", "user", profile.user_id,
+                 before=before, after={"rail": profile.payout_rail,
+                                       "payout_account": profile.payout_account})
 
 
 def add_plot(profile: FarmerProfile, *, name: str, hectares, replaced_crop: str | None,

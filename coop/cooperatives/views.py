@@ -5,6 +5,8 @@ from flask_login import current_user, login_required, login_user
 
 from ..auth import services as auth_services
 from ..auth.factors import require_password_login
+from ..auth.forms import CodeForm
+from ..auth.limits import code_limits, logged_in_key
 from ..auth.models import User
 from ..auth.views import home_for
 from ..common import web
@@ -206,8 +208,29 @@ def update_payout(coop, profile_id):
         return page(422)
     web.refusal_on_form(form, page)
     require_password_login()  # a PIN alone never changes where a farmer is paid
-    services.update_payout(profile, form.payout_rail.data, form.payout_account.data,
-                           form.bank_name.data)
+    _row, to = services.request_payout_change(profile, form.payout_rail.data,
+                                              form.payout_account.data, form.bank_name.data)
+    return render_template("coops/payout_confirm.html", coop=coop, profile=profile, to=to,
+                           form=CodeForm(formdata=None))
+
+
+@bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/payout/confirm",
+          methods=["POST"])
+@code_limits(logged_in_key)
+@web.coop_view("manager")
+def confirm_payout(coop, profile_id):
+    """The code the farmer received: only then do the new payout details apply."""
+    profile = services.get_farmer_profile(coop, profile_id)
+    form = CodeForm()
+
+    def page(status):
+        return render_template("coops/payout_confirm.html", coop=coop, profile=profile,
+                               to=None, form=form), status
+    if not form.validate_on_submit():
+        return page(422)
+    web.refusal_on_form(form, page)
+    require_password_login()
+    services.confirm_payout_change(profile, form.code.data, current_user)
     flash(_("Payout details saved."), "info")
     return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
 

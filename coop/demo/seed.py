@@ -72,7 +72,7 @@ def seed_demo() -> bool:
             given = FIRST[(n * 7) % len(FIRST)]
             full = f"{given} {LAST[(n * 3) % len(LAST)]} {LAST[(n * 5 + 1) % len(LAST)]}"
             phone = (f"573{n:09d}" if country == "CO" else f"519{n:08d}")
-            user = _user(f"farmer{n}@example.org", full, pw_hash, phone=phone)
+            user = _user(f"farmer{n}@example.org", full, pw_hash, phone="+" + phone)
             rail = rails[n % len(rails)]
             account = {"nequi": phone[2:], "daviplata": phone[2:], "yape": phone[2:],
                        "plin": phone[2:], "breb": f"{10_000_000 + n * 137}",

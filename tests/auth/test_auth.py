@@ -11,6 +11,7 @@ from werkzeug.security import check_password_hash
 
 import config
 from coop import create_app
+from coop.auth import services
 from coop.auth.models import Buyer, User
 from coop.extensions import db
 from tests.support import PASSWORD
@@ -163,9 +164,15 @@ def test_login_by_phone_with_or_without_country_code(en, make_user, typed):
 
 
 def test_login_with_country_code_when_registered_without(en, make_user):
-    make_user(phone="987654321")  # a Peruvian mobile, registered without +51
-    assert en.post("/login", data={"login": "+51 987 654 321", "password": PASSWORD}
-                   ).status_code == 302
+    services.create_user(email="pe@example.org", name="Peruana", password=PASSWORD,
+                         phone="987654321", region="PE")  # a Peruvian mobile, without +51
+    db.session.commit()
+    assert db.session.scalar(select(User.phone).where(User.email == "pe@example.org")) \
+        == "+51987654321"
+    for typed in ("+51 987 654 321", "51987654321", "987 654 321"):
+        assert en.post("/login", data={"login": typed, "password": PASSWORD}
+                       ).status_code == 302, typed
+        en.post("/logout")
 
 
 def test_phone_login_needs_the_whole_number(en, make_user):
@@ -176,15 +183,15 @@ def test_phone_login_needs_the_whole_number(en, make_user):
                        ).status_code == 401, typed
 
 
-def test_phone_login_refuses_an_ambiguous_short_number(en, make_user):
-    make_user(phone="573001234567")
-    make_user(phone="513001234567")  # the same digits behind another country code
-    response = en.post("/login", data={"login": "3001234567", "password": PASSWORD})
-    assert response.status_code == 401
-    assert en.get("/account").status_code == 302
-    # With the country code each logs in.
-    assert en.post("/login", data={"login": "+51 300 123 4567", "password": PASSWORD}
-                   ).status_code == 302
+def test_phone_login_reads_a_national_number_in_each_country_of_the_platform(en, make_user):
+    colombian = make_user(phone="573001234567")
+    peruvian = services.create_user(email="pe2@example.org", name="P", password=PASSWORD,
+                                    phone="+51 912 345 678")
+    db.session.commit()
+    assert (colombian.phone, peruvian.phone) == ("+573001234567", "+51912345678")
+    assert services.find_by_login("300 123 4567").id == colombian.id
+    assert services.find_by_login("912345678").id == peruvian.id
+    assert services.find_by_login("+57 912 345 678") is None  # no such Colombian number
 
 
 def test_wrong_password_or_unknown_login_is_refused_clearly(en, make_user):

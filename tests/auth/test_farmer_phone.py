@@ -396,7 +396,7 @@ def _add_phone_farmer(client, login, coop, **overrides) -> str:
 
 def test_a_manager_adds_a_farmer_with_a_phone_only(client, login, coop):
     code = _add_phone_farmer(client, login, coop)
-    user = db.session.scalar(select(User).where(User.phone == "573105550101"))
+    user = db.session.scalar(select(User).where(User.phone == "+573105550101"))
     assert user.email is None and user.must_set_pin
     assert code not in user.password_hash
 
@@ -405,7 +405,7 @@ def test_without_e_mail_the_phone_is_required_and_checked(client, login, coop):
     login(_manager(coop))
     client.get("/lang/es")
     for phone, message in (("", "Obligatorio cuando no hay correo electrónico."),
-                           ("12ab", "7 a 15 dígitos")):
+                           ("12ab", "Solo dígitos")):
         response = client.post(f"/manage/coops/{coop.id}/farmers/new",
                                data={**NEW_FARMER, "phone": phone})
         assert response.status_code == 422
@@ -427,7 +427,7 @@ def test_the_farmer_chooses_a_pin_before_anything_else(client, login, coop):
         redirect = client.get(path)
         assert redirect.status_code == 302 and redirect.headers["Location"] == "/account/pin"
     page = text(client.get("/account/pin"))
-    assert "Elija su PIN" in page and "¿Olvidó su PIN? Pregunte en su cooperativa" in page
+    assert "Elija su PIN" in page and "¿Olvidó su contraseña o su PIN?" in page
     assert 'inputmode="numeric"' in page and 'autocomplete="new-password"' in page
     # The first-login code gets no API token either.
     api = client.post("/api/v1/auth/tokens", json={"email": "3105550101", "password": code})
@@ -453,7 +453,7 @@ def test_weak_or_malformed_pins_are_refused(client, login, coop, pin, confirm, m
     response = client.post("/account/pin", data={"pin": pin, "pin_confirm": confirm})
     assert response.status_code == 422
     assert message in text(response)
-    user = db.session.scalar(select(User).where(User.phone == "573105550101"))
+    user = db.session.scalar(select(User).where(User.phone == "+573105550101"))
     db.session.refresh(user)
     assert user.must_set_pin
 
@@ -463,7 +463,7 @@ def test_the_pin_replaces_the_code_and_is_hashed(client, login, coop):
     _log_in(client, login, code)
     response = client.post("/account/pin", data={"pin": "4831", "pin_confirm": "4831"})
     assert response.status_code == 302 and response.headers["Location"] == "/my/listings"
-    user = db.session.scalar(select(User).where(User.phone == "573105550101"))
+    user = db.session.scalar(select(User).where(User.phone == "+573105550101"))
     db.session.refresh(user)
     assert not user.must_set_pin and "4831" not in user.password_hash
     assert user.password_hash.split(":")[0] in ("pbkdf2", "scrypt")
@@ -479,17 +479,17 @@ def test_a_forgotten_pin_gets_a_new_code_from_the_manager(client, login, coop):
     code = _add_phone_farmer(client, login, coop)
     _log_in(client, login, code)
     client.post("/account/pin", data={"pin": "4831", "pin_confirm": "4831"})
-    user = db.session.scalar(select(User).where(User.phone == "573105550101"))
+    user = db.session.scalar(select(User).where(User.phone == "+573105550101"))
     auth_services.issue_token(user)
     db.session.commit()
     client.post("/logout")
-    assert "¿Olvidó su PIN? Pregunte en su cooperativa" in text(client.get("/login"))
+    assert "¿Olvidó su contraseña o su PIN?" in text(client.get("/login"))
     login(_manager(coop))
     client.get("/lang/es")
     from coop.cooperatives import services as coop_services
     profile = coop_services.farmer_profile(coop.id, user.id)
     page = text(client.get(f"/manage/coops/{coop.id}/farmers/{profile.id}"))
-    assert "Entra con el número de teléfono 573105550101 y un PIN." in page
+    assert "Entra con el número de teléfono +573105550101 y un PIN." in page
     response = client.post(f"/manage/coops/{coop.id}/farmers/{profile.id}/pin")
     assert response.status_code == 302
     page = text(client.get(response.headers["Location"]))

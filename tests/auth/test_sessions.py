@@ -19,6 +19,7 @@ from coop.cooperatives.models import FarmerProfile
 from coop.extensions import db
 from tests.support.auth import PIN, Clock, logged_in, pin_farmer, replay, session_cookie
 from tests.support import PASSWORD
+from tests.support.sent import code_in, last_message
 
 NEW_PASSWORD = "a-brand-new-long-secret"
 REDIS_URI = "redis://127.0.0.1:6379/15"
@@ -199,14 +200,19 @@ def test_a_session_opened_with_a_pin_cannot_change_payout_details(app, make_coop
         "member_number": "N-1", "national_id": "7007007", "payout_rail": "nequi",
         "payout_account": "3001112222", "gender": "female"})
     assert response.status_code == 403
-    assert db.session.scalar(select(User).where(User.phone == "3105550199")) is None
+    assert db.session.scalar(select(User).where(User.phone == "+573105550199")) is None
     # The manager of the coop, with a password, changes it.
     manager = next(m.user for m in coop.memberships if m.role == "manager"
                    and m.user_id != profile.user_id)
     by_password = app.test_client()
     assert by_password.post("/login", data={"login": manager.email, "password": PASSWORD}
                             ).status_code == 302
-    assert by_password.post(url, data=_payout_form()).status_code == 302
+    # ... confirmed by the code sent to the farmer's phone (the confirmation too needs a
+    # password session).
+    assert by_password.post(url, data=_payout_form()).status_code == 200
+    code = code_in(last_message("auth.change_code"))
+    assert by_pin.post(url + "/confirm", data={"code": code}).status_code == 403
+    assert by_password.post(url + "/confirm", data={"code": code}).status_code == 302
     db.session.expire_all()
     assert db.session.get(FarmerProfile, target.id).payout_account == "3009998877"
 

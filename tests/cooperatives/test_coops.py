@@ -14,6 +14,7 @@ from coop.cooperatives.payout_accounts import (clabe_is_valid, luhn_is_valid,
                                                validate_payout_account)
 from coop.extensions import db
 from tests.support import PASSWORD
+from tests.support.sent import code_in, last_message
 
 PDF = b"%PDF-1.4\n% registration\n%%EOF\n"
 NIT = "800197268-4"  # the DIAN's own NIT, its check digit right
@@ -177,7 +178,7 @@ def test_manager_adds_a_farmer_member(en, login, make_coop):
             profile.payout_rail, profile.payout_account) == (
         "NH-0001", "1087654321", "female", 5, "nequi", "3115550101")
     user = profile.user
-    assert (user.name, user.email, user.phone) == ("María Quispe", None, "573115550101")
+    assert (user.name, user.email, user.phone) == ("María Quispe", None, "+573115550101")
     assert roles(user.id, coop.id) == {"farmer"}
     page = en.get(f"/manage/coops/{coop.id}").get_data(as_text=True)
     assert "NH-0001" in page and "María Quispe" in page
@@ -208,7 +209,7 @@ def test_farmer_without_password_gets_a_generated_one(en, login, make_coop):
     ({"national_id": ""}, "national_id", "This field is required", 422),
     ({"name": ""}, "name", "This field is required", 422),
     ({"email": "not-an-email"}, "email", "Invalid email address", 422),
-    ({"phone": "call me"}, "phone", "7 to 15 digits", 422),
+    ({"phone": "call me"}, "phone", "Only digits.", 422),
     ({"password": "short"}, "password", "At least 12 characters", 422),
     ({"household_size": "0"}, "household_size", "between 1 and 50", 422),
     ({"household_size": "many"}, "household_size", "Not a valid integer", 422),
@@ -278,7 +279,7 @@ def test_taken_phone_is_invited_not_joined(en, login, make_coop, make_user):
     assert response.status_code == 302
     assert snapshot() == before
     invitation = db.session.scalar(select(Invitation))
-    assert (invitation.phone, invitation.role) == ("573115550101", "farmer")
+    assert (invitation.phone, invitation.role) == ("+573115550101", "farmer")
     accept_all(owner)
     assert roles(owner.id, coop.id) == {"farmer"}
 
@@ -415,6 +416,9 @@ def test_manager_updates_payout_details(en, farmer_page):
     response = en.post(url + "/payout", data={"payout-payout_rail": "bank",
                                               "payout-payout_account": "0012-3456-7890",
                                               "payout-bank_name": "Bancolombia"})
+    assert response.status_code == 200  # the code sent to the farmer is asked for
+    notice = last_message("auth.change_code")
+    response = en.post(url + "/payout/confirm", data={"code": code_in(notice)})
     assert response.status_code == 302
     db.session.expire_all()
     profile = db.session.get(FarmerProfile, profile.id)
