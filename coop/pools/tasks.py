@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..common.errors import DomainError
+from ..common.errors import DomainError, NotFound
 from ..common.models import utcnow
 from ..extensions import db
 from ..jobs import services as jobs
@@ -33,6 +33,8 @@ def close(pool_id: int) -> None:
     from . import closing
     try:
         closing.close_pool(pool_id, on_demand=False)
+    except NotFound:
+        return  # no such pool (any more): nothing to close
     except DomainError as exc:
         if exc.code == "payment_unavailable":
             raise RuntimeError("Stripe unavailable") from exc
