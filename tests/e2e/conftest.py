@@ -81,13 +81,15 @@ def _e2e_database(tmp: Path) -> tuple[str, callable]:
     return url.set(database=name).render_as_string(hide_password=False), drop
 
 
-def _prepare(url: str) -> None:
-    """Migrate and load the demo in a child process, as `make run` does."""
+def _prepare(url: str, broker: str) -> None:
+    """Migrate and load the demo in a child process, as `make run` does (the jobs it writes
+    go to the test's own broker, never to the repository's instance/)."""
     code = ("from flask_migrate import upgrade\n"
             "from coop import create_app\n"
             "from coop.demo.seed import seed_demo\n"
             "from coop.extensions import db\n"
-            f"app = create_app('development', SQLALCHEMY_DATABASE_URI={url!r})\n"
+            f"app = create_app('development', SQLALCHEMY_DATABASE_URI={url!r},\n"
+            f"                 CELERY_BROKER_URL={broker!r})\n"
             "with app.app_context():\n"
             "    upgrade(revision='heads')\n"
             "    seed_demo()\n"
@@ -96,8 +98,10 @@ def _prepare(url: str) -> None:
 
 
 class Server:
-    def __init__(self, url: str, sandbox: Sandbox, database_url: str, smtp=None, sms=None):
+    def __init__(self, url: str, sandbox: Sandbox, database_url: str, smtp=None, sms=None,
+                 broker: str = ""):
         self.url = url
+        self.broker = broker
         self.sandbox = sandbox
         self.database_url = database_url
         self.smtp, self.sms = smtp, sms       # what the app's messages reached
@@ -137,7 +141,8 @@ def server():
     log_path = ARTIFACTS / "gunicorn.log"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
-        _prepare(database_url)
+        broker = f"sqla+sqlite:///{tmp / 'broker.sqlite'}"
+        _prepare(database_url, broker)
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         webhook_secret = "whsec_e2e_" + secrets.token_hex(16)
@@ -149,7 +154,7 @@ def server():
                "RATELIMIT_STORAGE_URI": "memory://", "LOGIN_RATE_LIMIT": "1000 per minute",
                "SESSION_COOKIE_SECURE": "0", "PUBLIC_BASE_URL": base,
                # A real Celery worker on an embedded broker of its own runs the jobs.
-               "CELERY_BROKER_URL": f"sqla+sqlite:///{tmp / 'broker.sqlite'}",
+               "CELERY_BROKER_URL": broker,
                "JOBS_EAGER": "0", "MESSAGES_DAYTIME": "0-24"}
         env.update({name: str(value) for name, value in {**smtp.settings(),
                                                           **sms.settings()}.items()})
@@ -178,7 +183,7 @@ def server():
             [sys.executable, "-m", "celery", "-A", "worker", "worker", "-c", "2", "-Q", "minga",
              "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
             cwd=ROOT, env=env, stdout=worker_log, stderr=worker_log)
-        yield Server(base, sandbox, database_url, smtp=smtp, sms=sms)
+        yield Server(base, sandbox, database_url, smtp=smtp, sms=sms, broker=broker)
     finally:
         if worker is not None:
             worker.terminate()

@@ -13,13 +13,14 @@ PHONE = "+573009990011"
 TYPED = "300 999 0011"          # as a farmer types it: national digits, spaces
 
 
-def _phone_only_farmer(database_url: str) -> None:
+def _phone_only_farmer(database_url: str, broker: str) -> None:
     """A farmer the manager registered by phone (no e-mail) who chose PIN 4817."""
     code = ("from coop import create_app\n"
             "from coop.auth import services as auth\n"
             "from coop.cooperatives import services as coops\n"
             "from coop.extensions import db\n"
-            f"app = create_app('development', SQLALCHEMY_DATABASE_URI={database_url!r})\n"
+            f"app = create_app('development', SQLALCHEMY_DATABASE_URI={database_url!r},\n"
+            f"                 CELERY_BROKER_URL={broker!r})\n"
             "with app.app_context():\n"
             "    coop = coops.coop_by_slug('cooperativa-nuevo-horizonte')\n"
             "    profile = coops.add_farmer(coop, name='Rosa Quintero', email=None,\n"
@@ -33,7 +34,7 @@ def _phone_only_farmer(database_url: str) -> None:
 
 
 def test_a_farmer_resets_a_forgotten_pin_with_the_sms_code_and_logs_in(phone, server):
-    _phone_only_farmer(server.database_url)
+    _phone_only_farmer(server.database_url, server.broker)
     farmer = phone()
     page = farmer.page
     farmer.goto("/login")
