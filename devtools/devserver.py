@@ -1,9 +1,13 @@
 """`make run`: serve the demo on http://127.0.0.1:5000 (starting the Stripe sandbox if needed,
 and the loopback mail and SMS stand-ins unless MAIL_SERVER / TWILIO_ACCOUNT_SID are set:
-what they receive shows on /dev/messages)."""
+what they receive shows on /dev/messages), and a Celery worker with beat for the jobs
+(unless MINGA_NO_WORKER is set: run `celery -A worker worker --beat` yourself)."""
 from __future__ import annotations
 
+import atexit
 import os
+import subprocess
+import sys
 
 from coop import create_app
 
@@ -40,6 +44,33 @@ def start_message_standins() -> dict:
     return settings
 
 
+def _die_with_parent() -> None:
+    """In the child (Linux): SIGTERM when the process that started it dies, however it dies."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def start_worker() -> subprocess.Popen | None:
+    """A Celery worker with an embedded beat on the development broker, with this process's
+    environment (the stand-ins' settings included), so committed jobs (messages above all)
+    run under `make run` as they do in production."""
+    if os.environ.get("MINGA_NO_WORKER"):
+        return None
+    env = {**os.environ, "MINGA_ENV": os.environ.get("MINGA_ENV", "development")}
+    schedule = os.path.join("instance", "celerybeat-schedule")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "--beat", "--pool", "solo",
+         "--loglevel", "WARNING", "--schedule", schedule],
+        env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    atexit.register(worker.terminate)
+    print(f"Celery worker and beat (pid {worker.pid}) on the development broker")
+    return worker
+
+
 def main() -> None:
     start_stripe_sandbox()
     environment = os.environ.get("MINGA_ENV", "development")
@@ -49,6 +80,7 @@ def main() -> None:
     if development:
         from .devpage import install
         install(app)
+        start_worker()
     app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")),
             debug=False, threaded=True)
 
