@@ -54,6 +54,7 @@ from ..common.web import commit_step
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings.models import Listing
+from ..messages import services as messages
 from ..payments import gateway
 from ..pools import services as pool_services
 from ..pools.models import Allocation, Order, Pool
@@ -375,6 +376,14 @@ def _create(user, allocation: Allocation, pool: Pool, coop, received_g: int, gra
         "allocation": allocation.id, "received_g": received_g, "accepted_g": accepted,
         "grade": grade_row.code, "farmer_amount_minor": farmer_amount, "sale_minor": sale,
         "refund_minor": refund_total, "advance_minor": advance, "withheld_minor": withheld})
+    if received_g > 0:  # "nothing delivered" is the manager's record, not news to the farmer
+        messages.notify(farmer, "farmer.delivery_received", event=f"intake:{intake.id}",
+                        coop_id=coop.id, kg=messages.Kg(accepted),
+                        crop=messages.Label("crop", grade_row.crop.slug),
+                        grade=messages.Label("grade", grade_row.code),
+                        amount=messages.Money(farmer_amount, pool.currency),
+                        advance=messages.Money(advance, pool.currency),
+                        link=f"/my/statements/{intake.id}")
     db.session.flush()
     return intake
 
@@ -573,13 +582,9 @@ def preview_intake(user, allocation_id: int, *, received_kg, grade, crop=None,
 
 # ---------------------------------------------------------------- the farmer's deliveries
 
-DELIVERY_DAYS = 7  # a confirmed pool's farmers deliver within a week of its closing
-
-
-def delivery_due(pool: Pool):
-    """The day by which a confirmed pool's farmers deliver."""
-    moment = pool.decided_at or pool.closes_at
-    return (moment + timedelta(days=DELIVERY_DAYS)).date()
+# The day by which a confirmed pool's farmers deliver (the pools domain decides it: its
+# closing tells the farmers).
+DELIVERY_DAYS, delivery_due = pool_services.DELIVERY_DAYS, pool_services.delivery_due
 
 
 @dataclass

@@ -18,6 +18,7 @@ from ..common.quantities import QuantityError, parse_kg
 from ..common.statuses import PUBLIC_LISTING_STATUSES, SUPPLY_LISTING_STATUSES
 from ..cooperatives.models import Cooperative
 from ..extensions import db
+from ..messages import services as messages
 from .models import Listing, ListingPhoto
 from .photos import process_photo
 
@@ -144,7 +145,8 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
                                fields={"crop": [_("Required.")]})
     crop_row, grade_row = catalog.resolve(crop, grade)
     coop = farmer_coop_for(farmer, coop_id)
-    country = db.session.scalar(select(Cooperative.country).where(Cooperative.id == coop))
+    country, coop_name = db.session.execute(
+        select(Cooperative.country, Cooperative.name).where(Cooperative.id == coop)).one()
     listing = Listing(
         coop_id=coop, farmer_user_id=farmer.id, crop_id=crop_row.id, grade_id=grade_row.id,
         quantity_g=_grams(quantity_kg), committed_g=0,
@@ -157,6 +159,10 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
     db.session.flush()
     if processed:
         _attach_photo(listing, processed)
+    messages.notify(farmer, "farmer.harvest_listed", event=f"listing:{listing.id}:listed",
+                    coop_id=coop, kg=messages.Kg(listing.quantity_g),
+                    crop=messages.Label("crop", crop_row.slug), coop=coop_name,
+                    link="/my/listings")
     return listing, True
 
 

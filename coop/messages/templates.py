@@ -61,9 +61,11 @@ TEMPLATES: dict[str, Template] = {
         _l("Minga: %(kg)s kg of %(crop)s listed with %(coop)s. We will tell you when it sells."),
         _l("Your harvest is listed: %(kg)s kg of %(crop)s"), topic="updates", urgent=False),
     "farmer.harvest_sold": Template(
-        _l("Minga: %(kg)s kg of your %(crop)s sold. Deliver to %(point)s by %(by)s."),
+        _l("Minga: %(kg)s kg of your %(crop)s sold at %(price)s per kg. Deliver them to "
+           "%(point)s by %(by)s."),
         _l("Sold: %(kg)s kg of %(crop)s, deliver by %(by)s"),
-        _l("Pool %(pool)s of %(coop)s is confirmed at %(price)s per kg for you."),
+        _l("Pool %(pool)s of %(coop)s is confirmed. You will be paid %(price)s per kg for what "
+           "is accepted at the collection point."),
         topic="money"),
     "farmer.delivery_received": Template(
         _l("Minga: received %(kg)s kg of %(crop)s, grade %(grade)s: %(amount)s. Advance paid: "

@@ -24,11 +24,13 @@ from ..common.locks import payouts_lock
 from ..common.models import utcnow
 from ..common.money import format_money
 from ..cooperatives.models import PAYOUT_RAILS, Cooperative, FarmerProfile
+from ..cooperatives import services as coop_services
 from ..cooperatives import verification
 from ..cooperatives.payout_accounts import validate_payout_account
 from ..extensions import db
 from ..ledger import services as ledger
 from ..ledger import queries as ledger_queries
+from ..messages import services as messages
 from .csv_formats import (MAX_CONFIRMATION_BYTES, MAX_REPORTED_ERRORS,  # noqa: F401
                           parse_confirmations, reference, refuse, write_export)
 from .models import PayoutBatch, PayoutExclusion, PayoutLine
@@ -435,11 +437,38 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
                      {"status": status, "reference": ref, "amount_minor": line.amount_minor,
                       "currency": line.currency, "farmer_id": line.farmer_user_id,
                       "rail": line.rail})
+    _tell(coop, batch, audits, result.failed)
     db.session.flush()
     db.session.expire(batch, ["lines"])
     _close_if_done(batch, now)
     db.session.flush()
     return result
+
+
+def _tell(coop: Cooperative, batch: PayoutBatch, moved: list, failed: list[int]) -> None:
+    """Each farmer whose line was paid or failed is told (the messages sent 50 a job, not
+    one job a line: a bank's file may confirm 10,000 lines); the treasurers are told once of
+    an import with failed lines."""
+    told = []
+    for line, status, ref in moved:
+        paid = status == "paid"
+        told += messages.notify(
+            line.farmer_user_id, "farmer.paid" if paid else "farmer.payment_failed",
+            event=f"payout-line:{line.id}:{status}", coop_id=coop.id, send=False,
+            amount=messages.Money(line.amount_minor, line.currency),
+            rail=messages.Label("rail", line.rail),
+            reference=ref or f"MINGA-{batch.id}-{line.id}",
+            coop=coop.name, link="/my/payments")
+    if told:
+        messages.send_batches(told, coop_id=coop.id)
+    if not failed:
+        return
+    digest = hashlib.sha256(",".join(map(str, sorted(failed))).encode()).hexdigest()[:16]
+    for user_id in coop_services.staff_ids(coop.id, "treasurer"):
+        messages.notify(user_id, "treasurer.import_failures",
+                        event=f"payout-import:{batch.id}:{digest}", coop_id=coop.id,
+                        batch=f"#{batch.id}", failed=len(failed), coop=coop.name,
+                        link=f"/manage/payout-batches/{batch.id}")
 
 
 def import_confirmations(batch: PayoutBatch, user, data: bytes | str) -> ConfirmationResult:

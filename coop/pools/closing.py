@@ -21,11 +21,12 @@ from ..common.web import commit_step
 from ..extensions import db
 from ..listings import services as listing_services
 from ..listings.models import Listing
+from ..messages import services as messages
 from ..payments import gateway
 from ..pricing import services as pricing
 from .models import Allocation, Order, Pool
 from . import notices
-from .core import _ledger_capture, _ledger_release, get_pool
+from .core import _ledger_capture, _ledger_release, delivery_due, get_pool
 from .orders import _outcome_unknown
 from .resolver import _in_flight, resolve_holds
 
@@ -74,7 +75,8 @@ def _split_over_listings(grams: int, listings) -> dict[int, int]:
 
 def _supply_listings(pool: Pool, *, lock: bool) -> list:
     """The listings a pool's grams are split over, oldest first (row-locked when allocating)."""
-    stmt = (select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g)
+    stmt = (select(Listing.id, Listing.farmer_user_id, Listing.quantity_g, Listing.committed_g,
+                   Listing.collection_point)
             .where(Listing.coop_id == pool.coop_id, Listing.crop_id == pool.crop_id,
                    Listing.grade_id == pool.grade_id,
                    Listing.status.in_(SUPPLY_LISTING_STATUSES),
@@ -99,7 +101,30 @@ def _allocate(pool: Pool, farmer_price: int) -> int:
     if allocations:
         db.session.execute(Allocation.__table__.insert(), allocations)
         listing_services.commit_allocations(listing_updates)
+        _tell_farmers_sold(pool, farmer_price, allocations, by_id)
     return sum(parts.values())
+
+
+def _tell_farmers_sold(pool: Pool, farmer_price: int, allocations: list[dict],
+                       by_id: dict) -> None:
+    """One message per farmer of the pool: what they sold over all their listings, where and
+    by when to deliver it, at what price per kg (no query beyond each notify)."""
+    sold: dict[int, int] = {}
+    points: dict[int, list[str]] = {}
+    for row in allocations:
+        farmer = row["farmer_user_id"]
+        sold[farmer] = sold.get(farmer, 0) + row["quantity_g"]
+        point = by_id[row["listing_id"]].collection_point
+        if point and point not in points.setdefault(farmer, []):
+            points[farmer].append(point)
+    by = delivery_due(pool)
+    for farmer, grams in sold.items():
+        messages.notify(farmer, "farmer.harvest_sold", event=f"pool:{pool.id}:sold:{farmer}",
+                        coop_id=pool.coop_id, kg=messages.Kg(grams),
+                        crop=messages.Label("crop", pool.crop.slug),
+                        point=", ".join(points.get(farmer, ())) or pool.coop.name,
+                        by=by, price=messages.Money(farmer_price, pool.currency),
+                        pool=f"#{pool.id}", coop=pool.coop.name, link="/my/deliveries")
 
 
 def _settle(pool_id: int, now: datetime) -> None:

@@ -22,6 +22,13 @@ from . import notices
 
 
 MAX_OPEN_DAYS = 7          # card holds last 7 days for customer-initiated payments
+DELIVERY_DAYS = 7          # a confirmed pool's farmers deliver within a week of its closing
+
+
+def delivery_due(pool: Pool):
+    """The day by which a confirmed pool's farmers deliver."""
+    moment = pool.decided_at or pool.closes_at
+    return (moment + timedelta(days=DELIVERY_DAYS)).date()
 
 
 # ---------------------------------------------------------------- supply reserved by pools

@@ -23,6 +23,7 @@ from ..cooperatives import verification
 from ..cooperatives.finance import MAX_PAR_MINOR, MAX_SHARES
 from ..extensions import db
 from ..ledger import services as ledger
+from ..messages import services as messages
 from .models import ShareAccount, ShareMovement
 
 
@@ -209,9 +210,16 @@ def withhold(coop, member_user_id: int, base_minor: int, *, key: str, user=None,
         amount = min(amount, max(cap, 0))
     if amount <= 0:
         return 0
-    _record(coop, account, kind="withholding", amount=amount, key=key, user=user, source=source,
-            lines=[ledger.debit(ledger.farmer_payable(member_user_id), amount),
-                   ledger.credit(ledger.share_capital(member_user_id), amount)])
+    movement = _record(coop, account, kind="withholding", amount=amount, key=key, user=user,
+                       source=source,
+                       lines=[ledger.debit(ledger.farmer_payable(member_user_id), amount),
+                              ledger.credit(ledger.share_capital(member_user_id), amount)])
+    messages.notify(member_user_id, "farmer.shares_withheld",
+                    event=f"share-movement:{movement.id}", coop_id=coop.id,
+                    amount=messages.Money(amount, coop.currency),
+                    balance=messages.Money(account.paid_minor - account.redeemed_minor,
+                                           coop.currency),
+                    coop=coop.name, link="/my/shares")
     return amount
 
 

@@ -29,7 +29,8 @@ from ..ledger import queries as ledger_queries
 from ..ledger import services as ledger
 from .models import BankStatementLine, StripeBalanceTxn
 from .stripe_reconciliation import (CHUNK, CSV_LOCALE, MAX_ERRORS, SUGGEST_WINDOW, _header_map,
-                                    _insert_ignore, _note, _text_stream, reconcile)
+                                    _insert_ignore, _note, _text_stream, reconcile,
+                                    tell_differences)
 
 PAYOUT_ID = re.compile(r"\b(?:po|txn)_[A-Za-z0-9]+")
 
@@ -269,7 +270,9 @@ def match_bank(coop, user=None, start: date | None = None, end: date | None = No
     counts = {"matched": 0, "mismatch": 0}
     for values in updates.values():
         counts[values["status"]] += 1
-    return {**counts, "unmatched": _unmatched_count(coop)}
+    unmatched = _unmatched_count(coop)
+    tell_differences(coop, counts["mismatch"] + unmatched)
+    return {**counts, "unmatched": unmatched}
 
 
 def _write_back(updates: dict[int, dict], notes: dict[int, str]) -> None:

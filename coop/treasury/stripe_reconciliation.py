@@ -33,10 +33,12 @@ from ..common.dates import check_moment
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.money import parse_major
 from ..common.models import utcnow
+from ..cooperatives import services as coop_services
 from ..extensions import db
 from ..ledger import bulk
 from ..ledger import queries as ledger_queries
 from ..ledger import services as ledger
+from ..messages import services as messages
 from .models import StripeBalanceTxn
 
 
@@ -365,11 +367,24 @@ def reconcile(coop, user=None) -> dict:
         select(StripeBalanceTxn.status, func.count()).where(StripeBalanceTxn.coop_id == coop.id)
         .group_by(StripeBalanceTxn.status)).all())
     db.session.expire_all()
+    tell_differences(coop, counts.get("mismatch", 0) + counts.get("missing_ledger", 0))
     return {"matched": counts.get("matched", 0), "mismatch": counts.get("mismatch", 0),
             "missing_ledger": counts.get("missing_ledger", 0),
             "released": counts.get("released", 0), "explained": counts.get("explained", 0),
             "suggested": suggested,
             "fees_posted": fees["count"], "fees_minor": fees["total"]}
+
+
+def tell_differences(coop, count: int, now: datetime | None = None) -> None:
+    """Tell the coop's treasurers that reconciliation (Stripe's or the bank's) found `count`
+    differences to look at: once a day per coop, whatever the number of runs."""
+    if count <= 0:
+        return
+    day = (now or utcnow()).date().isoformat()
+    for user_id in coop_services.staff_ids(coop.id, "treasurer"):
+        messages.notify(user_id, "treasurer.reconciliation", event=f"reconcile:{coop.id}:{day}",
+                        coop_id=coop.id, count=count, coop=coop.name,
+                        link=f"/manage/coops/{coop.id}/treasury/reconciliation")
 
 
 def _txn_day():
