@@ -12,7 +12,6 @@ connection error, a timeout or a server's 5xx is not. Settings come from the app
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 import unicodedata
 from email.message import EmailMessage
@@ -74,7 +73,9 @@ def send_email(*, to: str, subject: str, text: str, html: str,
         raise ChannelError(f"{exc.smtp_code} {_text(exc.smtp_error)}",
                            code=f"smtp_{exc.smtp_code}") from exc
     except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS
-        code = "timeout" if isinstance(exc, (socket.timeout, TimeoutError)) else "connection"
+        # smtplib reports a reply that timed out as "Connection unexpectedly closed".
+        timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+        code = "timeout" if timed_out else "connection"
         raise ChannelError(f"{host}:{port}: {exc}", code=code) from exc
     return Sent(provider="smtp", provider_id=message_id, status="sent")
 

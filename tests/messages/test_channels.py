@@ -196,3 +196,34 @@ def test_a_named_recipient_gets_the_bare_address_in_the_envelope(mailbox):
     [got] = mailbox
     assert got.rcpt_tos == ["ana@example.org"]
     assert got.headers["To"] == "Ana Pérez <ana@example.org>"
+
+
+@pytest.fixture
+def silent_server():
+    """A port that takes connections and never answers (a hung server)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def test_a_mail_server_that_never_answers_times_out_temporarily(mailbox, app, silent_server):
+    app.config.update(MAIL_PORT=silent_server, MAIL_TIMEOUT_SECONDS=1)
+    try:
+        with pytest.raises(ChannelError) as failed:
+            _email()
+    finally:
+        app.config["MAIL_TIMEOUT_SECONDS"] = 30
+    assert failed.value.code == "timeout" and not failed.value.permanent
+
+
+def test_a_provider_that_never_answers_times_out_temporarily(sms_outbox, app, silent_server):
+    app.config.update(TWILIO_API_BASE=f"http://127.0.0.1:{silent_server}",
+                      SMS_TIMEOUT_SECONDS=1)
+    try:
+        with pytest.raises(ChannelError) as failed:
+            channels.send_sms(to="+573001234567", body="Hola")
+    finally:
+        app.config["SMS_TIMEOUT_SECONDS"] = 30
+    assert failed.value.code == "timeout" and not failed.value.permanent
