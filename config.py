@@ -162,8 +162,15 @@ class ProductionConfig(Config):
         # forget them on restart): the login limits hold only in a store every worker shares.
         storage = str((config or {}).get("RATELIMIT_STORAGE_URI",
                                          cls.RATELIMIT_STORAGE_URI) or "")
-        if not storage.startswith(("redis://", "rediss://", "redis+unix://", "redis+sentinel://",
-                                   "redis+cluster://")):
+        redis = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://", "redis+cluster://")
+        # The job queue's broker: shared by every web server, worker and the one beat.
+        broker = str((config or {}).get("CELERY_BROKER_URL", cls.CELERY_BROKER_URL) or "")
+        if not broker.startswith(redis + ("sentinel://", "amqp://", "amqps://")):
+            raise RuntimeError(
+                "REDIS_URL (or CELERY_BROKER_URL) must name the job queue's Redis in production "
+                "(redis://host:6379/1); the embedded SQLite broker is for `make run` only."
+            )
+        if not storage.startswith(redis):
             raise RuntimeError(
                 "RATELIMIT_STORAGE_URI must be a Redis URL in production "
                 "(redis://host:6379/0), shared by every worker; memory:// is for development "

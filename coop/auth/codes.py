@@ -12,7 +12,7 @@ import json
 import secrets
 from datetime import timedelta
 
-from flask import current_app
+from flask import current_app, g
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
@@ -37,6 +37,7 @@ class CodeRefused(ValidationFailed):
               minutes=current_app.config["RESET_CODE_TTL_MINUTES"], tries=MAX_TRIES),
             code=reason, fields={field: [_("Not right, or no longer works.")]})
         self.reason = reason
+        g.auth_attempt = True  # a code tried and refused: the code limits count it (limits.py)
 
 
 def _code_hash(user_id: int, purpose: str, code: str) -> str:

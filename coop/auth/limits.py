@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from ..extensions import limiter
 from . import services
@@ -74,8 +74,14 @@ def login_limits(view):
     return view
 
 
-def _refused(response) -> bool:
-    return response.status_code in (401, 422, 429)
+def attempt_counted() -> None:
+    """This request is an attempt the code limits count (a well-formed request for a code, a
+    code compared and refused): a form left empty or malformed is not one."""
+    g.auth_attempt = True
+
+
+def _counted(_response) -> bool:
+    return bool(g.get("auth_attempt"))
 
 
 def logged_in_key() -> str:
@@ -84,27 +90,33 @@ def logged_in_key() -> str:
     return f"login-account:user-{current_user.get_id()}"
 
 
-def send_code_limits(key_func=account_key):
+def send_code_limits(key_func=account_key, *, per_address: bool = True):
     """Asking for a reset link or a code (reset, login, change of phone): RESET_RATE_LIMIT per
-    address and, separately, per account (`key_func`: the one typed), every request counted
-    (each may send an SMS), shared by every page that sends one."""
+    account (`key_func`: the one typed) and, separately, per address, every well-formed
+    request counted whether or not the account exists (each may send an SMS), shared by
+    every page that sends one."""
     def decorate(view):
         view = limiter.shared_limit(_config("RESET_RATE_LIMIT"), scope="send-code-account",
-                                    key_func=key_func, methods=["POST"])(view)
-        return limiter.shared_limit(_config("RESET_RATE_LIMIT"), scope="send-code-address",
-                                    methods=["POST"])(view)
+                                    key_func=key_func, methods=["POST"],
+                                    deduct_when=_counted)(view)
+        if per_address:
+            view = limiter.shared_limit(_config("RESET_RATE_LIMIT"), scope="send-code-address",
+                                        methods=["POST"], deduct_when=_counted)(view)
+        return view
     return decorate
 
 
-def code_limits(key_func=account_key):
+def code_limits(key_func=account_key, *, per_address: bool = True):
     """Typing a code sent by SMS (to log in, reset a password or PIN, confirm a change):
-    besides each code's own 5 tries, refusals count against PIN_RATE_LIMIT per account
+    besides each code's own 5 tries, refused codes count against PIN_RATE_LIMIT per account
     (`key_func`: the one typed) and per address, shared with the PIN logins (one budget for
     guessing a farmer's way in); the account's owner is told when it is reached."""
     def decorate(view):
-        view = limiter.shared_limit(_config("PIN_RATE_LIMIT"), scope="login-pin-address",
-                                    methods=["POST"], deduct_when=_refused)(view)
-        return limiter.shared_limit(_config("PIN_RATE_LIMIT"), scope="login-pin-account",
+        view = limiter.shared_limit(_config("PIN_RATE_LIMIT"), scope="login-pin-account",
                                     key_func=key_func, methods=["POST"],
-                                    deduct_when=_refused, on_breach=_throttled)(view)
+                                    deduct_when=_counted, on_breach=_throttled)(view)
+        if per_address:
+            view = limiter.shared_limit(_config("PIN_RATE_LIMIT"), scope="login-pin-address",
+                                        methods=["POST"], deduct_when=_counted)(view)
+        return view
     return decorate

@@ -11,7 +11,8 @@ from . import recovery, services
 from .forms import (CodeForm, CodeLoginForm, ForgotForm, LoginForm, NewPasswordForm,
                     PasswordChangeForm, PhoneChangeForm, PinChangeForm, PinForm,
                     PreferencesForm, ResetCodeForm, RevokeTokenForm, SendCodeForm, SignupForm)
-from .limits import code_limits, logged_in_key, login_limits, send_code_limits
+from .limits import (attempt_counted, code_limits, logged_in_key, login_limits,
+                     send_code_limits)
 from .phones import masked
 
 bp = Blueprint("auth", __name__)
@@ -96,6 +97,7 @@ def forgot_password():
     if form.validate_on_submit():
         web.refusal_on_form(form, lambda status: (
             render_template("auth/forgot.html", form=form), status))
+        attempt_counted()
         if recovery.request_reset(form.login.data) == "email":
             return render_template("auth/forgot_sent.html",
                                    minutes=current_app.config["PASSWORD_RESET_TTL_MINUTES"])
@@ -157,6 +159,7 @@ def send_login_code():
     whether or not the phone has an account)."""
     form = SendCodeForm()
     if form.validate_on_submit():
+        attempt_counted()
         recovery.request_login_code(form.login.data)
         return render_template("auth/login_code.html", sent=True,
                                form=CodeLoginForm(formdata=None, login=form.login.data.strip()))
@@ -323,7 +326,7 @@ def change_pin():
 
 @bp.route("/account/phone", methods=["POST"])
 @login_required
-@send_code_limits(logged_in_key)
+@send_code_limits(logged_in_key, per_address=False)
 @web.unit_of_work
 def change_phone():
     """A new phone number: a code goes to the old phone (or to the new one, when there is
@@ -332,6 +335,7 @@ def change_phone():
     if not form.validate_on_submit():
         return _account_page(phone_form=form, status=422)
     web.refusal_on_form(form, lambda status: _account_page(phone_form=form, status=status))
+    attempt_counted()
     user = current_user._get_current_object()
     to = user.phone
     row = services.request_phone_change(user, form.phone.data)
@@ -342,7 +346,7 @@ def change_phone():
 
 @bp.route("/account/phone/confirm", methods=["POST"])
 @login_required
-@code_limits(logged_in_key)
+@code_limits(logged_in_key, per_address=False)
 @web.unit_of_work
 def confirm_phone():
     form = CodeForm()

@@ -6,7 +6,7 @@ from flask_login import current_user, login_required, login_user
 from ..auth import services as auth_services
 from ..auth.factors import require_password_login
 from ..auth.forms import CodeForm
-from ..auth.limits import code_limits, logged_in_key
+from ..auth.limits import attempt_counted, code_limits, logged_in_key, send_code_limits
 from ..auth.models import User
 from ..auth.views import home_for
 from ..common import web
@@ -194,7 +194,13 @@ def add_plot(coop, profile_id):
     return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
 
 
+def _payout_farmer_key() -> str:
+    """The farmer whose payout change sends a code (each request may send an SMS)."""
+    return f"login-account:profile-{request.view_args.get('profile_id')}"
+
+
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/payout", methods=["POST"])
+@send_code_limits(_payout_farmer_key, per_address=False)
 @web.coop_view("manager")
 def update_payout(coop, profile_id):
     profile = services.get_farmer_profile(coop, profile_id)
@@ -208,6 +214,7 @@ def update_payout(coop, profile_id):
         return page(422)
     web.refusal_on_form(form, page)
     require_password_login()  # a PIN alone never changes where a farmer is paid
+    attempt_counted()
     _row, to = services.request_payout_change(profile, form.payout_rail.data,
                                               form.payout_account.data, form.bank_name.data)
     return render_template("coops/payout_confirm.html", coop=coop, profile=profile, to=to,
@@ -216,7 +223,7 @@ def update_payout(coop, profile_id):
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/payout/confirm",
           methods=["POST"])
-@code_limits(logged_in_key)
+@code_limits(logged_in_key, per_address=False)
 @web.coop_view("manager")
 def confirm_payout(coop, profile_id):
     """The code the farmer received: only then do the new payout details apply."""

@@ -48,6 +48,20 @@ DIRECT = {
                                 "/manage/coops/{coop}/treasury/stripe/txns/1/explain", ("note",)),
     "treasury.stripe_fee": ("treasurer", "/manage/coops/{coop}/treasury/stripe/txns/1/fee", ()),
     "auth.choose_pin": ("farmer", "/account/pin", ("pin", "pin_confirm")),
+    # Getting in without help: the login page's "send me a code" (a button's formaction),
+    # the code pages that follow, a reset link's page, and a PIN account's own change of PIN.
+    "auth.send_login_code": ("anonymous", "/login/code/send", ("login",)),
+    "auth.login_with_code": ("anonymous", "/login/code", ("login", "code")),
+    "auth.reset_with_code": ("anonymous", "/password/reset/code",
+                             ("login", "code", "password", "password_confirm")),
+    "auth.reset_with_link": ("anonymous", "/password/reset/" + "x" * 43,
+                             ("password", "password_confirm")),
+    "auth.change_pin": ("farmer", "/account/pin/change", ("current_pin", "pin",
+                                                          "pin_confirm")),
+    # After a change of phone or payout account was asked for: the code that confirms it.
+    "auth.confirm_phone": ("farmer", "/account/phone/confirm", ("code",)),
+    "coops.confirm_payout": ("manager", "/manage/coops/{coop}/farmers/1/payout/confirm",
+                             ("code",)),
     # A refused coop's registration, sent again (the busy coop is verified).
     "coops.registration": ("manager", "/manage/coops/{coop}/registration",
                            ("legal_name", "tax_id")),

@@ -219,3 +219,34 @@ def test_a_provider_outage_retries_the_message_and_a_refused_number_fails_it(
     db.session.expire_all()
     assert again.status == "done" and message.status == "sent" and message.attempts == 2
     assert len(sms_outbox.messages) == 1
+
+
+def test_one_event_told_from_many_threads_at_once_is_one_message_and_one_job(app, make_buyer):
+    """Eight workers replaying the same event at the same moment: the unique (event, person,
+    channel) keeps one message, and only its writer enqueues a send (ON CONFLICT DO NOTHING:
+    no error, no savepoint). On SQLite the writers take turns; on PostgreSQL they race."""
+    import threading
+    buyer_id = make_buyer().id
+    barrier, outcomes = threading.Barrier(8), []
+
+    def tell():
+        with app.app_context():
+            try:
+                barrier.wait(timeout=30)
+                [message] = messages.notify(buyer_id, "buyer.released", event="order:77:released",
+                                            pool="#77", amount=Money(100, "COP"))
+                db.session.commit()
+                outcomes.append(message.id)
+            except Exception as exc:  # noqa: BLE001 - the outcome is what the test reads
+                db.session.rollback()
+                outcomes.append(type(exc).__name__)
+            finally:
+                db.session.remove()
+    threads = [threading.Thread(target=tell) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(outcomes) == 8 and len(set(outcomes)) == 1 and isinstance(outcomes[0], int), \
+        outcomes
+    assert _count() == 1 and _count(Job) == 1
