@@ -38,15 +38,18 @@ def send_email(*, to: str, subject: str, text: str, html: str,
     sender = config["MAIL_FROM"]
     domain = parseaddr(sender)[1].rpartition("@")[2] or "minga.local"
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
     message_id = make_msgid(domain=domain)
-    message["Message-ID"] = message_id
-    for name, value in (headers or {}).items():
-        if name.lower() in ("from", "to", "subject", "message-id"):
-            continue  # ours; a caller's header must not replace them
-        message[name] = value
+    try:
+        message["From"] = sender
+        message["To"] = to
+        message["Subject"] = subject
+        message["Message-ID"] = message_id
+        for name, value in (headers or {}).items():
+            if name.lower() in ("from", "to", "subject", "message-id"):
+                continue  # ours; a caller's header must not replace them
+            message[name] = value
+    except ValueError as exc:  # a line break in a header: no retry makes it sendable
+        raise ChannelError(f"bad header: {exc}", code="bad_header", permanent=True) from exc
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     host, port = config["MAIL_SERVER"], int(config["MAIL_PORT"])

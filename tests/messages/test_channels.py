@@ -227,3 +227,12 @@ def test_a_provider_that_never_answers_times_out_temporarily(sms_outbox, app, si
     finally:
         app.config["SMS_TIMEOUT_SECONDS"] = 30
     assert failed.value.code == "timeout" and not failed.value.permanent
+
+
+def test_a_line_break_in_a_header_is_refused_for_good_and_sends_nothing(mailbox):
+    with pytest.raises(ChannelError) as refused:
+        _email(subject="Hola\r\nBcc: everyone@example.org")
+    assert refused.value.permanent and refused.value.code == "bad_header"
+    with pytest.raises(ChannelError):
+        _email(headers={"List-Unsubscribe": "<https://x>\r\nBcc: everyone@example.org"})
+    assert mailbox == []
