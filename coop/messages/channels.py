@@ -100,11 +100,19 @@ def send_sms(*, to: str, body: str, status_callback: str | None = None) -> Sent:
                                        status_callback=status_callback)
 
 
-def send_whatsapp(*, to: str, body: str, status_callback: str | None = None) -> Sent:
-    """`body` by WhatsApp to `to` (E.164, or already "whatsapp:+57..."), as send_sms."""
+def send_whatsapp(*, to: str, body: str, status_callback: str | None = None,
+                  template: str | None = None, variables: dict | None = None) -> Sent:
+    """`body` by WhatsApp to `to` (E.164, or already "whatsapp:+57..."), as send_sms.
+
+    WhatsApp takes a free-form `body` only within 24 hours of the person's last message to
+    us; a message we start must be a template approved in advance: `template` is its id at
+    the provider (Twilio's ContentSid, "HX..."), `variables` its placeholders ({"1": ...}),
+    and `body` is then only our record of what it says. Outside the window a free-form
+    message is accepted and then reported failed (Twilio's 63016)."""
     address = to if to.startswith("whatsapp:") else f"whatsapp:{to}"
     return providers.configured().send(address, body, channel="whatsapp",
-                                       status_callback=status_callback)
+                                       status_callback=status_callback, template=template,
+                                       variables=variables)
 
 
 # --- segments -------------------------------------------------------------------------------

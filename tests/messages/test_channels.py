@@ -236,3 +236,36 @@ def test_a_line_break_in_a_header_is_refused_for_good_and_sends_nothing(mailbox)
     with pytest.raises(ChannelError):
         _email(headers={"List-Unsubscribe": "<https://x>\r\nBcc: everyone@example.org"})
     assert mailbox == []
+
+
+TEMPLATE = "HX" + "b" * 32
+
+
+def test_a_whatsapp_template_goes_as_its_content_sid_and_variables(sms_outbox):
+    import json
+    sent = channels.send_whatsapp(to="+573001234567", body="Minga: le pagamos 1.240.000 COP",
+                                  template=TEMPLATE, variables={"1": "1.240.000 COP", 2: "8812"})
+    [got] = sms_outbox.messages
+    assert got["sid"] == sent.provider_id and got["content_sid"] == TEMPLATE
+    assert json.loads(got["content_variables"]) == {"1": "1.240.000 COP", "2": "8812"}
+    assert got["body"] == ""  # the template's text is the provider's, not ours
+    with pytest.raises(ChannelError) as refused:
+        channels.send_whatsapp(to="+573001234567", body="x", template="not-a-content-sid")
+    assert refused.value.permanent and refused.value.code == "21655"
+
+
+def test_a_free_form_whatsapp_outside_the_24_hour_window_is_reported_failed(sms_outbox):
+    sms_outbox.whatsapp_window = {"+573001111111"}   # only this person wrote to us lately
+    inside = channels.send_whatsapp(to="+573001111111", body="Hola",
+                                    status_callback="http://minga.test/messages/status/twilio")
+    outside = channels.send_whatsapp(to="+573002222222", body="Hola",
+                                     status_callback="http://minga.test/messages/status/twilio")
+    templated = channels.send_whatsapp(
+        to="+573002222222", body="Hola", template=TEMPLATE,
+        status_callback="http://minga.test/messages/status/twilio")
+    reported = {sent.provider_id: [c["params"].get("ErrorCode") or c["params"]["MessageStatus"]
+                                   for c in sms_outbox.wait_for_callbacks(sent.provider_id, 2)]
+                for sent in (inside, outside, templated)}
+    assert reported == {inside.provider_id: ["sent", "delivered"],
+                        outside.provider_id: ["sent", "63016"],
+                        templated.provider_id: ["sent", "delivered"]}
