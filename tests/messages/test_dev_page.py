@@ -20,7 +20,7 @@ def test_there_is_no_dev_page_in_testing(client, app):
 
 def test_there_is_no_dev_page_in_production(other_app):
     production = other_app("production", SECRET_KEY=uuid.uuid4().hex * 2,
-                           RATELIMIT_STORAGE_URI=REDIS_URI)
+                           RATELIMIT_STORAGE_URI=REDIS_URI, CELERY_BROKER_URL=REDIS_URI)
     assert production.test_client().get("/dev/messages").status_code == 404
     assert "dev_messages" not in production.blueprints
 
