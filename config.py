@@ -91,6 +91,29 @@ class Config:
     JOBS_SWEEP_AFTER_SECONDS = int(os.environ.get("JOBS_SWEEP_AFTER_SECONDS", "120"))
     # Links in messages, and the URL an SMS provider's delivery reports are signed for.
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    # E-mail (coop/messages/channels.py): an SMTP server, STARTTLS and a login unless told.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "127.0.0.1")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "587"))
+    MAIL_USE_STARTTLS = _env_bool("MAIL_USE_STARTTLS", True)
+    # A CA file to trust for the server's certificate (empty: the system's); the loopback
+    # stand-in's self-signed certificate in development and tests.
+    MAIL_CA_FILE = os.environ.get("MAIL_CA_FILE", "")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_FROM = os.environ.get("MAIL_FROM", "Minga <no-reply@minga.example>")
+    MAIL_TIMEOUT_SECONDS = int(os.environ.get("MAIL_TIMEOUT_SECONDS", "30"))
+    # SMS and WhatsApp: the provider adapter (coop/messages/providers/) and its account.
+    SMS_PROVIDER = os.environ.get("SMS_PROVIDER", "twilio")
+    SMS_TIMEOUT_SECONDS = int(os.environ.get("SMS_TIMEOUT_SECONDS", "30"))
+    TWILIO_API_BASE = os.environ.get("TWILIO_API_BASE", "https://api.twilio.com")
+    TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+    TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+    TWILIO_FROM = os.environ.get("TWILIO_FROM", "")
+    TWILIO_WHATSAPP_FROM = os.environ.get("TWILIO_WHATSAPP_FROM", "")
+    TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
+    # Development only (`make run`): /dev/messages shows what the loopback stand-ins received.
+    DEV_MAILBOX_DIR = os.environ.get("DEV_MAILBOX_DIR", str(BASE_DIR / "instance" / "mailbox"))
+    DEV_SMS_STANDIN_URL = os.environ.get("DEV_SMS_STANDIN_URL", "")
     # Hours (local to the recipient) when non-urgent messages are sent: "8-20".
     MESSAGES_DAYTIME = tuple(int(h) for h in os.environ.get("MESSAGES_DAYTIME", "8-20").split("-"))
     # Days after a pool's confirmation before its manager hears that intake is missing.
@@ -139,8 +162,15 @@ class ProductionConfig(Config):
         # forget them on restart): the login limits hold only in a store every worker shares.
         storage = str((config or {}).get("RATELIMIT_STORAGE_URI",
                                          cls.RATELIMIT_STORAGE_URI) or "")
-        if not storage.startswith(("redis://", "rediss://", "redis+unix://", "redis+sentinel://",
-                                   "redis+cluster://")):
+        redis = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://", "redis+cluster://")
+        # The job queue's broker: shared by every web server, worker and the one beat.
+        broker = str((config or {}).get("CELERY_BROKER_URL", cls.CELERY_BROKER_URL) or "")
+        if not broker.startswith(redis + ("sentinel://", "amqp://", "amqps://")):
+            raise RuntimeError(
+                "REDIS_URL (or CELERY_BROKER_URL) must name the job queue's Redis in production "
+                "(redis://host:6379/1); the embedded SQLite broker is for `make run` only."
+            )
+        if not storage.startswith(redis):
             raise RuntimeError(
                 "RATELIMIT_STORAGE_URI must be a Redis URL in production "
                 "(redis://host:6379/0), shared by every worker; memory:// is for development "

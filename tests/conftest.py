@@ -3,7 +3,7 @@ PostgreSQL), emptied after every test; factories that return callables."""
 from __future__ import annotations
 
 pytest_plugins = ["tests.plugins.stripe", "tests.plugins.apps", "tests.plugins.market",
-                  "tests.plugins.payouts", "tests.plugins.year_end"]
+                  "tests.plugins.payouts", "tests.plugins.year_end", "tests.plugins.messaging"]
 
 import itertools
 from datetime import date, timedelta

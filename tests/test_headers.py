@@ -74,16 +74,16 @@ def test_a_public_csv_is_not_stored_either_and_public_pages_revalidate(client, b
 def test_hsts_in_production_only(client, other_app):
     assert "Strict-Transport-Security" not in client.get("/login").headers  # the tests
     production = other_app("production", SECRET_KEY=uuid.uuid4().hex * 2,
-                           RATELIMIT_STORAGE_URI=REDIS_URI)
+                           RATELIMIT_STORAGE_URI=REDIS_URI, CELERY_BROKER_URL=REDIS_URI)
     response = production.test_client().get("/login", base_url="https://minga.example")
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     shorter = other_app("production", SECRET_KEY=uuid.uuid4().hex * 2,
-                        RATELIMIT_STORAGE_URI=REDIS_URI, HSTS_MAX_AGE=600)
+                        RATELIMIT_STORAGE_URI=REDIS_URI, CELERY_BROKER_URL=REDIS_URI, HSTS_MAX_AGE=600)
     assert shorter.test_client().get("/login").headers["Strict-Transport-Security"] == \
         "max-age=600; includeSubDomains"
     off = other_app("production", SECRET_KEY=uuid.uuid4().hex * 2,
-                    RATELIMIT_STORAGE_URI=REDIS_URI, HSTS_MAX_AGE=0)
+                    RATELIMIT_STORAGE_URI=REDIS_URI, CELERY_BROKER_URL=REDIS_URI, HSTS_MAX_AGE=0)
     assert "Strict-Transport-Security" not in off.test_client().get("/login").headers
     debugging = other_app("production", SECRET_KEY=uuid.uuid4().hex * 2,
-                          RATELIMIT_STORAGE_URI=REDIS_URI, DEBUG=True)
+                          RATELIMIT_STORAGE_URI=REDIS_URI, CELERY_BROKER_URL=REDIS_URI, DEBUG=True)
     assert "Strict-Transport-Security" not in debugging.test_client().get("/login").headers

@@ -147,9 +147,9 @@ def test_every_blueprint_is_registered_from_the_one_list(app):
 def test_csrf_is_exempted_by_the_blueprints_marker_only(app):
     exempt = {bp.name for bp in app.extensions["csrf"]._exempt_blueprints}
     marked = {bp.name for bp in blueprints() if getattr(bp, "csrf_exempt", False)}
-    # Bearer tokens; Stripe's signed webhooks; signed SMS delivery reports and the one-click
-    # unsubscribe of a mail program (RFC 8058), whose token is the proof.
-    assert exempt == marked == {"api", "payments", "messages_public"}
+    # Bearer tokens; Stripe's signed webhooks; the SMS provider's signed delivery reports; the
+    # one-click unsubscribe of a mail program (RFC 8058), whose signed token is the proof.
+    assert exempt == marked == {"api", "payments", "messages_status", "messages_public"}
 
 
 def test_migrations_run_no_live_code_of_the_app():

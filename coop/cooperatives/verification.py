@@ -290,6 +290,17 @@ def _decide(coop: Cooperative, reviewer, status: CoopStatus, reason: str) -> Non
 
 
 def notify_founder(coop: Cooperative) -> None:
-    """Tell the founder the staff's decision. Today they read it on their dashboard and the
-    coop's page (the coop's status and reason); issue 11 (messages) sends the e-mail or SMS
-    from here, the one place a decision is told."""
+    """Tell the founder the staff's decision (e-mail or SMS, in their language): the one place
+    a decision is told. One message per decision (a refused coop asking again is decided
+    again, and told again)."""
+    from ..messages import services as messages
+    if coop.founded_by_id is None:
+        return
+    stamp = coop.reviewed_at.strftime("%Y%m%d%H%M%S%f") if coop.reviewed_at else "0"
+    if coop.status == CoopStatus.VERIFIED:
+        messages.notify(coop.founded_by_id, "coop.verified", event=f"coop:{coop.id}:{stamp}",
+                        coop_id=coop.id, coop=coop.name, link=f"/manage/coops/{coop.id}")
+    else:
+        messages.notify(coop.founded_by_id, "coop.refused", event=f"coop:{coop.id}:{stamp}",
+                        coop_id=coop.id, coop=coop.name, reason=coop.refusal_reason or "",
+                        link=f"/manage/coops/{coop.id}")

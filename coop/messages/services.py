@@ -46,6 +46,14 @@ class Kg:
 
 
 @dataclass(frozen=True)
+class Label:
+    """An internal code (a crop, a grade, a rail) shown as its label in the recipient's
+    language (coop/common/labels.py)."""
+    kind: str
+    code: str
+
+
+@dataclass(frozen=True)
 class Recipient:
     """What messages need to know of a person (the auth domain answers it)."""
     id: int
@@ -112,6 +120,9 @@ def _format(value, locale: str, tz: ZoneInfo):
     from ..common.quantities import grams_to_decimal
     if isinstance(value, Money):
         return format_money(value.minor, value.currency, locale=locale)
+    if isinstance(value, Label):
+        from ..common.labels import label
+        return str(label(value.code, value.kind))
     if isinstance(value, Kg):
         return format_number(grams_to_decimal(value.grams), locale=locale)
     if isinstance(value, datetime):

@@ -48,6 +48,14 @@ TEMPLATES: dict[str, Template] = {
         _l("Minga: too many failed logins to your account. Logins are paused for a while. If "
            "it was not you, tell your cooperative."),
         _l("Failed logins to your Minga account"), topic="account"),
+    # --- founders ---
+    "coop.verified": Template(
+        _l("Minga: %(coop)s is verified. You can open pools and pay farmers now."),
+        _l("%(coop)s is verified"), topic="account"),
+    "coop.refused": Template(
+        _l("Minga: the registration of %(coop)s was not accepted: %(reason)s. Correct it and "
+           "ask again."),
+        _l("%(coop)s: registration not accepted"), topic="account"),
     # --- farmer ---
     "farmer.harvest_listed": Template(
         _l("Minga: %(kg)s kg of %(crop)s listed with %(coop)s. We will tell you when it sells."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..common.errors import DomainError
+from ..common.errors import DomainError, NotFound
 from ..common.models import utcnow
 from ..extensions import db
 from ..jobs import services as jobs
@@ -33,8 +33,26 @@ def close(pool_id: int) -> None:
     from . import closing
     try:
         closing.close_pool(pool_id, on_demand=False)
+    except NotFound:
+        return  # no such pool (any more): nothing to close
     except DomainError as exc:
         if exc.code == "payment_unavailable":
             raise RuntimeError("Stripe unavailable") from exc
         if exc.code != "pool_closed":
             raise
+
+
+@jobs.periodic("pools.resolve_holds", 120)
+def resolve_unknown_holds() -> None:
+    """Card holds whose outcome is unknown, settled against Stripe (`flask pools
+    resolve-holds` by hand). Stripe unreachable: tried again at the next run."""
+    from flask import current_app
+    from ..payments.gateway import PaymentError
+    from . import resolver
+    if not current_app.config.get("STRIPE_SECRET_KEY") and \
+            not current_app.config.get("STRIPE_API_BASE"):
+        return
+    try:
+        resolver.resolve_holds()
+    except PaymentError:
+        db.session.rollback()

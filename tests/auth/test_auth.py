@@ -334,7 +334,7 @@ def test_login_limit_holds_across_clients_and_apps_through_redis(other_app, make
     prefix = f"minga-test-{uuid.uuid4().hex}"
     user = make_user()
     try:
-        shared = other_app(RATELIMIT_STORAGE_URI=REDIS_URI, RATELIMIT_KEY_PREFIX=prefix)
+        shared = other_app(RATELIMIT_STORAGE_URI=REDIS_URI, CELERY_BROKER_URL=REDIS_URI, RATELIMIT_KEY_PREFIX=prefix)
         first, second = shared.test_client(), shared.test_client()
         for client in (first, second, first, second, first):
             assert _bad_html(client, user).status_code == 401
@@ -343,7 +343,7 @@ def test_login_limit_holds_across_clients_and_apps_through_redis(other_app, make
         assert list(store.scan_iter(f"*{prefix}*")), "the counter should live in Redis"
         # Another worker (here: another app, with its own fresh storage connection) sees the
         # same counter; with per-process memory storage it would start again from zero.
-        worker = other_app(RATELIMIT_STORAGE_URI=REDIS_URI, RATELIMIT_KEY_PREFIX=prefix)
+        worker = other_app(RATELIMIT_STORAGE_URI=REDIS_URI, CELERY_BROKER_URL=REDIS_URI, RATELIMIT_KEY_PREFIX=prefix)
         assert _bad_html(worker.test_client(), user).status_code == 429
     finally:
         for key in store.scan_iter(f"*{prefix}*"):
@@ -367,6 +367,7 @@ def test_memory_storage_would_not_share_between_workers(other_app, make_user):
 def test_production_refuses_the_default_secret_key(monkeypatch, app, other_app):
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", config.DEFAULT_SECRET_KEY)
     monkeypatch.setattr(config.ProductionConfig, "RATELIMIT_STORAGE_URI", REDIS_URI)
+    monkeypatch.setattr(config.ProductionConfig, "CELERY_BROKER_URL", REDIS_URI)
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         config.ProductionConfig.check()
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
@@ -378,7 +379,7 @@ def test_production_refuses_the_default_secret_key(monkeypatch, app, other_app):
     config.ProductionConfig.check()
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", config.DEFAULT_SECRET_KEY)
     production = other_app("production", SECRET_KEY=uuid.uuid4().hex * 2,
-                           RATELIMIT_STORAGE_URI=REDIS_URI)
+                           RATELIMIT_STORAGE_URI=REDIS_URI, CELERY_BROKER_URL=REDIS_URI)
     assert production.config["SESSION_COOKIE_SECURE"] is True
     assert production.config["TESTING"] is False
     with pytest.raises(RuntimeError):

@@ -307,12 +307,27 @@ def test_production_refuses_rate_limit_counts_kept_in_one_worker(other_app, monk
     key = uuid.uuid4().hex * 2
     for storage in ("memory://", "", "memcached://127.0.0.1:11211"):
         with pytest.raises(RuntimeError, match="RATELIMIT_STORAGE_URI"):
-            create_app("production", SECRET_KEY=key, RATELIMIT_STORAGE_URI=storage)
+            create_app("production", SECRET_KEY=key, RATELIMIT_STORAGE_URI=storage,
+                       CELERY_BROKER_URL=REDIS_URI)
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", key)
+    monkeypatch.setattr(config.ProductionConfig, "CELERY_BROKER_URL", REDIS_URI)
     with pytest.raises(RuntimeError, match="RATELIMIT_STORAGE_URI"):
         config.ProductionConfig.check()  # the class's default is memory://
-    production = other_app("production", SECRET_KEY=key, RATELIMIT_STORAGE_URI=REDIS_URI)
+    production = other_app("production", SECRET_KEY=key, RATELIMIT_STORAGE_URI=REDIS_URI,
+                           CELERY_BROKER_URL=REDIS_URI)
     assert production.config["RATELIMIT_STORAGE_URI"] == REDIS_URI
     # Development (make run) and the tests keep memory://.
     assert config.DevelopmentConfig.RATELIMIT_STORAGE_URI == "memory://"
     assert config.TestingConfig.RATELIMIT_STORAGE_URI == "memory://"
+
+
+def test_production_refuses_the_embedded_job_broker(other_app, monkeypatch):
+    """Jobs written by one web server must reach workers on other machines: Redis."""
+    key = uuid.uuid4().hex * 2
+    for broker in ("sqla+sqlite:///instance/celery-broker.sqlite", "", "memory://"):
+        with pytest.raises(RuntimeError, match="REDIS_URL"):
+            create_app("production", SECRET_KEY=key, RATELIMIT_STORAGE_URI=REDIS_URI,
+                       CELERY_BROKER_URL=broker)
+    production = other_app("production", SECRET_KEY=key, RATELIMIT_STORAGE_URI=REDIS_URI,
+                           CELERY_BROKER_URL=REDIS_URI)
+    assert production.extensions["celery"].conf.broker_url == REDIS_URI

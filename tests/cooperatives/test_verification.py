@@ -319,6 +319,27 @@ def test_the_founder_is_told_through_one_function(monkeypatch, make_user, staff)
     assert told == [coop.id]
 
 
+def test_the_founder_gets_each_decision_by_e_mail_with_the_reason(make_user, staff, mailbox):
+    from coop.jobs import services as jobs
+    founder = make_user(name="Fundadora")
+    founder.locale = "en"      # told in their own language, not the reviewer's
+    coop = found(founder)
+    reviewer = staff()
+    verification.refuse(coop, reviewer, "The document is not legible.")
+    db.session.commit()
+    jobs.drain()
+    [refused] = mailbox
+    assert founder.email in refused.rcpt_tos
+    assert "The document is not legible." in refused.text
+    coop.status = "pending"
+    db.session.commit()
+    verification.approve(coop, reviewer)
+    db.session.commit()
+    jobs.drain()
+    assert [m.subject for m in mailbox][1] == "Cooperativa Café Sur is verified"
+    assert f"/manage/coops/{coop.id}" in mailbox[1].text
+
+
 # --- existing data ----------------------------------------------------------------------------
 
 def test_the_migration_marks_existing_coops_verified(tmp_path):

@@ -81,13 +81,15 @@ def _e2e_database(tmp: Path) -> tuple[str, callable]:
     return url.set(database=name).render_as_string(hide_password=False), drop
 
 
-def _prepare(url: str) -> None:
-    """Migrate and load the demo in a child process, as `make run` does."""
+def _prepare(url: str, broker: str) -> None:
+    """Migrate and load the demo in a child process, as `make run` does (the jobs it writes
+    go to the test's own broker, never to the repository's instance/)."""
     code = ("from flask_migrate import upgrade\n"
             "from coop import create_app\n"
             "from coop.demo.seed import seed_demo\n"
             "from coop.extensions import db\n"
-            f"app = create_app('development', SQLALCHEMY_DATABASE_URI={url!r})\n"
+            f"app = create_app('development', SQLALCHEMY_DATABASE_URI={url!r},\n"
+            f"                 CELERY_BROKER_URL={broker!r})\n"
             "with app.app_context():\n"
             "    upgrade(revision='heads')\n"
             "    seed_demo()\n"
@@ -96,10 +98,34 @@ def _prepare(url: str) -> None:
 
 
 class Server:
-    def __init__(self, url: str, sandbox: Sandbox, database_url: str):
+    def __init__(self, url: str, sandbox: Sandbox, database_url: str, smtp=None, sms=None,
+                 broker: str = ""):
         self.url = url
+        self.broker = broker
         self.sandbox = sandbox
         self.database_url = database_url
+        self.smtp, self.sms = smtp, sms       # what the app's messages reached
+
+    def wait_for_mail(self, to: str, subject_has: str, timeout: float = 30):
+        """The e-mail to `to` whose subject holds `subject_has`, once the worker sent it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for mail in list(self.smtp.messages):
+                if to in mail.rcpt_tos and subject_has in mail.subject:
+                    return mail
+            time.sleep(0.2)
+        raise AssertionError(f"no e-mail to {to} about {subject_has!r}; got "
+                             f"{[(m.rcpt_tos, m.subject) for m in self.smtp.messages]}")
+
+    def wait_for_sms(self, to: str, timeout: float = 30) -> dict:
+        """The last SMS the stand-in received for `to` (E.164), once the worker sent it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [m for m in list(self.sms.messages) if m["to"] == to]
+            if found:
+                return found[-1]
+            time.sleep(0.2)
+        raise AssertionError(f"no SMS to {to}; got {[m['to'] for m in self.sms.messages]}")
 
 
 @pytest.fixture(scope="package")
@@ -107,11 +133,16 @@ def server():
     tmp = Path(tempfile.mkdtemp(prefix="minga-e2e-"))
     database_url, drop_database = _e2e_database(tmp)
     sandbox = Sandbox(persist=False).start()
-    proc = None
+    from devtools.sms_standin import SmsStandin
+    from devtools.smtp_standin import SmtpStandin
+    smtp = SmtpStandin().start()
+    sms = SmsStandin(deliver_callbacks=True).start()     # signed reports posted to the app
+    proc = worker = None
     log_path = ARTIFACTS / "gunicorn.log"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
-        _prepare(database_url)
+        broker = f"sqla+sqlite:///{tmp / 'broker.sqlite'}"
+        _prepare(database_url, broker)
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         webhook_secret = "whsec_e2e_" + secrets.token_hex(16)
@@ -121,7 +152,13 @@ def server():
                "STRIPE_API_BASE": sandbox.api_base, "STRIPE_WEBHOOK_SECRET": webhook_secret,
                "STRIPE_PUBLISHABLE_KEY": "", "STRIPE_TEST_PAYMENT_METHODS": "1",
                "RATELIMIT_STORAGE_URI": "memory://", "LOGIN_RATE_LIMIT": "1000 per minute",
-               "SESSION_COOKIE_SECURE": "0"}
+               "SESSION_COOKIE_SECURE": "0", "PUBLIC_BASE_URL": base,
+               # A real Celery worker on an embedded broker of its own runs the jobs.
+               "CELERY_BROKER_URL": broker,
+               "JOBS_EAGER": "0", "MESSAGES_DAYTIME": "0-24"}
+        env.update({name: str(value) for name, value in {**smtp.settings(),
+                                                          **sms.settings()}.items()})
+        env["MAIL_USE_STARTTLS"] = "1" if smtp.settings()["MAIL_USE_STARTTLS"] else "0"
         env.pop("TEST_DATABASE_URL", None)
         gunicorn = Path(sys.executable).parent / "gunicorn"
         log = open(log_path, "w")
@@ -141,8 +178,22 @@ def server():
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn did not answer within 60 s; see {log_path}")
                 time.sleep(0.2)
-        yield Server(base, sandbox, database_url)
+        worker_log = open(ARTIFACTS / "worker.log", "w")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-c", "2", "-Q", "minga",
+             "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            cwd=ROOT, env=env, stdout=worker_log, stderr=worker_log)
+        yield Server(base, sandbox, database_url, smtp=smtp, sms=sms, broker=broker)
     finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(timeout=5)
+        smtp.stop()
+        sms.stop()
         if proc is not None:
             proc.terminate()
             try:

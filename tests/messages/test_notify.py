@@ -164,3 +164,89 @@ def test_staff_see_their_coops_messages_and_a_person_their_own(
     assert client.get("/account/messages").status_code == 200
     assert b"REF-77" not in client.get("/account/messages").data
     del manager
+
+
+def test_queued_messages_reach_the_stand_ins_and_a_rerun_sends_nothing_twice(
+        make_coop, make_farmer, make_buyer, mailbox, sms_outbox):
+    from coop.jobs import services as jobs
+    coop, farmer = _farmer_by_phone(make_coop, make_farmer)
+    buyer = make_buyer()
+    [sms] = messages.notify(farmer, "farmer.paid", event="payout-line:7", coop_id=coop.id,
+                            amount=Money(124_000_000, "COP"), rail="Nequi", reference="8812",
+                            coop=coop.name)
+    [mail] = messages.notify(buyer, "buyer.released", event="order:7:released", pool="#7",
+                             amount=Money(2_850_000, "COP"), link="/my/orders")
+    db.session.commit()
+    assert [o.status for o in jobs.drain()] == ["done", "done"]
+    db.session.expire_all()
+    assert sms.status == "sent" and sms.provider == "twilio" and sms.provider_id
+    assert mail.status == "sent" and mail.attempts == 1
+    [texted] = sms_outbox.messages
+    assert texted["to"] == sms.to_address and texted["status_callback"] == \
+        "http://minga.test/messages/status/twilio"
+    assert "1.240.000,00 COP" in texted["body"]
+    [received] = mailbox
+    assert received.text and received.html and "http://minga.test/my/orders" in received.html
+    # The same job delivered again (a worker's retry) sends nothing more.
+    for job_id in db.session.scalars(select(Job.id)):
+        db.session.execute(Job.__table__.update().where(Job.id == job_id)
+                           .values(status="pending"))
+    db.session.commit()
+    jobs.drain()
+    assert len(sms_outbox.messages) == 1 and len(mailbox) == 1
+
+
+def test_a_provider_outage_retries_the_message_and_a_refused_number_fails_it(
+        make_coop, make_farmer, sms_outbox, app):
+    from datetime import timedelta
+    from coop.common.models import utcnow
+    from coop.jobs import services as jobs
+    coop, farmer = _farmer_by_phone(make_coop, make_farmer)
+    [message] = messages.notify(farmer, "farmer.paid", event="payout-line:8", coop_id=coop.id,
+                                amount=Money(100, "COP"), rail="Nequi", reference="1",
+                                coop=coop.name)
+    db.session.commit()
+    saved = app.config["TWILIO_API_BASE"]
+    app.config["TWILIO_API_BASE"] = "http://127.0.0.1:9"        # nothing listens there
+    try:
+        [outcome] = jobs.drain()
+    finally:
+        app.config["TWILIO_API_BASE"] = saved
+    db.session.expire_all()
+    assert outcome.status == "pending" and message.status == "queued" and message.attempts == 1
+    assert message.error
+    [again] = jobs.drain(now=utcnow() + timedelta(hours=2))
+    db.session.expire_all()
+    assert again.status == "done" and message.status == "sent" and message.attempts == 2
+    assert len(sms_outbox.messages) == 1
+
+
+def test_one_event_told_from_many_threads_at_once_is_one_message_and_one_job(app, make_buyer):
+    """Eight workers replaying the same event at the same moment: the unique (event, person,
+    channel) keeps one message, and only its writer enqueues a send (ON CONFLICT DO NOTHING:
+    no error, no savepoint). On SQLite the writers take turns; on PostgreSQL they race."""
+    import threading
+    buyer_id = make_buyer().id
+    barrier, outcomes = threading.Barrier(8), []
+
+    def tell():
+        with app.app_context():
+            try:
+                barrier.wait(timeout=30)
+                [message] = messages.notify(buyer_id, "buyer.released", event="order:77:released",
+                                            pool="#77", amount=Money(100, "COP"))
+                db.session.commit()
+                outcomes.append(message.id)
+            except Exception as exc:  # noqa: BLE001 - the outcome is what the test reads
+                db.session.rollback()
+                outcomes.append(type(exc).__name__)
+            finally:
+                db.session.remove()
+    threads = [threading.Thread(target=tell) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(outcomes) == 8 and len(set(outcomes)) == 1 and isinstance(outcomes[0], int), \
+        outcomes
+    assert _count() == 1 and _count(Job) == 1
