@@ -106,12 +106,15 @@ class Server:
         self.database_url = database_url
         self.smtp, self.sms = smtp, sms       # what the app's messages reached
 
-    def wait_for_mail(self, to: str, subject_has: str, timeout: float = 30):
-        """The e-mail to `to` whose subject holds `subject_has`, once the worker sent it."""
+    def wait_for_mail(self, to: str, subject_has: str, text_has: str = "",
+                      timeout: float = 30):
+        """The e-mail to `to` whose subject holds `subject_has` (and text `text_has`), once
+        the worker sent it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for mail in list(self.smtp.messages):
-                if to in mail.rcpt_tos and subject_has in mail.subject:
+                if to in mail.rcpt_tos and subject_has in mail.subject and \
+                        text_has in (mail.text or ""):
                     return mail
             time.sleep(0.2)
         raise AssertionError(f"no e-mail to {to} about {subject_has!r}; got "

@@ -209,7 +209,7 @@ def test_buyer_joins_the_pool_with_the_sandbox_test_card(phone, db, server):
     assert _digits(figure) == "1200" + str(held), figure
 
 
-def test_manager_closes_the_pool_and_records_a_delivery(phone, db):
+def test_manager_closes_the_pool_and_records_a_delivery(phone, db, server):
     pool_id = story["pool_id"]
     manager = phone()
     page = manager.page
@@ -233,6 +233,11 @@ def test_manager_closes_the_pool_and_records_a_delivery(phone, db):
     assert captured and str(captured) in _digits(figure), figure
     assert organisation in buyers, buyers
     assert db("SELECT status FROM pools WHERE id = :p", p=pool_id)[0][0] == "confirmed"
+    # The buyer hears of it by e-mail (from the worker, in Spanish, the captured amount
+    # first, in Colombian figures), with the link to their orders.
+    amount = format_decimal(Decimal(captured) / 100, format="#,##0.00", locale="es_CO")
+    mail = server.wait_for_mail(BUYER, f"#{pool_id} confirmado: {amount}", text_has=amount)
+    assert mail.html and "/my/orders" in mail.text, mail.text
     allocation = db("SELECT a.id, a.quantity_g, u.name FROM allocations a "
                     "JOIN users u ON u.id = a.farmer_user_id "
                     "JOIN listings l ON l.id = a.listing_id "
