@@ -205,8 +205,8 @@ def register_domain_hooks(app: Flask) -> None:
 
 # Each domain's background tasks (@jobs.task, @jobs.periodic), imported so the workers and
 # the outbox know every handler.
-TASK_MODULES = ("coop.messages.services", "coop.pools.tasks", "coop.intake.tasks",
-                "coop.treasury.tasks")
+TASK_MODULES = ("coop.messages.services", "coop.pools.tasks", "coop.pools.notices",
+                "coop.intake.tasks", "coop.treasury.tasks")
 
 
 def register_jobs(app: Flask) -> None:

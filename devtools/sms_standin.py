@@ -12,7 +12,8 @@ account's sid and token (else 401, code 20003); To, Body and From or MessagingSe
 (else 400 with Twilio's codes 21604, 21602, 21603; a To that is not E.164: 21211; a
 WhatsApp To from a non-WhatsApp From: 21910); 201 with {"sid": "SM" + 32 hex, "status":
 "queued", ...}. Then, in a background thread, its StatusCallback gets "sent" and then
-"delivered" (a To in `failing`: "failed", ErrorCode 30003), each signed with
+"delivered" (a To in `failing`: "failed", ErrorCode 30003; with `whatsapp_window` a set, a
+free-form WhatsApp to a number not in it: "failed", 63016), each signed with
 X-Twilio-Signature as Twilio signs. Callbacks are POSTed only to loopback URLs (or any URL
 with deliver_callbacks=True); the others are recorded, with their signature, for a test to
 replay through Flask's test client. `fail_next(status)` makes the next request answer
@@ -62,6 +63,9 @@ class SmsStandin:
         self.deliver_callbacks = deliver_callbacks
         self.callback_delay = callback_delay
         self.failing: set[str] = set()            # To numbers whose delivery fails
+        # None: any WhatsApp goes through; a set: the numbers with an open 24-hour
+        # conversation, the only ones a free-form WhatsApp (no ContentSid) reaches.
+        self.whatsapp_window: set[str] | None = None
         self.messages: list[dict] = []
         self.callbacks: list[dict] = []
         self.requests = 0
@@ -111,6 +115,7 @@ class SmsStandin:
             self.callbacks.clear()
             self._fail_next.clear()
             self.failing.clear()
+            self.whatsapp_window = None
             self.requests = 0
 
     def fail_next(self, status: int, times: int = 1) -> None:
@@ -135,7 +140,9 @@ class SmsStandin:
         sid = "SM" + secrets.token_hex(16)
         message = {
             "sid": sid, "account_sid": self.account_sid, "api_version": "2010-04-01",
-            "to": form["To"], "from": form.get("From"), "body": form["Body"],
+            "to": form["To"], "from": form.get("From"), "body": form.get("Body") or "",
+            "content_sid": form.get("ContentSid"),
+            "content_variables": form.get("ContentVariables"),
             "messaging_service_sid": form.get("MessagingServiceSid"),
             "status": "queued", "direction": "outbound-api", "num_media": "0",
             "num_segments": "1", "price": None, "price_unit": "USD",
@@ -152,16 +159,24 @@ class SmsStandin:
                          name=f"sms-standin-{sid[:8]}").start()
         return public
 
+    def _failure(self, message: dict) -> tuple[int, str] | None:
+        number = message["to"].removeprefix("whatsapp:")
+        if number in self.failing or message["to"] in self.failing:
+            return 30003, "Unreachable destination handset"
+        if (message["to"].startswith("whatsapp:") and not message["content_sid"]
+                and self.whatsapp_window is not None and number not in self.whatsapp_window):
+            return 63016, ("Failed to send freeform message because you are outside the "
+                           "allowed window. Please use a Template.")
+        return None
+
     def _report(self, message: dict) -> None:
-        failing = message["to"].removeprefix("whatsapp:") in self.failing or \
-            message["to"] in self.failing
-        for status in ("sent", "failed") if failing else ("sent", "delivered"):
+        failure = self._failure(message)
+        for status in ("sent", "failed") if failure else ("sent", "delivered"):
             time.sleep(self.callback_delay)
             with self._lock:
                 message["status"] = status
                 if status == "failed":
-                    message["error_code"] = 30003
-                    message["error_message"] = "Unreachable destination handset"
+                    message["error_code"], message["error_message"] = failure
             url = message["status_callback"]
             if url:
                 self._callback(message, status, url)
@@ -176,7 +191,7 @@ class SmsStandin:
         if message["to"].startswith("whatsapp:"):
             params["ChannelPrefix"] = "whatsapp"
         if status == "failed":
-            params["ErrorCode"] = "30003"
+            params["ErrorCode"] = str(message["error_code"])
         callback = {"url": url, "params": params,
                     "signature": twilio_signature(self.auth_token, url, params),
                     "delivered": False, "answer": None}
@@ -268,8 +283,17 @@ def _refusal(form: dict[str, str]) -> tuple[int, dict] | None:
     to, sender = form.get("To", ""), form.get("From", "")
     if not to:
         return _error(21604, "A 'To' phone number is required.", 400)
-    if not form.get("Body"):
+    if not form.get("Body") and not form.get("ContentSid"):
         return _error(21602, "Message body is required.", 400)
+    if form.get("ContentSid") and not re.fullmatch(r"HX[0-9a-f]{32}", form["ContentSid"]):
+        return _error(21655, "The ContentSid is Invalid.", 400)
+    if form.get("ContentVariables"):
+        try:
+            valid = isinstance(json.loads(form["ContentVariables"]), dict)
+        except ValueError:
+            valid = False
+        if not valid:
+            return _error(21656, "The ContentVariables Parameter is invalid.", 400)
     if not sender and not form.get("MessagingServiceSid"):
         return _error(21603, "A 'From' phone number is required.", 400)
     if not E164.match(to.removeprefix("whatsapp:")):
@@ -277,7 +301,7 @@ def _refusal(form: dict[str, str]) -> tuple[int, dict] | None:
     if sender and to.startswith("whatsapp:") != sender.startswith("whatsapp:"):
         return _error(21910, "Invalid From and To pair. From and To should be of the same "
                              "channel", 400)
-    if len(form["Body"]) > 1600:
+    if len(form.get("Body") or "") > 1600:
         return _error(21617, "The concatenated message body exceeds the 1600 character "
                              "limit.", 400)
     return None

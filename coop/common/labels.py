@@ -30,6 +30,7 @@ LABELS = {
     "order_status": "coop.pools.labels:ORDER_STATUS",
     "commission_kind": "coop.pricing.labels:COMMISSION_KINDS",
     "refund_status": "coop.intake.labels:REFUND_STATUS",
+    "refund_reason": "coop.intake.labels:REFUND_REASONS",
     "payout_line_status": "coop.payouts.labels:LINE_STATUS",
     "payout_batch_status": "coop.payouts.labels:BATCH_STATUS",
     "share_status": "coop.shares.labels:SHARE_STATUS",

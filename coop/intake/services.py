@@ -60,6 +60,8 @@ from ..pools import services as pool_services
 from ..pools.models import Allocation, Order, Pool
 from ..pricing import services as pricing
 from ..shares import services as shares
+from ..messages import services as messages
+from ..messages.services import Label, Money
 from .models import Intake, Refund
 
 REFUND_LEASE = timedelta(minutes=2)
@@ -498,6 +500,13 @@ def _mark_succeeded(refund: Refund, stripe_id: str) -> None:
                     memo=f"shortfall refund, order {refund.order_id}, intake {refund.intake_id}",
                     lines=[ledger.debit("buyer_deposits", refund.amount_minor),
                            ledger.credit("stripe_clearing", refund.amount_minor)])
+        order = refund.order
+        messages.notify(order.user_id, "buyer.refunded", event=f"refund:{refund.id}",
+                        coop_id=coop.id, amount=Money(refund.amount_minor, refund.currency),
+                        pool=f"#{order.pool_id}",
+                        reason=Label("refund_reason",
+                                     refund_reason(db.session.get(Intake, refund.intake_id))),
+                        link="/my/orders")
     commit_step()
     db.session.expire_all()
 

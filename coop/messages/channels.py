@@ -12,7 +12,6 @@ connection error, a timeout or a server's 5xx is not. Settings come from the app
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 import unicodedata
 from email.message import EmailMessage
@@ -39,15 +38,18 @@ def send_email(*, to: str, subject: str, text: str, html: str,
     sender = config["MAIL_FROM"]
     domain = parseaddr(sender)[1].rpartition("@")[2] or "minga.local"
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
     message_id = make_msgid(domain=domain)
-    message["Message-ID"] = message_id
-    for name, value in (headers or {}).items():
-        if name.lower() in ("from", "to", "subject", "message-id"):
-            continue  # ours; a caller's header must not replace them
-        message[name] = value
+    try:
+        message["From"] = sender
+        message["To"] = to
+        message["Subject"] = subject
+        message["Message-ID"] = message_id
+        for name, value in (headers or {}).items():
+            if name.lower() in ("from", "to", "subject", "message-id"):
+                continue  # ours; a caller's header must not replace them
+            message[name] = value
+    except ValueError as exc:  # a line break in a header: no retry makes it sendable
+        raise ChannelError(f"bad header: {exc}", code="bad_header", permanent=True) from exc
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     host, port = config["MAIL_SERVER"], int(config["MAIL_PORT"])
@@ -74,7 +76,9 @@ def send_email(*, to: str, subject: str, text: str, html: str,
         raise ChannelError(f"{exc.smtp_code} {_text(exc.smtp_error)}",
                            code=f"smtp_{exc.smtp_code}") from exc
     except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS
-        code = "timeout" if isinstance(exc, (socket.timeout, TimeoutError)) else "connection"
+        # smtplib reports a reply that timed out as "Connection unexpectedly closed".
+        timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+        code = "timeout" if timed_out else "connection"
         raise ChannelError(f"{host}:{port}: {exc}", code=code) from exc
     return Sent(provider="smtp", provider_id=message_id, status="sent")
 
@@ -96,11 +100,19 @@ def send_sms(*, to: str, body: str, status_callback: str | None = None) -> Sent:
                                        status_callback=status_callback)
 
 
-def send_whatsapp(*, to: str, body: str, status_callback: str | None = None) -> Sent:
-    """`body` by WhatsApp to `to` (E.164, or already "whatsapp:+57..."), as send_sms."""
+def send_whatsapp(*, to: str, body: str, status_callback: str | None = None,
+                  template: str | None = None, variables: dict | None = None) -> Sent:
+    """`body` by WhatsApp to `to` (E.164, or already "whatsapp:+57..."), as send_sms.
+
+    WhatsApp takes a free-form `body` only within 24 hours of the person's last message to
+    us; a message we start must be a template approved in advance: `template` is its id at
+    the provider (Twilio's ContentSid, "HX..."), `variables` its placeholders ({"1": ...}),
+    and `body` is then only our record of what it says. Outside the window a free-form
+    message is accepted and then reported failed (Twilio's 63016)."""
     address = to if to.startswith("whatsapp:") else f"whatsapp:{to}"
     return providers.configured().send(address, body, channel="whatsapp",
-                                       status_callback=status_callback)
+                                       status_callback=status_callback, template=template,
+                                       variables=variables)
 
 
 # --- segments -------------------------------------------------------------------------------

@@ -100,7 +100,8 @@ TEMPLATES: dict[str, Template] = {
         _l("Minga: %(amount)s refunded to your card for pool %(pool)s: %(reason)s."),
         _l("Refund of %(amount)s for pool %(pool)s"), topic="money"),
     "buyer.pool_closing": Template(
-        _l("Minga: pool %(pool)s closes in 24 hours, at %(closes)s. %(kg)s kg still needed."),
+        _l("Minga: pool %(pool)s closes in 24 hours, at %(closes)s. Still needed to fill it: "
+           "%(kg)s kg."),
         _l("Pool %(pool)s closes in 24 hours"), topic="reminders", urgent=False),
     "buyer.new_pool": Template(
         _l("Minga: new pool of %(crop)s from %(coop)s, %(kg)s kg at %(price)s per kg, closes "

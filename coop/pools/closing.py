@@ -25,6 +25,7 @@ from ..messages import services as messages
 from ..payments import gateway
 from ..pricing import services as pricing
 from .models import Allocation, Order, Pool
+from . import notices
 from .core import _ledger_capture, _ledger_release, delivery_due, get_pool
 from .orders import _outcome_unknown
 from .resolver import _in_flight, resolve_holds
@@ -161,8 +162,11 @@ def _settle(pool_id: int, now: datetime) -> None:
         if result.rowcount == 1:
             if values["status"] == "captured":
                 _ledger_capture(order, values["amount_captured_minor"], values["charge_id"])
+                notices.captured(order, values["amount_captured_minor"])
             else:
                 _ledger_release(order)
+                if values["status"] == "cancelled":
+                    notices.released(order)
         commit_step()
     db.session.execute(update(Pool).where(Pool.id == pool_id, Pool.settled_at.is_(None))
                        .values(settled_at=now).execution_options(synchronize_session=False))

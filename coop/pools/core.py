@@ -18,6 +18,7 @@ from ..ledger import services as ledger
 from ..listings import services as listing_services
 from ..pricing import services as pricing
 from .models import Allocation, Order, Pool
+from . import notices
 
 
 MAX_OPEN_DAYS = 7          # card holds last 7 days for customer-initiated payments
@@ -136,6 +137,7 @@ def open_pool(coop, user, *, crop: str, grade: str, min_kg, max_kg, closes_at,
                 committed_g=0, closes_at=moment, status="open", created_by_id=user.id)
     db.session.add(pool)
     db.session.flush()
+    notices.pool_opened(pool)
     return pool
 
 

@@ -25,6 +25,7 @@ from ..extensions import db
 from ..payments import gateway
 from ..pricing import services as pricing
 from .models import Order, Pool
+from . import notices
 from .core import (_grams, _kg_text, _ledger_capture, _ledger_hold, _ledger_release, _release,
                    _reserve, get_pool, own_order)
 from .resolver import (RESOLVED_FAILURE, _claim_failed, _in_open_pool, _settled_after_passed,
@@ -218,6 +219,7 @@ def _record_hold(order: Order, hold: gateway.Hold) -> Order:
             db.session.refresh(order)
             if recorded:
                 _ledger_hold(order)
+                notices.hold_placed(order)
             commit_step()
             break
         except DBAPIError:
@@ -304,6 +306,7 @@ def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = Non
     order.payment_intent_id = hold.id
     order.charge_id = hold.charge_id
     _ledger_hold(order)
+    notices.hold_placed(order)
     commit_step()
     if old_intent:
         _cancel_quietly(old_intent)
@@ -364,6 +367,7 @@ def apply_payment_intent_event(kind: str, intent_id: str) -> str:
             order.status = "captured"
             order.amount_captured_minor = order.amount_due_minor
             _ledger_capture(order, order.amount_due_minor, order.charge_id)
+            notices.captured(order, order.amount_due_minor)
             outcome = "captured"
         else:
             outcome = f"no_change:{order.status}"
@@ -385,6 +389,7 @@ def apply_payment_intent_event(kind: str, intent_id: str) -> str:
         elif order.status == "authorized" and order.pool.status in UNSOLD_POOL_STATUSES:
             order.status = "cancelled"
             _ledger_release(order)
+            notices.released(order)
             outcome = "cancelled"
         else:
             outcome = f"no_change:{order.status}"

@@ -13,6 +13,7 @@ from ..common.web import commit_step
 from ..extensions import db
 from ..payments import gateway
 from .models import Order, Pool
+from . import notices
 from .core import _ledger_hold, _release
 
 
@@ -172,6 +173,7 @@ def _claim_stood(order_id: int, hold: gateway.Hold) -> bool:
         order = db.session.get(Order, order_id)
         db.session.refresh(order)
         _ledger_hold(order)
+        notices.hold_placed(order)
     commit_step()
     return result.rowcount == 1
 

@@ -56,3 +56,10 @@ def resolve_unknown_holds() -> None:
         resolver.resolve_holds()
     except PaymentError:
         db.session.rollback()
+
+
+@jobs.periodic("pools.reminders", 3600)
+def remind() -> None:
+    """Pools closing within 24 hours: buyers told, managers told when it is short."""
+    from . import notices
+    notices.remind()

@@ -196,3 +196,76 @@ def test_a_named_recipient_gets_the_bare_address_in_the_envelope(mailbox):
     [got] = mailbox
     assert got.rcpt_tos == ["ana@example.org"]
     assert got.headers["To"] == "Ana Pérez <ana@example.org>"
+
+
+@pytest.fixture
+def silent_server():
+    """A port that takes connections and never answers (a hung server)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def test_a_mail_server_that_never_answers_times_out_temporarily(mailbox, app, silent_server):
+    app.config.update(MAIL_PORT=silent_server, MAIL_TIMEOUT_SECONDS=1)
+    try:
+        with pytest.raises(ChannelError) as failed:
+            _email()
+    finally:
+        app.config["MAIL_TIMEOUT_SECONDS"] = 30
+    assert failed.value.code == "timeout" and not failed.value.permanent
+
+
+def test_a_provider_that_never_answers_times_out_temporarily(sms_outbox, app, silent_server):
+    app.config.update(TWILIO_API_BASE=f"http://127.0.0.1:{silent_server}",
+                      SMS_TIMEOUT_SECONDS=1)
+    try:
+        with pytest.raises(ChannelError) as failed:
+            channels.send_sms(to="+573001234567", body="Hola")
+    finally:
+        app.config["SMS_TIMEOUT_SECONDS"] = 30
+    assert failed.value.code == "timeout" and not failed.value.permanent
+
+
+def test_a_line_break_in_a_header_is_refused_for_good_and_sends_nothing(mailbox):
+    with pytest.raises(ChannelError) as refused:
+        _email(subject="Hola\r\nBcc: everyone@example.org")
+    assert refused.value.permanent and refused.value.code == "bad_header"
+    with pytest.raises(ChannelError):
+        _email(headers={"List-Unsubscribe": "<https://x>\r\nBcc: everyone@example.org"})
+    assert mailbox == []
+
+
+TEMPLATE = "HX" + "b" * 32
+
+
+def test_a_whatsapp_template_goes_as_its_content_sid_and_variables(sms_outbox):
+    import json
+    sent = channels.send_whatsapp(to="+573001234567", body="Minga: le pagamos 1.240.000 COP",
+                                  template=TEMPLATE, variables={"1": "1.240.000 COP", 2: "8812"})
+    [got] = sms_outbox.messages
+    assert got["sid"] == sent.provider_id and got["content_sid"] == TEMPLATE
+    assert json.loads(got["content_variables"]) == {"1": "1.240.000 COP", "2": "8812"}
+    assert got["body"] == ""  # the template's text is the provider's, not ours
+    with pytest.raises(ChannelError) as refused:
+        channels.send_whatsapp(to="+573001234567", body="x", template="not-a-content-sid")
+    assert refused.value.permanent and refused.value.code == "21655"
+
+
+def test_a_free_form_whatsapp_outside_the_24_hour_window_is_reported_failed(sms_outbox):
+    sms_outbox.whatsapp_window = {"+573001111111"}   # only this person wrote to us lately
+    inside = channels.send_whatsapp(to="+573001111111", body="Hola",
+                                    status_callback="http://minga.test/messages/status/twilio")
+    outside = channels.send_whatsapp(to="+573002222222", body="Hola",
+                                     status_callback="http://minga.test/messages/status/twilio")
+    templated = channels.send_whatsapp(
+        to="+573002222222", body="Hola", template=TEMPLATE,
+        status_callback="http://minga.test/messages/status/twilio")
+    reported = {sent.provider_id: [c["params"].get("ErrorCode") or c["params"]["MessageStatus"]
+                                   for c in sms_outbox.wait_for_callbacks(sent.provider_id, 2)]
+                for sent in (inside, outside, templated)}
+    assert reported == {inside.provider_id: ["sent", "delivered"],
+                        outside.provider_id: ["sent", "63016"],
+                        templated.provider_id: ["sent", "delivered"]}

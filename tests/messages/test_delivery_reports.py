@@ -4,7 +4,10 @@ is refused; and the whole way from notify() to "delivered" through real servers.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, strategies as st
 from sqlalchemy import select
+
+from devtools.sms_standin import twilio_signature
 
 from coop.extensions import db
 from coop.jobs import services as jobs
@@ -168,3 +171,29 @@ def test_reports_posted_over_http_reach_the_running_app(sms_outbox, live_server,
     assert [(c["delivered"], c["answer"]) for c in callbacks] == [(True, 204), (True, 204)]
     db.session.expire_all()
     assert db.session.get(Message, message.id).status == "delivered"
+
+
+def test_the_signature_is_twilios_own_worked_example():
+    """The example of Twilio's webhook security page: token 12345, this URL and these
+    parameters sign as 0/KCTR6DLpKmkAf8muzZqo1nDgQ=, in whatever order they come."""
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    params = [("To", "+18005551212"), ("CallSid", "CA1234567890ABCDE"), ("Digits", "1234"),
+              ("From", "+12349013030"), ("Caller", "+12349013030")]
+    assert signature_for("12345", url, params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    from coop.messages.providers.twilio import Twilio
+    adapter = Twilio({"TWILIO_AUTH_TOKEN": "12345"})
+    assert adapter.verify_callback(url, dict(params), "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert not adapter.verify_callback(url, dict(params), "0/KCTR6DLpKmkAf8muzZqo1nDgQ")
+    assert not adapter.verify_callback(url + "&x=1", dict(params),
+                                       "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert not Twilio({"TWILIO_AUTH_TOKEN": ""}).verify_callback(url, dict(params), "")
+
+
+@given(st.dictionaries(st.text(alphabet=st.characters(min_codepoint=48, max_codepoint=122),
+                               min_size=1, max_size=12),
+                       st.text(max_size=40), max_size=8),
+       st.text(min_size=1, max_size=20))
+def test_the_stand_in_and_the_adapter_sign_alike(params, token):
+    """Two implementations written apart (devtools imports nothing of Minga's)."""
+    url = "https://minga.example/messages/status/twilio"
+    assert twilio_signature(token, url, params) == signature_for(token, url, params)

@@ -29,10 +29,11 @@ class Provider:
     def __init__(self, config: Mapping):
         self.config = config
 
-    def send(self, to: str, body: str, *, channel: str,
-             status_callback: str | None) -> Sent:
+    def send(self, to: str, body: str, *, channel: str, status_callback: str | None,
+             template: str | None = None, variables: dict | None = None) -> Sent:
         """Hand `body` to the provider for `to` ("+57..." for SMS, "whatsapp:+57..." for
-        WhatsApp); raise ChannelError (permanent when the provider refuses the message)."""
+        WhatsApp), or the approved `template` with its `variables` in its place; raise
+        ChannelError (permanent when the provider refuses the message)."""
         raise NotImplementedError
 
     def verify_callback(self, url: str, params: Params, signature: str | None) -> bool:

@@ -2,8 +2,9 @@
 delivery reports.
 
     POST {TWILIO_API_BASE}/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json
-    Basic auth (account sid, auth token); To, From or MessagingServiceSid, Body,
-    StatusCallback -> 201 {"sid": "SM...", "status": "queued", ...}
+    Basic auth (account sid, auth token); To, From or MessagingServiceSid, Body (or an
+    approved template's ContentSid and ContentVariables), StatusCallback
+    -> 201 {"sid": "SM...", "status": "queued", ...}
 
 Refusals are 4xx with Twilio's JSON {"code": 21211, "message": "..."}: permanent. A 429, a
 5xx, a timeout or no connection: temporary."""
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 
 import requests
@@ -34,12 +36,18 @@ class Twilio(Provider):
     def _token(self) -> str:
         return self.config.get("TWILIO_AUTH_TOKEN") or ""
 
-    def send(self, to: str, body: str, *, channel: str,
-             status_callback: str | None) -> Sent:
+    def send(self, to: str, body: str, *, channel: str, status_callback: str | None,
+             template: str | None = None, variables: dict | None = None) -> Sent:
         if not self._sid or not self._token:
             raise ChannelError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set",
                                code="not_configured")
-        form = {"To": to, "Body": body}
+        if template:  # an approved template (Twilio's Content API) in place of the body
+            form = {"To": to, "ContentSid": template}
+            if variables:
+                form["ContentVariables"] = json.dumps({str(k): str(v)
+                                                       for k, v in variables.items()})
+        else:
+            form = {"To": to, "Body": body}
         sender = self.config.get("TWILIO_WHATSAPP_FROM" if channel == "whatsapp"
                                  else "TWILIO_FROM") or ""
         service = self.config.get("TWILIO_MESSAGING_SERVICE_SID") or ""
