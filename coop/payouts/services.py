@@ -437,7 +437,7 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
                      {"status": status, "reference": ref, "amount_minor": line.amount_minor,
                       "currency": line.currency, "farmer_id": line.farmer_user_id,
                       "rail": line.rail})
-    _tell(coop, batch, audits, result.failed)
+    _tell(coop, batch, audits, result.failed, now)
     db.session.flush()
     db.session.expire(batch, ["lines"])
     _close_if_done(batch, now)
@@ -445,16 +445,18 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
     return result
 
 
-def _tell(coop: Cooperative, batch: PayoutBatch, moved: list, failed: list[int]) -> None:
+def _tell(coop: Cooperative, batch: PayoutBatch, moved: list, failed: list[int],
+          now: datetime) -> None:
     """Each farmer whose line was paid or failed is told (the messages sent 50 a job, not
-    one job a line: a bank's file may confirm 10,000 lines); the treasurers are told once of
-    an import with failed lines."""
+    one job a line: a bank's file may confirm 10,000 lines; one `now` for all, so that they
+    share one send time and so their jobs); the treasurers are told once of an import with
+    failed lines."""
     told = []
     for line, status, ref in moved:
         paid = status == "paid"
         told += messages.notify(
             line.farmer_user_id, "farmer.paid" if paid else "farmer.payment_failed",
-            event=f"payout-line:{line.id}:{status}", coop_id=coop.id, send=False,
+            event=f"payout-line:{line.id}:{status}", coop_id=coop.id, send=False, now=now,
             amount=messages.Money(line.amount_minor, line.currency),
             rail=messages.Label("rail", line.rail),
             reference=ref or f"MINGA-{batch.id}-{line.id}",

@@ -27,9 +27,9 @@ PHONE = "+573001234567"
 HARVEST = (date.today() - timedelta(days=2)).isoformat()
 
 
-def by_sms(user, locale="es"):
+def by_sms(user, locale="es", phone=PHONE):
     """The farmer has no e-mail: told by SMS, in Spanish."""
-    user.email, user.phone, user.locale = None, PHONE, locale
+    user.email, user.phone, user.locale = None, phone, locale
     db.session.commit()
     return user
 
@@ -40,8 +40,8 @@ def one_message(user, template):
 
 
 def reached(sms_outbox, message) -> dict:
-    [got] = [m for m in sms_outbox.messages if m["to"] == message.to_address]
-    assert got["body"] == message.body
+    [got] = [m for m in sms_outbox.messages if m["body"] == message.body]
+    assert got["to"] == message.to_address
     return got
 
 
@@ -177,3 +177,191 @@ def test_closing_costs_one_notify_per_farmer_not_per_allocation(market, stripe_c
     many = close([4, 1, 2])     # 3 farmers, 7 allocations
     assert many == few
     assert len(messages_to(template="farmer.harvest_sold")) == 9
+
+
+# ---------------------------------------------------------------- delivery received, shares
+
+
+def test_a_delivery_tells_the_farmer_the_kilograms_grade_amount_and_advance(sold, sms_outbox):
+    from coop.cooperatives import finance
+    m = sold
+    farmer = by_sms(m.farmers[2])
+    finance.update_settings(m.coop, m.manager, par_minor=50_000_000, min_shares=2,
+                            withholding_bps=1000, advance_bps=2000)
+    db.session.commit()
+    first, created = intake.record_intake(m.manager, m.alloc[2].id, received_kg="150",
+                                          grade="sca85", idempotency_key="intake-1")
+    again, created_again = intake.record_intake(m.manager, m.alloc[2].id, received_kg="150",
+                                                grade="sca85", idempotency_key="intake-1")
+    assert created and not created_again and again.id == first.id
+    jobs.drain()
+    gross = FARMER * 150
+    assert first.advance_minor == gross // 5 == 84_000_000
+    message = one_message(farmer, "farmer.delivery_received")
+    assert message.event == f"intake:{first.id}" and message.channel == "sms"
+    # The grade's label in the farmer's language (its dash folded to GSM-7's).
+    assert message.body.startswith("Minga: recibimos 150 kg de Café pergamino, calidad "
+                                   "Excelente, SCA 85-89: 4.200.000,00 COP. Anticipo pagado: "
+                                   "840.000,00 COP.")
+    assert "150 kg" in message.body and "4.200.000,00 COP" in message.body
+    assert "Anticipo pagado: 840.000,00 COP" in message.body
+    assert message.body.endswith(f" http://minga.test/my/statements/{first.id}")
+    reached(sms_outbox, message)
+
+    shares = one_message(farmer, "farmer.shares_withheld")
+    assert first.share_withholding_minor == gross // 10 == 42_000_000
+    assert shares.body.startswith("Minga: 420.000,00 COP de su venta fueron a sus aportes en ")
+    assert "Sus aportes: 420.000,00 COP." in shares.body
+    assert shares.body.endswith(" http://minga.test/my/shares")
+    assert shares.status == "sent"
+    reached(sms_outbox, shares)
+    assert len(sms_outbox.messages) == 2
+
+
+def test_nothing_delivered_tells_the_farmer_nothing(sold):
+    intake.record_intake(sold.manager, sold.alloc[0].id, received_kg="", grade=None,
+                         not_delivered=True)
+    jobs.drain()
+    assert messages_to(sold.farmers[0].id, "farmer.delivery_received") == []
+
+
+# ---------------------------------------------------------------- paid, failed
+
+
+@pytest.fixture
+def batch(world):
+    w = world
+    by_sms(w.nequi)
+    w.bank.locale = "en"
+    db.session.commit()
+    w.batch, _ = payouts.create_batch(w.coop, w.treasurer)
+    db.session.commit()
+    w.lines = {line.farmer_user_id: line for line in w.batch.lines}
+    return w
+
+
+def test_the_banks_file_tells_each_farmer_paid_or_failed_once(batch, client, token,
+                                                              sms_outbox, mailbox):
+    w = batch
+    nequi, bank = w.lines[w.nequi.id], w.lines[w.bank.id]
+    body = bank_confirmation((nequi.id, "paid", "NQ-8812"), (bank.id, "failed", ""))
+    headers = token(w.treasurer)
+    for _ in range(2):  # the same file twice
+        response = client.post(f"/api/v1/payout-batches/{w.batch.id}/confirmations",
+                               data=body, headers=headers, content_type="text/csv")
+        assert response.status_code == 200, response.json
+    jobs.drain()
+    paid = one_message(w.nequi, "farmer.paid")
+    assert paid.event == f"payout-line:{nequi.id}:paid" and paid.channel == "sms"
+    assert paid.body == ("Minga: le pagamos 150.000,00 COP por Nequi, ref. NQ-8812. "
+                         "http://minga.test/my/payments")
+    assert paid.status == "sent" and paid.segments == 1
+    reached(sms_outbox, paid)
+    failed = one_message(w.bank, "farmer.payment_failed")
+    assert failed.event == f"payout-line:{bank.id}:failed" and failed.channel == "email"
+    assert failed.subject == "Your payment of COP80,000.50 did not go through"
+    assert failed.body.startswith("Minga: your payment of COP80,000.50 by Bank account failed.")
+    [got] = [g for g in mailbox if g.rcpt_tos == [w.bank.email]]
+    assert got.subject == failed.subject and "http://minga.test/my/payments" in got.text
+    assert "List-Unsubscribe" not in got.headers  # money is always told
+    # Both farmers' messages went in one send job, not one job a line.
+    assert send_jobs() == 2  # the farmers' batch, and the treasurer's notice
+    assert len(messages_to(template="farmer.paid")) == 1
+    assert len(messages_to(template="farmer.payment_failed")) == 1
+
+
+def test_a_cash_receipt_tells_the_farmer(batch, sms_outbox):
+    w = batch
+    by_sms(w.cash, phone="+573001234568")
+    line = w.lines[w.cash.id]
+    rows = [(1, line.id, "paid", f"CASH-{line.id}")]
+    payouts.apply_confirmations(w.batch, w.treasurer, rows)
+    db.session.commit()
+    payouts.apply_confirmations(w.batch, w.treasurer, rows)  # recorded again: nothing new
+    db.session.commit()
+    jobs.drain()
+    paid = one_message(w.cash, "farmer.paid")
+    assert paid.body.startswith(f"Minga: le pagamos 20.000,00 COP por Efectivo, ref. "
+                                f"CASH-{line.id}.")
+    reached(sms_outbox, paid)
+
+
+def test_a_big_file_sends_its_messages_fifty_a_job(batch, monkeypatch):
+    """10,000 lines are 200 send jobs, not 10,000: here with batches of two."""
+    w = batch
+    monkeypatch.setattr(messages, "SEND_BATCH", 2)
+    rows = [(i + 1, line.id, "paid", f"REF-{line.id}")
+            for i, line in enumerate(w.lines.values())]
+    assert len(rows) == 3
+    payouts.apply_confirmations(w.batch, w.treasurer, rows)
+    db.session.commit()
+    assert send_jobs() == 2
+    jobs.drain()
+    assert {m.status for m in messages_to(template="farmer.paid")} == {"sent"}
+
+
+def test_the_imports_queries_grow_by_a_bounded_number_a_line(make_coop, make_user,
+                                                             make_farmer, count_queries,
+                                                             monkeypatch):
+    """Each line costs its update and ledger entry, and telling its farmer one look-up of the
+    person and the message's own few statements (no job a line): measured against the same
+    import telling nobody."""
+    def imported(n: int) -> int:
+        treasurer = make_user()
+        coop = make_coop(treasurer=treasurer)
+        for i in range(n):
+            owe(coop, make_farmer(coop, rail="nequi", account=f"300{1_000_000 + i}"), 10_000_00)
+        batch, _ = payouts.create_batch(coop, treasurer)
+        db.session.commit()
+        body = bank_confirmation(*[(line.id, "paid", f"R{line.id}") for line in batch.lines])
+        with count_queries() as counter:
+            payouts.import_confirmations(batch, treasurer, body)
+            db.session.commit()
+        return len(counter.statements)
+
+    def per_line() -> float:
+        return (imported(6) - imported(2)) / 4
+
+    told = per_line()
+    jobs_told = send_jobs()
+    monkeypatch.setattr(messages, "notify", lambda *a, **k: [])
+    silent = per_line()
+    print(f"confirmation import: {silent} queries a line telling nobody, {told} telling "
+          f"the farmer")
+    assert told - silent <= 7   # the person (user, memberships, coop), the message's own
+    assert jobs_told == 2       # one send job an import
+
+
+# ---------------------------------------------------------------- SMS length
+
+
+@pytest.mark.parametrize("template,context", [
+    ("farmer.harvest_listed", dict(kg=Kg(12_345_500), crop=Label("crop", "coffee-green"),
+                                   coop="Cooperativa Agropecuaria Multiactiva del Sur del Cauca")),
+    ("farmer.harvest_sold", dict(kg=Kg(12_345_500), crop=Label("crop", "coffee-green"),
+                                 price=Money(2_800_000, "COP"), pool="#12345",
+                                 point="Centro de acopio Vereda La Esperanza Alta",
+                                 by=date(2026, 12, 24),
+                                 coop="Cooperativa Agropecuaria Multiactiva del Sur del Cauca")),
+    ("farmer.delivery_received", dict(kg=Kg(12_345_500), crop=Label("crop", "coffee-green"),
+                                      grade=Label("grade", "sca85"),
+                                      amount=Money(34_567_890_000, "COP"),
+                                      advance=Money(6_913_578_000, "COP"))),
+    ("farmer.paid", dict(amount=Money(34_567_890_000, "COP"), rail=Label("rail", "daviplata"),
+                         reference="MINGA-12345-1234567",
+                         coop="Cooperativa Agropecuaria Multiactiva del Sur del Cauca")),
+    ("farmer.payment_failed", dict(amount=Money(34_567_890_000, "COP"),
+                                   rail=Label("rail", "daviplata"),
+                                   coop="Cooperativa Agropecuaria Multiactiva del Sur del Cauca")),
+    ("farmer.shares_withheld", dict(amount=Money(3_456_789_000, "COP"),
+                                    balance=Money(50_000_000_000, "COP"),
+                                    coop="Cooperativa Agropecuaria Multiactiva del Sur del Cauca")),
+])
+def test_the_longest_spanish_sms_is_one_or_two_gsm_segments(make_coop, make_farmer, template,
+                                                            context):
+    farmer = by_sms(make_farmer(make_coop()))
+    [message] = messages.notify(farmer, template, event=f"test:{template}",
+                                link="/my/statements/123456", **context)
+    assert "%(" not in message.body and "Minga:" in message.body
+    count, encoding = segments(message.body)
+    assert encoding == "GSM-7" and count <= 2, (count, message.body)
