@@ -60,7 +60,6 @@ from ..pools import services as pool_services
 from ..pools.models import Allocation, Order, Pool
 from ..pricing import services as pricing
 from ..shares import services as shares
-from ..messages import services as messages
 from ..messages.services import Label, Money
 from .models import Intake, Refund
 

@@ -244,9 +244,13 @@ def _body(texts: dict, channel: str, link: str | None) -> str:
 
 def send_batches(messages: list[Message], *, coop_id: int | None = None) -> list[int]:
     """Enqueue the sending of many messages, SEND_BATCH a job (a batch's 10,000 payments)."""
-    by_time: dict[datetime, list[int]] = {}
+    # Those due now (or within a minute) go together; those waiting for daytime, by their
+    # time (a batch's notify calls each take their own "now").
+    soon = utcnow() + timedelta(seconds=60)
+    by_time: dict[datetime | None, list[int]] = {}
     for message in messages:
-        by_time.setdefault(message.send_after, []).append(message.id)
+        at = message.send_after if message.send_after > soon else None
+        by_time.setdefault(at, []).append(message.id)
     ids: list[int] = []
     for at, message_ids in by_time.items():
         chunks = [message_ids[i:i + SEND_BATCH] for i in range(0, len(message_ids), SEND_BATCH)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-import pytest
 from sqlalchemy import func, select
 
 from coop.extensions import db
