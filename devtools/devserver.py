@@ -1,6 +1,8 @@
 """`make run`: serve the demo on http://127.0.0.1:5000 (starting the Stripe sandbox if needed,
 and the loopback mail and SMS stand-ins unless MAIL_SERVER / TWILIO_ACCOUNT_SID are set:
-what they receive shows on /dev/messages)."""
+what they receive shows on /dev/messages), with a Celery worker and beat beside it
+(devtools/workers.py: on REDIS_URL's Redis, else an embedded broker in instance/), stopped
+with the server."""
 from __future__ import annotations
 
 import os
@@ -40,11 +42,34 @@ def start_message_standins() -> dict:
     return settings
 
 
+def start_background_workers(environment: str) -> None:
+    """The jobs run in a real Celery worker, and beat sends the periodic ones (a pool closes
+    at its time), as in production; both stop with this server."""
+    from . import workers
+    logs = workers.start(environment)
+    print(f"Celery worker and beat on {_shown(workers.broker_url())}; logs: "
+          + ", ".join(str(path) for path in logs))
+
+
+def _shown(url: str) -> str:
+    """A broker URL without its password."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
 def main() -> None:
     start_stripe_sandbox()
     environment = os.environ.get("MINGA_ENV", "development")
     development = environment == "development"
     settings = start_message_standins() if development else {}
+    if os.environ.get("PORT") and "PUBLIC_BASE_URL" not in os.environ:
+        # Links in messages and the SMS delivery reports' address: this server.
+        os.environ["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{os.environ['PORT']}"
+        settings["PUBLIC_BASE_URL"] = os.environ["PUBLIC_BASE_URL"]
+    start_background_workers(environment)
     app = create_app(environment, **settings)
     if development:
         from .devpage import install
