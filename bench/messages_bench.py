@@ -182,7 +182,7 @@ def run(url: str, label: str, farmers: int, workers: int, broker: str) -> dict:
         wait_ready(app, broker, workers)
         start = time.perf_counter()
         figures = import_and_notify(app, batch_id, treasurer_id, file)
-        deadline = start + 600
+        deadline = start + 1800
         while len(standin.messages) < figures["messages"]:
             if time.perf_counter() > deadline or any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"only {len(standin.messages)} of {figures['messages']} "
