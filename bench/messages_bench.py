@@ -7,8 +7,9 @@ SMS. The treasurer imports the bank's confirmation file; real Celery worker proc
     .venv/bin/python -m bench.messages_bench [--db sqlite|postgresql] [--farmers 10000]
         [--workers 1,2] [--broker redis://127.0.0.1:6379/8]
 
-The database: BENCH_DATABASE_URL or TEST_DATABASE_URL (PostgreSQL) if given, else a SQLite
-file. Redis must run (it does on the development and CI machines)."""
+The database: --db postgresql is BENCH_PG_URL's (wiped and filled, as `make bench` does);
+the default is TEST_DATABASE_URL's PostgreSQL if set, else a SQLite file. Redis must run (it
+does on the development and CI machines)."""
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,12 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 
 
 def database_url(which: str) -> str:
-    given = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if which == "postgresql" or (which == "auto" and given):
-        from bench.common import PG_URL
-        return given or PG_URL
+    from bench.common import PG_URL
+    if which == "postgresql":
+        return PG_URL
+    given = os.environ.get("TEST_DATABASE_URL")
+    if which == "auto" and given:
+        return given
     path = Path(tempfile.mkdtemp(prefix="minga-bench-")) / "messages.sqlite"
     return f"sqlite:///{path}"
 
@@ -235,8 +238,7 @@ def main() -> None:
     parser.add_argument("--db", default="auto", choices=("auto", "sqlite", "postgresql"))
     parser.add_argument("--farmers", type=int, default=10_000)
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--broker", default=os.environ.get("BENCH_BROKER_URL",
-                                                           "redis://127.0.0.1:6379/8"))
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/8")
     args = parser.parse_args()
     for count in (int(n) for n in args.workers.split(",")):
         url = database_url(args.db)

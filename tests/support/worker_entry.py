@@ -4,9 +4,9 @@ code reads neither):
 
 - MINGA_TEST_BEAT_SECONDS: beat sends every periodic task this often (instead of each one's
   minute or two), so a test sees the scheduler act within seconds.
-- MINGA_TEST_HANG_FILE (and MINGA_TEST_HANG_AT, default 2): at the Nth capture of a
-  settlement, once Stripe has captured and before Minga records it, the worker writes that
-  file and hangs, so the test can kill it at exactly that point."""
+- MINGA_TEST_HANG_FILE: at the second capture of a settlement, once Stripe has captured and
+  before Minga records it, the worker writes that file and hangs, so the test can kill it at
+  exactly that point."""
 from __future__ import annotations
 
 import os
@@ -28,7 +28,7 @@ if _hang_file:
 
     def _hang() -> None:
         _captures["n"] += 1
-        if _captures["n"] == int(os.environ.get("MINGA_TEST_HANG_AT", "2")):
+        if _captures["n"] == 2:
             Path(_hang_file).write_text(str(os.getpid()))
             time.sleep(600)  # until the test kills this worker
 
