@@ -78,8 +78,8 @@ def seed_market(app, *, farmers: int, listings_per_farmer: int = 1, buyers: int 
     with app.app_context():
         manager = auth_services.create_user(email="bench-manager@example.org", name="Manager",
                                             password="bench-password-1")
-        coop = coop_services.create_cooperative(founder=manager, name="Bench Coop",
-                                                country="CO", currency="COP")
+        coop = coop_services.create_verified_cooperative_for_seed(
+            founder=manager, name="Bench Coop", country="CO", currency="COP", region="Cauca")
         pricing.set_price(coop, manager, crop="coffee", grade="sca85", floor="24000",
                           farmer_price="28000", commission_kind="bps", commission="800",
                           premium="1800", tiers_text="10000 600\n50000 400")

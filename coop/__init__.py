@@ -150,6 +150,7 @@ def blueprints() -> list:
     from .cooperatives.views import bp as coops_bp
     from .impact.views import bp as impact_bp
     from .intake.views import bp as intake_bp
+    from .jobs.views import bp as jobs_bp
     from .ledger.views import bp as ledger_bp
     from .listings import offline  # noqa: F401  (the service worker, the offline page)
     from .listings.views import bp as listings_bp
@@ -164,7 +165,7 @@ def blueprints() -> list:
     from .treasury.views import bp as treasury_bp
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
             payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
-            staff_bp, messages_bp, messages_public_bp, messages_status_bp]
+            staff_bp, messages_bp, messages_public_bp, messages_status_bp, jobs_bp]
 
 
 def register_converters(app: Flask) -> None:

@@ -1,13 +1,11 @@
 """`make run`: serve the demo on http://127.0.0.1:5000 (starting the Stripe sandbox if needed,
 and the loopback mail and SMS stand-ins unless MAIL_SERVER / TWILIO_ACCOUNT_SID are set:
-what they receive shows on /dev/messages), and a Celery worker with beat for the jobs
-(unless MINGA_NO_WORKER is set: run `celery -A worker worker --beat` yourself)."""
+what they receive shows on /dev/messages), with a Celery worker and beat beside it
+(devtools/workers.py: on REDIS_URL's Redis, else an embedded broker in instance/), stopped
+with the server."""
 from __future__ import annotations
 
-import atexit
 import os
-import subprocess
-import sys
 
 from coop import create_app
 
@@ -44,31 +42,25 @@ def start_message_standins() -> dict:
     return settings
 
 
-def _die_with_parent() -> None:
-    """In the child (Linux): SIGTERM when the process that started it dies, however it dies."""
-    try:
-        import ctypes
-        import signal
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def start_worker() -> subprocess.Popen | None:
-    """A Celery worker with an embedded beat on the development broker, with this process's
-    environment (the stand-ins' settings included), so committed jobs (messages above all)
-    run under `make run` as they do in production."""
+def start_background_workers(environment: str) -> None:
+    """The jobs run in a real Celery worker, and beat sends the periodic ones (a pool closes
+    at its time), as in production; both stop with this server. MINGA_NO_WORKER: none (run
+    `celery -A worker worker` and `celery -A worker beat` yourself)."""
     if os.environ.get("MINGA_NO_WORKER"):
-        return None
-    env = {**os.environ, "MINGA_ENV": os.environ.get("MINGA_ENV", "development")}
-    schedule = os.path.join("instance", "celerybeat-schedule")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "--beat", "--pool", "solo",
-         "--loglevel", "WARNING", "--schedule", schedule],
-        env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
-    atexit.register(worker.terminate)
-    print(f"Celery worker and beat (pid {worker.pid}) on the development broker")
-    return worker
+        return
+    from . import workers
+    logs = workers.start(environment)
+    print(f"Celery worker and beat on {_shown(workers.broker_url())}; logs: "
+          + ", ".join(str(path) for path in logs))
+
+
+def _shown(url: str) -> str:
+    """A broker URL without its password."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
 
 
 def main() -> None:
@@ -76,11 +68,15 @@ def main() -> None:
     environment = os.environ.get("MINGA_ENV", "development")
     development = environment == "development"
     settings = start_message_standins() if development else {}
+    if os.environ.get("PORT") and "PUBLIC_BASE_URL" not in os.environ:
+        # Links in messages and the SMS delivery reports' address: this server.
+        os.environ["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{os.environ['PORT']}"
+        settings["PUBLIC_BASE_URL"] = os.environ["PUBLIC_BASE_URL"]
+    start_background_workers(environment)
     app = create_app(environment, **settings)
     if development:
         from .devpage import install
         install(app)
-        start_worker()
     app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")),
             debug=False, threaded=True)
 

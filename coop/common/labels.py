@@ -49,6 +49,7 @@ LABELS = {
     "message_status": "coop.messages.labels:MESSAGE_STATUS",
     "channel": "coop.messages.labels:CHANNELS",
     "message_topic": "coop.messages.labels:TOPICS",
+    "job_task": "coop.jobs.labels:TASKS",
 }
 
 _loaded: dict[str, Mapping] = {}

@@ -305,12 +305,14 @@ def sweep(*, now: datetime | None = None) -> int:
 
 def retry(job_id: int, coop_id: int | None = None) -> Job:
     """Staff send a parked job back to the queue (its attempts start again)."""
+    from flask_babel import gettext as _
     from ..common.errors import Conflict, NotFound
     job = db.session.get(Job, job_id)
     if job is None or (coop_id is not None and job.coop_id != coop_id):
-        raise NotFound()
+        raise NotFound(_("No such task."))
     if job.status != JobStatus.PARKED:
-        raise Conflict("Only a parked job can be retried.", code="job_not_parked")
+        raise Conflict(_("Only a paused task can be retried; this one is not paused any "
+                         "more."), code="job_not_parked")
     job.status = JobStatus.PENDING
     job.attempts = 0
     job.run_at = utcnow()
@@ -332,6 +334,21 @@ def counts() -> dict[str, int]:
     """Jobs per status (what to monitor: pending growing, parked above zero)."""
     from sqlalchemy import func
     return dict(db.session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+
+
+def oldest_pending_age(now: datetime | None = None) -> timedelta | None:
+    """How long the oldest due pending job has waited (None: none is due). More than a few
+    minutes: the workers are not running, or not keeping up."""
+    from sqlalchemy import func
+    now = now or utcnow()
+    oldest = db.session.scalar(select(func.min(Job.run_at)).where(
+        Job.status == JobStatus.PENDING, Job.run_at <= now))
+    if oldest is None:
+        return None
+    if oldest.tzinfo is None:  # SQLite hands back naive UTC
+        from datetime import timezone
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    return now - oldest
 
 
 def tick(names: list[str] | None = None) -> list[str]:

@@ -325,8 +325,12 @@ def send(ids: list[int]) -> None:
     permanent one (a refused address) fails the message."""
     from .channels import ChannelError
     temporary = []
+    # One query for the job's messages, as plain rows: ORM objects would be expired by each
+    # message's own commit below and reloaded one by one (a query per message).
+    loaded = {row.id: row for row in db.session.execute(
+        select(*Message.__table__.c).where(Message.id.in_(ids)))}
     for message_id in ids:
-        message = db.session.get(Message, message_id)
+        message = loaded.get(message_id)
         if message is None or message.status != MessageStatus.QUEUED:
             continue
         attempts = message.attempts + 1

@@ -27,7 +27,7 @@ from ..pricing import services as pricing
 from .models import Allocation, Order, Pool
 from . import notices
 from .core import _ledger_capture, _ledger_release, delivery_due, get_pool
-from .orders import _outcome_unknown
+from .orders import _fault_point, _outcome_unknown
 from .resolver import _in_flight, resolve_holds
 
 
@@ -145,6 +145,8 @@ def _settle(pool_id: int, now: datetime) -> None:
                 hold = gateway.capture(order.payment_intent_id, order.amount_due_minor,
                                        {"order_id": str(order.id), "pool_id": str(pool_id),
                                         "coop_id": str(coop_id)})
+                # Captured at Stripe, not yet here: where tests kill a worker (tests/jobs).
+                _fault_point("after_capture")
                 values = {"status": "captured", "amount_captured_minor": order.amount_due_minor,
                           "charge_id": hold.charge_id or order.charge_id}
             else:
