@@ -109,7 +109,9 @@ def test_beat_closes_a_due_pool_on_time_a_worker_settles_it_and_sends_a_message(
     sent = _fresh(Message, message_id)
     assert sent.provider_id and sent.sent_at is not None
     received = [m for m in mailbox if buyer_email in m.rcpt_tos]
-    assert [m.subject for m in received if "hold" in m.subject.lower()] == [sent.subject]
+    # Exactly once at the mail server: its Message-ID is the provider id recorded.
+    assert [m.headers.get("Message-ID") for m in received].count(sent.provider_id) == 1
+    assert sent.subject in [m.subject for m in received]
 
 
 def test_a_worker_killed_mid_settlement_is_relieved_by_another_and_nothing_is_captured_twice(
