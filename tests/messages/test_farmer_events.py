@@ -131,7 +131,7 @@ def test_closing_a_pool_tells_each_farmer_once_what_they_sold(market, stripe_cle
     with force_locale("es_CO"):
         day = format_date(due, "d MMM")
     assert sms.body.startswith(f"Minga: se vendieron {kg} kg de su Café pergamino a 28.000,00 COP el "
-                               f"kg. Entreguelos en Vereda El Tambo a mas tardar el {day}.")
+                               f"kg. Entréguelos en Vereda El Tambo a mas tardar el {day}.")
     assert sms.body.endswith(" http://minga.test/my/deliveries")
     assert sms.status == "sent" and sms.segments in (1, 2)
     reached(sms_outbox, sms)
