@@ -443,7 +443,7 @@ def tell_parked(job, staff_ids: Callable[[int, str], list[int]]) -> None:
     for user_id in staff_ids(job.coop_id, "treasurer"):
         notify(user_id, "treasurer.job_parked", event=f"job-parked:{job.id}:{job.attempts}",
                coop_id=job.coop_id, task=job.task, attempts=job.attempts,
-               link=f"/manage/coops/{job.coop_id}/messages")
+               link=f"/manage/coops/{job.coop_id}/jobs")
 
 
 def names_of(user_ids: set[int]) -> dict[int, str]:

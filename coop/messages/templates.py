@@ -130,6 +130,6 @@ TEMPLATES: dict[str, Template] = {
         _l("Reconciliation: %(count)s differences"), topic="updates", urgent=False),
     "treasurer.job_parked": Template(
         _l("Minga: a background task failed %(attempts)s times and is paused: %(task)s. Retry "
-           "it from the messages page."),
+           "it from the paused tasks page."),
         _l("A background task is paused: %(task)s"), topic="updates"),
 }

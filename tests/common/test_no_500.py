@@ -47,6 +47,8 @@ DIRECT = {
     "treasury.stripe_explain": ("treasurer",
                                 "/manage/coops/{coop}/treasury/stripe/txns/1/explain", ("note",)),
     "treasury.stripe_fee": ("treasurer", "/manage/coops/{coop}/treasury/stripe/txns/1/fee", ()),
+    # A parked job: the busy coop's jobs all succeed.
+    "jobs.retry": ("treasurer", "/manage/coops/{coop}/jobs/1/retry", ()),
     "auth.choose_pin": ("farmer", "/account/pin", ("pin", "pin_confirm")),
     # Getting in without help: the login page's "send me a code" (a button's formaction),
     # the code pages that follow, a reset link's page, and a PIN account's own change of PIN.
