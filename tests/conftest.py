@@ -23,6 +23,13 @@ from tests.support.listings import ensure_collection_point
 
 def _reset_postgres(url: str) -> None:
     from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    name = make_url(url).database
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # a worker's own database (tests.support.database_url)
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
@@ -219,3 +226,16 @@ def count_queries(app):
         finally:
             event.remove(db.engine, "before_cursor_execute", counter)
     return counting
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) the browser suite shares
+    one served app, sandbox and Chromium per worker: its tests go to a single worker, as do
+    the tests that start real Celery processes, so that no two of them compete for the
+    machine's cores and time out; every other test goes wherever a worker is free."""
+    for item in items:
+        path = str(item.path)
+        if "/tests/e2e/" in path:
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+        elif "/tests/jobs/test_workers" in path:
+            item.add_marker(pytest.mark.xdist_group("workers"))

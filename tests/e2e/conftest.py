@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from devtools.sandbox import Sandbox
-from tests.support import ARTIFACTS
+from tests.support import ARTIFACTS, database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "bench" / "node_modules" / "axe-core" / "axe.min.js"
@@ -58,7 +58,7 @@ def _free_port() -> int:
 
 def _e2e_database(tmp: Path) -> tuple[str, callable]:
     """The database URL for the served app, and what drops it at the end."""
-    base = os.environ.get("TEST_DATABASE_URL", "")
+    base = database_url()  # this worker's own under pytest-xdist
     if not base.startswith("postgresql"):
         return f"sqlite:///{tmp / 'e2e.sqlite'}", lambda: None
     from sqlalchemy import create_engine, text

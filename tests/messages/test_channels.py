@@ -22,9 +22,10 @@ def _email(**overrides):
     return channels.send_email(**values)
 
 
-def test_an_email_arrives_in_text_and_html_with_its_headers_over_tls_and_a_login(mailbox, app):
+def test_an_email_arrives_in_text_and_html_with_its_headers_over_tls_and_a_login(tls_mailbox,
+                                                                                  app):
     sent = _email()
-    [got] = mailbox
+    [got] = tls_mailbox
     assert sent.provider == "smtp" and sent.status == "sent"
     assert got.headers["Message-ID"] == sent.provider_id
     assert re.fullmatch(r"<[^@>]+@minga\.example>", sent.provider_id)
@@ -48,12 +49,14 @@ def test_a_callers_header_never_replaces_the_sender_or_the_message_id(mailbox):
     assert got.headers["Message-ID"] == sent.provider_id
 
 
-def test_a_wrong_password_is_refused_and_worth_retrying_once_fixed(mailbox, app):
+@pytest.mark.parametrize("server", ["mailbox", "tls_mailbox"])
+def test_a_wrong_password_is_refused_and_worth_retrying_once_fixed(server, request, app):
+    received = request.getfixturevalue(server)
     app.config["MAIL_PASSWORD"] = "wrong"
     with pytest.raises(ChannelError) as refused:
         _email()
     assert refused.value.code == "smtp_auth" and not refused.value.permanent
-    assert mailbox == []
+    assert received == []
 
 
 def test_a_refused_address_is_permanent(mailbox, message_standins):
@@ -73,10 +76,11 @@ def test_no_mail_server_is_a_temporary_failure(mailbox, app):
     assert failed.value.code == "connection" and not failed.value.permanent
 
 
-def test_a_server_without_starttls_gets_no_login_in_the_clear(app, mailbox):
+def test_a_server_without_starttls_gets_no_login_in_the_clear(app, tls_mailbox):
     from devtools.smtp_standin import SmtpStandin
     plain = SmtpStandin(tls=False).start()
     try:
+        assert app.config["MAIL_USE_STARTTLS"] is True
         app.config.update(MAIL_PORT=plain.port)          # STARTTLS still required
         with pytest.raises(ChannelError) as refused:
             _email()

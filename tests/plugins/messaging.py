@@ -1,10 +1,14 @@
 """Pytest plugin: every message the suite sends reaches a real server on loopback.
 
-- `message_standins` (session, autouse): the SMTP stand-in (aiosmtpd, STARTTLS with a
-  self-signed certificate, AUTH) and the SMS stand-in (Twilio's Messages API), started
-  once; the session app's MAIL_* and TWILIO_* settings point at them.
+- `message_standins` (session, autouse): the SMTP stand-in (aiosmtpd with AUTH, in plain
+  SMTP as a loopback relay is: each STARTTLS handshake cost ~25 ms, and the suite sends
+  thousands of e-mails) and the SMS stand-in (Twilio's Messages API), started once; the
+  session app's MAIL_* and TWILIO_* settings point at them.
 - `mailbox`: what reached the SMTP stand-in during the test (a list of
   devtools.smtp_standin.Received: envelope, headers, text and html), emptied per test.
+- `tls_mailbox`: the same, from a second SMTP stand-in that requires STARTTLS (a self-signed
+  certificate) and AUTH over it, as production's mail servers do; the app points at it for
+  the test.
 - `sms_outbox`: the SMS stand-in, emptied per test: `.messages` (Twilio's fields),
   `.callbacks` (the delivery reports it would send: url, params, signature),
   `.failing`, `.fail_next(status)`, `.wait_for_callbacks(sid)`.
@@ -32,7 +36,7 @@ class Standins:
 
 @pytest.fixture(scope="session", autouse=True)
 def message_standins(app):
-    smtp = SmtpStandin().start()
+    smtp = SmtpStandin(tls=False).start()
     sms = SmsStandin(deliver_callbacks=False).start()
     saved = {name: app.config.get(name) for name in SETTINGS}
     app.config.update(smtp.settings(), **sms.settings())
@@ -42,6 +46,24 @@ def message_standins(app):
         app.config.update(saved)
         smtp.stop()
         sms.stop()
+
+
+@pytest.fixture(scope="session")
+def _tls_standin():
+    smtp = SmtpStandin().start()
+    yield smtp
+    smtp.stop()
+
+
+@pytest.fixture
+def tls_mailbox(_tls_standin, message_standins, app):
+    _tls_standin.clear()
+    _tls_standin.refuse.clear()
+    assert _tls_standin.tls, "the STARTTLS stand-in needs openssl for its certificate"
+    app.config.update(_tls_standin.settings())
+    yield _tls_standin.messages
+    _tls_standin.clear()
+    app.config.update(message_standins.smtp.settings())
 
 
 @pytest.fixture

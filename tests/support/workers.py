@@ -10,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support import ROOT
+from tests.support import ROOT, worker_number
 
-# The worker tests' Redis database (the suite's other users of Redis keep to others).
-BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/7")
+# The worker tests' Redis database (the suite's other users of Redis keep to others), one per
+# pytest-xdist worker (7, 8, ...) since each flushes its own.
+BROKER_URL = os.environ.get("TEST_BROKER_URL", f"redis://127.0.0.1:6379/{7 + worker_number()}")
 CELERY = str(Path(sys.executable).with_name("celery"))
 # What a worker needs of the test app's settings to reach the same places.
 _SETTINGS = ("SECRET_KEY", "PUBLIC_BASE_URL", "STRIPE_SECRET_KEY", "STRIPE_API_BASE",
