@@ -33,10 +33,10 @@ demo-season: translations seed
 
 # The whole suite, the real-browser tests of tests/e2e included (in both passes: about a minute
 # each). Their browser and axe-core come from e2e-deps; without them the browser tests fail.
-# TEST_WORKERS pytest-xdist processes share the tests (each on its own database); the browser
-# suite and the Celery-process tests keep to one worker each (tests/conftest.py).
+# TEST_WORKERS pytest-xdist processes share the tests, a module at a time, each worker on its
+# own database; the browser suite goes whole to one worker (tests/conftest.py).
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope
 test: translations e2e-deps
 	$(PYTEST) tests
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \

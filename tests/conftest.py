@@ -228,14 +228,22 @@ def count_queries(app):
     return counting
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) the browser suite shares
-    one served app, sandbox and Chromium per worker: its tests go to a single worker, as do
-    the tests that start real Celery processes, so that no two of them compete for the
-    machine's cores and time out; every other test goes wherever a worker is free."""
-    for item in items:
-        path = str(item.path)
-        if "/tests/e2e/" in path:
-            item.add_marker(pytest.mark.xdist_group("e2e"))
-        elif "/tests/jobs/test_workers" in path:
-            item.add_marker(pytest.mark.xdist_group("workers"))
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs pytest-xdist with `--dist loadscope`: each test module goes whole to
+    one worker, and the browser suite (tests/e2e: one served app, sandbox and Chromium, and
+    steps that build on each other across its files) counts as one module. (The
+    `xdist_group` markers of `--dist loadgroup` do nothing with pytest 9: xdist 3.8 renames a
+    test's `_nodeid`, which pytest 9 no longer reads.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BrowserSuiteTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/e2e/"):
+                return "tests/e2e"
+            return super()._split_scope(nodeid)
+
+    return BrowserSuiteTogether(config, log)
