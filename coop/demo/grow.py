@@ -169,9 +169,10 @@ def _buyers(unit: int, pw_hash: str) -> list[int]:
     now = utcnow()
     names = ["Tostadores del Sur", "Chocolates Andinos", "Bean & Bar Imports", "Mercado Justo",
              "Café Origen"]
+    first = db.session.scalar(select(User.id).where(User.email == "buyer1@example.org"))
     buyer_ids = _ids(Buyer, [{"organisation": f"{names[n % 5]} {unit}", "country": None,
-                              "created_at": now} for n in range(BUYERS_PER_UNIT)])
-    return _ids(User, [{"email": f"buyer{n + 1}.g{unit}@example.org",
+                              "created_at": now} for n in range(1, BUYERS_PER_UNIT)])
+    return [first] + _ids(User, [{"email": f"buyer{n + 2}.g{unit}@example.org",
                         "name": f"Compras {names[n % 5]} {unit}", "password_hash": pw_hash,
                         "locale": "es", "buyer_id": buyer_id, "created_at": now,
                         "must_set_pin": False, "announcements": False, "session_version": 0}
@@ -217,7 +218,9 @@ def _copy_farmers(state: _State, unit: int) -> list[dict]:
 def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) -> None:
     coop, now, price = state.coop, utcnow(), state.price
     today = date.today()
-    sellers = farmers[:SOLD_PER_POOL]
+    # The demo's first farmer (and buyer) take part in every unit, so their own pages grow.
+    sellers = farmers[:SOLD_PER_POOL] if unit == 1 else \
+        [state.seeded[0]] + farmers[:SOLD_PER_POOL - 1]
     grams = KG_PER_ALLOCATION * 1000
     total_g = grams * len(sellers)
     listing_row = {"coop_id": coop.id, "crop_id": state.crop_id, "grade_id": state.grade_id,
@@ -283,6 +286,12 @@ def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) ->
         "coop_id": coop.id, "user_id": f["user_id"], "subscribed_shares": 5,
         "paid_minor": 0, "redeemed_minor": 0, "status": "active", "opened_at": now}
         for f in farmers])))
+    for user_id, account_id in db.session.execute(
+            select(ShareAccount.user_id, ShareAccount.id).where(
+                ShareAccount.coop_id == coop.id,
+                ShareAccount.user_id.in_([f["user_id"] for f in sellers
+                                          if f["user_id"] not in share_ids]))):
+        share_ids[user_id] = account_id
     # The payout batch: every delivered farmer's net, six paid, two waiting.
     batch_id = _ids(PayoutBatch, [{
         "coop_id": coop.id, "rail": None, "status": "open", "currency": coop.currency,
@@ -356,7 +365,7 @@ def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) ->
     paid_by_user = {i["farmer_user_id"]: i["share_withholding_minor"] for i in intakes}
     db.session.execute(
         update(ShareAccount.__table__).where(ShareAccount.__table__.c.id == bindparam("sid"))
-        .values(paid_minor=bindparam("paid")),
+        .values(paid_minor=ShareAccount.__table__.c.paid_minor + bindparam("paid")),
         [{"sid": share_ids[u], "paid": paid} for u, paid in paid_by_user.items()])
     paid_lines = [(line_id, line) for line_id, line in zip(line_ids, lines)
                   if line["status"] == "paid"]
@@ -417,6 +426,24 @@ def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) ->
     held_ids = _ids(Order, held)
     _holds(coop, [(oid, o["payment_intent_id"], o["amount_authorized_minor"])
                   for oid, o in zip(held_ids, held)], status="pending", when=now)
+    # The demo's open pool (coop/demo/pools.py, the coop's first) fills up a little with every unit.
+    seeded_pool = db.session.execute(
+        select(Pool.id, Pool.max_g, Pool.committed_g).where(
+            Pool.coop_id == coop.id, Pool.status == "open")
+        .order_by(Pool.id).limit(1)).first()
+    if seeded_pool is not None and seeded_pool.committed_g + 2000 <= seeded_pool.max_g:
+        small = [{**order_row, "pool_id": seeded_pool.id, "buyer_id": _buyer_of(buyer),
+                  "user_id": buyer, "quantity_g": 1000, "status": "authorized",
+                  "payment_intent_id": f"pi_grow_demo_{tag}_{n}",
+                  "amount_authorized_minor": pricing.amount_for(state.final, 1000),
+                  "amount_captured_minor": 0, "amount_refunded_minor": 0,
+                  "idempotency_key": f"grow:{seeded_pool.id}:{unit}:{n}",
+                  "created_at": now, "updated_at": now} for n, buyer in enumerate(buyers[:2])]
+        small_ids = _ids(Order, small)
+        _holds(coop, [(oid, o["payment_intent_id"], o["amount_authorized_minor"])
+                      for oid, o in zip(small_ids, small)], status="pending", when=now)
+        db.session.execute(update(Pool.__table__).where(Pool.__table__.c.id == seeded_pool.id)
+                           .values(committed_g=Pool.__table__.c.committed_g + 2000))
     # A pending invitation.
     token = hashlib.sha256(f"grow:{tag}".encode()).hexdigest()
     _rows(Invitation, [{"coop_id": coop.id, "role": "farmer",
