@@ -85,8 +85,9 @@ def _targets(extra_tokens: dict) -> dict:
     return {"coop_id": coop.id, "slug": coop.slug, "profile_id": profile.id,
             "pool_id": settled, "allocation_id": to_record, "listing_id": listing,
             "intake_id": intake, "batch_id": batch, **extra_tokens,
-            # The buyer's page of a pool is the open one.
-            ("pools.detail", "pool_id"): open_pool}
+            # The demo's open pool fills up with every unit: the pages of its orders grow.
+            ("pools.detail", "pool_id"): open_pool, ("pools.manage_pool", "pool_id"): open_pool,
+            ("pools.pool_orders", "pool_id"): open_pool}
 
 
 def _urls(app, targets: dict) -> dict[str, str]:

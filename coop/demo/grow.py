@@ -146,11 +146,9 @@ class _State:
                                        PriceVersion.crop_id == crop_row.id,
                                        PriceVersion.grade_id == grade_row.id)
             .order_by(PriceVersion.version.desc()).limit(1))
-        commission = (self.price.farmer_price_per_kg_minor * self.price.commission_value
-                      // 10000 if self.price.commission_kind == "bps"
-                      else self.price.commission_value)
-        self.final = (self.price.farmer_price_per_kg_minor + commission
-                      + self.price.premium_per_kg_minor)
+        # The buyer's price per kg at a settled pool's volume (its commission tier).
+        self.final = pricing.breakdown(self.price, SOLD_PER_POOL * KG_PER_ALLOCATION * 1000).buyer
+        self.open_price = pricing.breakdown(self.price, 0).buyer
         self.point = self.listings[0]["collection_point"] if self.listings else ""
 
 
@@ -416,7 +414,7 @@ def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) ->
                            "allocated_g": 0, "created_at": now}])[0]
     held = []
     for n, buyer in enumerate(buyers[:OPEN_ORDERS]):
-        amount = pricing.amount_for(state.final, held_kg * 1000)
+        amount = pricing.amount_for(state.open_price, held_kg * 1000)
         held.append({**order_row, "pool_id": open_id, "buyer_id": _buyer_of(buyer),
                      "user_id": buyer, "quantity_g": held_kg * 1000, "status": "authorized",
                      "payment_intent_id": f"pi_grow_open_{tag}_{n}",
@@ -435,7 +433,7 @@ def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) ->
         small = [{**order_row, "pool_id": seeded_pool.id, "buyer_id": _buyer_of(buyer),
                   "user_id": buyer, "quantity_g": 1000, "status": "authorized",
                   "payment_intent_id": f"pi_grow_demo_{tag}_{n}",
-                  "amount_authorized_minor": pricing.amount_for(state.final, 1000),
+                  "amount_authorized_minor": pricing.amount_for(state.open_price, 1000),
                   "amount_captured_minor": 0, "amount_refunded_minor": 0,
                   "idempotency_key": f"grow:{seeded_pool.id}:{unit}:{n}",
                   "created_at": now, "updated_at": now} for n, buyer in enumerate(buyers[:2])]
