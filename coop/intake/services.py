@@ -38,6 +38,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, lazyload
 
 from ..audit import services as audit
 from ..catalog import services as catalog
@@ -92,8 +93,9 @@ def intake_for(allocation_id: int) -> Intake | None:
 def pool_intakes(pool_id: int, allocation_ids=None) -> dict[int, Intake]:
     """A pool's intakes by allocation (`allocation_ids`: only those allocations')."""
     stmt = select(Intake).where(Intake.pool_id == pool_id)
-    if allocation_ids is not None:
-        stmt = stmt.where(Intake.allocation_id.in_(list(allocation_ids) or [0]))
+    if allocation_ids is not None:  # a page's rows: their grade, nothing else joined
+        stmt = stmt.where(Intake.allocation_id.in_(list(allocation_ids) or [0])).options(
+            lazyload("*"), joinedload(Intake.grade).lazyload("*"))
     return {i.allocation_id: i for i in db.session.scalars(stmt).unique()}
 
 

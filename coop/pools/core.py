@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import lazyload
 
 from ..catalog import services as catalog
 from ..common.errors import Conflict, NotFound, ValidationFailed
@@ -169,17 +170,22 @@ def pools(status: str | None = None, coop_id: int | None = None, limit: int | No
 def pool_orders(pool_id: int, limit: int | None = None) -> list[Order]:
     """A pool's orders, oldest first (`limit`: only the first so many)."""
     stmt = select(Order).where(Order.pool_id == pool_id).order_by(Order.id)
-    return list(db.session.scalars(stmt.limit(limit) if limit else stmt).unique())
+    if limit:  # a page's rows: their columns only, not the pool and all it joins, per row
+        stmt = stmt.options(lazyload("*")).limit(limit)
+    return list(db.session.scalars(stmt).unique())
 
 
 def pool_orders_page(pool_id: int, number: int) -> Page:
     """One page of a pool's orders, oldest first."""
-    return paginate(select(Order).where(Order.pool_id == pool_id).order_by(Order.id), number)
+    return paginate(select(Order).where(Order.pool_id == pool_id).options(lazyload("*"))
+                    .order_by(Order.id), number)
 
 
 def pool_allocations(pool_id: int, limit: int | None = None) -> list[Allocation]:
     stmt = select(Allocation).where(Allocation.pool_id == pool_id).order_by(Allocation.id)
-    return list(db.session.scalars(stmt.limit(limit) if limit else stmt).unique())
+    if limit:
+        stmt = stmt.options(lazyload("*")).limit(limit)
+    return list(db.session.scalars(stmt).unique())
 
 
 @dataclass(frozen=True)
