@@ -68,24 +68,28 @@ def pages() -> dict[str, list[str]]:
     }
 
 
-def measure(engine, client, url: str) -> tuple[int, int, float, int]:
-    """(status, queries, median ms of RUNS, bytes), after one warm-up request."""
+def measure(engine, client, url: str) -> tuple[int, int, float, float, int]:
+    """(status, queries, median wall ms and median CPU ms of this process over RUNS, bytes),
+    after one warm-up request. The CPU time is the server's own work (with SQLite, the
+    database's too), whatever else the machine's cores are doing."""
     client.get(url)
     statements = []
 
     def count(*_args):
         statements.append(1)
 
-    times, response = [], None
+    times, cpu, response = [], [], None
     for n in range(RUNS):
         if n == 0:
             event.listen(engine, "before_cursor_execute", count)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         response = client.get(url)
         times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
         if n == 0:
             event.remove(engine, "before_cursor_execute", count)
-    return response.status_code, len(statements), statistics.median(times), len(response.data)
+    return (response.status_code, len(statements), statistics.median(times),
+            statistics.median(cpu), len(response.data))
 
 
 def run(name: str, url: str, factor: int) -> list[str]:
@@ -106,7 +110,8 @@ def run(name: str, url: str, factor: int) -> list[str]:
     analyze(app)
     load = os.getloadavg()[0]
     lines = [f"{name}: demo grown {factor}x in {built:.1f} s (load {load:.1f})",
-             "| role | page | queries | ms (median of 5) | KB |", "|---|---|---|---|---|"]
+             "| role | page | queries | ms (median of 5) | CPU ms | KB |",
+             "|---|---|---|---|---|---|"]
     slow = []
     with app.app_context():
         roles = pages()
@@ -117,16 +122,17 @@ def run(name: str, url: str, factor: int) -> list[str]:
             response = client.post("/login", data={"login": email, "password": PASSWORD})
             assert response.status_code == 302, (role, response.status_code)
         for page in urls:
-            status, queries, ms, size = measure(engine, client, page)
+            status, queries, ms, cpu, size = measure(engine, client, page)
             mark = ""
             if status != 200:
                 mark = f" (status {status})"
-            elif ms > TARGET_MS or size > MAX_KB * 1024:
+            elif min(ms, cpu) > TARGET_MS or size > MAX_KB * 1024:
                 mark = " **over**"
                 slow.append(f"{role} {page}")
-            lines.append(f"| {role} | `{page}` | {queries} | {ms:,.0f} | "
+            lines.append(f"| {role} | `{page}` | {queries} | {ms:,.0f} | {cpu:,.0f} | "
                          f"{size / 1024:,.1f}{mark} |")
-    lines.append(f"over {TARGET_MS} ms or {MAX_KB} KB: {', '.join(slow) or 'none'}")
+    lines.append(f"over {TARGET_MS} ms (wall and CPU) or {MAX_KB} KB: "
+                 f"{', '.join(slow) or 'none'}")
     return lines
 
 
