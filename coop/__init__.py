@@ -354,6 +354,8 @@ def register_template_helpers(app: Flask) -> None:
 
     app.jinja_env.filters["country"] = country
     app.jinja_env.filters["percent_bps"] = percent_bps
+    # {{ count | number }}: a whole number in the page's locale ("1.200" in es_CO)
+    app.jinja_env.filters["number"] = lambda n: format_decimal(int(n or 0), format="#,##0")
 
     @app.context_processor
     def inject():

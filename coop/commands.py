@@ -1,4 +1,4 @@
-"""Flask CLI commands: the demo's (`flask seed-demo`, `flask demo-season`) and each domain's
+"""Flask CLI commands: the demo's (`flask seed-demo`, `flask grow-demo`, `flask demo-season`) and each domain's
 group, all registered from COMMANDS."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from .demo.grow import grow
 from .demo.season import run_season
 from .demo.seed import seed_demo
 from .extensions import db
@@ -25,6 +26,15 @@ def seed_demo_command():
     """Load the demo cooperatives, people and listings (safe to run again)."""
     created = seed_demo()
     click.echo("demo data loaded" if created else "demo data already present")
+
+
+@click.command("grow-demo")
+@click.option("--factor", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="How many times the seeded demo (its farmers and a season of activity).")
+@with_appcontext
+def grow_demo_command(factor):
+    """Grow the demo data N times (for benches and page-growth tests; safe to run again)."""
+    grow(factor, say=click.echo)
 
 
 @click.command("demo-season")
@@ -48,7 +58,7 @@ def demo_season_command():
 
 
 # Every command of the app: the one list to extend.
-COMMANDS = (seed_demo_command, demo_season_command, pools_cli, ledger_cli, intake_cli,
+COMMANDS = (seed_demo_command, grow_demo_command, demo_season_command, pools_cli, ledger_cli, intake_cli,
             staff_cli, jobs_cli)
 
 

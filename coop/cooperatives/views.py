@@ -14,6 +14,8 @@ from ..common.forms import filter_text
 from ..common.paging import page_number
 from ..extensions import db
 from ..listings import services as listing_services
+from ..common.access import roles_in
+from . import dashboard as at_a_glance
 from . import invitations, services, verification
 from .forms import (RAIL_CHOICES, CollectionPointForm, CoopForm, FarmerForm,
                     InvitationAccountForm, PayoutForm, PlotForm, RegistrationForm, RevokeForm,
@@ -111,6 +113,8 @@ def _members_page(coop, role_form, status=200):
     found = services.search_farmer_profiles(coop, q=q, rail=rail,
                                             page=page_number(request.args.get("page")))
     return render_template("coops/members.html", coop=coop,
+                           summary=at_a_glance.summary(coop),
+                           is_treasurer="treasurer" in roles_in(current_user, coop.id),
                            members=services.members(coop, staff_only=True),
                            found=found, profiles=found.items, q=q, rail=rail,
                            rails=RAIL_CHOICES, role_form=role_form,

@@ -384,14 +384,26 @@ def _payment_days(report: Report, coop: Cooperative, period: Period) -> None:
                .where(ic.c.net > 0, lc.c.at >= start))
     at_intake = (select(ic.c.farmer, literal(0).label("days"))
                  .where(ic.c.net <= 0, ic.c.amount > 0, ic.c.at >= start))
-    settled = union_all(by_line, at_intake).subquery("settled")
-    histogram = sorted((max(_int(d), 0), _int(n)) for d, n in db.session.execute(
-        select(settled.c.days, func.count()).group_by(settled.c.days)))
+    settled = union_all(by_line, at_intake).cte("settled")
+    paid_by_end = (select(lc.c.farmer, func.max(lc.c.cum).label("paid"))
+                   .group_by(lc.c.farmer).subquery("paid_by_end"))
+    # One statement (the window CTEs computed once): the histogram of days ("h" rows), the
+    # families paid ("f") and what still waits at the end of the period ("w").
+    zero = literal(0)
+    rows = db.session.execute(union_all(
+        select(literal("h").label("kind"), settled.c.days.label("a"), func.count().label("b"),
+               zero.label("c")).group_by(settled.c.days),
+        select(literal("f"), zero, func.count(func.distinct(settled.c.farmer)), zero),
+        select(literal("w"), func.count(), func.min(ic.c.day),
+               func.count(func.distinct(ic.c.farmer)))
+        .select_from(ic.outerjoin(paid_by_end, paid_by_end.c.farmer == ic.c.farmer))
+        .where(ic.c.net > 0, ic.c.cum > func.coalesce(paid_by_end.c.paid, 0)))).all()
+    histogram = sorted((max(_int(a), 0), _int(b)) for kind, a, b, _c in rows if kind == "h")
     merged: dict[int, int] = {}
     for d, n in histogram:
         merged[d] = merged.get(d, 0) + n
     report.days_histogram = sorted(merged.items())
-    paid_families = _int(db.session.scalar(select(func.count(func.distinct(settled.c.farmer)))))
+    paid_families = next(_int(b) for kind, _a, b, _c in rows if kind == "f")
     count = sum(merged.values())
     report.add("payment_days", "deliveries_paid", "", _("Deliveries paid in the period"),
                count, "deliveries", paid_families)
@@ -400,12 +412,8 @@ def _payment_days(report: Report, coop: Cooperative, period: Period) -> None:
     report.add("payment_days", "worst", "", _("Worst days from intake to payment"),
                max(merged) if merged else None, "days", paid_families)
 
-    paid_by_end = (select(lc.c.farmer, func.max(lc.c.cum).label("paid"))
-                   .group_by(lc.c.farmer).subquery("paid_by_end"))
-    waiting, oldest_day, waiting_families = db.session.execute(
-        select(func.count(), func.min(ic.c.day), func.count(func.distinct(ic.c.farmer)))
-        .select_from(ic.outerjoin(paid_by_end, paid_by_end.c.farmer == ic.c.farmer))
-        .where(ic.c.net > 0, ic.c.cum > func.coalesce(paid_by_end.c.paid, 0))).one()
+    waiting, oldest_day, waiting_families = next(
+        (a, b, c) for kind, a, b, c in rows if kind == "w")
     last_day = (period.end - date(1970, 1, 1)).days
     report.add("payment_days", "waiting", "",
                _("Deliveries not yet paid at the end of the period"),

@@ -38,6 +38,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, lazyload
 
 from ..audit import services as audit
 from ..catalog import services as catalog
@@ -89,9 +90,25 @@ def intake_for(allocation_id: int) -> Intake | None:
     return db.session.scalar(select(Intake).where(Intake.allocation_id == allocation_id))
 
 
-def pool_intakes(pool_id: int) -> dict[int, Intake]:
-    return {i.allocation_id: i for i in db.session.scalars(
-        select(Intake).where(Intake.pool_id == pool_id)).unique()}
+def pool_intakes(pool_id: int, allocation_ids=None) -> dict[int, Intake]:
+    """A pool's intakes by allocation (`allocation_ids`: only those allocations')."""
+    stmt = select(Intake).where(Intake.pool_id == pool_id)
+    if allocation_ids is not None:  # a page's rows: their grade, nothing else joined
+        stmt = stmt.where(Intake.allocation_id.in_(list(allocation_ids) or [0])).options(
+            lazyload("*"), joinedload(Intake.grade).lazyload("*"))
+    return {i.allocation_id: i for i in db.session.scalars(stmt).unique()}
+
+
+def pool_intake_totals(pool_id: int) -> dict[str, int]:
+    """The count and sums of a pool's intakes, in one query."""
+    row = db.session.execute(select(
+        func.count(Intake.id), func.coalesce(func.sum(Intake.farmer_amount_minor), 0),
+        func.coalesce(func.sum(Intake.advance_minor), 0),
+        func.coalesce(func.sum(Intake.share_withholding_minor), 0))
+        .where(Intake.pool_id == pool_id)).one()
+    count, owed, advance, withheld = (int(v or 0) for v in row)
+    return {"count": count, "farmer_amount_minor": owed, "advance_minor": advance,
+            "share_withholding_minor": withheld, "net_minor": owed - advance - withheld}
 
 
 def pool_deliveries(pool_id: int, *, pending_only: bool = False, point: str = "",

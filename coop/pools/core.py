@@ -2,15 +2,18 @@
 ledger's steps of an order (hold, release, capture) that placing and closing share."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import lazyload
 
 from ..catalog import services as catalog
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.locks import supply_lock
 from ..common.models import utcnow
+from ..common.paging import Page, paginate
 from ..common.quantities import QuantityError, parse_kg
 from ..cooperatives import verification
 from ..extensions import db
@@ -164,14 +167,50 @@ def pools(status: str | None = None, coop_id: int | None = None, limit: int | No
     return list(db.session.scalars(stmt).unique())
 
 
-def pool_orders(pool_id: int) -> list[Order]:
-    return list(db.session.scalars(select(Order).where(Order.pool_id == pool_id)
-                                   .order_by(Order.id)).unique())
+def pool_orders(pool_id: int, limit: int | None = None) -> list[Order]:
+    """A pool's orders, oldest first (`limit`: only the first so many)."""
+    stmt = select(Order).where(Order.pool_id == pool_id).order_by(Order.id)
+    if limit:  # a page's rows: their columns only, not the pool and all it joins, per row
+        stmt = stmt.options(lazyload("*")).limit(limit)
+    return list(db.session.scalars(stmt).unique())
 
 
-def pool_allocations(pool_id: int) -> list[Allocation]:
-    return list(db.session.scalars(select(Allocation).where(Allocation.pool_id == pool_id)
-                                   .order_by(Allocation.id)).unique())
+def pool_orders_page(pool_id: int, number: int) -> Page:
+    """One page of a pool's orders, oldest first."""
+    return paginate(select(Order).where(Order.pool_id == pool_id).options(lazyload("*"))
+                    .order_by(Order.id), number)
+
+
+def pool_allocations(pool_id: int, limit: int | None = None) -> list[Allocation]:
+    stmt = select(Allocation).where(Allocation.pool_id == pool_id).order_by(Allocation.id)
+    if limit:
+        stmt = stmt.options(lazyload("*")).limit(limit)
+    return list(db.session.scalars(stmt).unique())
+
+
+@dataclass(frozen=True)
+class PoolTotals:
+    orders: int
+    captured_minor: int
+    refunded_minor: int
+    allocations: int
+    allocated_g: int
+    expected_minor: int
+
+
+def pool_totals(pool_id: int) -> PoolTotals:
+    """How many orders and allocations a pool has and what they add up to: one SELECT."""
+    def of(model, column):
+        return select(column).where(model.pool_id == pool_id).scalar_subquery()
+
+    row = db.session.execute(select(
+        of(Order, func.count(Order.id)),
+        of(Order, func.coalesce(func.sum(Order.amount_captured_minor), 0)),
+        of(Order, func.coalesce(func.sum(Order.amount_refunded_minor), 0)),
+        of(Allocation, func.count(Allocation.id)),
+        of(Allocation, func.coalesce(func.sum(Allocation.quantity_g), 0)),
+        of(Allocation, func.coalesce(func.sum(Allocation.farmer_amount_minor), 0)))).one()
+    return PoolTotals(*(int(v or 0) for v in row))
 
 
 def buyer_orders(user, limit: int | None = None, after_id: int | None = None) -> list[Order]:

@@ -213,29 +213,57 @@ def _local_datetime(text):
     return moment
 
 
-@bp.route("/manage/pools/<int:pool_id>")
-@login_required
-@web.unit_of_work
-def manage_pool(pool_id):
-    pool = services.get_pool(pool_id)
-    require_member(pool.coop_id, "manager", "treasurer")
+# The pool's page shows its first orders and allocations and totals computed in SQL; the
+# full lists are a page at a time (pools.pool_orders, intake.pool_intake).
+SHOWN = 20
+
+
+def _names(orders, allocations) -> tuple[dict, dict]:
     from sqlalchemy import select
     from ..auth.models import Buyer, User
-    orders = services.pool_orders(pool.id)
-    allocations = services.pool_allocations(pool.id)
     buyer_ids = {o.buyer_id for o in orders}
     farmer_ids = {a.farmer_user_id for a in allocations}
     buyers = dict(db.session.execute(select(Buyer.id, Buyer.organisation)
                                      .where(Buyer.id.in_(buyer_ids))).all()) if buyer_ids else {}
     farmers = dict(db.session.execute(select(User.id, User.name)
                                       .where(User.id.in_(farmer_ids))).all()) if farmer_ids else {}
+    return buyers, farmers
+
+
+@bp.route("/manage/pools/<int:pool_id>")
+@login_required
+@web.unit_of_work
+def manage_pool(pool_id):
+    pool = services.get_pool(pool_id)
+    require_member(pool.coop_id, "manager", "treasurer")
     from ..intake import services as intake
-    intakes = intake.pool_intakes(pool.id) if allocations else {}
-    refunds = intake.order_refunds(o.id for o in orders) if intakes else {}
+    totals = services.pool_totals(pool.id)
+    orders = services.pool_orders(pool.id, limit=SHOWN)
+    allocations = services.pool_allocations(pool.id, limit=SHOWN) if totals.allocations else []
+    buyers, farmers = _names(orders, allocations)
+    delivered = intake.pool_intake_totals(pool.id) if allocations else None
+    intakes = intake.pool_intakes(pool.id, [a.id for a in allocations]) \
+        if delivered and delivered["count"] else {}
+    refunds = intake.order_refunds(o.id for o in orders) if delivered and delivered["count"] \
+        else {}
     return render_template("pools/manage_pool.html", orders=orders, allocations=allocations,
+                           totals=totals, delivered=delivered, shown=SHOWN,
                            buyers=buyers, farmers=farmers, intakes=intakes, refunds=refunds,
                            delivery_due=intake.delivery_due(pool) if allocations else None,
                            action_form=ActionForm(), now=utcnow(), **_view(pool))
+
+
+@bp.route("/manage/pools/<int:pool_id>/orders")
+@login_required
+@web.unit_of_work
+def pool_orders(pool_id):
+    """Every order of a pool, a page at a time."""
+    from ..common.paging import page_number
+    pool = services.get_pool(pool_id)
+    require_member(pool.coop_id, "manager", "treasurer")
+    found = services.pool_orders_page(pool.id, page_number(request.args.get("page")))
+    buyers, _farmers = _names(found.items, [])
+    return render_template("pools/pool_orders.html", pool=pool, found=found, buyers=buyers)
 
 
 def _pool_step(pool_id, action, preview_of, yes):

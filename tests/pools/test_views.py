@@ -374,6 +374,10 @@ EXPECTED = {
     "pools.manage_pool": {"GET": {
         "own": spec(manager=200, treasurer=200, **STAFF),
         "missing": spec(**{a: 404 for a in ACTORS if a != ANON}, anon=LOGIN)}},
+    # Every order of a pool, a page at a time: as the pool's page.
+    "pools.pool_orders": {"GET": {
+        "own": spec(manager=200, treasurer=200, **STAFF),
+        "missing": spec(**{a: 404 for a in ACTORS if a != ANON}, anon=LOGIN)}},
     "pools.close": {"POST": {
         "own": spec(manager=DONE, **MANAGER_ONLY),
         "missing": spec(**{a: 404 for a in ACTORS if a != ANON}, anon=LOGIN)}},
