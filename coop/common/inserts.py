@@ -16,3 +16,23 @@ def insert_ignore(table, row: dict, index: list[str]) -> int | None:
     stmt = insert(table).values(**row).on_conflict_do_nothing(index_elements=index) \
         .returning(table.c.id)
     return db.session.execute(stmt).scalar()
+
+
+def insert_ignore_many(table, rows: list[dict], index: list[str],
+                       returning: tuple[str, ...] = ("id",), size: int = 1000) -> list[tuple]:
+    """`insert_ignore` for many rows: multi-row INSERT ... ON CONFLICT DO NOTHING statements
+    of `size` rows (SQLAlchemy's insertmanyvalues), on both databases. Returns the
+    `returning` columns of the rows written now; those whose key existed are skipped."""
+    if not rows:
+        return []
+    db.session.flush()
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).on_conflict_do_nothing(index_elements=index) \
+        .returning(*[table.c[name] for name in returning])
+    out: list[tuple] = []
+    for start in range(0, len(rows), size):
+        out.extend(tuple(row) for row in db.session.execute(stmt, rows[start:start + size]))
+    return out

@@ -131,6 +131,59 @@ def apply_deltas(deltas: dict[int, int]) -> None:
             "WHERE ledger_accounts.id = v.id"), params)
 
 
+def first_refused(coop, entries: list[NewEntry]):
+    """What `post`, called for each of `entries` in turn, would refuse first: (its index,
+    the error) or None. Refused: a malformed entry, a key used before (or earlier in the
+    list) with other lines, a posting that takes an account that may not go negative below
+    zero (on the balances as the entries before it leave them). A key used before with the
+    same lines is no refusal (`post` returns the first entry; nothing moves). Reads only;
+    lets a caller say which of its rows cannot be posted before `post_many` writes any."""
+    for index, entry in enumerate(entries):
+        try:
+            _check(entry)
+        except (ValidationFailed, Conflict) as exc:
+            return index, exc
+    reused = ValidationFailed(_("This idempotency key was used for a different entry."),
+                              code="idempotency_key_reused")
+    known: dict[str, str] = {}
+    keys = sorted({entry.key for entry in entries})
+    for batch in _chunks(keys):
+        known.update(db.session.execute(
+            select(LedgerEntry.idempotency_key, LedgerEntry.fingerprint)
+            .where(LedgerEntry.coop_id == coop.id,
+                   LedgerEntry.idempotency_key.in_(batch))).all())
+    codes = sorted({line.account for entry in entries for line in entry.lines})
+    accounts: dict[str, list] = {}
+    for batch in _chunks(codes):
+        for code, name, kind, negative, balance in db.session.execute(
+                select(LedgerAccount.code, LedgerAccount.name, LedgerAccount.kind,
+                       LedgerAccount.may_go_negative, LedgerAccount.balance_minor)
+                .where(LedgerAccount.coop_id == coop.id, LedgerAccount.code.in_(batch))):
+            accounts[code] = [name, kind in ("asset", "expense"), bool(negative), balance]
+    for index, entry in enumerate(entries):
+        if entry.key in known:
+            if known[entry.key] != entry.fingerprint:
+                return index, reused
+            continue
+        known[entry.key] = entry.fingerprint
+        moves: dict[str, int] = {}
+        for line in entry.lines:
+            moves[line.account] = moves.get(line.account, 0) + line.amount_minor
+        for code, amount in sorted(moves.items()):
+            if code not in accounts:
+                fields = ledger.account_fields(coop, code)
+                accounts[code] = [fields["name"], fields["kind"] in ("asset", "expense"),
+                                  fields["may_go_negative"], 0]
+            name, debit_normal, negative, balance = accounts[code]
+            if not negative and ((debit_normal and amount < 0 and balance + amount < 0) or
+                                 (not debit_normal and amount > 0 and balance + amount > 0)):
+                return index, Conflict(_("Not enough in %(account)s for this movement.",
+                                         account=name), code="insufficient_balance")
+        for code, amount in moves.items():
+            accounts[code][3] += amount
+    return None
+
+
 def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
     """Write every entry whose key is new; returns key -> entry id for all of them."""
     for entry in entries:

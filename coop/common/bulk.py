@@ -1,0 +1,70 @@
+"""Set-based helpers for statements over thousands of rows (a bank's file of 10,000 lines):
+filters over many ids, and UPDATEs of many rows with a value each, in a statement per chunk
+rather than a statement per row. They run in the caller's transaction; nothing commits."""
+from __future__ import annotations
+
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, text
+
+from ..extensions import db
+
+CHUNK = 1000
+
+
+def chunks(items: list, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def id_sets(column, ids, size: int = CHUNK) -> list:
+    """WHERE clauses that together cover `ids`: on PostgreSQL one `column = ANY(:array)` (one
+    statement, one parameter however many ids), on SQLite `column IN (...)` of at most `size`
+    ids each (its limit on parameters)."""
+    ids = list(ids)
+    if not ids:
+        return []
+    if _postgresql():
+        return [column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))]
+    return [column.in_(part) for part in chunks(ids, size)]
+
+
+def update_rows(table: str, columns: list[tuple[str, str]], rows: list[tuple], *,
+                set_sql: str, where_sql: str = "", params: dict | None = None,
+                returning: str | None = None, size: int = CHUNK) -> list:
+    """UPDATE `table` from a set of rows, a chunk of `size` rows a statement: `columns` names
+    the set's columns with their SQL types (the first is matched to the table's `id`),
+    `set_sql` and `where_sql` use them as `v.<name>` (the table by its name), `params` are
+    the statement's other values. PostgreSQL: `FROM unnest(:arrays) AS v` (one parameter a
+    column); SQLite: `FROM (VALUES ...)`. Returns the rows of `returning` ("table.id")."""
+    out: list = []
+    if not rows:
+        return out
+    names = [name for name, _kind in columns]
+    tail = f" AND {where_sql}" if where_sql else ""
+    back = f" RETURNING {returning}" if returning else ""
+    postgresql = _postgresql()
+    for part in chunks(rows, size):
+        values = dict(params or {})
+        if postgresql:
+            arrays = ", ".join(f"CAST(:c{n} AS {kind}[])" for n, (_name, kind) in
+                               enumerate(columns))
+            source = f"unnest({arrays}) AS v({', '.join(names)})"
+            for n in range(len(columns)):
+                values[f"c{n}"] = [row[n] for row in part]
+        else:
+            tuples = ", ".join("(" + ", ".join(f":r{i}_{n}" for n in range(len(columns))) + ")"
+                               for i in range(len(part)))
+            aliases = ", ".join(f"column{n + 1} AS {name}" for n, name in enumerate(names))
+            source = f"(SELECT {aliases} FROM (VALUES {tuples})) AS v"
+            for i, row in enumerate(part):
+                for n, value in enumerate(row):
+                    values[f"r{i}_{n}"] = value
+        result = db.session.execute(text(
+            f"UPDATE {table} SET {set_sql} FROM {source} WHERE {table}.id = v.{names[0]}"
+            f"{tail}{back}"), values)
+        if returning:
+            out.extend(result.all())
+    return out
