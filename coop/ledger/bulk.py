@@ -131,69 +131,60 @@ def apply_deltas(deltas: dict[int, int]) -> None:
             "WHERE ledger_accounts.id = v.id"), params)
 
 
-def first_refused(coop, entries: list[NewEntry]):
-    """What `post`, called for each of `entries` in turn, would refuse first: (its index,
-    the error) or None. Refused: a malformed entry, a key used before (or earlier in the
-    list) with other lines, a posting that takes an account that may not go negative below
-    zero (on the balances as the entries before it leave them). A key used before with the
-    same lines is no refusal (`post` returns the first entry; nothing moves). Reads only;
-    lets a caller say which of its rows cannot be posted before `post_many` writes any."""
-    for index, entry in enumerate(entries):
-        try:
-            _check(entry)
-        except (ValidationFailed, Conflict) as exc:
-            return index, exc
-    reused = ValidationFailed(_("This idempotency key was used for a different entry."),
-                              code="idempotency_key_reused")
-    known: dict[str, str] = {}
-    keys = sorted({entry.key for entry in entries})
-    for batch in _chunks(keys):
-        known.update(db.session.execute(
-            select(LedgerEntry.idempotency_key, LedgerEntry.fingerprint)
-            .where(LedgerEntry.coop_id == coop.id,
-                   LedgerEntry.idempotency_key.in_(batch))).all())
-    codes = sorted({line.account for entry in entries for line in entry.lines})
-    accounts: dict[str, list] = {}
-    for batch in _chunks(codes):
-        for code, name, kind, negative, balance in db.session.execute(
-                select(LedgerAccount.code, LedgerAccount.name, LedgerAccount.kind,
+def _refusing(exc, key: str | None):
+    """The error, saying (as `exc.key`) the key of the first entry it refuses, so that a
+    caller can name its row: the entry `post`, called for each entry in turn, would have
+    refused first."""
+    exc.key = key
+    return exc
+
+
+def _first_overdrawing(new: list[NewEntry], accounts: dict, deltas: dict[int, int]
+                       ) -> tuple[str | None, str | None]:
+    """(key, account name) of the first of `new`, in order, that takes an account that may
+    not go negative below zero, on the balances before them (now less what they moved)."""
+    rows = {}
+    for batch in _chunks(list(deltas)):
+        for acc_id, name, kind, negative, balance in db.session.execute(
+                select(LedgerAccount.id, LedgerAccount.name, LedgerAccount.kind,
                        LedgerAccount.may_go_negative, LedgerAccount.balance_minor)
-                .where(LedgerAccount.coop_id == coop.id, LedgerAccount.code.in_(batch))):
-            accounts[code] = [name, kind in ("asset", "expense"), bool(negative), balance]
-    for index, entry in enumerate(entries):
-        if entry.key in known:
-            if known[entry.key] != entry.fingerprint:
-                return index, reused
-            continue
-        known[entry.key] = entry.fingerprint
-        moves: dict[str, int] = {}
+                .where(LedgerAccount.id.in_(batch))):
+            rows[acc_id] = (name, kind in ("asset", "expense"), bool(negative),
+                            balance - deltas[acc_id])
+    balances = {acc_id: row[3] for acc_id, row in rows.items()}
+    for entry in new:
+        moves: dict[int, int] = {}
         for line in entry.lines:
-            moves[line.account] = moves.get(line.account, 0) + line.amount_minor
-        for code, amount in sorted(moves.items()):
-            if code not in accounts:
-                fields = ledger.account_fields(coop, code)
-                accounts[code] = [fields["name"], fields["kind"] in ("asset", "expense"),
-                                  fields["may_go_negative"], 0]
-            name, debit_normal, negative, balance = accounts[code]
+            acc_id = accounts[line.account][0]
+            moves[acc_id] = moves.get(acc_id, 0) + line.amount_minor
+        for acc_id, amount in sorted(moves.items()):
+            name, debit_normal, negative, _before = rows[acc_id]
+            balance = balances[acc_id]
             if not negative and ((debit_normal and amount < 0 and balance + amount < 0) or
                                  (not debit_normal and amount > 0 and balance + amount > 0)):
-                return index, Conflict(_("Not enough in %(account)s for this movement.",
-                                         account=name), code="insufficient_balance")
-        for code, amount in moves.items():
-            accounts[code][3] += amount
-    return None
+                return entry.key, name
+        for acc_id, amount in moves.items():
+            balances[acc_id] += amount
+    return None, None
 
 
 def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
-    """Write every entry whose key is new; returns key -> entry id for all of them."""
+    """Write every entry whose key is new; returns key -> entry id for all of them. A refusal
+    (a key reused with other lines, an account taken below zero) says as `exc.key` which
+    entry `post`, called for each in turn, would have refused first; the caller rolls back
+    what was written."""
     for entry in entries:
-        _check(entry)
+        try:
+            _check(entry)
+        except ValidationFailed as exc:
+            raise _refusing(exc, entry.key)
     result: dict[str, int] = {}
     by_key = {}
     for entry in entries:
         if entry.key in by_key and by_key[entry.key].fingerprint != entry.fingerprint:
-            raise ValidationFailed(_("This idempotency key was used for a different entry."),
-                                   code="idempotency_key_reused")
+            raise _refusing(ValidationFailed(
+                _("This idempotency key was used for a different entry."),
+                code="idempotency_key_reused"), entry.key)
         by_key[entry.key] = entry
     for batch in _chunks(list(by_key)):
         for key, entry_id, fingerprint in db.session.execute(
@@ -201,9 +192,9 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
                 .where(LedgerEntry.coop_id == coop.id,
                        LedgerEntry.idempotency_key.in_(batch))):
             if fingerprint != by_key[key].fingerprint:
-                raise ValidationFailed(
+                raise _refusing(ValidationFailed(
                     _("This idempotency key was used for a different entry."),
-                    code="idempotency_key_reused")
+                    code="idempotency_key_reused"), key)
             result[key] = entry_id
     new = [e for k, e in by_key.items() if k not in result]
     if not new:
@@ -249,8 +240,10 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
                     and_(LedgerAccount.kind.notin_(("asset", "expense")),
                          LedgerAccount.balance_minor > 0))).limit(1))
         if overdrawn is not None:
-            raise Conflict(_("Not enough in %(account)s for this movement.", account=overdrawn),
-                           code="insufficient_balance")
+            key, name = _first_overdrawing(new, accounts, deltas)
+            raise _refusing(Conflict(_("Not enough in %(account)s for this movement.",
+                                       account=name or overdrawn),
+                                     code="insufficient_balance"), key)
     for obj in list(db.session.identity_map.values()):
         if isinstance(obj, LedgerAccount) and obj.id in deltas:
             db.session.expire(obj, ["balance_minor"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ from flask_babel import force_locale
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, update
 
-from ..common.inserts import insert_ignore, insert_ignore_many
+from ..common.inserts import insert_ignore, insert_many
 from ..common.models import utcnow
 from ..common.statuses import MessageStatus
 from ..extensions import db
@@ -121,8 +122,13 @@ def _channel(person: Recipient, forced: str | None) -> tuple[str, str] | None:
 
 
 def _locale(person: Recipient) -> str:
+    return _regional(person.language or "es", person.region)
+
+
+@lru_cache(maxsize=256)
+def _regional(language: str, region: str | None) -> str:
     from ..common.numbers import regional_locale
-    chosen = regional_locale(person.language or "es", person.region)
+    chosen = regional_locale(language, region)
     return "es_CO" if chosen == "es" else chosen
 
 
@@ -358,8 +364,8 @@ def notify_many(notices: list[Notice], *, coop_id: int | None = None,
                     encoding=encoding, created_at=now, send_after=send_after)
     if not rows:
         return []
-    written = insert_ignore_many(Message.__table__, [rows[i] for i in sorted(rows)],
-                                 ["event", "user_id", "channel"], returning=("id", "send_after"))
+    written = insert_many(Message.__table__, [rows[i] for i in sorted(rows)],
+                          ignore=["event", "user_id", "channel"], returning=("id", "send_after"))
     if send:
         _enqueue_sends(written, coop_id=coop_id)
     return [message_id for message_id, _at in written]

@@ -386,14 +386,15 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
     writing nothing, when a row names a line of another batch, or would turn a paid line into
     failed or the reverse.
 
-    Set-based, whatever the number of rows (a bank's file of 10,000 lines): the batch's lines
-    in one query, the lines moved by conditional UPDATEs of a thousand rows a statement (only
-    lines still pending move: of two imports at once, one moves each line), the ledger
-    entries through the ledger's bulk writer, the audit events and the farmers' messages in
-    bulk too. A file that changes nothing costs the query of its lines."""
+    Set-based, whatever the number of rows (a bank's file of 10,000 lines): one import at a
+    time per coop (the lock), the batch's lines in one query, the ledger entries through the
+    ledger's bulk writer, the lines moved by one conditional UPDATE (PostgreSQL; a thousand
+    rows a statement on SQLite) of those still pending, the audit events, and the farmers'
+    messages in bulk too. A file that changes nothing costs the query of its lines."""
     now = now or utcnow()
     coop = db.session.get(Cooperative, batch.coop_id)
     payouts_lock(batch.coop_id)  # one import (or batch) at a time per coop on PostgreSQL
+    _be_the_writer(batch)
     # Plain rows read after the lock, not ORM objects: current, and light for 10,000 lines.
     lines = {row.id: row for row in db.session.execute(
         select(PayoutLine.id, PayoutLine.status, PayoutLine.farmer_user_id,
@@ -415,47 +416,34 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
     if not wanted:
         _close_if_done(batch, now)
         return result
-    # Refused before anything is written: a payment the ledger could not post (a payable
-    # that shrank since the batch was made), named by its row.
+    # The ledger entries of the lines paid, then the lines moved with them: a payment the
+    # ledger cannot make (a payable that shrank since the batch was made) refuses the file,
+    # naming its row; the caller rolls back what was written.
     paid = [line_id for line_id, (_n, status, _r) in wanted.items() if status == "paid"]
-    entries = [_payout_entry(batch, lines[line_id], wanted[line_id][2]) for line_id in paid]
-    refused = ledger_bulk.first_refused(coop, entries)
-    if refused is not None:
-        index, exc = refused
-        line_id = paid[index]
+    try:
+        posted = ledger_bulk.post_many(
+            coop, [_payout_entry(batch, lines[line_id], wanted[line_id][2])
+                   for line_id in paid], user=user)
+    except (ValidationFailed, Conflict) as exc:
+        key = getattr(exc, "key", None) or f"payout_line:{paid[0]}"
+        line_id = int(key.rpartition(":")[2])
         refuse([_("Row %(r)d: line %(id)d cannot be posted: %(e)s", r=wanted[line_id][0],
                   id=line_id, e=exc.message)])
-    moved = _move_lines(wanted, user, now)
+    moved = _move_lines(wanted, posted, user, now)
     if len(moved) != len(wanted):
-        # Another import moved some of these lines after they were read (SQLite, where the
-        # reads take no lock): the same answer is no change, another one refuses the file.
+        # Only this import moves lines, under the lock: a line that did not move was moved
+        # by something else meanwhile. Refused whole; the caller rolls the entries back.
         was = dict(db.session.execute(
             select(PayoutLine.id, PayoutLine.status)
             .where(PayoutLine.id.in_([i for i in wanted if i not in moved]))).all())
-        for line_id, (number, status, _ref) in sorted(wanted.items(), key=lambda x: x[1][0]):
-            if line_id in moved:
-                continue
-            if was.get(line_id) != status:
-                refuse([_("Row %(r)d: line %(id)d was confirmed %(was)s meanwhile.",
-                          r=number, id=line_id, was=status_names()[was[line_id]])])
-        entries = [entry for line_id, entry in zip(paid, entries) if line_id in moved]
-        paid = [line_id for line_id in paid if line_id in moved]
-    try:
-        posted = ledger_bulk.post_many(coop, entries, user=user)
-    except (ValidationFailed, Conflict) as exc:  # not seen above: the ledger changed meanwhile
-        refuse([_("Row %(r)d: line %(id)d cannot be posted: %(e)s", r=wanted[paid[0]][0],
-                  id=paid[0], e=exc.message)])
-    update_rows("payout_lines", [("id", "bigint"), ("entry_id", "bigint")],
-                [(line_id, posted[f"payout_line:{line_id}"]) for line_id in paid],
-                set_sql="entry_id = v.entry_id")
+        number, line_id = min((wanted[i][0], i) for i in wanted if i not in moved)
+        refuse([_("Row %(r)d: line %(id)d was confirmed %(was)s meanwhile.", r=number,
+                  id=line_id, was=status_names()[was[line_id]])])
     told = []
     events = []
     for number, line_id, status, ref in rows:
         if line_id not in wanted or wanted[line_id][0] != number:
             continue  # counted as unchanged above
-        if line_id not in moved:  # moved the same way by another import meanwhile
-            result.unchanged.append(line_id)
-            continue
         line = lines[line_id]
         (result.paid if status == "paid" else result.failed).append(line_id)
         events.append((f"payouts.line_{status}", "payout_line", line_id, {"status": "pending"},
@@ -471,6 +459,17 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
     return result
 
 
+def _be_the_writer(batch: PayoutBatch) -> None:
+    """SQLite: make this transaction the database's writer before the lines are read (an
+    UPDATE of the batch row that changes nothing). SQLite lets one transaction write at a
+    time, but reads before a transaction's first write take no lock: without this, two
+    imports at once would both read the lines pending. Now the second waits for the first
+    to commit, and reads the lines as it left them (PostgreSQL: the advisory lock does it)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.execute(text("UPDATE payout_batches SET status = status WHERE id = :id"),
+                           {"id": batch.id})
+
+
 def _payout_entry(batch: PayoutBatch, line, ref: str | None):
     """The ledger entry of a paid line: Dr the farmer's payable, Cr bank (cash lines: cash)."""
     return ledger_bulk.NewEntry(
@@ -481,21 +480,21 @@ def _payout_entry(batch: PayoutBatch, line, ref: str | None):
                ledger.credit("cash" if line.rail == "cash" else "bank", line.amount_minor)])
 
 
-def _move_lines(wanted: dict[int, tuple[int, str, str]], user, now: datetime) -> set[int]:
-    """Mark the lines paid or failed with their references, a thousand a statement, only
-    those still pending (of two imports at once, only one moves a line): the ids moved."""
-    moved: set[int] = set()
-    for status in ("paid", "failed"):
-        rows = [(line_id, ref or None) for line_id, (_n, s, ref) in wanted.items()
-                if s == status]
-        moved.update(line_id for (line_id,) in update_rows(
-            "payout_lines", [("id", "bigint"), ("reference", "varchar")], rows,
-            set_sql="status = :status, reference = v.reference, confirmed_at = :now, "
-                    "confirmed_by_id = :by",
-            where_sql="payout_lines.status = 'pending'",
-            params={"status": status, "now": now, "by": getattr(user, "id", None)},
-            returning="payout_lines.id"))
-    return moved
+def _move_lines(wanted: dict[int, tuple[int, str, str]], posted: dict[str, int], user,
+                now: datetime) -> set[int]:
+    """Mark the lines paid (with their ledger entry) or failed, with the bank's references,
+    in a statement or two whatever their number, only those still pending: the ids moved."""
+    rows = [(line_id, status, ref or None, posted.get(f"payout_line:{line_id}"))
+            for line_id, (_n, status, ref) in wanted.items()]
+    return {line_id for (line_id,) in update_rows(
+        "payout_lines",
+        [("id", "bigint"), ("status", "varchar(8)"), ("reference", "varchar(255)"),
+         ("entry_id", "bigint")], rows,
+        set_sql="status = v.status, reference = v.reference, entry_id = v.entry_id, "
+                "confirmed_at = :now, confirmed_by_id = :by",
+        where_sql="payout_lines.status = 'pending'",
+        params={"now": now, "by": getattr(user, "id", None)},
+        returning="payout_lines.id")}
 
 
 def _tell(coop: Cooperative, batch: PayoutBatch, moved: list, failed: list[int],
