@@ -21,16 +21,21 @@ def _postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def id_sets(column, ids, size: int = CHUNK) -> list:
-    """WHERE clauses that together cover `ids`: on PostgreSQL one `column = ANY(:array)` (one
-    statement, one parameter however many ids), on SQLite `column IN (...)` of at most `size`
-    ids each (its limit on parameters)."""
-    ids = list(ids)
-    if not ids:
+def in_sets(column, values, type_=BigInteger, size: int = CHUNK) -> list:
+    """WHERE clauses that together cover `values`: on PostgreSQL one `column = ANY(:array)`
+    (one statement, one parameter however many values), on SQLite `column IN (...)` of at
+    most `size` values each (its limit on parameters)."""
+    values = list(values)
+    if not values:
         return []
     if _postgresql():
-        return [column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))]
-    return [column.in_(part) for part in chunks(ids, size)]
+        return [column == any_(bindparam(None, values, type_=ARRAY(type_)))]
+    return [column.in_(part) for part in chunks(values, size)]
+
+
+def id_sets(column, ids, size: int = CHUNK) -> list:
+    """`in_sets` of integer ids."""
+    return in_sets(column, ids, BigInteger, size)
 
 
 def stage(name: str, columns: list[tuple[str, str]], rows: list[tuple]) -> str:
