@@ -65,6 +65,7 @@ def recipients(user_ids) -> dict:
     default_language = current_app.config.get("BABEL_DEFAULT_LOCALE", "es")
     default_tz = current_app.config.get("BABEL_DEFAULT_TIMEZONE", "America/Bogota")
     reached = g.get("auth_reached_at") or {}
+    zones = services.COUNTRY_TIMEZONES
     out = {}
     for where in id_sets(User.id, ids):
         rows = db.session.execute(
@@ -72,23 +73,23 @@ def recipients(user_ids) -> dict:
                    User.timezone, User.announcements, coop_country.label("coop_country"),
                    Buyer.country.label("buyer_country"))
             .outerjoin(Buyer, Buyer.id == User.buyer_id).where(where))
-        for row in rows:
-            region = row.coop_country or row.buyer_country
-            phone = reached.get(row.id, row.phone)
+        for (uid, name, email, own_phone, locale, chosen, zone, announcements, country,
+             buyer_country) in rows:
+            region = country or buyer_country
+            phone = reached.get(uid, own_phone) if reached else own_phone
             # auth.services.channel_of, on the row
-            if row.channel == "email" and row.email:
+            if chosen == "email" and email:
                 channel = "email"
-            elif row.channel in ("sms", "whatsapp") and row.phone:
-                channel = row.channel
+            elif chosen in ("sms", "whatsapp") and own_phone:
+                channel = chosen
             else:
-                channel = "email" if row.email else "sms"
-            if phone and not row.phone and channel == "email" and phone != row.phone:
+                channel = "email" if email else "sms"
+            if phone and not own_phone and channel == "email":
                 channel = "sms"
-            out[row.id] = Recipient(
-                id=row.id, name=row.name, email=row.email, phone=phone,
-                language=row.locale if row.locale in languages else default_language,
+            out[uid] = Recipient(
+                id=uid, name=name, email=email, phone=phone,
+                language=locale if locale in languages else default_language,
                 region=region, channel=channel,
-                timezone=row.timezone or services.COUNTRY_TIMEZONES.get(region or "",
-                                                                        default_tz),
-                announcements=bool(row.announcements))
+                timezone=zone or zones.get(region or "", default_tz),
+                announcements=bool(announcements))
     return out

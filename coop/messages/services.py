@@ -283,14 +283,15 @@ class _Renderer:
             return self._values[key]
         return _format(value, self.locale, self.zone(tz_name))
 
-    def __call__(self, name: str, person: Recipient, context: dict) -> dict:
+    def __call__(self, name: str, person: Recipient, context: dict, link: str | None) -> dict:
         if name not in self._texts:
             template = TEMPLATES[name]
             self._texts[name] = (str(template.short), str(template.subject),
                                  str(template.more) if template.more else "")
         short, subject, more = self._texts[name]
-        values = {key: self.value(value, person.timezone) for key, value in context.items()}
-        values.setdefault("link", context.get("link") or "")
+        values = {key: self.value(value, person.timezone) for key, value in context.items()
+                  if key != "link"}
+        values["link"] = link or ""
         return {"short": short % values, "subject": subject % values,
                 "more": more % values if more else "", "locale": self.locale}
 
@@ -341,12 +342,11 @@ def notify_many(notices: list[Notice], *, coop_id: int | None = None,
         render_one = _Renderer(locale)
         with force_locale(locale):
             for index, notice, template, person, (channel_name, address) in group:
-                context = dict(notice.context)
-                raw_link = context.pop("link", None)
+                raw_link = notice.context.get("link")
                 if raw_link not in links:
                     links[raw_link] = _absolute(raw_link)
                 link = links[raw_link]
-                texts = render_one(notice.template, person, {**context, "link": link or ""})
+                texts = render_one(notice.template, person, notice.context, link)
                 if template.urgent:
                     send_after = now
                 else:
