@@ -1,39 +1,134 @@
-"""Shared set-up for benchmarks: a fresh, migrated database on SQLite or PostgreSQL."""
+"""Shared set-up for benchmarks: a fresh, migrated database on SQLite or PostgreSQL, its own
+for each run, so that two runs at once (two people, two branches, `make bench` beside a single
+bench) never wipe each other's.
+
+- SQLite: a file in a temporary directory of the run, removed when the run ends.
+- PostgreSQL: a database `minga_bench_<pid>_<random>` made for the run on the server of
+  `BENCH_PG_URL` (through the server's `postgres` database, or BENCH_PG_URL's own when that
+  one cannot be reached) and dropped when the run ends, also when it is stopped by Ctrl-C
+  (SIGINT) or SIGTERM. BENCH_PG_URL's own database is never wiped. A run killed with
+  SIGKILL leaves its database behind: `DROP DATABASE minga_bench_...` removes it."""
 from __future__ import annotations
 
+import atexit
 import os
+import secrets
+import shutil
+import signal
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 PG_URL = os.environ.get("BENCH_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/minga_bench")
+
+_RUN: dict = {"pg": None, "dirs": [], "handlers": False}
+
+
+def _admin_engine():
+    """An AUTOCOMMIT connection to the server of BENCH_PG_URL, to make and drop databases."""
+    url = make_url(PG_URL)
+    for name in ("postgres", url.database):
+        engine = create_engine(url.set(database=name), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect():
+                return engine
+        except Exception:  # noqa: BLE001 - try the next maintenance database
+            engine.dispose()
+    raise RuntimeError(f"cannot reach PostgreSQL at {url.render_as_string(hide_password=True)}")
+
+
+def _cleanup() -> None:
+    """Drop the run's PostgreSQL database and remove its SQLite files (at exit, once)."""
+    name, _RUN["pg"] = _RUN["pg"], None
+    if name:
+        try:
+            from coop.extensions import db  # the app's pools still hold connections to it
+            db.session.remove()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            admin = _admin_engine()
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        except Exception as exc:  # noqa: BLE001 - say what is left behind
+            print(f"bench: could not drop database {name}: {exc}", flush=True)
+    for path in _RUN["dirs"]:
+        shutil.rmtree(path, ignore_errors=True)
+    _RUN["dirs"] = []
+
+
+def _on_signal(signum, _frame) -> None:
+    _cleanup()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_cleanup() -> None:
+    if _RUN["handlers"]:
+        return
+    _RUN["handlers"] = True
+    atexit.register(_cleanup)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(signum, _on_signal)
+
+
+def pg_run_url() -> str:
+    """The URL of this run's own PostgreSQL database, made on first use (see the module)."""
+    _install_cleanup()
+    url = make_url(PG_URL)
+    if _RUN["pg"] is None:
+        name = f"minga_bench_{os.getpid()}_{secrets.token_hex(3)}"
+        admin = _admin_engine()
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\''))
+        admin.dispose()
+        _RUN["pg"] = name
+    return url.set(database=_RUN["pg"]).render_as_string(hide_password=False)
+
+
+def sqlite_run_url(name: str = "bench.sqlite") -> str:
+    """A SQLite file of this run's own, removed when the run ends."""
+    _install_cleanup()
+    directory = tempfile.mkdtemp(prefix="minga-bench-")
+    _RUN["dirs"].append(directory)
+    return f"sqlite:///{Path(directory) / name}"
 
 
 def databases(which: str) -> list[tuple[str, str]]:
     out = []
     if which in ("sqlite", "both"):
-        path = Path(tempfile.mkdtemp(prefix="minga-bench-")) / "bench.sqlite"
-        out.append(("SQLite", f"sqlite:///{path}"))
+        out.append(("SQLite", sqlite_run_url()))
     if which in ("postgresql", "both"):
-        out.append(("PostgreSQL", PG_URL))
+        out.append(("PostgreSQL", pg_run_url()))
     return out
 
 
+def load() -> str:
+    """The machine's load beside a figure ("load 1.2 / 2 cores"): a busy machine is slower."""
+    try:
+        one, _five, _fifteen = os.getloadavg()
+    except OSError:
+        return "load ?"
+    return f"load {one:.1f} / {os.cpu_count()} cores"
+
+
 def fresh_app(url: str, **overrides):
-    """An app on an empty, migrated database (PostgreSQL: the database is created if missing
-    and its schema dropped first)."""
+    """An app on an empty, migrated database: this run's own (`databases`, `pg_run_url`,
+    `sqlite_run_url`); a PostgreSQL one has its schema dropped first, so that a bench may
+    start again from empty within its run. Any other PostgreSQL database is refused: a bench
+    wipes only what it made."""
     if url.startswith("postgresql"):
-        base, name = url.rsplit("/", 1)
-        admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                {"n": name}).scalar():
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
+        name = make_url(url).database
+        if name != _RUN["pg"]:
+            raise RuntimeError(f"bench: refusing to wipe {name!r}, not this run's database "
+                               "(use bench.common.databases or pg_run_url)")
         engine = create_engine(url)
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE"))

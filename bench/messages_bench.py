@@ -7,8 +7,9 @@ the messages to the SMS stand-in (Twilio's API on loopback). Reported: the time 
     .venv/bin/python -m bench.messages_bench [--db sqlite|postgresql] [--farmers 10000]
         [--workers 1,2] [--broker redis://127.0.0.1:6379/8]
 
-The database: --db postgresql is BENCH_PG_URL's (wiped and filled, as `make bench` does);
-the default is TEST_DATABASE_URL's PostgreSQL if set, else a SQLite file. Redis must run (it
+The database is the run's own (bench/common.py): --db postgresql makes one on BENCH_PG_URL's
+server and drops it at the end; the default is PostgreSQL when TEST_DATABASE_URL is a
+PostgreSQL one, else a SQLite file. Redis must run (it
 does on the development and CI machines)."""
 from __future__ import annotations
 
@@ -30,14 +31,13 @@ THREADS = 8
 
 
 def database_url(which: str) -> str:
-    from bench.common import PG_URL
-    if which == "postgresql":
-        return PG_URL
-    given = os.environ.get("TEST_DATABASE_URL")
-    if which == "auto" and given:
-        return given
-    path = Path(tempfile.mkdtemp(prefix="minga-bench-")) / "messages.sqlite"
-    return f"sqlite:///{path}"
+    """This run's own database (bench.common): PostgreSQL for --db postgresql, or for the
+    default when TEST_DATABASE_URL is a PostgreSQL one; else a SQLite file."""
+    from bench.common import pg_run_url, sqlite_run_url
+    given = os.environ.get("TEST_DATABASE_URL") or ""
+    if which == "postgresql" or (which == "auto" and given.startswith("postgresql")):
+        return pg_run_url()
+    return sqlite_run_url("messages.sqlite")
 
 
 def build(url: str, farmers: int, settings: dict):

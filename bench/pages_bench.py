@@ -4,8 +4,8 @@ the HTML's size. Target: every page under 100 ms at 100x.
 
     .venv/bin/python -m bench.pages_bench [--db sqlite|postgresql|both] [--factor 100]
 
-SQLite by default (a temporary file); PostgreSQL with --db postgresql on BENCH_PG_URL's
-database (its schema is dropped and re-created: give the run a database of its own)."""
+SQLite by default; PostgreSQL with --db postgresql (or when BENCH_PG_URL is set): each run on
+databases of its own, made and dropped by bench/common.py."""
 from __future__ import annotations
 
 import argparse

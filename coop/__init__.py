@@ -221,7 +221,8 @@ def register_jobs(app: Flask) -> None:
     for name in TASK_MODULES:
         importlib.import_module(name)
     init_celery(app)
-    messages.people_from(app, people.recipient, people.set_announcements, people.names)
+    messages.people_from(app, people.recipient, people.set_announcements, people.names,
+                         people.recipients)
     from .cooperatives import services as coop_services
     jobs.on_parked(lambda job: messages.tell_parked(job, coop_services.staff_ids))
 

@@ -31,11 +31,10 @@ def record(coop_id: int, user, action: str, obj_type: str, obj_id,
 
 def record_many(coop_id: int, user, events: list[tuple]) -> None:
     """Many events of one action at once, as `record` writes each: (action, obj_type, obj_id,
-    before, after) tuples, inserted a thousand rows a statement (a statement matched in bulk)."""
+    before, after) tuples, in a statement or two (coop.common.inserts.insert_many)."""
     if not events:
         return
-    from sqlalchemy import insert
-
+    from ..common.inserts import insert_many
     from ..common.models import utcnow
     now = utcnow()
     rows = [{"coop_id": coop_id, "user_id": getattr(user, "id", None), "action": action,
@@ -43,8 +42,7 @@ def record_many(coop_id: int, user, events: list[tuple]) -> None:
              "before_json": json.dumps(before or {}, default=str)[:4000],
              "after_json": json.dumps(after or {}, default=str)[:4000], "created_at": now}
             for action, obj_type, obj_id, before, after in events]
-    for start in range(0, len(rows), CSV_CHUNK):
-        db.session.execute(insert(AuditEvent), rows[start:start + CSV_CHUNK])
+    insert_many(AuditEvent.__table__, rows)
 
 
 def record_once(coop_id: int, user, action: str, obj_type: str, obj_id,

@@ -16,3 +16,53 @@ def insert_ignore(table, row: dict, index: list[str]) -> int | None:
     stmt = insert(table).values(**row).on_conflict_do_nothing(index_elements=index) \
         .returning(table.c.id)
     return db.session.execute(stmt).scalar()
+
+
+
+def insert_many(table, rows: list[dict], *, ignore: list[str] | None = None,
+                returning: tuple[str, ...] = ()) -> list[tuple]:
+    """Insert many rows (all with the same keys) in a few statements, skipping those whose
+    `ignore` unique key exists (ON CONFLICT DO NOTHING) when it is given. PostgreSQL: COPY
+    (the driver's C path; a multi-row VALUES of 20 columns makes it parse 20,000
+    placeholders a thousand rows), into the table, or, to skip what exists or return ids,
+    into a temporary table and one INSERT ... SELECT from it; SQLite: its executemany (in
+    C), or multi-row INSERTs when rows come back. Returns the `returning` columns of the
+    rows written (not of those skipped)."""
+    if not rows:
+        return []
+    db.session.flush()  # what the rows refer to is written first
+    dialect = db.session.get_bind().dialect
+    columns = list(rows[0])
+    out: list[tuple] = []
+    if dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        from .bulk import stage
+        types = [(name, table.c[name].type.compile(dialect=dialect)) for name in columns]
+        values = [tuple(row[name] for name in columns) for row in rows]
+        if not ignore and not returning:
+            with db.session.connection().connection.driver_connection.cursor() as cursor:
+                with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in values:
+                        copy.write_row(row)
+            return out
+        source = stage(f"minga_new_{table.name}", types, values)
+        sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+               f"SELECT {', '.join(columns)} FROM {source}")
+        if ignore:
+            sql += f" ON CONFLICT ({', '.join(ignore)}) DO NOTHING"
+        if returning:
+            sql += f" RETURNING {', '.join(returning)}"
+        result = db.session.execute(text(sql))
+        return [tuple(row) for row in result] if returning else out
+    from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table)
+    if ignore:
+        stmt = stmt.on_conflict_do_nothing(index_elements=ignore)
+    if not returning:
+        db.session.execute(stmt, rows)
+        return out
+    stmt = stmt.returning(*[table.c[name] for name in returning])
+    for start in range(0, len(rows), 1000):
+        out.extend(tuple(row) for row in db.session.execute(stmt, rows[start:start + 1000]))
+    return out

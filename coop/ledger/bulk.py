@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, insert, or_, select, text
+from sqlalchemy import String, and_, insert, or_, select, text
 
+from ..common.bulk import id_sets, in_sets
 from ..common.errors import Conflict, ValidationFailed
 from ..common.models import utcnow
 from ..extensions import db
@@ -63,22 +64,22 @@ def open_accounts(coop, codes) -> dict[str, tuple[int, str, bool]]:
     codes = sorted(set(codes))
     found: dict[str, tuple[int, str, bool]] = {}
 
-    def load(batch):
+    def load(where):
         for acc_id, code, kind, negative in db.session.execute(
                 select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.kind,
                        LedgerAccount.may_go_negative)
-                .where(LedgerAccount.coop_id == coop.id, LedgerAccount.code.in_(batch))):
+                .where(LedgerAccount.coop_id == coop.id, where)):
             found[code] = (acc_id, kind, bool(negative))
 
-    for batch in _chunks(codes):
-        load(batch)
+    for where in in_sets(LedgerAccount.code, codes, String):
+        load(where)
     missing = [c for c in codes if c not in found]
     if missing:
         rows = [_account_row(coop, code) for code in missing]
         for batch in _chunks(rows):
             insert_rows(LedgerAccount.__table__, batch)
-        for batch in _chunks(missing):
-            load(batch)
+        for where in in_sets(LedgerAccount.code, missing, String):
+            load(where)
     return found
 
 
@@ -131,26 +132,69 @@ def apply_deltas(deltas: dict[int, int]) -> None:
             "WHERE ledger_accounts.id = v.id"), params)
 
 
+def _refusing(exc, key: str | None):
+    """The error, saying (as `exc.key`) the key of the first entry it refuses, so that a
+    caller can name its row: the entry `post`, called for each entry in turn, would have
+    refused first."""
+    exc.key = key
+    return exc
+
+
+def _first_overdrawing(new: list[NewEntry], accounts: dict, deltas: dict[int, int]
+                       ) -> tuple[str | None, str | None]:
+    """(key, account name) of the first of `new`, in order, that takes an account that may
+    not go negative below zero, on the balances before them (now less what they moved)."""
+    rows = {}
+    for batch in _chunks(list(deltas)):
+        for acc_id, name, kind, negative, balance in db.session.execute(
+                select(LedgerAccount.id, LedgerAccount.name, LedgerAccount.kind,
+                       LedgerAccount.may_go_negative, LedgerAccount.balance_minor)
+                .where(LedgerAccount.id.in_(batch))):
+            rows[acc_id] = (name, kind in ("asset", "expense"), bool(negative),
+                            balance - deltas[acc_id])
+    balances = {acc_id: row[3] for acc_id, row in rows.items()}
+    for entry in new:
+        moves: dict[int, int] = {}
+        for line in entry.lines:
+            acc_id = accounts[line.account][0]
+            moves[acc_id] = moves.get(acc_id, 0) + line.amount_minor
+        for acc_id, amount in sorted(moves.items()):
+            name, debit_normal, negative, _before = rows[acc_id]
+            balance = balances[acc_id]
+            if not negative and ((debit_normal and amount < 0 and balance + amount < 0) or
+                                 (not debit_normal and amount > 0 and balance + amount > 0)):
+                return entry.key, name
+        for acc_id, amount in moves.items():
+            balances[acc_id] += amount
+    return None, None
+
+
 def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
-    """Write every entry whose key is new; returns key -> entry id for all of them."""
+    """Write every entry whose key is new; returns key -> entry id for all of them. A refusal
+    (a key reused with other lines, an account taken below zero) says as `exc.key` which
+    entry `post`, called for each in turn, would have refused first; the caller rolls back
+    what was written."""
     for entry in entries:
-        _check(entry)
+        try:
+            _check(entry)
+        except ValidationFailed as exc:
+            raise _refusing(exc, entry.key)
     result: dict[str, int] = {}
     by_key = {}
     for entry in entries:
         if entry.key in by_key and by_key[entry.key].fingerprint != entry.fingerprint:
-            raise ValidationFailed(_("This idempotency key was used for a different entry."),
-                                   code="idempotency_key_reused")
+            raise _refusing(ValidationFailed(
+                _("This idempotency key was used for a different entry."),
+                code="idempotency_key_reused"), entry.key)
         by_key[entry.key] = entry
-    for batch in _chunks(list(by_key)):
+    for where in in_sets(LedgerEntry.idempotency_key, list(by_key), String):
         for key, entry_id, fingerprint in db.session.execute(
                 select(LedgerEntry.idempotency_key, LedgerEntry.id, LedgerEntry.fingerprint)
-                .where(LedgerEntry.coop_id == coop.id,
-                       LedgerEntry.idempotency_key.in_(batch))):
+                .where(LedgerEntry.coop_id == coop.id, where)):
             if fingerprint != by_key[key].fingerprint:
-                raise ValidationFailed(
+                raise _refusing(ValidationFailed(
                     _("This idempotency key was used for a different entry."),
-                    code="idempotency_key_reused")
+                    code="idempotency_key_reused"), key)
             result[key] = entry_id
     new = [e for k, e in by_key.items() if k not in result]
     if not new:
@@ -159,26 +203,41 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
     now = utcnow()
     user_id = getattr(user, "id", None)
     deltas: dict[int, int] = {}
-    for batch in _chunks(new):
-        rows = [{"coop_id": coop.id, "idempotency_key": e.key, "fingerprint": e.fingerprint,
-                 "kind": e.kind, "memo": (e.memo or "")[:255], "status": "posted",
-                 "currency": coop.currency, "created_by_id": user_id,
-                 "source_type": e.source[0] if e.source else None,
-                 "source_id": e.source[1] if e.source else None,
-                 "external_ref": e.external_ref, "created_at": now,
-                 "effective_on": e.effective_on or now} for e in batch]
-        # One multi-row INSERT per chunk (a statement-level trigger then runs once per chunk),
-        # then the ids by key.
-        insert_rows(LedgerEntry.__table__, rows)
-        by_key_id = dict(db.session.execute(
-            select(LedgerEntry.idempotency_key, LedgerEntry.id)
-            .where(LedgerEntry.coop_id == coop.id,
-                   LedgerEntry.idempotency_key.in_([e.key for e in batch]))).all())
-        ids = [(by_key_id[e.key], e.key) for e in batch]
+    rows = [{"coop_id": coop.id, "idempotency_key": e.key, "fingerprint": e.fingerprint,
+             "kind": e.kind, "memo": (e.memo or "")[:255], "status": "posted",
+             "currency": coop.currency, "created_by_id": user_id,
+             "source_type": e.source[0] if e.source else None,
+             "source_id": e.source[1] if e.source else None,
+             "external_ref": e.external_ref, "created_at": now,
+             "effective_on": e.effective_on or now} for e in new]
+    postgresql = db.session.connection().dialect.name == "postgresql"
+    if postgresql:
+        # The entries' ids taken from their sequence first, so that every entry and then
+        # every posting is one COPY (the statement-level trigger runs once each) with no
+        # look-up of the ids by key afterwards.
+        ids = list(db.session.scalars(text(
+            "SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) "
+            "FROM generate_series(1, :n)"), {"n": len(new)}))
+        for row, entry_id in zip(rows, ids):
+            row["id"] = entry_id
+        parts = [(rows, new, ids)]
+    else:
+        parts = []
+        for start in range(0, len(new), CHUNK):
+            part_rows, part = rows[start:start + CHUNK], new[start:start + CHUNK]
+            # One multi-row INSERT per chunk, then the ids by key.
+            insert_rows(LedgerEntry.__table__, part_rows)
+            by_key_id = dict(db.session.execute(
+                select(LedgerEntry.idempotency_key, LedgerEntry.id)
+                .where(LedgerEntry.coop_id == coop.id,
+                       LedgerEntry.idempotency_key.in_([e.key for e in part]))).all())
+            parts.append((None, part, [by_key_id[e.key] for e in part]))
+    for part_rows, part, ids in parts:
+        if part_rows is not None:
+            insert_rows(LedgerEntry.__table__, part_rows)
         postings = []
-        for (entry_id, key), entry in zip(ids, batch):
-            assert key == entry.key
-            result[key] = entry_id
+        for entry_id, entry in zip(ids, part):
+            result[entry.key] = entry_id
             for line in entry.lines:
                 acc_id = accounts[line.account][0]
                 postings.append({"entry_id": entry_id, "account_id": acc_id,
@@ -186,18 +245,19 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
                 deltas[acc_id] = deltas.get(acc_id, 0) + line.amount_minor
         insert_rows(LedgerPosting.__table__, postings)
     apply_deltas(deltas)
-    ids = list(deltas)
-    for batch in _chunks(ids):
+    for where in id_sets(LedgerAccount.id, list(deltas)):
         overdrawn = db.session.scalar(
             select(LedgerAccount.name).where(
-                LedgerAccount.id.in_(batch), LedgerAccount.may_go_negative.is_(False),
+                where, LedgerAccount.may_go_negative.is_(False),
                 or_(and_(LedgerAccount.kind.in_(("asset", "expense")),
                          LedgerAccount.balance_minor < 0),
                     and_(LedgerAccount.kind.notin_(("asset", "expense")),
                          LedgerAccount.balance_minor > 0))).limit(1))
         if overdrawn is not None:
-            raise Conflict(_("Not enough in %(account)s for this movement.", account=overdrawn),
-                           code="insufficient_balance")
+            key, name = _first_overdrawing(new, accounts, deltas)
+            raise _refusing(Conflict(_("Not enough in %(account)s for this movement.",
+                                       account=name or overdrawn),
+                                     code="insufficient_balance"), key)
     for obj in list(db.session.identity_map.values()):
         if isinstance(obj, LedgerAccount) and obj.id in deltas:
             db.session.expire(obj, ["balance_minor"])

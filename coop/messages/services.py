@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ from flask_babel import force_locale
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, update
 
-from ..common.inserts import insert_ignore
+from ..common.inserts import insert_ignore, insert_many
 from ..common.models import utcnow
 from ..common.statuses import MessageStatus
 from ..extensions import db
@@ -72,11 +73,14 @@ _PEOPLE: dict[str, Callable] = {}
 
 def people_from(app, recipient: Callable[[int], Recipient | None],
                 set_announcements: Callable[[int, bool], None],
-                names: Callable[[set[int]], dict[int, str]]) -> None:
-    """Wired by create_app: `recipient(user_id)`, `set_announcements(user_id, on)` and
-    `names(user_ids)`."""
+                names: Callable[[set[int]], dict[int, str]],
+                recipients: Callable[[set[int]], dict[int, Recipient]] | None = None) -> None:
+    """Wired by create_app: `recipient(user_id)`, `set_announcements(user_id, on)`,
+    `names(user_ids)` and `recipients(user_ids)` (many people in one query; without it, one
+    `recipient` call each)."""
     app.extensions["minga.people"] = {"recipient": recipient, "names": names,
-                                      "set_announcements": set_announcements}
+                                      "set_announcements": set_announcements,
+                                      "recipients": recipients}
 
 
 def _people() -> dict:
@@ -86,6 +90,16 @@ def _people() -> dict:
 def recipient(user_or_id) -> Recipient | None:
     user_id = user_or_id if isinstance(user_or_id, int) else user_or_id.id
     return _people()["recipient"](user_id)
+
+
+def recipients(user_ids) -> dict[int, Recipient]:
+    """user id -> Recipient for many people (one query when the auth domain answers in bulk);
+    ids of no one are left out."""
+    people = _people()
+    if people.get("recipients") is not None:
+        return people["recipients"](set(user_ids))
+    found = {user_id: people["recipient"](user_id) for user_id in set(user_ids)}
+    return {user_id: person for user_id, person in found.items() if person is not None}
 
 
 # --- writing messages -----------------------------------------------------------------------
@@ -108,8 +122,13 @@ def _channel(person: Recipient, forced: str | None) -> tuple[str, str] | None:
 
 
 def _locale(person: Recipient) -> str:
+    return _regional(person.language or "es", person.region)
+
+
+@lru_cache(maxsize=256)
+def _regional(language: str, region: str | None) -> str:
     from ..common.numbers import regional_locale
-    chosen = regional_locale(person.language or "es", person.region)
+    chosen = regional_locale(language, region)
     return "es_CO" if chosen == "es" else chosen
 
 
@@ -226,6 +245,151 @@ def notify(user_or_id, template_name: str, *, event: str, coop_id: int | None = 
     return [message]
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One person to be told of one event (`notify_many`): the template's context as for
+    `notify` (Money, Label, Kg, dates; `link` a path or URL)."""
+    user_id: int
+    template: str
+    event: str
+    context: dict
+
+
+class _Renderer:
+    """`render` for many messages of one locale (entered once with `force_locale`): each
+    template's texts are translated once, each value that repeats (a rail's label, a link,
+    a coop's name) formatted once; each message is then only the %-substitution of its
+    values. The texts are those `render` writes, character for character."""
+
+    def __init__(self, locale: str):
+        self.locale = locale
+        self._texts: dict[str, tuple[str, str, str]] = {}
+        self._values: dict[tuple, str] = {}
+        self._zones: dict[str, ZoneInfo] = {}
+
+    def zone(self, name: str | None) -> ZoneInfo:
+        name = name or "America/Bogota"
+        if name not in self._zones:
+            self._zones[name] = ZoneInfo(name)
+        return self._zones[name]
+
+    def value(self, value, tz_name: str | None) -> str:
+        if type(value) is str:
+            return value
+        if isinstance(value, (Label, Money)):
+            key = (value, None)
+            if key not in self._values:
+                self._values[key] = _format(value, self.locale, self.zone(tz_name))
+            return self._values[key]
+        return _format(value, self.locale, self.zone(tz_name))
+
+    def __call__(self, name: str, person: Recipient, context: dict, link: str | None) -> dict:
+        if name not in self._texts:
+            template = TEMPLATES[name]
+            self._texts[name] = (str(template.short), str(template.subject),
+                                 str(template.more) if template.more else "")
+        short, subject, more = self._texts[name]
+        values = {key: self.value(value, person.timezone) for key, value in context.items()
+                  if key != "link"}
+        values["link"] = link or ""
+        return {"short": short % values, "subject": subject % values,
+                "more": more % values if more else "", "locale": self.locale}
+
+
+def notify_many(notices: list[Notice], *, coop_id: int | None = None,
+                channel: str | None = None, now: datetime | None = None,
+                send: bool = True) -> list[int]:
+    """`notify` for many people at once, in the current transaction (a bank's file paying
+    10,000 farmers): the people in one query (the auth domain's bulk lookup), the opt-outs
+    in one, the texts rendered a locale at a time, the messages written in multi-row
+    INSERTs that skip what was already told (ON CONFLICT DO NOTHING on the event, person and
+    channel: a file imported again, or two imports at once, tell nobody twice), and their
+    sending enqueued SEND_BATCH a job. The texts are `notify`'s, in each person's language.
+    Returns the ids of the messages written now (none for those told already, without an
+    address for the channel, or opted out)."""
+    if not notices:
+        return []
+    now = now or utcnow()
+    people = recipients({n.user_id for n in notices})
+    wanted = sorted({TEMPLATES[n.template].topic for n in notices} & set(UNSUBSCRIBABLE))
+    off: set[tuple[int, str]] = set()
+    if wanted and people:
+        from ..common.bulk import id_sets
+        for where in id_sets(OptOut.user_id, list(people)):
+            off.update(tuple(row) for row in db.session.execute(
+                select(OptOut.user_id, OptOut.topic).where(where, OptOut.topic.in_(wanted))))
+    # Who is told, on which channel, grouped by the locale their texts are written in.
+    by_locale: dict[str, list] = {}
+    for index, notice in enumerate(notices):
+        template = TEMPLATES[notice.template]
+        person = people.get(notice.user_id)
+        if person is None:
+            continue
+        if template.topic == "news" and not person.announcements:
+            continue
+        if template.topic in UNSUBSCRIBABLE and (person.id, template.topic) in off:
+            continue
+        chosen = _channel(person, channel)
+        if chosen is None:
+            continue
+        by_locale.setdefault(_locale(person), []).append((index, notice, template, person,
+                                                          chosen))
+    from .channels import segments
+    links: dict[str | None, str | None] = {}
+    daytime: dict[str | None, datetime] = {}
+    rows: dict[int, dict] = {}
+    for locale, group in by_locale.items():
+        render_one = _Renderer(locale)
+        with force_locale(locale):
+            for index, notice, template, person, (channel_name, address) in group:
+                raw_link = notice.context.get("link")
+                if raw_link not in links:
+                    links[raw_link] = _absolute(raw_link)
+                link = links[raw_link]
+                texts = render_one(notice.template, person, notice.context, link)
+                if template.urgent:
+                    send_after = now
+                else:
+                    if person.timezone not in daytime:
+                        daytime[person.timezone] = _daytime(person, now)
+                    send_after = daytime[person.timezone]
+                body = _body(texts, channel_name, link)
+                count, encoding = segments(body) if channel_name != "email" else (None, None)
+                rows[index] = dict(
+                    user_id=person.id, coop_id=coop_id, channel=channel_name,
+                    template=notice.template, event=notice.event[:120], locale=locale,
+                    to_address=address, subject=texts["subject"][:200], body=body, link=link,
+                    unsubscribe=template.topic in UNSUBSCRIBABLE, urgent=template.urgent,
+                    status=MessageStatus.QUEUED.value, attempts=0, segments=count,
+                    encoding=encoding, created_at=now, send_after=send_after)
+    if not rows:
+        return []
+    written = insert_many(Message.__table__, [rows[i] for i in sorted(rows)],
+                          ignore=["event", "user_id", "channel"], returning=("id", "send_after"))
+    if send:
+        _enqueue_sends(written, coop_id=coop_id)
+    return [message_id for message_id, _at in written]
+
+
+def _enqueue_sends(messages: list[tuple[int, datetime]], *, coop_id: int | None) -> list[int]:
+    """Jobs sending these (id, send_after) messages, SEND_BATCH a job: those due now (or
+    within a minute) together, those waiting for daytime by their time."""
+    soon = utcnow() + timedelta(seconds=60)
+    by_time: dict[datetime | None, list[int]] = {}
+    for message_id, send_after in messages:
+        if send_after is not None and send_after.tzinfo is None:  # SQLite hands back naive UTC
+            from datetime import timezone
+            send_after = send_after.replace(tzinfo=timezone.utc)
+        at = send_after if send_after is not None and send_after > soon else None
+        by_time.setdefault(at, []).append(message_id)
+    ids: list[int] = []
+    for at, message_ids in by_time.items():
+        chunks = [message_ids[i:i + SEND_BATCH] for i in range(0, len(message_ids), SEND_BATCH)]
+        ids += jobs.enqueue_many("messages.send", [{"ids": chunk} for chunk in chunks],
+                                 coop_id=coop_id, run_at=at)
+    return ids
+
+
 def _body(texts: dict, channel: str, link: str | None) -> str:
     """SMS and WhatsApp: the short text (and the link when it has none). E-mail: the short
     text, then the rest, then the link."""
@@ -244,19 +408,8 @@ def _body(texts: dict, channel: str, link: str | None) -> str:
 
 def send_batches(messages: list[Message], *, coop_id: int | None = None) -> list[int]:
     """Enqueue the sending of many messages, SEND_BATCH a job (a batch's 10,000 payments)."""
-    # Those due now (or within a minute) go together; those waiting for daytime, by their
-    # time (a batch's notify calls each take their own "now").
-    soon = utcnow() + timedelta(seconds=60)
-    by_time: dict[datetime | None, list[int]] = {}
-    for message in messages:
-        at = message.send_after if message.send_after > soon else None
-        by_time.setdefault(at, []).append(message.id)
-    ids: list[int] = []
-    for at, message_ids in by_time.items():
-        chunks = [message_ids[i:i + SEND_BATCH] for i in range(0, len(message_ids), SEND_BATCH)]
-        ids += jobs.enqueue_many("messages.send", [{"ids": chunk} for chunk in chunks],
-                                 coop_id=coop_id, run_at=at)
-    return ids
+    return _enqueue_sends([(message.id, message.send_after) for message in messages],
+                          coop_id=coop_id)
 
 
 # --- sending --------------------------------------------------------------------------------

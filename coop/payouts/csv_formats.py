@@ -79,6 +79,10 @@ def refuse(errors: list[str]):
                            code="invalid_confirmation_file", fields={"file": shown})
 
 
+_LINE_ID = re.compile(r"[0-9]{1,10}")
+_STATUSES = frozenset({PayoutLineStatus.PAID.value, PayoutLineStatus.FAILED.value})
+
+
 def parse_confirmations(data: bytes | str) -> list[tuple[int, int, str, str]]:
     """Rows of a bank confirmation file `line_id,status,reference` as (row number, line id,
     status, reference). Refuses the whole file (ValidationFailed listing every bad row) for a
@@ -119,14 +123,13 @@ def parse_confirmations(data: bytes | str) -> list[tuple[int, int, str, str]]:
                 errors.append(_("Row %(r)d: expected 3 columns (line_id,status,reference), "
                                 "found %(n)d.", r=number, n=len(cells)))
                 continue
-            raw_id, status, ref = (c.strip() for c in cells)
-            status = status.lower()
-            if not re.fullmatch(r"[0-9]{1,10}", raw_id) or not is_id(int(raw_id)):
+            raw_id, status, ref = cells[0].strip(), cells[1].strip().lower(), cells[2].strip()
+            if not _LINE_ID.fullmatch(raw_id) or not is_id(int(raw_id)):
                 errors.append(_("Row %(r)d: line_id %(v)s is not a line number.", r=number,
                                 v=repr(raw_id[:40])))
                 continue
             line_id = int(raw_id)
-            if status not in (PayoutLineStatus.PAID, PayoutLineStatus.FAILED):
+            if status not in _STATUSES:
                 errors.append(_("Row %(r)d: status must be paid or failed, not %(v)s.",
                                 r=number, v=repr(status[:40])))
                 continue

@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from ..audit import services as audit
 from ..auth.models import User
 from ..common.access import farmer_coop_ids
+from ..common.bulk import update_rows
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.idempotency import replay_or_refuse
 from ..common.locks import payouts_lock
@@ -28,6 +29,7 @@ from ..cooperatives import services as coop_services
 from ..cooperatives import verification
 from ..cooperatives.payout_accounts import validate_payout_account
 from ..extensions import db
+from ..ledger import bulk as ledger_bulk
 from ..ledger import services as ledger
 from ..ledger import queries as ledger_queries
 from ..messages import services as messages
@@ -349,9 +351,11 @@ class ConfirmationResult:
 
 
 def _close_if_done(batch: PayoutBatch, now: datetime) -> None:
+    if batch.status != "open":
+        return
     waiting = db.session.scalar(select(func.count()).select_from(PayoutLine).where(
         PayoutLine.batch_id == batch.id, PayoutLine.status == "pending"))
-    if not waiting and batch.status == "open":
+    if not waiting:
         batch.status = "closed"
         batch.closed_at = now
 
@@ -380,10 +384,17 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
     failed line posts nothing and its amount is due again. A line already confirmed the same
     way is left as it is (a file imported twice changes nothing). Refuses the whole file,
     writing nothing, when a row names a line of another batch, or would turn a paid line into
-    failed or the reverse."""
+    failed or the reverse.
+
+    Set-based, whatever the number of rows (a bank's file of 10,000 lines): one import at a
+    time per coop (the lock), the batch's lines in one query, the ledger entries through the
+    ledger's bulk writer, the lines moved by one conditional UPDATE (PostgreSQL; a thousand
+    rows a statement on SQLite) of those still pending, the audit events, and the farmers'
+    messages in bulk too. A file that changes nothing costs the query of its lines."""
     now = now or utcnow()
     coop = db.session.get(Cooperative, batch.coop_id)
     payouts_lock(batch.coop_id)  # one import (or batch) at a time per coop on PostgreSQL
+    _be_the_writer(batch)
     # Plain rows read after the lock, not ORM objects: current, and light for 10,000 lines.
     lines = {row.id: row for row in db.session.execute(
         select(PayoutLine.id, PayoutLine.status, PayoutLine.farmer_user_id,
@@ -391,78 +402,116 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
         .where(PayoutLine.batch_id == batch.id))}
     _check_rows(batch, rows, lines)
     result = ConfirmationResult()
-    audits = []
+    wanted: dict[int, tuple[int, str, str]] = {}   # line id -> (row, status, reference)
     for number, line_id, status, ref in rows:
-        line = lines[line_id]
-        if line.status == status:
+        if lines[line_id].status == status:
             result.unchanged.append(line_id)
-            continue
-        # Conditional update: of two imports at once, only one moves the line.
-        moved = db.session.execute(
-            update(PayoutLine).where(PayoutLine.id == line_id, PayoutLine.status == "pending")
-            .values(status=status, reference=ref or None, confirmed_at=now,
-                    confirmed_by_id=getattr(user, "id", None))
-            .execution_options(synchronize_session=False)).rowcount
-        if moved != 1:
-            was = db.session.scalar(select(PayoutLine.status).where(PayoutLine.id == line_id))
-            if was == status:
-                result.unchanged.append(line_id)
-                continue
-            refuse([_("Row %(r)d: line %(id)d was confirmed %(was)s meanwhile.", r=number,
-                      id=line_id, was=status_names()[was])])
-        if status == "paid":
-            try:
-                entry = ledger.post(
-                    coop, key=f"payout_line:{line.id}", kind="payout", user=user,
-                    memo=f"payout batch {batch.id} line {line.id} ({line.rail})",
-                    source=("payout_line", line.id), external_ref=ref,
-                    lines=[ledger.debit(ledger.farmer_payable(line.farmer_user_id),
-                                        line.amount_minor),
-                           ledger.credit("cash" if line.rail == "cash" else "bank",
-                                         line.amount_minor)])
-            except (ValidationFailed, Conflict) as exc:
-                refuse([_("Row %(r)d: line %(id)d cannot be posted: %(e)s", r=number,
-                          id=line_id, e=exc.message)])
-            db.session.execute(update(PayoutLine).where(PayoutLine.id == line.id)
-                               .values(entry_id=entry.id)
-                               .execution_options(synchronize_session=False))
-            result.paid.append(line_id)
+        elif line_id in wanted:  # the same line twice in the rows (a file cannot have it)
+            if wanted[line_id][1] != status:
+                refuse([_("Row %(r)d: line %(id)d was confirmed %(was)s meanwhile.", r=number,
+                          id=line_id, was=status_names()[wanted[line_id][1]])])
+            result.unchanged.append(line_id)
         else:
-            result.failed.append(line_id)
-        audits.append((line, status, ref))
-    # Audited after the loop so that each ledger query does not flush one audit row first.
-    for line, status, ref in audits:
-        audit.record(batch.coop_id, user, f"payouts.line_{status}", "payout_line", line.id,
-                     {"status": "pending"},
-                     {"status": status, "reference": ref, "amount_minor": line.amount_minor,
-                      "currency": line.currency, "farmer_id": line.farmer_user_id,
-                      "rail": line.rail})
-    _tell(coop, batch, audits, result.failed, now)
-    db.session.flush()
+            wanted[line_id] = (number, status, ref)
+    if not wanted:
+        _close_if_done(batch, now)
+        return result
+    # The ledger entries of the lines paid, then the lines moved with them: a payment the
+    # ledger cannot make (a payable that shrank since the batch was made) refuses the file,
+    # naming its row; the caller rolls back what was written.
+    paid = [line_id for line_id, (_n, status, _r) in wanted.items() if status == "paid"]
+    try:
+        posted = ledger_bulk.post_many(
+            coop, [_payout_entry(batch, lines[line_id], wanted[line_id][2])
+                   for line_id in paid], user=user)
+    except (ValidationFailed, Conflict) as exc:
+        key = getattr(exc, "key", None) or f"payout_line:{paid[0]}"
+        line_id = int(key.rpartition(":")[2])
+        refuse([_("Row %(r)d: line %(id)d cannot be posted: %(e)s", r=wanted[line_id][0],
+                  id=line_id, e=exc.message)])
+    moved = _move_lines(wanted, posted, user, now)
+    if len(moved) != len(wanted):
+        # Only this import moves lines, under the lock: a line that did not move was moved
+        # by something else meanwhile. Refused whole; the caller rolls the entries back.
+        was = dict(db.session.execute(
+            select(PayoutLine.id, PayoutLine.status)
+            .where(PayoutLine.id.in_([i for i in wanted if i not in moved]))).all())
+        number, line_id = min((wanted[i][0], i) for i in wanted if i not in moved)
+        refuse([_("Row %(r)d: line %(id)d was confirmed %(was)s meanwhile.", r=number,
+                  id=line_id, was=status_names()[was[line_id]])])
+    told = []
+    events = []
+    for number, line_id, status, ref in rows:
+        if line_id not in wanted or wanted[line_id][0] != number:
+            continue  # counted as unchanged above
+        line = lines[line_id]
+        (result.paid if status == "paid" else result.failed).append(line_id)
+        events.append((f"payouts.line_{status}", "payout_line", line_id, {"status": "pending"},
+                       {"status": status, "reference": ref, "amount_minor": line.amount_minor,
+                        "currency": line.currency, "farmer_id": line.farmer_user_id,
+                        "rail": line.rail}))
+        told.append((line, status, ref))
+    audit.record_many(batch.coop_id, user, events)
+    _tell(coop, batch, told, result.failed, now)
     db.session.expire(batch, ["lines"])
     _close_if_done(batch, now)
     db.session.flush()
     return result
 
 
+def _be_the_writer(batch: PayoutBatch) -> None:
+    """SQLite: make this transaction the database's writer before the lines are read (an
+    UPDATE of the batch row that changes nothing). SQLite lets one transaction write at a
+    time, but reads before a transaction's first write take no lock: without this, two
+    imports at once would both read the lines pending. Now the second waits for the first
+    to commit, and reads the lines as it left them (PostgreSQL: the advisory lock does it)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.execute(text("UPDATE payout_batches SET status = status WHERE id = :id"),
+                           {"id": batch.id})
+
+
+def _payout_entry(batch: PayoutBatch, line, ref: str | None):
+    """The ledger entry of a paid line: Dr the farmer's payable, Cr bank (cash lines: cash)."""
+    return ledger_bulk.NewEntry(
+        key=f"payout_line:{line.id}", kind="payout",
+        memo=f"payout batch {batch.id} line {line.id} ({line.rail})",
+        source=("payout_line", line.id), external_ref=ref,
+        lines=[ledger.debit(ledger.farmer_payable(line.farmer_user_id), line.amount_minor),
+               ledger.credit("cash" if line.rail == "cash" else "bank", line.amount_minor)])
+
+
+def _move_lines(wanted: dict[int, tuple[int, str, str]], posted: dict[str, int], user,
+                now: datetime) -> set[int]:
+    """Mark the lines paid (with their ledger entry) or failed, with the bank's references,
+    in a statement or two whatever their number, only those still pending: the ids moved."""
+    rows = [(line_id, status, ref or None, posted.get(f"payout_line:{line_id}"))
+            for line_id, (_n, status, ref) in wanted.items()]
+    return {line_id for (line_id,) in update_rows(
+        "payout_lines",
+        [("id", "bigint"), ("status", "varchar(8)"), ("reference", "varchar(255)"),
+         ("entry_id", "bigint")], rows,
+        set_sql="status = v.status, reference = v.reference, entry_id = v.entry_id, "
+                "confirmed_at = :now, confirmed_by_id = :by",
+        where_sql="payout_lines.status = 'pending'",
+        params={"now": now, "by": getattr(user, "id", None)},
+        returning="payout_lines.id")}
+
+
 def _tell(coop: Cooperative, batch: PayoutBatch, moved: list, failed: list[int],
           now: datetime) -> None:
-    """Each farmer whose line was paid or failed is told (the messages sent 50 a job, not
-    one job a line: a bank's file may confirm 10,000 lines; one `now` for all, so that they
-    share one send time and so their jobs); the treasurers are told once of an import with
-    failed lines."""
-    told = []
-    for line, status, ref in moved:
-        paid = status == "paid"
-        told += messages.notify(
-            line.farmer_user_id, "farmer.paid" if paid else "farmer.payment_failed",
-            event=f"payout-line:{line.id}:{status}", coop_id=coop.id, send=False, now=now,
-            amount=messages.Money(line.amount_minor, line.currency),
-            rail=messages.Label("rail", line.rail),
-            reference=ref or f"MINGA-{batch.id}-{line.id}",
-            coop=coop.name, link="/my/payments")
-    if told:
-        messages.send_batches(told, coop_id=coop.id)
+    """Each farmer whose line was paid or failed is told, all in one pass (messages.notify_many:
+    the people in one query, the messages in multi-row inserts, sent 50 a job; one `now` for
+    all, so that they share one send time and so their jobs); the treasurers are told once
+    of an import with failed lines."""
+    messages.notify_many([
+        messages.Notice(line.farmer_user_id,
+                        "farmer.paid" if status == "paid" else "farmer.payment_failed",
+                        event=f"payout-line:{line.id}:{status}",
+                        context={"amount": messages.Money(line.amount_minor, line.currency),
+                                 "rail": messages.Label("rail", line.rail),
+                                 "reference": ref or f"MINGA-{batch.id}-{line.id}",
+                                 "coop": coop.name, "link": "/my/payments"})
+        for line, status, ref in moved], coop_id=coop.id, now=now)
     if not failed:
         return
     digest = hashlib.sha256(",".join(map(str, sorted(failed))).encode()).hexdigest()[:16]
