@@ -313,13 +313,21 @@ def register_template_helpers(app: Flask) -> None:
     from .common.numbers import KG_FORMAT, format_number
     from .common.quantities import format_kg, grams_to_decimal
 
+    from flask_babel import get_locale
+
+    def _decimal(value, fmt):
+        # Babel's pattern parsed once per process (coop/common/numbers.py), same output.
+        locale = get_locale()
+        if locale is None:
+            return format_decimal(value, format=fmt)
+        return format_number(value, fmt, locale)
+
     def kg(grams):
-        from .common.quantities import grams_to_decimal
-        return format_decimal(grams_to_decimal(int(grams or 0)), format="#,##0.###")
+        return _decimal(grams_to_decimal(int(grams or 0)), "#,##0.###")
 
     def hectares(m2):
         from decimal import Decimal
-        return format_decimal(Decimal(int(m2 or 0)) / 10000, format="#,##0.##")
+        return _decimal(Decimal(int(m2 or 0)) / 10000, "#,##0.##")
 
     app.jinja_env.filters["kg"] = kg
     app.jinja_env.filters["kg_api"] = format_kg
@@ -350,7 +358,7 @@ def register_template_helpers(app: Flask) -> None:
 
     def percent_bps(bps):
         from decimal import Decimal
-        return format_decimal(Decimal(int(bps or 0)) / 100, format="#,##0.##") + " %"
+        return _decimal(Decimal(int(bps or 0)) / 100, "#,##0.##") + " %"
 
     app.jinja_env.filters["country"] = country
     app.jinja_env.filters["percent_bps"] = percent_bps
@@ -361,6 +369,10 @@ def register_template_helpers(app: Flask) -> None:
 
 
 def register_headers(app: Flask) -> None:
+    from .common.assets import compress_static
+    # Registered after Flask-Compress, so it runs before it (after_request runs in reverse).
+    app.after_request(compress_static)
+
     @app.after_request
     def headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
