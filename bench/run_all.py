@@ -3,7 +3,8 @@ import subprocess
 import sys
 
 BENCHES = ["bench.pools_bench", "bench.payouts_bench", "bench.reconcile_bench",
-           "bench.bank_bench", "bench.year_end_bench", "bench.photo_bench"]
+           "bench.bank_bench", "bench.year_end_bench", "bench.photo_bench",
+           "bench.throughput"]
 
 
 def main() -> int:
