@@ -314,13 +314,21 @@ def register_template_helpers(app: Flask) -> None:
     from .common.numbers import KG_FORMAT, format_number
     from .common.quantities import format_kg, grams_to_decimal
 
+    from flask_babel import get_locale
+
+    def _decimal(value, fmt):
+        # Babel's pattern parsed once per process (coop/common/numbers.py), same output.
+        locale = get_locale()
+        if locale is None:
+            return format_decimal(value, format=fmt)
+        return format_number(value, fmt, locale)
+
     def kg(grams):
-        from .common.quantities import grams_to_decimal
-        return format_decimal(grams_to_decimal(int(grams or 0)), format="#,##0.###")
+        return _decimal(grams_to_decimal(int(grams or 0)), "#,##0.###")
 
     def hectares(m2):
         from decimal import Decimal
-        return format_decimal(Decimal(int(m2 or 0)) / 10000, format="#,##0.##")
+        return _decimal(Decimal(int(m2 or 0)) / 10000, "#,##0.##")
 
     app.jinja_env.filters["kg"] = kg
     app.jinja_env.filters["kg_api"] = format_kg
@@ -333,6 +341,7 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = lambda d, fmt="short": format_datetime(d, fmt) if d else ""
     app.jinja_env.filters["timedelta"] = lambda td: format_timedelta(td, threshold=1.1)
     app.jinja_env.globals["static_url"] = static_url
+    _install_fast_gettext(app)
     # How many invitations to join a coop wait for the logged-in person (a note on the
     # farmer's home and the account page).
     from .cooperatives.invitations import waiting_count
@@ -351,7 +360,7 @@ def register_template_helpers(app: Flask) -> None:
 
     def percent_bps(bps):
         from decimal import Decimal
-        return format_decimal(Decimal(int(bps or 0)) / 100, format="#,##0.##") + " %"
+        return _decimal(Decimal(int(bps or 0)) / 100, "#,##0.##") + " %"
 
     app.jinja_env.filters["country"] = country
     app.jinja_env.filters["percent_bps"] = percent_bps
@@ -363,7 +372,37 @@ def register_template_helpers(app: Flask) -> None:
         return {"current_lang": _language_or_default(), "html_lang": _html_lang()}
 
 
+def _install_fast_gettext(app: Flask) -> None:
+    """Templates' _() and ngettext through the request's translations, looked up once per
+    request and locale instead of on every call (Flask-Babel's own callables look up the
+    context, the domain and the locale's name each time: a page calls them ~100 times)."""
+    from flask_babel import get_translations
+
+    def translations():
+        ctx = g.get("_flask_babel") if g else None
+        locale = getattr(ctx, "babel_locale", None)
+        memo = getattr(ctx, "minga_translations", None)
+        if memo is not None and locale is not None and memo[0] is locale:
+            return memo[1]
+        found = get_translations()
+        ctx = g.get("_flask_babel") if g else None
+        if ctx is not None and getattr(ctx, "babel_locale", None) is not None:
+            ctx.minga_translations = (ctx.babel_locale, found)
+        return found
+
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: translations().ugettext(s),
+        ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n))
+
+
 def register_headers(app: Flask) -> None:
+    from .common.assets import compress_static
+    # Registered after Flask-Compress, so it runs before it (after_request runs in reverse).
+    app.after_request(compress_static)
+
     @app.after_request
     def headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -9,6 +9,7 @@ from .pools.models import Allocation, Order, Pool  # noqa: F401
 from .payments.models import StripeEvent  # noqa: F401
 from .ledger import models as _ledger_models  # noqa: F401  (accounts, entries, postings)
 from .audit.models import AuditEvent  # noqa: F401
+from .common.refcache import reference_versions  # noqa: F401  (coop/common/refcache.py)
 from .staff.models import PlatformStaff  # noqa: F401,E402
 from .payouts.models import PayoutBatch, PayoutExclusion, PayoutLine  # noqa: F401,E402
 from .intake.models import Intake, Refund  # noqa: F401,E402

@@ -235,9 +235,23 @@ def token_row(token: str) -> ApiToken | None:
     return row
 
 
+def _with_memberships(stmt):
+    """A user query that brings the memberships and their coops (what every page and the
+    locale read) in the same statement."""
+    from sqlalchemy.orm import joinedload
+    # A membership's coop is joined by its own mapping (cooperatives imports auth: auth
+    # never imports it).
+    return stmt.options(joinedload(User.memberships))
+
+
 def user_for_token(token: str) -> User | None:
-    row = token_row(token)
-    return db.session.get(User, row.user_id) if row is not None else None
+    """The user of a live bearer token: one indexed query (token hash -> user, memberships)."""
+    if not token or len(token) > 200 or not token.isprintable():
+        return None
+    stmt = _with_memberships(select(User).join(ApiToken, ApiToken.user_id == User.id)
+                             .where(ApiToken.token_hash == _digest(token),
+                                    ApiToken.expires_at >= utcnow()))
+    return db.session.scalars(stmt).unique().first()
 
 
 def tokens_of(user: User) -> list[ApiToken]:
@@ -269,7 +283,9 @@ def user_for_session(session_id: str) -> User | None:
     user_id, sep, version = str(session_id or "").partition(":")
     if not sep or not user_id.isdigit() or not version.isdigit() or len(user_id) > 10:
         return None  # a session from before versions (or junk): log in again
-    user = db.session.get(User, int(user_id)) if int(user_id) <= 2**31 - 1 else None
+    # One query: the user with memberships and coops (not get() and a second select).
+    user = db.session.scalars(_with_memberships(select(User).where(User.id == int(user_id))))\
+        .unique().first() if int(user_id) <= 2**31 - 1 else None
     if user is None or (user.session_version or 0) != int(version):
         return None
     return user

@@ -16,7 +16,7 @@ class Crop(db.Model):
     name_es: Mapped[str] = mapped_column(String(80))
     sort_order: Mapped[int] = mapped_column(default=0)
     grades: Mapped[list["Grade"]] = relationship(
-        back_populates="crop", lazy="selectin", order_by="Grade.sort_order"
+        back_populates="crop", lazy="select", order_by="Grade.sort_order"
     )
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -41,8 +42,56 @@ def refuse_prohibited(name: str, field: str = "crop") -> None:
         )
 
 
-def all_crops() -> list[Crop]:
-    return list(db.session.scalars(select(Crop).order_by(Crop.sort_order, Crop.id)))
+@dataclass(frozen=True)
+class GradeRow:
+    """A grade as plain data (the per-process catalog cache holds no ORM rows)."""
+    id: int
+    crop_id: int
+    code: str
+    name_en: str
+    name_es: str
+    sort_order: int
+
+
+@dataclass(frozen=True)
+class CropRow:
+    id: int
+    slug: str
+    name_en: str
+    name_es: str
+    sort_order: int
+    grades: tuple[GradeRow, ...]
+
+
+# The name of the catalog's cache (coop/common/refcache.py). Crops and grades are written by
+# data migrations only; a service that ever writes them calls catalog_changed() in its
+# transaction.
+CATALOG_CACHE = "catalog"
+
+
+def catalog_changed() -> None:
+    from ..common import refcache
+    refcache.bump(CATALOG_CACHE)
+
+
+def _load_catalog() -> tuple[CropRow, ...]:
+    grades: dict[int, list[GradeRow]] = {}
+    for g in db.session.execute(select(Grade.id, Grade.crop_id, Grade.code, Grade.name_en,
+                                       Grade.name_es, Grade.sort_order)
+                                .order_by(Grade.sort_order, Grade.id)):
+        grades.setdefault(g.crop_id, []).append(GradeRow(*g))
+    return tuple(CropRow(c.id, c.slug, c.name_en, c.name_es, c.sort_order,
+                         tuple(grades.get(c.id, ())))
+                 for c in db.session.execute(select(Crop.id, Crop.slug, Crop.name_en,
+                                                    Crop.name_es, Crop.sort_order)
+                                             .order_by(Crop.sort_order, Crop.id)))
+
+
+def all_crops() -> tuple[CropRow, ...]:
+    """Every crop with its grades, in catalog order: plain rows from this process's cache
+    (one primary-key read of the catalog's version per request at most)."""
+    from ..common import refcache
+    return refcache.cached(CATALOG_CACHE, None, _load_catalog)
 
 
 def crop_by_slug(slug: str) -> Crop | None:

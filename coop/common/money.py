@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import get_currency_precision
 from flask_babel import get_locale
 
 from .numbers import MONEY_EXAMPLE, NumberInputError, parse_number
@@ -31,6 +32,11 @@ def too_large_message(currency: str, locale=None) -> str:
 
 def exponent(currency: str) -> int:
     """Digits after the decimal point that the currency's minor unit stands for (COP, PEN: 2)."""
+    return _precision(currency)
+
+
+@lru_cache(maxsize=64)
+def _precision(currency: str) -> int:
     return get_currency_precision(currency)
 
 
@@ -89,9 +95,17 @@ def format_money(minor: int | None, currency: str, locale=None) -> str:
     es_CO "28.500,00 COP", es_PE "28,500.00 PEN" (not "$" or "S/", which a buyer abroad
     could misread); English keeps CLDR's pattern ("COP28,500.00")."""
     from babel import Locale
+
+    from .numbers import locale_named, number_pattern
     loc = locale or get_locale() or "es"
-    loc = loc if isinstance(loc, Locale) else Locale.parse(str(loc))
+    loc = loc if isinstance(loc, Locale) else locale_named(str(loc))
     value = to_decimal(minor or 0, currency)
-    if loc.language == "es":
-        return format_currency(value, currency, format="#,##0.00\u00a0\u00a4\u00a4", locale=loc)
-    return format_currency(value, currency, locale=loc)
+    # babel's format_currency with its defaults, the pattern parsed once per process.
+    pattern = (number_pattern(SPANISH_MONEY) if loc.language == "es"
+               else loc.currency_formats["standard"])
+    return pattern.apply(value, loc, currency=currency, currency_digits=True,
+                         decimal_quantization=True, group_separator=True,
+                         numbering_system="latn")
+
+
+SPANISH_MONEY = "#,##0.00\u00a0\u00a4\u00a4"

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError, localedata
-from babel.numbers import (NumberFormatError, format_decimal, get_decimal_symbol,
-                           get_group_symbol, get_minus_sign_symbol, parse_decimal)
+from babel.numbers import (NumberFormatError, NumberPattern, get_decimal_symbol,
+                           get_group_symbol, get_minus_sign_symbol, parse_decimal,
+                           parse_pattern)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -72,16 +74,37 @@ def regional_locale(language: str, country: str | None) -> str:
     return language
 
 
+@lru_cache(maxsize=128)
+def locale_named(identifier: str) -> Locale:
+    """Locale.parse, once per identifier and process (a Locale is read-only once built)."""
+    return Locale.parse(identifier)
+
+
+@lru_cache(maxsize=256)
+def number_pattern(fmt: str) -> NumberPattern:
+    """Babel's parsed number pattern, once per pattern and process."""
+    return parse_pattern(fmt)
+
+
+def format_decimal(value, format: str, locale) -> str:
+    """babel.numbers.format_decimal with its defaults, without parsing the pattern (or the
+    locale's name) again on every call: the same output."""
+    if not isinstance(locale, Locale):
+        locale = locale_named(str(locale))
+    return number_pattern(format).apply(value, locale, decimal_quantization=True,
+                                        group_separator=True, numbering_system="latn")
+
+
 def page_locale(locale=None) -> Locale:
     """The locale numbers are read and written in: the one given, else the request's."""
     if isinstance(locale, Locale):
         return locale
     if locale:
         try:
-            return Locale.parse(str(locale))
+            return locale_named(str(locale))
         except (ValueError, UnknownLocaleError):
             pass
-    return get_locale() or Locale.parse(DEFAULT_LOCALE)
+    return get_locale() or locale_named(DEFAULT_LOCALE)
 
 
 def format_number(value, fmt: str = KG_FORMAT, locale=None) -> str:

@@ -40,7 +40,6 @@ def detail(pool_id):
     form = OrderForm()
 
     def page(status=200):
-        db.session.refresh(pool)
         mine = services.buyer_pool_orders(current_user, pool.id) \
             if current_user.is_authenticated else []
         from ..listings.services import pool_photos
@@ -58,6 +57,7 @@ def detail(pool_id):
         return page(422)
 
     def refused(exc):
+        db.session.expire(pool)  # a refused order may have moved what the page shows
         web.show_on_form(form, exc)
         if exc.code in ("payment_declined", "order_failed"):
             # That key has its answer; trying again (another card) is a new order.

@@ -41,6 +41,8 @@ class PriceVersion(db.Model):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     note: Mapped[str] = mapped_column(String(200), default="")
 
-    crop: Mapped["Crop"] = relationship(lazy="joined")  # noqa: F821
-    grade: Mapped["Grade"] = relationship(lazy="joined")  # noqa: F821
-    changed_by: Mapped["User"] = relationship(lazy="joined")  # noqa: F821
+    # Loaded when read (a pool's own crop and grade are in the session already); pages that
+    # list versions load what they show (pricing.services.history, current_prices).
+    crop: Mapped["Crop"] = relationship(lazy="select")  # noqa: F821
+    grade: Mapped["Grade"] = relationship(lazy="select")  # noqa: F821
+    changed_by: Mapped["User"] = relationship(lazy="select")  # noqa: F821

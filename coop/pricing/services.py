@@ -100,7 +100,8 @@ def current(coop_id: int, crop_id: int, grade_id: int) -> PriceVersion | None:
 
 
 def current_list(coop_id: int) -> list[PriceVersion]:
-    """The current version of every crop and grade priced in the coop (one query)."""
+    """The current version of every crop and grade priced in the coop (one query; pages read
+    current_prices, its cached copy)."""
     latest = (select(PriceVersion.crop_id, PriceVersion.grade_id,
                      func.max(PriceVersion.version).label("v"))
               .where(PriceVersion.coop_id == coop_id)
@@ -113,8 +114,54 @@ def current_list(coop_id: int) -> list[PriceVersion]:
                                                          PriceVersion.grade_id)))
 
 
+@dataclass(frozen=True)
+class CurrentPrice:
+    """A current price version as plain data (the per-process cache of a coop's prices);
+    commission_per_kg, tiers, breakdown and highest take it like a PriceVersion."""
+    id: int
+    coop_id: int
+    crop_id: int
+    grade_id: int
+    version: int
+    currency: str
+    floor_per_kg_minor: int
+    farmer_price_per_kg_minor: int
+    commission_kind: str
+    commission_value: int
+    premium_per_kg_minor: int
+    tiers_json: str
+    crop: object  # catalog.CropRow
+    grade: object  # catalog.GradeRow
+
+
+def prices_cache(coop_id: int) -> str:
+    """The name of the cache of a coop's current prices (coop/common/refcache.py)."""
+    return f"prices:{int(coop_id)}"
+
+
+def current_prices(coop_id: int) -> tuple[CurrentPrice, ...]:
+    """The coop's current price of every crop and grade, in current_list's order, from this
+    process's cache; set_price invalidates it for every process."""
+    from ..common import refcache
+
+    def load():
+        crops = {c.id: c for c in catalog.all_crops()}
+        grades = {g.id: g for c in crops.values() for g in c.grades}
+        return tuple(CurrentPrice(
+            v.id, v.coop_id, v.crop_id, v.grade_id, v.version, v.currency,
+            v.floor_per_kg_minor, v.farmer_price_per_kg_minor, v.commission_kind,
+            v.commission_value, v.premium_per_kg_minor, v.tiers_json,
+            crops.get(v.crop_id), grades.get(v.grade_id)) for v in current_list(coop_id))
+    return refcache.cached(prices_cache(coop_id), None, load)
+
+
 def history(coop_id: int, limit: int = 100) -> list[PriceVersion]:
+    from sqlalchemy.orm import joinedload
     return list(db.session.scalars(select(PriceVersion).where(PriceVersion.coop_id == coop_id)
+                                   .options(joinedload(PriceVersion.changed_by)
+                                            .lazyload("*"),
+                                            joinedload(PriceVersion.crop),
+                                            joinedload(PriceVersion.grade))
                                    .order_by(PriceVersion.changed_at.desc(),
                                              PriceVersion.id.desc()).limit(limit)))
 
@@ -209,6 +256,8 @@ def set_price(coop, user, *, crop: str, grade: str, floor, farmer_price, commiss
         changed_by_id=user.id, note=(note or "").strip()[:200])
     db.session.add(version)
     db.session.flush()
+    from ..common import refcache
+    refcache.bump(prices_cache(coop.id))
     return version
 
 

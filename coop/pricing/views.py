@@ -13,7 +13,7 @@ bp = Blueprint("pricing", __name__)
 
 
 def _page(coop, form, status=200):
-    versions = services.current_list(coop.id)
+    versions = services.current_prices(coop.id)
     rows = [(v, services.highest(v), services.tiers(v)) for v in versions]
     return render_template("pricing/prices.html", coop=coop, rows=rows, form=form,
                            history=services.history(coop.id)), status

@@ -24,6 +24,8 @@ def empty_tables() -> None:
     SQLite: every table is emptied with the ledger's triggers dropped and re-created."""
     tables = _tables_to_empty()
     db.session.remove()
+    from coop.common import refcache
+    refcache.clear()  # this process's cached catalog and prices
     with db.engine.begin() as conn:
         if db.engine.dialect.name == "postgresql":
             _empty_postgres(conn, tables)
