@@ -12,7 +12,7 @@ from ..common.models import utcnow
 from ..common.statuses import InvitationStatus
 from ..extensions import db
 from ..intake.models import Intake
-from ..ledger.models import LedgerAccount
+from ..ledger import queries as ledger_queries
 from ..listings.models import Listing
 from ..payouts.models import PayoutLine
 from ..pools.models import Allocation, Pool
@@ -48,16 +48,14 @@ def summary(coop) -> Summary:
                  (Pool.committed_g >= Pool.min_g) | (Pool.closes_at <= now))
     undelivered = and_(Pool.coop_id == cid, Pool.status == "confirmed",
                        ~exists().where(Intake.allocation_id == Allocation.id))
-    owed = and_(LedgerAccount.coop_id == cid, LedgerAccount.code.like("farmer_payable:%"),
-                LedgerAccount.balance_minor < 0)
+    owed_count, owed_sum = ledger_queries.payables_owed(cid)
     waiting = and_(PayoutLine.coop_id == cid, PayoutLine.status == "pending")
     row = db.session.execute(select(
         count(FarmerProfile, FarmerProfile.coop_id == cid, FarmerProfile.left_on.is_(None)),
         count(Pool, Pool.coop_id == cid, Pool.status == "open"),
         count(Listing, Listing.coop_id == cid, Listing.status == "available"),
-        count(LedgerAccount, owed),
-        select(func.coalesce(-func.sum(LedgerAccount.balance_minor), 0)).where(owed)
-        .scalar_subquery(),
+        owed_count,
+        owed_sum,
         count(BankStatementLine, BankStatementLine.coop_id == cid,
               BankStatementLine.status == "unmatched"),
         count(Pool, ready),

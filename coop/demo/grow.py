@@ -37,7 +37,6 @@ from ..extensions import db
 from ..intake.models import Intake
 from ..ledger import bulk
 from ..ledger import services as ledger
-from ..ledger.models import LedgerEntry, LedgerPosting
 from ..listings.models import Listing
 from ..payouts.models import PayoutBatch, PayoutLine
 from ..pools.models import Allocation, Order, Pool
@@ -465,23 +464,5 @@ def _user(user_id: int):
 
 
 def _holds(coop, orders: list[tuple[int, str, int]], *, status: str, when) -> None:
-    """Card holds as ledger.hold writes them (kind card_hold, pending; `posted` once
-    captured): memorandum entries whose lines move no cached balance."""
-    if not orders:
-        return
-    accounts = bulk.open_accounts(coop, ["card_holds", "card_holds_offset"])
-    rows, lines_by_key = [], {}
-    for order_id, intent, amount in orders:
-        lines = [ledger.debit("card_holds", amount), ledger.credit("card_holds_offset", amount)]
-        key = f"order:{order_id}:hold:{intent}"
-        lines_by_key[key] = lines
-        rows.append({"coop_id": coop.id, "idempotency_key": key,
-                     "fingerprint": ledger.entry_fingerprint(lines, "pending"),
-                     "kind": "card_hold", "memo": f"card hold, order {order_id}",
-                     "status": status, "currency": coop.currency, "source_type": "order",
-                     "source_id": order_id, "created_at": when, "effective_on": when})
-    ids = _ids(LedgerEntry, rows)
-    _rows(LedgerPosting, [{"entry_id": entry_id, "account_id": accounts[line.account][0],
-                           "amount_minor": line.amount_minor}
-                          for entry_id, row in zip(ids, rows)
-                          for line in lines_by_key[row["idempotency_key"]]])
+    """Card holds as ledger.hold writes them, many at once (the ledger's bulk writer)."""
+    bulk.holds_many(coop, orders, status=status, when=when)

@@ -262,3 +262,29 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
         if isinstance(obj, LedgerAccount) and obj.id in deltas:
             db.session.expire(obj, ["balance_minor"])
     return result
+
+
+def holds_many(coop, orders: list[tuple[int, str, int]], *, status: str, when) -> None:
+    """Card holds as services.hold writes them (kind card_hold, pending; `posted` once
+    captured), for many orders at once (the demo grower): memorandum entries whose lines move
+    no cached balance. `orders`: (order id, PaymentIntent id, amount in minor units)."""
+    if not orders:
+        return
+    accounts = open_accounts(coop, ["card_holds", "card_holds_offset"])
+    rows, lines_by_key = [], {}
+    for order_id, intent, amount in orders:
+        lines = [ledger.debit("card_holds", amount), ledger.credit("card_holds_offset", amount)]
+        key = f"order:{order_id}:hold:{intent}"
+        lines_by_key[key] = lines
+        rows.append({"coop_id": coop.id, "idempotency_key": key,
+                     "fingerprint": ledger.entry_fingerprint(lines, "pending"),
+                     "kind": "card_hold", "memo": f"card hold, order {order_id}",
+                     "status": status, "currency": coop.currency, "source_type": "order",
+                     "source_id": order_id, "created_at": when, "effective_on": when})
+    table = LedgerEntry.__table__
+    ids = list(db.session.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+    db.session.execute(insert(LedgerPosting.__table__), [
+        {"entry_id": entry_id, "account_id": accounts[line.account][0],
+         "amount_minor": line.amount_minor}
+        for entry_id, row in zip(ids, rows) for line in lines_by_key[row["idempotency_key"]]])

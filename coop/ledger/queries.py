@@ -239,3 +239,13 @@ def fund_movements(coop, code: str, start: datetime, end: datetime) -> tuple:
         .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
         .where(LedgerAccount.coop_id == coop.id, LedgerAccount.code == code,
                LedgerEntry.status == "posted", LedgerEntry.effective_on < end)).one()
+
+
+def payables_owed(coop_id: int):
+    """Two scalar subqueries for a dashboard's one SELECT: how many farmers the coop owes
+    money to (their payable accounts in credit), and how much in all (minor units)."""
+    owed = (LedgerAccount.coop_id == coop_id) & LedgerAccount.code.like("farmer_payable:%") \
+        & (LedgerAccount.balance_minor < 0)
+    return (select(func.count()).select_from(LedgerAccount).where(owed).scalar_subquery(),
+            select(func.coalesce(-func.sum(LedgerAccount.balance_minor), 0)).where(owed)
+            .scalar_subquery())

@@ -230,12 +230,18 @@ def _names(orders, allocations) -> tuple[dict, dict]:
     return buyers, farmers
 
 
+def _staff_pool(pool_id):
+    """A pool for its coop's manager or treasurer (404 / 403 for anyone else)."""
+    pool = services.get_pool(pool_id)
+    require_member(pool.coop_id, "manager", "treasurer")
+    return pool
+
+
 @bp.route("/manage/pools/<int:pool_id>")
 @login_required
 @web.unit_of_work
 def manage_pool(pool_id):
-    pool = services.get_pool(pool_id)
-    require_member(pool.coop_id, "manager", "treasurer")
+    pool = _staff_pool(pool_id)
     from ..intake import services as intake
     totals = services.pool_totals(pool.id)
     orders = services.pool_orders(pool.id, limit=SHOWN)
@@ -259,8 +265,7 @@ def manage_pool(pool_id):
 def pool_orders(pool_id):
     """Every order of a pool, a page at a time."""
     from ..common.paging import page_number
-    pool = services.get_pool(pool_id)
-    require_member(pool.coop_id, "manager", "treasurer")
+    pool = _staff_pool(pool_id)
     found = services.pool_orders_page(pool.id, page_number(request.args.get("page")))
     buyers, _farmers = _names(found.items, [])
     return render_template("pools/pool_orders.html", pool=pool, found=found, buyers=buyers)
