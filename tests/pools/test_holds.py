@@ -21,6 +21,7 @@ from coop.pools import orders as pool_orders, services as pools
 from coop.pools.models import Order, Pool
 from tests.support import database_url, is_postgres
 from tests.support.holds import (assert_holds_agree, live_holds, place_order_and_die,
+from tests.support.settle import cancel_and_settle, close_and_settle
                                  sandbox_intents)
 
 VISA, DECLINE = "pm_card_visa", "pm_card_chargeCustomerFail"
@@ -159,7 +160,7 @@ def test_an_unknown_hold_in_a_pool_the_manager_cancelled_is_released(market, qui
     with pytest.raises(DomainError):
         _order("30", key="c1", market=market)
     monkeypatch.undo()
-    pools.cancel_pool(market.pool.id)
+    cancel_and_settle(market.pool.id)
     assert len(live_holds(quick)) == 1
     result = pools.resolve_holds()
     assert len(result.failed) == 1 and len(result.cancelled) == 1
@@ -199,7 +200,7 @@ def test_closing_with_stripe_unreachable_answers_503_not_500(market, quick, clie
     assert response.status_code == 503
     assert response.json["error"]["code"] == "payment_unavailable"
     # What was done is kept; closing again finishes it once.
-    closed = pools.close_pool(market.pool.id)
+    closed = close_and_settle(market.pool.id)
     assert closed.status == "confirmed"
     assert [o.status for o in _orders()] == ["captured"]
     assert live_holds(quick) == {}
@@ -220,10 +221,10 @@ def test_a_worker_killed_between_the_hold_and_its_record_is_settled_and_closing_
     # While its worker might still be waiting for Stripe, the order is left alone.
     assert pools.resolve_holds().waiting == [order.id]
     with pytest.raises(Conflict) as err:
-        pools.close_pool(market.pool.id)
+        close_and_settle(market.pool.id)
     assert err.value.code == "orders_in_flight"
     # Past the settle time (minutes in production, not 15), closing settles it first.
-    closed = pools.close_pool(market.pool.id, now=_later())
+    closed = close_and_settle(market.pool.id, now=_later())
     assert closed.status == "confirmed"
     order = db.session.get(Order, order.id)
     assert order.status == "captured" and order.payment_intent_id == intent["id"]
