@@ -484,10 +484,21 @@ def test_close_confirms_allocates_and_captures(client, token, market):
     withdrawn = _order(client, token(market.buyers[1]), pool.id, kg="1").json
     client.delete(f"/api/v1/orders/{withdrawn['id']}", headers=token(market.buyers[1]))
     response = client.post(f"/api/v1/pools/{pool.id}/close", headers=token(market.manager))
+    # Decided and allocated at once; the captures are the workers' (202 and a status URL).
+    assert response.status_code == 202, response.json
+    body = response.json
+    assert {"status", "allocated_kg", "orders", "allocations", "settlement",
+            "status_url"} <= set(body)
+    assert body["status"] == "confirmed" and body["allocated_kg"] == "450.001"
+    assert body["settlement"]["state"] == "settling" and body["settlement"]["total"] == 2
+    assert response.headers["Location"] == body["status_url"] == f"/api/v1/pools/{pool.id}/close"
+    # The jobs ran (eagerly in tests): the status URL answers the settled close.
+    response = client.get(body["status_url"], headers=token(market.manager))
     assert response.status_code == 200, response.json
     body = response.json
-    assert {"status", "allocated_kg", "orders", "allocations"} <= set(body)
-    assert body["status"] == "confirmed" and body["allocated_kg"] == "450.001"
+    assert body["settlement"]["state"] == "settled"
+    assert (body["settlement"]["done"], body["settlement"]["captured"]) == (2, 2)
+    assert body["settlement"]["settled_at"]
     tier = pricing.breakdown(pool.price, 450_001).buyer
     orders = {o["id"]: o for o in body["orders"]}
     assert set(orders) == {a["id"], b["id"]}
@@ -515,10 +526,15 @@ def test_closing_twice_returns_the_same_body(client, token, market, stripe_clean
     _order(client, token(market.buyers[0]), pool.id, kg="120")
     headers = token(market.manager)
     first = client.post(f"/api/v1/pools/{pool.id}/close", headers=headers)
+    assert first.status_code == 202  # settled by the jobs run after it (eagerly in tests)
     intents_after_first = [(i["id"], i["status"]) for i in _intents(stripe_clean)]
     second = client.post(f"/api/v1/pools/{pool.id}/close", headers=headers)
-    assert first.status_code == second.status_code == 200
-    assert first.json == second.json
+    third = client.post(f"/api/v1/pools/{pool.id}/close", headers=headers)
+    assert second.status_code == third.status_code == 200
+    assert second.json == third.json == client.get(first.json["status_url"],
+                                                   headers=headers).json
+    assert {k: v for k, v in first.json.items() if k not in ("orders", "settlement")} == \
+        {k: v for k, v in second.json.items() if k not in ("orders", "settlement")}
     assert [(i["id"], i["status"]) for i in _intents(stripe_clean)] == intents_after_first
     assert db.session.scalar(select(func.count()).select_from(Allocation)) == 3
     assert sum(db.session.get(Listing, x.id).committed_g for x in market.listings) == 120_000

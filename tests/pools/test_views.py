@@ -309,7 +309,7 @@ def test_manager_cancels_a_pool_and_every_hold_is_released(app, market):
     assert order.status == "cancelled"
     assert gateway.retrieve(order.payment_intent_id).status == "canceled"
     page = text(client.get(f"/manage/pools/{pool.id}"))
-    assert "every hold was released" in page and "Cancel pool" not in page
+    assert "every hold is being released" in page and "Cancel pool" not in page
     post_confirmed(client, f"/manage/pools/{pool.id}/cancel")
     assert "Only an open pool can be cancelled" in text(client.get(f"/manage/pools/{pool.id}"))
     buyer_page = text(client_as(app, market.buyers[0]).get("/my/orders"))
