@@ -59,6 +59,11 @@ def _key_prefix(pool_id: int) -> str:
 
 def enqueue(pool: Pool, order_ids: list[int]) -> list[int]:
     """The chunk jobs that settle these orders of `pool`, in the current transaction."""
+    if pool.status == "confirmed":
+        # The accounts the captures post to, opened here once: chunks running at once must
+        # not race to open them.
+        for code in ("stripe_clearing", "buyer_deposits"):
+            ledger.account(pool.coop, code)
     size = chunk_size()
     chunks = [order_ids[i:i + size] for i in range(0, len(order_ids), size)]
     batch = secrets.token_hex(4)
