@@ -69,8 +69,8 @@ def released(order: Order) -> None:
                     pool=_pool_name(pool), link=_order_link(order))
 
 
-def settled_chunk(pool: Pool, captured: list, cancelled: list) -> None:
-    """What `captured` and `released` tell, for a settlement chunk's rows (id, user_id,
+def settled(pool: Pool, captured: list, cancelled: list) -> None:
+    """What `captured` and `released` tell, for a settled pool's rows (id, user_id,
     currency, quantity_g, amount_due_minor, amount_authorized_minor), their sending enqueued
     in batches."""
     written = []

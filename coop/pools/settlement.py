@@ -15,14 +15,15 @@ Closing decides the outcome in its request and, in the same transaction, writes 
    takes twice);
 4. records the chunk in one transaction: the orders' statuses by executemany, the holds'
    ledger entries marked in one UPDATE, the capture entries through the ledger's bulk
-   writer (the same idempotency keys as one capture at a time: a replay never posts twice),
-   the buyers' messages; the slot freed.
+   writer (the same idempotency keys as one capture at a time: a replay never posts twice);
+   the slot freed.
 
 Stripe's 429 stops the chunk: what was done is recorded, the rest is released, the account
 backs off exponentially and the job runs again after it (`jobs.Later`). Any other failure
 (no answer, a 5xx) records what was done and raises: the job is tried again with the
 queue's back-off, then parked for the staff. The chunk that finds no hold of its pool left
-authorized marks the pool settled (once: a conditional UPDATE)."""
+authorized marks the pool settled (once: a conditional UPDATE) and writes the job that
+tells its buyers what was captured or released (`pools.tell_settled`, once per pool)."""
 from __future__ import annotations
 
 import secrets
@@ -129,8 +130,35 @@ def finish(pool_id: int, now: datetime | None = None) -> bool:
         update(Pool).where(Pool.id == pool_id, Pool.settled_at.is_(None), Pool.status != "open")
         .values(settled_at=now or utcnow())
         .execution_options(synchronize_session=False)).rowcount == 1
+    if marked:
+        # What follows the settlement, once: the buyers told (a fan-out job of its own, so
+        # that no chunk waits on it).
+        coop_id = db.session.scalar(select(Pool.coop_id).where(Pool.id == pool_id))
+        jobs.enqueue(TELL_TASK, key=f"pool-settled:{pool_id}", coop_id=coop_id,
+                     pool_id=pool_id)
     db.session.commit()
     return marked
+
+
+@jobs.task("pools.tell_settled")
+def tell_settled(pool_id: int) -> None:
+    """Each buyer of a settled pool told what was captured from their card, or that the hold
+    was released; once each (the messages' event keys), however often it runs."""
+    pool = db.session.get(Pool, pool_id)
+    if pool is None or pool.settled_at is None:
+        return
+    rows = db.session.execute(select(
+        Order.id, Order.user_id, Order.status, Order.currency, Order.quantity_g,
+        Order.amount_due_minor, Order.amount_authorized_minor).where(
+        Order.pool_id == pool_id, Order.status.in_((OrderStatus.CAPTURED,
+                                                    OrderStatus.CANCELLED)))
+        .order_by(Order.id)).all()
+    notices.settled(pool, [r for r in rows if r.status == OrderStatus.CAPTURED],
+                          [r for r in rows if r.status == OrderStatus.CANCELLED])
+    db.session.commit()
+
+
+TELL_TASK = "pools.tell_settled"
 
 
 def progress(pool: Pool) -> dict:
@@ -314,13 +342,12 @@ def _record(coop, pool: Pool, done: list, unprocessed: list[int], holder: str) -
     if released:
         ledger.settle_pending_many(coop, "order", [row.id for row in released],
                                    outcome="voided")
-    notices.settled_chunk(pool, [row for row, _c in captured],
-                          [row for row, status, _e in done if status == OrderStatus.CANCELLED])
 
 
 # ------------------------------------------------------------------------ running in-process
 
-def drain(*, timeout: float = 60.0, poll: float = 0.05) -> int:
+def drain(*, timeout: float = 60.0, poll: float = 0.05,
+          tasks: tuple[str, ...] = (TASK, TELL_TASK)) -> int:
     """Run the settlement jobs in this process until none is left to run, waiting out those
     deferred (no free slot, a 429's back-off, a claim of a dead run running out) up to
     `timeout` seconds. Several threads or processes may drain at once: each job runs once.
@@ -333,12 +360,13 @@ def drain(*, timeout: float = 60.0, poll: float = 0.05) -> int:
     while time.monotonic() < deadline:
         now = utcnow()
         ids = list(db.session.scalars(select(Job.id).where(
-            Job.task == TASK, Job.status == JobStatus.PENDING, Job.run_at <= now)
+            Job.task.in_(tasks), Job.status == JobStatus.PENDING, Job.run_at <= now)
             .order_by(Job.run_at, Job.id).limit(100)))
         waiting = None
         if not ids:
             waiting = db.session.scalar(select(func.min(Job.run_at)).where(
-                Job.task == TASK, Job.status.in_((JobStatus.PENDING, JobStatus.RUNNING))))
+                Job.task.in_(tasks),
+                Job.status.in_((JobStatus.PENDING, JobStatus.RUNNING))))
         db.session.commit()
         if not ids:
             if waiting is None:
