@@ -103,8 +103,13 @@ def main():
         for label, url in databases(args.db):
             app = fresh_app(url, STRIPE_SECRET_KEY=sandbox.secret_key,
                             STRIPE_API_BASE=sandbox.api_base)
-            coop_id, manager_id, buyers = seed_market(app, farmers=args.listings,
-                                                      buyers=max(args.clients, 100))
+            # Enough listed for every pool of the run (orders' 10 kg each, per worker count
+            # and gateway), over --listings farmers.
+            pools_run = len(args.workers) * (1 if args.no_sandbox else 2) + 1
+            need_kg = args.orders * 10 * pools_run + args.clients * args.per_client * 6
+            coop_id, manager_id, buyers = seed_market(
+                app, farmers=args.listings, buyers=max(args.clients, 100),
+                kg_per_listing=max(50, need_kg // args.listings + 10))
             if args.part in ("all", "orders"):
                 rate, accepted, elapsed, errors, _ = orders_per_second(
                     app, coop_id, manager_id, buyers, args.clients, args.per_client)
