@@ -150,6 +150,22 @@ def _settle_jobs() -> list[Job]:
                                    .order_by(Job.id)))
 
 
+def client_as(app, user):
+    """A client logged in as `user`, reading English."""
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    with client.session_transaction() as session:
+        session["lang"] = "en"
+        session["_user_id"] = user.get_id()
+        session["login_factor"] = "password"
+        session["_fresh"] = True
+    return client
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
 THREADS = 3 if is_postgres() else 1   # SQLite: one writer at a time, one worker here
 
 
@@ -211,7 +227,6 @@ def test_a_pool_of_120_closed_over_http_answers_at_once_and_3_workers_capture_ea
 
 def test_the_managers_page_shows_the_settling_close_and_its_progress(
         app, market, fake, no_eager_jobs):
-    from tests.pools.test_views import client_as, text
     pool = market.open_pool(min_kg="1", max_kg="500")
     _orders_of(market, pool, 3)
     manager = client_as(app, market.manager)
