@@ -73,7 +73,8 @@ def make_pool(app, coop_id, manager_id, buyer_ids, orders: int, *, sandbox: bool
                 t.start()
             for t in threads:
                 t.join()
-            db.session.execute(update(Order).where(Order.id == db.bindparam("oid"))
+            table = Order.__table__
+            db.session.execute(update(table).where(table.c.id == db.bindparam("oid"))
                                .values(payment_intent_id=db.bindparam("pi")),
                                [{"oid": k, "pi": v} for k, v in made.items()])
         lines = [ledger.debit("card_holds", amount), ledger.credit("card_holds_offset", amount)]
