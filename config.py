@@ -96,6 +96,14 @@ class Config:
     # A running job whose worker has not finished it in this long is handed to another.
     JOB_LEASE_SECONDS = int(os.environ.get("JOB_LEASE_SECONDS", "900"))
     JOBS_SWEEP_AFTER_SECONDS = int(os.environ.get("JOBS_SWEEP_AFTER_SECONDS", "120"))
+    # Settling a closed pool (coop/pools/settlement.py): holds per chunk job, chunk jobs
+    # calling one Stripe account at once (across every worker), how long a chunk's claim on
+    # its holds lasts before another run may take them, and the back-off after Stripe's 429.
+    SETTLE_CHUNK_SIZE = int(os.environ.get("SETTLE_CHUNK_SIZE", "50"))
+    SETTLE_CONCURRENCY_PER_ACCOUNT = int(os.environ.get("SETTLE_CONCURRENCY_PER_ACCOUNT", "4"))
+    SETTLE_CLAIM_SECONDS = float(os.environ.get("SETTLE_CLAIM_SECONDS", "300"))
+    SETTLE_BACKOFF_BASE_SECONDS = float(os.environ.get("SETTLE_BACKOFF_BASE_SECONDS", "2"))
+    SETTLE_BACKOFF_MAX_SECONDS = float(os.environ.get("SETTLE_BACKOFF_MAX_SECONDS", "120"))
     # Links in messages, and the URL an SMS provider's delivery reports are signed for.
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     # E-mail (coop/messages/channels.py): an SMTP server, STARTTLS and a login unless told.

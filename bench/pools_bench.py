@@ -54,42 +54,32 @@ def orders_per_second(app, coop_id, manager_id, buyer_ids, clients: int, per_cli
     return accepted / elapsed, accepted, elapsed, errors[:3], pool_id
 
 
-def close_big_pool(app, coop_id, manager_id, buyer_ids, orders: int):
-    from sqlalchemy import select
-
-    from coop.auth.models import User
-    from coop.common.models import utcnow
-    from coop.cooperatives.models import Cooperative
-    from coop.extensions import db
-    from coop.pools import closing, services as pools
-    from coop.pools.models import Pool
-
-    with app.app_context():
-        committed_total = orders * 10  # 10 kg per order
-        pool = pools.open_pool(db.session.get(Cooperative, coop_id),
-                               db.session.get(User, manager_id), crop="coffee", grade="sca85",
-                               min_kg="1", max_kg=str(committed_total),
-                               closes_at=utcnow() + timedelta(days=6))
-        db.session.commit()
-        pool_id = pool.id
-        users = [db.session.get(User, uid) for uid in buyer_ids]
-        t0 = time.perf_counter()
-        for n in range(orders):
-            pools.place_order(users[n % len(users)], pool_id, quantity_kg="10",
-                              payment_method="pm_card_visa")
-        holds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        closing._decide(pool_id, utcnow(), on_demand=True)
-        decide = time.perf_counter() - t0
-        pool = db.session.get(Pool, pool_id)
-        from coop.pools.models import Allocation
-        n_alloc = len(list(db.session.scalars(select(Allocation.id)
-                                              .where(Allocation.pool_id == pool_id))))
-        t0 = time.perf_counter()
-        closing._settle(pool_id, utcnow())
-        settle = time.perf_counter() - t0
-        return {"holds_s": holds, "allocate_s": decide, "captures_s": settle,
-                "allocations": n_alloc, "status": pool.status}
+def settle_figures(app, url, coop_id, manager_id, buyers, orders: int, workers_list,
+                   label: str, sandbox=None) -> None:
+    """Settlement of a closed pool of `orders` orders drained by 1, 2, 4... worker processes
+    (spawned, each its own app and connections, as Celery workers are), against the instant
+    in-process gateway and against the local sandbox; captures per second."""
+    from .settle_workers import make_pool, settle_with_workers
+    gateways = [("instant gateway", True)] + ([("sandbox", False)] if sandbox else [])
+    for name, instant in gateways:
+        overrides = {} if instant else {"STRIPE_SECRET_KEY": sandbox.secret_key,
+                                        "STRIPE_API_BASE": sandbox.api_base}
+        for workers in workers_list:
+            t0 = time.perf_counter()
+            pool_id = make_pool(app, coop_id, manager_id, buyers, orders, sandbox=not instant)
+            setup = time.perf_counter() - t0
+            r = settle_with_workers(app, url, pool_id, workers, instant=instant,
+                                    overrides=overrides)
+            print(f"[{label}] settle {orders} orders, {name}, {workers} worker process"
+                  f"{'es' if workers > 1 else ''}: {r['captured']} captured in "
+                  f"{r['wall_s']:.2f} s = {r['rate']:.0f} captures/s "
+                  f"({r['statements_per_capture']:.1f} statements a capture with the "
+                  f"queue's polling; close itself {r['decide_s'] * 1000:.0f} ms; buyers told "
+                  f"afterwards by one job in {r['tell_s']:.1f} s; "
+                  f"settled={r['settled']}; load {r['load']:.2f}; set-up {setup:.1f} s)",
+                  flush=True)
+            if sandbox is not None:
+                sandbox.reset()
 
 
 def main():
@@ -99,6 +89,11 @@ def main():
     parser.add_argument("--orders", type=int, default=2_000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--per-client", type=int, default=4)
+    parser.add_argument("--part", default="all", choices=["all", "orders", "settle"])
+    parser.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")],
+                        default=[1, 2, 4], help="worker processes draining a settlement")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="settlement against the instant gateway only")
     args = parser.parse_args()
 
     from devtools.sandbox import Sandbox
@@ -108,37 +103,42 @@ def main():
         for label, url in databases(args.db):
             app = fresh_app(url, STRIPE_SECRET_KEY=sandbox.secret_key,
                             STRIPE_API_BASE=sandbox.api_base)
-            coop_id, manager_id, buyers = seed_market(app, farmers=args.listings,
-                                                      buyers=max(args.clients, 100))
-            rate, accepted, elapsed, errors, _ = orders_per_second(
-                app, coop_id, manager_id, buyers, args.clients, args.per_client)
-            print(f"[{label}] {args.clients} concurrent clients: {accepted} orders in "
-                  f"{elapsed:.2f} s = {rate:.0f} orders/s (each a real hold at the sandbox)"
-                  + (f"; errors: {errors}" if errors else ""))
-            sandbox.reset()
-            # The same load with an in-process gateway that answers at once: what the
-            # database side can take when Stripe is not the bottleneck.
-            from coop.payments import gateway
-            real_hold = gateway.hold
-            counter = iter(range(10**9))
-            gateway.hold = lambda amount, currency, pm, metadata: gateway.Hold(
-                id=f"pi_instant_{next(counter)}", status="requires_capture", amount=amount,
-                currency=currency, charge_id=None)
-            try:
-                rate2, accepted2, elapsed2, errors2, _ = orders_per_second(
-                    app, coop_id, manager_id, buyers, args.clients, args.per_client * 5)
-            finally:
-                gateway.hold = real_hold
-            print(f"[{label}] {args.clients} concurrent clients, instant gateway: {accepted2} "
-                  f"orders in {elapsed2:.2f} s = {rate2:.0f} orders/s (database side only)"
-                  + (f"; errors: {errors2}" if errors2 else ""))
-            result = close_big_pool(app, coop_id, manager_id, buyers, args.orders)
-            print(f"[{label}] close a pool of {args.listings} listings and {args.orders} "
-                  f"orders: allocation {result['allocate_s'] * 1000:.0f} ms "
-                  f"({result['allocations']} allocations, one transaction); captures "
-                  f"{result['captures_s']:.1f} s against the sandbox "
-                  f"({args.orders / result['captures_s']:.0f}/s, no row lock held); "
-                  f"(set-up: {args.orders} holds in {result['holds_s']:.1f} s)")
+            # Enough listed for every pool of the run (orders' 10 kg each, per worker count
+            # and gateway), over --listings farmers.
+            pools_run = len(args.workers) * (1 if args.no_sandbox else 2) + 1
+            need_kg = args.orders * 10 * pools_run + args.clients * args.per_client * 6
+            coop_id, manager_id, buyers = seed_market(
+                app, farmers=args.listings, buyers=max(args.clients, 100),
+                kg_per_listing=max(50, need_kg // args.listings + 10))
+            if args.part in ("all", "orders"):
+                rate, accepted, elapsed, errors, _ = orders_per_second(
+                    app, coop_id, manager_id, buyers, args.clients, args.per_client)
+                print(f"[{label}] {args.clients} concurrent clients: {accepted} orders in "
+                      f"{elapsed:.2f} s = {rate:.0f} orders/s (each a real hold at the sandbox)"
+                      + (f"; errors: {errors}" if errors else ""))
+                sandbox.reset()
+                # The same load with an in-process gateway that answers at once: what the
+                # database side can take when Stripe is not the bottleneck.
+                from coop.payments import gateway
+                real_hold = gateway.hold
+                counter = iter(range(10**9))
+                gateway.hold = lambda amount, currency, pm, metadata: gateway.Hold(
+                    id=f"pi_instant_{next(counter)}", status="requires_capture", amount=amount,
+                    currency=currency, charge_id=None)
+                try:
+                    rate2, accepted2, elapsed2, errors2, _ = orders_per_second(
+                        app, coop_id, manager_id, buyers, args.clients, args.per_client * 5)
+                finally:
+                    gateway.hold = real_hold
+                print(f"[{label}] {args.clients} concurrent clients, instant gateway: {accepted2} "
+                      f"orders in {elapsed2:.2f} s = {rate2:.0f} orders/s (database side only)"
+                      + (f"; errors: {errors2}" if errors2 else ""))
+            if args.part in ("all", "settle"):
+                from .common import analyze
+                analyze(app)
+                settle_figures(app, url, coop_id, manager_id, buyers, args.orders,
+                               args.workers, label,
+                               sandbox=None if args.no_sandbox else sandbox)
             sandbox.reset()
 
 

@@ -207,6 +207,7 @@ def register_domain_hooks(app: Flask) -> None:
 # Each domain's background tasks (@jobs.task, @jobs.periodic), imported so the workers and
 # the outbox know every handler.
 TASK_MODULES = ("coop.messages.services", "coop.pools.tasks", "coop.pools.notices",
+                "coop.pools.settlement",
                 "coop.intake.tasks", "coop.treasury.tasks")
 
 

@@ -15,6 +15,7 @@ from coop.payouts import services as payouts
 from coop.pools import services as pools
 from coop.pools.models import Order
 from tests.support.intake import FARMER, PRICE, order
+from tests.support.settle import close_and_settle
 
 pytestmark = pytest.mark.usefixtures("stripe_clean", "ledger_sound")
 DECLINED = "pm_card_chargeCustomerFail"
@@ -209,7 +210,7 @@ def test_money_pages_queries_do_not_grow_with_rows(app, market, count_queries, m
                               payment_method="pm_card_visa")[0]
         pools.place_order(m.buyers[0], pool.id, quantity_kg=kg_b,
                           payment_method="pm_card_visa")
-        pools.close_pool(pool.id)
+        close_and_settle(pool.id)
         allocations = pools.pool_allocations(pool.id)
         intake.record_intake(m.manager, allocations[0].id, received_kg="1", grade="sca85")
         db.session.commit()
@@ -233,7 +234,7 @@ def test_payout_lines_pay_deliveries_oldest_first(app, sold):
     farmer = m.farmers[2]
     pool = m.open_pool(min_kg="10", max_kg="100")
     pools.place_order(m.buyers[0], pool.id, quantity_kg="60", payment_method="pm_card_visa")
-    pools.close_pool(pool.id)
+    close_and_settle(pool.id)
     second = next(a for a in pools.pool_allocations(pool.id) if a.farmer_user_id == farmer.id)
     first = _record(m, 2, "150")
     db.session.commit()

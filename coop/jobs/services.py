@@ -98,16 +98,19 @@ def enqueue(name: str, *, key: str | None = None, run_at: datetime | None = None
 
 
 def enqueue_many(name: str, payloads: list[dict], *, coop_id: int | None = None,
-                 run_at: datetime | None = None) -> list[int]:
-    """Many keyless jobs at once (a batch's messages): one INSERT; their ids."""
+                 run_at: datetime | None = None, keys: list[str] | None = None) -> list[int]:
+    """Many jobs at once (a batch's messages, a settlement's chunks): one INSERT; their ids.
+    `keys`, one a payload, must be new (they name the jobs for `live`, not to deduplicate)."""
     if name not in TASKS:
         raise KeyError(f"no task {name!r}")
     if not payloads:
         return []
     at = run_at or utcnow()
-    rows = [{"task": name, "payload": json.dumps(p, sort_keys=True), "run_at": at,
+    keys = keys or [None] * len(payloads)
+    rows = [{"task": name, "key": key, "payload": json.dumps(p, sort_keys=True), "run_at": at,
              "coop_id": coop_id, "status": JobStatus.PENDING.value, "attempts": 0,
-             "deferred": _deferred(at), "created_at": utcnow()} for p in payloads]
+             "deferred": _deferred(at), "created_at": utcnow()}
+            for p, key in zip(payloads, keys)]
     ids = list(db.session.scalars(Job.__table__.insert().returning(Job.__table__.c.id), rows))
     session = db.session()
     for job_id in ids:
@@ -321,6 +324,16 @@ def retry(job_id: int, coop_id: int | None = None) -> Job:
     db.session.flush()
     _remember(db.session(), job.id, job.run_at)
     return job
+
+
+def live(name: str, key_prefix: str) -> int:
+    """How many jobs of task `name` whose key starts with `key_prefix` are still to run
+    (pending or running)."""
+    from sqlalchemy import func
+    return int(db.session.scalar(select(func.count()).select_from(Job).where(
+        Job.status.in_((JobStatus.PENDING, JobStatus.RUNNING)), Job.task == name,
+        Job.key.like(key_prefix.replace("%", r"\%").replace("_", r"\_") + "%", escape="\\")))
+        or 0)
 
 
 def parked(coop_id: int | None = None) -> list[Job]:

@@ -237,6 +237,25 @@ def settle_pending(coop, pending: LedgerEntry, *, outcome: str) -> None:
     # capture takes less than was held). The hold stays as the record of the authorisation.
 
 
+def settle_pending_many(coop, source_type: str, source_ids, *, outcome: str) -> int:
+    """`settle_pending` for the pending card holds of many sources at once (a settlement
+    chunk's orders): one UPDATE; those already settled are left as they are. Returns how
+    many were marked."""
+    if outcome not in ("posted", "voided"):
+        raise ValueError(outcome)
+    ids = sorted(set(source_ids))
+    if not ids:
+        return 0
+    result = db.session.execute(
+        update(LedgerEntry).where(LedgerEntry.coop_id == coop.id,
+                                  LedgerEntry.source_type == source_type,
+                                  LedgerEntry.source_id.in_(ids),
+                                  LedgerEntry.kind.in_(MEMO_KINDS),
+                                  LedgerEntry.status == "pending")
+        .values(status=outcome).execution_options(synchronize_session=False))
+    return result.rowcount
+
+
 # Card holds are memorandum entries: pending while the card is held, then marked posted
 # (captured) or voided (released). Their lines count in no posted balance.
 MEMO_KINDS = ("card_hold",)

@@ -1,7 +1,7 @@
 """API rows for pools and orders (api-v1.md): thin calls to coop.pools.services."""
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import g, jsonify, request, url_for
 from flask_babel import gettext as _
 
 from ..api.common import error, idempotency_key, json_body, page_args, paged, token_required
@@ -37,8 +37,15 @@ def order_json(order) -> dict:
             "amount_refunded_minor": order.amount_refunded_minor, "currency": order.currency}
 
 
+def settlement_json(pool) -> dict:
+    return {**services.settlement_progress(pool),
+            "settled_at": pool.settled_at.isoformat() if pool.settled_at else None}
+
+
 def close_json(pool) -> dict:
     return {"id": pool.id, "status": pool.status, "allocated_kg": format_kg(pool.allocated_g),
+            "settlement": settlement_json(pool),
+            "status_url": url_for("api.close_status", pool_id=pool.id),
             "orders": [{"id": o.id, "quantity_kg": format_kg(o.quantity_g),
                         "status": o.status, "amount_captured_minor": o.amount_captured_minor}
                        for o in services.pool_orders(pool.id)
@@ -137,12 +144,33 @@ def delete_order(order_id):
     return jsonify(order_json(services.withdraw_order(g.api_user, order_id)))
 
 
+def _close_answer(pool, status: int = 200):
+    """The close's state: 202 while its holds are being settled (the status URL tells how
+    far: poll it), 200 once every hold is captured or cancelled."""
+    body = close_json(pool)
+    settling = body["settlement"]["state"] == "settling"
+    response = jsonify(body)
+    response.status_code = 202 if settling else status
+    if settling:
+        response.headers["Location"] = body["status_url"]
+        response.headers["Retry-After"] = "2"
+    return response
+
+
 @bp.post("/pools/<int:pool_id>/close")
 @token_required
 def close_pool(pool_id):
     pool = services.get_pool(pool_id)
     require_member(pool.coop_id, "manager", user=g.api_user)
-    return jsonify(close_json(services.close_pool(pool.id)))
+    return _close_answer(services.close_pool(pool.id))
+
+
+@bp.get("/pools/<int:pool_id>/close")
+@token_required
+def close_status(pool_id):
+    pool = services.get_pool(pool_id)
+    require_member(pool.coop_id, "manager", "treasurer", user=g.api_user)
+    return _close_answer(pool)
 
 
 _POOL = ("id", "coop_id", "crop", "grade", "status", "min_kg", "max_kg", "committed_kg",
@@ -173,10 +201,26 @@ register({
         "status": {"type": "string", "enum": values(OrderStatus)},
         "quantity_kg": KG, "amount_authorized_minor": MINOR, "amount_captured_minor": MINOR,
         "amount_refunded_minor": MINOR, "currency": {"type": "string"}}},
+    "Settlement": {"type": "object", "required": ["state", "total", "done", "captured",
+                                                  "cancelled", "failed", "settled_at"],
+                   "description": "How far the capture or cancellation of the pool's card holds "
+                                  "is: done of total (workers settle them after the close).",
+                   "properties": {
+        "state": {"type": "string", "enum": ["open", "settling", "settled"]},
+        "total": {"type": "integer", "minimum": 0}, "done": {"type": "integer", "minimum": 0},
+        "captured": {"type": "integer", "minimum": 0},
+        "cancelled": {"type": "integer", "minimum": 0},
+        "failed": {"type": "integer", "minimum": 0},
+        "settled_at": {"type": ["string", "null"], "format": "date-time"}}},
     "CloseResult": {"type": "object", "required": ["id", "status", "allocated_kg", "orders",
-                                                   "allocations"], "properties": {
+                                                   "allocations", "settlement", "status_url"],
+                    "properties": {
         "id": {"type": "integer"},
         "status": {"type": "string", "enum": values(PoolStatus)}, "allocated_kg": KG,
+        "settlement": {"$ref": "#/components/schemas/Settlement"},
+        "status_url": {"type": "string",
+                       "description": "GET it for the close's state (also the Location of a "
+                                      "202)"},
         "orders": {"type": "array", "items": {
             "type": "object", "required": ["id", "quantity_kg", "status",
                                            "amount_captured_minor"], "properties": {
@@ -205,8 +249,14 @@ register({
      {200: "Order", 402: "Error", 404: "Error", 409: "Error"}),
     ("delete", "/orders/{id}", "Withdraw an order while the pool is open", True, None,
      {200: "Order", 404: "Error", 409: "Error"}),
-    ("post", "/pools/{id}/close", "Close a pool (manager); closing twice returns the same",
-     True, None, {200: "CloseResult", 403: "Error", 404: "Error", 409: "Error", 503: "Error"}),
+    ("post", "/pools/{id}/close", "Close a pool (manager): decided and allocated at once, 202 "
+     "while its card holds are captured or cancelled by the workers (poll status_url), 200 "
+     "once settled; closing twice returns the same",
+     True, None, {200: "CloseResult", 202: "CloseResult", 403: "Error", 404: "Error",
+                  409: "Error", 503: "Error"}),
+    ("get", "/pools/{id}/close", "The close's state (manager, treasurer): 202 while settling, "
+     "200 once settled or while open", True, None,
+     {200: "CloseResult", 202: "CloseResult", 403: "Error", 404: "Error"}),
 ], {("get", "/pools"): query_parameter(
         "status", {"type": "string", "enum": values(PoolStatus)},
         "only the pools in this status; another value is 422"),

@@ -1,9 +1,10 @@
-"""Closing a pool: decide (confirmed or failed), allocate to farmers pro rata, settle (capture
-or cancel every hold), close the due pools, cancel a pool; and the previews of closing and
-cancelling.
+"""Closing a pool: decide (confirmed or failed) and allocate to farmers pro rata in the request,
+then settle (capture or cancel every hold) on the queue (coop/pools/settlement.py); close the
+due pools, cancel a pool; and the previews of closing and cancelling.
 
-Commit points: as placing an order, closing runs as short committed steps, each recorded, so
-that a crash and a rerun finish the work without capturing or allocating twice."""
+Commit points: deciding is one transaction with the settlement's jobs in it; each chunk job
+then runs as short committed steps, so that a crash and a rerun finish the work without
+capturing or allocating twice."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,19 +26,20 @@ from ..messages import services as messages
 from ..payments import gateway
 from ..pricing import services as pricing
 from .models import Allocation, Order, Pool
-from . import notices
-from .core import _ledger_capture, _ledger_release, delivery_due, get_pool
-from .orders import _fault_point, _outcome_unknown
+from . import settlement
+from .core import delivery_due, get_pool
+from .orders import _outcome_unknown
 from .resolver import _in_flight, resolve_holds
 
 
-def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
-    """Step 1 of closing, in one transaction with the pool row locked: confirm and allocate,
-    or fail. Does nothing if the pool is already decided."""
+def _decide(pool_id: int, now: datetime, on_demand: bool) -> bool:
+    """Closing's one transaction, with the pool row locked: confirm and allocate, or fail;
+    and the jobs that settle its holds (coop/pools/settlement.py). Does nothing (False) if
+    the pool is already decided."""
     pool = db.session.scalar(select(Pool).where(Pool.id == pool_id).with_for_update(of=Pool))
     if pool.status != "open":
         db.session.rollback()
-        return
+        return False
     if not on_demand and pool.closes_at > now:
         db.session.rollback()
         raise Conflict(_("This pool is not due to close yet."), code="not_due")
@@ -61,7 +63,9 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> None:
         pool.status = "confirmed"
     else:
         pool.status = "failed"
+    settlement.begin(pool, now)
     commit_step()
+    return True
 
 
 def _split_over_listings(grams: int, listings) -> dict[int, int]:
@@ -127,58 +131,12 @@ def _tell_farmers_sold(pool: Pool, farmer_price: int, allocations: list[dict],
                         pool=f"#{pool.id}", coop=pool.coop.name, link="/my/deliveries")
 
 
-def _settle(pool_id: int, now: datetime) -> None:
-    """Step 2 of closing: capture (confirmed) or cancel (failed, cancelled) every hold still
-    authorized, one order at a time, no row lock held while Stripe answers. A rerun continues
-    where a crash stopped: capture and cancel of an intent already done are harmless."""
-    pool = db.session.get(Pool, pool_id)
-    capture, coop_id = pool.status == "confirmed", pool.coop_id
-    ids = list(db.session.scalars(select(Order.id).where(Order.pool_id == pool_id,
-                                                         Order.status == "authorized")))
-    commit_step()
-    for order_id in ids:
-        order = db.session.get(Order, order_id)
-        if order.status != "authorized":
-            continue
-        try:
-            if capture:
-                hold = gateway.capture(order.payment_intent_id, order.amount_due_minor,
-                                       {"order_id": str(order.id), "pool_id": str(pool_id),
-                                        "coop_id": str(coop_id)})
-                # Captured at Stripe, not yet here: where tests kill a worker (tests/jobs).
-                _fault_point("after_capture")
-                values = {"status": "captured", "amount_captured_minor": order.amount_due_minor,
-                          "charge_id": hold.charge_id or order.charge_id}
-            else:
-                gateway.cancel(order.payment_intent_id)
-                values = {"status": "cancelled"}
-        except gateway.PaymentError as exc:
-            if exc.code not in ("unexpected_state", "resource_missing"):
-                raise  # Stripe did not answer or erred: a rerun of the close finishes it.
-            # The hold is gone (expired, or cancelled outside Minga): nothing can be taken.
-            values = {"status": "failed", "failure_message": str(exc)[:255]}
-        result = db.session.execute(update(Order).where(Order.id == order_id,
-                                                        Order.status == "authorized")
-                                    .values(updated_at=utcnow(), **values)
-                                    .execution_options(synchronize_session=False))
-        if result.rowcount == 1:
-            if values["status"] == "captured":
-                _ledger_capture(order, values["amount_captured_minor"], values["charge_id"])
-                notices.captured(order, values["amount_captured_minor"])
-            else:
-                _ledger_release(order)
-                if values["status"] == "cancelled":
-                    notices.released(order)
-        commit_step()
-    db.session.execute(update(Pool).where(Pool.id == pool_id, Pool.settled_at.is_(None))
-                       .values(settled_at=now).execution_options(synchronize_session=False))
-    commit_step()
-
-
 def close_pool(pool_id: int, *, now: datetime | None = None, on_demand: bool = True) -> Pool:
     """Close a pool: at or after its closing time, or on demand by its manager. Confirms it
-    (committed >= min_kg) with allocation and captures, or fails it and cancels every hold.
-    Closing again, or after a crash, finishes what is left and never does anything twice."""
+    (committed >= min_kg) with its allocation, or fails it, in one transaction that also
+    writes the jobs capturing or cancelling every hold (the queue's workers settle it:
+    `settlement.progress` tells how far). Closing again, or after a crash, changes nothing
+    decided and only finishes a settlement no job is left to finish."""
     now = now or utcnow()
     get_pool(pool_id)
     commit_step()
@@ -186,10 +144,7 @@ def close_pool(pool_id: int, *, now: datetime | None = None, on_demand: bool = T
         if get_pool(pool_id).status == "open":
             # Orders a crash or an outage left unsettled are settled first (resolve_holds).
             resolve_holds(pool_id=pool_id, now=now)
-        _decide(pool_id, now, on_demand)
-        pool = get_pool(pool_id)
-        if pool.settled_at is None:
-            _settle(pool_id, now)
+        decided = _decide(pool_id, now, on_demand)
     except gateway.PaymentError as exc:
         if not _outcome_unknown(exc) and exc.code not in ("rate_limited",
                                                           "gateway_not_configured"):
@@ -198,24 +153,27 @@ def close_pool(pool_id: int, *, now: datetime | None = None, on_demand: bool = T
         raise DomainError(_("The card network cannot be reached right now. What was done is "
                             "kept; close the pool again in a moment."),
                           code="payment_unavailable", status=503)
+    if not decided:
+        settlement.resume(pool_id, now)
     db.session.expire_all()
     return get_pool(pool_id)
 
 
 def cancel_pool(pool_id: int, now: datetime | None = None) -> Pool:
-    """A manager calls off an open pool: every hold is released, nobody pays."""
+    """A manager calls off an open pool: every hold is released (by the settlement's jobs),
+    nobody pays."""
     now = now or utcnow()
     pool = db.session.scalar(select(Pool).where(Pool.id == pool_id).with_for_update(of=Pool))
     if pool.status != "open":
         db.session.rollback()
         if pool.status == "cancelled" and pool.settled_at is None:
-            _settle(pool_id, now)
+            settlement.resume(pool_id, now)
             return get_pool(pool_id)
         raise Conflict(_("Only an open pool can be cancelled."), code="pool_closed")
     pool.status = "cancelled"
     pool.decided_at = now
+    settlement.begin(pool, now)
     commit_step()
-    _settle(pool_id, now)
     return get_pool(pool_id)
 
 

@@ -40,6 +40,9 @@ class Pool(db.Model):
     allocated_g: Mapped[int] = mapped_column(BigInteger, default=0)
     # Set when every hold has been captured or cancelled at Stripe.
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # How many card holds the close left to capture or cancel (settlement's progress: that
+    # many less the orders still authorized).
+    settle_total: Mapped[int] = mapped_column(default=0, server_default="0")
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -80,6 +83,10 @@ class Order(db.Model):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str] = mapped_column(String(255), default="")
+    # Settlement (coop/pools/settlement.py): the run of a chunk job that is capturing or
+    # cancelling this hold at Stripe, and until when; past it, another run may claim it.
+    settle_claim: Mapped[str | None] = mapped_column(String(32))
+    settle_claim_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

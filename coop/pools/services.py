@@ -16,3 +16,4 @@ from .resolver import (  # noqa: F401
 from .closing import (  # noqa: F401
     BuyerEffect, ClosePreview, FarmerEffect, cancel_pool, close_due, close_pool, preview_cancel,
     preview_close)
+from .settlement import progress as settlement_progress  # noqa: F401,E402

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..common import confirm, web
-from ..common.access import is_farmer, require_member, roles_in
+from ..common.access import is_farmer, require_member
 from ..common.errors import ValidationFailed
 from ..common.models import utcnow
 from ..extensions import db
@@ -255,6 +255,7 @@ def manage_pool(pool_id):
     return render_template("pools/manage_pool.html", orders=orders, allocations=allocations,
                            totals=totals, delivered=delivered, shown=SHOWN,
                            buyers=buyers, farmers=farmers, intakes=intakes, refunds=refunds,
+                           settling=_settling(pool),
                            delivery_due=intake.delivery_due(pool) if allocations else None,
                            action_form=ActionForm(), now=utcnow(), **_view(pool))
 
@@ -269,6 +270,17 @@ def pool_orders(pool_id):
     found = services.pool_orders_page(pool.id, page_number(request.args.get("page")))
     buyers, _farmers = _names(found.items, [])
     return render_template("pools/pool_orders.html", pool=pool, found=found, buyers=buyers)
+
+
+def _settling(pool):
+    """A decided pool whose holds the workers are still capturing or cancelling: how far they
+    are, the figures written the reader's way (None once settled, or while open)."""
+    if pool.status == "open" or pool.settled_at is not None:
+        return None
+    from ..common.numbers import format_number
+    progress = services.settlement_progress(pool)
+    return {k: format_number(progress[k], "#,##0")
+            for k in ("total", "done", "captured", "cancelled", "failed")}
 
 
 def _pool_step(pool_id, action, preview_of, yes):
@@ -296,7 +308,11 @@ def close(pool_id):
     if page:
         return page
     pool = services.close_pool(pool.id)
-    flash(_("Pool closed: %(status)s.", status=_(pool.status)), "info")
+    if pool.settled_at is None:
+        flash(_("Pool closed: %(status)s. The card holds are being settled; this page shows "
+                "how far.", status=_(pool.status)), "info")
+    else:
+        flash(_("Pool closed: %(status)s.", status=_(pool.status)), "info")
     return redirect(url_for("pools.manage_pool", pool_id=pool_id))
 
 
@@ -309,5 +325,5 @@ def cancel(pool_id):
     if page:
         return page
     services.cancel_pool(pool.id)
-    flash(_("Pool cancelled; every hold was released."), "info")
+    flash(_("Pool cancelled; every hold is being released."), "info")
     return redirect(url_for("pools.manage_pool", pool_id=pool_id))

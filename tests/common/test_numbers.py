@@ -32,6 +32,7 @@ from coop.pricing import services as pricing
 from coop.pricing.models import PriceVersion
 
 from tests.support.confirm import confirm, is_confirmation, post_confirmed
+from tests.support.settle import close_and_settle
 
 VISA = "pm_card_visa"
 LOCALES = ("es_CO", "es_PE", "en")
@@ -612,7 +613,7 @@ def test_intake_received_kilograms(app, world, locale, typed, expected):
     pool = pools.open_pool(w.coop, w.manager, crop="coffee", grade="sca85", min_kg="100",
                            max_kg="200", closes_at=utcnow() + timedelta(days=3))
     pools.place_order(w.buyer, pool.id, quantity_kg="200", payment_method=VISA)
-    pools.close_pool(pool.id)
+    close_and_settle(pool.id)
     db.session.commit()
     allocation = pools.pool_allocations(pool.id)[0]
     client = client_for(app, w.manager, locale)

@@ -19,6 +19,7 @@ from coop.ledger.models import LedgerEntry
 from coop.payments import gateway
 from tests.support.confirm import confirm, is_confirmation
 from tests.support.intake import FARMER, PREMIUM, PRICE, order, price_grade, stripe_refunds
+from tests.support.settle import close_and_settle
 
 pytestmark = pytest.mark.usefixtures("stripe_clean", "ledger_sound")
 
@@ -123,7 +124,7 @@ def test_refunds_never_exceed_what_was_captured(market, monkeypatch):
         return real(intent, amount, metadata)
 
     monkeypatch.setattr(gateway, "capture", expired_hold_for_b)
-    pools.close_pool(pool.id)
+    close_and_settle(pool.id)
     assert order(b.id).status == "failed" and order(a.id).status == "captured"
     alloc = {x.farmer_user_id: x for x in pools.pool_allocations(pool.id)}
     alloc = [alloc[f.id] for f in market.farmers]

@@ -57,6 +57,11 @@ def _close_job(pool_id) -> Job:
     return db.session.scalar(select(Job).where(Job.key == f"pool-close:{pool_id}"))
 
 
+def _settle_job(pool_id) -> Job:
+    db.session.rollback()
+    return db.session.scalar(select(Job).where(Job.key.like(f"pool-settle:{pool_id}:%")))
+
+
 def _captured_once_at_stripe(sandbox, orders: list[Order]) -> None:
     """Each intent captured once, for its order's amount: one charge, one balance movement."""
     from coop.payments import gateway
@@ -118,8 +123,10 @@ def test_a_worker_killed_mid_settlement_is_relieved_by_another_and_nothing_is_ca
         app, market, stripe_clean, broker, tmp_path):
     pool_id, order_ids = _due_pool(market, ["100", "100", "100"])
     hung = tmp_path / "hung"
-    # A short lease: a job whose worker is gone is handed over within seconds.
-    env = worker_env(app, JOB_LEASE_SECONDS=3, JOBS_SWEEP_AFTER_SECONDS=2)
+    # A short lease: a job whose worker is gone is handed over within seconds (and so is
+    # its claim on the holds it was settling).
+    env = worker_env(app, JOB_LEASE_SECONDS=3, JOBS_SWEEP_AFTER_SECONDS=2,
+                     SETTLE_CLAIM_SECONDS=3)
     with Processes(tmp_path) as procs:
         first = procs.start("worker", {**env, "MINGA_TEST_HANG_FILE": hung},
                             module="tests.support.worker_entry", name="first")
@@ -130,17 +137,21 @@ def test_a_worker_killed_mid_settlement_is_relieved_by_another_and_nothing_is_ca
                  processes=procs)
         procs.kill(first)
         db.session.rollback()
+        # The close was decided at once; its chunk's outcomes are recorded together: none yet.
         statuses = [_fresh(Order, order_id).status for order_id in order_ids]
-        assert statuses == ["captured", "authorized", "authorized"]
-        assert _close_job(pool_id).status == "running"
+        assert statuses == ["authorized", "authorized", "authorized"]
+        assert _close_job(pool_id).status == "done"
+        assert _settle_job(pool_id).status == "running"
         procs.start("worker", env, name="second")
         pool = wait_for(lambda: _settled(pool_id), timeout=40,
-                        what="the second worker finishing the close", processes=procs)
-        wait_for(lambda: _close_job(pool_id).status == "done", timeout=10,
-                 what="the close job done", processes=procs)
+                        what="the second worker finishing the settlement", processes=procs)
+        wait_for(lambda: _settle_job(pool_id).status == "done", timeout=10,
+                 what="the settlement job done", processes=procs)
     assert pool.status == "confirmed"
     orders = [_fresh(Order, order_id) for order_id in order_ids]
     assert [o.status for o in orders] == ["captured"] * len(orders)
     _captured_once_at_stripe(stripe_clean, orders)
-    job = _close_job(pool_id)
-    assert job.attempts == 2 and json.loads(job.payload) == {"pool_id": pool_id}
+    job = _settle_job(pool_id)
+    assert job.attempts == 2
+    assert json.loads(job.payload) == {"pool_id": pool_id, "order_ids": order_ids}
+    assert _close_job(pool_id).attempts == 1

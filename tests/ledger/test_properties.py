@@ -32,6 +32,7 @@ from coop.pricing import services as pricing
 from coop.shares import services as shares
 from coop.shares.models import ShareMovement
 from tests.support.database import empty_tables
+from tests.support.settle import close_and_settle
 
 
 class FakeStripe:
@@ -133,7 +134,7 @@ def _run(op, n, coop, manager, treasurer, farmers, buyers):
             pools.withdraw_order(next(b for b in buyers if b.buyer_id == order.buyer_id),
                                  order.id)
     elif op == "close" and open_pool:
-        pools.close_pool(open_pool.id)
+        close_and_settle(open_pool.id)
     elif op == "intake":
         done = select(Intake.allocation_id)
         allocation = db.session.scalar(select(Allocation).where(Allocation.id.not_in(done))

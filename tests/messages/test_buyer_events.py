@@ -17,6 +17,7 @@ from coop.messages.models import Message
 from coop.pools import notices
 from coop.pools import services as pools
 from tests.support.intake import PRICE, VISA
+from tests.support.settle import close_and_settle
 
 pytestmark = pytest.mark.usefixtures("ledger_sound")
 
@@ -65,8 +66,8 @@ def test_closing_tells_each_buyer_the_amount_captured_at_the_final_price(english
     pool = m.open_pool(min_kg="100", max_kg="500")
     pools.place_order(m.buyers[0], pool.id, quantity_kg="200", payment_method=VISA)
     pools.place_order(m.buyers[1], pool.id, quantity_kg="100", payment_method=VISA)
-    pools.close_pool(pool.id)
-    pools.close_pool(pool.id)            # closing again does nothing, tells nobody again
+    close_and_settle(pool.id)
+    close_and_settle(pool.id)            # closing again does nothing, tells nobody again
     jobs.drain()
     [first] = _told(m.buyers[0], "buyer.captured")
     [second] = _told(m.buyers[1], "buyer.captured")
@@ -82,7 +83,7 @@ def test_a_pool_that_did_not_fill_releases_and_says_so(english, stripe_clean):
     m = english
     pool = m.open_pool(min_kg="400", max_kg="500")
     pools.place_order(m.buyers[0], pool.id, quantity_kg="100", payment_method=VISA)
-    assert pools.close_pool(pool.id).status == "failed"
+    assert close_and_settle(pool.id).status == "failed"
     jobs.drain()
     [released] = _told(m.buyers[0], "buyer.released")
     assert "COP3,204,000.00" in released.body and "nothing is charged" in released.body

@@ -22,6 +22,7 @@ from coop.pools import services as pools
 from tests.plugins.payouts import bank_confirmation, owe
 from tests.support.intake import FARMER, VISA
 from tests.support.sent import messages_to
+from tests.support.settle import close_and_settle
 
 PHONE = "+573001234567"
 HARVEST = (date.today() - timedelta(days=2)).isoformat()
@@ -114,7 +115,7 @@ def test_closing_a_pool_tells_each_farmer_once_what_they_sold(market, stripe_cle
     make_listing(m.farmers[1], kg="100")  # a second listing: one message for both
     pool = m.open_pool(min_kg="100", max_kg="700")
     pools.place_order(m.buyers[0], pool.id, quantity_kg="350", payment_method=VISA)
-    closed = pools.close_pool(pool.id)
+    closed = close_and_settle(pool.id)
     assert closed.status == "confirmed"
     jobs.drain()
     allocations = pools.pool_allocations(pool.id)
@@ -147,7 +148,7 @@ def test_closing_a_pool_tells_each_farmer_once_what_they_sold(market, stripe_cle
     assert got.rcpt_tos == [m.farmers[1].email] and got.text.startswith(english.body[:60])
     assert price == 2_800_000
     # Closing again (a rerun of the close) tells nobody twice.
-    pools.close_pool(pool.id)
+    close_and_settle(pool.id)
     jobs.drain()
     assert len(messages_to(template="farmer.harvest_sold")) == 3
     assert len(sms_outbox.messages) == 1
@@ -167,7 +168,7 @@ def test_closing_costs_one_notify_per_farmer_not_per_allocation(market, stripe_c
         pools.place_order(m.buyers[0], pool.id, quantity_kg=kg, payment_method=VISA)
         db.session.commit()
         with count_queries() as counter:
-            assert pools.close_pool(pool.id).status == "confirmed"
+            assert close_and_settle(pool.id).status == "confirmed"
         assert {a.farmer_user_id for a in pools.pool_allocations(pool.id)} == \
             {f.id for f in m.farmers}
         return len(counter.statements)

@@ -12,6 +12,7 @@ from coop.ledger import services as ledger
 from coop.pools import services as pools
 from coop.pricing import services as pricing
 from tests.support.intake import PRICE, VISA
+from tests.support.settle import close_and_settle
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def sold(market, stripe_clean):
                                        payment_method=VISA)[0],
                      pools.place_order(market.buyers[1], pool.id, quantity_kg="100",
                                        payment_method=VISA)[0]]
-    market.pool = pools.close_pool(pool.id)
+    market.pool = close_and_settle(pool.id)
     assert market.pool.status == "confirmed"
     assert market.pool.final_price_per_kg_minor == PRICE
     allocations = pools.pool_allocations(pool.id)

@@ -14,6 +14,7 @@ from coop.payments import gateway
 from coop.pools import services as pools
 from coop.pools.models import Allocation, Order, Pool
 from coop.pricing import services as pricing
+from tests.support.settle import cancel_and_settle, close_and_settle
 
 pytestmark = pytest.mark.usefixtures("stripe_clean")
 VISA, DECLINE = "pm_card_visa", "pm_card_chargeCustomerFail"
@@ -84,7 +85,7 @@ def test_list_pools_needs_a_token(client, market):
 def test_any_user_lists_pools_and_filters_open(client, token, market, make_user):
     first = market.open_pool(max_kg="200", min_kg="10")
     second = market.open_pool(max_kg="100", min_kg="10")
-    pools.cancel_pool(second.id)
+    cancel_and_settle(second.id)
     lonely = make_user()  # no coop, no buyer: still "any user"
     for user in (market.buyers[0], market.farmers[0], market.manager, lonely):
         response = client.get("/api/v1/pools", headers=token(user))
@@ -277,7 +278,7 @@ def test_pool_full_409(client, token, market):
 
 def test_pool_closed_409(client, token, market):
     cancelled = market.open_pool(max_kg="100", min_kg="10")
-    pools.cancel_pool(cancelled.id)
+    cancel_and_settle(cancelled.id)
     headers = token(market.buyers[0])
     assert_error(_order(client, headers, cancelled.id), 409, "pool_closed")
     # Past its closing time but not yet closed by cron: closed for orders all the same.
@@ -287,7 +288,7 @@ def test_pool_closed_409(client, token, market):
     assert_error(_order(client, headers, late.id), 409, "pool_closed")
     confirmed = market.open_pool(max_kg="100", min_kg="1", days=2)
     assert _order(client, headers, confirmed.id, kg="5").status_code == 201
-    pools.close_pool(confirmed.id)
+    close_and_settle(confirmed.id)
     assert_error(_order(client, token(market.buyers[1]), confirmed.id), 409, "pool_closed")
 
 
@@ -418,11 +419,11 @@ def test_withdraw_after_close_is_409(client, token, market):
     headers = token(market.buyers[0])
     confirmed = market.open_pool(min_kg="1", max_kg="100")
     captured = _order(client, headers, confirmed.id, kg="10").json
-    pools.close_pool(confirmed.id)
+    close_and_settle(confirmed.id)
     assert_error(client.delete(f"/api/v1/orders/{captured['id']}", headers=headers), 409)
     failed = market.open_pool(min_kg="50", max_kg="100")
     cancelled = _order(client, headers, failed.id, kg="10").json
-    pools.close_pool(failed.id)
+    close_and_settle(failed.id)
     assert_error(client.delete(f"/api/v1/orders/{cancelled['id']}", headers=headers), 409)
     db.session.expire_all()
     assert db.session.get(Order, captured["id"]).status == "captured"
@@ -460,7 +461,7 @@ def test_list_my_orders(client, token, market):
     assert items[a["id"]] == {**items[a["id"]], "status": "authorized", "quantity_kg": "250.000",
                               "amount_captured_minor": 0, "amount_refunded_minor": 0,
                               "currency": "COP", "pool_id": pool.id}
-    pools.close_pool(pool.id)
+    close_and_settle(pool.id)
     after = {o["id"]: o for o in client.get("/api/v1/orders?mine=1",
                                             headers=headers).json["items"]}
     tier = pricing.breakdown(pool.price, 257_000).buyer
@@ -483,10 +484,21 @@ def test_close_confirms_allocates_and_captures(client, token, market):
     withdrawn = _order(client, token(market.buyers[1]), pool.id, kg="1").json
     client.delete(f"/api/v1/orders/{withdrawn['id']}", headers=token(market.buyers[1]))
     response = client.post(f"/api/v1/pools/{pool.id}/close", headers=token(market.manager))
+    # Decided and allocated at once; the captures are the workers' (202 and a status URL).
+    assert response.status_code == 202, response.json
+    body = response.json
+    assert {"status", "allocated_kg", "orders", "allocations", "settlement",
+            "status_url"} <= set(body)
+    assert body["status"] == "confirmed" and body["allocated_kg"] == "450.001"
+    assert body["settlement"]["state"] == "settling" and body["settlement"]["total"] == 2
+    assert response.headers["Location"] == body["status_url"] == f"/api/v1/pools/{pool.id}/close"
+    # The jobs ran (eagerly in tests): the status URL answers the settled close.
+    response = client.get(body["status_url"], headers=token(market.manager))
     assert response.status_code == 200, response.json
     body = response.json
-    assert {"status", "allocated_kg", "orders", "allocations"} <= set(body)
-    assert body["status"] == "confirmed" and body["allocated_kg"] == "450.001"
+    assert body["settlement"]["state"] == "settled"
+    assert (body["settlement"]["done"], body["settlement"]["captured"]) == (2, 2)
+    assert body["settlement"]["settled_at"]
     tier = pricing.breakdown(pool.price, 450_001).buyer
     orders = {o["id"]: o for o in body["orders"]}
     assert set(orders) == {a["id"], b["id"]}
@@ -514,10 +526,15 @@ def test_closing_twice_returns_the_same_body(client, token, market, stripe_clean
     _order(client, token(market.buyers[0]), pool.id, kg="120")
     headers = token(market.manager)
     first = client.post(f"/api/v1/pools/{pool.id}/close", headers=headers)
+    assert first.status_code == 202  # settled by the jobs run after it (eagerly in tests)
     intents_after_first = [(i["id"], i["status"]) for i in _intents(stripe_clean)]
     second = client.post(f"/api/v1/pools/{pool.id}/close", headers=headers)
-    assert first.status_code == second.status_code == 200
-    assert first.json == second.json
+    third = client.post(f"/api/v1/pools/{pool.id}/close", headers=headers)
+    assert second.status_code == third.status_code == 200
+    assert second.json == third.json == client.get(first.json["status_url"],
+                                                   headers=headers).json
+    assert {k: v for k, v in first.json.items() if k not in ("orders", "settlement")} == \
+        {k: v for k, v in second.json.items() if k not in ("orders", "settlement")}
     assert [(i["id"], i["status"]) for i in _intents(stripe_clean)] == intents_after_first
     assert db.session.scalar(select(func.count()).select_from(Allocation)) == 3
     assert sum(db.session.get(Listing, x.id).committed_g for x in market.listings) == 120_000

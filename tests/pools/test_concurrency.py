@@ -11,6 +11,7 @@ from coop.common.errors import Conflict
 from coop.extensions import db
 from coop.pools import services as pools
 from coop.pools.models import Order, Pool
+from tests.support.settle import close_and_settle
 
 THREADS = 60
 ROOM_KG = 30
@@ -59,5 +60,5 @@ def test_simultaneous_orders_never_pass_max(app, market, make_buyer):
     held = db.session.scalar(select(func.coalesce(func.sum(Order.quantity_g), 0))
                              .where(Order.pool_id == pool_id, Order.status == "authorized"))
     assert committed == held == ROOM_KG * 1000
-    closed = pools.close_pool(pool_id)
+    closed = close_and_settle(pool_id)
     assert closed.allocated_g == ROOM_KG * 1000

@@ -22,6 +22,7 @@ from coop.pools.models import Order, Pool
 from tests.support import database_url, is_postgres
 from tests.support.holds import (assert_holds_agree, live_holds, place_order_and_die,
                                  sandbox_intents)
+from tests.support.settle import cancel_and_settle, close_and_settle
 
 VISA, DECLINE = "pm_card_visa", "pm_card_chargeCustomerFail"
 TIMEOUT = 1.0          # the Stripe client's timeout in these tests (30 s in production)
@@ -159,7 +160,7 @@ def test_an_unknown_hold_in_a_pool_the_manager_cancelled_is_released(market, qui
     with pytest.raises(DomainError):
         _order("30", key="c1", market=market)
     monkeypatch.undo()
-    pools.cancel_pool(market.pool.id)
+    cancel_and_settle(market.pool.id)
     assert len(live_holds(quick)) == 1
     result = pools.resolve_holds()
     assert len(result.failed) == 1 and len(result.cancelled) == 1
@@ -187,20 +188,31 @@ def test_an_unknown_order_with_no_hold_at_stripe_fails_once_the_settle_time_pass
     assert_holds_agree(quick)
 
 
-def test_closing_with_stripe_unreachable_answers_503_not_500(market, quick, client, token):
+def test_closing_with_stripe_unreachable_answers_at_once_and_the_workers_finish_later(
+        app, market, quick, client, token, monkeypatch):
     market.pool = market.open_pool(min_kg="10")
     _order("100", market=market)
+    from coop.jobs import services as jobs
+    monkeypatch.setattr(jobs, "run_eager_jobs", lambda: None)  # the workers are elsewhere
     quick.pause()
     try:
+        # Closing calls no Stripe: decided, allocated, answered at once (never a 500).
         response = client.post(f"/api/v1/pools/{market.pool.id}/close",
                                headers=token(market.manager))
+        assert response.status_code == 202, response.json
+        assert response.json["settlement"]["state"] == "settling"
+        # A worker meets Stripe hanging: the job is tried again later, the hold kept.
+        from coop.jobs.models import Job
+        [job] = db.session.scalars(select(Job).where(Job.task == "pools.settle"))
+        assert jobs.run(job.id).status == "pending"
+        assert [o.status for o in _orders()] == ["authorized"]
     finally:
         quick.resume()
-    assert response.status_code == 503
-    assert response.json["error"]["code"] == "payment_unavailable"
-    # What was done is kept; closing again finishes it once.
-    closed = pools.close_pool(market.pool.id)
-    assert closed.status == "confirmed"
+    # What was done is kept; the job's next run finishes it once.
+    assert jobs.run(job.id, now=utcnow() + timedelta(hours=1)).status == "done"
+    closed = db.session.get(Pool, market.pool.id)
+    db.session.refresh(closed)
+    assert closed.status == "confirmed" and closed.settled_at is not None
     assert [o.status for o in _orders()] == ["captured"]
     assert live_holds(quick) == {}
 
@@ -220,10 +232,10 @@ def test_a_worker_killed_between_the_hold_and_its_record_is_settled_and_closing_
     # While its worker might still be waiting for Stripe, the order is left alone.
     assert pools.resolve_holds().waiting == [order.id]
     with pytest.raises(Conflict) as err:
-        pools.close_pool(market.pool.id)
+        close_and_settle(market.pool.id)
     assert err.value.code == "orders_in_flight"
     # Past the settle time (minutes in production, not 15), closing settles it first.
-    closed = pools.close_pool(market.pool.id, now=_later())
+    closed = close_and_settle(market.pool.id, now=_later())
     assert closed.status == "confirmed"
     order = db.session.get(Order, order.id)
     assert order.status == "captured" and order.payment_intent_id == intent["id"]

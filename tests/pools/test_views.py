@@ -19,6 +19,7 @@ from coop.pricing import services as pricing
 from coop.pricing.models import PriceVersion
 from tests.support import KEEP
 from tests.support.confirm import confirm, confirmation, is_confirmation, post_confirmed
+from tests.support.settle import cancel_and_settle, close_and_settle
 
 pytestmark = pytest.mark.usefixtures("stripe_clean")
 VISA, DECLINE = "pm_card_visa", "pm_card_chargeCustomerFail"
@@ -67,7 +68,7 @@ def test_open_pools_show_progress_price_breakdown_and_time_left(app, market):
     pool = market.open_pool(min_kg="100", max_kg="500", days=3)
     _order(market, pool, "120.5")
     closed = market.open_pool(min_kg="10", max_kg="50")
-    pools.cancel_pool(closed.id)
+    cancel_and_settle(closed.id)
     price = pricing.highest(pool.price)
     for user in (None, market.buyers[1]):
         client = client_as(app, user)
@@ -96,7 +97,7 @@ def test_pool_page_shows_the_tier_prices_and_the_hold_price(app, market):
 
 def test_pool_page_for_a_past_pool_and_a_missing_one(app, market):
     pool = market.open_pool()
-    pools.cancel_pool(pool.id)
+    cancel_and_settle(pool.id)
     client = client_as(app, market.buyers[0])
     page = text(client.get(f"/pools/{pool.id}"))
     assert "Closed" in page and 'name="quantity_kg"' not in page
@@ -189,7 +190,7 @@ def test_change_and_withdraw_from_my_orders(app, market):
 def test_my_orders_after_closing_shows_what_was_paid(app, market):
     pool = market.open_pool(min_kg="100")
     order = _order(market, pool, "420")
-    pools.close_pool(pool.id)
+    close_and_settle(pool.id)
     order = db.session.get(Order, order.id)
     page = text(client_as(app, market.buyers[0]).get("/my/orders"))
     assert "Paid" in page and money(order.amount_captured_minor) in page
@@ -207,7 +208,7 @@ def test_farmer_sees_which_listing_went_into_which_pool(app, market):
     _order(market, pool, "200.001", buyer=1)
     client = client_as(app, market.farmers[2])
     assert "None of your harvests" in text(client.get("/my/sales"))
-    pools.close_pool(pool.id)
+    close_and_settle(pool.id)
     page = text(client.get("/my/sales"))
     listing = market.listings[2]
     assert f"Pool #{pool.id}" in page and f"Listing #{listing.id}" in page
@@ -308,7 +309,7 @@ def test_manager_cancels_a_pool_and_every_hold_is_released(app, market):
     assert order.status == "cancelled"
     assert gateway.retrieve(order.payment_intent_id).status == "canceled"
     page = text(client.get(f"/manage/pools/{pool.id}"))
-    assert "every hold was released" in page and "Cancel pool" not in page
+    assert "every hold is being released" in page and "Cancel pool" not in page
     post_confirmed(client, f"/manage/pools/{pool.id}/cancel")
     assert "Only an open pool can be cancelled" in text(client.get(f"/manage/pools/{pool.id}"))
     buyer_page = text(client_as(app, market.buyers[0]).get("/my/orders"))

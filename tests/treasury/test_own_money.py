@@ -22,6 +22,7 @@ from coop.pools.models import Order
 from coop.pricing import services as pricing
 from coop.treasury import stripe_reconciliation
 from coop.treasury.models import StripeBalanceTxn
+from tests.support.settle import close_and_settle
 
 VISA = "pm_card_visa"
 HEADER = "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC),Available On (UTC)\n"
@@ -50,7 +51,7 @@ def _market(name, make_coop, make_user, make_farmer, make_listing, make_buyer) -
     db.session.commit()
     m.order_ids = [pools.place_order(b, pool.id, quantity_kg="100", payment_method=VISA)[0].id
                    for b in m.buyers]
-    assert pools.close_pool(pool.id).status == "confirmed"
+    assert close_and_settle(pool.id).status == "confirmed"
     db.session.commit()
     allocation = pools.pool_allocations(pool.id)[0]
     intake.record_intake(m.manager, allocation.id,

@@ -20,6 +20,7 @@ from coop.treasury import bank_statement
 from coop.treasury import reports
 from coop.treasury import stripe_reconciliation
 from coop.treasury.models import BankStatementLine, StripeBalanceTxn
+from tests.support.settle import close_and_settle
 
 VISA = "pm_card_visa"
 HEADER = "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC),Available On (UTC)\n"
@@ -77,7 +78,7 @@ def captured(market, stripe_clean):
     pool = market.open_pool(min_kg="100", max_kg="500")
     a = pools.place_order(market.buyers[0], pool.id, quantity_kg="150", payment_method=VISA)[0]
     b = pools.place_order(market.buyers[1], pool.id, quantity_kg="100", payment_method=VISA)[0]
-    pools.close_pool(pool.id)
+    close_and_settle(pool.id)
     db.session.expire_all()
     orders = [db.session.get(Order, a.id), db.session.get(Order, b.id)]
     assert all(o.status == "captured" and o.charge_id for o in orders)
@@ -143,7 +144,7 @@ def test_a_tier_price_capture_reconciles_clean_against_the_sandbox(market, strip
     pool = m.open_pool(min_kg="100", max_kg="500")
     a = pools.place_order(m.buyers[0], pool.id, quantity_kg="250", payment_method=VISA)[0]
     b = pools.place_order(m.buyers[1], pool.id, quantity_kg="200", payment_method=VISA)[0]
-    pools.close_pool(pool.id)
+    close_and_settle(pool.id)
     db.session.expire_all()
     orders = [db.session.get(Order, a.id), db.session.get(Order, b.id)]
     assert all(o.status == "captured" for o in orders)
