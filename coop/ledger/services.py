@@ -7,7 +7,6 @@ entry corrects them (once); a card hold is a pending entry, posted on capture, v
 cancel; accounts that may not go negative never do."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
