@@ -18,7 +18,7 @@ from ..auth.models import User
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.models import utcnow
 from ..common.statuses import CoopStatus, InvitationStatus
-from ..common.paging import PER_PAGE, Page, paginate
+from ..common.paging import PER_PAGE, KeysetPage, Page, keyset, paginate
 from ..extensions import db
 from .models import (ILLICIT_CROPS, PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Invitation,
                      Membership, Plot)
@@ -211,6 +211,11 @@ def search_farmer_profiles(coop: Cooperative, *, q: str = "", rail: str = "",
     """One page of the coop's farmers by member number, found by part of the name or member
     number and by payout method; with how many match. Three queries whatever the number of
     members (the page, its count, its plots)."""
+    stmt = _farmers_matching(coop, q, rail)
+    return paginate(stmt.order_by(FarmerProfile.member_number, FarmerProfile.id), page, per_page)
+
+
+def _farmers_matching(coop: Cooperative, q: str = "", rail: str = ""):
     stmt = select(FarmerProfile).where(FarmerProfile.coop_id == coop.id)
     q = (q or "").strip()[:80]
     if q:
@@ -219,7 +224,15 @@ def search_farmer_profiles(coop: Cooperative, *, q: str = "", rail: str = "",
                               FarmerProfile.user.has(User.name.ilike(like, escape="\\"))))
     if rail in PAYOUT_RAILS:
         stmt = stmt.where(FarmerProfile.payout_rail == rail)
-    return paginate(stmt.order_by(FarmerProfile.member_number, FarmerProfile.id), page, per_page)
+    return stmt
+
+
+def farmer_profiles_page(coop: Cooperative, cursor: str | None, *, q: str = "",
+                         rail: str = "", limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the coop's farmers by member number (keyset on member number and id),
+    found by part of the name or member number and by payout method."""
+    return keyset(_farmers_matching(coop, q, rail),
+                  [FarmerProfile.member_number, FarmerProfile.id], cursor, limit)
 
 
 def farmer_profile(coop_id: int, user_id: int) -> FarmerProfile | None:
