@@ -17,9 +17,10 @@ AUDIT_PAGE = 100  # events a page
 @web.coop_view("treasurer", "manager")
 def trial_balance(coop):
     before = request.args.get("before", type=query_id)
+    entries = services.entries(coop, limit=50, before_id=before)
     return render_template("ledger/trial_balance.html", coop=coop,
-                           tb=services.trial_balance(coop),
-                           entries=services.entries(coop, limit=50, before_id=before),
+                           tb=services.trial_balance_summary(coop), entries=entries,
+                           names=services.entry_account_names(entries), before=before,
                            form=ReverseForm(), manual_kinds=services.MANUAL_KINDS,
                            personal_memo_kinds=PERSONAL_MEMO_KINDS)
 
