@@ -46,6 +46,14 @@ def list_coops() -> list[Cooperative]:
         Cooperative.status == CoopStatus.VERIFIED).order_by(Cooperative.name)))
 
 
+def coops_after(limit: int, after_id: int | None = None) -> list[Cooperative]:
+    """Up to `limit` verified cooperatives by id after `after_id` (the API's pages)."""
+    stmt = select(Cooperative).where(Cooperative.status == CoopStatus.VERIFIED)
+    if after_id:
+        stmt = stmt.where(Cooperative.id > after_id)
+    return list(db.session.scalars(stmt.order_by(Cooperative.id).limit(limit)))
+
+
 def coop_countries() -> list[str]:
     """The countries of every coop, pending ones included (ISO codes, each once)."""
     return list(db.session.scalars(select(Cooperative.country).distinct()

@@ -81,6 +81,34 @@ class Payable:
         return max(0, self.owed_minor - self.in_batches_minor)
 
 
+def payables_due(coop: Cooperative, *, limit: int, after_id: int | None = None
+                 ) -> list[Payable]:
+    """Up to `limit` farmers with an amount due (owed minus what waits in batches), by
+    farmer id after `after_id`: a page of the API's list, in two queries whatever the
+    number of farmers (the filter and the order in SQL, so that a page is never short)."""
+    in_batches = (select(PayoutLine.farmer_user_id.label("user_id"),
+                         func.sum(PayoutLine.amount_minor).label("amount"))
+                  .where(PayoutLine.coop_id == coop.id, PayoutLine.status == "pending")
+                  .group_by(PayoutLine.farmer_user_id).subquery())
+    payable = ledger_queries.payable_balances(coop)
+    waiting = func.coalesce(in_batches.c.amount, 0)
+    stmt = (select(payable.c.user_id, payable.c.balance_minor, waiting, User.name,
+                   FarmerProfile.id, FarmerProfile.payout_rail)
+            .join(User, User.id == payable.c.user_id)
+            .outerjoin(in_batches, in_batches.c.user_id == payable.c.user_id)
+            .outerjoin(FarmerProfile, and_(FarmerProfile.coop_id == coop.id,
+                                           FarmerProfile.user_id == payable.c.user_id))
+            .where(-payable.c.balance_minor - waiting > 0)
+            .order_by(payable.c.user_id).limit(limit))
+    if after_id:
+        stmt = stmt.where(payable.c.user_id > after_id)
+    return [Payable(farmer_id=uid, name=name, currency=coop.currency,
+                    owed_minor=-int(balance or 0), in_batches_minor=int(queued or 0),
+                    rail=rail, account="", bank_name="", national_id="",
+                    has_profile=profile_id is not None)
+            for uid, balance, queued, name, profile_id, rail in db.session.execute(stmt)]
+
+
 def payables(coop: Cooperative) -> list[Payable]:
     """Every farmer with money owed or on its way, in two queries whatever their number: the
     payable balances with the member record's rail and account, and the amounts in lines that
