@@ -82,6 +82,7 @@ class KeysetPage:
     cursor: str | None = None          # the cursor this page was asked with (None: page 1)
     prev_cursor: str | None = None     # the previous page's cursor (None: it is page 1)
     limit: int = PER_PAGE
+    total: int | None = None           # set by a caller that shows how many rows match
 
     @property
     def has_prev(self) -> bool:
@@ -178,6 +179,13 @@ def _after(columns: list, descending: list[bool], key: tuple, forward: bool):
         equal = [c == v for c, v in zip(columns[:i], key[:i])]
         clauses.append(and_(*equal, beyond(col, desc, value)))
     return or_(*clauses)
+
+
+def count(stmt) -> int:
+    """How many rows a SELECT gives, in one query (for a page that shows a total: keep
+    the statement on an index, e.g. one coop's rows)."""
+    return db.session.scalar(select(func.count()).select_from(
+        stmt.order_by(None).subquery())) or 0
 
 
 def keyset(stmt, order: Sequence, cursor: str | None, limit: int = PER_PAGE, *,

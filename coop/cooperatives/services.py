@@ -18,7 +18,7 @@ from ..auth.models import User
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.models import utcnow
 from ..common.statuses import CoopStatus, InvitationStatus
-from ..common.paging import PER_PAGE, KeysetPage, Page, keyset, paginate
+from ..common.paging import PER_PAGE, KeysetPage, Page, count as count_rows, keyset, paginate
 from ..extensions import db
 from .models import (ILLICIT_CROPS, PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Invitation,
                      Membership, Plot)
@@ -236,11 +236,16 @@ def _farmers_matching(coop: Cooperative, q: str = "", rail: str = ""):
 
 
 def farmer_profiles_page(coop: Cooperative, cursor: str | None, *, q: str = "",
-                         rail: str = "", limit: int = PER_PAGE) -> KeysetPage:
+                         rail: str = "", limit: int = PER_PAGE,
+                         with_total: bool = False) -> KeysetPage:
     """A page of the coop's farmers by member number (keyset on member number and id),
-    found by part of the name or member number and by payout method."""
-    return keyset(_farmers_matching(coop, q, rail),
-                  [FarmerProfile.member_number, FarmerProfile.id], cursor, limit)
+    found by part of the name or member number and by payout method; `with_total`: with
+    how many match (one more query, on the coop's index)."""
+    stmt = _farmers_matching(coop, q, rail)
+    found = keyset(stmt, [FarmerProfile.member_number, FarmerProfile.id], cursor, limit)
+    if with_total:
+        found.total = count_rows(stmt)
+    return found
 
 
 def farmer_profile(coop_id: int, user_id: int) -> FarmerProfile | None:
