@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from flask_babel import gettext as _
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.idempotency import fingerprint, replay_or_refuse
+from ..common.paging import PER_PAGE, KeysetPage, keyset
 from ..extensions import db
 from .models import LedgerAccount, LedgerEntry, LedgerPosting
 
@@ -303,6 +305,33 @@ def entries(coop, limit: int = 100, before_id: int | None = None) -> list[Ledger
     if before_id:
         stmt = stmt.where(LedgerEntry.id < before_id)
     return list(db.session.scalars(stmt))
+
+
+def entries_page(coop, cursor: str | None, *, kind: str | None = None,
+                 account: str | None = None, since=None, until=None,
+                 before_id: int | None = None, limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the coop's entries, newest first (keyset on the id): of one kind, posting
+    to one account (a code of the chart; a per-person code such as `farmer_payable` means
+    anyone's), made from `since` to `until` (dates, in UTC) inclusive."""
+    stmt = select(LedgerEntry).where(LedgerEntry.coop_id == coop.id)
+    if kind:
+        stmt = stmt.where(LedgerEntry.kind == kind)
+    if account:
+        stmt = stmt.where(LedgerEntry.id.in_(
+            select(LedgerPosting.entry_id).join(LedgerAccount,
+                                                LedgerAccount.id == LedgerPosting.account_id)
+            .where(LedgerAccount.coop_id == coop.id,
+                   or_(LedgerAccount.code == account,
+                       LedgerAccount.code.like(f"{account}:%")))))
+    if since:
+        stmt = stmt.where(LedgerEntry.created_at >= datetime.combine(
+            since, datetime.min.time(), timezone.utc))
+    if until:
+        stmt = stmt.where(LedgerEntry.created_at < datetime.combine(
+            until + timedelta(days=1), datetime.min.time(), timezone.utc))
+    if before_id:
+        stmt = stmt.where(LedgerEntry.id < before_id)
+    return keyset(stmt, [(LedgerEntry.id, "desc")], cursor, limit)
 
 
 # ---------------------------------------------------------------- reports and checks
