@@ -171,8 +171,17 @@ def _farmer_page(template):
         abort(403)
     from ..intake import services as intake
     from ..payouts.services import rail_names
-    return render_template(template, deliveries=intake.farmer_deliveries(current_user),
-                           rails=rail_names(), now=utcnow())
+    if template == "pools/my_sales.html":
+        deliveries, found = intake.farmer_deliveries_page(current_user,
+                                                          request.args.get("cursor"))
+        return render_template(template, deliveries=deliveries, found=found,
+                               rails=rail_names(), now=utcnow())
+    todo, todo_found = intake.farmer_deliveries_page(
+        current_user, request.args.get("todo"), stage="to_deliver")
+    done, done_found = intake.farmer_deliveries_page(
+        current_user, request.args.get("cursor"), stage="received")
+    return render_template(template, todo=todo, todo_found=todo_found, done=done,
+                           done_found=done_found, rails=rail_names(), now=utcnow())
 
 
 @bp.route("/my/sales")
