@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import services as audit
@@ -138,10 +138,30 @@ def farmer_statements(user) -> list[Intake]:
                                    .order_by(Intake.id.desc())).unique())
 
 
-def coop_statements(coop_id: int, limit: int = 500, before_id: int | None = None
-                    ) -> list[Intake]:
-    """The newest deliveries first; `before_id` pages back (keyset)."""
+def farmer_statements_page(user, cursor: str | None, limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the farmer's statements, newest first (keyset on the id)."""
+    return keyset(select(Intake).where(Intake.farmer_user_id == user.id),
+                  [(Intake.id, "desc")], cursor, limit)
+
+
+def coop_statements(coop_id: int, limit: int = 500, before_id: int | None = None,
+                    q: str = "") -> list[Intake]:
+    """The newest deliveries first; `before_id` pages back (keyset); `q`: the farmer's
+    name or member number (part of it), or the delivery's or pool's number."""
     stmt = select(Intake).where(Intake.coop_id == coop_id)
+    q = (q or "").strip()[:80]
+    if q:
+        from ..auth.models import User
+        from ..cooperatives.models import FarmerProfile
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = [Intake.farmer.has(User.name.ilike(like, escape="\\")),
+                 Intake.farmer_user_id.in_(select(FarmerProfile.user_id).where(
+                     FarmerProfile.coop_id == coop_id,
+                     FarmerProfile.member_number.ilike(like, escape="\\")))]
+        digits = q.lstrip("#")
+        if digits.isascii() and digits.isdigit() and len(digits) < 10:
+            found += [Intake.id == int(digits), Intake.pool_id == int(digits)]
+        stmt = stmt.where(or_(*found))
     if before_id:
         stmt = stmt.where(Intake.id < before_id)
     return list(db.session.scalars(stmt.order_by(Intake.id.desc()).limit(limit)).unique())
