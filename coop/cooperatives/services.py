@@ -46,6 +46,18 @@ def list_coops() -> list[Cooperative]:
         Cooperative.status == CoopStatus.VERIFIED).order_by(Cooperative.name)))
 
 
+def coops_page(cursor: str | None, *, q: str = "", limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the verified cooperatives by name (keyset on name and id), found by part
+    of the name or region."""
+    stmt = select(Cooperative).where(Cooperative.status == CoopStatus.VERIFIED)
+    q = (q or "").strip()[:80]
+    if q:
+        like = _like(q)
+        stmt = stmt.where(or_(Cooperative.name.ilike(like, escape="\\"),
+                              Cooperative.region.ilike(like, escape="\\")))
+    return keyset(stmt, [Cooperative.name, Cooperative.id], cursor, limit)
+
+
 def coops_after(limit: int, after_id: int | None = None) -> list[Cooperative]:
     """Up to `limit` verified cooperatives by id after `after_id` (the API's pages)."""
     stmt = select(Cooperative).where(Cooperative.status == CoopStatus.VERIFIED)

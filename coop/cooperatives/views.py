@@ -23,7 +23,9 @@ bp = Blueprint("coops", __name__)
 
 @bp.route("/coops")
 def index():
-    return render_template("coops/index.html", coops=services.list_coops())
+    q = filter_text(request.args.get("q", ""), 80)
+    found = services.coops_page(request.args.get("cursor"), q=q)
+    return render_template("coops/index.html", coops=found.items, found=found, q=q)
 
 
 @bp.route("/coops/<slug>")

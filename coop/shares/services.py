@@ -73,7 +73,8 @@ def register(coop, cursor: str | None = None, *, q: str = "", limit: int = PER_P
              ) -> tuple[list[dict], KeysetPage]:
     """A page of farmer members (by member number, found by name or number) with their
     register line (those never touched show zeros); the page of profiles beside."""
-    par = finance.settings(coop).share_par_minor
+    conf = finance.settings(coop)  # once: it is a query each time
+    par, least = conf.share_par_minor, conf.share_min_shares
     found = coop_services.farmer_profiles_page(coop, cursor, q=q, limit=limit)
     ids = [p.user_id for p in found.items]
     accounts = {a.user_id: a for a in db.session.scalars(
@@ -82,7 +83,7 @@ def register(coop, cursor: str | None = None, *, q: str = "", limit: int = PER_P
     rows = []
     for profile in found.items:
         acc = accounts.get(profile.user_id)
-        subscribed = acc.subscribed_shares if acc else finance.settings(coop).share_min_shares
+        subscribed = acc.subscribed_shares if acc else least
         paid = acc.paid_minor if acc else 0
         redeemed = acc.redeemed_minor if acc else 0
         status = acc.status if acc else "active"
