@@ -184,3 +184,49 @@ def test_api_lists_page(client, token, make_coop, make_user):
     for bad in ("limit=0", "limit=201", "limit=x", "cursor=!!", "cursor=" + "A" * 40):
         response = client.get(f"/api/v1/coops?{bad}")
         assert response.status_code == 422 and response.get_json()["error"]["fields"], bad
+
+
+def test_my_sales_and_deliveries(client, login, count_queries, market):
+    from coop.pools.models import Allocation
+    pool = market.open_pool()
+    farmer, listing = market.farmers[0], market.listings[0]
+    login(farmer)
+    now = utcnow()  # (the farmer reads Spanish)
+
+    def add(n):
+        _more_pools(pool, n)
+        fresh = list(db.session.scalars(select(Pool.id).where(
+            Pool.id.not_in(select(Allocation.pool_id)), Pool.id != pool.id)))
+        db.session.execute(insert(Allocation), [{
+            "pool_id": pid, "listing_id": listing.id, "farmer_user_id": farmer.id,
+            "quantity_g": 1000, "farmer_price_per_kg_minor": 100, "farmer_amount_minor": 100,
+            "created_at": now} for pid in fresh])
+        db.session.commit()
+    order = lambda: list(db.session.scalars(  # noqa: E731
+        select(Allocation.pool_id).where(Allocation.farmer_user_id == farmer.id)
+        .order_by(Allocation.id.desc())))
+    check_list(client, count_queries, "/my/sales", r"Pedido conjunto #(\d+) · Oferta", add,
+               expected_order=order)
+    pages = walk(client, "/my/deliveries", r"Pedido conjunto #(\d+)<br>")
+    assert sorted(i for p in pages for i in p) == sorted(order())
+    assert "Por entregar (50+)" in client.get("/my/deliveries").get_data(as_text=True)
+
+
+def test_parked_tasks(client, login, count_queries, make_coop, make_user):
+    from coop.jobs.models import Job
+    treasurer = make_user()
+    coop = make_coop(treasurer=treasurer)
+    login(treasurer)
+    now = utcnow()
+
+    def add(n):
+        db.session.execute(insert(Job), [{
+            "task": "pools.close", "payload": "{}", "status": "parked", "coop_id": coop.id,
+            "attempts": 5, "last_error": "boom", "run_at": now, "finished_at": now,
+            "created_at": now, "key": f"k{now.timestamp()}-{i}-{n}-{id(add)}"}
+            for i in range(n)])
+        db.session.commit()
+    check_list(client, count_queries, f"/manage/coops/{coop.id}/jobs",
+               rf"/manage/coops/{coop.id}/jobs/(\d+)/retry", add,
+               expected_order=lambda: list(db.session.scalars(
+                   select(Job.id).where(Job.coop_id == coop.id).order_by(Job.id.desc()))))
