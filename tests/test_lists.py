@@ -13,8 +13,7 @@ from coop.common.models import utcnow
 from coop.extensions import db
 from coop.listings.models import Listing
 from coop.pools.models import Order, Pool
-from tests.test_phone_pages import add_members
-from tests.test_queries import add_listings
+from tests.support.rows import add_listings, add_members
 
 
 def next_link(html: str) -> str | None:

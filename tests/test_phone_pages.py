@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, insert, select
 
-from coop.auth.models import User
 from coop.catalog.models import Crop, Grade
 from coop.common.models import utcnow
-from coop.cooperatives.models import FarmerProfile, Membership
 from coop.extensions import db
 from coop.intake import services as intake
 from coop.listings.models import Listing
 from coop.pools.models import Allocation
+from tests.support.rows import add_members
 
 pytestmark = pytest.mark.usefixtures("ledger_sound")
 
@@ -278,26 +277,6 @@ def test_statement_is_styled_by_a_stylesheet_and_in_a_main_landmark(client, logi
 
 
 # ---------------------------------------------------------------- members: search and pages
-
-def add_members(coop, n: int, start: int = 0, rail: str = "cash") -> None:
-    """n farmers in the coop, fast (no password hashing): names "Socia NNNN", numbers "S-NNNN"."""
-    now = utcnow()
-    users = [{"email": f"socia{i}@example.org", "name": f"Socia {i:04d}", "password_hash": "x",
-              "created_at": now} for i in range(start, start + n)]
-    db.session.execute(insert(User), users)
-    ids = db.session.execute(select(User.id, User.email).where(
-        User.email.in_([u["email"] for u in users]))).all()
-    by_email = {email: uid for uid, email in ids}
-    db.session.execute(insert(FarmerProfile), [
-        {"coop_id": coop.id, "user_id": by_email[f"socia{i}@example.org"],
-         "member_number": f"S-{i:04d}", "national_id": f"9{i:07d}", "payout_rail": rail,
-         "payout_account": "", "bank_name": "", "joined_on": now}
-        for i in range(start, start + n)])
-    db.session.execute(insert(Membership), [
-        {"coop_id": coop.id, "user_id": uid, "role": "farmer", "created_at": now}
-        for uid in by_email.values()])
-    db.session.commit()
-
 
 def member_rows(html: str) -> list[str]:
     return re.findall(r"<tr><td>([^<]+)</td><td data-label=", html)

@@ -17,9 +17,10 @@ bp = Blueprint("ledger", __name__)
 def _day(text):
     """A YYYY-MM-DD from a filter, or None for anything else."""
     try:
-        return date.fromisoformat(text) if text and len(text) == 10 else None
+        day = date.fromisoformat(text) if text and len(text) == 10 else None
     except ValueError:
         return None
+    return day if day and 2000 <= day.year <= 2100 else None
 AUDIT_PAGE = 100  # events a page
 
 

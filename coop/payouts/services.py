@@ -382,6 +382,41 @@ def batches(coop: Cooperative, limit: int = 50) -> list[PayoutBatch]:
                                    .order_by(PayoutBatch.id.desc()).limit(limit)))
 
 
+def batch_lines_page(batch: PayoutBatch, cursor: str | None, *, status: str | None = None,
+                     q: str = "", limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the batch's lines by id (keyset), of one status, found by part of the
+    payee's name, national id or the line's number."""
+    stmt = select(PayoutLine).where(PayoutLine.batch_id == batch.id)
+    if status:
+        stmt = stmt.where(PayoutLine.status == status)
+    q = (q or "").strip()[:80]
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = [PayoutLine.payee_name.ilike(like, escape="\\"),
+                 PayoutLine.national_id.ilike(like, escape="\\")]
+        digits = q.lstrip("#")
+        if digits.isascii() and digits.isdigit() and len(digits) < 10:
+            found.append(PayoutLine.id == int(digits))
+        stmt = stmt.where(or_(*found))
+    return keyset(stmt, [PayoutLine.id], cursor, limit)
+
+
+def batch_summary_of(batch: PayoutBatch) -> dict:
+    """`batch_summary` in one query (counts and amounts per status), and the rails present
+    in another: the page does not load every line to count them."""
+    counts = {"pending": 0, "paid": 0, "failed": 0}
+    amounts = {"pending": 0, "paid": 0, "failed": 0}
+    for status, n, amount in db.session.execute(
+            select(PayoutLine.status, func.count(), func.coalesce(func.sum(
+                PayoutLine.amount_minor), 0)).where(PayoutLine.batch_id == batch.id)
+            .group_by(PayoutLine.status)):
+        counts[status], amounts[status] = int(n), int(amount)
+    present = set(db.session.scalars(select(PayoutLine.rail).where(
+        PayoutLine.batch_id == batch.id).distinct()))
+    return {"counts": counts, "amounts": amounts,
+            "rails": [r for r in PAYOUT_RAILS if r in present]}
+
+
 def batch_rails(batch: PayoutBatch) -> list[str]:
     present = {line.rail for line in batch.lines}
     return [r for r in PAYOUT_RAILS if r in present]

@@ -93,10 +93,18 @@ def batch(batch_id):
     return _render_batch(batch, ConfirmationsForm())
 
 
+LINE_STATUSES = ("pending", "paid", "failed")
+
+
 def _render_batch(batch, form, status=200, problems=()):
+    only = request.args.get("status")
+    only = only if only in LINE_STATUSES else None
+    q = filter_text(request.args.get("q", ""), 80)
+    found = services.batch_lines_page(batch, request.args.get("cursor"), status=only, q=q)
+    summary = services.batch_summary_of(batch)
     return render_template("payouts/batch.html", batch=batch, coop=batch_coop(batch), form=form,
-                           summary=services.batch_summary(batch),
-                           batch_rails=services.batch_rails(batch),
+                           summary=summary, batch_rails=summary["rails"], lines=found.items,
+                           found=found, status=only, q=q, statuses=list(LINE_STATUSES),
                            rails=services.rail_names(), cash_form=CashConfirmForm(),
                            problems=problems, reference=services.reference), status
 
