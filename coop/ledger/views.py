@@ -9,6 +9,7 @@ from ..common.ids import query_id
 from ..common import web
 from . import services
 from .forms import ReverseForm
+from ..audit.labels import AUDIT_ACTIONS
 from .labels import ACCOUNTS, ENTRY_KINDS, PERSONAL_MEMO_KINDS
 
 bp = Blueprint("ledger", __name__)
@@ -69,7 +70,10 @@ def reverse(coop, entry_id):
 @bp.route("/manage/coops/<int:coop_id>/audit")
 @web.coop_view("treasurer", "manager")
 def audit_log(coop):
-    events = audit.events(coop.id, limit=AUDIT_PAGE,
-                          before_id=request.args.get("before", type=query_id))
+    action = request.args.get("action")
+    action = action if action in AUDIT_ACTIONS else None
+    before = request.args.get("before", type=query_id)
+    events = audit.events(coop.id, limit=AUDIT_PAGE, before_id=before, action=action)
     return render_template("ledger/audit.html", coop=coop, rows=audit.rows(coop, events),
+                           action=action, actions=list(AUDIT_ACTIONS), before=before,
                            older=events[-1].id if len(events) == AUDIT_PAGE else None)

@@ -1,6 +1,6 @@
 """lists (issue 12): the composite indexes the keyset pages walk — a buyer's orders, a
 farmer's listings, a coop's pools, the pools of a status, a coop's ledger entries, a coop's
-paused tasks, each newest first by id; a payout batch's lines by id
+paused tasks, each newest first by id; a payout batch's lines by id; a coop's audit events
 
 Revision ID: 0014_lists
 Revises: 0013
@@ -23,6 +23,7 @@ INDEXES = [
     ("ix_ledger_entries_coop_id_keyset", "ledger_entries", ["coop_id", "id"]),
     ("ix_jobs_coop_status_id_keyset", "jobs", ["coop_id", "status", "id"]),
     ("ix_payout_lines_batch_id_keyset", "payout_lines", ["batch_id", "id"]),
+    ("ix_audit_events_coop_id_keyset", "audit_events", ["coop_id", "id"]),
 ]
 
 
