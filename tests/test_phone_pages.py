@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, insert, select
 
-from coop.auth.models import User
 from coop.catalog.models import Crop, Grade
 from coop.common.models import utcnow
-from coop.cooperatives.models import FarmerProfile, Membership
 from coop.extensions import db
 from coop.intake import services as intake
 from coop.listings.models import Listing
 from coop.pools.models import Allocation
+from tests.support.rows import add_members
 
 pytestmark = pytest.mark.usefixtures("ledger_sound")
 
@@ -279,26 +278,6 @@ def test_statement_is_styled_by_a_stylesheet_and_in_a_main_landmark(client, logi
 
 # ---------------------------------------------------------------- members: search and pages
 
-def add_members(coop, n: int, start: int = 0, rail: str = "cash") -> None:
-    """n farmers in the coop, fast (no password hashing): names "Socia NNNN", numbers "S-NNNN"."""
-    now = utcnow()
-    users = [{"email": f"socia{i}@example.org", "name": f"Socia {i:04d}", "password_hash": "x",
-              "created_at": now} for i in range(start, start + n)]
-    db.session.execute(insert(User), users)
-    ids = db.session.execute(select(User.id, User.email).where(
-        User.email.in_([u["email"] for u in users]))).all()
-    by_email = {email: uid for uid, email in ids}
-    db.session.execute(insert(FarmerProfile), [
-        {"coop_id": coop.id, "user_id": by_email[f"socia{i}@example.org"],
-         "member_number": f"S-{i:04d}", "national_id": f"9{i:07d}", "payout_rail": rail,
-         "payout_account": "", "bank_name": "", "joined_on": now}
-        for i in range(start, start + n)])
-    db.session.execute(insert(Membership), [
-        {"coop_id": coop.id, "user_id": uid, "role": "farmer", "created_at": now}
-        for uid in by_email.values()])
-    db.session.commit()
-
-
 def member_rows(html: str) -> list[str]:
     return re.findall(r"<tr><td>([^<]+)</td><td data-label=", html)
 
@@ -330,7 +309,7 @@ def test_members_search_by_name_or_number_and_payout_method(client, login, make_
     assert "1 farmer found." in html and 'value="0003"' in html
     assert "No farmer matches." in client.get(url + "?q=zzz").get_data(as_text=True)
     # Whatever comes in the query string is a page, never an error.
-    for bad in ("?rail=bitcoin", "?page=abc", "?page=-3", "?page=999999", "?q=" + "x" * 500):
+    for bad in ("?rail=bitcoin", "?page=abc", "?cursor=-3", "?cursor=WzFd", "?q=" + "x" * 500):
         assert client.get(url + bad).status_code == 200, bad
 
 
@@ -358,15 +337,29 @@ def test_members_come_a_page_at_a_time_in_constant_queries(client, login, make_c
     # The roles' list is the staff's: 120 farmers are not listed again with their role.
     roles = html[html.index(">Roles</h2>"):]
     assert "Socia" not in roles and manager.name in roles
-    assert f'href="{url}?page=2"' in html and "Page 1 of 3" in html
-    last = client.get(url + "?page=3").get_data(as_text=True)
+    # Keyset pages: the next page starts after the last member shown, whatever comes before.
+    second_url = next_link(html)
+    second = client.get(second_url).get_data(as_text=True)
+    assert member_rows(second) == [f"S-{i:04d}" for i in range(50, 100)]
+    last = client.get(next_link(second)).get_data(as_text=True)
     assert member_rows(last) == [f"S-{i:04d}" for i in range(100, 120)]
-    assert f'href="{url}?page=2"' in last and "Next page" not in last
+    assert 'rel="prev"' in last and "Next page" not in last
+    # ... and costs what the first page costs, plus the one query that finds the previous page
+    db.session.expire_all()
+    with count_queries() as later:
+        client.get(second_url)
+    assert later.count == many.count + 1
+    back = re.search(r'href="([^"]+)" rel="prev"', last).group(1).replace("&amp;", "&")
+    assert member_rows(client.get(back).get_data(as_text=True)) == member_rows(second)
     # The filter stays in the page links.
     filtered = client.get(url + "?q=Socia&rail=cash").get_data(as_text=True)
-    assert f"{url}?q=Socia&amp;rail=cash&amp;page=2" in filtered
-    # A page past the end shows the last one.
-    assert member_rows(client.get(url + "?page=9").get_data(as_text=True)) == member_rows(last)
+    assert next_link(filtered).startswith(f"{url}?q=Socia&rail=cash&cursor=")
+    # A cursor nobody made shows the first page.
+    assert member_rows(client.get(url + "?cursor=garbage").get_data(as_text=True)) == rows
+
+
+def next_link(html: str) -> str:
+    return re.search(r'href="([^"]+)" rel="next"', html).group(1).replace("&amp;", "&")
 
 
 # ---------------------------------------------------------------- deliveries left to receive

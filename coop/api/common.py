@@ -123,9 +123,10 @@ def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
 
 
-def paged(items: list, limit: int, serialise) -> dict:
-    """`{"items", "next_cursor"}` from limit+1 rows (the extra row tells there is more)."""
+def paged(items: list, limit: int, serialise, key=lambda item: item.id) -> dict:
+    """`{"items", "next_cursor"}` from limit+1 rows (the extra row tells there is more);
+    `key` gives the id the next page starts after."""
     more = len(items) > limit
     items = items[:limit]
     return {"items": [serialise(i) for i in items],
-            "next_cursor": encode_cursor(items[-1].id) if more and items else None}
+            "next_cursor": encode_cursor(key(items[-1])) if more and items else None}

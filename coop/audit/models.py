@@ -15,7 +15,9 @@ class AuditEvent(db.Model):
     """Who did what to money, when, with the state before and after (JSON)."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_coop_time", "coop_id", "created_at"),)
+    __table_args__ = (Index("ix_audit_events_coop_time", "coop_id", "created_at"),
+                      # a coop's (or the platform's) events newest first, a page at a time
+                      Index("ix_audit_events_coop_id_keyset", "coop_id", "id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int | None] = mapped_column(ForeignKey("cooperatives.id"))  # None: platform
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from ..auth.models import User
 from ..common.labels import has_label, label
 from ..common.money import format_money
+from ..common.paging import PER_PAGE, KeysetPage, keyset
 from ..common.quantities import grams_to_decimal
 from ..extensions import db
 from .labels import AUDIT_FIELDS
@@ -60,15 +61,26 @@ def record_once(coop_id: int, user, action: str, obj_type: str, obj_id,
     return True
 
 
-def events(coop_id: int | None, limit: int = 200, before_id: int | None = None
-           ) -> list[AuditEvent]:
+def events(coop_id: int | None, limit: int = 200, before_id: int | None = None,
+           action: str | None = None) -> list[AuditEvent]:
     """The newest events first; `before_id` pages back (keyset: one query whatever the page).
-    `coop_id` None: the platform's own events (its staff made or unmade)."""
+    `coop_id` None: the platform's own events (its staff made or unmade); `action`: of one
+    action only."""
     stmt = select(AuditEvent).where(AuditEvent.coop_id == coop_id if coop_id is not None
                                     else AuditEvent.coop_id.is_(None))
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
     if before_id:
         stmt = stmt.where(AuditEvent.id < before_id)
     return list(db.session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+def events_page(coop_id: int | None, cursor: str | None, limit: int = PER_PAGE
+                ) -> KeysetPage:
+    """A page of `events` (newest first, keyset on the id)."""
+    stmt = select(AuditEvent).where(AuditEvent.coop_id == coop_id if coop_id is not None
+                                    else AuditEvent.coop_id.is_(None))
+    return keyset(stmt, [(AuditEvent.id, "desc")], cursor, limit)
 
 
 def csv_rows(coop_id: int):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from ..api.blueprint import bp
-from ..api.common import token_required
+from ..api.common import page_args, paged, token_required
 from ..api.openapi import register
 from ..extensions import db
 from . import invitations
@@ -14,9 +14,10 @@ from . import services as coop_services
 
 @bp.get("/coops")
 def coops():
-    return jsonify(items=[{"id": c.id, "slug": c.slug, "name": c.name, "country": c.country,
-                           "currency": c.currency, "region": c.region}
-                          for c in coop_services.list_coops()])
+    limit, after = page_args()
+    return jsonify(paged(coop_services.coops_after(limit + 1, after), limit, lambda c: {
+        "id": c.id, "slug": c.slug, "name": c.name, "country": c.country,
+        "currency": c.currency, "region": c.region}))
 
 
 def invitation_json(invitation) -> dict:
@@ -28,7 +29,9 @@ def invitation_json(invitation) -> dict:
 @bp.get("/invitations")
 @token_required
 def my_invitations():
-    return jsonify(items=[invitation_json(i) for i in invitations.for_user(g.api_user)])
+    limit, after = page_args()
+    return jsonify(paged(invitations.for_user(g.api_user, limit=limit + 1, after_id=after),
+                         limit, invitation_json))
 
 
 @bp.post("/invitations/<int:invitation_id>/accept")
@@ -65,9 +68,9 @@ register({
         "status": {"type": "string", "enum": ["pending", "accepted", "declined", "withdrawn"]},
         "expires_at": {"type": "string", "format": "date-time"}}},
 }, [
-    ("get", "/coops", "Cooperatives (verified ones)", False, None, {200: ("items", "Coop")}),
+    ("get", "/coops", "Cooperatives (verified ones)", False, None, {200: ("list", "Coop")}),
     ("get", "/invitations", "Invitations waiting for the caller's answer", True, None,
-     {200: ("items", "Invitation"), 401: "Error"}),
+     {200: ("list", "Invitation"), 401: "Error"}),
     ("post", "/invitations/{id}/accept", "Accept an invitation: the role is the caller's",
      True, None, {200: "Invitation", 401: "Error", 404: "Error", 409: "Error",
                   422: "Error"}),

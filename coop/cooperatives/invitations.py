@@ -184,8 +184,10 @@ def addressee(invitation: Invitation) -> User | None:
     return db.session.scalar(select(User).where(User.phone == invitation.phone))
 
 
-def for_user(user: User) -> list[Invitation]:
-    """The invitations waiting for the user's answer (sent to their e-mail or phone)."""
+def for_user(user: User, *, limit: int | None = None, after_id: int | None = None
+             ) -> list[Invitation]:
+    """The invitations waiting for the user's answer (sent to their e-mail or phone), by
+    id; given a limit, up to that many after `after_id`."""
     if not getattr(user, "is_authenticated", False):
         return []
     addressed = [Invitation.email == user.email] if user.email else []
@@ -193,8 +195,12 @@ def for_user(user: User) -> list[Invitation]:
         addressed.append(Invitation.phone == user.phone)
     if not addressed:
         return []
-    return list(db.session.scalars(_live(select(Invitation).where(or_(*addressed)))
-                                   .order_by(Invitation.id)))
+    stmt = _live(select(Invitation).where(or_(*addressed))).order_by(Invitation.id)
+    if after_id:
+        stmt = stmt.where(Invitation.id > after_id)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(db.session.scalars(stmt))
 
 
 def waiting_count() -> int:

@@ -18,7 +18,7 @@ from ..auth.models import User
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.models import utcnow
 from ..common.statuses import CoopStatus, InvitationStatus
-from ..common.paging import PER_PAGE, Page, paginate
+from ..common.paging import PER_PAGE, KeysetPage, Page, count as count_rows, keyset, paginate
 from ..extensions import db
 from .models import (ILLICIT_CROPS, PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Invitation,
                      Membership, Plot)
@@ -44,6 +44,26 @@ def list_coops() -> list[Cooperative]:
     but its founders' and the platform's staff's."""
     return list(db.session.scalars(select(Cooperative).where(
         Cooperative.status == CoopStatus.VERIFIED).order_by(Cooperative.name)))
+
+
+def coops_page(cursor: str | None, *, q: str = "", limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the verified cooperatives by name (keyset on name and id), found by part
+    of the name or region."""
+    stmt = select(Cooperative).where(Cooperative.status == CoopStatus.VERIFIED)
+    q = (q or "").strip()[:80]
+    if q:
+        like = _like(q)
+        stmt = stmt.where(or_(Cooperative.name.ilike(like, escape="\\"),
+                              Cooperative.region.ilike(like, escape="\\")))
+    return keyset(stmt, [Cooperative.name, Cooperative.id], cursor, limit)
+
+
+def coops_after(limit: int, after_id: int | None = None) -> list[Cooperative]:
+    """Up to `limit` verified cooperatives by id after `after_id` (the API's pages)."""
+    stmt = select(Cooperative).where(Cooperative.status == CoopStatus.VERIFIED)
+    if after_id:
+        stmt = stmt.where(Cooperative.id > after_id)
+    return list(db.session.scalars(stmt.order_by(Cooperative.id).limit(limit)))
 
 
 def coop_countries() -> list[str]:
@@ -211,6 +231,11 @@ def search_farmer_profiles(coop: Cooperative, *, q: str = "", rail: str = "",
     """One page of the coop's farmers by member number, found by part of the name or member
     number and by payout method; with how many match. Three queries whatever the number of
     members (the page, its count, its plots)."""
+    stmt = _farmers_matching(coop, q, rail)
+    return paginate(stmt.order_by(FarmerProfile.member_number, FarmerProfile.id), page, per_page)
+
+
+def _farmers_matching(coop: Cooperative, q: str = "", rail: str = ""):
     stmt = select(FarmerProfile).where(FarmerProfile.coop_id == coop.id)
     q = (q or "").strip()[:80]
     if q:
@@ -219,7 +244,20 @@ def search_farmer_profiles(coop: Cooperative, *, q: str = "", rail: str = "",
                               FarmerProfile.user.has(User.name.ilike(like, escape="\\"))))
     if rail in PAYOUT_RAILS:
         stmt = stmt.where(FarmerProfile.payout_rail == rail)
-    return paginate(stmt.order_by(FarmerProfile.member_number, FarmerProfile.id), page, per_page)
+    return stmt
+
+
+def farmer_profiles_page(coop: Cooperative, cursor: str | None, *, q: str = "",
+                         rail: str = "", limit: int = PER_PAGE,
+                         with_total: bool = False) -> KeysetPage:
+    """A page of the coop's farmers by member number (keyset on member number and id),
+    found by part of the name or member number and by payout method; `with_total`: with
+    how many match (one more query, on the coop's index)."""
+    stmt = _farmers_matching(coop, q, rail)
+    found = keyset(stmt, [FarmerProfile.member_number, FarmerProfile.id], cursor, limit)
+    if with_total:
+        found.total = count_rows(stmt)
+    return found
 
 
 def farmer_profile(coop_id: int, user_id: int) -> FarmerProfile | None:

@@ -11,7 +11,6 @@ from ..auth.models import User
 from ..auth.views import home_for
 from ..common import web
 from ..common.forms import filter_text
-from ..common.paging import page_number
 from ..extensions import db
 from ..listings import services as listing_services
 from ..common.access import roles_in
@@ -26,7 +25,9 @@ bp = Blueprint("coops", __name__)
 
 @bp.route("/coops")
 def index():
-    return render_template("coops/index.html", coops=services.list_coops())
+    q = filter_text(request.args.get("q", ""), 80)
+    found = services.coops_page(request.args.get("cursor"), q=q)
+    return render_template("coops/index.html", coops=found.items, found=found, q=q)
 
 
 @bp.route("/coops/<slug>")
@@ -110,8 +111,8 @@ def _members_page(coop, role_form, status=200):
     """The members page: farmers found by name or number and payout method, a page at a time."""
     q = filter_text(request.args.get("q", ""))
     rail = filter_text(request.args.get("rail", ""))
-    found = services.search_farmer_profiles(coop, q=q, rail=rail,
-                                            page=page_number(request.args.get("page")))
+    found = services.farmer_profiles_page(coop, request.args.get("cursor"), q=q, rail=rail,
+                                          with_total=True)
     return render_template("coops/members.html", coop=coop,
                            summary=at_a_glance.summary(coop),
                            is_treasurer="treasurer" in roles_in(current_user, coop.id),

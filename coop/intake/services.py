@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, lazyload
 
@@ -47,7 +47,7 @@ from ..common.apportion import largest_remainder
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.idempotency import fingerprint as request_fingerprint, replay_or_refuse, write_or_find
 from ..common.models import utcnow
-from ..common.paging import PER_PAGE, Page, paginate
+from ..common.paging import PER_PAGE, KeysetPage, Page, keyset, paginate
 from ..common.quantities import QuantityError, parse_kg
 from ..common.statuses import PayoutLineStatus
 from ..cooperatives import finance
@@ -155,10 +155,30 @@ def farmer_statements(user) -> list[Intake]:
                                    .order_by(Intake.id.desc())).unique())
 
 
-def coop_statements(coop_id: int, limit: int = 500, before_id: int | None = None
-                    ) -> list[Intake]:
-    """The newest deliveries first; `before_id` pages back (keyset)."""
+def farmer_statements_page(user, cursor: str | None, limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the farmer's statements, newest first (keyset on the id)."""
+    return keyset(select(Intake).where(Intake.farmer_user_id == user.id),
+                  [(Intake.id, "desc")], cursor, limit)
+
+
+def coop_statements(coop_id: int, limit: int = 500, before_id: int | None = None,
+                    q: str = "") -> list[Intake]:
+    """The newest deliveries first; `before_id` pages back (keyset); `q`: the farmer's
+    name or member number (part of it), or the delivery's or pool's number."""
     stmt = select(Intake).where(Intake.coop_id == coop_id)
+    q = (q or "").strip()[:80]
+    if q:
+        from ..auth.models import User
+        from ..cooperatives.models import FarmerProfile
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = [Intake.farmer.has(User.name.ilike(like, escape="\\")),
+                 Intake.farmer_user_id.in_(select(FarmerProfile.user_id).where(
+                     FarmerProfile.coop_id == coop_id,
+                     FarmerProfile.member_number.ilike(like, escape="\\")))]
+        digits = q.lstrip("#")
+        if digits.isascii() and digits.isdigit() and len(digits) < 10:
+            found += [Intake.id == int(digits), Intake.pool_id == int(digits)]
+        stmt = stmt.where(or_(*found))
     if before_id:
         stmt = stmt.where(Intake.id < before_id)
     return list(db.session.scalars(stmt.order_by(Intake.id.desc()).limit(limit)).unique())
@@ -620,26 +640,63 @@ class Delivery:
         return self.allocation.pool
 
 
-def farmer_deliveries(user) -> list[Delivery]:
-    """Every allocation of the farmer's, newest first, with its stage. Payout lines pay a
-    farmer's balance, not one delivery: within each cooperative they are applied to the
-    deliveries oldest first (paid lines by confirmation time, then the lines on their way),
-    and a delivery is paid by the line that completes its net. Three queries whatever the
-    number of deliveries."""
+def farmer_deliveries_page(user, cursor: str | None, *, stage: str | None = None,
+                           limit: int = PER_PAGE) -> tuple[list[Delivery], KeysetPage]:
+    """A page of the farmer's allocations, newest first (keyset on the id), each at its
+    stage as `farmer_deliveries` tells it; `stage` "to_deliver" keeps those not received yet,
+    "received" those weighed. Which payout line paid a delivery is worked out on narrow rows
+    (ids and amounts) of the farmer's intakes and lines; only the page's objects are loaded:
+    a constant number of queries whatever the number of deliveries."""
     from ..payouts.models import PayoutLine
-    allocations = list(db.session.scalars(
-        select(Allocation).where(Allocation.farmer_user_id == user.id)
-        .order_by(Allocation.id.desc())).unique())
+    received = select(Intake.allocation_id).where(Intake.farmer_user_id == user.id)
+    stmt = select(Allocation).where(Allocation.farmer_user_id == user.id)
+    if stage == "to_deliver":
+        stmt = stmt.where(Allocation.id.not_in(received))
+    elif stage == "received":
+        stmt = stmt.where(Allocation.id.in_(received))
+    found = keyset(stmt, [(Allocation.id, "desc")], cursor, limit)
+    ids = [a.id for a in found.items]
     intakes = {i.allocation_id: i for i in db.session.scalars(
-        select(Intake).where(Intake.farmer_user_id == user.id)).unique()}
-    lines = list(db.session.scalars(
-        select(PayoutLine).where(PayoutLine.farmer_user_id == user.id,
-                                 PayoutLine.status.in_((PayoutLineStatus.PAID,
-                                                        PayoutLineStatus.PENDING)))))
-    paying: dict[int, tuple[str, object]] = {}
-    for coop_id in {i.coop_id for i in intakes.values()}:
-        ordered = sorted((i for i in intakes.values() if i.coop_id == coop_id),
-                         key=lambda i: i.id)
+        select(Intake).where(Intake.allocation_id.in_(ids))).unique()} if ids else {}
+    paying: dict[int, tuple[str, int | None]] = {}
+    if intakes:
+        narrow = db.session.execute(select(
+            Intake.id, Intake.coop_id, (Intake.farmer_amount_minor - Intake.advance_minor
+                                        - Intake.share_withholding_minor).label("net_minor"))
+            .where(Intake.farmer_user_id == user.id).order_by(Intake.id)).all()
+        lines = db.session.execute(
+            select(PayoutLine.id, PayoutLine.coop_id, PayoutLine.status,
+                   PayoutLine.amount_minor, PayoutLine.confirmed_at, PayoutLine.created_at)
+            .where(PayoutLine.farmer_user_id == user.id,
+                   PayoutLine.status.in_((PayoutLineStatus.PAID, PayoutLineStatus.PENDING)))
+        ).all()
+        paying = _paying_lines(narrow, lines)
+    line_ids = {line_id for _stage, line_id in paying.values() if line_id}
+    full = {ln.id: ln for ln in db.session.scalars(
+        select(PayoutLine).where(PayoutLine.id.in_(line_ids)))} if line_ids else {}
+    out = []
+    for allocation in found.items:
+        intake = intakes.get(allocation.id)
+        if intake is None:
+            where, line = "to_deliver", None
+        elif intake.accepted_g == 0:
+            where, line = "not_delivered", None
+        else:
+            where, line_id = paying.get(intake.id, ("delivered", None))
+            line = full.get(line_id)
+        out.append(Delivery(allocation=allocation, intake=intake, stage=where,
+                            due_on=delivery_due(allocation.pool), line=line))
+    return out, found
+
+
+def _paying_lines(intakes, lines) -> dict[int, tuple[str, int | None]]:
+    """intake id -> (stage, id of the line that completes its net) for the intakes a line
+    covers, from (id, coop_id, net_minor) intakes and (id, coop_id, status, amount_minor,
+    confirmed_at, created_at) lines: within a coop, lines are applied to the deliveries
+    oldest first (paid lines by confirmation time, then the lines on their way)."""
+    paying: dict[int, tuple[str, int | None]] = {}
+    for coop_id in {i.coop_id for i in intakes}:
+        ordered = [i for i in intakes if i.coop_id == coop_id]
         paid = sorted((ln for ln in lines if ln.coop_id == coop_id and ln.status == "paid"),
                       key=lambda ln: (ln.confirmed_at or ln.created_at, ln.id))
         waiting = sorted((ln for ln in lines if ln.coop_id == coop_id
@@ -655,19 +712,22 @@ def farmer_deliveries(user) -> list[Delivery]:
                 covered += queue[position][1].amount_minor
                 position += 1
             if covered >= owed and position:
-                paying[intake.id] = queue[position - 1]
-    out = []
-    for allocation in allocations:
-        intake = intakes.get(allocation.id)
-        if intake is None:
-            stage, line = "to_deliver", None
-        elif intake.accepted_g == 0:
-            stage, line = "not_delivered", None
-        else:
-            stage, line = paying.get(intake.id, ("delivered", None))
-        out.append(Delivery(allocation=allocation, intake=intake, stage=stage,
-                            due_on=delivery_due(allocation.pool), line=line))
-    return out
+                where, line = queue[position - 1]
+                paying[intake.id] = (where, line.id)
+    return paying
+
+
+def farmer_deliveries(user) -> list[Delivery]:
+    """Every allocation of the farmer's, newest first, with its stage (the pages read
+    `farmer_deliveries_page`, a page at a time)."""
+    out: list[Delivery] = []
+    cursor = None
+    while True:
+        deliveries, found = farmer_deliveries_page(user, cursor, limit=500)
+        out += deliveries
+        if not found.has_more:
+            return out
+        cursor = found.next_cursor
 
 
 # ---------------------------------------------------------------- refunds, with their reason

@@ -17,7 +17,7 @@ from . import services
 from .forms import IntakeForm
 
 bp = Blueprint("intake", __name__)
-STATEMENTS_PAGE = 100  # a coop's statements a page
+STATEMENTS_PAGE = 50  # a coop's statements a page
 
 
 @bp.route("/manage/pools/<int:pool_id>/intake")
@@ -101,9 +101,11 @@ def record(allocation_id):
 @bp.route("/manage/coops/<int:coop_id>/statements")
 @web.coop_view("manager", "treasurer")
 def coop_statements(coop):
-    intakes = services.coop_statements(coop.id, limit=STATEMENTS_PAGE,
-                                       before_id=request.args.get("before", type=query_id))
-    return render_template("intake/statements.html", coop=coop, intakes=intakes,
+    q = filter_text(request.args.get("q", ""), 80)
+    before = request.args.get("before", type=query_id)
+    intakes = services.coop_statements(coop.id, limit=STATEMENTS_PAGE, before_id=before, q=q)
+    return render_template("intake/statements.html", coop=coop, intakes=intakes, q=q,
+                           before=before,
                            older=intakes[-1].id if len(intakes) == STATEMENTS_PAGE else None)
 
 
@@ -112,8 +114,9 @@ def coop_statements(coop):
 def my_statements():
     if not is_farmer(current_user):
         abort(403)
-    return render_template("intake/statements.html", coop=None,
-                           intakes=services.farmer_statements(current_user))
+    found = services.farmer_statements_page(current_user, request.args.get("cursor"))
+    return render_template("intake/statements.html", coop=None, intakes=found.items,
+                           found=found)
 
 
 @bp.route("/my/statements/<int:intake_id>")

@@ -19,7 +19,9 @@ class Job(db.Model):
     __tablename__ = "jobs"
     __table_args__ = (UniqueConstraint("key", name="uq_jobs_key"),
                       statuses.status_check(JobStatus),
-                      Index("ix_jobs_status_run_at", "status", "run_at"))
+                      Index("ix_jobs_status_run_at", "status", "run_at"),
+                      # a coop's paused tasks a page at a time, newest first
+                      Index("ix_jobs_coop_status_id_keyset", "coop_id", "status", "id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     task: Mapped[str] = mapped_column(String(80))
     payload: Mapped[str] = mapped_column(Text, default="{}")

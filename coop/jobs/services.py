@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from ..common.inserts import insert_ignore
 from ..common.models import utcnow
+from ..common.paging import PER_PAGE, KeysetPage, keyset
 from ..common.statuses import JobStatus
 from ..extensions import db
 from .models import Job
@@ -341,6 +342,15 @@ def parked(coop_id: int | None = None) -> list[Job]:
     if coop_id is not None:
         stmt = stmt.where(Job.coop_id == coop_id)
     return list(db.session.scalars(stmt))
+
+
+def parked_page(coop_id: int, cursor: str | None, *, task: str | None = None,
+                limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the coop's paused tasks, newest first (keyset on the id), of one task."""
+    stmt = select(Job).where(Job.status == JobStatus.PARKED, Job.coop_id == coop_id)
+    if task:
+        stmt = stmt.where(Job.task == task)
+    return keyset(stmt, [(Job.id, "desc")], cursor, limit)
 
 
 def counts() -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, ngettext
 
 from ..common import confirm, web
@@ -13,6 +13,7 @@ from ..common.forms import Form
 from ..common.labels import label
 from ..extensions import db
 from . import services
+from .labels import TASKS
 from .models import Job
 
 bp = Blueprint("jobs", __name__)
@@ -51,8 +52,12 @@ def _shown(job: Job) -> ParkedJob:
 @bp.route("/manage/coops/<int:coop_id>/jobs")
 @web.coop_view("manager", "treasurer")
 def parked(coop):
-    rows = [_shown(job) for job in services.parked(coop.id)]
-    return render_template("jobs/parked.html", coop=coop, rows=rows, form=Form())
+    task = request.args.get("task")
+    task = task if task in TASKS else None
+    found = services.parked_page(coop.id, request.args.get("cursor"), task=task)
+    rows = [_shown(job) for job in found.items]
+    return render_template("jobs/parked.html", coop=coop, rows=rows, form=Form(), found=found,
+                           task=task, tasks=list(TASKS))
 
 
 @bp.route("/manage/coops/<int:coop_id>/jobs/<int:job_id>/retry", methods=["POST"])

@@ -56,6 +56,7 @@ class LedgerEntry(db.Model):
         status_check(LedgerEntryStatus),
         Index("ix_ledger_entries_source", "source_type", "source_id"),
         Index("ix_ledger_entries_external", "coop_id", "external_ref"),
+        Index("ix_ledger_entries_coop_id_keyset", "coop_id", "id"),  # a coop's entries, newest first
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"), index=True)

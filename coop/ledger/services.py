@@ -8,13 +8,15 @@ cancel; accounts that may not go negative never do."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.idempotency import fingerprint, replay_or_refuse
+from ..common.paging import PER_PAGE, KeysetPage, keyset
 from ..extensions import db
 from .models import LedgerAccount, LedgerEntry, LedgerPosting
 
@@ -323,6 +325,33 @@ def entries(coop, limit: int = 100, before_id: int | None = None) -> list[Ledger
     return list(db.session.scalars(stmt))
 
 
+def entries_page(coop, cursor: str | None, *, kind: str | None = None,
+                 account: str | None = None, since=None, until=None,
+                 before_id: int | None = None, limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the coop's entries, newest first (keyset on the id): of one kind, posting
+    to one account (a code of the chart; a per-person code such as `farmer_payable` means
+    anyone's), made from `since` to `until` (dates, in UTC) inclusive."""
+    stmt = select(LedgerEntry).where(LedgerEntry.coop_id == coop.id)
+    if kind:
+        stmt = stmt.where(LedgerEntry.kind == kind)
+    if account:
+        stmt = stmt.where(LedgerEntry.id.in_(
+            select(LedgerPosting.entry_id).join(LedgerAccount,
+                                                LedgerAccount.id == LedgerPosting.account_id)
+            .where(LedgerAccount.coop_id == coop.id,
+                   or_(LedgerAccount.code == account,
+                       LedgerAccount.code.like(f"{account}:%")))))
+    if since:
+        stmt = stmt.where(LedgerEntry.created_at >= datetime.combine(
+            since, datetime.min.time(), timezone.utc))
+    if until:
+        stmt = stmt.where(LedgerEntry.created_at < datetime.combine(
+            until + timedelta(days=1), datetime.min.time(), timezone.utc))
+    if before_id:
+        stmt = stmt.where(LedgerEntry.id < before_id)
+    return keyset(stmt, [(LedgerEntry.id, "desc")], cursor, limit)
+
+
 # ---------------------------------------------------------------- reports and checks
 
 def trial_balance(coop) -> dict:
@@ -333,6 +362,45 @@ def trial_balance(coop) -> dict:
     return {"currency": coop.currency, "debits_minor": debits, "credits_minor": credits,
             "balanced": debits == credits, "accounts": rows, "names": account_names(rows),
             "pending_holds_minor": pending_holds(coop)}
+
+
+PERSONAL_PREFIXES = ("farmer_payable", "share_capital")
+
+
+def trial_balance_summary(coop) -> dict:
+    """The trial balance as a page shows it: the coop's own accounts one by one, and the
+    per-person accounts (one per farmer or member) summed per kind, with how many there are.
+    Two queries whatever the number of people."""
+    from ..common.labels import label
+    own = list(db.session.scalars(select(LedgerAccount).where(
+        LedgerAccount.coop_id == coop.id, LedgerAccount.user_id.is_(None))
+        .order_by(LedgerAccount.code)))
+    prefix = case(*[(LedgerAccount.code.like(f"{p}:%"), p) for p in PERSONAL_PREFIXES],
+                  else_=LedgerAccount.code)
+    positive = func.sum(case((LedgerAccount.balance_minor > 0, LedgerAccount.balance_minor),
+                             else_=0))
+    negative = func.sum(case((LedgerAccount.balance_minor < 0, -LedgerAccount.balance_minor),
+                             else_=0))
+    grouped = db.session.execute(
+        select(prefix, func.count(), positive, negative)
+        .where(LedgerAccount.coop_id == coop.id, LedgerAccount.user_id.is_not(None))
+        .group_by(prefix).order_by(prefix)).all()
+    rows = [{"name": label(a.code, "account"), "debit_minor": max(a.balance_minor, 0),
+             "credit_minor": max(-a.balance_minor, 0), "people": None} for a in own]
+    rows += [{"name": label(code, "account"), "debit_minor": int(debit or 0),
+              "credit_minor": int(credit or 0), "people": int(n)}
+             for code, n, debit, credit in grouped]
+    debits = sum(r["debit_minor"] for r in rows)
+    credits = sum(r["credit_minor"] for r in rows)
+    return {"currency": coop.currency, "debits_minor": debits, "credits_minor": credits,
+            "balanced": debits == credits, "rows": rows,
+            "pending_holds_minor": pending_holds(coop)}
+
+
+def entry_account_names(entries: list[LedgerEntry]) -> dict[int, str]:
+    """account id -> name for the accounts the entries post to (one query for the people)."""
+    return account_names(list({p.account.id: p.account for e in entries
+                                for p in e.postings}.values()))
 
 
 def account_names(rows: list[LedgerAccount]) -> dict[int, str]:

@@ -23,6 +23,7 @@ class Listing(db.Model):
         ),
         UniqueConstraint("farmer_user_id", "idempotency_key"),
         Index("ix_listings_supply", "coop_id", "crop_id", "grade_id", "status"),
+        Index("ix_listings_farmer_id_keyset", "farmer_user_id", "id"),  # a farmer's, a page at a time
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"))

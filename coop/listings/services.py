@@ -14,6 +14,7 @@ from ..common.access import farmer_coop_ids
 from ..common.dates import DateInputError, parse_date
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..common.idempotency import check_key, fingerprint as request_fingerprint, replay_or_refuse
+from ..common.paging import PER_PAGE, KeysetPage, keyset
 from ..common.quantities import QuantityError, parse_kg
 from ..common.statuses import PUBLIC_LISTING_STATUSES, SUPPLY_LISTING_STATUSES
 from ..cooperatives.models import Cooperative
@@ -312,6 +313,15 @@ def farmer_listings(farmer, *, limit: int | None = None, after_id: int | None = 
     if limit:
         stmt = stmt.limit(limit)
     return list(db.session.scalars(stmt).unique())
+
+
+def farmer_listings_page(farmer, cursor: str | None, *, status: str | None = None,
+                         limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the farmer's listings, newest first (keyset on the id), by status."""
+    stmt = select(Listing).where(Listing.farmer_user_id == farmer.id)
+    if status:
+        stmt = stmt.where(Listing.status == status)
+    return keyset(stmt, [(Listing.id, "desc")], cursor, limit)
 
 
 def supply(coop_id: int | None = None, crop_slug: str | None = None) -> list[dict]:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from . import services
 from .blueprint import bp
 from .forms import ListingForm, WithdrawForm
+from .labels import LISTING_STATUS
 
 PRODUCT = {"crop": "product", "grade": "product"}  # the form's one select for crop and grade
 
@@ -85,8 +86,12 @@ def _split_product(value: str) -> tuple[str, str]:
 @login_required
 def mine():
     _require_farmer()
-    listings = services.farmer_listings(current_user)
-    return render_template("listings/mine.html", listings=listings, withdraw_form=WithdrawForm())
+    only = request.args.get("status")
+    only = only if only in LISTING_STATUS else None
+    found = services.farmer_listings_page(current_user, request.args.get("cursor"), status=only)
+    return render_template("listings/mine.html", listings=found.items, found=found,
+                           status=only, statuses=list(LISTING_STATUS),
+                           withdraw_form=WithdrawForm())
 
 
 @bp.route("/my/listings/new", methods=["GET", "POST"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Response, g, jsonify, request
 from flask_babel import gettext as _
 
-from ..api.common import idempotency_key, json_body, token_required
+from ..api.common import idempotency_key, json_body, page_args, paged, token_required
 from ..api.openapi import MINOR, query_parameter, register
 from ..api.blueprint import bp
 from ..common.errors import ValidationFailed
@@ -39,11 +39,12 @@ def _batch(batch_id):
 def payables(coop_id):
     services.require_treasurer(coop_id, g.api_user)
     coop = coop_services.get_coop(coop_id)
-    return jsonify(items=[{"farmer_id": p.farmer_id, "name": p.name,
-                           "amount_due_minor": p.amount_due_minor, "currency": p.currency,
-                           "owed_minor": p.owed_minor, "in_batches_minor": p.in_batches_minor,
-                           "rail": p.rail}
-                          for p in services.payables(coop) if p.amount_due_minor > 0])
+    limit, after = page_args()
+    rows = services.payables_due(coop, limit=limit + 1, after_id=after)
+    return jsonify(paged(rows, limit, lambda p: {
+        "farmer_id": p.farmer_id, "name": p.name, "amount_due_minor": p.amount_due_minor,
+        "currency": p.currency, "owed_minor": p.owed_minor,
+        "in_batches_minor": p.in_batches_minor, "rail": p.rail}, key=lambda p: p.farmer_id))
 
 
 @bp.post("/coops/<int:coop_id>/payout-batches")
@@ -127,7 +128,7 @@ register({
             "rail": {"type": "string"}, "reason": {"type": "string"}}}}}},
 }, [
     ("get", "/coops/{id}/payables", "What each farmer is owed (treasurer)", True, None,
-     {200: "Payables", 403: "Error", 404: "Error"}),
+     {200: ("list", "Payable"), 403: "Error", 404: "Error"}),
     ("post", "/coops/{id}/payout-batches",
      "Make a payout batch (treasurer; Idempotency-Key accepted)", True, "PayoutBatchCreate",
      {201: "PayoutBatch", 403: "Error", 404: "Error", 409: "Error"}),

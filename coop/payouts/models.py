@@ -54,6 +54,7 @@ class PayoutLine(db.Model):
             "rail IN ('bank', 'breb', 'nequi', 'daviplata', 'yape', 'plin', 'spei', 'cash')",
             name="rail"),
         Index("ix_payout_lines_coop_farmer_status", "coop_id", "farmer_user_id", "status"),
+        Index("ix_payout_lines_batch_id_keyset", "batch_id", "id"),  # a batch a page at a time
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("payout_batches.id"), index=True)

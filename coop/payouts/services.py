@@ -13,7 +13,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 
 from ..audit import services as audit
 from ..auth.models import User
@@ -23,6 +23,7 @@ from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.idempotency import replay_or_refuse
 from ..common.locks import payouts_lock
 from ..common.models import utcnow
+from ..common.paging import PER_PAGE, KeysetPage, keyset
 from ..common.money import format_money
 from ..cooperatives.models import PAYOUT_RAILS, Cooperative, FarmerProfile
 from ..cooperatives import services as coop_services
@@ -83,6 +84,34 @@ class Payable:
         return max(0, self.owed_minor - self.in_batches_minor)
 
 
+def payables_due(coop: Cooperative, *, limit: int, after_id: int | None = None
+                 ) -> list[Payable]:
+    """Up to `limit` farmers with an amount due (owed minus what waits in batches), by
+    farmer id after `after_id`: a page of the API's list, in two queries whatever the
+    number of farmers (the filter and the order in SQL, so that a page is never short)."""
+    in_batches = (select(PayoutLine.farmer_user_id.label("user_id"),
+                         func.sum(PayoutLine.amount_minor).label("amount"))
+                  .where(PayoutLine.coop_id == coop.id, PayoutLine.status == "pending")
+                  .group_by(PayoutLine.farmer_user_id).subquery())
+    payable = ledger_queries.payable_balances(coop)
+    waiting = func.coalesce(in_batches.c.amount, 0)
+    stmt = (select(payable.c.user_id, payable.c.balance_minor, waiting, User.name,
+                   FarmerProfile.id, FarmerProfile.payout_rail)
+            .join(User, User.id == payable.c.user_id)
+            .outerjoin(in_batches, in_batches.c.user_id == payable.c.user_id)
+            .outerjoin(FarmerProfile, and_(FarmerProfile.coop_id == coop.id,
+                                           FarmerProfile.user_id == payable.c.user_id))
+            .where(-payable.c.balance_minor - waiting > 0)
+            .order_by(payable.c.user_id).limit(limit))
+    if after_id:
+        stmt = stmt.where(payable.c.user_id > after_id)
+    return [Payable(farmer_id=uid, name=name, currency=coop.currency,
+                    owed_minor=-int(balance or 0), in_batches_minor=int(queued or 0),
+                    rail=rail, account="", bank_name="", national_id="",
+                    has_profile=profile_id is not None)
+            for uid, balance, queued, name, profile_id, rail in db.session.execute(stmt)]
+
+
 def payables(coop: Cooperative) -> list[Payable]:
     """Every farmer with money owed or on its way, in two queries whatever their number: the
     payable balances with the member record's rail and account, and the amounts in lines that
@@ -106,6 +135,54 @@ def payables(coop: Cooperative) -> list[Payable]:
                     national_id=nid or "", has_profile=profile_id is not None)
             for uid, balance, name, profile_id, rail, account, bank, nid in rows
             if balance or uid in in_batches]
+
+
+def _payable_rows(coop: Cooperative):
+    """(statement, amount waiting in batches, amount due) over every farmer_payable account
+    of the coop, with the farmer's name and member record."""
+    in_batches = (select(PayoutLine.farmer_user_id.label("user_id"),
+                         func.sum(PayoutLine.amount_minor).label("amount"))
+                  .where(PayoutLine.coop_id == coop.id, PayoutLine.status == "pending")
+                  .group_by(PayoutLine.farmer_user_id).subquery())
+    payable = ledger_queries.payable_balances(coop)
+    waiting = func.coalesce(in_batches.c.amount, 0)
+    due = -payable.c.balance_minor - waiting
+    stmt = (select(payable.c.user_id, payable.c.balance_minor, waiting.label("waiting"),
+                   User.name, FarmerProfile.id.label("profile_id"), FarmerProfile.payout_rail,
+                   FarmerProfile.payout_account, FarmerProfile.bank_name,
+                   FarmerProfile.national_id)
+            .join(User, User.id == payable.c.user_id)
+            .outerjoin(in_batches, in_batches.c.user_id == payable.c.user_id)
+            .outerjoin(FarmerProfile, and_(FarmerProfile.coop_id == coop.id,
+                                           FarmerProfile.user_id == payable.c.user_id)))
+    return stmt, payable, due
+
+
+def payables_page(coop: Cooperative, cursor: str | None, *, q: str = "",
+                  limit: int = PER_PAGE) -> KeysetPage:
+    """A page of `payables` by name (keyset on name and farmer id), found by part of the
+    name; its items are Payable rows. Constant queries whatever the number of farmers."""
+    stmt, payable, _due = _payable_rows(coop)
+    q = (q or "").strip()[:80]
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(User.name.ilike(like, escape="\\"))
+    found = keyset(stmt, [User.name, payable.c.user_id], cursor, limit, scalars=False,
+                   key=lambda r: (r.name, r.user_id))
+    found.items = [Payable(farmer_id=r.user_id, name=r.name, currency=coop.currency,
+                           owed_minor=-int(r.balance_minor or 0),
+                           in_batches_minor=int(r.waiting or 0), rail=r.payout_rail,
+                           account=r.payout_account or "", bank_name=r.bank_name or "",
+                           national_id=r.national_id or "", has_profile=r.profile_id is not None)
+                   for r in found.items]
+    return found
+
+
+def total_due_of(coop: Cooperative) -> int:
+    """What the coop owes its farmers now, less what waits in batches: one query."""
+    stmt, _payable, due = _payable_rows(coop)
+    inner = stmt.add_columns(case((due > 0, due), else_=0).label("due")).subquery()
+    return int(db.session.scalar(select(func.coalesce(func.sum(inner.c.due), 0))) or 0)
 
 
 def total_due(items: list[Payable]) -> int:
@@ -296,9 +373,50 @@ def get_batch(batch_id: int) -> PayoutBatch:
     return batch
 
 
+def batches_page(coop: Cooperative, cursor: str | None, limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the coop's payout batches, newest first (keyset on the id)."""
+    return keyset(select(PayoutBatch).where(PayoutBatch.coop_id == coop.id),
+                  [(PayoutBatch.id, "desc")], cursor, limit)
+
+
 def batches(coop: Cooperative, limit: int = 50) -> list[PayoutBatch]:
     return list(db.session.scalars(select(PayoutBatch).where(PayoutBatch.coop_id == coop.id)
                                    .order_by(PayoutBatch.id.desc()).limit(limit)))
+
+
+def batch_lines_page(batch: PayoutBatch, cursor: str | None, *, status: str | None = None,
+                     q: str = "", limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the batch's lines by id (keyset), of one status, found by part of the
+    payee's name, national id or the line's number."""
+    stmt = select(PayoutLine).where(PayoutLine.batch_id == batch.id)
+    if status:
+        stmt = stmt.where(PayoutLine.status == status)
+    q = (q or "").strip()[:80]
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = [PayoutLine.payee_name.ilike(like, escape="\\"),
+                 PayoutLine.national_id.ilike(like, escape="\\")]
+        digits = q.lstrip("#")
+        if digits.isascii() and digits.isdigit() and len(digits) < 10:
+            found.append(PayoutLine.id == int(digits))
+        stmt = stmt.where(or_(*found))
+    return keyset(stmt, [PayoutLine.id], cursor, limit)
+
+
+def batch_summary_of(batch: PayoutBatch) -> dict:
+    """`batch_summary` in one query (counts and amounts per status), and the rails present
+    in another: the page does not load every line to count them."""
+    counts = {"pending": 0, "paid": 0, "failed": 0}
+    amounts = {"pending": 0, "paid": 0, "failed": 0}
+    for status, n, amount in db.session.execute(
+            select(PayoutLine.status, func.count(), func.coalesce(func.sum(
+                PayoutLine.amount_minor), 0)).where(PayoutLine.batch_id == batch.id)
+            .group_by(PayoutLine.status)):
+        counts[status], amounts[status] = int(n), int(amount)
+    present = set(db.session.scalars(select(PayoutLine.rail).where(
+        PayoutLine.batch_id == batch.id).distinct()))
+    return {"counts": counts, "amounts": amounts,
+            "rails": [r for r in PAYOUT_RAILS if r in present]}
 
 
 def batch_rails(batch: PayoutBatch) -> list[str]:

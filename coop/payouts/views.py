@@ -13,6 +13,7 @@ from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from ..common.ids import query_id
+from ..common.forms import filter_text
 from ..common import confirm, web
 from ..common.access import is_farmer
 from ..cooperatives import services as coop_services
@@ -38,10 +39,13 @@ def _batch(batch_id):
 
 
 def _render_payables(coop, form, status=200):
-    items = services.payables(coop)
-    return render_template("payouts/payables.html", coop=coop, items=items,
-                           total_due=services.total_due(items), form=form,
-                           batches=services.batches(coop), rails=services.rail_names(),
+    q = filter_text(request.args.get("q", ""), 80)
+    found = services.payables_page(coop, request.args.get("cursor"), q=q)
+    batches = services.batches_page(coop, request.args.get("batches"))
+    return render_template("payouts/payables.html", coop=coop, items=found.items, found=found,
+                           q=q, total_due=services.total_due_of(coop), form=form,
+                           batches=batches.items, batches_found=batches,
+                           rails=services.rail_names(),
                            mask=services.mask_account), status
 
 
@@ -89,10 +93,18 @@ def batch(batch_id):
     return _render_batch(batch, ConfirmationsForm())
 
 
+LINE_STATUSES = ("pending", "paid", "failed")
+
+
 def _render_batch(batch, form, status=200, problems=()):
+    only = request.args.get("status")
+    only = only if only in LINE_STATUSES else None
+    q = filter_text(request.args.get("q", ""), 80)
+    found = services.batch_lines_page(batch, request.args.get("cursor"), status=only, q=q)
+    summary = services.batch_summary_of(batch)
     return render_template("payouts/batch.html", batch=batch, coop=batch_coop(batch), form=form,
-                           summary=services.batch_summary(batch),
-                           batch_rails=services.batch_rails(batch),
+                           summary=summary, batch_rails=summary["rails"], lines=found.items,
+                           found=found, status=only, q=q, statuses=list(LINE_STATUSES),
                            rails=services.rail_names(), cash_form=CashConfirmForm(),
                            problems=problems, reference=services.reference), status
 

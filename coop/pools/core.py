@@ -13,7 +13,7 @@ from ..catalog import services as catalog
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.locks import supply_lock
 from ..common.models import utcnow
-from ..common.paging import Page, paginate
+from ..common.paging import PER_PAGE, KeysetPage, Page, keyset, paginate
 from ..common.quantities import QuantityError, parse_kg
 from ..cooperatives import verification
 from ..extensions import db
@@ -165,6 +165,26 @@ def pools(status: str | None = None, coop_id: int | None = None, limit: int | No
     if limit:
         stmt = stmt.limit(limit)
     return list(db.session.scalars(stmt).unique())
+
+
+def pools_page(cursor: str | None, *, status: str | None = None, coop_id: int | None = None,
+               limit: int = PER_PAGE) -> KeysetPage:
+    """A page of pools, newest first (keyset on the id), narrowed by status and coop."""
+    stmt = select(Pool)
+    if status:
+        stmt = stmt.where(Pool.status == status)
+    if coop_id:
+        stmt = stmt.where(Pool.coop_id == coop_id)
+    return keyset(stmt, [(Pool.id, "desc")], cursor, limit)
+
+
+def buyer_orders_page(user, cursor: str | None, *, status: str | None = None,
+                      limit: int = PER_PAGE) -> KeysetPage:
+    """A page of the buyer's orders, newest first (keyset on the id), narrowed by status."""
+    stmt = select(Order).where(Order.buyer_id == (user.buyer_id or -1))
+    if status:
+        stmt = stmt.where(Order.status == status)
+    return keyset(stmt, [(Order.id, "desc")], cursor, limit)
 
 
 def pool_orders(pool_id: int, limit: int | None = None) -> list[Order]:

@@ -22,6 +22,9 @@ class Pool(db.Model):
         status_check(PoolStatus),
         Index("ix_pools_open", "coop_id", "crop_id", "grade_id", "status"),
         Index("ix_pools_due", "status", "closes_at"),
+        # keyset pages: a coop's pools, the pools of a status, newest first
+        Index("ix_pools_coop_id_keyset", "coop_id", "id"),
+        Index("ix_pools_status_id_keyset", "status", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int] = mapped_column(ForeignKey("cooperatives.id"))
@@ -64,6 +67,7 @@ class Order(db.Model):
         UniqueConstraint("buyer_id", "idempotency_key"),
         UniqueConstraint("payment_intent_id"),
         Index("ix_orders_pool_status", "pool_id", "status"),
+        Index("ix_orders_buyer_id_keyset", "buyer_id", "id"),  # a buyer's orders a page at a time
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id"))

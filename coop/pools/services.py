@@ -3,10 +3,11 @@ call. The work lives in core.py (opening and reading pools, supply, the pool loc
 orders.py (place, change, withdraw), resolver.py (settling unknown card holds) and
 closing.py (decide, allocate, settle, close-due, cancel)."""
 from .core import (  # noqa: F401
-    DELIVERY_DAYS, MAX_OPEN_DAYS, buyer_orders, buyer_pool_orders, current_price, delivery_due,
+    DELIVERY_DAYS, MAX_OPEN_DAYS, buyer_orders, buyer_orders_page, buyer_pool_orders,
+    current_price, delivery_due,
     farmer_allocations, free_supply_g, get_pool, lock_pool, open_pool, own_order,
     parse_closes_at, pool_allocations, pool_orders, pool_orders_page, pool_totals, pools,
-    record_refunded,
+    pools_page, record_refunded,
     register_supply_reservation, reserved_g)
 from .orders import (  # noqa: F401
     OrderPreview, apply_payment_intent_event, change_order, place_order,

@@ -16,8 +16,14 @@ from ..listings.views import PRODUCT, _product_choices
 from ..pricing import services as pricing
 from . import services
 from .forms import ActionForm, ChangeOrderForm, OrderForm, PoolForm
+from .labels import ORDER_STATUS, POOL_STATUS
 
 bp = Blueprint("pools", __name__)
+
+
+def _known(code, labels):
+    """A status filter from the query string: one of the labelled codes, else none."""
+    return code if code in labels else None
 
 
 def _view(pool):
@@ -29,8 +35,9 @@ def _view(pool):
 
 @bp.route("/pools")
 def index():
-    return render_template("pools/index.html", items=[_view(p) for p in services.pools("open")],
-                           now=utcnow())
+    found = services.pools_page(request.args.get("cursor"), status="open")
+    return render_template("pools/index.html", items=[_view(p) for p in found.items],
+                           found=found, now=utcnow())
 
 
 @bp.route("/pools/<int:pool_id>", methods=["GET", "POST"])
@@ -93,8 +100,11 @@ def my_orders():
 
 def _my_orders_page(change_form=None, change_failed=None, status=200):
     """`change_failed`: (order id, what was typed, why) to show on that order's field."""
-    orders = services.buyer_orders(current_user)
+    only = _known(request.args.get("status"), ORDER_STATUS)
+    found = services.buyer_orders_page(current_user, request.args.get("cursor"), status=only)
+    orders = found.items
     return render_template("pools/my_orders.html", orders=orders, refunds=_refunds(orders),
+                           found=found, status=only, statuses=list(ORDER_STATUS),
                            change_form=change_form or ChangeOrderForm(formdata=None),
                            change_failed=change_failed, action_form=ActionForm(),
                            now=utcnow()), status
@@ -161,8 +171,17 @@ def _farmer_page(template):
         abort(403)
     from ..intake import services as intake
     from ..payouts.services import rail_names
-    return render_template(template, deliveries=intake.farmer_deliveries(current_user),
-                           rails=rail_names(), now=utcnow())
+    if template == "pools/my_sales.html":
+        deliveries, found = intake.farmer_deliveries_page(current_user,
+                                                          request.args.get("cursor"))
+        return render_template(template, deliveries=deliveries, found=found,
+                               rails=rail_names(), now=utcnow())
+    todo, todo_found = intake.farmer_deliveries_page(
+        current_user, request.args.get("todo"), stage="to_deliver")
+    done, done_found = intake.farmer_deliveries_page(
+        current_user, request.args.get("cursor"), stage="received")
+    return render_template(template, todo=todo, todo_found=todo_found, done=done,
+                           done_found=done_found, rails=rail_names(), now=utcnow())
 
 
 @bp.route("/my/sales")
@@ -184,8 +203,11 @@ def manage(coop):
     form.product.choices = _product_choices()
 
     def page(status=200):
-        items = [_view(p) for p in services.pools(coop_id=coop.id)]
+        only = _known(request.args.get("status"), POOL_STATUS)
+        found = services.pools_page(request.args.get("cursor"), coop_id=coop.id, status=only)
+        items = [_view(p) for p in found.items]
         return render_template("pools/manage.html", coop=coop, form=form, items=items,
+                               found=found, status=only, statuses=list(POOL_STATUS),
                                now=utcnow()), status
     if not form.is_submitted():
         return page()

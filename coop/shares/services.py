@@ -17,6 +17,7 @@ from ..audit import services as audit
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.idempotency import replay_or_refuse
 from ..common.models import utcnow
+from ..common.paging import PER_PAGE, KeysetPage
 from ..cooperatives import finance
 from ..cooperatives import services as coop_services
 from ..cooperatives import verification
@@ -68,15 +69,21 @@ def unpaid_minor(coop, account: ShareAccount) -> int:
     return max(subscribed_minor(coop, account) - account.paid_minor, 0)
 
 
-def register(coop) -> list[dict]:
-    """Every farmer member with their register line (those never touched show zeros)."""
-    par = finance.settings(coop).share_par_minor
+def register(coop, cursor: str | None = None, *, q: str = "", limit: int = PER_PAGE
+             ) -> tuple[list[dict], KeysetPage]:
+    """A page of farmer members (by member number, found by name or number) with their
+    register line (those never touched show zeros); the page of profiles beside."""
+    conf = finance.settings(coop)  # once: it is a query each time
+    par, least = conf.share_par_minor, conf.share_min_shares
+    found = coop_services.farmer_profiles_page(coop, cursor, q=q, limit=limit)
+    ids = [p.user_id for p in found.items]
     accounts = {a.user_id: a for a in db.session.scalars(
-        select(ShareAccount).where(ShareAccount.coop_id == coop.id))}
+        select(ShareAccount).where(ShareAccount.coop_id == coop.id,
+                                   ShareAccount.user_id.in_(ids)))} if ids else {}
     rows = []
-    for profile in coop_services.farmer_profiles(coop):
+    for profile in found.items:
         acc = accounts.get(profile.user_id)
-        subscribed = acc.subscribed_shares if acc else finance.settings(coop).share_min_shares
+        subscribed = acc.subscribed_shares if acc else least
         paid = acc.paid_minor if acc else 0
         redeemed = acc.redeemed_minor if acc else 0
         status = acc.status if acc else "active"
@@ -84,7 +91,7 @@ def register(coop) -> list[dict]:
                      "subscribed_shares": subscribed, "subscribed_minor": subscribed * par,
                      "paid_minor": paid, "redeemed_minor": redeemed, "status": status,
                      "unpaid_minor": max(subscribed * par - paid, 0) if status == "active" else 0})
-    return rows
+    return rows, found
 
 
 def member_accounts(user) -> list[ShareAccount]:

@@ -3,12 +3,13 @@ manager and treasurer set the coop's share and advance policy; members see their
 import uuid
 from decimal import Decimal
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..common import web
 from ..common.access import is_farmer, roles_in
+from ..common.forms import filter_text
 from ..common.money import to_decimal
 from ..common.numbers import PERCENT_FORMAT, format_number
 from ..cooperatives import finance
@@ -19,9 +20,18 @@ from .forms import PaymentForm, RedeemForm, SettingsForm, SubscriptionForm
 bp = Blueprint("shares", __name__)
 
 
-def _member_choices(coop):
-    return [(str(p.user_id), f"{p.member_number} · {p.user.name}")
-            for p in coop_services.farmer_profiles(coop)]
+def _member_choices(coop, rows, chosen=None):
+    """The members of the page shown (the treasurer finds another with the search box);
+    the one chosen on a refused form stays chosen. The service checks membership."""
+    choices = [(str(r["profile"].user_id), f"{r['profile'].member_number} · {r['user'].name}")
+               for r in rows]
+    text = str(chosen or "")
+    if text.isascii() and text.isdigit() and len(text) < 19 \
+            and text not in {value for value, _label in choices}:
+        profile = coop_services.farmer_profile(coop.id, int(text))
+        if profile is not None:
+            choices.insert(0, (text, f"{profile.member_number} · {profile.user.name}"))
+    return choices
 
 
 def _member_id(value) -> int:
@@ -34,11 +44,14 @@ def _member_id(value) -> int:
 def _register_page(coop, status=200, payment=None, subscription=None):
     payment = payment or PaymentForm(formdata=None)
     subscription = subscription or SubscriptionForm(formdata=None)
-    payment.member.choices = subscription.member.choices = _member_choices(coop)
+    q = filter_text(request.args.get("q", ""))
+    rows, found = services.register(coop, request.args.get("cursor"), q=q)
+    payment.member.choices = _member_choices(coop, rows, payment.member.data)
+    subscription.member.choices = _member_choices(coop, rows, subscription.member.data)
     if not payment.idempotency_key.data:
         payment.idempotency_key.data = uuid.uuid4().hex
     conf = finance.settings(coop)
-    return render_template("shares/register.html", coop=coop, rows=services.register(coop),
+    return render_template("shares/register.html", coop=coop, rows=rows, found=found, q=q,
                            conf=conf,
                            withholding_pct=format_number(
                                Decimal(conf.share_withholding_bps) / 100, PERCENT_FORMAT),
@@ -56,7 +69,6 @@ def register(coop):
 @web.coop_view("treasurer")
 def pay(coop):
     form = PaymentForm()
-    form.member.choices = _member_choices(coop)
     if not form.validate():
         return _register_page(coop, 422, payment=form)
     web.refusal_on_form(form, lambda status: _register_page(coop, status, payment=form),
@@ -73,7 +85,6 @@ def pay(coop):
 @web.coop_view("treasurer")
 def subscribe(coop):
     form = SubscriptionForm()
-    form.member.choices = _member_choices(coop)
     if not form.validate():
         return _register_page(coop, 422, subscription=form)
     web.refusal_on_form(form, lambda status: _register_page(coop, status, subscription=form),

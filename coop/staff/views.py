@@ -3,7 +3,7 @@ and document, approve or refuse with a reason; the platform's audit log. A 404 t
 is not staff."""
 import io
 
-from flask import Blueprint, flash, redirect, render_template, send_file, url_for
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -74,5 +74,5 @@ def decide(coop, decision):
 @login_required
 def platform_audit():
     services.require_staff(current_user)
-    events = audit.events(None)
-    return render_template("staff/audit.html", rows=audit.rows(None, events))
+    found = audit.events_page(None, request.args.get("cursor"))
+    return render_template("staff/audit.html", rows=audit.rows(None, found.items), found=found)

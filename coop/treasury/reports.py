@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, select
 
 from ..common.errors import ValidationFailed
-from ..common.paging import Page, paginate
+from ..common.paging import PER_PAGE, KeysetPage, Page, keyset, paginate
 from ..extensions import db
 from ..ledger import queries as ledger_queries
 from .bank_statement import _not_on_a_line, bank_suggestions
@@ -48,7 +48,12 @@ class Report:
     explained: list = field(default_factory=list)          # StripeBalanceTxn explained
     bank_explained: list = field(default_factory=list)
     suggestion_for: dict = field(default_factory=dict)      # txn pk -> suggested entry
-    bank_lines_page: Page | None = None                     # bank_unmatched's page
+    bank_lines_page: Page | KeysetPage | None = None        # bank_unmatched's page
+    # On the page (`report(..., cursors=...)`): each long list a keyset page at a time
+    # (differences, explained, bank lines, bank lines explained); the others their first
+    # PER_PAGE rows, `more` naming those that have more (the CSV has every row).
+    pages: dict = field(default_factory=dict)
+    more: set = field(default_factory=set)
 
 
 def missing_in_stripe(coop, start: datetime, end: datetime, limit: int | None = 500):
@@ -67,10 +72,15 @@ def missing_in_stripe(coop, start: datetime, end: datetime, limit: int | None = 
                                              unless=unknown_to_stripe, limit=limit)
 
 
-def report(coop, start: date, end: date, limit: int | None = 500, bank_page: int = 1) -> Report:
+def report(coop, start: date, end: date, limit: int | None = 500, bank_page: int = 1,
+           cursors: dict | None = None) -> Report:
     """The period's differences, each list at most `limit` rows, the statement lines not
     matched a page at a time (`bank_page`) with suggestions for those; `limit=None`: every
-    row (the CSV), no suggestions."""
+    row (the CSV), no suggestions. Given `cursors` (the page: list name -> cursor or None),
+    the long lists are keyset pages of PER_PAGE rows (see Report.pages) and the others
+    their first PER_PAGE rows: a page whose size does not grow with the period's rows."""
+    if cursors is not None:
+        return _page_report(coop, start, end, cursors)
     lo, hi = _bounds(start, end)
     in_period = and_(StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.created >= lo,
                      StripeBalanceTxn.created < hi)
@@ -134,6 +144,66 @@ def report(coop, start: date, end: date, limit: int | None = 500, bank_page: int
     rep.payouts_not_at_bank = list(db.session.scalars(payouts_stmt))
     if limit:
         rep.bank_suggestions = bank_suggestions(coop, rep.bank_unmatched)
+    return rep
+
+
+def _page_report(coop, start: date, end: date, cursors: dict) -> Report:
+    lo, hi = _bounds(start, end)
+    in_period = and_(StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.created >= lo,
+                     StripeBalanceTxn.created < hi)
+    counts = dict(db.session.execute(select(StripeBalanceTxn.status, func.count())
+                                     .where(in_period).group_by(StripeBalanceTxn.status)).all())
+    sums = db.session.execute(select(func.coalesce(func.sum(StripeBalanceTxn.amount_minor), 0),
+                                     func.coalesce(func.sum(StripeBalanceTxn.fee_minor), 0),
+                                     func.coalesce(func.sum(StripeBalanceTxn.net_minor), 0))
+                              .where(in_period)).one()
+    by_time = [StripeBalanceTxn.created, StripeBalanceTxn.id]
+    by_day = [BankStatementLine.booked_on, BankStatementLine.id]
+    bank_in_period = and_(BankStatementLine.coop_id == coop.id,
+                          BankStatementLine.booked_on >= start,
+                          BankStatementLine.booked_on <= end)
+    pages = {
+        "diff": keyset(select(StripeBalanceTxn).where(
+            in_period, StripeBalanceTxn.status.notin_(SETTLED)), by_time, cursors.get("diff")),
+        "explained": keyset(select(StripeBalanceTxn).where(
+            in_period, StripeBalanceTxn.status == "explained"), by_time,
+            cursors.get("explained")),
+        "bank": keyset(select(BankStatementLine).where(
+            bank_in_period, BankStatementLine.status.notin_(("matched", "explained"))),
+            by_day, cursors.get("bank")),
+        "bank_explained": keyset(select(BankStatementLine).where(
+            bank_in_period, BankStatementLine.status == "explained"), by_day,
+            cursors.get("bank_explained")),
+    }
+    rep = Report(start=start, end=end, currency=coop.currency, counts=counts,
+                 stripe_amount_minor=int(sums[0]), stripe_fees_minor=int(sums[1]),
+                 stripe_net_minor=int(sums[2]), differences=pages["diff"].items,
+                 explained=pages["explained"].items, bank_unmatched=pages["bank"].items,
+                 bank_explained=pages["bank_explained"].items, bank_lines_page=pages["bank"],
+                 pages=pages)
+
+    def first(name, rows):
+        if len(rows) > PER_PAGE:
+            rep.more.add(name)
+        return rows[:PER_PAGE]
+    rep.missing_in_stripe = first("missing_in_stripe",
+                                  missing_in_stripe(coop, lo, hi, PER_PAGE + 1))
+    suggested = {t.suggested_entry_id for t in rep.differences if t.suggested_entry_id}
+    entries = ledger_queries.entries_by_id(suggested)
+    rep.suggestions = [(t, entries[t.suggested_entry_id])
+                       for t in rep.differences if t.suggested_entry_id in entries]
+    rep.suggestion_for = {t.id: e for t, e in rep.suggestions}
+    bank_id = ledger_queries.account_id(coop, "bank")
+    if bank_id is not None:
+        rep.ledger_not_at_bank = first("ledger_not_at_bank", ledger_queries.referenced_through(
+            coop, bank_id, lo, hi, unless=_not_on_a_line, limit=PER_PAGE + 1))
+    rep.payouts_not_at_bank = first("payouts_not_at_bank", list(db.session.scalars(
+        select(StripeBalanceTxn).where(
+            in_period, StripeBalanceTxn.type == "payout",
+            ~exists(select(BankStatementLine.id).where(
+                BankStatementLine.stripe_txn_id == StripeBalanceTxn.id)))
+        .order_by(StripeBalanceTxn.id).limit(PER_PAGE + 1))))
+    rep.bank_suggestions = bank_suggestions(coop, rep.bank_unmatched)
     return rep
 
 

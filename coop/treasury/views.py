@@ -11,7 +11,6 @@ from ..common import confirm, web
 from ..common.dates import DateInputError, parse_date
 from ..common.models import utcnow
 from ..common.numbers import parse_whole
-from ..common.paging import page_number
 from ..audit import services as audit
 from . import bank_statement, reports, stripe_reconciliation
 from . import costs as cost_services
@@ -19,6 +18,8 @@ from . import year_end as year_end_services
 from .forms import ActionForm, BankMatchForm, CloseForm, CostForm, NoteForm, UploadForm
 
 bp = Blueprint("treasury", __name__)
+# the reconciliation page's lists a page at a time: each one's cursor in the query string
+CURSORS = ("diff", "explained", "bank", "bank_explained")
 
 
 def _period():
@@ -36,7 +37,7 @@ def _period():
 
 def _back_url(coop_id):
     return url_for("treasury.reconciliation", coop_id=coop_id,
-                   **{k: v for k, v in request.args.items() if k in ("from", "to", "page")})
+                   **{k: v for k, v in request.args.items() if k in ("from", "to") + CURSORS})
 
 
 def _back(coop_id):
@@ -54,8 +55,11 @@ def _page(coop, status=200, note_error=None):
     a note refused, shown on its row with what was typed."""
     start, end = _period()
     return render_template("treasury/reconciliation.html", coop=coop,
-                           report=reports.report(coop, start, end, bank_page=page_number(
-                               request.args.get("page"))),
+                           report=reports.report(coop, start, end, cursors={
+                               name: request.args.get(name) for name in CURSORS}),
+                           keep={"coop_id": coop.id, "from": start.isoformat(),
+                                 "to": end.isoformat(),
+                                 **{name: request.args.get(name) for name in CURSORS}},
                            upload=UploadForm(), action=ActionForm(), match=BankMatchForm(),
                            note_form=NoteForm(formdata=None), note_error=note_error,
                            is_fee=stripe_reconciliation.is_fee), status

@@ -190,7 +190,8 @@ def test_coops_shape(client, make_coop):
     response = client.get("/api/v1/coops")
     assert response.status_code == 200
     data = response.get_json()
-    assert set(data) == {"items"}
+    # a list, as api-v1.md's conventions say: its items and the cursor of the next page
+    assert set(data) == {"items", "next_cursor"} and data["next_cursor"] is None
     items = {c["id"]: c for c in data["items"]}
     assert set(items) == {first.id, second.id}
     for coop in (first, second):
