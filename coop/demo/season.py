@@ -18,7 +18,7 @@ from ..extensions import db
 from ..intake import services as intake
 from ..ledger import services as ledger
 from ..payouts import services as payouts
-from ..pools import services as pools
+from ..pools import services as pools, settlement
 from ..pools.models import Allocation, Pool
 from ..shares import services as shares
 from ..treasury import costs, year_end
@@ -64,7 +64,10 @@ def run_season(say=print, year: int | None = None) -> dict:
                               payment_method="pm_card_chargeCustomerFail")
         except Exception as exc:  # the decline is part of the story
             say(f"  declined as expected: {getattr(exc, 'code', exc)}")
-        closed = pools.close_pool(pool.id)
+        pools.close_pool(pool.id)
+        settlement.drain()  # the workers' part: capture the holds (here, in this process)
+        db.session.expire_all()
+        closed = db.session.get(Pool, pool.id)
         say(f"{coop.name}: pool {pool.id} {closed.status}, {closed.allocated_g / 1000:.3f} kg")
 
         # Intake: most deliver in full; one short (refunded to buyers), one over, one lower

@@ -117,6 +117,7 @@ def tour(m, user) -> list[tuple[str, str, dict]]:
             "media_type": "text/csv"}),
         ("delete", "/orders/{id}", {}),
         ("post", "/pools/{id}/close", {}),
+        ("get", "/pools/{id}/close", {}),
         ("delete", "/listings/{id}", {}),
         ("delete", "/auth/tokens/current", {}),  # last: it ends the token the tour used
     ]

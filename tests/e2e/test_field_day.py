@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -226,6 +227,11 @@ def test_manager_closes_the_pool_and_records_a_delivery(phone, db, server):
     with page.expect_navigation():
         page.click("main form.confirm-step button[type=submit]")
     manager.step("pool closed: confirmed and allocated")
+    # The close answers at once; the worker captures the holds (settlement jobs) meanwhile.
+    deadline = time.monotonic() + 60
+    while not db("SELECT settled_at FROM pools WHERE id = :p", p=pool_id)[0][0]:
+        assert time.monotonic() < deadline, "the worker did not settle the pool in 60 s"
+        time.sleep(0.2)
     captured, organisation = db(
         "SELECT sum(o.amount_captured_minor), min(b.organisation) FROM orders o "
         "JOIN buyers b ON b.id = o.buyer_id WHERE o.pool_id = :p AND o.status = 'captured'",
