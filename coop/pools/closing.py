@@ -112,7 +112,8 @@ def _allocate(pool: Pool, farmer_price: int) -> int:
 def _tell_farmers_sold(pool: Pool, farmer_price: int, allocations: list[dict],
                        by_id: dict) -> None:
     """One message per farmer of the pool: what they sold over all their listings, where and
-    by when to deliver it, at what price per kg (no query beyond each notify)."""
+    by when to deliver it, at what price per kg (messages.notify_many: a few statements for
+    all of them)."""
     sold: dict[int, int] = {}
     points: dict[int, list[str]] = {}
     for row in allocations:
@@ -122,13 +123,15 @@ def _tell_farmers_sold(pool: Pool, farmer_price: int, allocations: list[dict],
         if point and point not in points.setdefault(farmer, []):
             points[farmer].append(point)
     by = delivery_due(pool)
-    for farmer, grams in sold.items():
-        messages.notify(farmer, "farmer.harvest_sold", event=f"pool:{pool.id}:sold:{farmer}",
-                        coop_id=pool.coop_id, kg=messages.Kg(grams),
-                        crop=messages.Label("crop", pool.crop.slug),
-                        point=", ".join(points.get(farmer, ())) or pool.coop.name,
-                        by=by, price=messages.Money(farmer_price, pool.currency),
-                        pool=f"#{pool.id}", coop=pool.coop.name, link="/my/deliveries")
+    crop = messages.Label("crop", pool.crop.slug)
+    price = messages.Money(farmer_price, pool.currency)
+    messages.notify_many([  # thousands of farmers: one pass, not a notify each
+        messages.Notice(farmer, "farmer.harvest_sold", f"pool:{pool.id}:sold:{farmer}", {
+            "kg": messages.Kg(grams), "crop": crop,
+            "point": ", ".join(points.get(farmer, ())) or pool.coop.name,
+            "by": by, "price": price, "pool": f"#{pool.id}", "coop": pool.coop.name,
+            "link": "/my/deliveries"})
+        for farmer, grams in sold.items()], coop_id=pool.coop_id)
 
 
 def close_pool(pool_id: int, *, now: datetime | None = None, on_demand: bool = True) -> Pool:
