@@ -71,25 +71,18 @@ def released(order: Order) -> None:
 
 def settled(pool: Pool, captured: list, cancelled: list) -> None:
     """What `captured` and `released` tell, for a settled pool's rows (id, user_id,
-    currency, quantity_g, amount_due_minor, amount_authorized_minor), their sending enqueued
-    in batches."""
-    written = []
+    currency, quantity_g, amount_due_minor, amount_authorized_minor): all of them in one pass
+    (messages.notify_many), their sending enqueued in batches."""
     price = Money(pool.final_price_per_kg_minor or 0, pool.currency)
     name = _pool_name(pool)
-    for row in captured:
-        written += messages.notify(row.user_id, "buyer.captured",
-                                   event=f"order:{row.id}:captured", coop_id=pool.coop_id,
-                                   send=False, amount=Money(row.amount_due_minor, row.currency),
-                                   kg=Kg(row.quantity_g), pool=name, price=price,
-                                   link="/my/orders")
-    for row in cancelled:
-        written += messages.notify(row.user_id, "buyer.released",
-                                   event=f"order:{row.id}:released", coop_id=pool.coop_id,
-                                   send=False,
-                                   amount=Money(row.amount_authorized_minor, row.currency),
-                                   pool=name, link="/my/orders")
-    messages.send_batches([m for m in written if m.status == "queued" and m.attempts == 0],
-                          coop_id=pool.coop_id)
+    messages.notify_many(
+        [messages.Notice(row.user_id, "buyer.captured", f"order:{row.id}:captured", {
+            "amount": Money(row.amount_due_minor, row.currency), "kg": Kg(row.quantity_g),
+            "pool": name, "price": price, "link": "/my/orders"}) for row in captured]
+        + [messages.Notice(row.user_id, "buyer.released", f"order:{row.id}:released", {
+            "amount": Money(row.amount_authorized_minor, row.currency), "pool": name,
+            "link": "/my/orders"}) for row in cancelled],
+        coop_id=pool.coop_id)
 
 
 def pool_opened(pool: Pool) -> None:
