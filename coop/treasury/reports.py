@@ -82,14 +82,7 @@ def report(coop, start: date, end: date, limit: int | None = 500, bank_page: int
     if cursors is not None:
         return _page_report(coop, start, end, cursors)
     lo, hi = _bounds(start, end)
-    in_period = and_(StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.created >= lo,
-                     StripeBalanceTxn.created < hi)
-    counts = dict(db.session.execute(select(StripeBalanceTxn.status, func.count())
-                                     .where(in_period).group_by(StripeBalanceTxn.status)).all())
-    sums = db.session.execute(select(func.coalesce(func.sum(StripeBalanceTxn.amount_minor), 0),
-                                     func.coalesce(func.sum(StripeBalanceTxn.fee_minor), 0),
-                                     func.coalesce(func.sum(StripeBalanceTxn.net_minor), 0))
-                              .where(in_period)).one()
+    in_period, counts, sums = _period_totals(coop, start, end)
     diff_stmt = (select(StripeBalanceTxn).where(in_period,
                                                 StripeBalanceTxn.status.notin_(SETTLED))
                  .order_by(StripeBalanceTxn.created, StripeBalanceTxn.id))
@@ -147,7 +140,8 @@ def report(coop, start: date, end: date, limit: int | None = 500, bank_page: int
     return rep
 
 
-def _page_report(coop, start: date, end: date, cursors: dict) -> Report:
+def _period_totals(coop, start: date, end: date):
+    """The period's filter, its transactions counted by status, and their three sums."""
     lo, hi = _bounds(start, end)
     in_period = and_(StripeBalanceTxn.coop_id == coop.id, StripeBalanceTxn.created >= lo,
                      StripeBalanceTxn.created < hi)
@@ -157,6 +151,12 @@ def _page_report(coop, start: date, end: date, cursors: dict) -> Report:
                                      func.coalesce(func.sum(StripeBalanceTxn.fee_minor), 0),
                                      func.coalesce(func.sum(StripeBalanceTxn.net_minor), 0))
                               .where(in_period)).one()
+    return in_period, counts, sums
+
+
+def _page_report(coop, start: date, end: date, cursors: dict) -> Report:
+    lo, hi = _bounds(start, end)
+    in_period, counts, sums = _period_totals(coop, start, end)
     by_time = [StripeBalanceTxn.created, StripeBalanceTxn.id]
     by_day = [BankStatementLine.booked_on, BankStatementLine.id]
     bank_in_period = and_(BankStatementLine.coop_id == coop.id,
