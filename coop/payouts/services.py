@@ -13,7 +13,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import and_, case, func, or_, select, text
 
 from ..audit import services as audit
 from ..auth.models import User
@@ -89,27 +89,22 @@ def payables_due(coop: Cooperative, *, limit: int, after_id: int | None = None
     """Up to `limit` farmers with an amount due (owed minus what waits in batches), by
     farmer id after `after_id`: a page of the API's list, in two queries whatever the
     number of farmers (the filter and the order in SQL, so that a page is never short)."""
-    in_batches = (select(PayoutLine.farmer_user_id.label("user_id"),
-                         func.sum(PayoutLine.amount_minor).label("amount"))
-                  .where(PayoutLine.coop_id == coop.id, PayoutLine.status == "pending")
-                  .group_by(PayoutLine.farmer_user_id).subquery())
-    payable = ledger_queries.payable_balances(coop)
-    waiting = func.coalesce(in_batches.c.amount, 0)
-    stmt = (select(payable.c.user_id, payable.c.balance_minor, waiting, User.name,
-                   FarmerProfile.id, FarmerProfile.payout_rail)
-            .join(User, User.id == payable.c.user_id)
-            .outerjoin(in_batches, in_batches.c.user_id == payable.c.user_id)
-            .outerjoin(FarmerProfile, and_(FarmerProfile.coop_id == coop.id,
-                                           FarmerProfile.user_id == payable.c.user_id))
-            .where(-payable.c.balance_minor - waiting > 0)
-            .order_by(payable.c.user_id).limit(limit))
+    stmt, payable, due = _payable_rows(coop)
+    stmt = stmt.where(due > 0).order_by(payable.c.user_id).limit(limit)
     if after_id:
         stmt = stmt.where(payable.c.user_id > after_id)
-    return [Payable(farmer_id=uid, name=name, currency=coop.currency,
-                    owed_minor=-int(balance or 0), in_batches_minor=int(queued or 0),
-                    rail=rail, account="", bank_name="", national_id="",
-                    has_profile=profile_id is not None)
-            for uid, balance, queued, name, profile_id, rail in db.session.execute(stmt)]
+    return [_payable(coop, row, accounts=False) for row in db.session.execute(stmt)]
+
+
+def _payable(coop: Cooperative, r, *, accounts: bool = True) -> Payable:
+    """A row of `_payable_rows` as a Payable (`accounts`: with the payout account, bank and
+    national id; the API's list leaves them out)."""
+    return Payable(farmer_id=r.user_id, name=r.name, currency=coop.currency,
+                   owed_minor=-int(r.balance_minor or 0), in_batches_minor=int(r.waiting or 0),
+                   rail=r.payout_rail, account=(r.payout_account or "") if accounts else "",
+                   bank_name=(r.bank_name or "") if accounts else "",
+                   national_id=(r.national_id or "") if accounts else "",
+                   has_profile=r.profile_id is not None)
 
 
 def payables(coop: Cooperative) -> list[Payable]:
@@ -169,12 +164,7 @@ def payables_page(coop: Cooperative, cursor: str | None, *, q: str = "",
         stmt = stmt.where(User.name.ilike(like, escape="\\"))
     found = keyset(stmt, [User.name, payable.c.user_id], cursor, limit, scalars=False,
                    key=lambda r: (r.name, r.user_id))
-    found.items = [Payable(farmer_id=r.user_id, name=r.name, currency=coop.currency,
-                           owed_minor=-int(r.balance_minor or 0),
-                           in_batches_minor=int(r.waiting or 0), rail=r.payout_rail,
-                           account=r.payout_account or "", bank_name=r.bank_name or "",
-                           national_id=r.national_id or "", has_profile=r.profile_id is not None)
-                   for r in found.items]
+    found.items = [_payable(coop, r) for r in found.items]
     return found
 
 
