@@ -17,3 +17,4 @@ from .shares.models import ShareAccount, ShareMovement  # noqa: F401,E402
 from .treasury.models import BankStatementLine, StripeBalanceTxn, YearEndClose  # noqa: F401,E402
 from .jobs.models import Job  # noqa: F401,E402
 from .messages.models import Message, OptOut  # noqa: F401,E402
+from .plots.models import PlotDocument, PlotSettings, PlotVersion, TraceConsent  # noqa: F401,E402

@@ -94,24 +94,6 @@ class FarmerProfile(db.Model):
     )
 
 
-class Plot(db.Model):
-    """A plot; areas in square metres (1 ha = 10,000 m2) so they are exact integers."""
-
-    __tablename__ = "plots"
-    __table_args__ = (
-        CheckConstraint("area_m2 > 0", name="area_positive"),
-        CheckConstraint("illicit_area_m2 >= 0", name="illicit_area_nonneg"),
-    )
-    id: Mapped[int] = mapped_column(primary_key=True)
-    farmer_id: Mapped[int] = mapped_column(ForeignKey("farmer_profiles.id"), index=True)
-    name: Mapped[str] = mapped_column(String(120))
-    area_m2: Mapped[int] = mapped_column(BigInteger)
-    replaced_crop: Mapped[str | None] = mapped_column(String(16))
-    illicit_area_m2: Mapped[int] = mapped_column(BigInteger, default=0)
-    licit_crop: Mapped[str | None] = mapped_column(String(40))
-    farmer: Mapped[FarmerProfile] = relationship(back_populates="plots")
-
-
 class CollectionPoint(db.Model):
     """A place where a cooperative receives its members' harvests. A listing names one (its
     `collection_point` is the point's name, as the API gives it), so that supply and intake
@@ -196,3 +178,7 @@ class Invitation(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     coop: Mapped[Cooperative] = relationship(lazy="joined")
+
+
+# Plots are the plots domain's (coop/plots): their geometry, EUDR declarations and versions.
+from ..plots.models import Plot  # noqa: E402,F401

@@ -20,7 +20,7 @@ from ..common.models import utcnow
 from ..common.statuses import CoopStatus, InvitationStatus
 from ..common.paging import PER_PAGE, KeysetPage, Page, count as count_rows, keyset, paginate
 from ..extensions import db
-from .models import (ILLICIT_CROPS, PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Invitation,
+from .models import (PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Invitation,
                      Membership, Plot)
 from .payout_accounts import validate_payout_account
 from . import verification
@@ -462,36 +462,10 @@ def confirm_payout_change(profile: FarmerProfile, code: str, by: User | None) ->
 
 def add_plot(profile: FarmerProfile, *, name: str, hectares, replaced_crop: str | None,
              illicit_hectares, licit_crop: str | None = None) -> Plot:
-    """A plot with its area and the illicit crop (and hectares of it) that it replaced."""
-    name = (name or "").strip()
-    if not name or len(name) > 120:
-        raise ValidationFailed(_("Give the plot a name (at most 120 characters)."),
-                               fields={"name": [_("Required.")]})
-    area = parse_hectares(hectares, "hectares")
-    replaced = (replaced_crop or "").strip() or None
-    if replaced and replaced not in ILLICIT_CROPS:
-        raise ValidationFailed(_("Choose coca, opium poppy or cannabis, or none."),
-                               fields={"replaced_crop": [_("Unknown crop.")]})
-    if not isinstance(illicit_hectares, Decimal):
-        illicit_hectares = str(illicit_hectares or "").strip() or "0"
-    illicit = parse_hectares(illicit_hectares, "illicit_hectares", allow_zero=True)
-    if illicit and not replaced:
-        raise ValidationFailed(_("Say which illicit crop those hectares grew."),
-                               fields={"replaced_crop": [_("Required with illicit hectares.")]})
-    if illicit > area:
-        raise ValidationFailed(_("Replaced hectares cannot exceed the plot's hectares."),
-                               fields={"illicit_hectares": [_("More than the plot.")]})
-    licit = (licit_crop or "").strip() or None
-    if licit is not None:
-        from ..catalog.labels import CROPS
-        if licit not in CROPS:
-            raise ValidationFailed(_("Choose the legal crop from the list."),
-                                   fields={"licit_crop": [_("Unknown crop.")]})
-    plot = Plot(farmer_id=profile.id, name=name, area_m2=area, replaced_crop=replaced,
-                illicit_area_m2=illicit, licit_crop=licit)
-    db.session.add(plot)
-    db.session.flush()
-    return plot
+    """A plot with its area and the illicit crop it replaced (the plots domain writes it)."""
+    from ..plots import services as plots
+    return plots.add_plot(profile, name=name, hectares=hectares, replaced_crop=replaced_crop,
+                          illicit_hectares=illicit_hectares, licit_crop=licit_crop)
 
 
 def user_coops(user: User, role: str | None = None) -> list[Cooperative]:
