@@ -228,8 +228,9 @@ def test_treasurer_tables_stack_on_a_phone(client, login, sold):
     assert_stacks(response.get_data(as_text=True), url)
     login(m.manager)
     profile = coop_services.farmer_profile(m.coop.id, m.farmers[0].id)
-    coop_services.add_plot(profile, name="Finca", hectares="2", replaced_crop="coca",
-                           illicit_hectares="1", licit_crop="coffee")
+    from coop.plots import services as plots_services
+    plots_services.add_plot(profile, name="Finca", hectares="2", replaced_crop="coca",
+                            illicit_hectares="1", licit_crop="coffee")
     db.session.commit()
     farmer = f"/manage/coops/{m.coop.id}/farmers/{profile.id}"
     assert_stacks(client.get(farmer).get_data(as_text=True), farmer)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from coop.audit import services as audit
 from coop.common.models import utcnow
 from coop.cooperatives import finance
-from coop.cooperatives import services as coop_services
+from coop.plots import services as plots_services
 from coop.extensions import db
 from coop.intake import services as intake
 from coop.intake.models import Intake
@@ -36,7 +36,7 @@ def world(sold, make_user, make_buyer):  # noqa: F811
     with an order withdrawn."""
     m = sold
     coop = m.coop
-    coop_services.add_plot(_profile(coop, m.farmers[0]), name="Finca La Loma", hectares="2", replaced_crop="coca",
+    plots_services.add_plot(_profile(coop, m.farmers[0]), name="Finca La Loma", hectares="2", replaced_crop="coca",
                            illicit_hectares="1", licit_crop="coffee")
     finance.update_settings(coop, m.treasurer, par_minor=5_000_000, min_shares=2,
                             withholding_bps=1000, advance_bps=1000)
@@ -271,7 +271,7 @@ def test_impact_report_shows_the_licit_crop_in_the_readers_language(app, client,
     coop = make_coop()
     farmer = make_farmer(coop)
     profile = db.session.scalar(select(FarmerProfile).where(FarmerProfile.user_id == farmer.id))
-    coop_services.add_plot(profile, name="La Loma", hectares="2", replaced_crop="coca",
+    plots_services.add_plot(profile, name="La Loma", hectares="2", replaced_crop="coca",
                            illicit_hectares="1", licit_crop="coffee")
     db.session.commit()
     manager = next(x.user for x in coop.memberships if x.role == "manager")
@@ -285,6 +285,6 @@ def test_impact_report_shows_the_licit_crop_in_the_readers_language(app, client,
     english = visible(client.get(url).get_data(as_text=True))
     assert "Coffee (parchment)" in english
     with pytest.raises(Exception):
-        coop_services.add_plot(profile, name="Otra", hectares="1", replaced_crop=None,
+        plots_services.add_plot(profile, name="Otra", hectares="1", replaced_crop=None,
                                illicit_hectares="0", licit_crop="Coffee")
     db.session.rollback()

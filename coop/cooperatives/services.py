@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from decimal import Decimal, InvalidOperation
 
 from babel import Locale
 from babel.numbers import get_territory_currencies
@@ -21,7 +20,7 @@ from ..common.statuses import CoopStatus, InvitationStatus
 from ..common.paging import PER_PAGE, KeysetPage, Page, count as count_rows, keyset, paginate
 from ..extensions import db
 from .models import (PAYOUT_RAILS, ROLES, Cooperative, FarmerProfile, Invitation,
-                     Membership, Plot)
+                     Membership)
 from .payout_accounts import validate_payout_account
 from . import verification
 
@@ -272,29 +271,6 @@ def get_farmer_profile(coop: Cooperative, profile_id: int) -> FarmerProfile:
     return profile
 
 
-def parse_hectares(value, field: str, *, allow_zero: bool = False) -> int:
-    """Hectares ("1.5", or the Decimal a form's HectaresField read in the page's locale) to
-    square metres (15000); refuses negatives, junk, more than 100,000 ha."""
-    from ..common.quantities import MACHINE_NUMBER
-    if isinstance(value, Decimal):
-        ha = value
-    elif value in (None, "") or not MACHINE_NUMBER.fullmatch(str(value).strip()):
-        ha = None
-    else:
-        try:
-            ha = Decimal(str(value).strip())
-        except InvalidOperation:
-            ha = None
-    if ha is None or not ha.is_finite():
-        raise ValidationFailed(_("Give hectares as a number, like 1.5."),
-                               fields={field: [_("A number of hectares.")]})
-    m2 = int((ha * 10000).to_integral_value())
-    if m2 < 0 or (m2 == 0 and not allow_zero) or m2 > 100_000 * 10_000:
-        raise ValidationFailed(_("Hectares must be more than zero and realistic."),
-                               fields={field: [_("Out of range.")]})
-    return m2
-
-
 def farmer_details(coop: Cooperative, *, member_number: str, national_id: str,
                    payout_rail: str = "cash", payout_account: str = "", bank_name: str = "",
                    gender: str | None = None, household_size: int | None = None,
@@ -458,14 +434,6 @@ def confirm_payout_change(profile: FarmerProfile, code: str, by: User | None) ->
     audit.record(profile.coop_id, by, "payouts.account_changed", "user", profile.user_id,
                  before=before, after={"rail": profile.payout_rail,
                                        "payout_account": profile.payout_account})
-
-
-def add_plot(profile: FarmerProfile, *, name: str, hectares, replaced_crop: str | None,
-             illicit_hectares, licit_crop: str | None = None) -> Plot:
-    """A plot with its area and the illicit crop it replaced (the plots domain writes it)."""
-    from ..plots import services as plots
-    return plots.add_plot(profile, name=name, hectares=hectares, replaced_crop=replaced_crop,
-                          illicit_hectares=illicit_hectares, licit_crop=licit_crop)
 
 
 def user_coops(user: User, role: str | None = None) -> list[Cooperative]:

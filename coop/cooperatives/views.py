@@ -13,6 +13,7 @@ from ..common import web
 from ..common.forms import filter_text
 from ..extensions import db
 from ..listings import services as listing_services
+from ..plots import services as plots
 from ..common.access import roles_in
 from . import dashboard as at_a_glance
 from . import invitations, services, verification
@@ -191,10 +192,10 @@ def add_plot(coop, profile_id):
     if not form.validate_on_submit():
         return page(422)
     web.refusal_on_form(form, page)
-    services.add_plot(profile, name=form.name.data, hectares=form.hectares.data,
-                      replaced_crop=form.replaced_crop.data,
-                      illicit_hectares=form.illicit_hectares.data,
-                      licit_crop=form.licit_crop.data)
+    plots.add_plot(profile, name=form.name.data, hectares=form.hectares.data,
+                   replaced_crop=form.replaced_crop.data,
+                   illicit_hectares=form.illicit_hectares.data,
+                   licit_crop=form.licit_crop.data)
     flash(_("Plot added."), "info")
     return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..auth import services as auth_services
 from ..auth.models import Buyer, User
 from ..cooperatives import services as coop_services
+from ..plots import services as plots_services
 from ..cooperatives.models import Cooperative
 from ..extensions import db
 from ..listings import services as listing_services
@@ -86,13 +87,13 @@ def seed_demo() -> bool:
                 gender="female" if given in FEMALE else "male",
                 household_size=rng.randint(2, 7))
             hectares = rng.choice(["1.5", "2", "2.5", "3", "4", "1.2"])
-            coop_services.add_plot(profile, name=f"Finca {LAST[n % len(LAST)]}",
+            plots_services.add_plot(profile, name=f"Finca {LAST[n % len(LAST)]}",
                                    hectares=hectares, replaced_crop="coca",
                                    illicit_hectares=str(min(Decimal(hectares), Decimal(
                                        rng.choice(["0.5", "1", "1.5", "2"])))),
                                    licit_crop=crops[n % 2])
             if n % 4 == 0:
-                coop_services.add_plot(profile, name="Lote de abajo", hectares="0.8",
+                plots_services.add_plot(profile, name="Lote de abajo", hectares="0.8",
                                        replaced_crop=None, illicit_hectares="0",
                                        licit_crop=crops[(n + 1) % 2])
             for k in range(1 + n % 2):

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from coop.auth.models import User
 from coop.common.errors import Conflict, NotFound, ValidationFailed
 from coop.cooperatives import invitations, services
+from coop.plots import services as plots_services
 from coop.cooperatives.models import Cooperative, FarmerProfile, Invitation, Membership, Plot
 from coop.cooperatives.payout_accounts import (clabe_is_valid, luhn_is_valid,
                                                validate_payout_account)
@@ -392,21 +393,21 @@ def test_bad_plots_are_refused(en, farmer_page, data, field, message):
 def test_plot_service_rules(make_coop, make_farmer):
     coop = make_coop()
     profile = services.farmer_profile(coop.id, make_farmer(coop).id)
-    plot = services.add_plot(profile, name="A", hectares="1.5", replaced_crop="cannabis",
+    plot = plots_services.add_plot(profile, name="A", hectares="1.5", replaced_crop="cannabis",
                              illicit_hectares="1.5")
     assert (plot.area_m2, plot.illicit_area_m2) == (15000, 15000)  # all of it: allowed
     with pytest.raises(ValidationFailed):
-        services.add_plot(profile, name="B", hectares="1", replaced_crop="coca",
+        plots_services.add_plot(profile, name="B", hectares="1", replaced_crop="coca",
                           illicit_hectares="1.0001")
     with pytest.raises(ValidationFailed):
-        services.add_plot(profile, name="B", hectares="1", replaced_crop="maize",
+        plots_services.add_plot(profile, name="B", hectares="1", replaced_crop="maize",
                           illicit_hectares="0")
     with pytest.raises(ValidationFailed):
-        services.add_plot(profile, name="B", hectares=None, replaced_crop=None,
+        plots_services.add_plot(profile, name="B", hectares=None, replaced_crop=None,
                           illicit_hectares=None)
-    assert services.parse_hectares("100000", "h") == 1_000_000_000
+    assert plots_services.parse_hectares("100000", "h") == 1_000_000_000
     with pytest.raises(ValidationFailed):
-        services.parse_hectares("100000.01", "h")
+        plots_services.parse_hectares("100000.01", "h")
 
 
 # --- payout details --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from coop.auth.models import User
 from coop.common.models import utcnow
 from coop.cooperatives import services as coop_services
+from coop.plots import services as plots_services
 from coop.cooperatives.models import FarmerProfile
 from coop.extensions import db
 from coop.impact import services as impact
@@ -53,7 +54,7 @@ def scenario(sold, make_farmer, make_coop, make_user):
         profile.member_number = f"SOCIO-{i}42{i}"
         user = db.session.get(User, farmer.id)
         user.name, user.phone = NAMES[i], f"+57310555{i}{i}{i}{i}"
-        coop_services.add_plot(profile, name=f"Finca secreta {i}", hectares=ha,
+        plots_services.add_plot(profile, name=f"Finca secreta {i}", hectares=ha,
                                replaced_crop=crop, illicit_hectares=illicit, licit_crop=licit)
         m.identities += [NAMES[i], profile.national_id, profile.member_number, user.phone,
                          user.email, f"Finca secreta {i}"]
