@@ -273,26 +273,9 @@ def get_farmer_profile(coop: Cooperative, profile_id: int) -> FarmerProfile:
 
 
 def parse_hectares(value, field: str, *, allow_zero: bool = False) -> int:
-    """Hectares ("1.5", or the Decimal a form's HectaresField read in the page's locale) to
-    square metres (15000); refuses negatives, junk, more than 100,000 ha."""
-    from ..common.quantities import MACHINE_NUMBER
-    if isinstance(value, Decimal):
-        ha = value
-    elif value in (None, "") or not MACHINE_NUMBER.fullmatch(str(value).strip()):
-        ha = None
-    else:
-        try:
-            ha = Decimal(str(value).strip())
-        except InvalidOperation:
-            ha = None
-    if ha is None or not ha.is_finite():
-        raise ValidationFailed(_("Give hectares as a number, like 1.5."),
-                               fields={field: [_("A number of hectares.")]})
-    m2 = int((ha * 10000).to_integral_value())
-    if m2 < 0 or (m2 == 0 and not allow_zero) or m2 > 100_000 * 10_000:
-        raise ValidationFailed(_("Hectares must be more than zero and realistic."),
-                               fields={field: [_("Out of range.")]})
-    return m2
+    """Hectares to square metres: the plots domain's rule (coop.plots.services)."""
+    from ..plots.services import parse_hectares as parse
+    return parse(value, field, allow_zero=allow_zero)
 
 
 def farmer_details(coop: Cooperative, *, member_number: str, national_id: str,

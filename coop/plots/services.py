@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -37,7 +37,6 @@ def add_plot(profile, *, name: str, hectares, replaced_crop: str | None,
              illicit_hectares, licit_crop: str | None = None) -> Plot:
     """A plot with its area and the illicit crop (and hectares of it) that it replaced."""
     from ..cooperatives.models import ILLICIT_CROPS
-    from ..cooperatives.services import parse_hectares
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise ValidationFailed(_("Give the plot a name (at most 120 characters)."),
@@ -67,6 +66,29 @@ def add_plot(profile, *, name: str, hectares, replaced_crop: str | None,
     db.session.add(plot)
     db.session.flush()
     return plot
+
+
+def parse_hectares(value, field: str, *, allow_zero: bool = False) -> int:
+    """Hectares ("1.5", or the Decimal a form's HectaresField read in the page's locale) to
+    square metres (15000); refuses negatives, junk, more than 100,000 ha."""
+    from ..common.quantities import MACHINE_NUMBER
+    if isinstance(value, Decimal):
+        ha = value
+    elif value in (None, "") or not MACHINE_NUMBER.fullmatch(str(value).strip()):
+        ha = None
+    else:
+        try:
+            ha = Decimal(str(value).strip())
+        except InvalidOperation:
+            ha = None
+    if ha is None or not ha.is_finite():
+        raise ValidationFailed(_("Give hectares as a number, like 1.5."),
+                               fields={field: [_("A number of hectares.")]})
+    m2 = int((ha * 10000).to_integral_value())
+    if m2 < 0 or (m2 == 0 and not allow_zero) or m2 > 100_000 * 10_000:
+        raise ValidationFailed(_("Hectares must be more than zero and realistic."),
+                               fields={field: [_("Out of range.")]})
+    return m2
 
 
 # ---------------------------------------------------------------- settings
