@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
 from pyproj import Geod
@@ -23,7 +25,8 @@ POINT_MAX_M2 = 40_000  # 4 ha: above it a point is not enough
 _GEOD = Geod(ellps="WGS84")
 
 # Bounding boxes (lon min, lat min, lon max, lat max) of the producing countries, islands
-# included: a coarse "inside the country" that catches a swapped pair or a stray sign.
+# included: a coarse "inside the country" for those without a vendored outline (CO, PE, EC
+# and BO have one: countries.geojson).
 COUNTRY_BOXES = {
     "CO": (-82.0, -4.3, -66.8, 13.6), "PE": (-81.4, -18.4, -68.6, 0.1),
     "EC": (-92.1, -5.1, -75.2, 1.7), "BO": (-69.7, -22.9, -57.4, -9.6),
@@ -148,8 +151,26 @@ def _decimals(number: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
+OUTLINES_FILE = Path(__file__).with_name("countries.geojson")
+
+
+@lru_cache(maxsize=1)
+def _outlines() -> dict:
+    """The vendored outlines (coop/plots/countries.geojson, made by
+    devtools/country_outlines.py from Natural Earth), prepared for fast point tests."""
+    from shapely.prepared import prep
+    data = json.loads(OUTLINES_FILE.read_text(encoding="utf-8"))
+    return {f["properties"]["country"]: prep(shape(f["geometry"])) for f in data["features"]}
+
+
 def inside(country: str, lon: Decimal, lat: Decimal) -> bool | None:
-    """Whether (lon, lat) falls inside the country's box; None for a country not known."""
+    """Whether (lon, lat) falls inside the country: its outline (Colombia, Peru, Ecuador,
+    Bolivia: Natural Earth's, buffered by about 3 km), else its bounding box; None for a
+    country not known."""
+    outline = _outlines().get(country)
+    if outline is not None:
+        from shapely.geometry import Point
+        return outline.contains(Point(float(lon), float(lat)))
     box = COUNTRY_BOXES.get(country)
     if box is None:
         return None
