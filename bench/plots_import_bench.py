@@ -14,7 +14,7 @@ import math
 import statistics
 import time
 
-from bench.common import databases, fresh_app, load, seed_market
+from bench.common import databases, fresh_app, load, seed_market, sqlite_run_url
 
 
 def kml(members: int, vertices: int) -> bytes:
@@ -53,7 +53,8 @@ def run(name: str, url: str, plots: int, vertices: int, runs: int) -> None:
     data = kml(plots, vertices)
     times = {"create": [], "again": []}
     for _run in range(runs):
-        app = fresh_app(url)
+        # SQLite: a new file each run (fresh_app empties only a PostgreSQL database).
+        app = fresh_app(sqlite_run_url() if url.startswith("sqlite") else url)
         coop_id, manager_id, _buyers = seed_market(app, farmers=plots)
         with app.app_context():
             coop = db.session.get(Cooperative, coop_id)

@@ -84,8 +84,7 @@ def read_geojson(data: bytes) -> list[Feature]:
         raw = doc.get("features")
         if not isinstance(raw, list):
             raise FileRefused(_l("A FeatureCollection needs a list of features."))
-    elif isinstance(doc, dict) and doc.get("type") in ("Feature", "Point", "Polygon",
-                                                        "MultiPolygon"):
+    elif isinstance(doc, dict) and (doc.get("type") == "Feature" or "coordinates" in doc):
         raw = [doc]
     else:
         raise FileRefused(_l("This is not GeoJSON: give a FeatureCollection, a Feature or a "

@@ -232,8 +232,12 @@ def check(geometry, *, declared_area_m2: int, country: str | None,
         result.errors.append(Problem("bad_ring", _l("A polygon's ring has no positions.")))
         return result
     for lon, lat in positions:
-        swapped = abs(lon) <= 90 and abs(lat) <= 180 and (abs(lat) > 90 or (
-            country and inside(country, lon, lat) is False and inside(country, lat, lon)))
+        # A latitude beyond 90 is a longitude in its place, unless read the other way round
+        # it is still not in the coop's country (then it is only out of range).
+        swapped = abs(lon) <= 90 and abs(lat) <= 180 and (
+            (abs(lat) > 90 and not (country and inside(country, lat, lon) is False)) or (
+                country and inside(country, lon, lat) is False
+                and inside(country, lat, lon)))
         if swapped:
             result.errors.append(Problem("swapped", _l(
                 "Latitude and longitude are swapped: GeoJSON gives [longitude, latitude] "
