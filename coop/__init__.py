@@ -144,6 +144,7 @@ def blueprints() -> list:
     from .ledger import api as ledger_api  # noqa: F401
     from .payouts import api as payouts_api  # noqa: F401
     from .intake import api as intake_api  # noqa: F401
+    from .plots import api as plots_api  # noqa: F401
     from .api.blueprint import bp as api_bp
     from .auth.views import bp as auth_bp
     from .catalog.views import bp as catalog_bp
