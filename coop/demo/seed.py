@@ -14,6 +14,7 @@ from ..cooperatives import services as coop_services
 from ..cooperatives.models import Cooperative
 from ..extensions import db
 from ..listings import services as listing_services
+from .plots import seed_plots
 from .pools import seed as seed_pools
 
 PASSWORD = "minga-demo-pass"
@@ -114,6 +115,7 @@ def seed_demo() -> bool:
             db.session.add(buyer)
             db.session.flush()
             user.buyer_id = buyer.id
+    seed_plots()
     seed_pools()
     db.session.commit()
     return True
