@@ -174,13 +174,20 @@ def import_register(coop, filename: str, data: bytes, *, by) -> Report:
     new = [(row, pid, declared) for row, pid, _n, plot, declared, _c in accepted
            if plot is None]
     if new:
-        ids = db.session.scalars(insert(Plot).returning(Plot.id, sort_by_parameter_order=True),
-                                 [{"farmer_id": pid, "name": row.plot_name.strip(),
-                                   "area_m2": declared, "replaced_crop": None,
-                                   "illicit_area_m2": 0, "licit_crop": None}
-                                  for row, pid, declared in new]).all()
-        for (row, _pid, _d), plot_id in zip(new, ids):
-            row.plot_id, row.created = plot_id, True
+        # Inserted in bulk, then their ids read back by (member, name), which no plot of
+        # theirs had (RETURNING in parameter order is row by row on SQLite).
+        db.session.execute(insert(Plot), [
+            {"farmer_id": pid, "name": row.plot_name.strip(), "area_m2": declared,
+             "replaced_crop": None, "illicit_area_m2": 0, "licit_crop": None}
+            for row, pid, declared in new])
+        made = {}
+        for chunk in _chunks(sorted({pid for _r, pid, _d in new})):
+            for plot_id, farmer_id, name in db.session.execute(
+                    select(Plot.id, Plot.farmer_id, Plot.name)
+                    .where(Plot.farmer_id.in_(chunk), Plot.current_version_id.is_(None))):
+                made.setdefault((farmer_id, name), plot_id)
+        for row, pid, _d in new:
+            row.plot_id, row.created = made[(pid, row.plot_name.strip())], True
     for row, _pid, _n, plot, _d, _c in accepted:
         if plot is not None:
             row.plot_id = plot.id
@@ -220,12 +227,14 @@ def import_register(coop, filename: str, data: bytes, *, by) -> Report:
                        "cutoff_note": copied.get("cutoff_note") or "",
                        "tenure_reference": copied.get("tenure_reference") or ""})
     if values:
-        version_ids = db.session.scalars(
-            insert(PlotVersion).returning(PlotVersion.id, sort_by_parameter_order=True),
-            values).all()
-        db.session.execute(update(Plot), [
-            {"id": v["plot_id"], "current_version_id": vid}
-            for v, vid in zip(values, version_ids)])
+        db.session.execute(insert(PlotVersion), values)
+        # Each plot points at its newest version: the highest id of its versions.
+        newest = (select(func.max(PlotVersion.id)).where(PlotVersion.plot_id == Plot.id)
+                  .scalar_subquery())
+        for chunk in _chunks(plot_ids):
+            db.session.execute(update(Plot).where(Plot.id.in_(chunk))
+                               .values(current_version_id=newest)
+                               .execution_options(synchronize_session=False))
     for row, *_rest in accepted:
         row.status = WARNED if row.messages else STORED
     db.session.expire_all()
@@ -260,7 +269,7 @@ def _overlaps(coop, accepted, replaced: set, to_shape, STRtree) -> None:
         if i == j or owners[i][2] == owners[j][2]:
             continue
         if owners[j][0] == "row" and j < i:
-            continue  # a pair of rows: said once, on the later row... and below on both
+            continue  # two rows of the file: (j, i) was seen as (i, j), both were told
         common = services.overlapping(shapes[i], shapes[j], owners[i][5], owners[j][5])
         if not common:
             continue

@@ -223,3 +223,41 @@ def test_typed_coordinates_take_a_decimal_comma_or_point_and_name_the_line():
     with pytest.raises(files.TypedRefused) as refused:
         files.typed_polygon("2,44 -76,6\nabc -76,6\n")
     assert "Line 2" in str(refused.value.fields["positions"])
+
+
+@pytest.mark.parametrize("geometry, words", [
+    ({"type": "Point", "coordinates": ["-60.000000", "2.440000"]}, "país de la cooperativa"),
+    ({"type": "Point", "coordinates": ["-76.6", "2.44"]}, "6 decimales"),
+    ({"type": "Polygon", "coordinates": [ring()[:-1]]}, "cerrado"),
+    ({"type": "Polygon", "coordinates": [ring()[:2] + ring()[:1]]}, "4 posiciones"),
+    ({"type": "Point", "coordinates": ["-76.600000", "95.000000"]}, "fuera de rango"),
+    ({"type": "Point", "coordinates": ["x", "2.440000"]}, "no es un número"),
+    ({"type": "LineString", "coordinates": []}, "LineString"),
+])
+def test_each_geometry_rule_refuses_its_row_in_spanish(app, farmers, geometry, words):
+    coop, users, (rosa, *_rest) = farmers
+    data = collection({"type": "Feature", "geometry": geometry, "properties": {
+        "member_number": rosa.member_number, "plot_name": "A", "Area": "1"}})
+    from flask_babel import force_locale
+    with app.test_request_context(headers={"Accept-Language": "es"}), force_locale("es_CO"):
+        report = register.import_register(coop, "r.geojson", data, by=users[0])
+        [row] = report.rows
+        assert row.status == "refused" and words.lower() in " ".join(row.messages).lower(), \
+            row.messages
+
+
+def test_the_import_costs_the_same_queries_for_5_rows_as_for_60(app, farmers, make_farmer,
+                                                               count_queries):
+    coop, users, _profiles = farmers
+    members = [db.session.scalar(select(FarmerProfile).where(
+        FarmerProfile.user_id == make_farmer(coop).id)) for _ in range(60)]
+
+    def run(profiles, name):
+        data = collection(*[feature(p.member_number, name, ring(0.003 * i), area="1.23")
+                            for i, p in enumerate(profiles)])
+        with count_queries() as counter:
+            report = register.import_register(coop, "r.geojson", data, by=users[0])
+        assert report.stored == len(profiles), [r.messages for r in report.rows][:3]
+        return counter.count
+    assert run(members[:5], "A") == run(members, "B")  # new plots
+    assert run(members[:5], "A") == run(members, "B")  # new versions of existing ones
