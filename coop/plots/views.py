@@ -53,7 +53,10 @@ class _Forms:
                  "cutoff": CutoffForm, "legality": LegalityForm, "consent": ConsentForm,
                  "withdraw": WithdrawConsentForm}
         for name, cls in blank.items():
-            setattr(self, name, form if name == posted else cls(prefix=name, formdata=None))
+            # The withdrawal's form has no prefix: its fields (the CSRF token) travel through
+            # the confirmation page as they are.
+            prefix = "" if name == "withdraw" else name
+            setattr(self, name, form if name == posted else cls(prefix=prefix, formdata=None))
 
 
 def _load(coop, profile_id, plot_id):
@@ -251,7 +254,7 @@ def withdraw_consent(coop, profile_id, plot_id):
     """Withdraws the farmer's consent, after a confirmation page: their kilograms stop going
     into lots marked EUDR-ready."""
     profile, found = _load(coop, profile_id, plot_id)
-    form = WithdrawConsentForm(prefix="withdraw")
+    form = WithdrawConsentForm()
     if not form.validate_on_submit():
         return _plot_page(coop, profile, found, _Forms("withdraw", form), 400)
     consent = services.current_consent(profile.id)
