@@ -22,6 +22,7 @@ from coop.intake.models import Intake
 from coop.listings.models import Listing
 from coop.messages import services as messages
 from coop.payouts.models import PayoutBatch
+from coop.plots.models import Plot
 from coop.pools.models import Allocation, Pool
 from coop.staff import services as staff
 from coop.demo.seed import PASSWORD
@@ -39,6 +40,7 @@ SKIP = {
     "listings.photo": "an image",
     "listings.photo_sized": "an image",
     "staff.document": "a registration document (PDF or image)",
+    "plots.document": "a plot's document (PDF or image)",
     "listings.service_worker": "JavaScript",
     "listings.manifest": "the web manifest (JSON)",
     "listings.outbox_session": "JSON for the offline outbox",
@@ -72,8 +74,10 @@ def _targets(extra_tokens: dict) -> dict:
                                .order_by(Intake.id))
     batch = db.session.scalar(select(PayoutBatch.id).where(PayoutBatch.coop_id == coop.id)
                               .order_by(PayoutBatch.id))
-    assert None not in (profile, settled, open_pool, to_record, listing, intake, batch)
-    return {"coop_id": coop.id, "slug": coop.slug, "profile_id": profile.id,
+    plot = db.session.scalar(select(Plot.id).where(Plot.farmer_id == profile.id)
+                             .order_by(Plot.id))
+    assert None not in (profile, settled, open_pool, to_record, listing, intake, batch, plot)
+    return {"coop_id": coop.id, "slug": coop.slug, "profile_id": profile.id, "plot_id": plot,
             "pool_id": settled, "allocation_id": to_record, "listing_id": listing,
             "intake_id": intake, "batch_id": batch, **extra_tokens,
             # The demo's open pool fills up with every unit: the pages of its orders grow.

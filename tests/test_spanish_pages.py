@@ -36,8 +36,20 @@ def world(sold, make_user, make_buyer):  # noqa: F811
     with an order withdrawn."""
     m = sold
     coop = m.coop
-    plots_services.add_plot(_profile(coop, m.farmers[0]), name="Finca La Loma", hectares="2", replaced_crop="coca",
-                           illicit_hectares="1", licit_crop="coffee")
+    plot = plots_services.add_plot(_profile(coop, m.farmers[0]), name="Finca La Loma", hectares="2", replaced_crop="coca",
+                                   illicit_hectares="1", licit_crop="coffee")
+    # Its EUDR data (issue 13): a point, the declarations, the consent, so that the plot's
+    # page shows each of them (and its versions) in Spanish.
+    from coop.plots import geometry as geo
+    from coop.plots import services as plots
+    plots.record_geometry(plot, geo.loads('{"type":"Point","coordinates":[-76.600000,'
+                                          '2.440000]}'), country="CO", source="gps_point",
+                          accuracy_m=30, by=m.manager)
+    plots.declare_cutoff(plot, land_use="not_forest", evidence_kind="satellite",
+                         evidence_ref="GFW 2020", by=m.manager)
+    plots.declare_legality(plot, tenure_type="title", reference="120-4", by=m.manager)
+    plots.record_consent(_profile(coop, m.farmers[0]), by=m.manager, locale="es")
+    m.plot = plot
     finance.update_settings(coop, m.treasurer, par_minor=5_000_000, min_shares=2,
                             withholding_bps=1000, advance_bps=1000)
     shares.set_subscription(coop, m.treasurer, m.farmers[1].id, 2)
@@ -105,7 +117,7 @@ def _urls(app, m) -> list[str]:
     values = {"coop_id": m.coop.id, "slug": m.coop.slug, "pool_id": m.pool.id,
               "allocation_id": m.alloc[2].id, "profile_id": profile.id,
               "batch_id": m.batch.id, "intake_id": m.intake.id,
-              "listing_id": m.listings[0].id}
+              "listing_id": m.listings[0].id, "plot_id": m.plot.id}
     urls = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():

@@ -50,6 +50,12 @@ LABELS = {
     "channel": "coop.messages.labels:CHANNELS",
     "message_topic": "coop.messages.labels:TOPICS",
     "job_task": "coop.jobs.labels:TASKS",
+    "plot_geometry_kind": "coop.plots.labels:GEOMETRY_KINDS",
+    "plot_geometry_source": "coop.plots.labels:GEOMETRY_SOURCES",
+    "plot_land_use": "coop.plots.labels:LAND_USES",
+    "plot_evidence_kind": "coop.plots.labels:EVIDENCE_KINDS",
+    "plot_tenure_type": "coop.plots.labels:TENURE_TYPES",
+    "plot_version_change": "coop.plots.labels:VERSION_CHANGES",
 }
 
 _loaded: dict[str, Mapping] = {}

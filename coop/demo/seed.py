@@ -15,6 +15,7 @@ from ..plots import services as plots_services
 from ..cooperatives.models import Cooperative
 from ..extensions import db
 from ..listings import services as listing_services
+from .plots import seed_plots
 from .pools import seed as seed_pools
 
 PASSWORD = "minga-demo-pass"
@@ -115,6 +116,7 @@ def seed_demo() -> bool:
             db.session.add(buyer)
             db.session.flush()
             user.buyer_id = buyer.id
+    seed_plots()
     seed_pools()
     db.session.commit()
     return True

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
 from pyproj import Geod
@@ -23,7 +25,8 @@ POINT_MAX_M2 = 40_000  # 4 ha: above it a point is not enough
 _GEOD = Geod(ellps="WGS84")
 
 # Bounding boxes (lon min, lat min, lon max, lat max) of the producing countries, islands
-# included: a coarse "inside the country" that catches a swapped pair or a stray sign.
+# included: a coarse "inside the country" for those without a vendored outline (CO, PE, EC
+# and BO have one: countries.geojson).
 COUNTRY_BOXES = {
     "CO": (-82.0, -4.3, -66.8, 13.6), "PE": (-81.4, -18.4, -68.6, 0.1),
     "EC": (-92.1, -5.1, -75.2, 1.7), "BO": (-69.7, -22.9, -57.4, -9.6),
@@ -148,13 +151,43 @@ def _decimals(number: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
+OUTLINES_FILE = Path(__file__).with_name("countries.geojson")
+
+
+@lru_cache(maxsize=1)
+def _outlines() -> dict:
+    """The vendored outlines (coop/plots/countries.geojson, made by
+    devtools/country_outlines.py from Natural Earth), prepared for fast point tests."""
+    import shapely
+    data = json.loads(OUTLINES_FILE.read_text(encoding="utf-8"))
+    outlines = {f["properties"]["country"]: shape(f["geometry"]) for f in data["features"]}
+    for outline in outlines.values():
+        shapely.prepare(outline)
+    return outlines
+
+
 def inside(country: str, lon: Decimal, lat: Decimal) -> bool | None:
-    """Whether (lon, lat) falls inside the country's box; None for a country not known."""
+    """Whether (lon, lat) falls inside the country: its outline (Colombia, Peru, Ecuador,
+    Bolivia: Natural Earth's, buffered by about 3 km), else its bounding box; None for a
+    country not known."""
+    return inside_many(country, [(lon, lat)])[0]
+
+
+def inside_many(country: str, positions) -> list:
+    """`inside` for many positions at once (one vectorised test against the outline)."""
+    outline = _outlines().get(country)
+    if outline is not None:
+        import shapely
+        lons = [float(p[0]) for p in positions]
+        lats = [float(p[1]) for p in positions]
+        return [bool(v) for v in shapely.contains_xy(outline, lons, lats)]
     box = COUNTRY_BOXES.get(country)
     if box is None:
-        return None
-    return (Decimal(str(box[0])) <= lon <= Decimal(str(box[2]))
-            and Decimal(str(box[1])) <= lat <= Decimal(str(box[3])))
+        return [None] * len(positions)
+    low_lon, low_lat = Decimal(str(box[0])), Decimal(str(box[1]))
+    high_lon, high_lat = Decimal(str(box[2])), Decimal(str(box[3]))
+    return [low_lon <= lon <= high_lon and low_lat <= lat <= high_lat
+            for lon, lat in positions]
 
 
 def _oriented(ring: list, ccw: bool) -> list:
@@ -210,9 +243,13 @@ def check(geometry, *, declared_area_m2: int, country: str | None,
     if not positions:
         result.errors.append(Problem("bad_ring", _l("A polygon's ring has no positions.")))
         return result
-    for lon, lat in positions:
-        swapped = abs(lon) <= 90 and abs(lat) <= 180 and (abs(lat) > 90 or (
-            country and inside(country, lon, lat) is False and inside(country, lat, lon)))
+    found = inside_many(country, positions) if country else [None] * len(positions)
+    for (lon, lat), within in zip(positions, found):
+        # A latitude beyond 90 is a longitude in its place, unless read the other way round
+        # it is still not in the coop's country (then it is only out of range).
+        swapped = abs(lon) <= 90 and abs(lat) <= 180 and (
+            (abs(lat) > 90 and not (country and inside(country, lat, lon) is False)) or (
+                country and within is False and inside(country, lat, lon)))
         if swapped:
             result.errors.append(Problem("swapped", _l(
                 "Latitude and longitude are swapped: GeoJSON gives [longitude, latitude] "
@@ -224,7 +261,7 @@ def check(geometry, *, declared_area_m2: int, country: str | None,
                 "A position is out of range: longitude goes from -180 to 180 and latitude "
                 "from -90 to 90 (%(lon)s, %(lat)s).", lon=_text(lon), lat=_text(lat))))
             return result
-        if country and inside(country, lon, lat) is False:
+        if country and within is False:
             result.errors.append(Problem("outside_country", _l(
                 "The position %(lon)s, %(lat)s is not in the coop's country.",
                 lon=_text(lon), lat=_text(lat))))

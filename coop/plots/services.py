@@ -185,7 +185,9 @@ def record_geometry(plot: Plot, geometry, *, country: str | None, source: str, b
         gps_accuracy_m=accuracy_m, min_lon_e7=min_lon, min_lat_e7=min_lat,
         max_lon_e7=max_lon, max_lat_e7=max_lat, geometry_by_id=getattr(by, "id", None),
         geometry_at=utcnow(), client_key=client_key)
-    return Recorded(version, checked.warnings)
+    warnings = list(checked.warnings) + overlaps_for(plot, checked.shape, checked.bbox_e7,
+                                                     checked.computed_area_m2)
+    return Recorded(version, warnings)
 
 
 def _coop_id(plot: Plot) -> int:
@@ -393,3 +395,234 @@ def current_versions(plot_ids) -> dict[int, PlotVersion]:
     rows = db.session.execute(select(Plot.id, PlotVersion).join(
         PlotVersion, PlotVersion.id == Plot.current_version_id).where(Plot.id.in_(ids)))
     return {plot_id: version for plot_id, version in rows}
+
+
+# ---------------------------------------------------------------- overlaps
+
+# Two plots overlap when they share at least this (m2) and at least this share (basis
+# points) of the smaller one: borders that touch, or a boundary walked a metre off the
+# neighbour's, share a sliver that is no overlap.
+OVERLAP_MIN_M2 = 50
+OVERLAP_MIN_BPS = 100
+
+
+@dataclass(frozen=True)
+class Overlap(geo.Problem):
+    """A warning naming both plots: this one and the other farmer's it overlaps."""
+    plot_id: int = 0
+    farmer_id: int = 0
+    other_plot_id: int = 0
+    other_farmer_id: int = 0
+    common_m2: int = 0
+
+
+def _shared_m2(a, b) -> int:
+    """The geodesic area two geometries share (a point inside a polygon shares 1 m2: it
+    counts, on a boundary it does not)."""
+    if a.geom_type == "Point" or b.geom_type == "Point":
+        point, other = (a, b) if a.geom_type == "Point" else (b, a)
+        if other.geom_type == "Point":
+            return 0
+        return 1 if other.contains(point) and not other.boundary.intersects(point) else 0
+    if not a.intersects(b):
+        return 0
+    common = a.intersection(b)
+    if common.is_empty or common.geom_type not in ("Polygon", "MultiPolygon",
+                                                   "GeometryCollection"):
+        return 0
+    polygons = [g for g in getattr(common, "geoms", [common])
+                if g.geom_type in ("Polygon", "MultiPolygon")]
+    return sum(geo.area_m2(g) for g in polygons)
+
+
+def overlapping(a, b, area_a: int | None, area_b: int | None) -> int:
+    """The m2 two plots' geometries share when that counts as an overlap, else 0."""
+    shared = _shared_m2(a, b)
+    if shared <= 0:
+        return 0
+    if a.geom_type == "Point" or b.geom_type == "Point":
+        return shared
+    smaller = min(area_a or geo.area_m2(a), area_b or geo.area_m2(b))
+    if shared < OVERLAP_MIN_M2 or shared * 10_000 < OVERLAP_MIN_BPS * smaller:
+        return 0
+    return shared
+
+
+def overlap_message(name, plot_name, other_name, other_plot_name, common_m2):
+    if common_m2 <= 1:
+        return _("%(name)s's plot \"%(plot)s\" and %(other)s's plot \"%(other_plot)s\" "
+                 "overlap: one's point is inside the other's boundary. Check both.",
+                 name=name, plot=plot_name, other=other_name, other_plot=other_plot_name)
+    return _("%(name)s's plot \"%(plot)s\" overlaps %(other)s's plot \"%(other_plot)s\" "
+             "by %(ha)s ha: check both boundaries.", name=name, plot=plot_name,
+             other=other_name, other_plot=other_plot_name, ha=geo._hectares(common_m2))
+
+
+def _neighbours(coop_id: int, farmer_id: int, bbox_e7, exclude_plot_id: int | None):
+    """The current geometries of the coop's other farmers' plots whose bounding box meets
+    `bbox_e7` (one query on the bounding-box index)."""
+    from ..auth.models import User
+    from ..cooperatives.models import FarmerProfile
+    min_lon, min_lat, max_lon, max_lat = bbox_e7
+    stmt = (select(Plot.id, Plot.name, Plot.farmer_id, User.name, PlotVersion.geometry_json,
+                   PlotVersion.computed_area_m2)
+            .join(PlotVersion, PlotVersion.id == Plot.current_version_id)
+            .join(FarmerProfile, FarmerProfile.id == Plot.farmer_id)
+            .join(User, User.id == FarmerProfile.user_id)
+            .where(FarmerProfile.coop_id == coop_id, Plot.farmer_id != farmer_id,
+                   PlotVersion.geometry_json.is_not(None),
+                   PlotVersion.min_lon_e7 <= max_lon, PlotVersion.max_lon_e7 >= min_lon,
+                   PlotVersion.min_lat_e7 <= max_lat, PlotVersion.max_lat_e7 >= min_lat))
+    if exclude_plot_id:
+        stmt = stmt.where(Plot.id != exclude_plot_id)
+    return db.session.execute(stmt.order_by(Plot.id).limit(200)).all()
+
+
+def overlaps_for(plot: Plot, shape, bbox_e7, computed_area_m2) -> list[Overlap]:
+    """Warnings for each other farmer's current plot in the coop that this geometry
+    overlaps, naming both."""
+    from shapely.geometry import shape as to_shape
+    from ..auth.models import User
+    from ..cooperatives.models import FarmerProfile
+    coop_id = _coop_id(plot)
+    found = []
+    rows = _neighbours(coop_id, plot.farmer_id, bbox_e7, plot.id)
+    if not rows:
+        return found
+    name = db.session.scalar(select(User.name).join(
+        FarmerProfile, FarmerProfile.user_id == User.id).where(
+        FarmerProfile.id == plot.farmer_id))
+    for other_id, other_plot, other_farmer, other_name, text, other_area in rows:
+        common = overlapping(shape, to_shape(geo.loads(text)), computed_area_m2, other_area)
+        if common:
+            found.append(Overlap("overlap", overlap_message(name, plot.name, other_name,
+                                                            other_plot, common),
+                                 plot.id, plot.farmer_id, other_id, other_farmer, common))
+    return found
+
+
+def plot_warnings(plot: Plot, version: PlotVersion | None) -> list[geo.Problem]:
+    """What a manager should look at again on the plot's current geometry: its area off the
+    declared one, a poor GPS accuracy (the coop's tolerances now), overlaps with other
+    farmers' plots."""
+    if version is None or version.geometry_json is None:
+        return []
+    from shapely.geometry import shape as to_shape
+    settings = settings_for(_coop_id(plot))
+    checked = geo.check(geo.loads(version.geometry_json), declared_area_m2=plot.area_m2,
+                        country=None, accuracy_m=version.gps_accuracy_m,
+                        tolerance_bps=settings.area_tolerance_bps,
+                        max_accuracy_m=settings.gps_accuracy_max_m)
+    bbox = (version.min_lon_e7, version.min_lat_e7, version.max_lon_e7, version.max_lat_e7)
+    shape = checked.shape if checked.shape is not None else to_shape(
+        geo.loads(version.geometry_json))
+    return list(checked.warnings) + overlaps_for(plot, shape, bbox, version.computed_area_m2)
+
+
+# ---------------------------------------------------------------- the manager's lists
+
+def eudr_gaps(version: PlotVersion | None, consented: bool) -> list[str]:
+    """`gaps(version)` and the farmer's consent: all a plot needs to go into a lot marked
+    EUDR-ready."""
+    found = gaps(version)
+    if not consented:
+        found.append("no_consent")
+    return found
+
+
+GAP_TEXT["no_consent"] = _l("the farmer has not consented to share name and plot location "
+                            "with the buyers")
+
+
+def get_plot(profile, plot_id: int) -> Plot:
+    """The farmer's plot; NotFound for anyone else's."""
+    plot = db.session.get(Plot, plot_id)
+    if plot is None or plot.farmer_id != profile.id:
+        raise NotFound(_("No such plot."))
+    return plot
+
+
+def _complete_clause():
+    """SQL: the current version has everything `gaps` asks (the list's filter and counts)."""
+    from sqlalchemy import and_, or_
+    return and_(
+        PlotVersion.id.is_not(None), PlotVersion.geometry_kind.is_not(None),
+        or_(PlotVersion.geometry_kind != "point",
+            PlotVersion.declared_area_m2 <= geo.POINT_MAX_M2),
+        PlotVersion.land_use_2020 == "not_forest",
+        or_(PlotVersion.cutoff_evidence_ref != "", PlotVersion.cutoff_document_id.is_not(None)),
+        PlotVersion.tenure_type.is_not(None),
+        or_(PlotVersion.tenure_reference != "", PlotVersion.tenure_document_id.is_not(None)))
+
+
+def _consented_clause():
+    from sqlalchemy import exists
+    return exists().where(TraceConsent.farmer_id == Plot.farmer_id,
+                          TraceConsent.withdrawn_at.is_(None))
+
+
+def _coop_plots(coop_id: int, q: str = ""):
+    from ..auth.models import User
+    from ..cooperatives.models import FarmerProfile
+    stmt = (select(Plot, FarmerProfile.member_number, User.name.label("farmer_name"),
+                   PlotVersion)
+            .join(FarmerProfile, FarmerProfile.id == Plot.farmer_id)
+            .join(User, User.id == FarmerProfile.user_id)
+            .outerjoin(PlotVersion, PlotVersion.id == Plot.current_version_id)
+            .where(FarmerProfile.coop_id == coop_id))
+    q = (q or "").strip()[:80]
+    if q:
+        from sqlalchemy import or_
+        like = "%" + re.sub(r"([\\%_])", r"\\\1", q) + "%"
+        stmt = stmt.where(or_(FarmerProfile.member_number.ilike(like, escape="\\"),
+                              User.name.ilike(like, escape="\\")))
+    return stmt
+
+
+@dataclass
+class PlotRow:
+    plot: Plot
+    member_number: str
+    farmer_name: str
+    version: PlotVersion | None
+    missing: list
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def coop_plots_page(coop_id: int, cursor: str | None, *, q: str = "",
+                    incomplete: bool = False, limit: int = 50):
+    """A page of the coop's plots by member number (keyset), found by the farmer's name or
+    member number, only the incomplete ones for the EUDR if asked, each with what it lacks
+    (its consent included): three queries at most, whatever the page."""
+    from sqlalchemy import not_
+    from ..common.paging import keyset
+    from ..cooperatives.models import FarmerProfile
+    stmt = _coop_plots(coop_id, q)
+    if incomplete:
+        stmt = stmt.where(not_(and_complete()))
+    found = keyset(stmt, [FarmerProfile.member_number, Plot.id], cursor, limit,
+                   scalars=False, key=lambda row: (row.member_number, row.Plot.id))
+    consents = consents_of(row.Plot.farmer_id for row in found.items)
+    found.items = [PlotRow(row.Plot, row.member_number, row.farmer_name, row.PlotVersion,
+                           eudr_gaps(row.PlotVersion, row.Plot.farmer_id in consents))
+                   for row in found.items]
+    return found
+
+
+def and_complete():
+    from sqlalchemy import and_
+    return and_(_complete_clause(), _consented_clause())
+
+
+def coop_plot_counts(coop_id: int, q: str = "") -> dict:
+    """{"total", "complete", "incomplete"} of the coop's plots (matching `q`), one query."""
+    from sqlalchemy import case
+    stmt = _coop_plots(coop_id, q).with_only_columns(
+        func.count(Plot.id), func.coalesce(func.sum(case((and_complete(), 1), else_=0)), 0),
+        maintain_column_froms=True)
+    total, complete = db.session.execute(stmt).one()
+    return {"total": total or 0, "complete": int(complete or 0),
+            "incomplete": (total or 0) - int(complete or 0)}

@@ -67,7 +67,30 @@ def world(sold, make_listing):
              "/payout-batches/{id}": batch.id, "/payout-batches/{id}/export.csv": batch.id,
              "/payout-batches/{id}/confirmations": batch.id}
     m.line_id = batch.lines[0].id
+    m.ids["/plots/{id}"] = _plot_of(m.farmer, m.manager)
     return m
+
+
+def _plot_of(farmer, manager) -> int:
+    """A plot of the farmer with a polygon, declarations and consent (a complete one)."""
+    from sqlalchemy import select
+
+    from coop.cooperatives.models import FarmerProfile
+    from coop.plots import geometry as geo
+    from coop.plots import services as plots
+    profile = db.session.scalar(select(FarmerProfile).where(FarmerProfile.user_id == farmer.id))
+    plot = plots.add_plot(profile, name="Tour", hectares="1.23", replaced_crop=None,
+                          illicit_hectares="0")
+    plots.record_geometry(plot, geo.loads(
+        '{"type":"Polygon","coordinates":[[[-76.600000,2.440000],[-76.599000,2.440000],'
+        '[-76.599000,2.441000],[-76.600000,2.441000],[-76.600000,2.440000]]]}'),
+        country="CO", source="geojson", by=manager)
+    plots.declare_cutoff(plot, land_use="not_forest", evidence_kind="satellite",
+                         evidence_ref="GFW 1", by=manager)
+    plots.declare_legality(plot, tenure_type="title", reference="T-1", by=manager)
+    plots.record_consent(profile, by=manager, locale="es")
+    db.session.commit()
+    return plot.id
 
 
 def tour(m, user) -> list[tuple[str, str, dict]]:
@@ -106,6 +129,8 @@ def tour(m, user) -> list[tuple[str, str, dict]]:
         ("post", "/allocations/{id}/intake", {"body": {"received_kg": "100", "grade": "sca85"},
                                               "headers": {"Idempotency-Key": "tour-i"}}),
         ("get", "/intakes/{id}", {}),
+        ("get", "/plots", {"query": {"coop_id": coop, "limit": 2}}),
+        ("get", "/plots/{id}", {}),
         ("get", "/coops/{id}/ledger/trial-balance", {}),
         ("get", "/coops/{id}/payables", {}),
         ("post", "/coops/{id}/payout-batches", {"body": {},

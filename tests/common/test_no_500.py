@@ -318,6 +318,18 @@ def busy_coop(sold, make_listing, make_user, make_coop):
     m.staff = make_user(name="Staff")
     staff.grant(m.staff.email)
     m.pending = make_coop(pending=True)
+    # Plots (issue 13): one farmer has consented (the withdrawal's form), the other not (the
+    # paper consent's form).
+    from sqlalchemy import select
+    from coop.cooperatives.models import FarmerProfile
+    from coop.plots import services as plots
+    for n, farmer in enumerate(m.farmers[:2]):
+        profile = db.session.scalar(select(FarmerProfile).where(
+            FarmerProfile.user_id == farmer.id, FarmerProfile.coop_id == m.coop.id))
+        plots.add_plot(profile, name=f"Parcela {n}", hectares="1.5", replaced_crop=None,
+                       illicit_hectares="0")
+        if n == 0:
+            plots.record_consent(profile, by=m.manager, locale="es")
     db.session.commit()
     return m
 
