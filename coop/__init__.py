@@ -1,6 +1,7 @@
 """Minga: a marketplace for farmers' cooperatives leaving illicit crops."""
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from flask import Flask, g, jsonify, render_template, request, session
@@ -326,8 +327,29 @@ def register_template_helpers(app: Flask) -> None:
             return format_decimal(value, format=fmt)
         return format_number(value, fmt, locale)
 
+    # Values a page shows many times (a harvest's date, a kilogram figure), written once per
+    # value, format and locale in this process: the same text babel writes each time.
+    memo: dict = {}
+
+    def _memo(key, write):
+        found = memo.get(key)
+        if found is None:
+            if len(memo) > 4096:
+                memo.clear()
+            found = memo[key] = write()
+        return found
+
     def kg(grams):
-        return _decimal(grams_to_decimal(int(grams or 0)), "#,##0.###")
+        grams = int(grams or 0)
+        return _memo(("kg", grams, get_locale()),
+                     lambda: _decimal(grams_to_decimal(grams), "#,##0.###"))
+
+    def date_filter(d, fmt="medium"):
+        if not d:
+            return ""
+        if type(d) is not date:  # a datetime is shown in the reader's time zone: not kept
+            return format_date(d, fmt)
+        return _memo(("date", d, fmt, get_locale()), lambda: format_date(d, fmt))
 
     def hectares(m2):
         from decimal import Decimal
@@ -339,7 +361,7 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["kg_input"] = lambda grams: format_number(
         grams_to_decimal(int(grams or 0)), KG_FORMAT)
     app.jinja_env.filters["money"] = lambda minor, cur: format_money(minor, cur)
-    app.jinja_env.filters["date"] = lambda d, fmt="medium": format_date(d, fmt) if d else ""
+    app.jinja_env.filters["date"] = date_filter
     app.jinja_env.filters["hectares"] = hectares
     app.jinja_env.filters["datetime"] = lambda d, fmt="short": format_datetime(d, fmt) if d else ""
     app.jinja_env.filters["timedelta"] = lambda td: format_timedelta(td, threshold=1.1)

@@ -9,7 +9,7 @@ from babel import Locale
 from babel.numbers import get_territory_currencies
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 
 from ..audit import services as audit
 from ..auth import services as auth_services
@@ -57,12 +57,27 @@ def coops_page(cursor: str | None, *, q: str = "", limit: int = PER_PAGE) -> Key
     return keyset(stmt, [Cooperative.name, Cooperative.id], cursor, limit)
 
 
-def coops_after(limit: int, after_id: int | None = None) -> list[Cooperative]:
-    """Up to `limit` verified cooperatives by id after `after_id` (the API's pages)."""
-    stmt = select(Cooperative).where(Cooperative.status == CoopStatus.VERIFIED)
-    if after_id:
-        stmt = stmt.where(Cooperative.id > after_id)
-    return list(db.session.scalars(stmt.order_by(Cooperative.id).limit(limit)))
+_COOPS_AFTER = None
+
+
+def _coops_after_statement():
+    """Built once per process: SQLAlchemy keeps a statement's cache key, so executing the
+    same statement again skips building and keying it (a third of this endpoint's time)."""
+    global _COOPS_AFTER
+    if _COOPS_AFTER is None:
+        c = Cooperative
+        _COOPS_AFTER = (
+            select(c.id, c.slug, c.name, c.country, c.currency, c.region)
+            .where(c.status == CoopStatus.VERIFIED, c.id > bindparam("after_id"))
+            .order_by(c.id).limit(bindparam("limit")))
+    return _COOPS_AFTER
+
+
+def coops_after(limit: int, after_id: int | None = None) -> list:
+    """Up to `limit` verified cooperatives by id after `after_id` (the API's pages), as rows
+    of (id, slug, name, country, currency, region): plain columns, no ORM objects."""
+    return list(db.session.execute(_coops_after_statement(),
+                                   {"after_id": after_id or 0, "limit": limit}))
 
 
 def coop_countries() -> list[str]:

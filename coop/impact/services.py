@@ -45,7 +45,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, union_all
+from sqlalchemy import (BigInteger, Integer, and_, case, cast, func, literal, null, or_, select,
+                        union_all)
 
 from ..auth.models import Buyer
 from ..catalog.models import Crop, Grade
@@ -378,10 +379,26 @@ def _payment_days(report: Report, coop: Cooperative, period: Period) -> None:
                      order_by=(PayoutLine.confirmed_at, PayoutLine.id)).label("cum"))
           .where(PayoutLine.coop_id == coop.id, PayoutLine.status == "paid",
                  PayoutLine.confirmed_at < end).cte("lc"))
-    by_line = (select(ic.c.farmer, (lc.c.day - ic.c.day).label("days"))
-               .select_from(ic.join(lc, and_(lc.c.farmer == ic.c.farmer, lc.c.cum >= ic.c.cum,
-                                             lc.c.cum - lc.c.amount < ic.c.cum)))
-               .where(ic.c.net > 0, lc.c.at >= start))
+    # The line that pays a delivery is the farmer's first paid line whose running total
+    # reaches the delivery's (lines' amounts are positive, so their totals, days and times
+    # only grow in the order they were paid): one sweep of the intakes and lines merged in
+    # that order, each delivery taking the earliest day and time of the lines at or after
+    # it, instead of a range join of every delivery with every line (which a planner
+    # without statistics, as on SQLite, ran as a nested scan of both: 40-80 ms at 100x).
+    no_day, no_net = cast(null(), Integer), cast(null(), BigInteger)
+    no_at = cast(null(), PayoutLine.confirmed_at.type)
+    sweep = union_all(
+        select(ic.c.farmer, ic.c.cum, literal(0).label("kind"), ic.c.day, ic.c.net,
+               no_day.label("line_day"), no_at.label("line_at")),
+        select(lc.c.farmer, lc.c.cum, literal(1), no_day, no_net, lc.c.day,
+               lc.c.at)).subquery()
+    following = {"partition_by": sweep.c.farmer, "order_by": (sweep.c.cum, sweep.c.kind),
+                 "rows": (0, None)}
+    paid_on = select(sweep.c.farmer, sweep.c.kind, sweep.c.day, sweep.c.net,
+                     func.min(sweep.c.line_day).over(**following).label("line_day"),
+                     func.min(sweep.c.line_at).over(**following).label("line_at")).subquery()
+    by_line = (select(paid_on.c.farmer, (paid_on.c.line_day - paid_on.c.day).label("days"))
+               .where(paid_on.c.kind == 0, paid_on.c.net > 0, paid_on.c.line_at >= start))
     at_intake = (select(ic.c.farmer, literal(0).label("days"))
                  .where(ic.c.net <= 0, ic.c.amount > 0, ic.c.at >= start))
     settled = union_all(by_line, at_intake).cte("settled")

@@ -324,9 +324,20 @@ def farmer_listings_page(farmer, cursor: str | None, *, status: str | None = Non
     return keyset(stmt, [(Listing.id, "desc")], cursor, limit)
 
 
-def supply(coop_id: int | None = None, crop_slug: str | None = None) -> list[dict]:
-    """Supply on offer per coop, crop and grade: kilograms available, harvest window, region.
-    Aggregated in one query; it names no farmer."""
+# The supply page's statements, built once per process for each shape (with or without a
+# coop, a crop): SQLAlchemy keeps a statement's cache key, so executing the same statement
+# again skips building and keying it (~1 ms a page).
+_STATEMENTS: dict = {}
+
+
+def _statement(key, build):
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS.setdefault(key, build())
+    return found
+
+
+def _supply_statement(by_coop: bool, by_crop: bool):
     available = Listing.quantity_g - Listing.committed_g
     stmt = (
         select(Cooperative.id, Cooperative.slug, Cooperative.name, Cooperative.region,
@@ -343,12 +354,26 @@ def supply(coop_id: int | None = None, crop_slug: str | None = None) -> list[dic
                   Crop.name_es, Grade.id, Grade.code, Grade.name_en, Grade.name_es)
         .order_by(Cooperative.name, Crop.sort_order, Grade.sort_order)
     )
-    if coop_id is not None:
-        stmt = stmt.where(Listing.coop_id == coop_id)
-    if crop_slug:
-        stmt = stmt.where(Crop.slug == crop_slug)
+    if by_coop:
+        stmt = stmt.where(Listing.coop_id == bindparam("coop_id"))
+    if by_crop:
+        stmt = stmt.where(Crop.slug == bindparam("crop_slug"))
+    return stmt
+
+
+def supply(coop_id: int | None = None, crop_slug: str | None = None) -> list[dict]:
+    """Supply on offer per coop, crop and grade: kilograms available, harvest window, region.
+    Aggregated in one query; it names no farmer."""
+    by_coop, by_crop = coop_id is not None, bool(crop_slug)
+    stmt = _statement(("supply", by_coop, by_crop),
+                      lambda: _supply_statement(by_coop, by_crop))
+    params = {}
+    if by_coop:
+        params["coop_id"] = coop_id
+    if by_crop:
+        params["crop_slug"] = crop_slug
     rows = []
-    for r in db.session.execute(stmt):
+    for r in db.session.execute(stmt, params):
         rows.append({
             "coop_id": r[0], "coop_slug": r[1], "coop_name": r[2], "region": r[3],
             "country": r[4], "currency": r[5], "crop": r[6], "crop_name_en": r[7],
@@ -401,25 +426,33 @@ def photo_visible_to(listing: Listing, user) -> bool:
 def supply_photos(coop_id: int | None = None) -> dict:
     """The newest photographed listing on offer per (coop id, crop slug, grade code), as
     (listing id, photo digest): one query for the whole supply page."""
-    available = Listing.quantity_g - Listing.committed_g
-    newest = (select(func.max(Listing.id).label("id"))
-              .where(Listing.status.in_(SUPPLY_LISTING_STATUSES), available > 0,
-                     Listing.photo_digest.is_not(None))
-              .group_by(Listing.coop_id, Listing.crop_id, Listing.grade_id))
-    if coop_id is not None:
-        newest = newest.where(Listing.coop_id == coop_id)
-    stmt = (select(Listing.coop_id, Crop.slug, Grade.code, Listing.id, Listing.photo_digest)
-            .join(Crop, Crop.id == Listing.crop_id).join(Grade, Grade.id == Listing.grade_id)
-            .where(Listing.id.in_(newest.scalar_subquery())))
-    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in db.session.execute(stmt)}
+    by_coop = coop_id is not None
+
+    def build():
+        available = Listing.quantity_g - Listing.committed_g
+        newest = (select(func.max(Listing.id).label("id"))
+                  .where(Listing.status.in_(SUPPLY_LISTING_STATUSES), available > 0,
+                         Listing.photo_digest.is_not(None))
+                  .group_by(Listing.coop_id, Listing.crop_id, Listing.grade_id))
+        if by_coop:
+            newest = newest.where(Listing.coop_id == bindparam("coop_id"))
+        return (select(Listing.coop_id, Crop.slug, Grade.code, Listing.id, Listing.photo_digest)
+                .join(Crop, Crop.id == Listing.crop_id)
+                .join(Grade, Grade.id == Listing.grade_id)
+                .where(Listing.id.in_(newest.scalar_subquery())))
+    stmt = _statement(("supply_photos", by_coop), build)
+    params = {"coop_id": coop_id} if by_coop else {}
+    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in db.session.execute(stmt, params)}
 
 
 def pool_photos(coop_id: int, crop_id: int, grade_id: int, limit: int = 4) -> list[tuple]:
     """Up to `limit` photos of the harvests of a pool's coop, crop and grade on offer or sold,
     newest first, as (listing id, photo digest): one query."""
-    stmt = (select(Listing.id, Listing.photo_digest)
-            .where(Listing.coop_id == coop_id, Listing.crop_id == crop_id,
-                   Listing.grade_id == grade_id, Listing.status.in_(PUBLIC_LISTING_STATUSES),
-                   Listing.photo_digest.is_not(None))
-            .order_by(Listing.id.desc()).limit(limit))
-    return [tuple(r) for r in db.session.execute(stmt)]
+    stmt = _statement("pool_photos", lambda: (
+        select(Listing.id, Listing.photo_digest)
+        .where(Listing.coop_id == bindparam("coop_id"), Listing.crop_id == bindparam("crop_id"),
+               Listing.grade_id == bindparam("grade_id"),
+               Listing.status.in_(PUBLIC_LISTING_STATUSES), Listing.photo_digest.is_not(None))
+        .order_by(Listing.id.desc()).limit(bindparam("limit"))))
+    return [tuple(r) for r in db.session.execute(stmt, {
+        "coop_id": coop_id, "crop_id": crop_id, "grade_id": grade_id, "limit": limit})]
