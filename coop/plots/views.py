@@ -14,7 +14,7 @@ from ..common import confirm, web
 from ..common.errors import ValidationFailed
 from ..common.forms import filter_text
 from ..cooperatives import services as coop_services
-from . import files, register, services
+from . import files, register, services, svgmap
 from .forms import (ConsentForm, CutoffForm, FileForm, LegalityForm, PointForm, PolygonForm,
                     SettingsForm, WithdrawConsentForm)
 
@@ -67,10 +67,17 @@ def _load(coop, profile_id, plot_id):
 def _plot_page(coop, profile, plot, forms: _Forms, status: int = 200):
     version = plot.current
     consent = services.current_consent(profile.id)
+    missing = services.eudr_gaps(version, consent is not None)
+    plot_map = svgmap.render(
+        [svgmap.Shape(str(plot.id), plot.name, version.geometry_json if version else None,
+                      complete=not missing)],
+        title=_("Map of %(name)s", name=plot.name), legend_complete=_("complete"),
+        legend_incomplete=_("incomplete for the EUDR (dashed)"),
+        empty_text=_("No geometry recorded yet."))
     return render_template(
         "plots/plot.html", coop=coop, profile=profile, plot=plot, version=version,
         versions=list(reversed(services.versions(plot))), consent=consent,
-        missing=services.eudr_gaps(version, consent is not None), gap_text=services.GAP_TEXT,
+        missing=missing, gap_text=services.GAP_TEXT, plot_map=plot_map,
         warnings=services.plot_warnings(plot, version), forms=forms,
         consent_text=services.CONSENT_TEXT,
         settings=services.settings_for(coop.id)), status
