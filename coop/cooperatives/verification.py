@@ -103,9 +103,12 @@ def _refuse_document(message: str) -> ValidationFailed:
     return ValidationFailed(message, code="invalid_document", fields={"document": [message]})
 
 
-def _document_row(coop: Cooperative, upload: Upload | None, user) -> CoopDocument:
+def clean_document(upload: Upload | None, missing: str) -> tuple[str, bytes, str]:
+    """(file name, bytes, content type) of an uploaded document: a PDF as sent, or a photo
+    re-encoded without its metadata (the listing photos' rules: bombs, EXIF). Refuses no file
+    (`missing`), more than 10 MB, anything else (ValidationFailed on `document`)."""
     if upload is None or not upload.data:
-        raise _refuse_document(_("Attach the registration document (PDF or photo)."))
+        raise _refuse_document(missing)
     limit = MAX_DOCUMENT_BYTES
     if len(upload.data) > limit:
         raise _refuse_document(_("The document is larger than %(mb)d MB.",
@@ -113,15 +116,19 @@ def _document_row(coop: Cooperative, upload: Upload | None, user) -> CoopDocumen
     name = re.sub(r"[^\w.\- ]+", "_", (upload.filename or "document").rsplit("/", 1)[-1])
     name = name.strip()[:120] or "document"
     if upload.data.startswith(b"%PDF-"):
-        data, content_type = upload.data, "application/pdf"
-    else:
-        from ..listings.photos import process_photo  # the photos' rules: bombs, metadata
-        try:
-            photo = process_photo(upload.data)
-        except ValidationFailed:
-            raise _refuse_document(_("Send the document as a PDF, or a JPEG, PNG or WebP "
-                                     "photo of it."))
-        data, content_type = photo.data, photo.content_type
+        return name, upload.data, "application/pdf"
+    from ..listings.photos import process_photo
+    try:
+        photo = process_photo(upload.data)
+    except ValidationFailed:
+        raise _refuse_document(_("Send the document as a PDF, or a JPEG, PNG or WebP "
+                                 "photo of it."))
+    return name, photo.data, photo.content_type
+
+
+def _document_row(coop: Cooperative, upload: Upload | None, user) -> CoopDocument:
+    name, data, content_type = clean_document(
+        upload, _("Attach the registration document (PDF or photo)."))
     return CoopDocument(coop_id=coop.id, filename=name, content_type=content_type,
                         size=len(data), digest=hashlib.sha256(data).hexdigest(), data=data,
                         uploaded_by_id=getattr(user, "id", None))

@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 
 from ..common.errors import NotFound, ValidationFailed
 from ..common.models import utcnow
+from ..cooperatives.verification import Upload, clean_document  # noqa: F401  (Upload: for callers)
 from ..extensions import db
 from . import geometry as geo
 from .models import (DOCUMENT_KINDS, EVIDENCE_KINDS, GEOMETRY_SOURCES, LAND_USES_2020,
                      TENURE_TYPES, Plot, PlotDocument, PlotSettings, PlotVersion, TraceConsent)
 
-MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 # The fields a new version copies from the one before it.
 _COPIED = ("geometry_kind", "geometry_json", "geometry_source", "computed_area_m2",
            "gps_accuracy_m", "min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7",
@@ -198,39 +198,13 @@ def _coop_id(plot: Plot) -> int:
 
 # ---------------------------------------------------------------- documents
 
-@dataclass
-class Upload:
-    """A file as a form or the API received it."""
-    filename: str
-    data: bytes
-
-
 def add_document(plot: Plot, kind: str, upload: Upload | None, by) -> PlotDocument:
     """Keeps a document of a declaration: a PDF as sent, or a photo re-encoded without its
-    metadata (the listing photos' rules). Refuses no file, a file above 10 MB, anything
-    else."""
+    metadata (cooperatives.verification.clean_document: the registration document's rules).
+    Refuses no file, a file above 10 MB, anything else."""
     if kind not in DOCUMENT_KINDS:
         raise ValueError(kind)
-
-    def refuse(message):
-        return ValidationFailed(message, code="invalid_document", fields={"document": [message]})
-
-    if upload is None or not upload.data:
-        raise refuse(_("Attach the document (PDF or photo)."))
-    if len(upload.data) > MAX_DOCUMENT_BYTES:
-        raise refuse(_("The document is larger than %(mb)d MB.",
-                       mb=MAX_DOCUMENT_BYTES // (1024 * 1024)))
-    name = re.sub(r"[^\w.\- ]+", "_", (upload.filename or "document").rsplit("/", 1)[-1])
-    name = name.strip()[:120] or "document"
-    if upload.data.startswith(b"%PDF-"):
-        data, content_type = upload.data, "application/pdf"
-    else:
-        from ..listings.photos import process_photo
-        try:
-            photo = process_photo(upload.data)
-        except ValidationFailed:
-            raise refuse(_("Send the document as a PDF, or a JPEG, PNG or WebP photo of it."))
-        data, content_type = photo.data, photo.content_type
+    name, data, content_type = clean_document(upload, _("Attach the document (PDF or photo)."))
     row = PlotDocument(plot_id=plot.id, kind=kind, filename=name, content_type=content_type,
                        size=len(data), digest=hashlib.sha256(data).hexdigest(), data=data,
                        uploaded_by_id=getattr(by, "id", None))

@@ -107,61 +107,58 @@ def _geometry_refused(form, field_name, page):
     web.refusal_on_form(form, page, rename={"geometry": field_name})
 
 
+def _posted(coop, profile_id, plot_id, name: str, form_class):
+    """The farmer, the plot, the form `name` as posted, its page (the plot's, with that
+    form's input and errors) and whether it validated."""
+    profile, found = _load(coop, profile_id, plot_id)
+    form = form_class(prefix=name)
+
+    def page(status):
+        return _plot_page(coop, profile, found, _Forms(name, form), status)
+    return profile, found, form, page, form.validate_on_submit()
+
+
+def _record_typed(coop, profile_id, plot_id, name: str, form_class, parse, on_field: str):
+    """A geometry typed on the plot page (`parse` reads the form; its refusals, and those of
+    the geometry's rules, go on the form's `on_field`)."""
+    profile, found, form, page, valid = _posted(coop, profile_id, plot_id, name, form_class)
+    if not valid:
+        return page(422)
+    try:
+        geometry = parse(form)
+    except files.TypedRefused as refused:
+        for field, message in refused.fields.items():
+            getattr(form, field if hasattr(form, field) else on_field).errors = [str(message)]
+        return page(422)
+    _geometry_refused(form, on_field, page)
+    recorded = services.record_geometry(found, geometry, country=coop.country,
+                                        source="typed", by=current_user)
+    return _recorded(coop, profile, found, recorded)
+
+
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/plots/<int:plot_id>/point",
           methods=["POST"])
 @web.coop_view("manager")
 def record_point(coop, profile_id, plot_id):
-    profile, found = _load(coop, profile_id, plot_id)
-    form = PointForm(prefix="point")
-
-    def page(status):
-        return _plot_page(coop, profile, found, _Forms("point", form), status)
-    if not form.validate_on_submit():
-        return page(422)
-    try:
-        geometry = files.typed_point(form.latitude.data, form.longitude.data)
-    except files.TypedRefused as refused:
-        for name, message in refused.fields.items():
-            getattr(form, name).errors = [str(message)]
-        return page(422)
-    _geometry_refused(form, "latitude", page)
-    recorded = services.record_geometry(found, geometry, country=coop.country,
-                                        source="typed", by=current_user)
-    return _recorded(coop, profile, found, recorded)
+    return _record_typed(coop, profile_id, plot_id, "point", PointForm,
+                         lambda form: files.typed_point(form.latitude.data, form.longitude.data),
+                         "latitude")
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/plots/<int:plot_id>/polygon",
           methods=["POST"])
 @web.coop_view("manager")
 def record_polygon(coop, profile_id, plot_id):
-    profile, found = _load(coop, profile_id, plot_id)
-    form = PolygonForm(prefix="polygon")
-
-    def page(status):
-        return _plot_page(coop, profile, found, _Forms("polygon", form), status)
-    if not form.validate_on_submit():
-        return page(422)
-    try:
-        geometry = files.typed_polygon(form.positions.data)
-    except files.TypedRefused as refused:
-        form.positions.errors = [str(m) for m in refused.fields.values()]
-        return page(422)
-    _geometry_refused(form, "positions", page)
-    recorded = services.record_geometry(found, geometry, country=coop.country,
-                                        source="typed", by=current_user)
-    return _recorded(coop, profile, found, recorded)
+    return _record_typed(coop, profile_id, plot_id, "polygon", PolygonForm,
+                         lambda form: files.typed_polygon(form.positions.data), "positions")
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/plots/<int:plot_id>/file",
           methods=["POST"])
 @web.coop_view("manager")
 def record_file(coop, profile_id, plot_id):
-    profile, found = _load(coop, profile_id, plot_id)
-    form = FileForm(prefix="file")
-
-    def page(status):
-        return _plot_page(coop, profile, found, _Forms("file", form), status)
-    if not form.validate_on_submit():
+    profile, found, form, page, valid = _posted(coop, profile_id, plot_id, "file", FileForm)
+    if not valid:
         return page(422)
     upload = _upload(form.file)
     if upload is None or not upload.data:
@@ -183,12 +180,9 @@ def record_file(coop, profile_id, plot_id):
           methods=["POST"])
 @web.coop_view("manager")
 def declare_cutoff(coop, profile_id, plot_id):
-    profile, found = _load(coop, profile_id, plot_id)
-    form = CutoffForm(prefix="cutoff")
-
-    def page(status):
-        return _plot_page(coop, profile, found, _Forms("cutoff", form), status)
-    if not form.validate_on_submit():
+    profile, found, form, page, valid = _posted(coop, profile_id, plot_id, "cutoff",
+                                                CutoffForm)
+    if not valid:
         return page(422)
     web.refusal_on_form(form, page, rename={"land_use_2020": "land_use"})
     upload = _upload(form.document)
@@ -206,12 +200,9 @@ def declare_cutoff(coop, profile_id, plot_id):
           methods=["POST"])
 @web.coop_view("manager")
 def declare_legality(coop, profile_id, plot_id):
-    profile, found = _load(coop, profile_id, plot_id)
-    form = LegalityForm(prefix="legality")
-
-    def page(status):
-        return _plot_page(coop, profile, found, _Forms("legality", form), status)
-    if not form.validate_on_submit():
+    profile, found, form, page, valid = _posted(coop, profile_id, plot_id, "legality",
+                                                LegalityForm)
+    if not valid:
         return page(422)
     web.refusal_on_form(form, page)
     upload = _upload(form.document)
