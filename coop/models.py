@@ -3,7 +3,7 @@ from .auth.models import ApiToken, Buyer, User  # noqa: F401
 from .catalog.models import Crop, Grade  # noqa: F401
 from .cooperatives.models import (Cooperative, FarmerProfile, FinanceSettings,  # noqa: F401
                                   Membership, Plot, CoopDocument, Invitation)
-from .listings.models import Listing, ListingPhoto  # noqa: F401
+from .listings.models import Listing, ListingPhoto, ListingPlot  # noqa: F401
 from .pricing.models import PriceVersion  # noqa: F401
 from .pools.models import Allocation, Order, Pool  # noqa: F401
 from .payments.models import StripeEvent  # noqa: F401
@@ -18,3 +18,4 @@ from .treasury.models import BankStatementLine, StripeBalanceTxn, YearEndClose  
 from .jobs.models import Job  # noqa: F401,E402
 from .messages.models import Message, OptOut  # noqa: F401,E402
 from .plots.models import PlotDocument, PlotSettings, PlotVersion, TraceConsent  # noqa: F401,E402
+from .lots.models import Lot, LotSequence, LotSource, LotSourcePlot  # noqa: F401,E402

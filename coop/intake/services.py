@@ -55,6 +55,7 @@ from ..common.web import commit_step
 from ..extensions import db
 from ..ledger import services as ledger
 from ..listings.models import Listing
+from ..lots import services as lots
 from ..messages import services as messages
 from ..payments import gateway
 from ..pools import services as pool_services
@@ -384,6 +385,7 @@ def _create(user, allocation: Allocation, pool: Pool, coop, received_g: int, gra
         idempotency_key=key, request_hash=request_hash, recorded_by_id=user.id)
     db.session.add(intake)
     db.session.flush()
+    lots.add_delivery(intake, allocation, pool, coop, grade_row.crop.slug)
 
     farmer = allocation.farmer_user_id
     source = ("intake", intake.id)

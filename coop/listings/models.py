@@ -70,6 +70,15 @@ class ListingPhoto(db.Model):
     listing: Mapped[Listing] = relationship(back_populates="photo")
 
 
+class ListingPlot(db.Model):
+    """A plot a harvest listing came from (required for coffee and cacao, which the EU traces
+    to their plots)."""
+
+    __tablename__ = "listing_plots"
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), primary_key=True)
+    plot_id: Mapped[int] = mapped_column(ForeignKey("plots.id"), primary_key=True, index=True)
+
+
 # Every status change through the ORM is a move its machine allows (coop/common/statuses.py).
 statuses.guard(Listing.status, statuses.ListingStatus)
 

@@ -456,3 +456,17 @@ def pool_photos(coop_id: int, crop_id: int, grade_id: int, limit: int = 4) -> li
         .order_by(Listing.id.desc()).limit(bindparam("limit"))))
     return [tuple(r) for r in db.session.execute(stmt, {
         "coop_id": coop_id, "crop_id": crop_id, "grade_id": grade_id, "limit": limit})]
+
+
+def plots_of(listing_ids) -> dict[int, list[int]]:
+    """The plots each of these listings came from (plot ids in order), in one query."""
+    from .models import ListingPlot
+    ids = list(set(listing_ids))
+    found: dict[int, list[int]] = {i: [] for i in ids}
+    if ids:
+        for listing_id, plot_id in db.session.execute(
+                select(ListingPlot.listing_id, ListingPlot.plot_id)
+                .where(ListingPlot.listing_id.in_(ids))
+                .order_by(ListingPlot.listing_id, ListingPlot.plot_id)):
+            found[listing_id].append(plot_id)
+    return found

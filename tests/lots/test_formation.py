@@ -1,0 +1,71 @@
+"""A pool's intake forms its lot: one lot per pool, numbered per coop without gaps, a source
+per delivery with accepted kilograms, the listing's plots at the versions they had, the
+farmer's consent as it stood; a plot redrawn later leaves the lot as it was."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from coop.cooperatives.models import FarmerProfile
+from coop.extensions import db
+from coop.intake import services as intake
+from coop.listings.models import ListingPlot
+from coop.lots import services as lots
+from coop.lots.models import Lot, LotSource, LotSourcePlot
+from coop.plots import geometry as geo
+from coop.plots import services as plots
+
+pytestmark = pytest.mark.usefixtures("stripe_clean", "ledger_sound")
+
+SQUARE = geo.loads('{"type": "Polygon", "coordinates": [[[-76.600000, 2.440000], '
+                   '[-76.599000, 2.440000], [-76.599000, 2.441000], [-76.600000, 2.441000], '
+                   '[-76.600000, 2.440000]]]}')
+MOVED = geo.loads('{"type": "Polygon", "coordinates": [[[-76.610000, 2.440000], '
+                  '[-76.609000, 2.440000], [-76.609000, 2.441000], [-76.610000, 2.441000], '
+                  '[-76.610000, 2.440000]]]}')
+
+
+def _profile(m, user):
+    return db.session.scalar(select(FarmerProfile).where(
+        FarmerProfile.coop_id == m.coop.id, FarmerProfile.user_id == user.id))
+
+
+def test_intake_forms_one_lot_with_the_plot_versions_and_consents(sold):
+    m = sold
+    profile = _profile(m, m.farmers[0])
+    plot = plots.add_plot(profile, name="La Loma", hectares="1.2", replaced_crop=None,
+                          illicit_hectares="0")
+    db.session.flush()
+    plots.record_geometry(plot, SQUARE, country="CO", source="typed", by=m.manager)
+    db.session.add(ListingPlot(listing_id=m.alloc[0].listing_id, plot_id=plot.id))
+    plots.record_consent(profile, by=m.farmers[0], locale="es")
+    db.session.commit()
+    version = plot.current_version_id
+
+    first = intake.record_intake(m.manager, m.alloc[0].id, received_kg="50", grade="sca85")[0]
+    intake.record_intake(m.manager, m.alloc[1].id, received_kg="0", grade="sca85",
+                         not_delivered=True)
+    intake.record_intake(m.manager, m.alloc[2].id, received_kg="140", grade="sca85")
+
+    lot = lots.lot_of_pool(m.alloc[0].pool_id)
+    assert lot is not None and lot.number == 1 and lot.eudr is True
+    assert lot.code.startswith(f"{m.coop.country}-{m.coop.id}-") and lot.code.endswith("-0001")
+    sources = db.session.scalars(select(LotSource).where(LotSource.lot_id == lot.id)
+                                 .order_by(LotSource.id)).all()
+    # the farmer who delivered nothing adds no source; the others their accepted kilograms
+    assert [(s.farmer_user_id, s.accepted_g) for s in sources] == [
+        (m.farmers[0].id, 50_000), (m.farmers[2].id, 140_000)]
+    assert sources[0].intake_id == first.id and sources[0].consent_id is not None
+    assert sources[1].consent_id is None
+    pinned = db.session.scalars(select(LotSourcePlot).where(
+        LotSourcePlot.source_id == sources[0].id)).all()
+    assert [(p.plot_id, p.plot_version_id) for p in pinned] == [(plot.id, version)]
+
+    # redrawn later: the plot moves on, the lot keeps the version it was built from
+    plots.record_geometry(plot, MOVED, country="CO", source="typed", by=m.manager)
+    db.session.commit()
+    assert plot.current_version_id != version
+    db.session.expire_all()
+    assert db.session.scalar(select(LotSourcePlot.plot_version_id).where(
+        LotSourcePlot.source_id == sources[0].id)) == version
+    assert db.session.scalar(select(Lot.id).where(Lot.pool_id == m.alloc[0].pool_id)) == lot.id
