@@ -69,3 +69,45 @@ def test_intake_forms_one_lot_with_the_plot_versions_and_consents(sold):
     assert db.session.scalar(select(LotSourcePlot.plot_version_id).where(
         LotSourcePlot.source_id == sources[0].id)) == version
     assert db.session.scalar(select(Lot.id).where(Lot.pool_id == m.alloc[0].pool_id)) == lot.id
+
+
+def test_detail_gaps_shares_and_who_sees_the_lot(sold, make_buyer, make_coop):
+    from coop.common.errors import NotFound
+    m = sold
+    profile = _profile(m, m.farmers[0])
+    plot = plots.add_plot(profile, name="La Loma", hectares="1.2", replaced_crop=None,
+                          illicit_hectares="0")
+    db.session.flush()
+    plots.record_geometry(plot, SQUARE, country="CO", source="typed", by=m.manager)
+    db.session.add(ListingPlot(listing_id=m.alloc[0].listing_id, plot_id=plot.id))
+    db.session.commit()
+    intake.record_intake(m.manager, m.alloc[0].id, received_kg="50", grade="sca85")
+    intake.record_intake(m.manager, m.alloc[1].id, received_kg="99", grade="sca85")
+    lot = lots.lot_of_pool(m.alloc[0].pool_id)
+    d = lots.detail(lot)
+    assert d.net_g == 149_000 and d.farmer_count == 2 and d.crop_slug == "coffee"
+    assert [len(s.plots) for s in d.sources] == [1, 0]
+    codes = {(g.farmer_id, g.plot_id, g.code) for g in lots.gaps(d)}
+    other = m.alloc[1]
+    other_profile = _profile(m, m.farmers[1]).id
+    assert codes == {(profile.id, plot.id, "no_cutoff"), (profile.id, plot.id, "no_tenure"),
+                     (profile.id, None, "no_consent"), (other_profile, None, "no_plot"),
+                     (other_profile, None, "no_consent")}
+    assert all(g.text for g in lots.gaps(d))
+    assert [s.source.farmer_id for s in lots.farmers_to_ask(d)] == [profile.id, other_profile]
+    assert other.quantity_g == 100_000
+    # the buyers' shares add up to the net mass, pro rata to what they ordered (200 and 100)
+    shares = lots.buyer_shares(lot)
+    assert sum(shares.values()) == 149_000 and sorted(shares.values()) == [49_667, 99_333]
+    # a buyer of the pool sees it; another buyer, another coop's manager, a visitor do not
+    assert lots.bought_lot(m.buyers[0], lot.id)[0].id == lot.id
+    stranger = make_buyer()
+    with pytest.raises(NotFound):
+        lots.bought_lot(stranger, lot.id)
+    outsider = next(x.user for x in make_coop(name="Otra").memberships if x.role == "manager")
+    with pytest.raises(NotFound):
+        lots.managed_lot(outsider, lot.id)
+    assert lots.managed_lot(m.manager, lot.id).id == lot.id
+    assert lots.farmer_sources(m.farmers[0], lot.id)[1][0].accepted_g == 50_000
+    with pytest.raises(NotFound):
+        lots.farmer_sources(m.farmers[2], lot.id)
