@@ -146,6 +146,7 @@ def blueprints() -> list:
     from .payouts import api as payouts_api  # noqa: F401
     from .intake import api as intake_api  # noqa: F401
     from .plots import api as plots_api  # noqa: F401
+    from .lots import api as lots_api  # noqa: F401
     from .api.blueprint import bp as api_bp
     from .auth.views import bp as auth_bp
     from .catalog.views import bp as catalog_bp
@@ -161,6 +162,7 @@ def blueprints() -> list:
     from .payouts.views import bp as payouts_bp
     from .pools.views import bp as pools_bp
     from .plots.views import bp as plots_bp
+    from .lots.eudr_views import bp as eudr_bp
     from .pricing.views import bp as pricing_bp
     from .shares.views import bp as shares_bp
     from .staff.views import bp as staff_bp
@@ -168,7 +170,8 @@ def blueprints() -> list:
     from .treasury.views import bp as treasury_bp
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
             payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
-            staff_bp, messages_bp, messages_public_bp, messages_status_bp, jobs_bp, plots_bp]
+            staff_bp, messages_bp, messages_public_bp, messages_status_bp, jobs_bp, plots_bp,
+            eudr_bp]
 
 
 def register_converters(app: Flask) -> None:

@@ -38,6 +38,8 @@ AUDIT_ACTIONS = {
     "staff.revoked": _l("Removed a member of Minga's staff"),
     "people.phone_changed": _l("Changed their phone number (confirmed by a code)"),
     "payouts.account_changed": _l("Changed a farmer's payout account (confirmed by a code)"),
+    "eudr.dds_recorded": _l("Recorded a DDS reference for a lot"),
+    "eudr.dds_changed": _l("Changed a DDS reference of a lot"),
 }
 AUDIT_OBJECTS = {
     "ledger_entry": _l("entry"), "payout_batch": _l("payout batch"),
@@ -45,6 +47,7 @@ AUDIT_OBJECTS = {
     "stripe_txn": _l("Stripe transaction"), "bank_line": _l("bank line"),
     "year_end": _l("year"), "share_account": _l("share account"), "intake": _l("delivery"),
     "membership": _l("role"), "invitation": _l("invitation"), "user": _l("person"),
+    "lot_dds": _l("lot's DDS reference"),
 }
 # The audit log page shows these fields of an event (the CSV keeps every field, raw).
 AUDIT_FIELDS = {
