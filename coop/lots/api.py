@@ -20,8 +20,8 @@ from .models import EUDR_HS_HEADINGS
 
 def _crops(lots) -> dict[int, str]:
     ids = {lot.crop_id for lot in lots}
-    return dict(db.session.execute(select(Crop.id, Crop.slug).where(Crop.id.in_(ids)))) \
-        if ids else {}
+    return dict(db.session.execute(select(Crop.id, Crop.slug).where(Crop.id.in_(ids)))
+                .tuples().all()) if ids else {}
 
 
 def summary_json(lot, crop_slug: str) -> dict:

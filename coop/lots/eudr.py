@@ -466,9 +466,9 @@ def _extras(plots: list[_Plot]):
         user_ids.update(i for i in (v.cutoff_by_id, v.tenure_by_id) if i)
         doc_ids.update(i for i in (v.cutoff_document_id, v.tenure_document_id) if i)
     names = dict(db.session.execute(select(User.id, User.name).where(
-        User.id.in_(user_ids)))) if user_ids else {}
+        User.id.in_(user_ids))).tuples().all()) if user_ids else {}
     digests = dict(db.session.execute(select(PlotDocument.id, PlotDocument.digest).where(
-        PlotDocument.id.in_(doc_ids)))) if doc_ids else {}
+        PlotDocument.id.in_(doc_ids))).tuples().all()) if doc_ids else {}
     return names, digests
 
 
