@@ -51,6 +51,11 @@ def world(sold, make_listing):
     """`sold` (a confirmed pool, its allocations), a delivery recorded and paid in a batch, an
     open pool with buyer 0's order, and a listing of farmer 0 that no pool needs."""
     m = sold
+    # Farmer 0's complete plot, named by the listing delivered: the lot is EUDR-ready.
+    plot_id = _plot_of(m.farmers[0], m.manager)
+    from coop.listings.models import ListingPlot
+    db.session.add(ListingPlot(listing_id=m.alloc[0].listing_id, plot_id=plot_id))
+    db.session.commit()
     delivery, _ = intake.record_intake(m.manager, m.alloc[0].id, received_kg="50",
                                        grade="sca85")
     batch, _ = payouts.create_batch(m.coop, m.treasurer)
@@ -67,7 +72,12 @@ def world(sold, make_listing):
              "/payout-batches/{id}": batch.id, "/payout-batches/{id}/export.csv": batch.id,
              "/payout-batches/{id}/confirmations": batch.id}
     m.line_id = batch.lines[0].id
-    m.ids["/plots/{id}"] = _plot_of(m.farmer, m.manager)
+    m.ids["/plots/{id}"] = plot_id
+    from coop.lots import services as lots
+    lot_id = lots.lot_of_pool(m.alloc[0].pool_id).id
+    for path in ("/lots/{id}", "/lots/{id}/eudr.geojson", "/lots/{id}/eudr.json",
+                 "/lots/{id}/dds-reference"):
+        m.ids[path] = lot_id
     return m
 
 
@@ -126,6 +136,12 @@ def tour(m, user) -> list[tuple[str, str, dict]]:
         ("get", "/orders", {"query": {"limit": 1}}),
         ("get", "/orders/{id}", {}),
         ("patch", "/orders/{id}", {"body": {"quantity_kg": "12"}}),
+        # The lot before the next delivery (which names no plot) makes it incomplete.
+        ("get", "/lots", {"query": {"limit": 2}}),
+        ("get", "/lots/{id}", {}),
+        ("get", "/lots/{id}/eudr.geojson", {}),
+        ("put", "/lots/{id}/dds-reference", {"body": {"reference": "25COXRT3VGH7L9"}}),
+        ("get", "/lots/{id}/eudr.json", {}),
         ("post", "/allocations/{id}/intake", {"body": {"received_kg": "100", "grade": "sca85"},
                                               "headers": {"Idempotency-Key": "tour-i"}}),
         ("get", "/intakes/{id}", {}),
