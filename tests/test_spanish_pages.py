@@ -108,6 +108,11 @@ def _profile(coop, user):
                                                          FarmerProfile.user_id == user.id))
 
 
+def _lot_id(m) -> int:
+    from coop.lots import services as lots
+    return lots.lot_of_pool(m.pool.id).id
+
+
 SKIP = {"static", "listings.photo", "listings.service_worker", "auth.set_language",
         "listings.outbox_session"}
 
@@ -117,7 +122,8 @@ def _urls(app, m) -> list[str]:
     values = {"coop_id": m.coop.id, "slug": m.coop.slug, "pool_id": m.pool.id,
               "allocation_id": m.alloc[2].id, "profile_id": profile.id,
               "batch_id": m.batch.id, "intake_id": m.intake.id,
-              "listing_id": m.listings[0].id, "plot_id": m.plot.id}
+              "listing_id": m.listings[0].id, "plot_id": m.plot.id,
+              "lot_id": _lot_id(m)}
     urls = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
