@@ -51,7 +51,27 @@ SKIP = {
     "payouts.export": "the bank's CSV file",
     "auth.set_language": "a redirect back (it sets the language)",
     "auth.choose_pin": "a redirect for all but a farmer holding a first-login code",
+    "eudr.download": "a lot's EUDR pack (GeoJSON, base64, JSON or CSV file)",
 }
+
+
+def _demo_lot(pool_id: int) -> int:
+    """The lot of the demo's settled pool: the demo writes its intakes in bulk, so the lot
+    is formed here from them, as intake forms it (lots.add_delivery)."""
+    from coop.catalog.models import Crop
+    from coop.lots import services as lots
+    found = lots.lot_of_pool(pool_id)
+    if found is None:
+        pool = db.session.get(Pool, pool_id)
+        coop = db.session.get(Cooperative, pool.coop_id)
+        slug = db.session.scalar(select(Crop.slug).where(Crop.id == pool.crop_id))
+        for row in db.session.scalars(select(Intake).where(Intake.pool_id == pool_id)
+                                      .order_by(Intake.id)):
+            lots.add_delivery(row, db.session.get(Allocation, row.allocation_id), pool, coop,
+                              slug)
+        db.session.commit()
+        found = lots.lot_of_pool(pool_id)
+    return found.id
 
 
 def _targets(extra_tokens: dict) -> dict:
@@ -79,7 +99,8 @@ def _targets(extra_tokens: dict) -> dict:
     assert None not in (profile, settled, open_pool, to_record, listing, intake, batch, plot)
     return {"coop_id": coop.id, "slug": coop.slug, "profile_id": profile.id, "plot_id": plot,
             "pool_id": settled, "allocation_id": to_record, "listing_id": listing,
-            "intake_id": intake, "batch_id": batch, **extra_tokens,
+            "intake_id": intake, "batch_id": batch, "lot_id": _demo_lot(settled),
+            **extra_tokens,
             # The demo's open pool fills up with every unit: the pages of its orders grow.
             ("pools.detail", "pool_id"): open_pool, ("pools.manage_pool", "pool_id"): open_pool,
             ("pools.pool_orders", "pool_id"): open_pool}

@@ -331,6 +331,9 @@ def busy_coop(sold, make_listing, make_user, make_coop):
         if n == 0:
             plots.record_consent(profile, by=m.manager, locale="es")
     db.session.commit()
+    # The lot the intakes formed: its EUDR page (the buyer's DDS reference form).
+    from coop.lots import services as lots
+    m.lot_id = lots.lot_of_pool(m.alloc[0].pool_id).id
     return m
 
 
@@ -354,7 +357,8 @@ def test_no_form_and_no_csv_import_answers_500(app, busy_coop):
         "farmer": (m.farmers[0], ["/", "/listings", "/listings/new", "/my/deliveries",
                                   "/my/payments", "/my/statements", "/my/shares",
                                   "/account"]),
-        "buyer": (m.buyers[0], ["/", "/pools", "/my/orders", "/account", "/invitations"]),
+        "buyer": (m.buyers[0], ["/", "/pools", "/my/orders", "/account", "/invitations",
+                                f"/lots/{m.lot_id}/eudr"]),
         "staff": (m.staff, ["/staff/coops", f"/staff/coops/{m.pending.id}"]),
         "treasurer": (m.treasurer, ["/manage", f"/manage/coops/{coop}/treasury/reconciliation",
                                     f"/manage/coops/{coop}/treasury/costs",
