@@ -61,8 +61,10 @@ def download(lot_id, fmt):
             audience = eudr.audience_for(current_user, lot_id)
             return render_template("lots/eudr_incomplete.html", lot=audience.lot,
                                    missing=exc.missing), 422
-        return render_template("error.html", code=exc.status, message=exc.message), \
-            exc.status
+        # A crop outside the regulation says so; any other 404 reads like every 404.
+        message = exc.message if isinstance(exc, eudr.NotInScope) or exc.status != 404 \
+            else _("We could not find that page.")
+        return render_template("error.html", code=exc.status, message=message), exc.status
     web.on_refusal(refused)
     pack = eudr.issue(current_user, lot_id, fmt)
     response = Response(pack.data, mimetype=eudr.MEDIA_TYPES[fmt].split(";")[0])

@@ -441,7 +441,11 @@ def test_a_crop_outside_the_regulation_has_no_pack(sold, client, token):
         assert response.status_code == 404 and response.json["error"]["code"] == "not_eudr"
     assert client.get(f"/api/v1/lots/{lot.id}", headers=headers).json["eudr_ready"] is None
     _login(client, m.buyers[0])
-    assert client.get(f"/lots/{lot.id}/eudr/download/json").status_code == 404
+    refused = client.get(f"/lots/{lot.id}/eudr/download/json")
+    assert refused.status_code == 404
+    with force_locale("es"):
+        text = str(eudr.NotInScope().message)
+    assert text in refused.data.decode("utf-8")
     page = client.get(f"/lots/{lot.id}/eudr")
     assert page.status_code == 200
     with force_locale("es"):
