@@ -127,6 +127,13 @@ def put_dds_reference(lot_id):
 def _geo_json_content(op: dict) -> None:
     op["responses"]["200"]["content"] = {"application/geo+json": {"schema": {
         "$ref": "#/components/schemas/EudrFeatureCollection"}}}
+    _incomplete(op)
+
+
+def _incomplete(op: dict) -> None:
+    op["responses"]["422"]["description"] = (
+        "`eudr_incomplete`: the lot is not EUDR-ready; `error.missing` lists why "
+        "(LotMissing: code, plot_id, text) and `error.fields.missing` the texts")
 
 
 _PERIOD = {"oneOf": [{"type": "null"}, {"type": "object", "required": ["start", "end"],
@@ -211,12 +218,6 @@ register({
                       "examples": ["25COXRT3VGH7L9"]},
         "replaces": {"type": "string", "description": "to change a recorded reference: the "
                                                       "one recorded now"}}},
-    "EudrIncomplete": {"type": "object", "required": ["error"], "properties": {"error": {
-        "type": "object", "required": ["code", "message", "fields", "missing"],
-        "properties": {"code": {"const": "eudr_incomplete"}, "message": {"type": "string"},
-                       "fields": {"type": "object"},
-                       "missing": {"type": "array",
-                                   "items": {"$ref": "#/components/schemas/LotMissing"}}}}}},
 }, [
     ("get", "/lots", "The caller's lots: bought into (buyer) or of its coops (manager, "
      "treasurer)", True, None, {200: ("list", "LotSummary")}),
@@ -224,9 +225,10 @@ register({
      "readiness and DDS references", True, None, {200: "Lot", 404: "Error"}),
     ("get", "/lots/{id}/eudr.geojson", "The lot's plots as the GeoJSON FeatureCollection "
      "TRACES takes (the bytes first issued)", True, None,
-     {200: "EudrFeatureCollection", 404: "Error", 422: "EudrIncomplete"}),
+     {200: "EudrFeatureCollection", 404: "Error", 422: "Error"}),
     ("get", "/lots/{id}/eudr.json", "The lot's EUDR data pack (the bytes first issued)", True,
-     None, {200: "EudrPack", 404: "Error", 422: "EudrIncomplete"}),
+     None, {200: "EudrPack", 404: "Error", 422: "Error"}),
     ("put", "/lots/{id}/dds-reference", "Record the buyer's DDS reference number for the lot",
      True, "DdsReferencePut", {200: "Lot", 403: "Error", 404: "Error", 409: "Error"}),
-], {("get", "/lots/{id}/eudr.geojson"): _geo_json_content})
+], {("get", "/lots/{id}/eudr.geojson"): _geo_json_content,
+    ("get", "/lots/{id}/eudr.json"): _incomplete})
