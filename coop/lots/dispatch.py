@@ -147,7 +147,6 @@ class StepPreview:
     document_number: str
     on_date: str
     note: str
-    after_event: int        # the lot's last step when the page was shown (0: none)
     buyers: int
     farmers: int
 
@@ -197,7 +196,6 @@ def preview_step(user, lot_id: int, kind: str, *, carrier=None, document_number=
     return StepPreview(lot_id=lot.id, code=lot.code, kind=kind, carrier=carrier,
                        document_number=document_number,
                        on_date=day.isoformat() if day else "", note=note,
-                       after_event=j.events[-1].id if j.events else 0,
                        buyers=len(j.buyers), farmers=_farmer_count(lot))
 
 

@@ -120,6 +120,7 @@ def problem(lot_id):
     if not form.validate_on_submit():
         if form.key.errors:
             form.key.data = ""  # a new key: the page's form can be sent again
+            flash(_("This form has expired: reload the page and send it again."), "error")
         return _buyer_page(lot, orders, problem_form=form, status=422)
     web.refusal_on_form(form, lambda status: _buyer_page(lot, orders, problem_form=form,
                                                          status=status))

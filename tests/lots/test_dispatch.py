@@ -362,3 +362,53 @@ def test_the_pages_speak_spanish(app, lot):
     body = db.session.scalar(select(Message.body).where(
         Message.template == "farmer.lot_dispatched", Message.user_id == m.farmers[0].id))
     assert body.startswith("Minga: sus 50 kg de")
+
+
+def test_two_managers_marking_the_same_step_at_once_record_it_once(app, lot, make_user):
+    """Each thread has its own connection: the lot's lock lets one record the dispatch (and
+    tell people once); the others are told it is done."""
+    import threading
+    from coop.cooperatives.models import Membership
+    m = lot
+    dispatch.record_step(m.manager, m.lot.id, "ready")
+    managers = [m.manager.id]
+    for n in range(3):
+        user = make_user(name=f"Gerente {n}")
+        db.session.add(Membership(user_id=user.id, coop_id=m.coop.id, role="manager"))
+        managers.append(user.id)
+    db.session.commit()
+    lot_id, today = m.lot.id, local_today().isoformat()
+    barrier = threading.Barrier(len(managers))
+    outcomes, guard = [], threading.Lock()
+
+    def mark(user_id):
+        with app.app_context():
+            from coop.auth.models import User
+            user = db.session.get(User, user_id)
+            barrier.wait(timeout=30)
+            try:
+                dispatch.record_step(user, lot_id, "dispatched", carrier="C",
+                                     document_number=f"R{user_id}", on_date=today)
+                db.session.commit()
+                result = "ok"
+            except Conflict as exc:
+                db.session.rollback()
+                result = exc.code
+            except Exception as exc:  # noqa: BLE001 - shown by the assertion
+                db.session.rollback()
+                result = f"error:{type(exc).__name__}:{exc}"
+            finally:
+                db.session.remove()
+            with guard:
+                outcomes.append(result)
+
+    threads = [threading.Thread(target=mark, args=(uid,)) for uid in managers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(outcomes) == ["ok"] + ["step_done"] * (len(managers) - 1), outcomes
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(LotEvent.id)).where(
+        LotEvent.kind == "dispatched")) == 1
+    assert len(_messages("buyer.lot_dispatched")) == 2
