@@ -74,12 +74,13 @@ def _label(kind):
 # ---------------------------------------------------------------- the buyers' page
 
 def _buyer_page(lot, orders, receipt_form=None, problem_form=None, status=200):
-    problem = problem_form or ProblemForm(formdata=None)
+    problem = problem_form or ProblemForm(formdata=None, prefix="problem")
     if not problem.key.data:
         problem.key.data = secrets.token_urlsafe(18)
     return render_template("lots/dispatch_buyer.html", lot=lot, j=dispatch.journey(lot),
                            orders=orders, buyer_id=current_user.buyer_id,
-                           receipt_form=receipt_form or ReceiptForm(formdata=None),
+                           receipt_form=receipt_form or ReceiptForm(formdata=None,
+                                                                    prefix="receipt"),
                            problem_form=problem), status
 
 
@@ -95,7 +96,7 @@ def buyer(lot_id):
 def received(lot_id):
     """The buyer confirms the lot arrived, after a confirmation page."""
     lot, orders = lots.bought_lot(current_user, lot_id)
-    form = ReceiptForm()
+    form = ReceiptForm(prefix="receipt")
     if not form.validate_on_submit():
         return _buyer_page(lot, orders, receipt_form=form, status=422)
     web.refusal_on_form(form, lambda status: _buyer_page(lot, orders, receipt_form=form,
@@ -116,7 +117,7 @@ def received(lot_id):
 def problem(lot_id):
     """The buyer reports a problem with a note; the coop's managers are told."""
     lot, orders = lots.bought_lot(current_user, lot_id)
-    form = ProblemForm()
+    form = ProblemForm(prefix="problem")
     if not form.validate_on_submit():
         if form.key.errors:
             form.key.data = ""  # a new key: the page's form can be sent again

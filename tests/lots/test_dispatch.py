@@ -253,7 +253,8 @@ def test_each_role_on_each_route(app, lot, make_coop, make_buyer, make_farmer):
     for who, user in people.items():
         client = client_as(app, user)
         for post, url in posts.items():
-            got = client.post(url, data={"note": "x", "key": "k-" + who.replace(" ", "")})
+            got = client.post(url, data={"note": "x", "receipt-note": "x", "problem-note": "x",
+                                         "problem-key": "k-" + who.replace(" ", "")})
             assert got.status_code == acting[post].get(who, 404), (who, post,
                                                                    got.status_code)
     # nobody but the buyer's problem was recorded (the others asked for a confirmation)
@@ -323,21 +324,27 @@ def test_the_buyer_follows_the_lot_confirms_receipt_and_reports_a_problem(app, l
     assert "Transportes del Cauca" in page and "REM-2026-0042" in page
     assert "Confirm receipt" in page
     token = _csrf(client, url)
-    first = client.post(url + "/received", data={"csrf_token": token, "note": "Todo bien"})
+    first = client.post(url + "/received", data={"csrf_token": token,
+                                                 "receipt-note": "Todo bien"})
     assert is_confirmation(first)
     assert confirm(client, first).status_code == 302
     assert "You confirmed receipt on" in client.get(url).get_data(as_text=True)
     # a problem needs its note; what was typed stays
     import re
-    key = re.search(r'name="key" type="hidden" value="([^"]+)"',
+    key = re.search(r'name="problem-key" type="hidden" value="([^"]+)"',
                     client.get(url).get_data(as_text=True)).group(1)
-    empty = client.post(url + "/problem", data={"csrf_token": token, "key": key, "note": ""})
-    assert empty.status_code == 422 and 'id="note-err"' in empty.get_data(as_text=True)
+    empty = client.post(url + "/problem", data={"csrf_token": token, "problem-key": key,
+                                                "problem-note": ""})
+    assert empty.status_code == 422 and 'id="problem-note-err"' in empty.get_data(as_text=True)
     for _twice in range(2):
-        sent = client.post(url + "/problem", data={"csrf_token": token, "key": key,
-                                                   "note": "Un saco roto"})
+        sent = client.post(url + "/problem", data={"csrf_token": token, "problem-key": key,
+                                                   "problem-note": "Un saco roto"})
         assert sent.status_code == 302
     assert len(dispatch.journey(m.lot).problems) == 1
+    # another buyer of the lot reads the coop's steps, never this buyer's receipt or problem
+    other = client_as(app, m.buyers[1]).get(url).get_data(as_text=True)
+    assert "REM-2026-0042" in other
+    assert "Un saco roto" not in other and "Todo bien" not in other and "Buyer 0" not in other
     manager_page = client_as(app, m.manager).get(f"/manage/lots/{m.lot.id}/dispatch")
     text = manager_page.get_data(as_text=True)
     assert "Un saco roto" in text and "Todo bien" in text and "Buyer 0" in text
