@@ -303,8 +303,7 @@ def _manage_pool_page(pool, terms_form=None, status=200):
 def change_terms(pool_id):
     """The manager changes an open pool's delivery terms; a refusal shows on the field with
     what was typed."""
-    pool = services.get_pool(pool_id)
-    require_member(pool.coop_id, "manager")
+    pool = _manager_pool(pool_id)
     form = TermsForm()
     if not form.validate_on_submit():
         return _manage_pool_page(pool, form, 422)
@@ -328,6 +327,13 @@ def pool_orders(pool_id):
     return render_template("pools/pool_orders.html", pool=pool, found=found, buyers=buyers)
 
 
+def _manager_pool(pool_id):
+    """A pool for its coop's manager only (404 for outsiders, 403 for other members)."""
+    pool = services.get_pool(pool_id)
+    require_member(pool.coop_id, "manager")
+    return pool
+
+
 def _settling(pool):
     """A decided pool whose holds the workers are still capturing or cancelling: how far they
     are, the figures written the reader's way (None once settled, or while open)."""
@@ -342,8 +348,7 @@ def _settling(pool):
 def _pool_step(pool_id, action, preview_of, yes):
     """Close or cancel a pool: the manager confirms the figures first; a refusal is flashed
     on the pool's page. Returns (pool, None) to act, or (None, the confirmation page)."""
-    pool = services.get_pool(pool_id)
-    require_member(pool.coop_id, "manager")
+    pool = _manager_pool(pool_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     back = url_for("pools.manage_pool", pool_id=pool_id)
