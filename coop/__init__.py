@@ -157,6 +157,7 @@ def blueprints() -> list:
     from .ledger.views import bp as ledger_bp
     from .listings import offline  # noqa: F401  (the service worker, the offline page)
     from .listings.views import bp as listings_bp
+    from .lots.dispatch_views import bp as dispatch_bp
     from .messages.webhooks import bp as messages_status_bp
     from .payments.views import bp as payments_bp
     from .payouts.views import bp as payouts_bp
@@ -171,7 +172,7 @@ def blueprints() -> list:
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
             payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
             staff_bp, messages_bp, messages_public_bp, messages_status_bp, jobs_bp, plots_bp,
-            eudr_bp]
+            eudr_bp, dispatch_bp]
 
 
 def register_converters(app: Flask) -> None:

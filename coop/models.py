@@ -20,3 +20,4 @@ from .messages.models import Message, OptOut  # noqa: F401,E402
 from .plots.models import PlotDocument, PlotSettings, PlotVersion, TraceConsent  # noqa: F401,E402
 from .lots.models import Lot, LotSequence, LotSource, LotSourcePlot  # noqa: F401,E402
 from .lots.eudr_models import DdsReference, EudrPack  # noqa: F401,E402
+from .lots.dispatch_models import LotEvent  # noqa: F401,E402

@@ -164,7 +164,13 @@ def demo(app):
     buyer = db.session.scalar(select(User).where(User.email == ROLES["buyer"]))
     _row, reset_token = codes.issue_reset_link(buyer)
     db.session.commit()
-    return {"token": invitation_token,
+    # The settled pool's lot on its way (issue 13 part 4): the journey's pages.
+    from tests.support.dispatch import lot_on_its_way
+    settled = db.session.scalar(select(Pool.id).where(Pool.coop_id == coop.id,
+                                                      Pool.status == "confirmed")
+                                .order_by(Pool.id))
+    lot_id = lot_on_its_way(settled, manager, buyer)
+    return {"token": invitation_token, "lot_id": lot_id,
             ("auth.reset_with_link", "token"): reset_token,
             ("messages_public.unsubscribe", "token"): messages.unsubscribe_token(buyer.id,
                                                                                  "updates")}

@@ -97,6 +97,21 @@ def world(sold, make_user, make_buyer):  # noqa: F811
     pools.withdraw_order(m.buyers[0], order.id)
     db.session.commit()
     m.pool2 = pool2
+    # The lot's journey (issue 13 part 4): ready, dispatched, one buyer's receipt and the
+    # other's problem, so that every step shows on the coop's, the buyers' and the farmers'
+    # pages; the open pool is handed over FCA at a named place.
+    from coop.lots import dispatch
+    from coop.lots import services as lots
+    from coop.pools.terms import local_today
+    m.lot = lots.lot_of_pool(m.pool.id)
+    dispatch.record_step(m.manager, m.lot.id, "ready", note="Sacos cosidos y marcados")
+    dispatch.record_step(m.manager, m.lot.id, "dispatched", carrier="Transportes del Cauca",
+                         document_number="REM-2026-0042", on_date=local_today().isoformat())
+    dispatch.confirm_receipt(m.buyers[0], m.lot.id, note="Llegó completo")
+    dispatch.report_problem(m.buyers[1], m.lot.id, note="Un saco mojado", key="k1")
+    pools.change_terms(pool2, delivery_terms="FCA", delivery_place="Bodega de Almacafé, Popayán",
+                       delivery_expected_on=local_today().isoformat())
+    db.session.commit()
     m.batch = batch
     m.intake = db.session.scalar(select(Intake).order_by(Intake.id))
     return m
@@ -108,11 +123,6 @@ def _profile(coop, user):
                                                          FarmerProfile.user_id == user.id))
 
 
-def _lot_id(m) -> int:
-    from coop.lots import services as lots
-    return lots.lot_of_pool(m.pool.id).id
-
-
 SKIP = {"static", "listings.photo", "listings.service_worker", "auth.set_language",
         "listings.outbox_session"}
 
@@ -122,8 +132,7 @@ def _urls(app, m) -> list[str]:
     values = {"coop_id": m.coop.id, "slug": m.coop.slug, "pool_id": m.pool.id,
               "allocation_id": m.alloc[2].id, "profile_id": profile.id,
               "batch_id": m.batch.id, "intake_id": m.intake.id,
-              "listing_id": m.listings[0].id, "plot_id": m.plot.id,
-              "lot_id": _lot_id(m)}
+              "listing_id": m.listings[0].id, "plot_id": m.plot.id, "lot_id": m.lot.id}
     urls = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():

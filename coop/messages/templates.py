@@ -120,6 +120,19 @@ TEMPLATES: dict[str, Template] = {
         _l("Minga: pool %(pool)s was confirmed %(days)s days ago and %(kg)s kg are still not "
            "received."),
         _l("Intake missing for pool %(pool)s"), topic="reminders", urgent=False),
+    # --- a lot's journey (coop/lots/dispatch.py) ---
+    "buyer.lot_dispatched": Template(
+        _l("Minga: lot %(lot)s of %(crop)s left %(coop)s on %(date)s with %(carrier)s, "
+           "document %(document)s."),
+        _l("Lot %(lot)s is on its way"),
+        _l("Confirm receipt when it arrives, or tell the coop of a problem, on the lot's "
+           "page."), topic="updates"),
+    "farmer.lot_dispatched": Template(
+        _l("Minga: your %(kg)s kg of %(crop)s left %(coop)s on %(date)s in lot %(lot)s."),
+        _l("Your %(kg)s kg of %(crop)s are on their way"), topic="updates", urgent=False),
+    "manager.lot_problem": Template(
+        _l("Minga: %(buyer)s reported a problem with lot %(lot)s: %(note)s"),
+        _l("Problem reported with lot %(lot)s"), topic="updates"),
     # --- treasurer ---
     "treasurer.import_failures": Template(
         _l("Minga: the payment confirmation import of batch %(batch)s has %(failed)s failed "

@@ -26,7 +26,10 @@ def pool_json(pool) -> dict:
             "farmer_price_per_kg_minor": price.farmer,
             "commission_per_kg_minor": price.commission,
             "premium_per_kg_minor": price.premium, "currency": pool.currency,
-            "closes_at": pool.closes_at.isoformat()}
+            "closes_at": pool.closes_at.isoformat(),
+            "delivery_terms": pool.delivery_terms, "delivery_place": pool.delivery_place,
+            "delivery_expected_on": (pool.delivery_expected_on.isoformat()
+                                     if pool.delivery_expected_on else None)}
 
 
 def order_json(order) -> dict:
@@ -84,7 +87,10 @@ def create_pool():
                                    fields={name: [_("Required string.")]})
     pool = services.open_pool(coop_services.get_coop(coop_id), g.api_user, crop=data["crop"],
                               grade=data["grade"], min_kg=data.get("min_kg"),
-                              max_kg=data.get("max_kg"), closes_at=data["closes_at"])
+                              max_kg=data.get("max_kg"), closes_at=data["closes_at"],
+                              delivery_terms=data.get("delivery_terms"),
+                              delivery_place=data.get("delivery_place"),
+                              delivery_expected_on=data.get("delivery_expected_on"))
     db.session.commit()
     return jsonify(pool_json(pool)), 201
 
@@ -175,7 +181,15 @@ def close_status(pool_id):
 
 _POOL = ("id", "coop_id", "crop", "grade", "status", "min_kg", "max_kg", "committed_kg",
          "price_per_kg_minor", "farmer_price_per_kg_minor", "commission_per_kg_minor",
-         "premium_per_kg_minor", "currency", "closes_at")
+         "premium_per_kg_minor", "currency", "closes_at", "delivery_terms", "delivery_place",
+         "delivery_expected_on")
+_TERMS = {
+    "delivery_terms": {"type": "string", "enum": ["EXW", "FCA"],
+                       "description": "EXW: picked up at the coop's collection point; FCA: "
+                                      "handed to a carrier or exporter at delivery_place"},
+    "delivery_place": {"type": "string", "maxLength": 200,
+                       "description": "where (required with FCA; with EXW, empty: the coop's "
+                                      "collection point)"}}
 _ORDER = ("id", "pool_id", "status", "quantity_kg", "amount_authorized_minor",
           "amount_captured_minor", "amount_refunded_minor", "currency")
 
@@ -183,7 +197,12 @@ register({
     "PoolCreate": {"type": "object", "required": ["coop_id", "crop", "grade", "min_kg", "max_kg",
                                                   "closes_at"], "properties": {
         "coop_id": ID, "crop": {"type": "string"}, "grade": {"type": "string"},
-        "min_kg": KG, "max_kg": KG, "closes_at": {"type": "string", "format": "date-time"}}},
+        "min_kg": KG, "max_kg": KG, "closes_at": {"type": "string", "format": "date-time"},
+        "delivery_terms": {**_TERMS["delivery_terms"], "default": "EXW"},
+        "delivery_place": _TERMS["delivery_place"],
+        "delivery_expected_on": {"type": ["string", "null"], "format": "date",
+                                 "description": "the day the lot is expected (not in the "
+                                                "past)"}}},
     "Pool": {"type": "object", "required": list(_POOL), "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
         "grade": {"type": "string"},
@@ -191,7 +210,8 @@ register({
         "min_kg": KG, "max_kg": KG, "committed_kg": KG, "price_per_kg_minor": MINOR,
         "farmer_price_per_kg_minor": MINOR, "commission_per_kg_minor": MINOR,
         "premium_per_kg_minor": MINOR, "currency": {"type": "string"},
-        "closes_at": {"type": "string", "format": "date-time"}}},
+        "closes_at": {"type": "string", "format": "date-time"}, **_TERMS,
+        "delivery_expected_on": {"type": ["string", "null"], "format": "date"}}},
     "OrderCreate": {"type": "object", "required": ["quantity_kg", "payment_method"],
                     "properties": {"quantity_kg": KG, "payment_method": {"type": "string"}}},
     "OrderPatch": {"type": "object", "required": ["quantity_kg"],

@@ -21,7 +21,7 @@ from ..ledger import services as ledger
 from ..listings import services as listing_services
 from ..pricing import services as pricing
 from .models import Allocation, Order, Pool
-from . import notices
+from . import notices, terms
 
 
 MAX_OPEN_DAYS = 7          # card holds last 7 days for customer-initiated payments
@@ -113,9 +113,12 @@ def parse_closes_at(value, now: datetime) -> datetime:
 
 
 def open_pool(coop, user, *, crop: str, grade: str, min_kg, max_kg, closes_at,
-              now: datetime | None = None) -> Pool:
-    """Open a pool at the current price. Refuses max_kg above the free listed supply, a
-    closing time past or more than 7 days ahead, min above max, or no price set."""
+              now: datetime | None = None, delivery_terms=None, delivery_place=None,
+              delivery_expected_on=None) -> Pool:
+    """Open a pool at the current price, with its delivery terms (coop/pools/terms.py:
+    default EXW at the coop's collection point). Refuses max_kg above the free listed supply,
+    a closing time past or more than 7 days ahead, min above max, no price set, or terms
+    that terms.parse_terms refuses (FCA without a place, an expected date in the past)."""
     verification.require_verified(coop)  # a pending coop sets itself up, opens no pool
     now = now or utcnow()
     crop_row, grade_row = catalog.resolve(crop, grade)
@@ -124,6 +127,8 @@ def open_pool(coop, user, *, crop: str, grade: str, min_kg, max_kg, closes_at,
         raise ValidationFailed(_("The minimum cannot be above the maximum."),
                                fields={"min_kg": [_("Above the maximum.")]})
     moment = parse_closes_at(closes_at, now)
+    delivery = terms.parse_terms(coop.id, delivery_terms, delivery_place, delivery_expected_on,
+                                 today=terms.local_today(now))
     version = pricing.current(coop.id, crop_row.id, grade_row.id)
     if version is None:
         raise ValidationFailed(_("Set a price for this crop and grade before opening a pool."),
@@ -138,6 +143,7 @@ def open_pool(coop, user, *, crop: str, grade: str, min_kg, max_kg, closes_at,
     pool = Pool(coop_id=coop.id, crop_id=crop_row.id, grade_id=grade_row.id,
                 price_version_id=version.id, currency=version.currency, min_g=min_g, max_g=max_g,
                 committed_g=0, closes_at=moment, status="open", created_by_id=user.id)
+    terms.apply(pool, delivery)
     db.session.add(pool)
     db.session.flush()
     notices.pool_opened(pool)

@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from ..common.fields import KilogramField, Required
 from ..common.forms import Form
@@ -9,7 +9,22 @@ TEST_CARDS = [("pm_card_visa", _l("Test card: Visa 4242 (succeeds)")),
               ("pm_card_chargeCustomerFail", _l("Test card: 0341 (declined)"))]
 
 
-class PoolForm(Form):
+TERMS_CHOICES = [("EXW", _l("Pickup at the collection point (EXW)")),
+                 ("FCA", _l("Handed to a carrier or exporter at a named place (FCA)"))]
+
+
+class TermsForm(Form):
+    """A pool's delivery terms (checked by coop/pools/terms.py: FCA needs the place)."""
+    delivery_terms = SelectField(_l("Delivery terms"), choices=TERMS_CHOICES, default="EXW",
+                                 validate_choice=False)
+    delivery_place = StringField(_l("Place (for EXW, empty: the collection point)"),
+                                 validators=[Optional(), Length(max=200)])
+    delivery_expected_on = StringField(_l("Expected delivery date (optional)"),
+                                       validators=[Optional(), Length(max=10)],
+                                       render_kw={"type": "date"})
+
+
+class PoolForm(TermsForm):
     product = SelectField(_l("Crop and grade"), validate_choice=False,
                           validators=[DataRequired()])
     min_kg = KilogramField(_l("Minimum kg to go ahead"), validators=[Required()])

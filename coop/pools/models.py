@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, String,
+from sqlalchemy import (BigInteger, CheckConstraint, Date, ForeignKey, Index, String,
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -46,6 +46,11 @@ class Pool(db.Model):
     # How many card holds the close left to capture or cancel (settlement's progress: that
     # many less the orders still authorized).
     settle_total: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Delivery terms (coop/pools/terms.py): picked up at the collection point (EXW) or handed
+    # to a carrier or exporter at a named place (FCA), expected on a day (None: not said).
+    delivery_terms: Mapped[str] = mapped_column(String(3), default="EXW", server_default="EXW")
+    delivery_place: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    delivery_expected_on: Mapped[date | None] = mapped_column(Date)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -18,3 +18,4 @@ from .closing import (  # noqa: F401
     BuyerEffect, ClosePreview, FarmerEffect, cancel_pool, close_due, close_pool, preview_cancel,
     preview_close)
 from .settlement import progress as settlement_progress  # noqa: F401,E402
+from .terms import TERMS as DELIVERY_TERMS, change_terms, parse_terms  # noqa: F401,E402

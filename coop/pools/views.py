@@ -15,7 +15,7 @@ from ..extensions import db
 from ..listings.views import PRODUCT, _product_choices
 from ..pricing import services as pricing
 from . import services
-from .forms import ActionForm, ChangeOrderForm, OrderForm, PoolForm
+from .forms import ActionForm, ChangeOrderForm, OrderForm, PoolForm, TermsForm
 from .labels import ORDER_STATUS, POOL_STATUS
 
 bp = Blueprint("pools", __name__)
@@ -218,7 +218,9 @@ def manage(coop):
     closes = _local_datetime(form.closes_at.data)
     pool = services.open_pool(coop, current_user, crop=crop, grade=grade,
                               min_kg=form.min_kg.data, max_kg=form.max_kg.data,
-                              closes_at=closes)
+                              closes_at=closes, delivery_terms=form.delivery_terms.data,
+                              delivery_place=form.delivery_place.data,
+                              delivery_expected_on=form.delivery_expected_on.data)
     flash(_("Pool opened."), "info")
     return redirect(url_for("pools.manage_pool", pool_id=pool.id))
 
@@ -263,7 +265,19 @@ def _staff_pool(pool_id):
 @login_required
 @web.unit_of_work
 def manage_pool(pool_id):
-    pool = _staff_pool(pool_id)
+    return _manage_pool_page(_staff_pool(pool_id))
+
+
+def _terms_form(pool):
+    form = TermsForm(formdata=None)
+    form.delivery_terms.data = pool.delivery_terms
+    form.delivery_place.data = pool.delivery_place
+    form.delivery_expected_on.data = (pool.delivery_expected_on.isoformat()
+                                      if pool.delivery_expected_on else "")
+    return form
+
+
+def _manage_pool_page(pool, terms_form=None, status=200):
     from ..intake import services as intake
     totals = services.pool_totals(pool.id)
     orders = services.pool_orders(pool.id, limit=SHOWN)
@@ -279,7 +293,26 @@ def manage_pool(pool_id):
                            buyers=buyers, farmers=farmers, intakes=intakes, refunds=refunds,
                            settling=_settling(pool),
                            delivery_due=intake.delivery_due(pool) if allocations else None,
-                           action_form=ActionForm(), now=utcnow(), **_view(pool))
+                           terms_form=terms_form or _terms_form(pool),
+                           action_form=ActionForm(), now=utcnow(), **_view(pool)), status
+
+
+@bp.route("/manage/pools/<int:pool_id>/terms", methods=["POST"])
+@login_required
+@web.unit_of_work
+def change_terms(pool_id):
+    """The manager changes an open pool's delivery terms; a refusal shows on the field with
+    what was typed."""
+    pool = _manager_pool(pool_id)
+    form = TermsForm()
+    if not form.validate_on_submit():
+        return _manage_pool_page(pool, form, 422)
+    web.refusal_on_form(form, lambda status: _manage_pool_page(pool, form, status))
+    services.change_terms(pool, delivery_terms=form.delivery_terms.data,
+                          delivery_place=form.delivery_place.data,
+                          delivery_expected_on=form.delivery_expected_on.data)
+    flash(_("Delivery terms saved."), "info")
+    return redirect(url_for("pools.manage_pool", pool_id=pool.id))
 
 
 @bp.route("/manage/pools/<int:pool_id>/orders")
@@ -292,6 +325,13 @@ def pool_orders(pool_id):
     found = services.pool_orders_page(pool.id, page_number(request.args.get("page")))
     buyers, _farmers = _names(found.items, [])
     return render_template("pools/pool_orders.html", pool=pool, found=found, buyers=buyers)
+
+
+def _manager_pool(pool_id):
+    """A pool for its coop's manager only (404 for outsiders, 403 for other members)."""
+    pool = services.get_pool(pool_id)
+    require_member(pool.coop_id, "manager")
+    return pool
 
 
 def _settling(pool):
@@ -308,8 +348,7 @@ def _settling(pool):
 def _pool_step(pool_id, action, preview_of, yes):
     """Close or cancel a pool: the manager confirms the figures first; a refusal is flashed
     on the pool's page. Returns (pool, None) to act, or (None, the confirmation page)."""
-    pool = services.get_pool(pool_id)
-    require_member(pool.coop_id, "manager")
+    pool = _manager_pool(pool_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     back = url_for("pools.manage_pool", pool_id=pool_id)

@@ -67,6 +67,8 @@ DIRECT = {
     # A refused coop's registration, sent again (the busy coop is verified).
     "coops.registration": ("manager", "/manage/coops/{coop}/registration",
                            ("legal_name", "tax_id")),
+    # A buyer's receipt: its form shows once the lot is on its way (the busy coop's is ready).
+    "dispatch.received": ("buyer", "/lots/1/delivery/received", ("note",)),
     # A link (GET) on every page; POST takes the same `next`.
     "auth.set_language": ("buyer", "/lang/en", ("next",)),
 }
@@ -331,9 +333,14 @@ def busy_coop(sold, make_listing, make_user, make_coop):
         if n == 0:
             plots.record_consent(profile, by=m.manager, locale="es")
     db.session.commit()
-    # The lot the intakes formed: its EUDR page (the buyer's DDS reference form).
+    # The lot's journey (issue 13 part 4): ready, so the manager's page shows the dispatch's
+    # form (carrier, document number, date) and the buyers' the problem's.
+    from coop.lots import dispatch
     from coop.lots import services as lots
-    m.lot_id = lots.lot_of_pool(m.alloc[0].pool_id).id
+    m.lot = lots.lot_of_pool(m.pool.id)
+    dispatch.record_step(m.manager, m.lot.id, "ready")
+    m.lot_id = m.lot.id
+    db.session.commit()
     return m
 
 
@@ -356,15 +363,18 @@ def test_no_form_and_no_csv_import_answers_500(app, busy_coop):
                              f"/invitations/{m.new_person_link}"]),
         "farmer": (m.farmers[0], ["/", "/listings", "/listings/new", "/my/deliveries",
                                   "/my/payments", "/my/statements", "/my/shares",
-                                  "/account"]),
+                                  "/account", f"/my/lots/{m.lot.id}/journey"]),
         "buyer": (m.buyers[0], ["/", "/pools", "/my/orders", "/account", "/invitations",
+                                f"/lots/{m.lot.id}/delivery",
                                 f"/lots/{m.lot_id}/eudr"]),
         "staff": (m.staff, ["/staff/coops", f"/staff/coops/{m.pending.id}"]),
         "treasurer": (m.treasurer, ["/manage", f"/manage/coops/{coop}/treasury/reconciliation",
                                     f"/manage/coops/{coop}/treasury/costs",
                                     f"/manage/coops/{coop}/payables",
-                                    f"/manage/coops/{coop}/shares"]),
+                                    f"/manage/coops/{coop}/shares",
+                                    f"/manage/lots/{m.lot.id}/dispatch"]),
         "manager": (m.manager, ["/manage", f"/manage/coops/{coop}",
+                                f"/manage/lots/{m.lot.id}/dispatch",
                                 f"/manage/coops/{coop}/farmers/new",
                                 f"/manage/coops/{coop}/members"]),
     }

@@ -20,7 +20,11 @@ LONG = dict(
     closes=datetime(2026, 12, 9, 17, 0, tzinfo=timezone.utc),
     reason=messages.Label("refund_reason", "shortfall_downgrade"), min=messages.Kg(2_000_000),
     days=12, batch="#12345", failed=1234, count=12, attempts=8, task="pools.settle",
-    code="123456", what="número de teléfono", link="https://minga.coop/my/statements/123456")
+    code="123456", what="número de teléfono", link="https://minga.coop/my/statements/123456",
+    # a lot's journey (coop/lots/dispatch.py): the problem's note as sent, cut at 80
+    lot="CO-12345-2026-0042", date=date(2026, 12, 9), carrier="Transportes del Cauca S.A.S.",
+    document="REM-2026-000123456", buyer="Tostadores Europeos de Cafe GmbH",
+    note="Dos sacos llegaron mojados y uno roto; faltan unos 60 kg del lote segun la bascula…")
 
 
 def _person(language: str) -> messages.Recipient:

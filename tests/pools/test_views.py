@@ -382,6 +382,10 @@ EXPECTED = {
     "pools.close": {"POST": {
         "own": spec(manager=DONE, **MANAGER_ONLY),
         "missing": spec(**{a: 404 for a in ACTORS if a != ANON}, anon=LOGIN)}},
+    # An open pool's delivery terms (issue 13 part 4): the manager's, like closing it.
+    "pools.change_terms": {"POST": {
+        "own": spec(manager=DONE, **MANAGER_ONLY),
+        "missing": spec(**{a: 404 for a in ACTORS if a != ANON}, anon=LOGIN)}},
     "pools.cancel": {"POST": {
         "own": spec(manager=DONE, **MANAGER_ONLY),
         "missing": spec(**{a: 404 for a in ACTORS if a != ANON}, anon=LOGIN)}},
@@ -449,6 +453,8 @@ class World:
         if endpoint == "pools.manage":
             return {"product": "coffee/sca85", "min_kg": "1", "max_kg": "50",
                     "closes_at": _local_input(24)}
+        if endpoint == "pools.change_terms":
+            return {"delivery_terms": "FCA", "delivery_place": "Bodega de Almacafé, Popayán"}
         if endpoint == "pricing.prices":
             return {"product": "coffee/sca85", "floor": "24000", "farmer_price": "29000",
                     "commission_kind": "bps", "commission": "800", "premium": "1800"}
