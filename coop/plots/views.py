@@ -319,3 +319,7 @@ def plot_settings(coop):
                              gps_accuracy_max_m=form.gps_accuracy_max_m.data)
     flash(_("Plot settings saved."), "info")
     return redirect(url_for("plots.coop_plots", coop_id=coop.id))
+
+
+# The farmer's own plot pages and the field capture add their routes to this blueprint.
+from . import field_views  # noqa: E402,F401
