@@ -21,7 +21,7 @@ from ..common.errors import DomainError
 from ..cooperatives import services as coop_services
 from . import field, files, services, svgmap
 from .forms import MyConsentForm, PointForm, PolygonForm, WithdrawConsentForm
-from .views import bp
+from .blueprint import bp
 
 # ---------------------------------------------------------------- helpers
 
