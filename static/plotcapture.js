@@ -167,7 +167,10 @@
           note("");
           shown(answer);
           return drop(rec.key);
-        }).then(function () { return true; });
+        }).then(function () {
+          if (rec.plot === plotId) { refreshMap(); }
+          return true;
+        });
       }
       if (r.status === 401) { note(T.login); return false; }
       if (r.status === 403 || r.status === 404 || r.status === 422) {
@@ -182,6 +185,20 @@
       note(T.failed);   // a stale token, too many requests, Minga failing: later
       return false;
     }, function () { note(navigator.onLine === false ? T.offline : T.failed); return false; });
+  }
+
+  function refreshMap() {
+    // The plot's map drawn again by the server, with the geometry just sent.
+    var map = doc.querySelector("main .plotmap");
+    if (!map) { return; }
+    fetch(location.pathname, {credentials: "same-origin", cache: "no-store",
+                              headers: {"Accept": "text/html"}}).then(function (r) {
+      return r.ok && !r.redirected ? r.text() : null;
+    }).then(function (html) {
+      var fresh = html && new DOMParser().parseFromString(html, "text/html")
+        .querySelector("main .plotmap");
+      if (fresh) { map.replaceWith(doc.importNode(fresh, true)); }
+    }).catch(function () {});
   }
 
   function keep(source, positions, accuracy) {

@@ -95,6 +95,8 @@ def test_a_technician_walks_a_boundary_offline_and_the_farmer_sees_it(phone, ser
     page.wait_for_selector("#capture-result:not([hidden])", timeout=20_000)
     assert "Enviado" in page.inner_text("#capture-sent")
     page.wait_for_selector("#capture-outbox", state="hidden")
+    # The page's map is drawn again with the boundary just sent.
+    page.wait_for_selector("main .plotmap svg path.plot")
     technician.step("back online: sent, with what to check")
     walks = _walks(db, plot_id)
     assert len(walks) == 1
