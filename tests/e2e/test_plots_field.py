@@ -5,7 +5,7 @@ emulated geolocation one after another, as a walk around a plot of about 1.4 ha 
 Cauca, with an accuracy of 5 m), finishes: the capture waits in the phone's outbox. When the
 signal returns the outbox sends it; the farmer's map then draws the polygon, and the version
 says it came from a walk with the phone's GPS. The same capture sent again stores nothing
-new."""
+new. The farmer's plot page, once seen, opens without signal and takes a GPS point there."""
 from __future__ import annotations
 
 import json
@@ -136,6 +136,36 @@ def test_a_technician_walks_a_boundary_offline_and_the_farmer_sees_it(phone, ser
     assert "GPS del teléfono, borde recorrido" in farmer.text()
     assert "Precisión del GPS 5 m" in farmer.text()
     farmer.step("the farmer's plot: from a walk with the phone's GPS")
+
+    # The farmer's plot page, once opened with signal, opens without it: "I am at my plot"
+    # takes a point there, kept on the phone until the signal returns.
+    fpage, fcontext = farmer.page, farmer.context
+    fpage.wait_for_function("async () => { const reg = await navigator.serviceWorker.ready;"
+                            " return Boolean(reg.active && navigator.serviceWorker.controller);"
+                            " }", timeout=20_000, polling=250)
+    farmer.goto(f"/my/plots/{plot_id}")
+    farmer.step("the farmer's plot, seen again through the service worker")
+    fpage.wait_for_function("async p => Boolean(await caches.match(p))",
+                            arg=f"/my/plots/{plot_id}", timeout=20_000, polling=250)
+    fcontext.grant_permissions(["geolocation"], origin=server.url)
+    _at(fcontext, 2.5231000, -76.6069500)
+    fcontext.set_offline(True)
+    farmer.goto(f"/my/plots/{plot_id}")
+    fpage.wait_for_selector("#offline-stamp:not([hidden])")
+    fpage.wait_for_selector("#capture:not([hidden])")
+    farmer.step("offline: the plot page from the phone")
+    fpage.click("#capture-point")
+    fpage.wait_for_selector("#capture-list > li")
+    assert "Esperando para enviar" in fpage.inner_text("#capture-list > li")
+    farmer.step("offline: the point waits on the phone")
+    assert db("SELECT count(*) FROM plot_versions WHERE plot_id = :p AND "
+              "geometry_source = 'gps_point'", p=plot_id)[0][0] == 0
+    fcontext.set_offline(False)
+    fpage.wait_for_selector("#capture-result:not([hidden])", timeout=20_000)
+    farmer.step("back online: the point is sent")
+    points = db("SELECT geometry_json, gps_accuracy_m FROM plot_versions WHERE plot_id = :p "
+                "AND geometry_source = 'gps_point'", p=plot_id)
+    assert points == [('{"type":"Point","coordinates":[-76.6069500,2.5231000]}', 5)]
 
 
 def test_a_refused_walk_stays_on_the_phone_with_its_reason(phone, server, db):
