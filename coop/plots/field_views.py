@@ -20,6 +20,7 @@ from ..common.access import is_farmer
 from ..common.errors import DomainError
 from ..cooperatives import services as coop_services
 from . import field, files, services, svgmap
+from . import geometry as geo
 from .forms import MyConsentForm, PointForm, PolygonForm, WithdrawConsentForm
 from .blueprint import bp
 
@@ -80,7 +81,11 @@ def _json_view(view):
 def _capture(plot, country: str, farmer_view: bool):
     """Records what the phone sent for `plot`: 201 with the new version and its warnings,
     200 with the version already made when the same client key comes again."""
-    body = request.get_json(silent=True)
+    # Numbers read as Decimals (geometry.loads): 2.5225000 keeps its seven decimals.
+    try:
+        body = geo.loads(request.get_data(cache=False) or b"null")
+    except geo.Refused:
+        body = None
     source, geometry, accuracy = field.read_capture(body)
     key = (request.headers.get("Idempotency-Key") or "").strip()[:64] or None
     recorded = services.record_geometry(plot, geometry, country=country, source=source,

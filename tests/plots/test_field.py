@@ -165,6 +165,20 @@ def test_a_walk_is_stored_once_as_a_closed_polygon_from_the_gps(client, login, w
     assert "GPS del teléfono, borde recorrido" in client.get(w.mine).get_data(as_text=True)
 
 
+def test_positions_sent_as_json_numbers_keep_their_decimals(client, login, world):
+    w = world
+    login(w.manager)
+    body = ('{"source":"gps_walk","accuracy_m":4.2,"positions":['
+            + ",".join(f"[{lon},{lat}]" for lon, lat in WALK) + "]}")
+    answer = client.post(w.manage + "/capture", data=body,
+                         headers={"Content-Type": "application/json", "Idempotency-Key": "n"})
+    assert answer.status_code == 201, answer.json
+    db.session.expire_all()
+    assert w.plot.current.geometry_json.startswith(
+        '{"type":"Polygon","coordinates":[[[-76.6075000,2.5225000],')
+    assert w.plot.current.gps_accuracy_m == 5      # 4.2 m, rounded up
+
+
 def test_a_point_from_the_farmer_and_the_warnings_after_sending(client, login, world):
     w = world
     plots.update_settings(w.coop.id, area_tolerance_bps=2000, gps_accuracy_max_m=15)
