@@ -28,19 +28,24 @@ from .blueprint import bp
 OFFLINE_PAGES = ("listings.mine", "listings.new", "pools.my_sales", "pools.my_deliveries",
                  "payouts.my_payments", "plots.my_plots")
 UNDATED_PAGES = ("listings.new",)
-# Pages of one object (endpoint: its one id argument) kept on the phone once the farmer has
-# opened them with signal: a plot's page, where its boundary is walked without signal.
-KEPT_WHEN_SEEN = {"plots.my_plot": "plot_id"}
+# Pages of one object kept on the phone once opened with signal: a farmer's plot page and a
+# technician's field page of a plot, where the boundary is walked without signal.
+KEPT_WHEN_SEEN = ("plots.my_plot", "plots.field_page")
 
 
 def offline_endpoints() -> list[str]:
     return [e for e in OFFLINE_PAGES if e in current_app.view_functions]
 
 
-def seen_prefixes() -> list[str]:
-    """The paths before the id of the KEPT_WHEN_SEEN pages ("/my/plots/")."""
-    return [re.sub(r"1$", "", url_for(endpoint, **{arg: 1}))
-            for endpoint, arg in KEPT_WHEN_SEEN.items() if endpoint in current_app.view_functions]
+def seen_patterns() -> list[str]:
+    """The KEPT_WHEN_SEEN pages' paths as regular expressions for the service worker (each
+    id a run of digits): "^/my/plots/\\d+$"."""
+    found = []
+    for rule in current_app.url_map.iter_rules():
+        if rule.endpoint in KEPT_WHEN_SEEN and "GET" in (rule.methods or ()):
+            parts = re.split(r"<(?:int:)?\w+>", rule.rule)
+            found.append("^" + r"\d+".join(re.escape(p) for p in parts) + "$")
+    return sorted(found)
 
 
 @bp.app_template_global("offline_dated")
@@ -67,7 +72,7 @@ def service_worker():
     code = (Path(current_app.static_folder) / "sw.js").read_text(encoding="utf-8")
     version = hashlib.sha256((code + json.dumps(shell)).encode()).hexdigest()[:12]
     prelude = (f"var VERSION = {json.dumps(version)}; var SHELL = {json.dumps(shell)};\n"
-               f"var PAGES = {json.dumps(pages)}; var SEEN = {json.dumps(seen_prefixes())};\n"
+               f"var PAGES = {json.dumps(pages)}; var SEEN = {json.dumps(seen_patterns())};\n"
                f"var OFFLINE = "
                f"{json.dumps(url_for('listings.offline'))}; var START = "
                f"{json.dumps(url_for('catalog.home'))};\n")

@@ -169,8 +169,10 @@ def test_a_technician_walks_a_boundary_offline_and_the_farmer_sees_it(phone, ser
 
 
 def test_a_refused_walk_stays_on_the_phone_with_its_reason(phone, server, db):
-    """A walk that crosses itself (a figure of eight): Minga refuses it, the phone keeps it
-    as refused with the message, and does not send it again."""
+    """The field page, once opened with signal, opens again without it (the service worker
+    keeps it). A walk that crosses itself (a figure of eight) waits on the phone; when the
+    signal returns Minga refuses it: the phone keeps it as refused with the message, and does
+    not send it again."""
     plot_id, profile_id, coop_id = _the_plot(db)
     before = len(_walks(db, plot_id))
     technician = phone()
@@ -179,9 +181,21 @@ def test_a_refused_walk_stays_on_the_phone_with_its_reason(phone, server, db):
     eight = [WALK[0], WALK[4], WALK[2], WALK[6]]
     _at(context, *eight[0])
     technician.login(MANAGER)
-    technician.goto(f"/manage/coops/{coop_id}/farmers/{profile_id}/plots/{plot_id}/field")
-    page.wait_for_selector("#capture:not([hidden])")
+    field = f"/manage/coops/{coop_id}/farmers/{profile_id}/plots/{plot_id}/field"
+    technician.goto(field)
     technician.step("the field page")
+    page.wait_for_function("async () => { const reg = await navigator.serviceWorker.ready;"
+                           " return Boolean(reg.active && navigator.serviceWorker.controller);"
+                           " }", timeout=20_000, polling=250)
+    technician.goto(field)
+    page.wait_for_function("async p => Boolean(await caches.match(p))", arg=field,
+                           timeout=20_000, polling=250)
+    technician.step("the field page, kept on the phone")
+    context.set_offline(True)
+    technician.goto(field)
+    page.wait_for_selector("#offline-stamp:not([hidden])")
+    page.wait_for_selector("#capture:not([hidden])")
+    technician.step("offline: the field page from the phone")
     page.click("#capture-walk")
     for n, (lat, lon) in enumerate(eight[1:], start=2):
         page.wait_for_timeout(200)
@@ -190,6 +204,10 @@ def test_a_refused_walk_stays_on_the_phone_with_its_reason(phone, server, db):
             "n => document.getElementById('capture-progress').textContent"
             ".startsWith(n + ' posiciones')", arg=n)
     page.click("#capture-finish")
+    page.wait_for_selector("#capture-list > li")
+    assert "Esperando para enviar" in page.inner_text("#capture-list > li")
+    technician.step("offline: the walk waits")
+    context.set_offline(False)
     page.wait_for_selector("#capture-list > li .status-refused", timeout=20_000)
     item = page.inner_text("#capture-list > li")
     assert "No aceptada" in item and "se cruza" in item
