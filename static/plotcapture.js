@@ -141,6 +141,7 @@
       var queue = all.filter(function (r) { return r.status !== "refused"; });
       if (!queue.length) { return; }
       if (navigator.onLine === false) { note(T.offline); return; }
+      note("");
       render(true);
       return session().then(function (token) {
         if (!token) { return; }
