@@ -18,6 +18,7 @@ from flask_wtf.csrf import generate_csrf
 from ..common import confirm, web
 from ..common.access import is_farmer
 from ..common.errors import DomainError
+from ..common.idempotency import retry_on_unique_race
 from ..cooperatives import services as coop_services
 from . import field, files, services, svgmap
 from . import geometry as geo
@@ -88,8 +89,15 @@ def _capture(plot, country: str, farmer_view: bool):
         body = None
     source, geometry, accuracy = field.read_capture(body)
     key = (request.headers.get("Idempotency-Key") or "").strip()[:64] or None
-    recorded = services.record_geometry(plot, geometry, country=country, source=source,
-                                        by=current_user, accuracy_m=accuracy, client_key=key)
+
+    def attempt():
+        recorded = services.record_geometry(plot, geometry, country=country, source=source,
+                                            by=current_user, accuracy_m=accuracy,
+                                            client_key=key)
+        return recorded, not recorded.repeated
+    # Two tabs sending the same capture at once (the `online` event reaches both): the one
+    # that loses the insert answers with the winner's version.
+    recorded, _created = retry_on_unique_race(key, attempt)
     warnings = recorded.warnings if not recorded.repeated else \
         services.plot_warnings(plot, recorded.version)
     messages = _farmer_warnings(warnings) if farmer_view else \

@@ -341,3 +341,31 @@ def test_the_farmer_map_shows_every_plot_and_what_is_missing(client, login, worl
     assert f'href="/my/plots/{w.plot.id}"' in page
     # The navigation links to it.
     assert 'href="/my/plots"' in client.get("/my/listings").get_data(as_text=True)
+
+
+def test_the_same_capture_sent_by_two_tabs_at_once_is_one_version(client, login, world,
+                                                                 monkeypatch):
+    """The other tab won the insert between this request's look-up and its own insert: the
+    unique client key refuses the second row, and the answer is the winner's version."""
+    w = world
+    login(w.manager)
+    real = plots.record_geometry
+    calls = []
+
+    def racing(plot, geometry, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:              # the other tab's request, committed first
+            real(plot, geometry, **kwargs)
+            db.session.commit()
+            # This request's own insert then meets the unique key.
+            db.session.add(PlotVersion(plot_id=plot.id, version=99, change="geometry",
+                                       declared_area_m2=plot.area_m2,
+                                       client_key=kwargs["client_key"]))
+            db.session.flush()
+        return real(plot, geometry, **kwargs)
+    monkeypatch.setattr(plots, "record_geometry", racing)
+    answer = post(client, w.manage + "/capture", walk(), key="tab-key")
+    assert answer.status_code == 200 and answer.json["repeated"] is True, answer.json
+    assert answer.json["version"] == 1 and len(calls) == 2
+    db.session.expire_all()
+    assert versions_count() == 1
