@@ -162,6 +162,7 @@ def blueprints() -> list:
     from .payments.views import bp as payments_bp
     from .payouts.views import bp as payouts_bp
     from .pools.views import bp as pools_bp
+    from .plots import field_views  # noqa: F401  (the farmer's plots, the field capture)
     from .plots.views import bp as plots_bp
     from .lots.eudr_views import bp as eudr_bp
     from .pricing.views import bp as pricing_bp

@@ -39,8 +39,16 @@
 
   function open() {
     return new Promise(function (resolve, reject) {
-      var req = indexedDB.open("minga-outbox", 1);
-      req.onupgradeneeded = function () { req.result.createObjectStore(STORE, {keyPath: "key"}); };
+      // Version 2: the plots' captures from the field (static/plotcapture.js) beside the
+      // harvests, in the same outbox.
+      var req = indexedDB.open("minga-outbox", 2);
+      req.onupgradeneeded = function () {
+        ["listings", "plots"].forEach(function (name) {
+          if (!req.result.objectStoreNames.contains(name)) {
+            req.result.createObjectStore(name, {keyPath: "key"});
+          }
+        });
+      };
       req.onsuccess = function () { resolve(req.result); };
       req.onerror = function () { reject(req.error); };
     });

@@ -1,9 +1,10 @@
 /* Minga service worker: keeps the app shell and the farmer's pages on the phone, so the
    pages open without signal. Served from /sw.js (root scope) by coop/listings/offline.py,
    which puts VERSION, SHELL (fingerprinted CSS, JS, icon, offline page), PAGES (the pages
-   kept for use without signal, coop/listings/offline.py OFFLINE_PAGES) and START before
+   kept for use without signal, coop/listings/offline.py OFFLINE_PAGES), SEEN (patterns of
+   the paths of pages of one object kept once opened, KEPT_WHEN_SEEN) and START before
    this code. Nothing here sends listings: the page's outbox.js does that. */
-/* global VERSION, SHELL, PAGES, OFFLINE, START */
+/* global VERSION, SHELL, PAGES, SEEN, OFFLINE, START */
 "use strict";
 var STATIC_CACHE = "minga-static-" + VERSION;
 var PAGE_CACHE = "minga-pages";
@@ -23,7 +24,11 @@ self.addEventListener("activate", function (event) {
 });
 
 function isPage(url) {
-  return PAGES.indexOf(url.pathname) !== -1;
+  // A page kept for use without signal, or the page of one object kept once opened (SEEN:
+  // patterns of paths, e.g. a plot's page, where its boundary is walked offline).
+  return PAGES.indexOf(url.pathname) !== -1 || SEEN.some(function (pattern) {
+    return new RegExp(pattern).test(url.pathname);
+  });
 }
 
 function putPage(url, response) {

@@ -47,6 +47,7 @@ PAGES = [
     ("/my/listings", "farmer1@example.org"),
     ("/my/listings/new", "farmer1@example.org"),
     ("/my/payments", "farmer1@example.org"),
+    ("/my/plots", "farmer1@example.org"),
     ("/supply", "buyer1@example.org"),
     ("/supply", None),
 ]
@@ -61,6 +62,17 @@ def test_first_load_is_at_most_30_kb_and_all_from_minga(app, client, demo, path,
     assert total <= BUDGET, (path, total, sizes)
     # The page must really be measured: its CSS and script are part of the sum.
     assert any("/static/minga.css" in u for u in sizes) and any("outbox.js" in u for u in sizes)
+
+
+def test_a_farmers_plot_page_with_its_capture_script_is_at_most_30_kb(client, demo):
+    from coop.cooperatives.models import FarmerProfile
+    from coop.plots.models import Plot
+    plot_id = db.session.scalar(select(Plot.id).join(FarmerProfile).where(
+        FarmerProfile.user_id == demo.id).order_by(Plot.id))
+    log_in(client, "farmer1@example.org")
+    total, sizes = weigh(client, f"/my/plots/{plot_id}")
+    assert total <= BUDGET, (total, sizes)
+    assert any("plotcapture.js" in u for u in sizes)
 
 
 def test_the_farmers_listing_photos_are_lazy_and_apart(client, demo):

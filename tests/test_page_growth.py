@@ -44,6 +44,7 @@ SKIP = {
     "listings.service_worker": "JavaScript",
     "listings.manifest": "the web manifest (JSON)",
     "listings.outbox_session": "JSON for the offline outbox",
+    "plots.outbox_session": "JSON for the offline outbox (the plots' captures)",
     "impact.public_csv": "a CSV export",
     "impact.full_csv": "a CSV export",
     "treasury.audit_csv": "a CSV export",

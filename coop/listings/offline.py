@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from flask import Response, current_app, jsonify, render_template, request, url_for
@@ -25,18 +26,33 @@ from .blueprint import bp
 # of each page seen; a copy served without signal shows when it was made ("Updated on …"),
 # except the form, which is the same every time.
 OFFLINE_PAGES = ("listings.mine", "listings.new", "pools.my_sales", "pools.my_deliveries",
-                 "payouts.my_payments")
+                 "payouts.my_payments", "plots.my_plots")
 UNDATED_PAGES = ("listings.new",)
+# Pages of one object kept on the phone once opened with signal: a farmer's plot page and a
+# technician's field page of a plot, where the boundary is walked without signal.
+KEPT_WHEN_SEEN = ("plots.my_plot", "plots.field_page")
 
 
 def offline_endpoints() -> list[str]:
     return [e for e in OFFLINE_PAGES if e in current_app.view_functions]
 
 
+def seen_patterns() -> list[str]:
+    """The KEPT_WHEN_SEEN pages' paths as regular expressions for the service worker (each
+    id a run of digits): "^/my/plots/\\d+$"."""
+    found = []
+    for rule in current_app.url_map.iter_rules():
+        if rule.endpoint in KEPT_WHEN_SEEN and "GET" in (rule.methods or ()):
+            parts = re.split(r"<(?:int:)?\w+>", rule.rule)
+            found.append("^" + r"\d+".join(re.escape(p) for p in parts) + "$")
+    return sorted(found)
+
+
 @bp.app_template_global("offline_dated")
 def offline_dated() -> bool:
     """Whether this page is kept on the phone with the time it was made."""
-    return request.endpoint in offline_endpoints() and request.endpoint not in UNDATED_PAGES
+    return (request.endpoint in offline_endpoints() or request.endpoint in KEPT_WHEN_SEEN) \
+        and request.endpoint not in UNDATED_PAGES
 
 
 @bp.app_template_global("page_made_at")
@@ -44,7 +60,7 @@ def page_made_at() -> str:
     """This copy's time, in the reader's language (shown only when served without signal)."""
     now = utcnow()
     return f"{format_date(now, 'medium')}, {format_time(now, 'short')}"
-SHELL_FILES = ("minga.css", "outbox.js", "icon.svg")
+SHELL_FILES = ("minga.css", "outbox.js", "plotcapture.js", "icon.svg")
 
 
 @bp.route("/sw.js")
@@ -56,7 +72,8 @@ def service_worker():
     code = (Path(current_app.static_folder) / "sw.js").read_text(encoding="utf-8")
     version = hashlib.sha256((code + json.dumps(shell)).encode()).hexdigest()[:12]
     prelude = (f"var VERSION = {json.dumps(version)}; var SHELL = {json.dumps(shell)};\n"
-               f"var PAGES = {json.dumps(pages)}; var OFFLINE = "
+               f"var PAGES = {json.dumps(pages)}; var SEEN = {json.dumps(seen_patterns())};\n"
+               f"var OFFLINE = "
                f"{json.dumps(url_for('listings.offline'))}; var START = "
                f"{json.dumps(url_for('catalog.home'))};\n")
     response = Response(prelude + code, mimetype="text/javascript")

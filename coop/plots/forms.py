@@ -72,3 +72,7 @@ class SettingsForm(Form):
                                   validators=[Required()])
     gps_accuracy_max_m = StrictIntegerField(_l("Worst GPS accuracy accepted (metres)"),
                                             validators=[Required()])
+
+
+class MyConsentForm(Form):
+    """The farmer's own consent: the CSRF token only; the confirmation page shows the text."""

@@ -600,3 +600,52 @@ def coop_plot_counts(coop_id: int, q: str = "") -> dict:
     total, complete = db.session.execute(stmt).one()
     return {"total": total or 0, "complete": int(complete or 0),
             "incomplete": (total or 0) - int(complete or 0)}
+
+
+# ---------------------------------------------------------------- the farmer's own plots
+
+@dataclass
+class OwnPlot:
+    profile: object
+    plot: Plot
+    version: PlotVersion | None
+    consent: TraceConsent | None
+    missing: list
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def farmer_plots(user) -> list[OwnPlot]:
+    """The user's plots in every coop they farm in (by coop, then name), each with its current
+    version, the farmer's consent in that coop and what the EUDR still needs: three queries."""
+    from ..cooperatives.models import FarmerProfile
+    rows = db.session.execute(
+        select(FarmerProfile, Plot, PlotVersion)
+        .join(Plot, Plot.farmer_id == FarmerProfile.id)
+        .outerjoin(PlotVersion, PlotVersion.id == Plot.current_version_id)
+        .where(FarmerProfile.user_id == user.id)
+        .order_by(FarmerProfile.coop_id, Plot.name, Plot.id)).all()
+    consents = consents_of(profile.id for profile, _plot, _version in rows)
+    return [OwnPlot(profile, plot, version, consents.get(profile.id),
+                    eudr_gaps(version, profile.id in consents))
+            for profile, plot, version in rows]
+
+
+def farmer_profiles_of(user) -> list:
+    """The user's farmer profiles (one per coop they farm in), by coop."""
+    from ..cooperatives.models import FarmerProfile
+    return list(db.session.scalars(select(FarmerProfile).where(
+        FarmerProfile.user_id == user.id).order_by(FarmerProfile.coop_id)))
+
+
+def get_own_plot(user, plot_id: int):
+    """(profile, plot) of one of the user's own plots; NotFound for anyone else's."""
+    from ..cooperatives.models import FarmerProfile
+    row = db.session.execute(select(FarmerProfile, Plot).join(
+        Plot, Plot.farmer_id == FarmerProfile.id).where(
+        Plot.id == plot_id, FarmerProfile.user_id == user.id)).first()
+    if row is None:
+        raise NotFound(_("No such plot."))
+    return row[0], row[1]

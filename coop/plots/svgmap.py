@@ -84,10 +84,13 @@ def render(shapes, *, highlight=(), width: int = 320, height: int = 240, title: 
     margin = 24
     legend_h = 28
     scale = min((width - 2 * margin) / span_x, (height - 2 * margin - legend_h) / span_y)
+    # The shapes centred in the frame (a lone point in the middle, not in a corner).
+    left = margin + ((width - 2 * margin) - (max(lons) - x0) * k * _M_PER_DEG * scale) / 2
+    top = margin + ((height - 2 * margin - legend_h) - (y1 - min(lats)) * _M_PER_DEG * scale) / 2
 
     def xy(p):
-        return (margin + (p[0] - x0) * k * _M_PER_DEG * scale,
-                margin + (y1 - p[1]) * _M_PER_DEG * scale)
+        return (left + (p[0] - x0) * k * _M_PER_DEG * scale,
+                top + (y1 - p[1]) * _M_PER_DEG * scale)
 
     hl = set(highlight)
     body = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask import flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -15,10 +15,9 @@ from ..common.errors import ValidationFailed
 from ..common.forms import filter_text
 from ..cooperatives import services as coop_services
 from . import files, register, services, svgmap
+from .blueprint import bp
 from .forms import (ConsentForm, CutoffForm, FileForm, LegalityForm, PointForm, PolygonForm,
                     SettingsForm, WithdrawConsentForm)
-
-bp = Blueprint("plots", __name__)
 
 
 def _upload(field) -> services.Upload | None:
@@ -319,3 +318,4 @@ def plot_settings(coop):
                              gps_accuracy_max_m=form.gps_accuracy_max_m.data)
     flash(_("Plot settings saved."), "info")
     return redirect(url_for("plots.coop_plots", coop_id=coop.id))
+

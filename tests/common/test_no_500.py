@@ -35,6 +35,10 @@ from tests.support.confirm import confirm, is_confirmation
 HTML_BLUEPRINTS_EXCLUDED = {"api", "payments", "static", "messages_public", "messages_status"}
 NOT_ON_A_PAGE = {
     "auth.logout": "no input but the CSRF token; posting it would end the crawl's session",
+    # JSON from the phone's outbox (static/plotcapture.js), no form: tests/plots/test_field.py
+    # posts bad bodies to them.
+    "plots.my_capture": "JSON from the phone's outbox, sent by static/plotcapture.js",
+    "plots.field_capture": "JSON from the phone's outbox, sent by static/plotcapture.js",
 }
 # Forms shown only in states the busy coop is not in (a suggested match, a first-login code):
 # posted directly with the fields their forms have, by the role whose page shows them.
@@ -71,6 +75,9 @@ DIRECT = {
     "dispatch.received": ("buyer", "/lots/1/delivery/received", ("note",)),
     # A link (GET) on every page; POST takes the same `next`.
     "auth.set_language": ("buyer", "/lang/en", ("next",)),
+    # The farmer's own consent: the crawling farmer has consented (its page shows the
+    # withdrawal's form instead).
+    "plots.my_consent": ("farmer", "/my/plots/{plot}/consent", ()),
 }
 
 BIG = "x" * 200_000
@@ -320,18 +327,21 @@ def busy_coop(sold, make_listing, make_user, make_coop):
     m.staff = make_user(name="Staff")
     staff.grant(m.staff.email)
     m.pending = make_coop(pending=True)
-    # Plots (issue 13): one farmer has consented (the withdrawal's form), the other not (the
-    # paper consent's form).
+    # Plots (issue 13): both farmers have consented. The crawling farmer's own plot page has
+    # the withdrawal's form, and its fuzz (no hidden field to tamper) withdraws it: the
+    # manager then finds one farmer without consent (the paper consent's form) and one with
+    # (the withdrawal's form). The farmer's own consent form is posted directly (DIRECT).
     from sqlalchemy import select
     from coop.cooperatives.models import FarmerProfile
     from coop.plots import services as plots
     for n, farmer in enumerate(m.farmers[:2]):
         profile = db.session.scalar(select(FarmerProfile).where(
             FarmerProfile.user_id == farmer.id, FarmerProfile.coop_id == m.coop.id))
-        plots.add_plot(profile, name=f"Parcela {n}", hectares="1.5", replaced_crop=None,
-                       illicit_hectares="0")
+        plot = plots.add_plot(profile, name=f"Parcela {n}", hectares="1.5",
+                              replaced_crop=None, illicit_hectares="0")
         if n == 0:
-            plots.record_consent(profile, by=m.manager, locale="es")
+            m.farmer_plot = plot.id
+        plots.record_consent(profile, by=m.manager, locale="es")
     db.session.commit()
     # The lot's journey (issue 13 part 4): ready, so the manager's page shows the dispatch's
     # form (carrier, document number, date) and the buyers' the problem's.
@@ -403,7 +413,7 @@ def test_no_form_and_no_csv_import_answers_500(app, busy_coop):
             fuzz_form(client, page, form, failures, who)
             db.session.rollback()
     for endpoint, (who, url, names) in DIRECT.items():
-        form = {"action": url.format(coop=coop), "multipart": False,
+        form = {"action": url.format(coop=coop, plot=m.farmer_plot), "multipart": False,
                 "fields": [(name, "text", "") for name in names]}
         fuzz_form(clients[who], form["action"], form, failures, who)
         reached.add(endpoint)

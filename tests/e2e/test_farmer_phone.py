@@ -79,8 +79,8 @@ def test_a_mistake_with_signal_stays_on_the_form_and_out_of_the_outbox(phone):
     assert "/my/listings/new" in page.url
     farmer.step("future date refused on the form")
     waiting = page.evaluate("""() => new Promise(ok => {
-        const req = indexedDB.open('minga-outbox', 1);
-        req.onupgradeneeded = () => req.result.createObjectStore('listings', {keyPath: 'key'});
+        const req = indexedDB.open('minga-outbox', 2);
+        req.onupgradeneeded = () => ['listings', 'plots'].forEach(n => req.result.createObjectStore(n, {keyPath: 'key'}));
         req.onsuccess = () => { const tx = req.result.transaction('listings', 'readonly');
             const all = tx.objectStore('listings').getAll(); all.onsuccess = () => ok(all.result.length); };
     })""")

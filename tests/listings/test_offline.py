@@ -67,7 +67,12 @@ def test_the_service_worker_is_served_from_the_root_and_never_cached_long(client
     shell = json.loads(re.search(r"var SHELL = (\[.*?\]);", code).group(1))
     pages = json.loads(re.search(r"var PAGES = (\[.*?\]);", code).group(1))
     assert pages == ["/my/listings", "/my/listings/new", "/my/sales", "/my/deliveries",
-                     "/my/payments"]
+                     "/my/payments", "/my/plots"]
+    # A plot's page (the farmer's, the technician's field page) is kept once opened: its
+    # boundary is walked without signal.
+    seen = json.loads(re.search(r"var SEEN = (\[.*?\]);", code).group(1))
+    assert seen == [r"^/manage/coops/\d+/farmers/\d+/plots/\d+/field$", r"^/my/plots/\d+$"]
+    assert re.match(seen[1], "/my/plots/12") and not re.match(seen[1], "/my/plots/12/consent")
     assert "/offline" in shell
     # The shell is the fingerprinted files, and each of them is really there.
     assert {re.sub(r"\?v=\w+$", "", url) for url in shell} >= {
