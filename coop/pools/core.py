@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import joinedload, lazyload
 
 from ..catalog import services as catalog
 from ..common.errors import Conflict, NotFound, ValidationFailed
@@ -153,6 +153,35 @@ def get_pool(pool_id: int) -> Pool:
     return pool
 
 
+@dataclass(frozen=True)
+class PoolFacts:
+    """What placing an order needs of its pool, as plain values read in one statement (the
+    pool and its price version; none of the objects a Pool joins)."""
+    id: int
+    coop_id: int
+    currency: str
+    coop_currency: str
+    status: str
+    closes_at: datetime
+    min_g: int
+    buyer_price_per_kg_minor: int  # the highest tier's: what a card hold is sized on
+
+
+def pool_facts(pool_id: int) -> PoolFacts:
+    from ..cooperatives.models import Cooperative
+    row = db.session.execute(
+        select(Pool, Cooperative.currency).join(Cooperative, Cooperative.id == Pool.coop_id)
+        .where(Pool.id == pool_id)
+        .options(lazyload(Pool.crop), lazyload(Pool.grade), lazyload(Pool.coop),
+                 joinedload(Pool.price))).first()
+    if row is None:
+        raise NotFound(_("No such pool."))
+    pool, coop_currency = row
+    return PoolFacts(id=pool.id, coop_id=pool.coop_id, currency=pool.currency,
+                     coop_currency=coop_currency, status=pool.status, closes_at=pool.closes_at,
+                     min_g=pool.min_g, buyer_price_per_kg_minor=pricing.highest(pool.price).buyer)
+
+
 def pools(status: str | None = None, coop_id: int | None = None, limit: int | None = None,
           after_id: int | None = None) -> list[Pool]:
     stmt = select(Pool).order_by(Pool.id.desc())
@@ -296,16 +325,17 @@ def _ledger_capture(order: Order, amount: int, charge_id: str | None) -> None:
                        ledger.credit("buyer_deposits", amount)])
 
 
-def _reserve(pool_id: int, grams: int) -> None:
+def _reserve(pool_id: int, grams: int) -> int:
     """Add grams to a pool's committed total in one conditional UPDATE: atomic on both
-    databases, so no number of concurrent buyers can pass max_kg."""
-    result = db.session.execute(
+    databases, so no number of concurrent buyers can pass max_kg. Returns the new total."""
+    committed = db.session.execute(
         update(Pool).where(Pool.id == pool_id, Pool.status == "open",
                            Pool.committed_g + grams <= Pool.max_g)
         .values(committed_g=Pool.committed_g + grams)
-        .execution_options(synchronize_session=False))
-    if result.rowcount == 1:
-        return
+        .returning(Pool.committed_g)
+        .execution_options(synchronize_session=False)).scalar()
+    if committed is not None:
+        return committed
     pool = db.session.get(Pool, pool_id)
     db.session.refresh(pool)
     if pool.status != "open":
