@@ -226,15 +226,19 @@ def hold_entry(coop, *, key: str, amount: int, source: tuple[str, int], user=Non
     """`hold` without loading objects, for the order path: the entry's id. The same rules
     as `post` (a key used with the same lines returns the first entry, with others it is
     refused; a race on the key is settled by the unique constraint, ON CONFLICT DO NOTHING),
-    in three statements: the two accounts (opened on first use), the entry, its postings.
+    in three statements: the two accounts' ids (opened on first use), the entry, its postings.
     A pending entry moves no cached balance."""
     from ..common.inserts import insert_ignore
-    from .bulk import open_accounts
     check_key(key)
     lines = [debit("card_holds", amount), credit("card_holds_offset", amount)]
     check_lines([line for line in lines if line.amount_minor != 0])
     wanted = entry_fingerprint(lines, "pending")
-    accounts = open_accounts(coop, [line.account for line in lines])
+    codes = [line.account for line in lines]
+    accounts = dict(db.session.execute(select(LedgerAccount.code, LedgerAccount.id).where(
+        LedgerAccount.coop_id == coop.id, LedgerAccount.code.in_(codes))).all())
+    for code in codes:
+        if code not in accounts:  # the coop's first hold (opened once, however many race)
+            accounts[code] = account(coop, code).id
     entry_id = insert_ignore(LedgerEntry.__table__, {
         "coop_id": coop.id, "idempotency_key": key, "fingerprint": wanted,
         "kind": "card_hold", "memo": (memo or "")[:255], "status": "pending",
@@ -247,7 +251,7 @@ def hold_entry(coop, *, key: str, amount: int, source: tuple[str, int], user=Non
         return replay_or_refuse(entry_id, used == wanted,
                                 _("This idempotency key was used for a different entry."))
     db.session.execute(insert(LedgerPosting.__table__).values([
-        {"entry_id": entry_id, "account_id": accounts[line.account][0],
+        {"entry_id": entry_id, "account_id": accounts[line.account],
          "amount_minor": line.amount_minor} for line in lines]))
     return entry_id
 
