@@ -13,9 +13,9 @@ def insert_ignore(table, row: dict, index: list[str]) -> int | None:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(**row).on_conflict_do_nothing(index_elements=index) \
-        .returning(table.c.id)
-    return db.session.execute(stmt).scalar()
+    # The row as parameters, not in the statement: its compiled form is cached.
+    stmt = insert(table).on_conflict_do_nothing(index_elements=index).returning(table.c.id)
+    return db.session.execute(stmt, row).scalar()
 
 
 
@@ -40,15 +40,17 @@ def insert_many(table, rows: list[dict], *, ignore: list[str] | None = None,
     if dialect.name == "postgresql" and len(rows) <= FEW:
         # A few rows (one order's message): one multi-row INSERT beats staging them through
         # a temporary table (four round trips).
+        # (The rows as parameters: SQLAlchemy sends them as one INSERT of many VALUES, and
+        # the statement's compiled form is cached.)
         from sqlalchemy.dialects.postgresql import insert
-        stmt = insert(table).values(rows)
+        stmt = insert(table)
         if ignore:
             stmt = stmt.on_conflict_do_nothing(index_elements=ignore)
         if not returning:
-            db.session.execute(stmt)
+            db.session.execute(stmt, rows)
             return out
         stmt = stmt.returning(*[table.c[name] for name in returning])
-        return [tuple(row) for row in db.session.execute(stmt)]
+        return [tuple(row) for row in db.session.execute(stmt, rows)]
     if dialect.name == "postgresql":
         from sqlalchemy import text
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import joinedload, lazyload
+from sqlalchemy.orm import lazyload
 
 from ..catalog import services as catalog
 from ..common.errors import Conflict, NotFound, ValidationFailed
@@ -169,17 +169,17 @@ class PoolFacts:
 
 def pool_facts(pool_id: int) -> PoolFacts:
     from ..cooperatives.models import Cooperative
+    from ..pricing.models import PriceVersion
     row = db.session.execute(
-        select(Pool, Cooperative.currency).join(Cooperative, Cooperative.id == Pool.coop_id)
-        .where(Pool.id == pool_id)
-        .options(lazyload(Pool.crop), lazyload(Pool.grade), lazyload(Pool.coop),
-                 joinedload(Pool.price))).first()
+        select(Pool.id, Pool.coop_id, Pool.currency, Cooperative.currency, Pool.status,
+               Pool.closes_at, Pool.min_g, PriceVersion)
+        .join(Cooperative, Cooperative.id == Pool.coop_id)
+        .join(PriceVersion, PriceVersion.id == Pool.price_version_id)
+        .where(Pool.id == pool_id)).first()
     if row is None:
         raise NotFound(_("No such pool."))
-    pool, coop_currency = row
-    return PoolFacts(id=pool.id, coop_id=pool.coop_id, currency=pool.currency,
-                     coop_currency=coop_currency, status=pool.status, closes_at=pool.closes_at,
-                     min_g=pool.min_g, buyer_price_per_kg_minor=pricing.highest(pool.price).buyer)
+    *values, price = row
+    return PoolFacts(*values, buyer_price_per_kg_minor=pricing.highest(price).buyer)
 
 
 def pools(status: str | None = None, coop_id: int | None = None, limit: int | None = None,

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..common.errors import Conflict, DomainError, Forbidden, PaymentDeclined, ValidationFailed
 from ..common.idempotency import (fingerprint as request_fingerprint, replay_or_refuse,
@@ -240,14 +241,16 @@ def _record_hold(order: Order, hold: gateway.Hold, placed: _Placed | None = None
         try:
             db.session.rollback()
             _fault_point("record")
-            recorded = db.session.execute(
+            row = db.session.execute(
                 update(Order).where(Order.id == order_id,
                                     Order.status.in_(UNSETTLED_ORDER_STATUSES),
                                     _in_open_pool(order_id,
                                                   placed.pool.id if placed else None))
                 .values(status=OrderStatus.AUTHORIZED, payment_intent_id=hold.id,
                         charge_id=hold.charge_id, failure_message="", updated_at=utcnow())
-                .execution_options(synchronize_session=False)).rowcount == 1
+                .returning(*Order.__table__.columns)
+                .execution_options(synchronize_session=False)).mappings().first()
+            recorded = row is not None
             if recorded and placed is not None:
                 _ledger_hold_placed(placed, hold.id)
                 notices.hold_told(
@@ -269,8 +272,10 @@ def _record_hold(order: Order, hold: gateway.Hold, placed: _Placed | None = None
                 # The hold stands at Stripe and the order is pending: the resolver records it.
                 raise _unknown_error()
     if recorded:
-        # Only this call moved the order from pending: it stands as written (read once,
-        # its columns only, when the caller looks at it).
+        # Only this call moved the order from pending, and the row was locked until the
+        # commit: it stands as the UPDATE returned it (no read back).
+        for column, value in row.items():
+            set_committed_value(order, column, value)
         return order
     order = db.session.get(Order, order_id)
     db.session.refresh(order)
