@@ -3,20 +3,55 @@ key, however many transactions write it at once, with no savepoint (pysqlite's S
 outside a begun transaction would commit on release)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
+from sqlalchemy import bindparam, text
+
 from ..extensions import db
 
 
 def insert_ignore(table, row: dict, index: list[str]) -> int | None:
     """Insert `row` unless a row with the same `index` values exists: the new id, or None."""
     db.session.flush()  # what the row refers to (a new user, say) is written first
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(**row).on_conflict_do_nothing(index_elements=index) \
-        .returning(table.c.id)
-    return db.session.execute(stmt).scalar()
+    row = with_defaults(table, row)
+    stmt = _ignoring(table, tuple(row), tuple(index), ("id",), 1)
+    return db.session.execute(stmt, {f"{name}_0": value for name, value in row.items()}) \
+        .scalar()
 
+
+def with_defaults(table, row: dict) -> dict:
+    """`row` with the Python-side defaults of the columns it leaves out (what an INSERT
+    construct would add; a textual one does not)."""
+    out = dict(row)
+    for column in table.columns:
+        default = column.default
+        if column.name in out or default is None or not (default.is_scalar
+                                                          or default.is_callable):
+            continue
+        out[column.name] = default.arg if default.is_scalar else default.arg(None)
+    return out
+
+
+@lru_cache(maxsize=128)
+def _ignoring(table, columns: tuple, index: tuple, returning: tuple, count: int):
+    """INSERT of `count` rows of `columns` ... ON CONFLICT (`index`) DO NOTHING RETURNING,
+    as SQL text with typed parameters `<column>_<row>` (the same on SQLite and PostgreSQL).
+    Text, made once a shape: SQLAlchemy does not cache the compiled form of its ON CONFLICT
+    constructs, and compiling one costs more than the rest of a small INSERT."""
+    values = ", ".join("(" + ", ".join(f":{name}_{n}" for name in columns) + ")"
+                       for n in range(count))
+    def names(items):
+        return ", ".join(f'"{name}"' for name in items)
+    sql = (f'INSERT INTO "{table.name}" ({names(columns)}) VALUES {values} '
+           f"ON CONFLICT ({names(index)}) DO NOTHING")
+    if returning:
+        sql += f" RETURNING {names(returning)}"
+    stmt = text(sql).bindparams(*[bindparam(f"{name}_{n}", type_=table.c[name].type)
+                                  for n in range(count) for name in columns])
+    return stmt.columns(*[table.c[name] for name in returning]) if returning else stmt
+
+
+FEW = 20  # rows insert_many writes in one plain INSERT on PostgreSQL
 
 
 def insert_many(table, rows: list[dict], *, ignore: list[str] | None = None,
@@ -34,6 +69,23 @@ def insert_many(table, rows: list[dict], *, ignore: list[str] | None = None,
     dialect = db.session.get_bind().dialect
     columns = list(rows[0])
     out: list[tuple] = []
+    if dialect.name == "postgresql" and len(rows) <= FEW:
+        # A few rows (one order's message): one multi-row INSERT beats staging them through
+        # a temporary table (four round trips).
+        full = [with_defaults(table, row) for row in rows]
+        if not ignore:
+            from sqlalchemy import insert
+            stmt = insert(table)
+            if not returning:
+                db.session.execute(stmt, full)
+                return out
+            stmt = stmt.returning(*[table.c[name] for name in returning])
+            return [tuple(row) for row in db.session.execute(stmt, full)]
+        stmt = _ignoring(table, tuple(full[0]), tuple(ignore), tuple(returning), len(full))
+        params = {f"{name}_{n}": value for n, row in enumerate(full)
+                  for name, value in row.items()}
+        result = db.session.execute(stmt, params)
+        return [tuple(row) for row in result] if returning else out
     if dialect.name == "postgresql":
         from sqlalchemy import text
 

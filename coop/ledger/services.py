@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask_babel import gettext as _
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import BigInteger, case, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
@@ -217,9 +217,50 @@ def _apply(resolved: list[tuple[LedgerAccount, int]]) -> None:
 def hold(coop, *, key: str, amount: int, source: tuple[str, int], user=None,
          memo: str = "") -> LedgerEntry:
     """A card hold as a pending entry: it counts in no posted balance until captured."""
-    return post(coop, key=key, kind="card_hold", status="pending", source=source, user=user,
-                memo=memo, lines=[debit("card_holds", amount),
-                                  credit("card_holds_offset", amount)])
+    return db.session.get(LedgerEntry, hold_entry(coop, key=key, amount=amount, source=source,
+                                                  user=user, memo=memo))
+
+
+def hold_entry(coop, *, key: str, amount: int, source: tuple[str, int], user=None,
+               memo: str = "") -> int:
+    """`hold` without loading objects, for the order path: the entry's id. The same rules
+    as `post` (a key used with the same lines returns the first entry, with others it is
+    refused; a race on the key is settled by the unique constraint, ON CONFLICT DO NOTHING),
+    in two statements: the entry, then its postings INSERTed from the coop's two accounts
+    (opened on the coop's first hold). A pending entry moves no cached balance."""
+    from ..common.inserts import insert_ignore
+    check_key(key)
+    lines = [debit("card_holds", amount), credit("card_holds_offset", amount)]
+    check_lines([line for line in lines if line.amount_minor != 0])
+    wanted = entry_fingerprint(lines, "pending")
+    entry_id = insert_ignore(LedgerEntry.__table__, {
+        "coop_id": coop.id, "idempotency_key": key, "fingerprint": wanted,
+        "kind": "card_hold", "memo": (memo or "")[:255], "status": "pending",
+        "currency": coop.currency, "created_by_id": getattr(user, "id", None),
+        "source_type": source[0], "source_id": source[1]}, ["coop_id", "idempotency_key"])
+    if entry_id is None:  # the key was used before (or just now, by another request)
+        entry_id, used = db.session.execute(select(LedgerEntry.id, LedgerEntry.fingerprint)
+                                            .where(LedgerEntry.coop_id == coop.id,
+                                                   LedgerEntry.idempotency_key == key)).one()
+        return replay_or_refuse(entry_id, used == wanted,
+                                _("This idempotency key was used for a different entry."))
+    amounts = {line.account: line.amount_minor for line in lines}
+    table = LedgerPosting.__table__
+    written = len(db.session.execute(insert(table).from_select(
+        ["entry_id", "account_id", "amount_minor"],
+        select(literal(entry_id, BigInteger), LedgerAccount.id,
+               case(*[(LedgerAccount.code == code, literal(value, BigInteger))
+                      for code, value in amounts.items()]))
+        .where(LedgerAccount.coop_id == coop.id, LedgerAccount.code.in_(list(amounts)))
+        .order_by(LedgerAccount.code)).returning(table.c.id)).all())
+    if written != len(amounts):  # the coop's first hold: open its accounts, post the rest
+        posted = set(db.session.scalars(
+            select(LedgerAccount.code).join(table, table.c.account_id == LedgerAccount.id)
+            .where(table.c.entry_id == entry_id)))
+        db.session.execute(insert(table).values([
+            {"entry_id": entry_id, "account_id": account(coop, code).id, "amount_minor": value}
+            for code, value in amounts.items() if code not in posted]))
+    return entry_id
 
 
 def settle_pending(coop, pending: LedgerEntry, *, outcome: str) -> None:

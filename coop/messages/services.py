@@ -245,6 +245,13 @@ def notify(user_or_id, template_name: str, *, event: str, coop_id: int | None = 
     return [message]
 
 
+def told(event: str) -> bool:
+    """Whether anyone has been told of `event` already (one indexed look-up: the unique key
+    on event, person and channel starts with the event)."""
+    return db.session.scalar(select(Message.id).where(Message.event == event[:120])
+                             .limit(1)) is not None
+
+
 @dataclass(frozen=True)
 class Notice:
     """One person to be told of one event (`notify_many`): the template's context as for

@@ -159,6 +159,35 @@ def get_pool(pool_id: int) -> Pool:
     return pool
 
 
+@dataclass(frozen=True)
+class PoolFacts:
+    """What placing an order needs of its pool, as plain values read in one statement (the
+    pool and its price version; none of the objects a Pool joins)."""
+    id: int
+    coop_id: int
+    currency: str
+    coop_currency: str
+    status: str
+    closes_at: datetime
+    min_g: int
+    buyer_price_per_kg_minor: int  # the highest tier's: what a card hold is sized on
+
+
+def pool_facts(pool_id: int) -> PoolFacts:
+    from ..cooperatives.models import Cooperative
+    from ..pricing.models import PriceVersion
+    row = db.session.execute(
+        select(Pool.id, Pool.coop_id, Pool.currency, Cooperative.currency, Pool.status,
+               Pool.closes_at, Pool.min_g, PriceVersion)
+        .join(Cooperative, Cooperative.id == Pool.coop_id)
+        .join(PriceVersion, PriceVersion.id == Pool.price_version_id)
+        .where(Pool.id == pool_id)).first()
+    if row is None:
+        raise NotFound(_("No such pool."))
+    *values, price = row
+    return PoolFacts(*values, buyer_price_per_kg_minor=pricing.highest(price).buyer)
+
+
 def pools(status: str | None = None, coop_id: int | None = None, limit: int | None = None,
           after_id: int | None = None) -> list[Pool]:
     stmt = select(Pool).order_by(Pool.id.desc())
@@ -302,16 +331,17 @@ def _ledger_capture(order: Order, amount: int, charge_id: str | None) -> None:
                        ledger.credit("buyer_deposits", amount)])
 
 
-def _reserve(pool_id: int, grams: int) -> None:
+def _reserve(pool_id: int, grams: int) -> int:
     """Add grams to a pool's committed total in one conditional UPDATE: atomic on both
-    databases, so no number of concurrent buyers can pass max_kg."""
-    result = db.session.execute(
+    databases, so no number of concurrent buyers can pass max_kg. Returns the new total."""
+    committed = db.session.execute(
         update(Pool).where(Pool.id == pool_id, Pool.status == "open",
                            Pool.committed_g + grams <= Pool.max_g)
         .values(committed_g=Pool.committed_g + grams)
-        .execution_options(synchronize_session=False))
-    if result.rowcount == 1:
-        return
+        .returning(Pool.committed_g)
+        .execution_options(synchronize_session=False)).scalar()
+    if committed is not None:
+        return committed
     pool = db.session.get(Pool, pool_id)
     db.session.refresh(pool)
     if pool.status != "open":

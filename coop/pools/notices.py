@@ -32,23 +32,37 @@ def _crop(pool: Pool) -> Label:
     return Label("crop", pool.crop.slug)
 
 
-def hold_placed(order: Order) -> None:
+def hold_placed(order: Order, committed_g: int | None = None) -> None:
     """The card hold of `order` is in place (placed, changed, or found by the resolver): the
     buyer is told the amount held and until when; the pool's managers, once, when the pool
-    reaches its minimum."""
+    reaches its minimum (`committed_g`: the pool's total as the order's grams were reserved,
+    when the caller knows it)."""
     pool = order.pool
-    messages.notify(order.user_id, "buyer.hold_placed",
-                    event=f"order:{order.id}:hold:{order.payment_intent_id}",
-                    coop_id=pool.coop_id,
-                    amount=Money(order.amount_authorized_minor, order.currency),
-                    kg=Kg(order.quantity_g), pool=_pool_name(pool), closes=pool.closes_at,
-                    link=_order_link(order))
-    committed = db.session.scalar(select(Pool.committed_g).where(Pool.id == pool.id))
-    if committed >= pool.min_g > 0:
-        for manager_id in coops.staff_ids(pool.coop_id, "manager"):
-            messages.notify(manager_id, "manager.pool_minimum", event=f"pool:{pool.id}:minimum",
-                            coop_id=pool.coop_id, pool=_pool_name(pool), kg=Kg(committed),
-                            link=f"/manage/pools/{pool.id}")
+    hold_told(order_id=order.id, user_id=order.user_id,
+              payment_intent_id=order.payment_intent_id, amount_minor=order.amount_authorized_minor,
+              currency=order.currency, grams=order.quantity_g, pool_id=pool.id,
+              coop_id=pool.coop_id, closes_at=pool.closes_at, min_g=pool.min_g,
+              committed_g=committed_g)
+
+
+def hold_told(*, order_id: int, user_id: int, payment_intent_id: str, amount_minor: int,
+              currency: str, grams: int, pool_id: int, coop_id: int, closes_at: datetime,
+              min_g: int, committed_g: int | None = None) -> None:
+    """`hold_placed` from plain values (placing an order loads no objects): the buyer's
+    message and its job in three statements; the managers' only while nobody was told of
+    the pool's minimum yet (one look-up once they were)."""
+    messages.notify_many([messages.Notice(
+        user_id, "buyer.hold_placed", f"order:{order_id}:hold:{payment_intent_id}",
+        {"amount": Money(amount_minor, currency), "kg": Kg(grams), "pool": f"#{pool_id}",
+         "closes": closes_at, "link": "/my/orders"})], coop_id=coop_id)
+    if committed_g is None:
+        committed_g = db.session.scalar(select(Pool.committed_g).where(Pool.id == pool_id))
+    event = f"pool:{pool_id}:minimum"
+    if committed_g >= min_g > 0 and not messages.told(event):
+        messages.notify_many([messages.Notice(
+            manager_id, "manager.pool_minimum", event,
+            {"pool": f"#{pool_id}", "kg": Kg(committed_g), "link": f"/manage/pools/{pool_id}"})
+            for manager_id in coops.staff_ids(coop_id, "manager")], coop_id=coop_id)
 
 
 def captured(order: Order, amount_minor: int) -> None:

@@ -13,6 +13,8 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..common.errors import Conflict, DomainError, Forbidden, PaymentDeclined, ValidationFailed
 from ..common.idempotency import (fingerprint as request_fingerprint, replay_or_refuse,
@@ -22,12 +24,13 @@ from ..common.statuses import (LIVE_ORDER_STATUSES, UNSETTLED_ORDER_STATUSES, UN
                                OrderStatus)
 from ..common.web import commit_step
 from ..extensions import db
+from ..ledger import services as ledger
 from ..payments import gateway
 from ..pricing import services as pricing
 from .models import Order, Pool
 from . import notices
-from .core import (_grams, _kg_text, _ledger_capture, _ledger_hold, _ledger_release, _release,
-                   _reserve, get_pool, own_order)
+from .core import (PoolFacts, _grams, _kg_text, _ledger_capture, _ledger_hold, _ledger_release,
+                   _release, _reserve, get_pool, own_order, pool_facts)
 from .resolver import (RESOLVED_FAILURE, _claim_failed, _in_open_pool, _settled_after_passed,
                        resolve_order)
 
@@ -67,39 +70,47 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
     now = now or utcnow()
     if not user.buyer_id:
         raise Forbidden(_("Only buyers can order."), code="not_a_buyer")
+    # Plain values from here on: each commit expires the session's objects, and touching one
+    # afterwards would load it again (the user, the pool and all it joins).
+    buyer_id, user_id = user.buyer_id, user.id
     fingerprint = _fingerprint(pool_id, quantity_kg, payment_method)
     if idempotency_key is not None:
-        earlier = db.session.scalar(select(Order).where(
-            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key))
+        earlier = _by_key(buyer_id, idempotency_key)
         if earlier is not None:
             return _replay(earlier, fingerprint), False
     grams = _grams(quantity_kg, "quantity_kg")
     payment_method = _check_payment_method(payment_method)
-    pool = get_pool(pool_id)
+    pool = pool_facts(pool_id)
     if pool.status != "open" or pool.closes_at <= now:
         raise Conflict(_("This pool is closed."), code="pool_closed")
-    price = pricing.highest(pool.price)
-    amount = pricing.amount_for(price.buyer, grams)
-    # Step 1: reserve the quantity and record the order as pending. The reads above end
-    # first, so the write starts its own transaction (SQLite cannot upgrade a stale read).
-    commit_step()
-    _reserve(pool.id, grams)
-    order = Order(pool_id=pool.id, buyer_id=user.buyer_id, user_id=user.id, quantity_g=grams,
+    amount = pricing.amount_for(pool.buyer_price_per_kg_minor, grams)
+    # Step 1: reserve the quantity and record the order as pending. On SQLite the reads
+    # above end first, so the write starts its own transaction (SQLite cannot upgrade a
+    # stale read); PostgreSQL writes in the same transaction (one commit less).
+    if db.session.get_bind().dialect.name != "postgresql":
+        commit_step()
+    committed_g = _reserve(pool.id, grams)
+    order = Order(pool_id=pool.id, buyer_id=buyer_id, user_id=user_id, quantity_g=grams,
                   status="pending", currency=pool.currency, payment_method=payment_method,
                   amount_authorized_minor=amount, idempotency_key=idempotency_key,
                   request_hash=fingerprint if idempotency_key else None)
-    db.session.add(order)
-    _written, earlier = write_or_find(
-        lambda: order, lambda: db.session.scalar(select(Order).where(
-            Order.buyer_id == user.buyer_id, Order.idempotency_key == idempotency_key)))
+
+    def write():
+        db.session.add(order)
+        db.session.flush()
+        return order.id
+
+    order_id, earlier = write_or_find(write, lambda: _by_key(buyer_id, idempotency_key))
     if earlier is not None:  # the same key raced in from another request: its order answers
         return _replay(earlier, fingerprint), False
     # Step 2: the hold, with no database lock held. The PaymentIntent carries the order, so
     # the resolver finds it whatever happens next, and Stripe's own idempotency key, so a
     # retry of this attempt (stripe-python's, or Stripe's) returns the same PaymentIntent.
     try:
-        hold = gateway.hold(amount, pool.currency, payment_method, _hold_metadata(order, pool),
-                            idempotency_key=f"minga-order-{order.id}-hold")
+        hold = gateway.hold(amount, pool.currency, payment_method,
+                            {"order_id": str(order_id), "pool_id": str(pool.id),
+                             "coop_id": str(pool.coop_id)},
+                            idempotency_key=f"minga-order-{order_id}-hold")
     except gateway.PaymentError as exc:
         if _outcome_unknown(exc):
             # Stripe may have held the card (a timeout, a 5xx): not failed, unknown. The
@@ -120,7 +131,27 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
                             "again in a moment."), code="payment_unavailable", status=503)
     # Step 3: the hold is in place: record it (once; the resolver may have settled it first).
     _fault_point("after_hold")
-    return _record_hold(order, hold), True
+    placed = _Placed(order_id=order_id, user_id=user_id, pool=pool, grams=grams,
+                     amount=amount, committed_g=committed_g)
+    return _record_hold(order, hold, placed), True
+
+
+def _by_key(buyer_id: int, idempotency_key: str | None) -> Order | None:
+    """The buyer's order made with this Idempotency-Key (its columns only: the pool and all
+    it joins load only if asked for)."""
+    return db.session.scalar(select(Order).options(lazyload("*")).where(
+        Order.buyer_id == buyer_id, Order.idempotency_key == idempotency_key))
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """What recording a new order's hold needs, known without reading it back."""
+    order_id: int
+    user_id: int
+    pool: PoolFacts
+    grams: int
+    amount: int
+    committed_g: int  # the pool's total once the order's grams were reserved
 
 
 def _replay(order: Order, fingerprint: str) -> Order:
@@ -198,26 +229,39 @@ def _mark_unknown(order: Order, exc: Exception) -> None:
         db.session.rollback()  # the order stays pending: the resolver settles it all the same
 
 
-def _record_hold(order: Order, hold: gateway.Hold) -> Order:
+def _record_hold(order: Order, hold: gateway.Hold, placed: _Placed | None = None) -> Order:
     """Record the hold Stripe made for a pending (or unknown) order: authorized, with its
     PaymentIntent, and the ledger's pending entry, in one conditional UPDATE. A dropped
     database connection is retried once on a new one. If the resolver settled the order
-    first and failed it, this hold is released."""
-    order_id = order.id
+    first and failed it, this hold is released. `placed`: what place_order knows of the
+    new order, so that nothing is read back (the ledger entry and the messages are written
+    from it)."""
+    order_id = placed.order_id if placed else order.id
     for attempt in (1, 2):
         try:
             db.session.rollback()
             _fault_point("record")
-            recorded = db.session.execute(
+            row = db.session.execute(
                 update(Order).where(Order.id == order_id,
                                     Order.status.in_(UNSETTLED_ORDER_STATUSES),
-                                    _in_open_pool(order_id))
+                                    _in_open_pool(order_id,
+                                                  placed.pool.id if placed else None))
                 .values(status=OrderStatus.AUTHORIZED, payment_intent_id=hold.id,
                         charge_id=hold.charge_id, failure_message="", updated_at=utcnow())
-                .execution_options(synchronize_session=False)).rowcount == 1
-            order = db.session.get(Order, order_id)
-            db.session.refresh(order)
-            if recorded:
+                .returning(*Order.__table__.columns)
+                .execution_options(synchronize_session=False)).mappings().first()
+            recorded = row is not None
+            if recorded and placed is not None:
+                _ledger_hold_placed(placed, hold.id)
+                notices.hold_told(
+                    order_id=order_id, user_id=placed.user_id, payment_intent_id=hold.id,
+                    amount_minor=placed.amount, currency=placed.pool.currency,
+                    grams=placed.grams, pool_id=placed.pool.id, coop_id=placed.pool.coop_id,
+                    closes_at=placed.pool.closes_at, min_g=placed.pool.min_g,
+                    committed_g=placed.committed_g)
+            elif recorded:
+                order = db.session.get(Order, order_id)
+                db.session.refresh(order)
                 _ledger_hold(order)
                 notices.hold_placed(order)
             commit_step()
@@ -227,6 +271,14 @@ def _record_hold(order: Order, hold: gateway.Hold) -> Order:
             if attempt == 2:
                 # The hold stands at Stripe and the order is pending: the resolver records it.
                 raise _unknown_error()
+    if recorded:
+        # Only this call moved the order from pending, and the row was locked until the
+        # commit: it stands as the UPDATE returned it (no read back).
+        for column, value in row.items():
+            set_committed_value(order, column, value)
+        return order
+    order = db.session.get(Order, order_id)
+    db.session.refresh(order)
     if order.status == OrderStatus.AUTHORIZED and order.payment_intent_id == hold.id:
         return order
     if order.status in UNSETTLED_ORDER_STATUSES:  # its pool was cancelled meanwhile
@@ -237,6 +289,16 @@ def _record_hold(order: Order, hold: gateway.Hold) -> Order:
         return order  # recorded by the resolver with the same hold found another way
     raise Conflict(_("This pool closed while your card was being checked. Nothing is held."),
                    code="pool_closed")
+
+
+def _ledger_hold_placed(placed: _Placed, intent_id: str) -> None:
+    """The new order's hold as the ledger's pending entry (core._ledger_hold, from plain
+    values)."""
+    from types import SimpleNamespace
+    coop = SimpleNamespace(id=placed.pool.coop_id, currency=placed.pool.coop_currency)
+    ledger.hold_entry(coop, key=f"order:{placed.order_id}:hold:{intent_id}",
+                      amount=placed.amount, source=("order", placed.order_id),
+                      memo=f"card hold, order {placed.order_id}")
 
 
 def _fail_pending(order: Order, exc: Exception) -> None:
