@@ -161,6 +161,7 @@ def blueprints() -> list:
     from .payouts.views import bp as payouts_bp
     from .pools.views import bp as pools_bp
     from .plots.views import bp as plots_bp
+    from .lots.views import bp as lots_bp
     from .pricing.views import bp as pricing_bp
     from .shares.views import bp as shares_bp
     from .staff.views import bp as staff_bp
@@ -168,7 +169,8 @@ def blueprints() -> list:
     from .treasury.views import bp as treasury_bp
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
             payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
-            staff_bp, messages_bp, messages_public_bp, messages_status_bp, jobs_bp, plots_bp]
+            staff_bp, messages_bp, messages_public_bp, messages_status_bp, jobs_bp, plots_bp,
+            lots_bp]
 
 
 def register_converters(app: Flask) -> None:
