@@ -20,6 +20,7 @@ from coop.demo.grow import demo_coops, grow
 from coop.extensions import db
 from coop.intake.models import Intake
 from coop.listings.models import Listing
+from coop.lots.models import Lot
 from coop.messages import services as messages
 from coop.payouts.models import PayoutBatch
 from coop.plots.models import Plot
@@ -76,10 +77,13 @@ def _targets(extra_tokens: dict) -> dict:
                               .order_by(PayoutBatch.id))
     plot = db.session.scalar(select(Plot.id).where(Plot.farmer_id == profile.id)
                              .order_by(Plot.id))
-    assert None not in (profile, settled, open_pool, to_record, listing, intake, batch, plot)
+    # The demo's first lot (unit 1's settled pool): its buyers include the demo's buyer1.
+    lot = db.session.scalar(select(Lot.id).where(Lot.coop_id == coop.id).order_by(Lot.id))
+    assert None not in (profile, settled, open_pool, to_record, listing, intake, batch, plot,
+                        lot)
     return {"coop_id": coop.id, "slug": coop.slug, "profile_id": profile.id, "plot_id": plot,
             "pool_id": settled, "allocation_id": to_record, "listing_id": listing,
-            "intake_id": intake, "batch_id": batch, **extra_tokens,
+            "intake_id": intake, "batch_id": batch, "lot_id": lot, **extra_tokens,
             # The demo's open pool fills up with every unit: the pages of its orders grow.
             ("pools.detail", "pool_id"): open_pool, ("pools.manage_pool", "pool_id"): open_pool,
             ("pools.pool_orders", "pool_id"): open_pool}
