@@ -160,6 +160,20 @@ def asks(d: services.LotDetail) -> list[Ask]:
 
 # ---------------------------------------------------------------- the buyers' view
 
+def reader_of(user, lot_id: int) -> tuple[str, Lot, list]:
+    """Who opens the lot's address (the QR code on its bags): ("buyer", lot, their captured
+    orders), its coop's staff ("staff", lot, []), a farmer who delivered into it ("farmer",
+    lot, []); anyone else: NotFound."""
+    from ..common.access import roles_in
+    lot = services.get_lot(lot_id)
+    orders = services.buyer_orders_in(user, lot)
+    if orders:
+        return "buyer", lot, orders
+    if roles_in(user, lot.coop_id) & {"manager", "treasurer"}:
+        return "staff", lot, []
+    services.farmer_sources(user, lot_id)       # NotFound unless they delivered into it
+    return "farmer", lot, []
+
 @dataclass(frozen=True)
 class BuyerSource:
     """A delivery as the lot's buyers see it: the farmer's name and plots only with consent;

@@ -9,8 +9,7 @@ from flask_babel import format_percent, gettext as _
 from flask_login import current_user, login_required
 
 from ..common import web
-from ..common.access import is_farmer, roles_in
-from ..common.errors import NotFound
+from ..common.access import is_farmer
 from ..plots import services as plots
 from ..plots import svgmap
 from . import pages, qr, services
@@ -108,13 +107,10 @@ def buyer_lot(lot_id):
     """The lot for its buyers (a captured order in its pool). Its coop's staff are sent to
     their page of it, a farmer who delivered into it to theirs (the QR code on the bags opens
     this address); anyone else: 404."""
-    try:
-        lot, orders = services.bought_lot(current_user, lot_id)
-    except NotFound:
-        lot = services.get_lot(lot_id)
-        if roles_in(current_user, lot.coop_id) & {"manager", "treasurer"}:
-            return redirect(url_for("lots.manage_lot", lot_id=lot.id))
-        services.farmer_sources(current_user, lot_id)   # 404 unless they delivered into it
+    reader, lot, orders = pages.reader_of(current_user, lot_id)
+    if reader == "staff":
+        return redirect(url_for("lots.manage_lot", lot_id=lot.id))
+    if reader == "farmer":
         return redirect(url_for("lots.my_lots"))
     page = pages.lot_page(lot)
     sources = pages.buyer_sources(page.detail)
