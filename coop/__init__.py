@@ -165,6 +165,7 @@ def blueprints() -> list:
     from .plots import field_views  # noqa: F401  (the farmer's plots, the field capture)
     from .plots.views import bp as plots_bp
     from .lots.eudr_views import bp as eudr_bp
+    from .lots.views import bp as lots_bp
     from .pricing.views import bp as pricing_bp
     from .shares.views import bp as shares_bp
     from .staff.views import bp as staff_bp
@@ -173,7 +174,7 @@ def blueprints() -> list:
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
             payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
             staff_bp, messages_bp, messages_public_bp, messages_status_bp, jobs_bp, plots_bp,
-            eudr_bp, dispatch_bp]
+            eudr_bp, dispatch_bp, lots_bp]
 
 
 def register_converters(app: Flask) -> None:

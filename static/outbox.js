@@ -100,7 +100,12 @@
 
   function asForm(rec) {
     var data = new FormData(), f = rec.fields;
-    Object.keys(f).forEach(function (name) { if (f[name]) { data.append(name, f[name]); } });
+    Object.keys(f).forEach(function (name) {
+      // The plots chosen, one field each (an empty one: none chosen, so no default applies).
+      if (Array.isArray(f[name])) {
+        (f[name].length ? f[name] : [""]).forEach(function (v) { data.append(name, v); });
+      } else if (f[name]) { data.append(name, f[name]); }
+    });
     if (rec.photo) { data.append("photo", rec.photo, rec.photoName || "photo.jpg"); }
     return data;
   }
@@ -296,7 +301,7 @@
   function fieldErrors(form, errors) {
     Object.keys(errors || {}).forEach(function (name) {
       var target = name === "crop" || name === "grade" ? "product" : name;
-      var input = form.elements[target];
+      var input = target === "plot_ids" ? doc.getElementById("plot_ids") : form.elements[target];
       var messages = errors[name] || [];
       if (!input || !input.parentNode || !messages.length) { return; }
       var p = el("p", messages.join(" "), "err outbox-err");
@@ -314,7 +319,11 @@
       if (!rec || rec.user !== user) { return; }
       editing = rec;
       Object.keys(rec.fields).forEach(function (name) {
-        if (form.elements[name] && rec.fields[name] != null) { form.elements[name].value = rec.fields[name]; }
+        if (name === "plot_ids") {
+          form.querySelectorAll("input[name=plot_ids]").forEach(function (box) {
+            box.checked = (rec.fields.plot_ids || []).indexOf(box.value) >= 0;
+          });
+        } else if (form.elements[name] && rec.fields[name] != null) { form.elements[name].value = rec.fields[name]; }
       });
       if (form.elements.product) { form.elements.product.value = rec.fields.crop + "/" + rec.fields.grade; }
       var banner = doc.getElementById("outbox-editing");
@@ -347,6 +356,7 @@
         collection_point: String(data.get("collection_point") || ""), notes: String(data.get("notes") || ""),
         coop_id: String(data.get("coop_id") || "")
       };
+      if (form.querySelector("input[name=plot_ids]")) { fields.plot_ids = data.getAll("plot_ids").map(String); }
       var photo = form.elements.photo && form.elements.photo.files[0];
       var submit = form.querySelector("[type=submit]"), label = submit && submit.textContent;
       if (submit) { submit.disabled = true; submit.textContent = T.sending; }

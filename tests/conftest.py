@@ -155,12 +155,18 @@ def make_coop(make_user):
 @pytest.fixture
 def make_farmer():
     from coop.cooperatives import services
-    def make(coop, name="Farmer", phone=None, rail="cash", account=""):
+    def make(coop, name="Farmer", phone=None, rail="cash", account="", plots=1):
+        """A farmer member; with `plots` plots (one by default: their coffee and cacao
+        listings name it, as the EUDR asks)."""
+        from coop.plots import services as plot_services
         n = next(_seq)
         profile = services.add_farmer(coop, name=f"{name} {n}", email=f"farmer{n}@example.org",
                                       password=PASSWORD, phone=phone, member_number=f"M-{n}",
                                       national_id=f"{1000000 + n}", payout_rail=rail,
                                       payout_account=account, gender="female")
+        for k in range(plots):
+            plot_services.add_plot(profile, name=f"Finca {n}-{k + 1}", hectares="1.5",
+                                   replaced_crop=None, illicit_hectares="0")
         db.session.commit()
         return profile.user
     return make

@@ -30,12 +30,14 @@ def demo(app):
     from coop.demo.seed import seed_demo
     seed_demo()
     farmer = db.session.scalar(select(User).where(User.email == "farmer1@example.org"))
+    coop_id = next(m.coop_id for m in farmer.memberships if m.role == "farmer")
+    plot_ids = [listing_services.farmer_plots(farmer, coop_id)[0].id]   # of the two
     for n in range(25):
         listing_services.create_listing(
             farmer, crop="coffee" if n % 2 else "cacao", grade="sca85" if n % 2 else "export",
             quantity_kg=f"{100 + n * 37}.5", harvested_on=date.today() - timedelta(days=n + 1),
             collection_point="Vereda El Tambo", notes="Secado en marquesina",
-            photo=_png(n) if n % 5 == 0 else None)
+            photo=_png(n) if n % 5 == 0 else None, plot_ids=plot_ids)
     db.session.commit()
     return farmer
 

@@ -20,6 +20,7 @@ from coop.demo.grow import demo_coops, grow
 from coop.extensions import db
 from coop.intake.models import Intake
 from coop.listings.models import Listing
+from coop.lots.models import Lot
 from coop.messages import services as messages
 from coop.payouts.models import PayoutBatch
 from coop.plots.models import Plot
@@ -56,25 +57,6 @@ SKIP = {
 }
 
 
-def _demo_lot(pool_id: int) -> int:
-    """The lot of the demo's settled pool: the demo writes its intakes in bulk, so the lot
-    is formed here from them, as intake forms it (lots.add_delivery)."""
-    from coop.catalog.models import Crop
-    from coop.lots import services as lots
-    found = lots.lot_of_pool(pool_id)
-    if found is None:
-        pool = db.session.get(Pool, pool_id)
-        coop = db.session.get(Cooperative, pool.coop_id)
-        slug = db.session.scalar(select(Crop.slug).where(Crop.id == pool.crop_id))
-        for row in db.session.scalars(select(Intake).where(Intake.pool_id == pool_id)
-                                      .order_by(Intake.id)):
-            lots.add_delivery(row, db.session.get(Allocation, row.allocation_id), pool, coop,
-                              slug)
-        db.session.commit()
-        found = lots.lot_of_pool(pool_id)
-    return found.id
-
-
 def _targets(extra_tokens: dict) -> dict:
     """The value of each route argument, from the demo's data (coop A: Nuevo Horizonte)."""
     coop = demo_coops()[0]
@@ -97,11 +79,13 @@ def _targets(extra_tokens: dict) -> dict:
                               .order_by(PayoutBatch.id))
     plot = db.session.scalar(select(Plot.id).where(Plot.farmer_id == profile.id)
                              .order_by(Plot.id))
-    assert None not in (profile, settled, open_pool, to_record, listing, intake, batch, plot)
+    # The demo's first lot (unit 1's settled pool): its buyers include the demo's buyer1.
+    lot = db.session.scalar(select(Lot.id).where(Lot.coop_id == coop.id).order_by(Lot.id))
+    assert None not in (profile, settled, open_pool, to_record, listing, intake, batch, plot,
+                        lot)
     return {"coop_id": coop.id, "slug": coop.slug, "profile_id": profile.id, "plot_id": plot,
             "pool_id": settled, "allocation_id": to_record, "listing_id": listing,
-            "intake_id": intake, "batch_id": batch, "lot_id": _demo_lot(settled),
-            **extra_tokens,
+            "intake_id": intake, "batch_id": batch, "lot_id": lot, **extra_tokens,
             # The demo's open pool fills up with every unit: the pages of its orders grow.
             ("pools.detail", "pool_id"): open_pool, ("pools.manage_pool", "pool_id"): open_pool,
             ("pools.pool_orders", "pool_id"): open_pool}

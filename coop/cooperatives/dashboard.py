@@ -14,7 +14,9 @@ from ..extensions import db
 from ..intake.models import Intake
 from ..ledger import queries as ledger_queries
 from ..listings.models import Listing
+from ..lots.models import Lot, LotSource
 from ..payouts.models import PayoutLine
+from ..plots.models import TraceConsent
 from ..pools.models import Allocation, Pool
 from ..treasury.models import BankStatementLine
 from .models import FarmerProfile, Invitation
@@ -35,6 +37,8 @@ class Summary:
     lines_to_confirm: int     # payout lines waiting for the bank's confirmation
     batch_to_confirm: int | None
     invitations_pending: int
+    farmers_to_ask: int       # farmers in the coop's EUDR lots without consent, not yet asked
+    lot_to_ask: int | None    # the oldest lot that has one
 
 
 def summary(coop) -> Summary:
@@ -50,6 +54,12 @@ def summary(coop) -> Summary:
                        ~exists().where(Intake.allocation_id == Allocation.id))
     owed_count, owed_sum = ledger_queries.payables_owed(cid)
     waiting = and_(PayoutLine.coop_id == cid, PayoutLine.status == "pending")
+    # A lot formed with a farmer's kilograms but not their consent: the manager asks them
+    # (the lot's page says who); one who consented since is no longer to ask.
+    unconsented = and_(Lot.coop_id == cid, Lot.eudr.is_(True), LotSource.lot_id == Lot.id,
+                       LotSource.consent_id.is_(None),
+                       ~exists().where(TraceConsent.farmer_id == LotSource.farmer_id,
+                                       TraceConsent.withdrawn_at.is_(None)))
     row = db.session.execute(select(
         count(FarmerProfile, FarmerProfile.coop_id == cid, FarmerProfile.left_on.is_(None)),
         count(Pool, Pool.coop_id == cid, Pool.status == "open"),
@@ -68,5 +78,9 @@ def summary(coop) -> Summary:
         select(func.min(PayoutLine.batch_id)).where(waiting).scalar_subquery(),
         count(Invitation, Invitation.coop_id == cid,
               Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > now),
+        select(func.count(func.distinct(LotSource.farmer_id))).select_from(LotSource)
+        .join(Lot, Lot.id == LotSource.lot_id).where(unconsented).scalar_subquery(),
+        select(func.min(Lot.id)).select_from(LotSource).join(Lot, Lot.id == LotSource.lot_id)
+        .where(unconsented).scalar_subquery(),
     )).one()
     return Summary(*[int(v) if v is not None else None for v in row])

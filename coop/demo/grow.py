@@ -37,7 +37,9 @@ from ..extensions import db
 from ..intake.models import Intake
 from ..ledger import bulk
 from ..ledger import services as ledger
-from ..listings.models import Listing
+from ..listings.models import Listing, ListingPlot
+from ..lots.models import Lot, LotSequence, LotSource, LotSourcePlot
+from ..lots.services import lot_code
 from ..payouts.models import PayoutBatch, PayoutLine
 from ..pools.models import Allocation, Order, Pool
 from ..pricing import services as pricing
@@ -212,6 +214,54 @@ def _copy_farmers(state: _State, unit: int) -> list[dict]:
             for f, r in zip(seeded, profile_rows)]
 
 
+def _lot(state: _State, pool_id: int, decided, sold: list[tuple[dict, int]],
+         intakes: list[dict], intake_ids: list[int]) -> None:
+    """The settled pool's lot, as intake forms it (coop.lots.services.add_delivery): each sold
+    listing names its farmer's first plot, each recorded delivery is a source with that plot
+    at its current version and the farmer's consent as it stands."""
+    from ..plots.models import TraceConsent
+    coop = state.coop
+    users = [f["user_id"] for f, _listing in sold]
+    profiles = dict(db.session.execute(select(FarmerProfile.user_id, FarmerProfile.id).where(
+        FarmerProfile.coop_id == coop.id, FarmerProfile.user_id.in_(users))).all())
+    first = {}
+    for farmer_id, plot_id, version_id in db.session.execute(
+            select(Plot.farmer_id, Plot.id, Plot.current_version_id)
+            .where(Plot.farmer_id.in_(list(profiles.values()))).order_by(Plot.id)):
+        first.setdefault(farmer_id, (plot_id, version_id))
+    consents = {}
+    for farmer_id, consent_id in db.session.execute(
+            select(TraceConsent.farmer_id, TraceConsent.id).where(
+                TraceConsent.farmer_id.in_(list(profiles.values())),
+                TraceConsent.withdrawn_at.is_(None)).order_by(TraceConsent.id)):
+        consents[farmer_id] = consent_id
+    _rows(ListingPlot, [{"listing_id": listing_id,
+                         "plot_id": first[profiles[f["user_id"]]][0]}
+                        for f, listing_id in sold if profiles[f["user_id"]] in first])
+    sequence = db.session.get(LotSequence, coop.id)
+    if sequence is None:
+        sequence = LotSequence(coop_id=coop.id, last_number=0)
+        db.session.add(sequence)
+    sequence.last_number += 1
+    db.session.flush()
+    lot_id = _ids(Lot, [{"coop_id": coop.id, "pool_id": pool_id, "crop_id": state.crop_id,
+                         "number": sequence.last_number,
+                         "code": lot_code(coop, sequence.last_number, decided.year),
+                         "eudr": True, "created_at": decided + timedelta(days=3)}])[0]
+    listing_of = {f["user_id"]: listing_id for f, listing_id in sold}
+    source_ids = _ids(LotSource, [{
+        "lot_id": lot_id, "intake_id": intake_id, "listing_id": listing_of[i["farmer_user_id"]],
+        "farmer_id": profiles[i["farmer_user_id"]], "farmer_user_id": i["farmer_user_id"],
+        "grade_id": i["grade_id"], "accepted_g": i["accepted_g"],
+        "harvested_on": date.today() - timedelta(days=30),
+        "consent_id": consents.get(profiles[i["farmer_user_id"]]),
+        "created_at": i["recorded_at"]} for i, intake_id in zip(intakes, intake_ids)])
+    _rows(LotSourcePlot, [{"source_id": source_id, "plot_id": first[profile][0],
+                           "plot_version_id": first[profile][1]}
+                          for source_id, i in zip(source_ids, intakes)
+                          for profile in [profiles[i["farmer_user_id"]]] if profile in first])
+
+
 def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) -> None:
     coop, now, price = state.coop, utcnow(), state.price
     today = date.today()
@@ -278,6 +328,7 @@ def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) ->
             "share_withholding_minor": farmer_amount // 10,
             "recorded_by_id": state.manager, "recorded_at": decided + timedelta(days=3)})
     intake_ids = _ids(Intake, intakes)
+    _lot(state, pool_id, decided, list(zip(sellers, sold)), intakes, intake_ids)
     # Share accounts of every farmer of the unit (five shares subscribed).
     share_ids = dict(zip([f["user_id"] for f in farmers], _ids(ShareAccount, [{
         "coop_id": coop.id, "user_id": f["user_id"], "subscribed_shares": 5,

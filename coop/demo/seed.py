@@ -88,13 +88,14 @@ def seed_demo() -> bool:
                 gender="female" if given in FEMALE else "male",
                 household_size=rng.randint(2, 7))
             hectares = rng.choice(["1.5", "2", "2.5", "3", "4", "1.2"])
-            plots_services.add_plot(profile, name=f"Finca {LAST[n % len(LAST)]}",
+            farm = plots_services.add_plot(profile, name=f"Finca {LAST[n % len(LAST)]}",
                                    hectares=hectares, replaced_crop="coca",
                                    illicit_hectares=str(min(Decimal(hectares), Decimal(
                                        rng.choice(["0.5", "1", "1.5", "2"])))),
                                    licit_crop=crops[n % 2])
+            lower = None
             if n % 4 == 0:
-                plots_services.add_plot(profile, name="Lote de abajo", hectares="0.8",
+                lower = plots_services.add_plot(profile, name="Lote de abajo", hectares="0.8",
                                        replaced_crop=None, illicit_hectares="0",
                                        licit_crop=crops[(n + 1) % 2])
             for k in range(1 + n % 2):
@@ -105,7 +106,10 @@ def seed_demo() -> bool:
                 listing_services.create_listing(
                     user, crop=crop, grade=grade, quantity_kg=str(kg), coop_id=coop.id,
                     harvested_on=today - timedelta(days=rng.randint(3, 60)),
-                    collection_point=points[n % len(points)])
+                    collection_point=points[n % len(points)],
+                    # The harvest's plots (the EUDR traces coffee and cacao to them): the
+                    # farm, and the lower plot too for its second crop.
+                    plot_ids=[farm.id] + ([lower.id] if lower is not None and k else []))
     for n in range(1, 6):
         email = f"buyer{n}@example.org"
         org = ["Tostadores del Sur", "Chocolates Andinos", "Bean & Bar Imports",

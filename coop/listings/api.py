@@ -18,13 +18,15 @@ from ..extensions import db
 from . import services as listing_services
 
 
-def listing_json(listing) -> dict:
+def listing_json(listing, plot_ids: list[int] | None = None) -> dict:
+    if plot_ids is None:
+        plot_ids = listing_services.plots_of([listing.id])[listing.id]
     return {"id": listing.id, "coop_id": listing.coop_id, "crop": listing.crop.slug,
             "grade": listing.grade.code, "quantity_kg": format_kg(listing.quantity_g),
             "available_kg": format_kg(listing.available_g),
             "committed_kg": format_kg(listing.committed_g), "status": listing.status,
             "harvested_on": listing.harvested_on.isoformat(),
-            "collection_point": listing.collection_point,
+            "collection_point": listing.collection_point, "plot_ids": list(plot_ids),
             "created_at": listing.created_at.isoformat()}
 
 
@@ -42,7 +44,8 @@ def list_listings():
         return refused
     limit, after = page_args()
     rows = listing_services.farmer_listings(g.api_user, limit=limit + 1, after_id=after)
-    return jsonify(paged(rows, limit, listing_json))
+    plots = listing_services.plots_of([r.id for r in rows])
+    return jsonify(paged(rows, limit, lambda r: listing_json(r, plots[r.id])))
 
 
 def _listing_body() -> tuple[dict, bytes | None]:
@@ -51,6 +54,9 @@ def _listing_body() -> tuple[dict, bytes | None]:
     if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return json_body(), None
     data = {k: v for k, v in request.form.items()}
+    if "plot_ids" in request.form:
+        # Repeated fields (the form's checkboxes); one empty value: none chosen.
+        data["plot_ids"] = [v for v in request.form.getlist("plot_ids") if v.strip()]
     if data.get("coop_id"):
         coop_id = data["coop_id"].strip()
         if not coop_id.isdigit():
@@ -97,7 +103,7 @@ def create_listing():
                   harvested_on=data["harvested_on"],
                   collection_point=data.get("collection_point") or "",
                   notes=data.get("notes") or "", coop_id=coop_id, idempotency_key=key,
-                  photo=photo)
+                  photo=photo, plot_ids=data.get("plot_ids"))
     listing, created = retry_on_unique_race(
         key, lambda: listing_services.create_listing(g.api_user, **fields))
     response = jsonify(listing_json(listing))
@@ -118,7 +124,7 @@ def get_listing(listing_id):
 @token_required
 def patch_listing(listing_id):
     data = json_body()
-    allowed = {"quantity_kg", "harvested_on", "collection_point", "notes", "grade"}
+    allowed = {"quantity_kg", "harvested_on", "collection_point", "notes", "grade", "plot_ids"}
     unknown = set(data) - allowed
     if unknown:
         raise ValidationFailed(_("These fields cannot be changed: %(f)s", f=", ".join(
@@ -146,10 +152,17 @@ def _listing_create_extras(op: dict) -> None:
     form = {"type": "object", "required": ["crop", "grade", "quantity_kg", "harvested_on"],
             "properties": {**{k: {"type": "string"} for k in (
                 "crop", "grade", "quantity_kg", "harvested_on", "collection_point", "notes",
-                "coop_id")}, "photo": {"type": "string", "contentMediaType": "image/*"}}}
+                "coop_id")}, "plot_ids": {"type": "array", "items": {"type": "string"}},
+                "photo": {"type": "string", "contentMediaType": "image/*"}}}
     op["requestBody"]["content"]["multipart/form-data"] = {"schema": form}
     op["security"] = [{"bearer": []}, {"browserSession": []}]
 
+
+# The plots a harvest came from (the farmer's own): required for coffee and cacao; absent on
+# create, a farmer with one plot gets it.
+PLOT_IDS = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+            "description": "ids of the farmer's own plots the harvest came from (required for "
+                           "coffee and cacao; absent: the farmer's only plot, if one)"}
 
 register({
     "ListingCreate": {"type": "object", "required": ["crop", "grade", "quantity_kg",
@@ -157,22 +170,23 @@ register({
         "crop": {"type": "string"}, "grade": {"type": "string"}, "quantity_kg": KG,
         "harvested_on": {"type": "string", "format": "date"},
         "collection_point": {"type": "string", "maxLength": 160},
-        "notes": {"type": "string", "maxLength": 500}, "coop_id": ID}},
+        "notes": {"type": "string", "maxLength": 500}, "coop_id": ID, "plot_ids": PLOT_IDS}},
     "ListingPatch": {"type": "object", "properties": {
         "grade": {"type": "string"}, "quantity_kg": KG,
         "harvested_on": {"type": "string", "format": "date"},
-        "collection_point": {"type": "string"}, "notes": {"type": "string"}}},
+        "collection_point": {"type": "string"}, "notes": {"type": "string"},
+        "plot_ids": PLOT_IDS}},
     "Listing": {"type": "object", "required": ["id", "crop", "grade", "quantity_kg",
                                                "available_kg", "status", "harvested_on",
                                                "coop_id", "committed_kg", "collection_point",
-                                               "created_at"],
+                                               "plot_ids", "created_at"],
                 "properties": {
         "id": {"type": "integer"}, "coop_id": {"type": "integer"}, "crop": {"type": "string"},
         "grade": {"type": "string"}, "quantity_kg": KG, "available_kg": KG, "committed_kg": KG,
         "status": {"type": "string", "enum": values(ListingStatus)},
         "harvested_on": {"type": "string", "format": "date"},
-        "collection_point": {"type": "string"}, "created_at": {"type": "string",
-                                                                "format": "date-time"}}},
+        "collection_point": {"type": "string"}, "plot_ids": PLOT_IDS,
+        "created_at": {"type": "string", "format": "date-time"}}},
 }, [
     ("get", "/listings", "The farmer's harvest listings", True, None,
      {200: ("list", "Listing"), 401: "Error", 403: "Error", 422: "Error"}),

@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from ..common.forms import Form
 from flask_wtf.file import FileField
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..common.fields import KilogramField, Required
@@ -19,6 +19,10 @@ class ListingForm(Form):
     # choices, the listings service checks the name against the coop's list.
     collection_point = SelectField(_l("Collection point"), validate_choice=False,
                                    validators=[Optional(), Length(max=160)])
+    # The farmer's own plots (checkboxes): the view fills the choices, the listings service
+    # checks them (coffee and cacao need one; one plot only: pre-checked).
+    plot_ids = SelectMultipleField(_l("Plots this harvest came from"), coerce=int,
+                                   validate_choice=False)
     notes = TextAreaField(_l("Notes"), validators=[Optional(), Length(max=500)])
     photo = FileField(_l("Photo (optional, JPEG, PNG or WebP, up to 10 MB)"),
                       render_kw={"accept": "image/jpeg,image/png,image/webp",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from ..catalog import services as catalog
 from ..catalog.models import Crop, Grade
@@ -126,15 +126,128 @@ def farmer_coop_for(user, coop_id: int | None) -> int:
     return coop_id
 
 
+# Crops the EU traces to their plots (EUDR): a listing of them names its plot(s).
+TRACED_CROPS = ("coffee", "cacao")
+
+
+def farmer_plots(farmer, coop_id: int) -> list:
+    """The farmer's own plots in that coop (Plot rows, by name), in one query."""
+    from ..cooperatives.models import FarmerProfile
+    from ..plots.models import Plot
+    return list(db.session.scalars(
+        select(Plot).join(FarmerProfile, FarmerProfile.id == Plot.farmer_id)
+        .where(FarmerProfile.coop_id == coop_id, FarmerProfile.user_id == farmer.id)
+        .order_by(Plot.name, Plot.id)))
+
+
+def farmer_plot_choices(farmer) -> list[tuple]:
+    """(plot id, plot name, coop id, coop name) of the farmer's plots in every coop they farm
+    in, by coop and name: the listing form's choices, in one query."""
+    from ..cooperatives.models import FarmerProfile, Membership
+    from ..plots.models import Plot
+    return [tuple(r) for r in db.session.execute(
+        select(Plot.id, Plot.name, Cooperative.id, Cooperative.name)
+        .join(FarmerProfile, FarmerProfile.id == Plot.farmer_id)
+        .join(Cooperative, Cooperative.id == FarmerProfile.coop_id)
+        .join(Membership, (Membership.coop_id == FarmerProfile.coop_id)
+              & (Membership.user_id == FarmerProfile.user_id) & (Membership.role == "farmer"))
+        .where(FarmerProfile.user_id == farmer.id)
+        .order_by(Cooperative.name, Plot.name, Plot.id))]
+
+
+def plot_names_of(listing_ids) -> dict[int, list[tuple[int, str]]]:
+    """(plot id, name) of the plots each listing came from, in one query."""
+    from ..plots.models import Plot
+    from .models import ListingPlot
+    ids = list(set(listing_ids))
+    found: dict[int, list[tuple[int, str]]] = {i: [] for i in ids}
+    if ids:
+        for listing_id, plot_id, name in db.session.execute(
+                select(ListingPlot.listing_id, Plot.id, Plot.name)
+                .join(Plot, Plot.id == ListingPlot.plot_id)
+                .where(ListingPlot.listing_id.in_(ids))
+                .order_by(ListingPlot.listing_id, Plot.name, Plot.id)):
+            found[listing_id].append((plot_id, name))
+    return found
+
+
+def _plot_ids_value(value) -> list[int] | None:
+    """`plot_ids` as given: None (not given), or a list of whole numbers (a list of
+    strings of digits from a form); anything else is refused on the field."""
+    if value is None:
+        return None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValidationFailed(_("plot_ids must be a list of plot ids."),
+                               fields={"plot_ids": [_("A list of plot ids.")]})
+    ids = []
+    for item in value:
+        if isinstance(item, str) and item.strip().isdigit():
+            item = int(item.strip())
+        if not isinstance(item, int) or isinstance(item, bool) or item <= 0 \
+                or item > 2**31 - 1:
+            raise ValidationFailed(_("plot_ids must be a list of plot ids."),
+                                   fields={"plot_ids": [_("A list of plot ids.")]})
+        if item not in ids:
+            ids.append(item)
+    return ids
+
+
+def _listing_plots(farmer, coop_id: int, crop_slug: str, plot_ids) -> list[int]:
+    """The plots a listing came from: those given, each one of the farmer's own plots in the
+    coop (another's: refused on the field, never a hint of whose it is); none given and the
+    farmer has exactly one plot: that one. Coffee and cacao need at least one."""
+    given = _plot_ids_value(plot_ids)
+    own = farmer_plots(farmer, coop_id)
+    own_ids = [p.id for p in own]
+    if given is None:
+        chosen = own_ids[:1] if len(own_ids) == 1 else []
+    else:
+        foreign = [i for i in given if i not in own_ids]
+        if foreign:
+            raise ValidationFailed(
+                _("Choose among your own plots in this cooperative."),
+                fields={"plot_ids": [_("Not one of your plots: %(ids)s",
+                                       ids=", ".join(str(i) for i in foreign))]})
+        chosen = given
+    if not chosen and crop_slug in TRACED_CROPS:
+        if not own_ids:
+            message = _("Coffee and cacao are traced to the plot they grew on, and your "
+                        "cooperative has not recorded a plot of yours yet: ask your manager "
+                        "to add it.")
+        else:
+            message = _("Choose the plot (or plots) this harvest came from: coffee and cacao "
+                        "are traced to their plots.")
+        raise ValidationFailed(message, fields={"plot_ids": [message]})
+    return chosen
+
+
+def _set_plots(listing: Listing, plot_ids: list[int]) -> None:
+    from .models import ListingPlot
+    current = plots_of([listing.id])[listing.id]
+    if current == sorted(plot_ids):
+        return
+    db.session.execute(delete(ListingPlot).where(ListingPlot.listing_id == listing.id))
+    for plot_id in plot_ids:
+        db.session.add(ListingPlot(listing_id=listing.id, plot_id=plot_id))
+    db.session.flush()
+
+
 def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
                    collection_point: str = "", notes: str = "", coop_id: int | None = None,
-                   photo: bytes | None = None, idempotency_key: str | None = None) -> tuple[Listing, bool]:
+                   photo: bytes | None = None, idempotency_key: str | None = None,
+                   plot_ids=None) -> tuple[Listing, bool]:
     """List a harvest. Returns (listing, created). Refuses prohibited or unknown crops, bad
-    quantities and dates, bad photos. With an idempotency key a repeat returns the first listing;
-    the same key with other data is refused (`idempotency_key_reused`)."""
+    quantities and dates, bad photos, plots not the farmer's, coffee or cacao from no plot
+    (a farmer with one plot: that one, unless others are named). With an idempotency key a
+    repeat returns the first listing; the same key with other data is refused
+    (`idempotency_key_reused`)."""
     fingerprint = request_fingerprint({"crop": crop, "grade": grade, "quantity_kg": str(quantity_kg),
                                        "harvested_on": str(harvested_on), "coop_id": coop_id,
-                                       "collection_point": collection_point, "notes": notes})
+                                       "collection_point": collection_point, "notes": notes,
+                                       **({"plot_ids": [str(i) for i in plot_ids]}
+                                          if isinstance(plot_ids, (list, tuple)) else {})})
     if idempotency_key is not None:
         check_key(idempotency_key)
         earlier = listing_for_key(farmer, idempotency_key)
@@ -155,9 +268,11 @@ def create_listing(farmer, *, crop: str, grade: str, quantity_kg, harvested_on,
         collection_point=_collection_point(coop, collection_point),
         notes=_text(notes, "notes", 500), status="available",
         idempotency_key=idempotency_key, request_hash=fingerprint if idempotency_key else None)
+    chosen_plots = _listing_plots(farmer, coop, crop_row.slug, plot_ids)
     processed = process_photo(photo) if photo else None
     db.session.add(listing)
     db.session.flush()
+    _set_plots(listing, chosen_plots)
     if processed:
         _attach_photo(listing, processed)
     messages.notify(farmer, "farmer.harvest_listed", event=f"listing:{listing.id}:listed",
@@ -254,8 +369,11 @@ def _check_supply_left(listing: Listing, removing_g: int, lock: bool = True) -> 
 
 def update_listing(farmer, listing_id: int, *, quantity_kg=None, harvested_on=None,
                    collection_point=None, notes=None, grade: str | None = None,
-                   photo: bytes | None = None, crop: str | None = None) -> Listing:
+                   photo: bytes | None = None, crop: str | None = None,
+                   plot_ids=None) -> Listing:
     """Edit a listing while nothing of it is committed; never below what open pools need.
+    `plot_ids` (None: unchanged) replaces the plots it came from, by the rules of
+    create_listing.
     The crop cannot change (a prohibited crop is refused as such; another crop, 422): the
     farmer withdraws the listing and lists the other crop."""
     listing = own_listing(farmer, listing_id, for_update=True)
@@ -285,6 +403,9 @@ def update_listing(farmer, listing_id: int, *, quantity_kg=None, harvested_on=No
                                                      current=listing.collection_point)
     if notes is not None:
         listing.notes = _text(notes, "notes", 500)
+    if plot_ids is not None:
+        _set_plots(listing, _listing_plots(farmer, listing.coop_id, listing.crop.slug,
+                                           plot_ids))
     if photo:
         _attach_photo(listing, process_photo(photo))
     db.session.flush()

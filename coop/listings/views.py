@@ -41,6 +41,12 @@ def _require_farmer():
 def _prepare(form: ListingForm, current_point: str = ""):
     form.product.choices = _product_choices()
     form.coop_id.choices = _farmer_coops()
+    plots = services.farmer_plot_choices(current_user)
+    several = len(form.coop_id.choices) > 1
+    form.plot_ids.choices = [(pid, f"{name} ({coop_name})" if several else name)
+                             for pid, name, _coop, coop_name in plots]
+    if request.method == "GET" and len(plots) == 1:
+        form.plot_ids.data = [plots[0][0]]   # a farmer with one plot: it, by default
     form.collection_point.choices = _point_choices([c for c, _name in form.coop_id.choices],
                                                    current_point)
     posted = request.form.get("collection_point") if request.method == "POST" else None
@@ -77,6 +83,14 @@ def _photo_bytes(form) -> bytes | None:
     return None
 
 
+def _posted_plots(form) -> list[int] | None:
+    """The plots ticked; None when the form showed no plot boxes (an older copy of the page):
+    then the service's default applies (the farmer's only plot)."""
+    if not request.form.get("plot_ids_shown"):
+        return None
+    return list(form.plot_ids.data or [])
+
+
 def _split_product(value: str) -> tuple[str, str]:
     crop, _, grade = (value or "").partition("/")
     return crop, grade
@@ -90,6 +104,7 @@ def mine():
     only = only if only in LISTING_STATUS else None
     found = services.farmer_listings_page(current_user, request.args.get("cursor"), status=only)
     return render_template("listings/mine.html", listings=found.items, found=found,
+                           plot_names=services.plot_names_of([l.id for l in found.items]),
                            status=only, statuses=list(LISTING_STATUS),
                            withdraw_form=WithdrawForm())
 
@@ -110,7 +125,7 @@ def new():
             current_user, crop=crop, grade=grade, quantity_kg=form.quantity_kg.data,
             harvested_on=form.harvested_on.data, collection_point=form.collection_point.data,
             notes=form.notes.data, coop_id=form.coop_id.data if len(form.coop_id.choices) > 1
-            else None, photo=_photo_bytes(form),
+            else None, photo=_photo_bytes(form), plot_ids=_posted_plots(form),
             idempotency_key=request.form.get("idempotency_key") or None)
         flash(_("Harvest listed."), "info")
         return redirect(url_for("listings.mine"))
@@ -133,6 +148,7 @@ def edit(listing_id):
         form.collection_point.data = listing.collection_point
         form.notes.data = listing.notes
         form.coop_id.data = listing.coop_id
+        form.plot_ids.data = services.plots_of([listing.id])[listing.id]
     elif form.validate_on_submit():
         crop, grade = _split_product(form.product.data)
         web.refusal_on_form(form, lambda status: (
@@ -142,7 +158,8 @@ def edit(listing_id):
                                 quantity_kg=form.quantity_kg.data,
                                 harvested_on=form.harvested_on.data, grade=grade,
                                 collection_point=form.collection_point.data,
-                                notes=form.notes.data, photo=_photo_bytes(form))
+                                notes=form.notes.data, photo=_photo_bytes(form),
+                                plot_ids=_posted_plots(form))
         flash(_("Listing saved."), "info")
         return redirect(url_for("listings.mine"))
     else:

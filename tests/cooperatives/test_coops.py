@@ -317,7 +317,7 @@ def test_one_person_in_two_coops_with_different_roles(en, login, make_coop, make
     assert en.get(f"/manage/coops/{managed.id}").status_code == 200
     assert en.get(f"/manage/coops/{farmed.id}").status_code == 403  # a farmer there
     assert en.get("/my/listings").status_code == 200
-    listing = make_listing(db.session.get(User, person.id))
+    listing = make_listing(db.session.get(User, person.id), crop="avocado", grade="extra")  # no plot yet
     assert listing.coop_id == farmed.id
     # The other coop's manager can add them as a farmer too: a third membership.
     services.add_farmer(managed, name="x", email="both@example.org", password="", phone=None,
@@ -331,7 +331,7 @@ def test_one_person_in_two_coops_with_different_roles(en, login, make_coop, make
 @pytest.fixture
 def farmer_page(en, login, make_coop, make_farmer):
     coop = make_coop()
-    farmer = make_farmer(coop, rail="nequi", account="3001234567")
+    farmer = make_farmer(coop, rail="nequi", account="3001234567", plots=0)
     profile = services.farmer_profile(coop.id, farmer.id)
     login(coop.memberships[0].user)
     return coop, profile, f"/manage/coops/{coop.id}/farmers/{profile.id}"
@@ -392,7 +392,7 @@ def test_bad_plots_are_refused(en, farmer_page, data, field, message):
 
 def test_plot_service_rules(make_coop, make_farmer):
     coop = make_coop()
-    profile = services.farmer_profile(coop.id, make_farmer(coop).id)
+    profile = services.farmer_profile(coop.id, make_farmer(coop, plots=0).id)
     plot = plots_services.add_plot(profile, name="A", hectares="1.5", replaced_crop="cannabis",
                              illicit_hectares="1.5")
     assert (plot.area_m2, plot.illicit_area_m2) == (15000, 15000)  # all of it: allowed

@@ -73,6 +73,10 @@ def fill_harvest(page, product: str, kg: str, point: str, days_ago: int) -> None
     page.fill("input[name=quantity_kg]", kg)
     page.fill("input[name=harvested_on]", (date.today() - timedelta(days=days_ago)).isoformat())
     page.select_option("select[name=collection_point]", point)
+    # The plot it came from (the EUDR traces coffee and cacao): the farmer has two, none
+    # ticked for them; the first.
+    if not page.locator("input[name=plot_ids]:checked").count():
+        page.locator("input[name=plot_ids]").first.check()
 
 
 def wait_for_offline_copy(page) -> None:

@@ -105,8 +105,11 @@ def test_farmer_lists_a_harvest_with_a_photo(as_farmer):
 def test_farmer_in_two_coops_chooses_where_to_list(as_farmer, farmer, make_coop, make_farmer):
     from coop.cooperatives import services as coops
     other = make_coop(name="Cooperativa Valle Verde", country="PE", currency="PEN")
-    coops.add_farmer(other, name=farmer.name, email=farmer.email, password="x" * 12, phone=None,
-                     member_number="VV-1", national_id="44556677")
+    from coop.plots import services as plots
+    profile = coops.add_farmer(other, name=farmer.name, email=farmer.email, password="x" * 12,
+                               phone=None, member_number="VV-1", national_id="44556677")
+    plots.add_plot(profile, name="Chacra", hectares="2", replaced_crop=None,
+                   illicit_hectares="0")   # coffee names its plot (EUDR)
     db.session.commit()
     missing = as_farmer.post("/my/listings/new", data=form(), content_type="multipart/form-data")
     assert missing.status_code == 422 and "Choose the cooperative" in text(missing)

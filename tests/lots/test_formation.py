@@ -25,13 +25,23 @@ MOVED = geo.loads('{"type": "Polygon", "coordinates": [[[-76.610000, 2.440000], 
                   '[-76.610000, 2.440000]]]}')
 
 
+def _unlinked(m):
+    """The market's listings name no plot (each farmer's default plot is unlinked): each test
+    links the plots it draws."""
+    from sqlalchemy import delete
+    db.session.execute(delete(ListingPlot).where(
+        ListingPlot.listing_id.in_([a.listing_id for a in m.alloc])))
+    db.session.commit()
+    return m
+
+
 def _profile(m, user):
     return db.session.scalar(select(FarmerProfile).where(
         FarmerProfile.coop_id == m.coop.id, FarmerProfile.user_id == user.id))
 
 
 def test_intake_forms_one_lot_with_the_plot_versions_and_consents(sold):
-    m = sold
+    m = _unlinked(sold)
     profile = _profile(m, m.farmers[0])
     plot = plots.add_plot(profile, name="La Loma", hectares="1.2", replaced_crop=None,
                           illicit_hectares="0")
@@ -73,7 +83,7 @@ def test_intake_forms_one_lot_with_the_plot_versions_and_consents(sold):
 
 def test_detail_gaps_shares_and_who_sees_the_lot(sold, make_buyer, make_coop):
     from coop.common.errors import NotFound
-    m = sold
+    m = _unlinked(sold)
     profile = _profile(m, m.farmers[0])
     plot = plots.add_plot(profile, name="La Loma", hectares="1.2", replaced_crop=None,
                           illicit_hectares="0")

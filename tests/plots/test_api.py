@@ -24,8 +24,8 @@ def test_plots_for_the_farmer_the_manager_and_nobody_else(client, token, make_co
     coop, other = make_coop(), make_coop(name="Otra")
     manager = next(m.user for m in coop.memberships if m.role == "manager")
     other_manager = next(m.user for m in other.memberships if m.role == "manager")
-    farmer, neighbour = make_farmer(coop), make_farmer(coop)
-    stranger = make_farmer(other)
+    farmer, neighbour = make_farmer(coop, plots=0), make_farmer(coop, plots=0)
+    stranger = make_farmer(other, plots=0)
     mine = plots.add_plot(profile_of(farmer), name="La Loma", hectares="1.23",
                           replaced_crop=None, illicit_hectares="0")
     bare = plots.add_plot(profile_of(farmer), name="Sin nada", hectares="6",

@@ -28,7 +28,7 @@ def profile_of(user):
 def world(make_coop, make_farmer, make_buyer):
     coop = make_coop()
     manager = next(m.user for m in coop.memberships if m.role == "manager")
-    farmer = make_farmer(coop, name="Rosa")
+    farmer = make_farmer(coop, name="Rosa", plots=0)
     profile = profile_of(farmer)
     plot = plots.add_plot(profile, name="La Loma", hectares="1.23", replaced_crop=None,
                           illicit_hectares="0")
@@ -267,7 +267,7 @@ def test_the_list_filters_incomplete_with_reasons_and_counts(client, login, worl
     with count_queries() as small:
         client.get(url)
     for n in range(8):
-        farmer = make_farmer(w.coop, name=f"Más {n}")
+        farmer = make_farmer(w.coop, name=f"Más {n}", plots=0)
         plots.add_plot(profile_of(farmer), name=f"P{n}", hectares="1", replaced_crop=None,
                        illicit_hectares="0")
         plots.record_consent(profile_of(farmer), by=w.manager, locale="es")
