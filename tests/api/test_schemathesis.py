@@ -51,15 +51,19 @@ def world(sold, make_listing):
     """`sold` (a confirmed pool, its allocations), a delivery recorded and paid in a batch, an
     open pool with buyer 0's order, and a listing of farmer 0 that no pool needs."""
     m = sold
-    # Farmer 0's complete plot, named by the listing delivered: the lot is EUDR-ready.
+    m.free_listing = make_listing(m.farmers[0], kg="40")  # names the farmer's one plot
+    # Farmer 0's complete plot, named (instead of the default one) by the listing delivered:
+    # the lot is EUDR-ready.
     plot_id = _plot_of(m.farmers[0], m.manager)
+    from sqlalchemy import delete
     from coop.listings.models import ListingPlot
+    db.session.execute(delete(ListingPlot).where(
+        ListingPlot.listing_id == m.alloc[0].listing_id))
     db.session.add(ListingPlot(listing_id=m.alloc[0].listing_id, plot_id=plot_id))
     db.session.commit()
     delivery, _ = intake.record_intake(m.manager, m.alloc[0].id, received_kg="50",
                                        grade="sca85")
     batch, _ = payouts.create_batch(m.coop, m.treasurer)
-    m.free_listing = make_listing(m.farmers[0], kg="40")
     pool = m.open_pool(min_kg="10", max_kg="200")
     order, _ = pools.place_order(m.buyers[0], pool.id, quantity_kg="10", payment_method=VISA)
     db.session.commit()
@@ -74,7 +78,9 @@ def world(sold, make_listing):
     m.line_id = batch.lines[0].id
     m.ids["/plots/{id}"] = plot_id
     from coop.lots import services as lots
-    lot_id = lots.lot_of_pool(m.alloc[0].pool_id).id
+    lot = lots.lot_of_pool(m.alloc[0].pool_id)
+    assert lots.gaps(lots.detail(lot)) == [], "the tour's lot must be EUDR-ready"
+    lot_id = lot.id
     for path in ("/lots/{id}", "/lots/{id}/eudr.geojson", "/lots/{id}/eudr.json",
                  "/lots/{id}/dds-reference"):
         m.ids[path] = lot_id

@@ -18,7 +18,7 @@ import pytest
 from flask_babel import force_locale
 from pyproj import Geod
 from shapely.geometry import Point, shape
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from coop.audit.models import AuditEvent
 from coop.cooperatives.models import FarmerProfile
@@ -75,6 +75,9 @@ def build(m, spoil: str | None = None):
     """Plots for the three farmers of `sold` (all complete, or one thing spoiled), linked to
     their listings, then the intakes: 50, 100 and 150 kg received (the farmer of the
     delivery with no plot: the second). Returns the lot."""
+    # The market's farmers come with a default plot their listings name: replaced here.
+    db.session.execute(delete(ListingPlot).where(
+        ListingPlot.listing_id.in_([a.listing_id for a in m.alloc])))
     for n, (farmer, plan) in enumerate(zip(m.farmers, _plans())):
         profile = _profile(m, farmer)
         for k, (name, geometry, hectares) in enumerate(plan):
