@@ -137,11 +137,10 @@ def lot_page(lot: Lot) -> LotPage:
 @dataclass(frozen=True)
 class Ask:
     """A farmer to ask for consent: where the manager records it (a plot page of theirs, or
-    their member page when they have no plot) and whether it was recorded since the lot was
-    formed (the lot keeps the consent as it stood)."""
+    their member page when they have no plot). A consent recorded goes to the lot's
+    deliveries (services._take_consent): the farmer is then no longer asked."""
     view: services.SourceView
     plot_id: int | None
-    recorded_since: bool
 
 
 def asks(d: services.LotDetail) -> list[Ask]:
@@ -153,9 +152,8 @@ def asks(d: services.LotDetail) -> list[Ask]:
     first_plot = dict(db.session.execute(select(Plot.farmer_id, func.min(Plot.id))
                                          .where(Plot.farmer_id.in_(ids))
                                          .group_by(Plot.farmer_id)).all())
-    now = plots.consents_of(ids)
     return [Ask(view=s, plot_id=s.plots[0][0].id if s.plots else first_plot.get(
-        s.source.farmer_id), recorded_since=s.source.farmer_id in now) for s in ask]
+        s.source.farmer_id)) for s in ask]
 
 
 # ---------------------------------------------------------------- the buyers' view

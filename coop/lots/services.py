@@ -92,6 +92,19 @@ def add_delivery(intake, allocation, pool, coop: Cooperative, crop_slug: str
     return source
 
 
+def _take_consent(consent: TraceConsent) -> None:
+    """A farmer's new consent goes to their deliveries that lots took without one (asked by
+    the manager because of those lots); a delivery that has a consent keeps it, withdrawn or
+    not."""
+    db.session.execute(update(LotSource).where(
+        LotSource.farmer_id == consent.farmer_id, LotSource.consent_id.is_(None))
+        .values(consent_id=consent.id))
+
+
+if _take_consent not in plots.consent_listeners:
+    plots.consent_listeners.append(_take_consent)
+
+
 # ---------------------------------------------------------------- who sees a lot
 
 def get_lot(lot_id: int) -> Lot:

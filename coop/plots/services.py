@@ -283,6 +283,12 @@ CONSENT_TEXT = _l(
     "sold keep it.")
 
 
+# Called with each new consent, in its transaction: the lots domain gives it to the farmer's
+# deliveries that lots took without one (coop/lots/services.py), so asking a farmer makes
+# their lots EUDR-ready. A list, so that plots never imports lots.
+consent_listeners: list = []
+
+
 def record_consent(profile, *, by, locale: str, text: str | None = None) -> TraceConsent:
     """Records the farmer's consent as shown to them (`text`, in `locale`), by the farmer or
     by a manager for a consent given on paper. A farmer who already consents keeps the
@@ -295,6 +301,8 @@ def record_consent(profile, *, by, locale: str, text: str | None = None) -> Trac
                        recorded_by_id=by.id, given_at=utcnow())
     db.session.add(row)
     db.session.flush()
+    for listener in consent_listeners:
+        listener(row)
     return row
 
 

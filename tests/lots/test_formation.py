@@ -121,3 +121,27 @@ def test_detail_gaps_shares_and_who_sees_the_lot(sold, make_buyer, make_coop):
     assert lots.farmer_sources(m.farmers[0], lot.id)[1][0].accepted_g == 50_000
     with pytest.raises(NotFound):
         lots.farmer_sources(m.farmers[2], lot.id)
+
+
+def test_a_consent_given_after_the_lot_formed_makes_its_deliveries_consented(sold):
+    """The manager asks the farmers the lot names; their consent goes to those deliveries
+    (and only to those without one: a consent pinned earlier is kept after a withdrawal)."""
+    m = _unlinked(sold)
+    intake.record_intake(m.manager, m.alloc[0].id, received_kg="50", grade="sca85")
+    intake.record_intake(m.manager, m.alloc[1].id, received_kg="100", grade="sca85")
+    lot = lots.lot_of_pool(m.alloc[0].pool_id)
+    assert [s.source.consent_id for s in lots.detail(lot).sources] == [None, None]
+    first, second = _profile(m, m.farmers[0]), _profile(m, m.farmers[1])
+    given = plots.record_consent(first, by=m.manager, locale="es")
+    db.session.commit()
+    db.session.expire_all()
+    d = lots.detail(lot)
+    assert [s.source.consent_id for s in d.sources] == [given.id, None]
+    assert [s.source.farmer_id for s in lots.farmers_to_ask(d)] == [second.id]
+    # withdrawn, then given again: the delivery keeps the consent it was given
+    plots.withdraw_consent(first, by=m.manager)
+    again = plots.record_consent(first, by=m.manager, locale="es")
+    db.session.commit()
+    db.session.expire_all()
+    assert again.id != given.id
+    assert lots.detail(lot).sources[0].source.consent_id == given.id

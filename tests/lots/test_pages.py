@@ -99,12 +99,11 @@ def test_manager_list_and_lot_page_say_who_to_ask(lot, as_):
     # the dashboard's next thing to do
     dash = text(client.get(f"/manage/coops/{m.coop.id}"))
     assert "1 farmer to ask for consent" in dash and f"/manage/lots/{m.lot.id}" in dash
-    # consent recorded since: no longer on the dashboard, the lot page says it
+    # consent recorded since: the lot's delivery takes it, nobody is asked any more
     plots.record_consent(m.p1, by=m.manager, locale="en")
     db.session.commit()
     assert "farmer to ask for consent" not in text(client.get(f"/manage/coops/{m.coop.id}"))
-    assert "consent recorded since this lot was formed" in text(
-        client.get(f"/manage/lots/{m.lot.id}"))
+    assert "Farmers to ask for consent" not in text(client.get(f"/manage/lots/{m.lot.id}"))
 
 
 def test_ready_when_gaps_are_empty(sold, as_):
