@@ -232,3 +232,23 @@ def test_spanish_pages(lot, login, client):
     from babel.numbers import format_percent
     assert "agricultor 2, sin consentimiento" in body
     assert f"Proporción de mujeres</dt><dd>{format_percent(1, '#,##0%', locale='es_CO')}" in body
+
+
+def test_the_lot_pages_link_the_dispatch_and_the_eudr_pack(lot, as_, client):
+    """Each audience reaches the lot's other pages from its own: the manager the dispatch and
+    the pack, the buyer the delivery and the pack, the farmer the lot's journey; and back."""
+    m = lot
+    manager = text(as_(m.manager).get(f"/manage/lots/{m.lot.id}"))
+    assert f'href="/manage/lots/{m.lot.id}/dispatch"' in manager
+    assert f'href="/lots/{m.lot.id}/eudr"' in manager
+    dispatch = text(client.get(f"/manage/lots/{m.lot.id}/dispatch"))
+    assert f'href="/manage/lots/{m.lot.id}"' in dispatch
+    client.post("/logout")
+    buyer = text(as_(m.buyers[0]).get(f"/lots/{m.lot.id}"))
+    assert f'href="/lots/{m.lot.id}/delivery"' in buyer
+    assert f'href="/lots/{m.lot.id}/eudr"' in buyer
+    assert f'href="/lots/{m.lot.id}"' in text(client.get(f"/lots/{m.lot.id}/delivery"))
+    assert f'href="/lots/{m.lot.id}"' in text(client.get(f"/lots/{m.lot.id}/eudr"))
+    client.post("/logout")
+    farmer = text(as_(m.farmers[0]).get("/my/lots"))
+    assert f'href="/my/lots/{m.lot.id}/journey"' in farmer
