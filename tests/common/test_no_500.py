@@ -341,6 +341,8 @@ def busy_coop(sold, make_listing, make_user, make_coop):
                               replaced_crop=None, illicit_hectares="0")
         if n == 0:
             m.farmer_plot = plot.id
+        else:  # the manager starts on it: the withdrawal's form, whatever the crawl's budget
+            m.consenting_plot = (profile.id, plot.id)
         plots.record_consent(profile, by=m.manager, locale="es")
     db.session.commit()
     # The lot's journey (issue 13 part 4): ready, so the manager's page shows the dispatch's
@@ -384,6 +386,8 @@ def test_no_form_and_no_csv_import_answers_500(app, busy_coop):
                                     f"/manage/coops/{coop}/shares",
                                     f"/manage/lots/{m.lot.id}/dispatch"]),
         "manager": (m.manager, ["/manage", f"/manage/coops/{coop}",
+                                "/manage/coops/{}/farmers/{}/plots/{}".format(
+                                    coop, *m.consenting_plot),
                                 f"/manage/lots/{m.lot.id}/dispatch",
                                 f"/manage/coops/{coop}/farmers/new",
                                 f"/manage/coops/{coop}/members"]),
