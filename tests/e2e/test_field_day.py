@@ -1,7 +1,8 @@
 """A field day in a real browser (Debian's Chromium, a Pixel 5 viewport, gunicorn on loopback,
 the local Stripe sandbox): a farmer lists harvests (one with a photo, one without signal), a
 buyer joins the pool with the sandbox test card, the manager closes it and records a
-delivery, the treasurer pays the farmer through a payout batch and the bank's confirmation,
+delivery (which forms the pool's lot), the buyer downloads the lot's EUDR GeoJSON, the
+treasurer pays the farmer through a payout batch and the bank's confirmation,
 and the farmer sees the payment.
 
 The tests are the steps of one story and run in file order; each step's screenshots are in
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 import time
 from datetime import date, timedelta
 from decimal import Decimal
@@ -18,6 +21,7 @@ from decimal import Decimal
 import pytest
 from babel.numbers import format_decimal
 from PIL import Image
+from shapely.geometry import shape
 from sqlalchemy import create_engine, text
 
 from tests.support import ARTIFACTS
@@ -30,6 +34,8 @@ COOP = "Cooperativa Nuevo Horizonte"
 PHOTO_POINT = "Vereda El Tambo, lote con foto"
 OFFLINE_POINT = "Finca alta, sin señal"
 REFERENCE = "BANCO-E2E-0001"
+# Colombia's mainland, (lon, lat): the plots of the coop (Cauca) fall inside it.
+COLOMBIA = (-79.1, -4.3, -66.8, 12.5)
 
 story: dict = {}
 failed_steps: list[str] = []
@@ -272,6 +278,64 @@ def test_manager_closes_the_pool_and_records_a_delivery(phone, db, server):
     intake = db("SELECT received_g, accepted_g FROM intakes WHERE allocation_id = :a",
                 a=allocation_id)
     assert intake == [(quantity_g, quantity_g)]
+
+
+def test_buyer_downloads_the_lots_geojson(phone, db):
+    # The delivery formed the pool's lot; farmer1 (CO-0001) has complete plots and consented
+    # in the demo (coop/demo/plots.py leaves CO-0002 incomplete), so the lot is EUDR-ready.
+    pool_id = story["pool_id"]
+    lots = db("SELECT id, code FROM lots WHERE pool_id = :p", p=pool_id)
+    assert len(lots) == 1, lots
+    lot_id, code = lots[0]
+    lot_plots = db("SELECT sp.plot_id FROM lot_source_plots sp "
+                   "JOIN lot_sources s ON s.id = sp.source_id WHERE s.lot_id = :l", l=lot_id)
+    assert lot_plots, "the delivery's listing brought no plot into the lot"
+    buyer = phone()
+    page = buyer.page
+    buyer.login(BUYER)
+    buyer.goto(f"/lots/{lot_id}/eudr")
+    buyer.step("the lot's EUDR page: complete, the downloads")
+    main = page.inner_text("main")
+    assert code in main and "Completo: cada parcela tiene su geolocalización" in main, main
+    assert "Incompleto" not in main
+    assert page.locator("main ul.missing").count() == 0
+    link = page.locator(f"main ul.downloads a[href$='/lots/{lot_id}/eudr/download/geojson']")
+    assert link.count() == 1 and link.inner_text() == "GeoJSON"
+    assert db("SELECT count(*) FROM eudr_packs WHERE lot_id = :l", l=lot_id)[0][0] == 0
+
+    with page.expect_download() as download_info:
+        link.click()
+    download = download_info.value
+    assert download.suggested_filename == f"eudr-{code}.geojson"
+    saved = ARTIFACTS / buyer.name / download.suggested_filename
+    download.save_as(saved)
+    raw = saved.read_text(encoding="utf-8")
+    pack = json.loads(raw)
+    assert pack["type"] == "FeatureCollection"
+    features = pack["features"]
+    assert len(features) == len(lot_plots), (features, lot_plots)
+    for feature in features:
+        assert feature["type"] == "Feature"
+        props = feature["properties"]
+        assert set(props) >= {"ProducerName", "ProducerCountry", "ProductionPlace", "Area"}
+        assert props["ProducerName"] == story["farmer_name"]
+        assert props["ProducerCountry"] == "CO"
+        assert props["ProductionPlace"].strip()
+        assert isinstance(props["Area"], (int, float)) and props["Area"] > 0
+        geometry = shape(feature["geometry"])
+        assert geometry.is_valid and not geometry.is_empty, feature["geometry"]
+        west, south, east, north = geometry.bounds      # GeoJSON order: [lon, lat]
+        assert COLOMBIA[0] <= west <= east <= COLOMBIA[2], geometry.bounds
+        assert COLOMBIA[1] <= south <= north <= COLOMBIA[3], geometry.bounds
+    # The coordinates as written, never re-encoded through floats: 6 decimals or more.
+    geometries = re.findall(r'"geometry":(\{.*?\})\s*,\s*"properties"', raw)
+    assert len(geometries) == len(features), raw[:500]
+    numbers = [n for g in geometries for n in re.findall(r"-?\d+(?:\.\d+)?", g)]
+    assert numbers and all(re.fullmatch(r"-?\d+\.\d{6,}", n) for n in numbers), numbers
+    # The first issue is kept: one stored pack, for this buyer, in GeoJSON.
+    buyer_id = db("SELECT buyer_id FROM users WHERE email = :e", e=BUYER)[0][0]
+    assert db("SELECT audience, format FROM eudr_packs WHERE lot_id = :l", l=lot_id) == [
+        (f"buyer:{buyer_id}", "geojson")]
 
 
 def test_treasurer_pays_the_farmer_through_a_batch_and_the_banks_confirmation(phone, db):
