@@ -29,6 +29,61 @@
   }
   showStamp();
 
+  // The phone's outbox database, shared with static/plotcapture.js (window.mingaOutbox): a
+  // store per kind of capture ("listings", "plots"), each record keyed by its idempotency
+  // key and marked with the user who made it.
+  function outboxStore(name, owner) {
+    function open() {
+      return new Promise(function (resolve, reject) {
+        // Version 2: the plots' captures from the field beside the harvests.
+        var req = indexedDB.open("minga-outbox", 2);
+        req.onupgradeneeded = function () {
+          ["listings", "plots"].forEach(function (store) {
+            if (!req.result.objectStoreNames.contains(store)) {
+              req.result.createObjectStore(store, {keyPath: "key"});
+            }
+          });
+        };
+        req.onsuccess = function () { resolve(req.result); };
+        req.onerror = function () { reject(req.error); };
+      });
+    }
+    function run(mode, work) {
+      return open().then(function (db) {
+        return new Promise(function (resolve, reject) {
+          var tx = db.transaction(name, mode), req = work(tx.objectStore(name));
+          tx.oncomplete = function () { db.close(); resolve(req && req.result); };
+          tx.onerror = tx.onabort = function () { db.close(); reject(tx.error); };
+        });
+      });
+    }
+    return {
+      mine: function () {
+        return run("readonly", function (s) { return s.getAll(); }).then(function (all) {
+          return (all || []).filter(function (r) { return r.user === owner; })
+            .sort(function (a, b) { return a.created - b.created; });
+        });
+      },
+      get: function (key) { return run("readonly", function (s) { return s.get(key); }); },
+      put: function (rec) { return run("readwrite", function (s) { return s.put(rec); }); },
+      drop: function (key) { return run("readwrite", function (s) { return s.delete(key); }); }
+    };
+  }
+
+  // A fresh idempotency key ("<prefix>-<uuid>", the bare uuid without a prefix).
+  function newOutboxKey(prefix) {
+    var c = window.crypto;
+    if (c && c.randomUUID) { return prefix ? prefix + "-" + c.randomUUID() : c.randomUUID(); }
+    var bytes = new Uint8Array(16), out = "";
+    if (c && c.getRandomValues) { c.getRandomValues(bytes); }
+    else { for (var i = 0; i < 16; i++) { bytes[i] = Math.floor(Math.random() * 256); } }
+    for (var j = 0; j < 16; j++) { out += (bytes[j] + 256).toString(16).slice(1); }
+    return (prefix || "outbox") + "-" + out + "-" + Date.now().toString(36);
+  }
+  if (window.indexedDB && window.Promise) {
+    window.mingaOutbox = {store: outboxStore, newKey: newOutboxKey};
+  }
+
   var user = body.dataset.outboxUser;
   var i18n = doc.getElementById("outbox-i18n");
   if (!user || !i18n || !window.indexedDB || !window.fetch || !window.FormData) { return; }
@@ -37,52 +92,9 @@
   var STORE = "listings";
   var sending = null;
 
-  function open() {
-    return new Promise(function (resolve, reject) {
-      // Version 2: the plots' captures from the field (static/plotcapture.js) beside the
-      // harvests, in the same outbox.
-      var req = indexedDB.open("minga-outbox", 2);
-      req.onupgradeneeded = function () {
-        ["listings", "plots"].forEach(function (name) {
-          if (!req.result.objectStoreNames.contains(name)) {
-            req.result.createObjectStore(name, {keyPath: "key"});
-          }
-        });
-      };
-      req.onsuccess = function () { resolve(req.result); };
-      req.onerror = function () { reject(req.error); };
-    });
-  }
-
-  function run(mode, work) {
-    return open().then(function (db) {
-      return new Promise(function (resolve, reject) {
-        var tx = db.transaction(STORE, mode), req = work(tx.objectStore(STORE));
-        tx.oncomplete = function () { db.close(); resolve(req && req.result); };
-        tx.onerror = tx.onabort = function () { db.close(); reject(tx.error); };
-      });
-    });
-  }
-
-  function mine() {
-    return run("readonly", function (s) { return s.getAll(); }).then(function (all) {
-      return (all || []).filter(function (r) { return r.user === user; })
-        .sort(function (a, b) { return a.created - b.created; });
-    });
-  }
-  function get(key) { return run("readonly", function (s) { return s.get(key); }); }
-  function put(rec) { return run("readwrite", function (s) { return s.put(rec); }); }
-  function drop(key) { return run("readwrite", function (s) { return s.delete(key); }); }
-
-  function newKey() {
-    var c = window.crypto;
-    if (c && c.randomUUID) { return c.randomUUID(); }
-    var bytes = new Uint8Array(16), out = "";
-    if (c && c.getRandomValues) { c.getRandomValues(bytes); }
-    else { for (var i = 0; i < 16; i++) { bytes[i] = Math.floor(Math.random() * 256); } }
-    for (var j = 0; j < 16; j++) { out += (bytes[j] + 256).toString(16).slice(1); }
-    return "outbox-" + out + "-" + Date.now().toString(36);
-  }
+  var box = outboxStore(STORE, user);
+  var mine = box.mine, get = box.get, put = box.put, drop = box.drop;
+  function newKey() { return window.mingaOutbox.newKey(""); }
 
   function el(tag, text, cls) {
     var node = doc.createElement(tag);

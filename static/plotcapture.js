@@ -21,49 +21,11 @@
 
   /* ------------------------------------------------------------------ the outbox */
 
-  function open() {
-    return new Promise(function (resolve, reject) {
-      var req = indexedDB.open("minga-outbox", 2);
-      req.onupgradeneeded = function () {
-        ["listings", "plots"].forEach(function (name) {
-          if (!req.result.objectStoreNames.contains(name)) {
-            req.result.createObjectStore(name, {keyPath: "key"});
-          }
-        });
-      };
-      req.onsuccess = function () { resolve(req.result); };
-      req.onerror = function () { reject(req.error); };
-    });
-  }
-
-  function run(mode, work) {
-    return open().then(function (db) {
-      return new Promise(function (resolve, reject) {
-        var tx = db.transaction(STORE, mode), req = work(tx.objectStore(STORE));
-        tx.oncomplete = function () { db.close(); resolve(req && req.result); };
-        tx.onerror = tx.onabort = function () { db.close(); reject(tx.error); };
-      });
-    });
-  }
-
-  function mine() {
-    return run("readonly", function (s) { return s.getAll(); }).then(function (all) {
-      return (all || []).filter(function (r) { return r.user === user; })
-        .sort(function (a, b) { return a.created - b.created; });
-    });
-  }
-  function put(rec) { return run("readwrite", function (s) { return s.put(rec); }); }
-  function drop(key) { return run("readwrite", function (s) { return s.delete(key); }); }
-
-  function newKey() {
-    var c = window.crypto;
-    if (c && c.randomUUID) { return "plot-" + c.randomUUID(); }
-    var bytes = new Uint8Array(16), out = "";
-    if (c && c.getRandomValues) { c.getRandomValues(bytes); }
-    else { for (var i = 0; i < 16; i++) { bytes[i] = Math.floor(Math.random() * 256); } }
-    for (var j = 0; j < 16; j++) { out += (bytes[j] + 256).toString(16).slice(1); }
-    return "plot-" + out + "-" + Date.now().toString(36);
-  }
+  // The outbox's database and keys come from outbox.js (loaded before this script).
+  if (!window.mingaOutbox) { return; }
+  var box = window.mingaOutbox.store(STORE, user);
+  var mine = box.mine, put = box.put, drop = box.drop;
+  function newKey() { return window.mingaOutbox.newKey("plot"); }
 
   /* ------------------------------------------------------------------ showing */
 
