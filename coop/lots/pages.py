@@ -21,6 +21,32 @@ from .models import Lot, LotSource, LotSourcePlot
 
 BAG_KG = 60          # a bag of green coffee or dry cacao: one label per bag, rounded up
 MAX_LABELS = 300     # labels typed or counted: at most this many on one page
+DELIVERIES_PER_PAGE = 50  # a lot's deliveries (and their plots on the map) a page at a time
+GAPS_SHOWN = 50      # what a lot lacks, listed up to this many (the rest counted)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A page of a lot's deliveries: `items` after the delivery `after` (None: the first
+    page), `next_after` the cursor of the next page (None: the last), `total` of the lot."""
+    items: list
+    after: int | None
+    next_after: int | None
+    total: int
+
+
+def window(items: list, key, after_arg: str | None, size: int | None = None) -> Window:
+    """The deliveries after the one whose key is `after_arg` (a delivery's id, as the page's
+    `after` argument; anything else: the first page), `size` of them. The lot's totals and
+    EUDR state are of the whole lot; only the table and the map are paged, so a lot of
+    thousands of farmers is a page of the usual size."""
+    size = size or DELIVERIES_PER_PAGE
+    after = int(after_arg) if after_arg and after_arg.isdigit() and len(after_arg) < 19 \
+        else None
+    rest = [x for x in items if after is None or key(x) > after]
+    shown = rest[:size]
+    return Window(items=shown, after=after,
+                  next_after=key(shown[-1]) if len(rest) > size else None, total=len(items))
 
 
 # ---------------------------------------------------------------- a coop's lots
@@ -176,6 +202,7 @@ def reader_of(user, lot_id: int) -> tuple[str, Lot, list]:
 class BuyerSource:
     """A delivery as the lot's buyers see it: the farmer's name and plots only with consent;
     otherwise "farmer N" and no plot."""
+    source_id: int
     number: int
     consented: bool
     farmer_name: str | None
@@ -193,7 +220,7 @@ def buyer_sources(d: services.LotDetail) -> list[BuyerSource]:
     for s in d.sources:
         n = numbers.setdefault(s.source.farmer_id, len(numbers) + 1)
         consented = s.consent is not None
-        rows.append(BuyerSource(number=n, consented=consented,
+        rows.append(BuyerSource(source_id=s.source.id, number=n, consented=consented,
                                 farmer_name=s.farmer_name if consented else None,
                                 plots=s.plots if consented else (),
                                 grade_code=s.grade_code, accepted_g=s.source.accepted_g,

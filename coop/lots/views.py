@@ -61,11 +61,14 @@ def manage_lot(lot_id):
     lot = services.managed_lot(current_user, lot_id)
     page = pages.lot_page(lot)
     gaps = services.gaps(page.detail) if lot.eudr else []
+    win = pages.window(list(page.deliveries), lambda x: x.view.source.id,
+                       request.args.get("after"))
     shapes = [svgmap.Shape(f"{s.view.source.id}-{plot.id}", f"{plot.name} — {s.view.farmer_name}",
                            version.geometry_json if version else None,
                            complete=not plots.gaps(version))
-              for s in page.deliveries for plot, version in s.view.plots]
-    return render_template("lots/manage_lot.html", lot=lot, page=page, gaps=gaps,
+              for s in win.items for plot, version in s.view.plots]
+    return render_template("lots/manage_lot.html", lot=lot, page=page, gaps=gaps, win=win,
+                           gaps_shown=pages.GAPS_SHOWN,
                            asks=pages.asks(page.detail) if lot.eudr else [],
                            women=women_share(page.detail.women_share_bps),
                            plot_map=_map(shapes, _("Plots of lot %(code)s", code=lot.code)),
@@ -115,12 +118,13 @@ def buyer_lot(lot_id):
     page = pages.lot_page(lot)
     sources = pages.buyer_sources(page.detail)
     shares = services.buyer_shares(lot, page.detail.net_g)
+    win = pages.window(sources, lambda s: s.source_id, request.args.get("after"))
     shapes = [svgmap.Shape(f"{s.number}-{plot.id}", f"{plot.name} — {s.farmer_name}",
                            version.geometry_json if version else None,
                            complete=not plots.gaps(version))
-              for s in sources for plot, version in s.plots]
+              for s in win.items for plot, version in s.plots]
     return render_template(
-        "lots/buyer_lot.html", lot=lot, page=page, sources=sources, orders=orders,
+        "lots/buyer_lot.html", lot=lot, page=page, sources=sources, orders=orders, win=win,
         my_share_g=sum(shares.get(o.id, 0) for o in orders),
         ready=lot.eudr and not services.gaps(page.detail),
         women=women_share(page.detail.women_share_bps),

@@ -252,3 +252,35 @@ def test_the_lot_pages_link_the_dispatch_and_the_eudr_pack(lot, as_, client):
     client.post("/logout")
     farmer = text(as_(m.farmers[0]).get("/my/lots"))
     assert f'href="/my/lots/{m.lot.id}/journey"' in farmer
+
+
+def test_the_deliveries_and_their_plots_come_a_page_at_a_time(lot, as_, client,
+                                                                monkeypatch):
+    """A lot of thousands of farmers is a page of the usual size: the deliveries table and
+    the map are paged (a bad `after` is the first page), the totals stay the lot's."""
+    from coop.lots import pages
+    from coop.lots.models import LotSource
+    m = lot
+    monkeypatch.setattr(pages, "DELIVERIES_PER_PAGE", 1)
+    first_id, second_id = db.session.scalars(select(LotSource.id).where(
+        LotSource.lot_id == m.lot.id).order_by(LotSource.id)).all()
+    for who, base in ((m.manager, f"/manage/lots/{m.lot.id}"),
+                      (m.buyers[0], f"/lots/{m.lot.id}")):
+        c = as_(who)
+        first = text(c.get(base))
+        assert "1 of the lot's 2 deliveries" in first
+        assert f'href="{base}?after={first_id}"' in first
+        second = text(c.get(f"{base}?after={first_id}"))
+        assert f'href="{base}?after=' not in second and f'href="{base}"' in second
+        assert "1 of the lot's 2 deliveries" in second
+        def main(page):
+            return page.split("<main")[1].split("</main>")[0]
+        assert main(text(c.get(f"{base}?after=nonsense"))) == main(first)
+        c.post("/logout")
+    # the manager's table shows one farmer a page; the map only that page's plots
+    c = as_(m.manager)
+    first, second = text(c.get(f"/manage/lots/{m.lot.id}")), \
+        text(c.get(f"/manage/lots/{m.lot.id}?after={first_id}"))
+    assert "La Loma" in first and "El Guayabo" not in first.split("<h2>Map</h2>")[-1]
+    assert "El Guayabo" in second.split("Deliveries (2)")[-1]
+    assert second_id > first_id
