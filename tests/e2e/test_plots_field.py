@@ -66,7 +66,9 @@ def test_a_technician_walks_a_boundary_offline_and_the_farmer_sees_it(phone, ser
     # No signal at the plot.
     context.set_offline(True)
     page.click("#capture-walk")
-    page.wait_for_function("document.getElementById('capture-progress').textContent"
+    # A function, not an expression: Playwright polls an expression with eval, which the
+    # page's Content-Security-Policy (no 'unsafe-eval') refuses when it is not true at once.
+    page.wait_for_function("() => document.getElementById('capture-progress').textContent"
                            ".startsWith('1 posiciones')")
     for n, (lat, lon) in enumerate(WALK[1:], start=2):
         page.wait_for_timeout(300)      # walking
