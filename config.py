@@ -80,6 +80,8 @@ class Config:
     COMPRESS_BR_LEVEL = int(os.environ.get("COMPRESS_BR_LEVEL", "4"))
     STATIC_BR_LEVEL = int(os.environ.get("STATIC_BR_LEVEL", "11"))
     COMPRESS_MIN_SIZE = 300
+    # Conditional requests are answered by coop/__init__.py for responses with a validator.
+    COMPRESS_EVALUATE_CONDITIONAL_REQUEST = False
     # Background jobs (coop/jobs): Celery's broker. Production: Redis (REDIS_URL); without it,
     # an embedded broker on a SQLite file (make run starts the worker and beat itself).
     REDIS_URL = os.environ.get("REDIS_URL", "")

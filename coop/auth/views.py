@@ -412,10 +412,14 @@ _BEFORE_PIN = {"auth.choose_pin", "auth.logout", "auth.set_language", "static",
 @bp.before_app_request
 def _pin_first():
     """A farmer holding a first-login code chooses their PIN before anything else."""
-    if (getattr(current_user, "is_authenticated", False) and current_user.must_set_pin
-            and request.endpoint not in _BEFORE_PIN
-            and not (request.endpoint or "").startswith("api.")):
+    endpoint = request.endpoint or ""
+    # The endpoint first: the API (tokens, not sessions) and static files never load the
+    # session's user for this.
+    if endpoint in _BEFORE_PIN or endpoint.startswith("api."):
+        return None
+    if getattr(current_user, "is_authenticated", False) and current_user.must_set_pin:
         return redirect(url_for("auth.choose_pin"))
+    return None
 
 
 @bp.route("/account/pin", methods=["GET", "POST"])
