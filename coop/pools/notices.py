@@ -48,13 +48,30 @@ def hold_placed(order: Order, committed_g: int | None = None) -> None:
 def hold_told(*, order_id: int, user_id: int, payment_intent_id: str, amount_minor: int,
               currency: str, grams: int, pool_id: int, coop_id: int, closes_at: datetime,
               min_g: int, committed_g: int | None = None) -> None:
-    """`hold_placed` from plain values (placing an order loads no objects): the buyer's
-    message and its job in three statements; the managers' only while nobody was told of
-    the pool's minimum yet (one look-up once they were)."""
+    """`hold_placed` from plain values (placing an order loads no objects): one job, in the
+    transaction that records the hold, writes the buyer's message and, while nobody was told
+    of the pool's minimum yet, the managers' (`tell_hold`, on a worker: the order's request
+    spends one INSERT on telling, not the look-ups, the rendering and the writes)."""
+    jobs.enqueue_many("pools.tell_hold", [{
+        "order_id": order_id, "user_id": user_id, "payment_intent_id": payment_intent_id,
+        "amount_minor": amount_minor, "currency": currency, "grams": grams,
+        "pool_id": pool_id, "coop_id": coop_id, "closes_at": closes_at.isoformat(),
+        "min_g": min_g, "committed_g": committed_g}], coop_id=coop_id)
+
+
+@jobs.task("pools.tell_hold")
+def tell_hold(*, order_id: int, user_id: int, payment_intent_id: str, amount_minor: int,
+              currency: str, grams: int, pool_id: int, coop_id: int, closes_at: str,
+              min_g: int, committed_g: int | None = None) -> None:
+    """The buyer's message for a hold (once per order and PaymentIntent, however often the
+    job runs: messages are unique per event, person and channel), and the managers', once,
+    when the pool's total as this order was reserved (`committed_g`; None: as it stands now)
+    reached its minimum."""
+    closes = datetime.fromisoformat(closes_at)
     messages.notify_many([messages.Notice(
         user_id, "buyer.hold_placed", f"order:{order_id}:hold:{payment_intent_id}",
         {"amount": Money(amount_minor, currency), "kg": Kg(grams), "pool": f"#{pool_id}",
-         "closes": closes_at, "link": "/my/orders"})], coop_id=coop_id)
+         "closes": closes, "link": "/my/orders"})], coop_id=coop_id)
     if committed_g is None:
         committed_g = db.session.scalar(select(Pool.committed_g).where(Pool.id == pool_id))
     event = f"pool:{pool_id}:minimum"
