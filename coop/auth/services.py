@@ -1,6 +1,8 @@
 """Accounts: buyer sign-up, login by e-mail or phone, sessions that end, API tokens."""
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import secrets
 from contextlib import contextmanager
@@ -244,14 +246,22 @@ def _with_memberships(stmt):
     return stmt.options(joinedload(User.memberships))
 
 
+@functools.cache
+def _token_statement():
+    """Built once per process: SQLAlchemy keeps a built statement's cache key, so every API
+    request skips building and keying it again."""
+    from sqlalchemy import bindparam
+    return _with_memberships(select(User).join(ApiToken, ApiToken.user_id == User.id)
+                             .where(ApiToken.token_hash == bindparam("token_hash"),
+                                    ApiToken.expires_at >= bindparam("now")))
+
+
 def user_for_token(token: str) -> User | None:
     """The user of a live bearer token: one indexed query (token hash -> user, memberships)."""
     if not token or len(token) > 200 or not token.isprintable():
         return None
-    stmt = _with_memberships(select(User).join(ApiToken, ApiToken.user_id == User.id)
-                             .where(ApiToken.token_hash == _digest(token),
-                                    ApiToken.expires_at >= utcnow()))
-    return db.session.scalars(stmt).unique().first()
+    return db.session.scalars(_token_statement(), {"token_hash": _digest(token),
+                                                   "now": utcnow()}).unique().first()
 
 
 def tokens_of(user: User) -> list[ApiToken]:

@@ -2,6 +2,8 @@
 ledger's steps of an order (hold, release, capture) that placing and closing share."""
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -173,15 +175,22 @@ class PoolFacts:
     buyer_price_per_kg_minor: int  # the highest tier's: what a card hold is sized on
 
 
-def pool_facts(pool_id: int) -> PoolFacts:
+@functools.cache
+def _facts_statement():
+    """Built once per process (its cache key too): every order asks it."""
+    from sqlalchemy import bindparam
+
     from ..cooperatives.models import Cooperative
     from ..pricing.models import PriceVersion
-    row = db.session.execute(
-        select(Pool.id, Pool.coop_id, Pool.currency, Cooperative.currency, Pool.status,
-               Pool.closes_at, Pool.min_g, PriceVersion)
-        .join(Cooperative, Cooperative.id == Pool.coop_id)
-        .join(PriceVersion, PriceVersion.id == Pool.price_version_id)
-        .where(Pool.id == pool_id)).first()
+    return (select(Pool.id, Pool.coop_id, Pool.currency, Cooperative.currency, Pool.status,
+                   Pool.closes_at, Pool.min_g, PriceVersion)
+            .join(Cooperative, Cooperative.id == Pool.coop_id)
+            .join(PriceVersion, PriceVersion.id == Pool.price_version_id)
+            .where(Pool.id == bindparam("pool_id")))
+
+
+def pool_facts(pool_id: int) -> PoolFacts:
+    row = db.session.execute(_facts_statement(), {"pool_id": pool_id}).first()
     if row is None:
         raise NotFound(_("No such pool."))
     *values, price = row
@@ -331,15 +340,23 @@ def _ledger_capture(order: Order, amount: int, charge_id: str | None) -> None:
                        ledger.credit("buyer_deposits", amount)])
 
 
+@functools.cache
+def _reserve_statement():
+    """Built once per process (its cache key too): every order runs it."""
+    from sqlalchemy import BigInteger, bindparam
+    grams = bindparam("b_grams", type_=BigInteger)
+    return (update(Pool).where(Pool.id == bindparam("b_pool_id"), Pool.status == "open",
+                               Pool.committed_g + grams <= Pool.max_g)
+            .values(committed_g=Pool.committed_g + grams)
+            .returning(Pool.committed_g)
+            .execution_options(synchronize_session=False))
+
+
 def _reserve(pool_id: int, grams: int) -> int:
     """Add grams to a pool's committed total in one conditional UPDATE: atomic on both
     databases, so no number of concurrent buyers can pass max_kg. Returns the new total."""
-    committed = db.session.execute(
-        update(Pool).where(Pool.id == pool_id, Pool.status == "open",
-                           Pool.committed_g + grams <= Pool.max_g)
-        .values(committed_g=Pool.committed_g + grams)
-        .returning(Pool.committed_g)
-        .execution_options(synchronize_session=False)).scalar()
+    committed = db.session.execute(_reserve_statement(),
+                                   {"b_pool_id": pool_id, "b_grams": grams}).scalar()
     if committed is not None:
         return committed
     pool = db.session.get(Pool, pool_id)

@@ -6,12 +6,13 @@ as short steps, each committed and recorded, so that a crash and a rerun finish 
 without holding twice (see resolver.py for the attempts whose outcome is unknown)."""
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -139,8 +140,15 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
 def _by_key(buyer_id: int, idempotency_key: str | None) -> Order | None:
     """The buyer's order made with this Idempotency-Key (its columns only: the pool and all
     it joins load only if asked for)."""
-    return db.session.scalar(select(Order).options(lazyload("*")).where(
-        Order.buyer_id == buyer_id, Order.idempotency_key == idempotency_key))
+    return db.session.scalar(_by_key_statement(), {"buyer_id": buyer_id,
+                                                   "key": idempotency_key})
+
+
+@functools.cache
+def _by_key_statement():
+    """Built once per process (its cache key too): every order asks it."""
+    return select(Order).options(lazyload("*")).where(
+        Order.buyer_id == bindparam("buyer_id"), Order.idempotency_key == bindparam("key"))
 
 
 @dataclass(frozen=True)
@@ -242,14 +250,10 @@ def _record_hold(order: Order, hold: gateway.Hold, placed: _Placed | None = None
             db.session.rollback()
             _fault_point("record")
             row = db.session.execute(
-                update(Order).where(Order.id == order_id,
-                                    Order.status.in_(UNSETTLED_ORDER_STATUSES),
-                                    _in_open_pool(order_id,
-                                                  placed.pool.id if placed else None))
-                .values(status=OrderStatus.AUTHORIZED, payment_intent_id=hold.id,
-                        charge_id=hold.charge_id, failure_message="", updated_at=utcnow())
-                .returning(*Order.__table__.columns)
-                .execution_options(synchronize_session=False)).mappings().first()
+                _recorded_statement(db.session.get_bind().dialect.name, placed is not None),
+                {"b_order_id": order_id, "b_pool_id": placed.pool.id if placed else None,
+                 "b_intent_id": hold.id, "b_charge_id": hold.charge_id, "b_now": utcnow()}
+            ).mappings().first()
             recorded = row is not None
             if recorded and placed is not None:
                 _ledger_hold_placed(placed, hold.id)
@@ -289,6 +293,23 @@ def _record_hold(order: Order, hold: gateway.Hold, placed: _Placed | None = None
         return order  # recorded by the resolver with the same hold found another way
     raise Conflict(_("This pool closed while your card was being checked. Nothing is held."),
                    code="pool_closed")
+
+
+@functools.cache
+def _recorded_statement(dialect: str, pool_known: bool):
+    """The UPDATE recording a hold (see _record_hold), built once per dialect and per
+    whether the pool's id is passed (`b_pool_id`) or looked up from the order's row: every
+    order runs it, and a built statement keeps its cache key."""
+    order_id = bindparam("b_order_id")
+    return (update(Order).where(Order.id == order_id,
+                                Order.status.in_(UNSETTLED_ORDER_STATUSES),
+                                _in_open_pool(order_id, bindparam("b_pool_id") if pool_known
+                                              else None, dialect))
+            .values(status=OrderStatus.AUTHORIZED, payment_intent_id=bindparam("b_intent_id"),
+                    charge_id=bindparam("b_charge_id"), failure_message="",
+                    updated_at=bindparam("b_now"))
+            .returning(*Order.__table__.columns)
+            .execution_options(synchronize_session=False))
 
 
 def _ledger_hold_placed(placed: _Placed, intent_id: str) -> None:

@@ -149,18 +149,19 @@ def _settled_elsewhere(order_id: int, intents: list, cancelled: list) -> str:
     return "already"
 
 
-def _in_open_pool(order_id: int, pool_id: int | None = None):
+def _in_open_pool(order_id, pool_id=None, dialect: str | None = None):
     """A condition for an order's UPDATE: its pool (`pool_id`, when the caller knows it) is
     still open, so a hold recorded now is captured or cancelled with the pool. On PostgreSQL
     the pool row is locked FOR KEY SHARE by the condition's own sub-select, before the order's
     row (the lock order closing uses): it waits for a close or cancel (FOR UPDATE), then sees
     the pool as that left it, but waits neither for other buyers' reservations nor they for
     it. SQLite serialises writers, and the UPDATE must be the transaction's first statement
-    there (a read first could not be upgraded)."""
+    there (a read first could not be upgraded). The ids may be bound parameters (a statement
+    built once); `dialect`: the session's unless given."""
     of = pool_id if pool_id is not None else \
         select(Order.pool_id).where(Order.id == order_id).scalar_subquery()
     pools = select(Pool.id).where(Pool.id == of, Pool.status == "open")
-    if db.session.get_bind().dialect.name == "postgresql":
+    if (dialect or db.session.get_bind().dialect.name) == "postgresql":
         pools = pools.with_for_update(read=True, key_share=True)
     return Order.pool_id.in_(pools)
 
