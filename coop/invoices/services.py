@@ -579,3 +579,19 @@ def _safe(text: str) -> str:
 
 def decimal_rate(bps: int) -> Decimal:
     return Decimal(bps) / 100
+
+
+def support_doc_csv(invoice: Invoice) -> str:
+    """A purchase document's lines as CSV (one line per delivery)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["number", "issued_at", "week_start", "intake_id", "crop", "grade", "pool_id",
+                     "lot", "kg", "unit_price_minor", "total_minor", "currency"])
+    for line in lines_of(invoice):
+        writer.writerow([invoice.full_number, invoice.issued_at.isoformat(),
+                         invoice.week_start.isoformat() if invoice.week_start else "",
+                         line.get("intake_id", ""), line.get("crop", ""), line.get("grade", ""),
+                         line.get("pool_id", ""), _safe(line.get("lot", "")),
+                         str(Decimal(line.get("quantity_g") or 0) / 1000),
+                         line.get("unit_price_minor", ""), line["total_minor"], invoice.currency])
+    return out.getvalue()
