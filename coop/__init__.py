@@ -219,7 +219,7 @@ def register_domain_hooks(app: Flask) -> None:
 # the outbox know every handler.
 TASK_MODULES = ("coop.messages.services", "coop.pools.tasks", "coop.pools.notices",
                 "coop.pools.settlement",
-                "coop.intake.tasks", "coop.treasury.tasks")
+                "coop.intake.tasks", "coop.treasury.tasks", "coop.invoices.tasks")
 
 
 def register_jobs(app: Flask) -> None:

@@ -404,3 +404,10 @@ def documents_of_orders(order_ids) -> dict:
 def invoice_range_warnings(coop_id: int) -> list:
     """(kind, numbers left) of the coop's ranges that are running out (dashboards' notice)."""
     return services.range_warnings(coop_id)
+
+
+@bp.app_template_global("support_document_of")
+def support_document_of(intake):
+    """The weekly purchase document holding a delivery (the settlement statement's link)."""
+    from . import support
+    return support.document_for_intake(intake.farmer_user_id, intake.coop_id, intake.recorded_at)
