@@ -153,8 +153,10 @@ def put_billing():
     return jsonify(_billing_json(row))
 
 
-_LINE = {"type": "object", "required": ["crop", "grade", "net_minor", "tax_minor",
-                                        "total_minor"], "properties": {
+_LINE = {"type": "object", "required": [
+    "crop", "grade", "pool_id", "lot", "dds_reference", "quantity_kg", "unit_price_minor",
+    "farmer_price_per_kg_minor", "commission_per_kg_minor", "premium_per_kg_minor",
+    "tax_rate_bps", "net_minor", "tax_minor", "total_minor", "reason"], "properties": {
     "crop": {"type": ["string", "null"]}, "grade": {"type": ["string", "null"]},
     "pool_id": {"type": ["integer", "null"]}, "lot": {"type": ["string", "null"]},
     "dds_reference": {"type": ["string", "null"]},
@@ -178,19 +180,14 @@ _FIELDS = {
     "acceptance_code": {"type": ["string", "null"],
                         "description": "the tax authority's CUFE (Colombia) or CDR (Peru)"},
     "pdf_url": {"type": "string"}, "xml_url": {"type": "string"}}
-_PARTY = {"type": "object", "properties": {"name": {"type": "string"},
+_PARTY = {"type": "object", "required": ["name", "tax_id", "country", "address"],
+          "properties": {"name": {"type": "string"},
                                            "tax_id": {"type": "string"},
                                            "country": {"type": "string"},
                                            "address": {"type": "string"}}}
 _BILLING = {"legal_name": {"type": "string"}, "tax_id": {"type": "string"},
             "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
             "address": {"type": "string"}}
-
-
-def _binary(media: str):
-    def set_content(op: dict) -> None:
-        op["responses"]["200"]["content"] = {media: {"schema": {"type": "string"}}}
-    return set_content
 
 
 register({
@@ -221,6 +218,4 @@ register({
     ("put", "/billing-details", "Give or change the buyer's billing details (asked before "
      "the first order; issued invoices keep what they were issued with)", True,
      "BillingDetailsPut", {200: "BillingDetails", 403: "Error", 422: "Error"}),
-], {("get", "/invoices"): query_parameter("coop_id", dict(ID), "a coop's documents"),
-    ("get", "/invoices/{id}.pdf"): _binary("application/pdf"),
-    ("get", "/invoices/{id}.xml"): _binary("application/xml")})
+], {("get", "/invoices"): query_parameter("coop_id", dict(ID), "a coop's documents")})

@@ -174,7 +174,7 @@ def describe(line: dict) -> str:
     authorities read Spanish), with the pool, lot and DDS references."""
     parts = [f"{line.get('crop_es') or line.get('crop', '')} {line.get('grade_es') or ''}".strip()]
     if line.get("pool_id"):
-        parts.append(f"pool #{line['pool_id']}")
+        parts.append(f"pedido conjunto #{line['pool_id']}")
     if line.get("lot"):
         parts.append(f"lote {line['lot']}")
     if line.get("dds"):

@@ -46,8 +46,6 @@ class SettingsForm(Form):
     tax_id = StringField(_l("Tax id (NIT with its check digit, or RUC)"),
                          validators=[DataRequired(), Length(max=20)])
     address = TextAreaField(_l("Registered address"), validators=[DataRequired(), Length(max=300)])
-    tax_rates_text = TextAreaField(_l("Tax rate per crop (%), one a line, such as coffee: 0"),
-                                   validators=[Optional(), Length(max=2000)])
 
 
 for _kind in KINDS:

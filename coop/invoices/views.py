@@ -76,6 +76,12 @@ def my_invoices():
                            next_cursor=encode_cursor(rows[-1].id) if more and rows else None)
 
 
+def _country(code: str | None) -> str:
+    from flask_babel import get_locale
+    locale = get_locale()
+    return (locale.territories.get(str(code).upper()) if locale and code else None) or code or ""
+
+
 def _facts(invoice, coop_view: bool) -> dict:
     """What the printable page and the PDF say, in the reader's language and numbers."""
     seller, customer = services.party(invoice.seller_json), services.party(invoice.customer_json)
@@ -105,7 +111,8 @@ def _facts(invoice, coop_view: bool) -> dict:
             out.append(p["trade_name"])
         if p.get("tax_id"):
             out.append(_("Tax id: %(id)s", id=p["tax_id"]))
-        out.append(", ".join(x for x in (p.get("address", ""), p.get("country", "")) if x))
+        out.append(", ".join(x for x in (p.get("address", ""), _country(p.get("country")))
+                             if x))
         return [x for x in out if x]
     seller_heading = _("Seller") if invoice.kind != "support_doc" else _("Buyer (the coop)")
     customer_heading = _("Customer") if invoice.kind != "support_doc" else _("Supplier (farmer)")
@@ -338,10 +345,6 @@ def _settings_form(coop, row, formdata=None) -> SettingsForm:
         getattr(form, f"{kind}_to").data = str(r.get("to") or "")
         getattr(form, f"{kind}_resolution").data = r.get("resolution", "")
         getattr(form, f"{kind}_resolution_on").data = _period(r.get("resolution_on"))
-    rates = services.tax_rates_of(row)
-    form.tax_rates_text.data = "\n".join(
-        f"{slug}: {format_number(services.decimal_rate(bps), PERCENT_FORMAT)}"
-        for slug, bps in sorted(rates.items()))
     return form
 
 
@@ -351,36 +354,30 @@ def settings(coop):
     from ..catalog import services as catalog
     row = services.settings_of(coop.id)
     form = _settings_form(coop, row, request.form if request.method == "POST" else None)
-    crops = [c.slug for c in catalog.all_crops()]
+    crops = catalog.all_crops()
+    saved = services.tax_rates_of(row)
+    # Each crop's rate as typed (kept on a refusal) or as saved, in the page's numbers.
+    rates = {c.slug: (request.form.get(f"tax_{c.slug}", "")[:20] if request.method == "POST"
+                      else (format_number(services.decimal_rate(saved[c.slug]), PERCENT_FORMAT)
+                            if c.slug in saved else "")) for c in crops}
+    rate_errors: dict[str, list] = {}
 
     def page(status=200):
         return render_template("invoices/settings.html", coop=coop, form=form, kinds=KINDS,
-                               crops=crops, warnings=services.range_warnings(coop.id)), status
+                               crops=crops, rates=rates, rate_errors=rate_errors,
+                               warnings=services.range_warnings(coop.id)), status
     if request.method == "GET":
         return page()
     if not form.validate():
         return page(422)
+
     def refused(exc):
-        # A crop's rate refused shows on the rates' text area, with the crop named.
+        # A crop's rate refused shows at that crop's field.
         for name in [n for n in exc.fields if n.startswith("tax_") and n != "tax_id"]:
-            exc.fields.setdefault("tax_rates_text", []).extend(
-                f"{name[4:]}: {problem}" for problem in exc.fields.pop(name))
+            rate_errors[name[4:]] = [str(p) for p in exc.fields.pop(name)]
         web.show_on_form(form, exc)
         return page(exc.status)
     web.on_refusal(refused)
-    rates, problems = {}, []
-    for n, text_line in enumerate((form.tax_rates_text.data or "").splitlines(), start=1):
-        if not text_line.strip():
-            continue
-        slug, colon, value = text_line.partition(":")
-        slug = slug.strip().lower()
-        if not colon or slug not in crops:
-            problems.append(_("Line %(n)s: write a crop and its rate, such as coffee: 0.", n=n))
-            continue
-        rates[slug] = value.strip()
-    if problems:
-        form.tax_rates_text.errors = problems
-        return page(422)
     services.save_settings(
         coop, current_user, legal_name=form.legal_name.data, tax_id=form.tax_id.data,
         address=form.address.data, tax_rates=rates,

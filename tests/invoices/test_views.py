@@ -146,14 +146,15 @@ def test_the_settings_form_keeps_bad_input_and_reads_numbers_in_the_coops_locale
     token = _csrf(manager.get(url).get_data(as_text=True))
     data = {"csrf_token": token, "legal_name": "Cooperativa Test", "tax_id": "800197268-5",
             "address": "Calle 1", "invoice_prefix": "SETP", "invoice_from": "1",
-            "invoice_to": "5.000", "invoice_resolution": "DIAN 187600", "tax_rates_text":
-            "coffee: 19,5"}
+            "invoice_to": "5.000", "invoice_resolution": "DIAN 187600", "tax_coffee": "19,5",
+            "tax_cacao": "diez"}
     response = manager.post(url, data=data)
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert "NIT" in html and 'value="800197268-5"' in html
+    assert "NIT" in html and 'value="800197268-5"' in html and 'value="diez"' in html
+    assert 'id="tax_cacao-err"' in html
     assert db.session.scalar(select(InvoiceSettings)) is None
-    response = manager.post(url, data={**data, "tax_id": "800197268-4"})
+    response = manager.post(url, data={**data, "tax_id": "800197268-4", "tax_cacao": ""})
     assert response.status_code == 302, response.get_data(as_text=True)
     row = invoices.settings_of(sold.coop.id)
     assert invoices.tax_rates_of(row) == {"coffee": 1950}
