@@ -443,7 +443,12 @@ def import_acceptances(coop, user, data: bytes) -> dict:
     recorded = unchanged = 0
     problems = []
     have = acceptance_codes(numbers.values())
-    for n, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error:  # a NUL byte, an over-long field: not a CSV of codes
+        raise ValidationFailed(_("The file is not a CSV file of number,code lines."),
+                               fields={"file": [_("Upload a CSV file: number,code.")]})
+    for n, row in enumerate(rows, start=1):
         if not row or (n == 1 and row[0].strip().lower() == "number"):
             continue
         if len(row) < 2:
