@@ -534,7 +534,7 @@ def coop_documents_query(coop_id: int, *, kind: str | None = None, since: date |
         stmt = stmt.where(Invoice.kind == kind)
     if since:
         stmt = stmt.where(Invoice.issued_at >= datetime.combine(since, time(), timezone.utc))
-    if until:
+    if until and until < date.max:  # the last day has no day after it: no bound
         stmt = stmt.where(Invoice.issued_at < datetime.combine(until + timedelta(days=1),
                                                                time(), timezone.utc))
     if buyer_id:
