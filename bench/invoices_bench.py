@@ -19,32 +19,31 @@ from .common import analyze, databases, fresh_app, load, seed_market
 
 
 def _timed_issuance(totals: dict):
-    """Wrap the invoice issuer and the counter's UPDATE with timers (seconds, summed over
-    every thread); returns a function putting the real ones back."""
+    """Wrap the invoices' building and issuing and the counter's UPDATE with timers (seconds,
+    summed over every thread); returns a function putting the real ones back."""
     from coop.invoices import numbering, services
-    real_issue, real_take = services.issue_for_captures, numbering.take
+    real_prepare, real_issue = services.prepare_invoices, services.PendingInvoices.issue
+    real_take = numbering.take
     lock = threading.Lock()
 
-    def issue(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return real_issue(*args, **kwargs)
-        finally:
-            with lock:
-                totals["issue_s"] += time.perf_counter() - t0
-                totals["chunks"] += 1
-
-    def take(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return real_take(*args, **kwargs)
-        finally:
-            with lock:
-                totals["take_s"] += time.perf_counter() - t0
-    services.issue_for_captures, numbering.take = issue, take
+    def timed(real, key):
+        def run(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                with lock:
+                    totals[key] += time.perf_counter() - t0
+                    if key == "issue_s" and real is real_prepare:
+                        totals["chunks"] += 1
+        return run
+    services.prepare_invoices = timed(real_prepare, "issue_s")
+    services.PendingInvoices.issue = timed(real_issue, "issue_s")
+    numbering.take = timed(real_take, "take_s")
 
     def restore():
-        services.issue_for_captures, numbering.take = real_issue, real_take
+        services.prepare_invoices, services.PendingInvoices.issue = real_prepare, real_issue
+        numbering.take = real_take
     return restore
 
 

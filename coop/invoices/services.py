@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.models import utcnow
@@ -311,24 +311,39 @@ def _existing(coop_id: int, keys: list[str]) -> dict[str, int]:
         Invoice.coop_id == coop_id, Invoice.source_key.in_(keys))).all())
 
 
-def issue_for_captures(coop, pool, captures: list[Capture], *, now: datetime | None = None
-                       ) -> dict[int, int]:
-    """One invoice per captured order (order id -> invoice id), in the caller's transaction:
-    a handful of statements for any number of orders, the numbers taken as one block. An
-    order already invoiced keeps its invoice (a replay issues nothing). Refuses (409
-    numbering_range_exhausted) when the block does not fit in the authorised range."""
+class PendingInvoices:
+    """Invoices built and given their ids, numbered and inserted by `issue()`: the caller
+    writes what points at them first (the ledger's entries) and issues last, so that the
+    counter's row lock is held only from its UPDATE to the commit right after."""
+
+    def __init__(self, coop_id: int, ids: dict[int, int], rows: list[dict]):
+        self.coop_id, self.ids, self.rows = coop_id, ids, rows
+
+    def issue(self) -> None:
+        if self.rows:
+            _number_rows(self.coop_id, "invoice", self.rows)
+            _insert(self.rows)
+            self.rows = []
+
+
+def prepare_invoices(coop, pool, captures: list[Capture], *, now: datetime | None = None
+                     ) -> PendingInvoices:
+    """The invoices of these captured orders (one per order; an order invoiced already keeps
+    its invoice), with their ids (order id -> invoice id), to be issued by `.issue()` in the
+    same transaction. PostgreSQL: the ids come from the table's sequence, numbering waits for
+    `.issue()`; SQLite (one writer at a time anyway): issued at once."""
     if not captures:
-        return {}
+        return PendingInvoices(coop.id, {}, [])
     now = now or utcnow()
     keys = {c.order_id: f"order:{c.order_id}" for c in captures}
     found = _existing(coop.id, list(keys.values()))
     todo = [c for c in captures if keys[c.order_id] not in found]
+    rows = []
     if todo:
         conf = settings_of(coop.id)
         facts, dds = _pool_facts(pool, conf, [c.buyer_id for c in todo])
         seller = json.dumps(_seller(coop, conf), sort_keys=True)
         customers = _customers(c.buyer_id for c in todo)
-        rows = []
         for c in todo:
             net, tax = _split_tax(c.amount_minor, facts["tax_bps"])
             line = {**facts, "dds": dds.get(c.buyer_id, ""), "quantity_g": c.quantity_g,
@@ -343,9 +358,31 @@ def issue_for_captures(coop, pool, captures: list[Capture], *, now: datetime | N
                          "seller_json": seller,
                          "customer_json": json.dumps(customers[c.buyer_id], sort_keys=True),
                          "lines_json": json.dumps([line], sort_keys=True)})
+    pending = PendingInvoices(coop.id, {}, rows)
+    if rows and db.session.connection().dialect.name == "postgresql":
+        ids = list(db.session.scalars(text(
+            "SELECT nextval(pg_get_serial_sequence('invoices', 'id')) "
+            "FROM generate_series(1, :n)"), {"n": len(rows)}))
+        for row, inv_id in zip(rows, ids):
+            row["id"] = inv_id
+            found[row["source_key"]] = inv_id
+    elif rows:
         _number_rows(coop.id, "invoice", rows)
         found.update(_insert(rows))
-    return {c.order_id: found[keys[c.order_id]] for c in captures}
+        pending.rows = []
+    pending.ids = {c.order_id: found[keys[c.order_id]] for c in captures}
+    return pending
+
+
+def issue_for_captures(coop, pool, captures: list[Capture], *, now: datetime | None = None
+                       ) -> dict[int, int]:
+    """One invoice per captured order (order id -> invoice id), in the caller's transaction:
+    a handful of statements for any number of orders, the numbers taken as one block. An
+    order already invoiced keeps its invoice (a replay issues nothing). Refuses (409
+    numbering_range_exhausted) when the block does not fit in the authorised range."""
+    pending = prepare_invoices(coop, pool, captures, now=now)
+    pending.issue()
+    return pending.ids
 
 
 def invoice_of_order(order_id: int) -> Invoice | None:

@@ -333,8 +333,9 @@ def _record(coop, pool: Pool, done: list, unprocessed: list[int], holder: str) -
     if captured:
         ledger.settle_pending_many(coop, "order", [row.id for row, _c in captured],
                                    outcome="posted")
-        # Each captured order's invoice, numbered as one block with the chunk's others.
-        invoiced = invoices.issue_for_captures(coop, pool, [
+        # Each captured order's invoice, numbered as one block with the chunk's others:
+        # built here, numbered last (the counter's row lock held only until the commit).
+        invoiced = invoices.prepare_invoices(coop, pool, [
             invoices.Capture(order_id=row.id, buyer_id=row.buyer_id, quantity_g=row.quantity_g,
                              amount_minor=row.amount_due_minor, charge_id=charge)
             for row, charge in captured], now=now)
@@ -343,13 +344,15 @@ def _record(coop, pool: Pool, done: list, unprocessed: list[int], holder: str) -
         ledger_bulk.post_many(coop, [ledger_bulk.NewEntry(
             key=f"order:{row.id}:capture", kind="capture", source=("order", row.id),
             external_ref=charge, memo=f"card capture, order {row.id}",
-            document=invoiced.get(row.id),
+            document=invoiced.ids.get(row.id),
             lines=[ledger.debit("stripe_clearing", row.amount_due_minor),
                    ledger.credit("buyer_deposits", row.amount_due_minor)])
             for row, charge in captured])
     if released:
         ledger.settle_pending_many(coop, "order", [row.id for row in released],
                                    outcome="voided")
+    if captured:
+        invoiced.issue()
 
 
 # ------------------------------------------------------------------------ running in-process
