@@ -279,3 +279,24 @@ def test_each_refund_gets_a_credit_note_pointing_at_its_invoice(sold):
     entries = dict(db.session.execute(select(LedgerEntry.source_id, LedgerEntry.document_id)
                                       .where(LedgerEntry.kind == "refund")).all())
     assert entries == {n.refund_id: n.id for n in notes}
+
+
+def test_a_capture_the_webhook_tells_first_gets_one_invoice_and_settlement_none_more(
+        market, stripe_clean):
+    from coop.pools.models import Order
+    from tests.support.settle import settle_now
+    pool = market.open_pool(min_kg="100", max_kg="500")
+    order, _ = pools.place_order(market.buyers[0], pool.id, quantity_kg="200",
+                                 payment_method=VISA)
+    db.session.commit()
+    pools.close_pool(pool.id)
+    db.session.commit()
+    intent = db.session.get(Order, order.id).payment_intent_id
+    assert pools.apply_payment_intent_event("payment_intent.succeeded", intent) == "captured"
+    db.session.commit()
+    [doc] = _documents()
+    assert doc.order_id == order.id
+    assert db.session.scalar(select(LedgerEntry.document_id).where(
+        LedgerEntry.kind == "capture", LedgerEntry.source_id == order.id)) == doc.id
+    settle_now(pool.id)
+    assert [d.id for d in _documents()] == [doc.id]
