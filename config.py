@@ -102,6 +102,9 @@ class Config:
     # calling one Stripe account at once (across every worker), how long a chunk's claim on
     # its holds lasts before another run may take them, and the back-off after Stripe's 429.
     SETTLE_CHUNK_SIZE = int(os.environ.get("SETTLE_CHUNK_SIZE", "50"))
+    # Invoices (coop/invoices): the treasurer is warned when fewer numbers than this are left
+    # in a document kind's authorised range.
+    INVOICE_RANGE_WARNING = int(os.environ.get("INVOICE_RANGE_WARNING", "100"))
     SETTLE_CONCURRENCY_PER_ACCOUNT = int(os.environ.get("SETTLE_CONCURRENCY_PER_ACCOUNT", "4"))
     SETTLE_CLAIM_SECONDS = float(os.environ.get("SETTLE_CLAIM_SECONDS", "300"))
     SETTLE_BACKOFF_BASE_SECONDS = float(os.environ.get("SETTLE_BACKOFF_BASE_SECONDS", "2"))

@@ -5,7 +5,7 @@ import sys
 BENCHES = ["bench.pools_bench", "bench.payouts_bench", "bench.reconcile_bench",
            "bench.bank_bench", "bench.year_end_bench", "bench.photo_bench",
            "bench.pages_bench", "bench.throughput", "bench.plots_import_bench",
-           "bench.lots_bench"]
+           "bench.lots_bench", "bench.invoices_bench"]
 
 
 def main() -> int:

@@ -162,11 +162,13 @@ def blueprints() -> list:
     from .intake import api as intake_api  # noqa: F401
     from .plots import api as plots_api  # noqa: F401
     from .lots import api as lots_api  # noqa: F401
+    from .invoices import api as invoices_api  # noqa: F401
     from .api.blueprint import bp as api_bp
     from .auth.views import bp as auth_bp
     from .catalog.views import bp as catalog_bp
     from .cooperatives.views import bp as coops_bp
     from .impact.views import bp as impact_bp
+    from .invoices.views import bp as invoices_bp
     from .intake.views import bp as intake_bp
     from .jobs.views import bp as jobs_bp
     from .ledger.views import bp as ledger_bp
@@ -189,7 +191,7 @@ def blueprints() -> list:
     return [auth_bp, catalog_bp, coops_bp, listings_bp, api_bp, pricing_bp, pools_bp,
             payments_bp, ledger_bp, payouts_bp, treasury_bp, intake_bp, shares_bp, impact_bp,
             staff_bp, messages_bp, messages_public_bp, messages_status_bp, jobs_bp, plots_bp,
-            eudr_bp, dispatch_bp, lots_bp]
+            eudr_bp, dispatch_bp, lots_bp, invoices_bp]
 
 
 def register_converters(app: Flask) -> None:
@@ -232,7 +234,7 @@ def register_domain_hooks(app: Flask) -> None:
 # the outbox know every handler.
 TASK_MODULES = ("coop.messages.services", "coop.pools.tasks", "coop.pools.notices",
                 "coop.pools.settlement",
-                "coop.intake.tasks", "coop.treasury.tasks")
+                "coop.intake.tasks", "coop.treasury.tasks", "coop.invoices.tasks")
 
 
 def register_jobs(app: Flask) -> None:

@@ -13,6 +13,7 @@ from .demo.season import run_season
 from .demo.seed import seed_demo
 from .extensions import db
 from .intake.commands import intake_cli
+from .invoices.commands import invoices_cli
 from .jobs.commands import jobs_cli
 from .ledger import services as ledger
 from .ledger.commands import ledger_cli
@@ -59,7 +60,7 @@ def demo_season_command():
 
 # Every command of the app: the one list to extend.
 COMMANDS = (seed_demo_command, grow_demo_command, demo_season_command, pools_cli, ledger_cli, intake_cli,
-            staff_cli, jobs_cli)
+            staff_cli, jobs_cli, invoices_cli)
 
 
 def register(app: Flask) -> None:

@@ -21,3 +21,5 @@ from .plots.models import PlotDocument, PlotSettings, PlotVersion, TraceConsent 
 from .lots.models import Lot, LotSequence, LotSource, LotSourcePlot  # noqa: F401,E402
 from .lots.eudr_models import DdsReference, EudrPack  # noqa: F401,E402
 from .lots.dispatch_models import LotEvent  # noqa: F401,E402
+from .invoices.models import (BuyerBilling, DocumentCounter, Invoice,  # noqa: F401,E402
+                              InvoiceAcceptance, InvoiceSettings)

@@ -113,10 +113,16 @@ def make_user():
 @pytest.fixture
 def make_buyer():
     from coop.auth import services
-    def make(organisation="Tostadores Test", email=None):
+    def make(organisation="Tostadores Test", email=None, billing=True):
+        """A buyer; `billing`: with the billing details asked before a first order."""
         n = next(_seq)
         user = services.sign_up_buyer(organisation=organisation,
                                       email=email or f"buyer{n}@example.org", password=PASSWORD)
+        if billing:
+            from coop.invoices import services as invoices
+            invoices.save_billing(user.buyer_id, legal_name=f"{organisation} S.A.S.",
+                                  tax_id="DE123456789",
+                                  country="DE", address="Hafenstraße 1, 20457 Hamburg")
         db.session.commit()
         return user
     return make

@@ -54,6 +54,13 @@ SKIP = {
     "auth.set_language": "a redirect back (it sets the language)",
     "auth.choose_pin": "a redirect for all but a farmer holding a first-login code",
     "eudr.download": "a lot's EUDR pack (GeoJSON, base64, JSON or CSV file)",
+    "invoices.my_invoice_file": "an invoice's PDF or UBL XML",
+    "invoices.coop_invoice_file": "an invoice's PDF or UBL XML",
+    "invoices.coop_invoices_csv": "a CSV export",
+    "invoices.farmer_document": "a farmer's weekly purchase document: issued once a week is "
+                                "over, the demo's deliveries are this week's "
+                                "(tests/invoices/test_support.py)",
+    "invoices.farmer_document_file": "a purchase document's PDF or CSV",
 }
 
 
@@ -81,11 +88,18 @@ def _targets(extra_tokens: dict) -> dict:
                              .order_by(Plot.id))
     # The demo's first lot (unit 1's settled pool): its buyers include the demo's buyer1.
     lot = db.session.scalar(select(Lot.id).where(Lot.coop_id == coop.id).order_by(Lot.id))
+    # An invoice of the demo's buyer1 in coop A (its buyer's page and the coop's).
+    from coop.invoices.models import Invoice
+    buyer1 = db.session.scalar(select(User).where(User.email == ROLES["buyer"]))
+    invoice = db.session.scalar(select(Invoice.id).where(
+        Invoice.coop_id == coop.id, Invoice.buyer_id == buyer1.buyer_id,
+        Invoice.kind == "invoice").order_by(Invoice.id))
     assert None not in (profile, settled, open_pool, to_record, listing, intake, batch, plot,
-                        lot)
+                        lot, invoice)
     return {"coop_id": coop.id, "slug": coop.slug, "profile_id": profile.id, "plot_id": plot,
             "pool_id": settled, "allocation_id": to_record, "listing_id": listing,
-            "intake_id": intake, "batch_id": batch, "lot_id": lot, **extra_tokens,
+            "intake_id": intake, "batch_id": batch, "lot_id": lot, "invoice_id": invoice,
+            **extra_tokens,
             # The demo's open pool fills up with every unit: the pages of its orders grow.
             ("pools.detail", "pool_id"): open_pool, ("pools.manage_pool", "pool_id"): open_pool,
             ("pools.pool_orders", "pool_id"): open_pool}

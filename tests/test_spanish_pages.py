@@ -132,7 +132,8 @@ def _urls(app, m) -> list[str]:
     values = {"coop_id": m.coop.id, "slug": m.coop.slug, "pool_id": m.pool.id,
               "allocation_id": m.alloc[2].id, "profile_id": profile.id,
               "batch_id": m.batch.id, "intake_id": m.intake.id,
-              "listing_id": m.listings[0].id, "plot_id": m.plot.id, "lot_id": m.lot.id}
+              "listing_id": m.listings[0].id, "plot_id": m.plot.id, "lot_id": m.lot.id,
+              "invoice_id": _first_invoice(m.buyers[0])}
     urls = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
@@ -145,6 +146,12 @@ def _urls(app, m) -> list[str]:
             if rule.endpoint in ("pools.detail", "pools.manage_pool"):
                 urls.append(url_for(rule.endpoint, pool_id=m.pool2.id))
     return sorted(set(urls))
+
+
+def _first_invoice(buyer) -> int:
+    from coop.invoices.models import Invoice
+    return db.session.scalar(select(Invoice.id).where(Invoice.buyer_id == buyer.buyer_id)
+                             .order_by(Invoice.id))
 
 
 def _allowed(m) -> set[str]:

@@ -123,6 +123,10 @@ def document() -> dict:
             # A CSV answer (a bank file) is text/csv; everything else is JSON.
             if code < 300 and path.endswith(".csv"):
                 return {"text/csv": {"schema": {"type": "string"}}}
+            # A document's file (an invoice's PDF or UBL XML) is its own media type.
+            for suffix, media in ((".pdf", "application/pdf"), (".xml", "application/xml")):
+                if code < 300 and path.endswith(suffix):
+                    return {media: {"schema": {"type": "string"}}}
             return {"application/json": {"schema": _ref(schema)}}
 
         op = {"summary": summary, "responses": {

@@ -309,6 +309,14 @@ def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) ->
                        "idempotency_key": f"grow:{pool_id}:{n}",
                        "created_at": decided - timedelta(days=2), "updated_at": decided})
     order_ids = _ids(Order, orders)
+    # Their invoices, as settlement issues them (one block of numbers for the pool's orders).
+    from ..invoices import services as invoices
+    invoiced = invoices.issue_for_captures(coop, db.session.get(Pool, pool_id), [
+        invoices.Capture(order_id=order_id, buyer_id=order["buyer_id"],
+                         quantity_g=order["quantity_g"],
+                         amount_minor=order["amount_captured_minor"],
+                         charge_id=order["charge_id"])
+        for order_id, order in zip(order_ids, orders)], now=decided)
     # Intakes: the first eight deliveries recorded, in full.
     premium_kg = price.premium_per_kg_minor
     intakes = []
@@ -370,7 +378,7 @@ def _season(state: _State, unit: int, farmers: list[dict], buyers: list[int]) ->
         new.append(bulk.NewEntry(
             key=f"order:{order_id}:capture", kind="capture", source=("order", order_id),
             external_ref=order["charge_id"], memo=f"card capture, order {order_id}",
-            effective_on=decided, lines=[
+            effective_on=decided, document=invoiced.get(order_id), lines=[
                 ledger.debit("stripe_clearing", order["amount_captured_minor"]),
                 ledger.credit("buyer_deposits", order["amount_captured_minor"])]))
     for intake_id, intake, allocation_id in zip(intake_ids, intakes, allocation_ids):

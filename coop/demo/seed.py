@@ -120,6 +120,14 @@ def seed_demo() -> bool:
             db.session.add(buyer)
             db.session.flush()
             user.buyer_id = buyer.id
+        # The billing details a buyer gives before a first order (the demo's are made up).
+        from ..invoices import services as invoices
+        if not invoices.has_billing(user.buyer_id):
+            country, tax_id = [("DE", "DE811234560"), ("CO", "900123456-8"),
+                               ("US", "12-3456789"), ("PE", "20100070970"),
+                               ("NL", "NL123456789B01")][n - 1]
+            invoices.save_billing(user.buyer_id, legal_name=f"{org} Ltda.", tax_id=tax_id,
+                                  country=country, address=f"Calle {n} # 10-20")
     seed_plots()
     seed_pools()
     db.session.commit()

@@ -53,6 +53,7 @@ from ..common.statuses import PayoutLineStatus
 from ..cooperatives import finance
 from ..common.web import commit_step
 from ..extensions import db
+from ..invoices import services as invoices
 from ..ledger import services as ledger
 from ..listings.models import Listing
 from ..lots import services as lots
@@ -533,8 +534,12 @@ def _mark_succeeded(refund: Refund, stripe_id: str) -> None:
     if result.rowcount == 1:
         pool_services.record_refunded(refund.order_id, refund.amount_minor)
         coop = refund.order.pool.coop
+        # The refund's credit note, pointing at the order's invoice, in the same step.
+        note = invoices.issue_credit_note(
+            coop, refund_id=refund.id, order_id=refund.order_id, amount_minor=refund.amount_minor,
+            reason=refund_reason(db.session.get(Intake, refund.intake_id)))
         ledger.post(coop, key=f"refund:{refund.id}", kind="refund", source=("refund", refund.id),
-                    external_ref=stripe_id,
+                    external_ref=stripe_id, document=note,
                     memo=f"shortfall refund, order {refund.order_id}, intake {refund.intake_id}",
                     lines=[ledger.debit("buyer_deposits", refund.amount_minor),
                            ledger.credit("stripe_clearing", refund.amount_minor)])

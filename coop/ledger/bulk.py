@@ -40,6 +40,7 @@ class NewEntry:
     source: tuple[str, int] | None = None
     external_ref: str | None = None
     effective_on: datetime | None = None
+    document: int | None = None  # the invoice or credit note the entry belongs to
     fingerprint: str = field(default="", init=False)
 
 
@@ -208,7 +209,7 @@ def post_many(coop, entries: list[NewEntry], user=None) -> dict[str, int]:
              "currency": coop.currency, "created_by_id": user_id,
              "source_type": e.source[0] if e.source else None,
              "source_id": e.source[1] if e.source else None,
-             "external_ref": e.external_ref, "created_at": now,
+             "external_ref": e.external_ref, "document_id": e.document, "created_at": now,
              "effective_on": e.effective_on or now} for e in new]
     postgresql = db.session.connection().dialect.name == "postgresql"
     if postgresql:

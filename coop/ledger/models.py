@@ -71,6 +71,8 @@ class LedgerEntry(db.Model):
     source_type: Mapped[str | None] = mapped_column(String(32))
     source_id: Mapped[int | None] = mapped_column(BigInteger)
     external_ref: Mapped[str | None] = mapped_column(String(255))
+    # The invoice or credit note (coop/invoices) a capture or refund entry belongs to.
+    document_id: Mapped[int | None] = mapped_column(BigInteger)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     effective_on: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -145,8 +145,9 @@ def check_lines(lines: list[Line]) -> None:
 def post(coop, *, key: str, kind: str, lines: list[Line], memo: str = "", user=None,
          status: str = "posted", source: tuple[str, int] | None = None,
          external_ref: str | None = None, pending_of: LedgerEntry | None = None,
-         reverses: LedgerEntry | None = None, effective_on=None) -> LedgerEntry:
-    """Write one balanced entry. Returns the existing entry when `key` was used before with
+         reverses: LedgerEntry | None = None, effective_on=None,
+         document: int | None = None) -> LedgerEntry:
+    """Write one balanced entry (`document`: the invoice or credit note it belongs to). Returns the existing entry when `key` was used before with
     the same lines (nothing is written twice); refuses a reused key with other lines, an
     unbalanced or empty entry, a zero line, and any posting that would take an account that
     may not go negative below zero."""
@@ -164,7 +165,7 @@ def post(coop, *, key: str, kind: str, lines: list[Line], memo: str = "", user=N
                         currency=coop.currency, created_by_id=getattr(user, "id", None),
                         source_type=source[0] if source else None,
                         source_id=source[1] if source else None, external_ref=external_ref,
-                        pending_id=pending_of.id if pending_of else None,
+                        document_id=document, pending_id=pending_of.id if pending_of else None,
                         reverses_id=reverses.id if reverses else None)
     if effective_on is not None:
         entry.effective_on = effective_on

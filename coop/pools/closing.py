@@ -20,6 +20,7 @@ from ..common.statuses import (LIVE_ORDER_STATUSES, SUPPLY_LISTING_STATUSES,
                                UNSETTLED_ORDER_STATUSES)
 from ..common.web import commit_step
 from ..extensions import db
+from ..invoices import services as invoices
 from ..listings import services as listing_services
 from ..listings.models import Listing
 from ..messages import services as messages
@@ -49,6 +50,11 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> bool:
                        code="orders_in_flight")
     pool.decided_at = now
     if pool.committed_g >= pool.min_g and pool.committed_g > 0:
+        try:  # every capture gets a numbered invoice: refused before the range runs out
+            invoices.check_room(pool.coop_id, "invoice", len(settlement.held_ids(pool.id)))
+        except DomainError:
+            db.session.rollback()
+            raise
         price = pricing.breakdown(pool.price, pool.committed_g)
         pool.final_price_per_kg_minor = price.buyer
         # One statement for every order: the tier price x quantity, rounded half up as

@@ -333,11 +333,20 @@ def _ledger_capture(order: Order, amount: int, charge_id: str | None) -> None:
     coop = order.pool.coop
     for pending in ledger.pending_for(coop, ("order", order.id)):
         ledger.settle_pending(coop, pending, outcome="posted")
+    # Its invoice, as settlement issues them (a capture the webhook told first), numbered
+    # after the ledger's entry, as settlement does: the accounts' rows, then the
+    # counter's, locked in the same order everywhere (no deadlock with a settling chunk).
+    from ..invoices import services as invoices
+    invoice = invoices.prepare_invoices(coop, order.pool, [invoices.Capture(
+        order_id=order.id, buyer_id=order.buyer_id, quantity_g=order.quantity_g,
+        amount_minor=amount, charge_id=charge_id)])
+    invoice_id = invoice.ids[order.id]
     ledger.post(coop, key=f"order:{order.id}:capture", kind="capture",
-                source=("order", order.id), external_ref=charge_id,
+                source=("order", order.id), external_ref=charge_id, document=invoice_id,
                 memo=f"card capture, order {order.id}",
                 lines=[ledger.debit("stripe_clearing", amount),
                        ledger.credit("buyer_deposits", amount)])
+    invoice.issue()
 
 
 @functools.cache

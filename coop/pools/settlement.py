@@ -36,6 +36,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from ..common.models import utcnow
 from ..common.statuses import OrderStatus
 from ..extensions import db
+from ..invoices import services as invoices
 from ..jobs import services as jobs
 from ..ledger import bulk as ledger_bulk, services as ledger
 from ..payments import gateway, throttle
@@ -243,7 +244,8 @@ def _claim(pool_id: int, order_ids: list[int], holder: str, lease: float) -> lis
                               or_(_orders.c.settle_claim_until.is_(None),
                                   _orders.c.settle_claim_until < now))
         .values(settle_claim=holder, settle_claim_until=now + timedelta(seconds=lease))
-        .returning(_orders.c.id, _orders.c.user_id, _orders.c.payment_intent_id,
+        .returning(_orders.c.id, _orders.c.user_id, _orders.c.buyer_id,
+                   _orders.c.payment_intent_id,
                    _orders.c.charge_id, _orders.c.amount_due_minor,
                    _orders.c.amount_authorized_minor, _orders.c.quantity_g,
                    _orders.c.currency)).all()
@@ -331,17 +333,26 @@ def _record(coop, pool: Pool, done: list, unprocessed: list[int], holder: str) -
     if captured:
         ledger.settle_pending_many(coop, "order", [row.id for row, _c in captured],
                                    outcome="posted")
+        # Each captured order's invoice, numbered as one block with the chunk's others:
+        # built here, numbered last (the counter's row lock held only until the commit).
+        invoiced = invoices.prepare_invoices(coop, pool, [
+            invoices.Capture(order_id=row.id, buyer_id=row.buyer_id, quantity_g=row.quantity_g,
+                             amount_minor=row.amount_due_minor, charge_id=charge)
+            for row, charge in captured], now=now)
         # Captured money sits at Stripe (clearing) and is owed to the buyer until the goods
         # are received (deposits): the entry `core._ledger_capture` posts, keys and all.
         ledger_bulk.post_many(coop, [ledger_bulk.NewEntry(
             key=f"order:{row.id}:capture", kind="capture", source=("order", row.id),
             external_ref=charge, memo=f"card capture, order {row.id}",
+            document=invoiced.ids.get(row.id),
             lines=[ledger.debit("stripe_clearing", row.amount_due_minor),
                    ledger.credit("buyer_deposits", row.amount_due_minor)])
             for row, charge in captured])
     if released:
         ledger.settle_pending_many(coop, "order", [row.id for row in released],
                                    outcome="voided")
+    if captured:
+        invoiced.issue()
 
 
 # ------------------------------------------------------------------------ running in-process

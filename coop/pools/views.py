@@ -15,6 +15,7 @@ from ..extensions import db
 from ..listings.views import PRODUCT, _product_choices
 from ..pricing import services as pricing
 from . import services
+from ..invoices import services as invoices
 from .forms import ActionForm, ChangeOrderForm, OrderForm, PoolForm, TermsForm
 from .labels import ORDER_STATUS, POOL_STATUS
 
@@ -60,6 +61,11 @@ def detail(pool_id):
         return page()
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=url_for("pools.detail", pool_id=pool.id)))
+    if current_user.buyer_id and not invoices.has_billing(current_user.buyer_id):
+        # Invoices need the buyer's billing details: the form, then back to this pool.
+        flash(_("Before your first order, give your organisation's billing details."), "info")
+        return redirect(url_for("invoices.billing",
+                                next=url_for("pools.detail", pool_id=pool.id)))
     if not form.validate():
         return page(422)
 

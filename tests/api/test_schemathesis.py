@@ -84,6 +84,13 @@ def world(sold, make_listing):
     for path in ("/lots/{id}", "/lots/{id}/eudr.geojson", "/lots/{id}/eudr.json",
                  "/lots/{id}/dds-reference"):
         m.ids[path] = lot_id
+    from sqlalchemy import select
+
+    from coop.invoices.models import Invoice
+    invoice_id = db.session.scalar(select(Invoice.id).where(
+        Invoice.buyer_id == m.buyers[0].buyer_id, Invoice.kind == "invoice"))
+    for path in ("/invoices/{id}", "/invoices/{id}.pdf", "/invoices/{id}.xml"):
+        m.ids[path] = invoice_id
     return m
 
 
@@ -148,6 +155,14 @@ def tour(m, user) -> list[tuple[str, str, dict]]:
         ("get", "/lots/{id}/eudr.geojson", {}),
         ("put", "/lots/{id}/dds-reference", {"body": {"reference": "25COXRT3VGH7L9"}}),
         ("get", "/lots/{id}/eudr.json", {}),
+        ("get", "/billing-details", {}),
+        ("put", "/billing-details", {"body": {"legal_name": "Tostadores S.A.S.",
+                                              "tax_id": "900123456-8", "country": "CO",
+                                              "address": "Calle 1 # 2-3, Popayán"}}),
+        ("get", "/invoices", {"query": {"limit": 2}}),
+        ("get", "/invoices/{id}", {}),
+        ("get", "/invoices/{id}.pdf", {}),
+        ("get", "/invoices/{id}.xml", {}),
         ("post", "/allocations/{id}/intake", {"body": {"received_kg": "100", "grade": "sca85"},
                                               "headers": {"Idempotency-Key": "tour-i"}}),
         ("get", "/intakes/{id}", {}),

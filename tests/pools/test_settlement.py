@@ -365,4 +365,6 @@ def test_a_chunk_of_50_captures_runs_a_handful_of_statements_a_capture(
     # The job's claim, slot, claim of the holds, executemany of their statuses, the ledger's
     # bulk writes, the pool marked settled: a few dozen statements for the chunk (33 when
     # written), under one a capture. The buyers are told by a job of its own afterwards.
-    assert counter.count <= 40, counter.count
+    # The chunk's 50 invoices add a constant 9 (issue 14: replay check, settings, lot and DDS,
+    # customers, the counter's one block UPDATE, and its first-time creation, one insert).
+    assert counter.count <= 50, counter.count

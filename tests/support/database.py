@@ -30,13 +30,14 @@ def empty_tables() -> None:
         if db.engine.dialect.name == "postgresql":
             _empty_postgres(conn, tables)
         else:
+            from coop.invoices import ddl as invoice_ddl
             from coop.ledger import ddl
-            for statement in ddl.drop_statements("sqlite"):
+            for statement in ddl.drop_statements("sqlite") + invoice_ddl.drop_statements("sqlite"):
                 conn.execute(text(statement))
             conn.execute(text("PRAGMA foreign_keys=OFF"))
             for t in tables:
                 conn.execute(t.delete())
-            for statement in ddl.statements("sqlite"):
+            for statement in ddl.statements("sqlite") + invoice_ddl.statements("sqlite"):
                 conn.execute(text(statement))
 
 
@@ -58,7 +59,8 @@ def _empty_postgres(conn, tables) -> None:
         "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
         " AND last_value IS NOT NULL AND sequencename = ANY(:seqs)"),
         {"seqs": list(_SEQUENCES.values())})]
-    guarded = [name for name in ("ledger_entries", "ledger_postings") if name in full]
+    guarded = [name for name in ("ledger_entries", "ledger_postings", "invoices")
+               if name in full]
     for name in guarded:
         conn.execute(text(f'ALTER TABLE "{name}" DISABLE TRIGGER USER'))
     for t in tables:  # a foreign key of a cycle (use_alter: plots -> their current version)
