@@ -16,7 +16,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..common.errors import Conflict, DomainError, Forbidden, PaymentDeclined, ValidationFailed
+from ..auth import organisations
+from ..common.errors import Conflict, DomainError, PaymentDeclined, ValidationFailed
 from ..common.idempotency import (fingerprint as request_fingerprint, replay_or_refuse,
                                   write_or_find)
 from ..common.models import utcnow
@@ -68,8 +69,7 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
     first order as it stands (see _replay), never a second hold; with another body, 422.
     Commits in steps (see the module's docstring)."""
     now = now or utcnow()
-    if not user.buyer_id:
-        raise Forbidden(_("Only buyers can order."), code="not_a_buyer")
+    organisations.require_purchaser(user)  # an accounts user sees orders, never places one
     # Plain values from here on: each commit expires the session's objects, and touching one
     # afterwards would load it again (the user, the pool and all it joins).
     buyer_id, user_id = user.buyer_id, user.id
@@ -325,6 +325,7 @@ def _fail_pending(order: Order, exc: Exception) -> None:
 def _changeable(user, order_id: int, quantity_kg, now: datetime) -> tuple[Order, Pool, int]:
     """The buyer's own order, its pool and the new grams, refusing an order that is no longer
     authorized or a pool that has closed."""
+    organisations.require_purchaser(user)
     order = own_order(user, order_id)
     grams = _grams(quantity_kg, "quantity_kg")
     if order.status != "authorized":
@@ -387,6 +388,7 @@ def withdraw_order(user, order_id: int, now: datetime | None = None) -> Order:
     """Withdraw an order while the pool is open: frees the quantity and releases the hold.
     Withdrawing twice changes nothing; after the pool closed it is refused (409)."""
     now = now or utcnow()
+    organisations.require_purchaser(user)
     order = own_order(user, order_id)
     if order.status == "released":
         return order
@@ -479,8 +481,7 @@ def preview_order(user, pool_id: int, *, quantity_kg, payment_method,
                   now: datetime | None = None) -> OrderPreview:
     """What place_order would hold; refuses what it would refuse before calling Stripe."""
     now = now or utcnow()
-    if not user.buyer_id:
-        raise Forbidden(_("Only buyers can order."), code="not_a_buyer")
+    organisations.require_purchaser(user)  # an accounts user sees orders, never places one
     grams = _grams(quantity_kg, "quantity_kg")
     _check_payment_method(payment_method)
     pool = get_pool(pool_id)
@@ -515,6 +516,7 @@ def preview_change(user, order_id: int, *, quantity_kg,
 def preview_withdraw(user, order_id: int, now: datetime | None = None) -> OrderPreview:
     """What withdraw_order would release."""
     now = now or utcnow()
+    organisations.require_purchaser(user)
     order = own_order(user, order_id)
     if order.status == "released":
         raise Conflict(_("This order was withdrawn already."), code="order_released")
