@@ -68,7 +68,7 @@ register({
     "Me": {"type": "object",
            "required": ["id", "name", "email", "phone", "language", "channel", "channel_used",
                         "timezone", "timezone_used", "announcements", "buyer_id",
-                        "memberships"],
+                        "buyer_role", "display_currency", "memberships"],
            "properties": {
                "id": {"type": "integer"}, "name": {"type": "string"},
                "email": _NULLABLE_STRING,

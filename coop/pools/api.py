@@ -198,7 +198,8 @@ def close_status(pool_id):
 _POOL = ("id", "coop_id", "crop", "grade", "status", "min_kg", "max_kg", "committed_kg",
          "price_per_kg_minor", "farmer_price_per_kg_minor", "commission_per_kg_minor",
          "premium_per_kg_minor", "currency", "closes_at", "delivery_terms", "delivery_place",
-         "delivery_expected_on")
+         "delivery_expected_on", "indicative_price_per_kg_minor", "indicative_currency",
+         "fx_rate", "fx_rate_date")
 _TERMS = {
     "delivery_terms": {"type": "string", "enum": ["EXW", "FCA"],
                        "description": "EXW: picked up at the coop's collection point; FCA: "

@@ -252,3 +252,16 @@ def test_accounts_emails_falls_back_to_admins(make_buyer):
     assert auth_services.accounts_emails(admin.buyer_id) == ["a-accounts@example.org",
                                                              "z-accounts@example.org"]
     assert auth_services.accounts_emails(999_999) == []
+
+
+def test_admin_sees_pending_invitations_and_withdraws_them(client, login, make_buyer):
+    admin = make_buyer()
+    invitation, token = organisations.invite(admin, email="later@example.org", role="accounts")
+    db.session.commit()
+    login(admin)
+    page = client.get("/account/organisation").get_data(as_text=True)
+    action = f"/account/organisation/invitations/{invitation.id}/withdraw"
+    assert "later@example.org" in page and action in page
+    assert client.post(action).status_code == 302
+    assert client.get(f"/organisation-invitations/{token}").status_code == 404
+    assert action not in client.get("/account/organisation").get_data(as_text=True)

@@ -328,12 +328,14 @@ def busy_coop(sold, make_listing, make_user, make_coop):
     invitations.invite(m.coop, m.manager, "treasurer", email=m.buyers[0].email)
     _invitation, m.new_person_link = invitations.invite(m.coop, m.manager, "manager",
                                                         email="nueva@example.org")
-    # A colleague invited to the buyer's organisation (the admin's withdraw form, the link's
-    # account form for the anonymous visitor).
+    # Colleagues invited to the buyer's organisation: one link's account form for the
+    # anonymous visitor (a fuzzed value may be a good password: it then joins), one pending
+    # for the admin's withdraw form.
     from coop.auth import organisations
     _invitation, m.colleague_link = organisations.invite(m.buyers[0],
                                                          email="colega@example.org",
                                                          role="purchaser")
+    organisations.invite(m.buyers[0], email="contable@example.org", role="accounts")
     m.staff = make_user(name="Staff")
     staff.grant(m.staff.email)
     m.pending = make_coop(pending=True)
