@@ -146,7 +146,7 @@ def accept(token: str, user: User) -> BuyerInvitation:
     organisation (409 other_organisation: one organisation per user)."""
     invitation = by_token(token)
     invitation = db.session.scalar(select(BuyerInvitation).where(
-        BuyerInvitation.id == invitation.id).with_for_update()
+        BuyerInvitation.id == invitation.id).with_for_update(of=BuyerInvitation)
         .execution_options(populate_existing=True))
     if invitation.status != "pending" or (user.email or "") != invitation.email:
         raise NotFound(_("This invitation does not exist or is no longer valid."))

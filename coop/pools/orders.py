@@ -325,8 +325,8 @@ def _fail_pending(order: Order, exc: Exception) -> None:
 def _changeable(user, order_id: int, quantity_kg, now: datetime) -> tuple[Order, Pool, int]:
     """The buyer's own order, its pool and the new grams, refusing an order that is no longer
     authorized or a pool that has closed."""
+    order = own_order(user, order_id)  # another buyer's order: 404 first
     organisations.require_purchaser(user)
-    order = own_order(user, order_id)
     grams = _grams(quantity_kg, "quantity_kg")
     if order.status != "authorized":
         raise Conflict(_("This order can no longer be changed."), code="order_not_open")
@@ -388,8 +388,8 @@ def withdraw_order(user, order_id: int, now: datetime | None = None) -> Order:
     """Withdraw an order while the pool is open: frees the quantity and releases the hold.
     Withdrawing twice changes nothing; after the pool closed it is refused (409)."""
     now = now or utcnow()
+    order = own_order(user, order_id)  # another buyer's order: 404 first
     organisations.require_purchaser(user)
-    order = own_order(user, order_id)
     if order.status == "released":
         return order
     if order.status != "authorized":
@@ -516,8 +516,8 @@ def preview_change(user, order_id: int, *, quantity_kg,
 def preview_withdraw(user, order_id: int, now: datetime | None = None) -> OrderPreview:
     """What withdraw_order would release."""
     now = now or utcnow()
+    order = own_order(user, order_id)  # another buyer's order: 404 first
     organisations.require_purchaser(user)
-    order = own_order(user, order_id)
     if order.status == "released":
         raise Conflict(_("This order was withdrawn already."), code="order_released")
     if order.status != "authorized":

@@ -121,8 +121,8 @@ def _refunds(orders):
 @web.unit_of_work
 def change_order(order_id):
     form = ChangeOrderForm()
-    organisations.require_purchaser(current_user)  # 403 for an accounts user
     services.own_order(current_user, order_id)
+    organisations.require_purchaser(current_user)  # 403 for an accounts user
     typed = request.form.get("quantity_kg", "")[:64]
     if not form.validate_on_submit():
         why = " ".join(str(e) for e in form.quantity_kg.errors) or _("Give the new kilograms.")
@@ -155,6 +155,7 @@ def withdraw_order(order_id):
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
+    services.own_order(current_user, order_id)  # another buyer's order: 404 first
     organisations.require_purchaser(current_user)  # 403 for an accounts user
     web.refusal_flashed(url_for("pools.my_orders"), passing=404)
     preview = services.preview_withdraw(current_user, order_id)
