@@ -32,6 +32,12 @@ class Config:
     STRIPE_TEST_PAYMENT_METHODS = _env_bool(
         "STRIPE_TEST_PAYMENT_METHODS", not os.environ.get("STRIPE_PUBLISHABLE_KEY")
     )
+    # The buyer's currency (issue 14): where the daily exchange rates come from (a file path
+    # or an http(s) URL: the ECB's eurofxref-daily.xml, or JSON / CSV of any pairs; README),
+    # how old a rate may be before no conversion is shown, and how long the source may take.
+    MINGA_FX_SOURCE = os.environ.get("MINGA_FX_SOURCE", "")
+    MINGA_FX_MAX_AGE_DAYS = int(os.environ.get("MINGA_FX_MAX_AGE_DAYS", "3"))
+    MINGA_FX_TIMEOUT_SECONDS = float(os.environ.get("MINGA_FX_TIMEOUT_SECONDS", "10"))
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5 per minute")

@@ -163,8 +163,10 @@ def blueprints() -> list:
     from .plots import api as plots_api  # noqa: F401
     from .lots import api as lots_api  # noqa: F401
     from .invoices import api as invoices_api  # noqa: F401
+    from .fx import api as fx_api  # noqa: F401
     from .api.blueprint import bp as api_bp
     from .auth.views import bp as auth_bp
+    from .auth import organisation_views  # noqa: F401  (the buyer organisation's pages)
     from .catalog.views import bp as catalog_bp
     from .cooperatives.views import bp as coops_bp
     from .impact.views import bp as impact_bp
@@ -234,7 +236,8 @@ def register_domain_hooks(app: Flask) -> None:
 # the outbox know every handler.
 TASK_MODULES = ("coop.messages.services", "coop.pools.tasks", "coop.pools.notices",
                 "coop.pools.settlement",
-                "coop.intake.tasks", "coop.treasury.tasks", "coop.invoices.tasks")
+                "coop.intake.tasks", "coop.treasury.tasks", "coop.invoices.tasks",
+                "coop.fx.tasks")
 
 
 def register_jobs(app: Flask) -> None:
@@ -389,6 +392,12 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = lambda d, fmt="short": format_datetime(d, fmt) if d else ""
     app.jinja_env.filters["timedelta"] = lambda td: format_timedelta(td, threshold=1.1)
     app.jinja_env.globals["static_url"] = static_url
+    # {{ indicative(price, currency) }}: the amount in the buyer's display currency, or None
+    # (coop/fx; templates/fx/_indicative.html shows it with its rate and date).
+    from .fx import services as fx
+    app.jinja_env.globals["indicative"] = fx.for_viewer
+    app.jinja_env.globals["indicative_rates"] = fx.rates_for_viewer
+    app.jinja_env.filters["fx_rate"] = lambda value: _decimal(value, "#,##0.####")
     _install_fast_gettext(app)
     # How many invitations to join a coop wait for the logged-in person (a note on the
     # farmer's home and the account page).

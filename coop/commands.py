@@ -12,6 +12,7 @@ from .demo.grow import grow
 from .demo.season import run_season
 from .demo.seed import seed_demo
 from .extensions import db
+from .fx.commands import fx_fetch_command
 from .intake.commands import intake_cli
 from .invoices.commands import invoices_cli
 from .jobs.commands import jobs_cli
@@ -60,7 +61,8 @@ def demo_season_command():
 
 # Every command of the app: the one list to extend.
 COMMANDS = (seed_demo_command, grow_demo_command, demo_season_command, pools_cli, ledger_cli, intake_cli,
-            staff_cli, jobs_cli, invoices_cli)
+            staff_cli, jobs_cli, invoices_cli,
+            fx_fetch_command)
 
 
 def register(app: Flask) -> None:

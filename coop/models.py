@@ -1,5 +1,5 @@
 """Imports every domain's models so SQLAlchemy's metadata (and Alembic) sees all tables."""
-from .auth.models import ApiToken, Buyer, User  # noqa: F401
+from .auth.models import ApiToken, Buyer, BuyerInvitation, User  # noqa: F401
 from .catalog.models import Crop, Grade  # noqa: F401
 from .cooperatives.models import (Cooperative, FarmerProfile, FinanceSettings,  # noqa: F401
                                   Membership, Plot, CoopDocument, Invitation)
@@ -23,3 +23,4 @@ from .lots.eudr_models import DdsReference, EudrPack  # noqa: F401,E402
 from .lots.dispatch_models import LotEvent  # noqa: F401,E402
 from .invoices.models import (BuyerBilling, DocumentCounter, Invoice,  # noqa: F401,E402
                               InvoiceAcceptance, InvoiceSettings)
+from .fx.models import ExchangeRate  # noqa: F401,E402

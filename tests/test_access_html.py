@@ -118,6 +118,25 @@ EXPECTED = {
                         "POST": {"-": everyone(422, anon=LOGIN)}},
     "auth.change_phone": {"POST": {"-": everyone(422, anon=LOGIN)}},
     "auth.confirm_phone": {"POST": {"-": everyone(422, anon=LOGIN)}},
+    # The buyer organisation (issue 14): its page for its users (the world's buyer is its
+    # admin), nobody else's; a user of another organisation (the coops' treasurers) is not
+    # found; the coops' invitation links are no organisation's (404).
+    "auth.organisation": {"GET": {"-": {**everyone(403, anon=LOGIN), BUYER: 200}}},
+    "auth.organisation_invite": {"POST": {"-": {**everyone(403, anon=LOGIN), BUYER: 422}}},
+    "auth.display_currency": {"POST": {"-": {**everyone(403, anon=LOGIN), BUYER: REDIRECT}}},
+    "auth.organisation_withdraw": {"POST": {**same({**everyone(403, anon=LOGIN), BUYER: 404}),
+                                            "missing": {**everyone(403, anon=LOGIN),
+                                                        BUYER: 404}}},
+    "auth.organisation_role": {"POST": {**same({**everyone(403, anon=LOGIN), BUYER: 404}),
+                                        "missing": {**everyone(403, anon=LOGIN), BUYER: 404}}},
+    "auth.organisation_remove": {"POST": {**same({**everyone(403, anon=LOGIN), BUYER: 404}),
+                                          "missing": {**everyone(403, anon=LOGIN),
+                                                      BUYER: 404}}},
+    "auth.organisation_invitation": {"GET": {**same(everyone(404)), "missing": everyone(404)}},
+    "auth.organisation_accept": {"POST": {**same(everyone(404, anon=LOGIN)),
+                                          "missing": everyone(404, anon=LOGIN)}},
+    "auth.organisation_join_account": {"POST": {**same(everyone(404)),
+                                                "missing": everyone(404)}},
     "auth.set_language": {"GET": {"A": everyone(MAYBE), "missing": everyone(REDIRECT)},
                           "POST": {"A": everyone(MAYBE), "missing": everyone(REDIRECT)}},
     "catalog.home": {"GET": {"-": everyone(REDIRECT, anon=200)}},
@@ -308,6 +327,10 @@ def post_data(endpoint: str, target: str, world: World) -> dict:
         return {"payout-payout_rail": "bank", "payout-payout_account": f"12345{n:06d}"}
     if endpoint in ("coops.collection_points", "coops.rename_collection_point"):
         return {"name": f"Punto {n}", "place": "Vereda"}
+    if endpoint == "auth.organisation_role":
+        return {"role": "accounts"}
+    if endpoint == "auth.organisation_join_account":
+        return {"name": f"New person {n}", "password": "first-password-1"}
     if endpoint == "coops.grant_role":
         return {"email": world.buyer.email, "role": "treasurer"}
     return {}  # login, signup, listings.new/edit: empty input, a form error for whoever may

@@ -169,7 +169,21 @@ def demo(app):
                                                       Pool.status == "confirmed")
                                 .order_by(Pool.id))
     lot_id = lot_on_its_way(settled, manager, buyer)
+    # The buyer's currency and organisation (issue 14): indicative amounts in EUR on the pool
+    # pages, a colleague invited (the link's page).
+    from decimal import Decimal
+
+    from coop.auth import organisations
+    from coop.common.models import utcnow
+    from coop.fx import services as fx
+    fx.store([fx.Rate(utcnow().date(), "EUR", quote, Decimal(rate))
+              for quote, rate in (("COP", "4512.3"), ("PEN", "4.02"), ("USD", "1.05"))])
+    auth_services.update_preferences(buyer, display_currency="EUR")
+    _invitation, colleague_token = organisations.invite(buyer, email="colega@example.org",
+                                                        role="accounts")
+    db.session.commit()
     return {"token": invitation_token, "lot_id": lot_id,
+            ("auth.organisation_invitation", "token"): colleague_token,
             ("auth.reset_with_link", "token"): reset_token,
             ("messages_public.unsubscribe", "token"): messages.unsubscribe_token(buyer.id,
                                                                                  "updates")}

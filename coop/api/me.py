@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import g, jsonify
 from flask_babel import gettext as _
 
-from ..auth import services as auth_services
+from ..auth import organisations, services as auth_services
 from ..common.errors import ValidationFailed
 from ..extensions import db
 from .blueprint import bp
 from .common import json_body, token_required
 from .openapi import register
 
-EDITABLE = ("name", "language", "channel", "timezone", "announcements")
+EDITABLE = ("name", "language", "channel", "timezone", "announcements", "display_currency")
 
 
 def me_json(user) -> dict:
@@ -21,6 +21,8 @@ def me_json(user) -> dict:
             "channel_used": auth_services.channel_of(user), "timezone": user.timezone,
             "timezone_used": auth_services.timezone_of(user),
             "announcements": bool(user.announcements), "buyer_id": user.buyer_id,
+            "buyer_role": organisations.role_of(user),
+            "display_currency": user.display_currency,
             "memberships": [{"coop_id": m.coop_id, "coop_name": m.coop.name, "role": m.role}
                             for m in user.memberships]}
 
@@ -46,7 +48,7 @@ def patch_me():
         if name in data and not isinstance(data[name], str):
             raise ValidationFailed(_("%(f)s must be a string.", f=name),
                                    fields={name: [_("Must be a string.")]})
-    for name in ("channel", "timezone"):
+    for name in ("channel", "timezone", "display_currency"):
         if name in data and data[name] is not None and not isinstance(data[name], str):
             raise ValidationFailed(_("%(f)s must be a string or null.", f=name),
                                    fields={name: [_("Must be a string or null.")]})
@@ -66,7 +68,7 @@ register({
     "Me": {"type": "object",
            "required": ["id", "name", "email", "phone", "language", "channel", "channel_used",
                         "timezone", "timezone_used", "announcements", "buyer_id",
-                        "memberships"],
+                        "buyer_role", "display_currency", "memberships"],
            "properties": {
                "id": {"type": "integer"}, "name": {"type": "string"},
                "email": _NULLABLE_STRING,
@@ -83,6 +85,12 @@ register({
                "timezone_used": {"type": "string"},
                "announcements": {"type": "boolean"},
                "buyer_id": {"type": ["integer", "null"]},
+               "buyer_role": {"type": ["string", "null"],
+                              "enum": ["admin", "purchaser", "accounts", None],
+                              "description": "the role in the buyer organisation"},
+               "display_currency": {"type": ["string", "null"], "enum": ["EUR", "USD", None],
+                                    "description": "indicative amounts beside the coop's "
+                                                   "prices; null: none"},
                "memberships": {"type": "array",
                                "items": {"$ref": "#/components/schemas/MeMembership"}}}},
     "MePatch": {"type": "object", "additionalProperties": False, "properties": {
@@ -90,7 +98,8 @@ register({
         "language": {"type": "string", "enum": ["es", "en"]},
         "channel": {"type": ["string", "null"], "enum": ["email", "sms", "whatsapp", None]},
         "timezone": {"type": ["string", "null"], "examples": ["America/Lima"]},
-        "announcements": {"type": "boolean"}}},
+        "announcements": {"type": "boolean"},
+        "display_currency": {"type": ["string", "null"], "enum": ["EUR", "USD", None]}}},
 }, [
     ("get", "/me", "The person behind the token", True, None, {200: "Me"}),
     ("patch", "/me", "Change the caller's name and preferences", True, "MePatch",

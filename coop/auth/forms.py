@@ -148,3 +148,36 @@ class CodeForm(Form):
     """A 6-digit code that confirms a change (of phone, of payout account)."""
     code = StringField(_l("The 6-digit code"), validators=[DataRequired(), Length(max=20)],
                        render_kw={**_DIGITS, "autocomplete": "one-time-code"})
+
+
+class DisplayCurrencyForm(Form):
+    """The currency a buyer sees indicative amounts in (fx.services.DISPLAY_CURRENCIES)."""
+    display_currency = SelectField(_l("Show indicative amounts in"), choices=[
+        ("", _l("The cooperative's currency (no conversion)")),
+        ("EUR", _l("Euro (EUR)")), ("USD", _l("US dollar (USD)"))])
+
+
+BUYER_ROLE_CHOICES = [("purchaser", _l("Purchaser: places orders")),
+                      ("accounts", _l("Accounts: receives invoices, sees orders, cannot order")),
+                      ("admin", _l("Admin: manages users and billing, places orders"))]
+
+
+class BuyerInviteForm(Form):
+    email = EmailField(_l("Your colleague's e-mail"),
+                       validators=[DataRequired(), Length(max=254)], filters=[_strip])
+    role = SelectField(_l("Role"), choices=BUYER_ROLE_CHOICES)
+
+
+class BuyerRoleForm(Form):
+    role = SelectField(_l("Role"), choices=BUYER_ROLE_CHOICES)
+
+
+class OrganisationActionForm(Form):
+    """A button that acts (remove, withdraw, accept): only its CSRF token."""
+
+
+class JoinAccountForm(Form):
+    name = StringField(_l("Your full name"), validators=[DataRequired(), Length(max=120)],
+                       filters=[_strip])
+    password = PasswordField(_l("Password (at least 12 characters)"),
+                             validators=[DataRequired(), Length(max=200)])

@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, false
+from sqlalchemy import (Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint,
+                        false)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..common.models import UTCDateTime, utcnow
@@ -36,6 +37,13 @@ class User(UserMixin, db.Model):
     # moves it, and every session made before stops working (auth.services.end_sessions).
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     buyer_id: Mapped[int | None] = mapped_column(ForeignKey("buyers.id"), index=True)
+    # The person's role in their buyer organisation (auth.services.BUYER_ROLES): "admin"
+    # (users and billing, and orders), "purchaser" (orders), "accounts" (invoices, and sees
+    # the orders, but cannot order). None for anyone who is no buyer's user.
+    buyer_role: Mapped[str | None] = mapped_column(String(16))
+    # The currency a buyer sees indicative amounts in beside the coop's price ("EUR", "USD");
+    # None: the coop's own currency, no conversion.
+    display_currency: Mapped[str | None] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     buyer: Mapped["Buyer | None"] = relationship(back_populates="users")
@@ -90,3 +98,28 @@ class OneTimeCode(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BuyerInvitation(db.Model):
+    """A buyer organisation's admin asks a colleague, by e-mail, to join it in a role. Nobody
+    joins until they accept, logged in with that address (or by making its account from the
+    link). Only a SHA-256 of the link's token is stored."""
+
+    __tablename__ = "buyer_invitations"
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        CheckConstraint("role IN ('admin', 'purchaser', 'accounts')", name="role"),
+        CheckConstraint("status IN ('pending', 'accepted', 'withdrawn')", name="status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    buyer: Mapped[Buyer] = relationship(lazy="joined")

@@ -107,7 +107,7 @@ def sign_up_buyer(*, organisation: str, email: str, password: str, name: str | N
     buyer = Buyer(organisation=organisation)
     db.session.add(buyer)
     db.session.flush()
-    user.buyer_id = buyer.id
+    user.buyer_id, user.buyer_role = buyer.id, "admin"
     return user
 
 
@@ -435,11 +435,12 @@ _UNCHANGED = object()
 
 def update_preferences(user: User, *, name=_UNCHANGED, language=_UNCHANGED,
                        channel=_UNCHANGED, timezone=_UNCHANGED,
-                       announcements=_UNCHANGED) -> None:
+                       announcements=_UNCHANGED, display_currency=_UNCHANGED) -> None:
     """The person's own name and how they are told things; each argument left out stays.
     Refuses (422 on the field) an empty or long name, a language Minga does not speak, a
-    channel they have no address for, an unknown time zone, a non-boolean consent. Nothing
-    changes unless every value is right."""
+    channel they have no address for, an unknown time zone, a non-boolean consent, a display
+    currency other than EUR, USD or none (the coop's). Nothing changes unless every value is
+    right."""
     changes = {}
     if name is not _UNCHANGED:
         if not isinstance(name, str) or not name.strip():
@@ -462,6 +463,9 @@ def update_preferences(user: User, *, name=_UNCHANGED, language=_UNCHANGED,
             raise ValidationFailed(_("announcements is true or false."),
                                    fields={"announcements": [_("Must be true or false.")]})
         changes["announcements"] = announcements
+    if display_currency is not _UNCHANGED:
+        from ..fx.services import check_display_currency
+        changes["display_currency"] = check_display_currency(display_currency)
     for key, value in changes.items():
         setattr(user, key, value)
     db.session.flush()
@@ -552,3 +556,18 @@ def confirm_phone_change(user: User, code: str) -> str:
         audit.record(coop_id, user, "people.phone_changed", "user", user.id,
                      before={"phone": old}, after={"phone": new})
     return new
+
+
+
+# ---------------------------------------------------------------- buyers as organisations
+
+def accounts_emails(buyer_id: int) -> list[str]:
+    """Where a buyer organisation's invoices go: its accounts users' e-mails, else its admins'
+    (a buyer user from before roles counts as admin; auth.organisations). Sorted, no
+    duplicates; empty for an unknown buyer."""
+    rows = db.session.execute(select(User.email, User.buyer_role).where(
+        User.buyer_id == buyer_id, User.email.is_not(None))).all()
+    accounts = sorted({e for e, role in rows if role == "accounts"})
+    if accounts:
+        return accounts
+    return sorted({e for e, role in rows if (role or "admin") == "admin"})

@@ -7,8 +7,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from ..common import web
 from ..extensions import db, limiter
-from . import recovery, services
-from .forms import (CodeForm, CodeLoginForm, ForgotForm, LoginForm, NewPasswordForm,
+from . import organisations, recovery, services
+from .forms import (CodeForm, CodeLoginForm, DisplayCurrencyForm, ForgotForm, LoginForm, NewPasswordForm,
                     PasswordChangeForm, PhoneChangeForm, PinChangeForm, PinForm,
                     PreferencesForm, ResetCodeForm, RevokeTokenForm, SendCodeForm, SignupForm)
 from .limits import (attempt_counted, code_limits, logged_in_key, login_limits,
@@ -280,7 +280,11 @@ def _account_page(regions=None, preferences=None, phone_form=None, status=200):
                            phone_form=phone_form or PhoneChangeForm(formdata=None),
                            uses_pin=recovery.uses_pin(user),
                            channel=services.channel_of(user),
-                           timezone=services.timezone_of(user)), status
+                           timezone=services.timezone_of(user),
+                           buyer_role=organisations.role_of(user),
+                           currency_form=DisplayCurrencyForm(
+                               formdata=None, display_currency=user.display_currency or "")
+                           ), status
 
 
 @bp.route("/account/preferences", methods=["POST"])

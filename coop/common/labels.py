@@ -19,6 +19,7 @@ from flask import current_app, has_app_context
 LABELS = {
     "role": "coop.cooperatives.labels:ROLES",
     "contact_channel": "coop.auth.labels:CONTACT_CHANNELS",
+    "buyer_role": "coop.auth.labels:BUYER_ROLES",
     "rail": "coop.cooperatives.labels:RAILS",
     "gender": "coop.cooperatives.labels:GENDERS",
     "illicit_crop": "coop.cooperatives.labels:ILLICIT_CROPS",

@@ -58,6 +58,7 @@ def bump(name: str) -> None:
     memo = g.get("_refcache_versions") if g else None
     if memo is not None:
         memo.pop(name, None)
+    current_app.extensions.get("minga_refcache_checked", {}).pop(name, None)  # outside requests
 
 
 def version(name: str) -> int:

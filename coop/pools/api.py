@@ -29,7 +29,23 @@ def pool_json(pool) -> dict:
             "closes_at": pool.closes_at.isoformat(),
             "delivery_terms": pool.delivery_terms, "delivery_place": pool.delivery_place,
             "delivery_expected_on": (pool.delivery_expected_on.isoformat()
-                                     if pool.delivery_expected_on else None)}
+                                     if pool.delivery_expected_on else None),
+            **_indicative_json(pool.final_price_per_kg_minor or price.buyer, pool.currency)}
+
+
+def _indicative_json(price_minor: int, currency: str) -> dict:
+    """The price in the caller's display currency (issue 14), for information only: the
+    card is charged in `currency`. Nulls without a display currency or a fresh rate."""
+    from ..fx import services as fx
+    wanted = getattr(g.get("api_user"), "display_currency", None)
+    found = fx.indicative(price_minor, currency, wanted) if wanted else None
+    if found is None:
+        return {"indicative_price_per_kg_minor": None, "indicative_currency": None,
+                "fx_rate": None, "fx_rate_date": None}
+    return {"indicative_price_per_kg_minor": found.amount_minor,
+            "indicative_currency": found.currency,
+            "fx_rate": format(found.rate.normalize(), "f"),
+            "fx_rate_date": found.on.isoformat()}
 
 
 def order_json(order) -> dict:
@@ -182,7 +198,8 @@ def close_status(pool_id):
 _POOL = ("id", "coop_id", "crop", "grade", "status", "min_kg", "max_kg", "committed_kg",
          "price_per_kg_minor", "farmer_price_per_kg_minor", "commission_per_kg_minor",
          "premium_per_kg_minor", "currency", "closes_at", "delivery_terms", "delivery_place",
-         "delivery_expected_on")
+         "delivery_expected_on", "indicative_price_per_kg_minor", "indicative_currency",
+         "fx_rate", "fx_rate_date")
 _TERMS = {
     "delivery_terms": {"type": "string", "enum": ["EXW", "FCA"],
                        "description": "EXW: picked up at the coop's collection point; FCA: "
@@ -211,7 +228,18 @@ register({
         "farmer_price_per_kg_minor": MINOR, "commission_per_kg_minor": MINOR,
         "premium_per_kg_minor": MINOR, "currency": {"type": "string"},
         "closes_at": {"type": "string", "format": "date-time"}, **_TERMS,
-        "delivery_expected_on": {"type": ["string", "null"], "format": "date"}}},
+        "delivery_expected_on": {"type": ["string", "null"], "format": "date"},
+        "indicative_price_per_kg_minor": {
+            "type": ["integer", "null"],
+            "description": "price_per_kg_minor in the caller's display currency (GET/PATCH "
+                           "/me display_currency), for information only: the card is "
+                           "charged in `currency`; null without a rate at most "
+                           "MINGA_FX_MAX_AGE_DAYS old"},
+        "indicative_currency": {"type": ["string", "null"]},
+        "fx_rate": {"type": ["string", "null"],
+                    "description": "1 `currency` = fx_rate `indicative_currency` (exact "
+                                   "decimal)"},
+        "fx_rate_date": {"type": ["string", "null"], "format": "date"}}},
     "OrderCreate": {"type": "object", "required": ["quantity_kg", "payment_method"],
                     "properties": {"quantity_kg": KG, "payment_method": {"type": "string"}}},
     "OrderPatch": {"type": "object", "required": ["quantity_kg"],
@@ -266,9 +294,9 @@ register({
      {200: ("list", "Order"), 403: "Error", 422: "Error"}),
     ("get", "/orders/{id}", "One of the buyer's orders", True, None, {200: "Order", 404: "Error"}),
     ("patch", "/orders/{id}", "Change the quantity while the pool is open", True, "OrderPatch",
-     {200: "Order", 402: "Error", 404: "Error", 409: "Error"}),
+     {200: "Order", 402: "Error", 403: "Error", 404: "Error", 409: "Error"}),
     ("delete", "/orders/{id}", "Withdraw an order while the pool is open", True, None,
-     {200: "Order", 404: "Error", 409: "Error"}),
+     {200: "Order", 403: "Error", 404: "Error", 409: "Error"}),
     ("post", "/pools/{id}/close", "Close a pool (manager): decided and allocated at once, 202 "
      "while its card holds are captured or cancelled by the workers (poll status_url), 200 "
      "once settled; closing twice returns the same",

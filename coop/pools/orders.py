@@ -17,7 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..common.errors import Conflict, DomainError, Forbidden, PaymentDeclined, ValidationFailed
+from ..auth import organisations
+from ..common.errors import Conflict, DomainError, PaymentDeclined, ValidationFailed
 from ..common.idempotency import (fingerprint as request_fingerprint, replay_or_refuse,
                                   write_or_find)
 from ..common.models import utcnow
@@ -69,8 +70,7 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
     first order as it stands (see _replay), never a second hold; with another body, 422.
     Commits in steps (see the module's docstring)."""
     now = now or utcnow()
-    if not user.buyer_id:
-        raise Forbidden(_("Only buyers can order."), code="not_a_buyer")
+    organisations.require_purchaser(user)  # an accounts user sees orders, never places one
     # Plain values from here on: each commit expires the session's objects, and touching one
     # afterwards would load it again (the user, the pool and all it joins).
     buyer_id, user_id = user.buyer_id, user.id
@@ -346,7 +346,8 @@ def _fail_pending(order: Order, exc: Exception) -> None:
 def _changeable(user, order_id: int, quantity_kg, now: datetime) -> tuple[Order, Pool, int]:
     """The buyer's own order, its pool and the new grams, refusing an order that is no longer
     authorized or a pool that has closed."""
-    order = own_order(user, order_id)
+    order = own_order(user, order_id)  # another buyer's order: 404 first
+    organisations.require_purchaser(user)
     grams = _grams(quantity_kg, "quantity_kg")
     if order.status != "authorized":
         raise Conflict(_("This order can no longer be changed."), code="order_not_open")
@@ -408,7 +409,8 @@ def withdraw_order(user, order_id: int, now: datetime | None = None) -> Order:
     """Withdraw an order while the pool is open: frees the quantity and releases the hold.
     Withdrawing twice changes nothing; after the pool closed it is refused (409)."""
     now = now or utcnow()
-    order = own_order(user, order_id)
+    order = own_order(user, order_id)  # another buyer's order: 404 first
+    organisations.require_purchaser(user)
     if order.status == "released":
         return order
     if order.status != "authorized":
@@ -500,8 +502,7 @@ def preview_order(user, pool_id: int, *, quantity_kg, payment_method,
                   now: datetime | None = None) -> OrderPreview:
     """What place_order would hold; refuses what it would refuse before calling Stripe."""
     now = now or utcnow()
-    if not user.buyer_id:
-        raise Forbidden(_("Only buyers can order."), code="not_a_buyer")
+    organisations.require_purchaser(user)  # an accounts user sees orders, never places one
     grams = _grams(quantity_kg, "quantity_kg")
     _check_payment_method(payment_method)
     pool = get_pool(pool_id)
@@ -536,7 +537,8 @@ def preview_change(user, order_id: int, *, quantity_kg,
 def preview_withdraw(user, order_id: int, now: datetime | None = None) -> OrderPreview:
     """What withdraw_order would release."""
     now = now or utcnow()
-    order = own_order(user, order_id)
+    order = own_order(user, order_id)  # another buyer's order: 404 first
+    organisations.require_purchaser(user)
     if order.status == "released":
         raise Conflict(_("This order was withdrawn already."), code="order_released")
     if order.status != "authorized":

@@ -7,6 +7,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from ..auth import organisations
 from ..common import confirm, web
 from ..common.access import is_farmer, require_member
 from ..common.errors import ValidationFailed
@@ -127,6 +128,7 @@ def _refunds(orders):
 def change_order(order_id):
     form = ChangeOrderForm()
     services.own_order(current_user, order_id)
+    organisations.require_purchaser(current_user)  # 403 for an accounts user
     typed = request.form.get("quantity_kg", "")[:64]
     if not form.validate_on_submit():
         why = " ".join(str(e) for e in form.quantity_kg.errors) or _("Give the new kilograms.")
@@ -159,6 +161,8 @@ def withdraw_order(order_id):
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
+    services.own_order(current_user, order_id)  # another buyer's order: 404 first
+    organisations.require_purchaser(current_user)  # 403 for an accounts user
     web.refusal_flashed(url_for("pools.my_orders"), passing=404)
     preview = services.preview_withdraw(current_user, order_id)
     step = confirm.check(f"pools.withdraw:{order_id}", preview)

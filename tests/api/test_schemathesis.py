@@ -131,6 +131,7 @@ def tour(m, user) -> list[tuple[str, str, dict]]:
         ("post", "/invitations/{id}/accept", {}),
         ("post", "/invitations/{id}/decline", {}),
         ("get", "/crops", {}),
+        ("get", "/fx-rates", {}),
         ("get", "/coops", {}),
         ("get", "/listings", {"query": {"limit": 2}}),
         ("post", "/listings", {"body": {

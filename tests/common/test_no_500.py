@@ -75,6 +75,10 @@ DIRECT = {
     "dispatch.received": ("buyer", "/lots/1/delivery/received", ("note",)),
     # A link (GET) on every page; POST takes the same `next`.
     "auth.set_language": ("buyer", "/lang/en", ("next",)),
+    # An invitation to a buyer organisation, answered by its addressee (the crawling buyer is
+    # its organisation's admin already: an unknown link).
+    "auth.organisation_accept": ("buyer", "/organisation-invitations/" + "x" * 32 + "/accept",
+                                 ()),
     # The farmer's own consent: the crawling farmer has consented (its page shows the
     # withdrawal's form instead).
     "plots.my_consent": ("farmer", "/my/plots/{plot}/consent", ()),
@@ -324,6 +328,14 @@ def busy_coop(sold, make_listing, make_user, make_coop):
     invitations.invite(m.coop, m.manager, "treasurer", email=m.buyers[0].email)
     _invitation, m.new_person_link = invitations.invite(m.coop, m.manager, "manager",
                                                         email="nueva@example.org")
+    # Colleagues invited to the buyer's organisation: one link's account form for the
+    # anonymous visitor (a fuzzed value may be a good password: it then joins), one pending
+    # for the admin's withdraw form.
+    from coop.auth import organisations
+    _invitation, m.colleague_link = organisations.invite(m.buyers[0],
+                                                         email="colega@example.org",
+                                                         role="purchaser")
+    organisations.invite(m.buyers[0], email="contable@example.org", role="accounts")
     m.staff = make_user(name="Staff")
     staff.grant(m.staff.email)
     m.pending = make_coop(pending=True)
@@ -372,11 +384,13 @@ def test_no_form_and_no_csv_import_answers_500(app, busy_coop):
         "email": m.farmers[0].email, "password": PASSWORD})
     actors = {
         "anonymous": (None, ["/", "/login", "/signup", "/pools", "/coops",
-                             f"/invitations/{m.new_person_link}"]),
+                             f"/invitations/{m.new_person_link}",
+                             f"/organisation-invitations/{m.colleague_link}"]),
         "farmer": (m.farmers[0], ["/", "/listings", "/listings/new", "/my/deliveries",
                                   "/my/payments", "/my/statements", "/my/shares",
                                   "/account", f"/my/lots/{m.lot.id}/journey"]),
         "buyer": (m.buyers[0], ["/", "/pools", "/my/orders", "/account", "/invitations",
+                                "/account/organisation",
                                 f"/lots/{m.lot.id}/delivery",
                                 f"/lots/{m.lot_id}/eudr"]),
         "staff": (m.staff, ["/staff/coops", f"/staff/coops/{m.pending.id}"]),
