@@ -288,3 +288,123 @@ def test_a_saved_card_the_bank_questions_goes_to_the_page(market, pool, card_app
     assert page.needs_action and page.setup_secret is None
     authenticate(card_app.api_base, page.client_secret, True)
     assert cards.confirm_card_order(again.order.id).status == "authorized"
+
+
+# ---------------------------------------------------------------- the API's two steps
+
+def test_the_api_two_steps_and_the_one_step_payment_method(client, token, market, pool, card_app):
+    headers = token(market.buyers[0])
+    made = client.post(f"/api/v1/pools/{pool.id}/orders", headers=headers,
+                       json={"quantity_kg": "10", "card_entry": True})
+    assert made.status_code == 201, made.json
+    body = made.json
+    assert body["status"] == "authorizing" and body["client_secret"].startswith("pi_")
+    assert body["stripe_publishable_key"] == PK
+    # Checked with Stripe: nothing held yet.
+    again = client.post(f"/api/v1/orders/{body['id']}/confirm", headers=headers)
+    assert again.status_code == 200 and again.json["status"] == "authorizing"
+    assert again.json["client_secret"] == body["client_secret"]
+    # Another buyer: 404, and nothing changes.
+    other = client.post(f"/api/v1/orders/{body['id']}/confirm", headers=token(market.buyers[1]))
+    assert other.status_code == 404
+    # The client's Stripe.js confirms it (here: the same calls, server to sandbox).
+    intent_id = body["client_secret"].split("_secret_")[0]
+    gateway.confirm_card(intent_id, "pm_card_visa")
+    done = client.post(f"/api/v1/orders/{body['id']}/confirm", headers=headers)
+    assert done.json["status"] == "authorized" and "client_secret" not in done.json
+    # The one-step payment_method stays as it was.
+    one = client.post(f"/api/v1/pools/{pool.id}/orders", headers=headers,
+                      json={"quantity_kg": "5", "payment_method": "pm_card_visa"})
+    assert one.status_code == 201 and one.json["status"] == "authorized"
+    bad = client.post(f"/api/v1/pools/{pool.id}/orders", headers=headers,
+                      json={"quantity_kg": "5", "card_entry": "yes"})
+    assert bad.status_code == 422
+    missing = client.post(f"/api/v1/pools/{pool.id}/orders", headers=headers,
+                          json={"quantity_kg": "5"})
+    assert missing.status_code == 422
+
+
+# ---------------------------------------------------------------- the pages
+
+def test_only_the_card_page_allows_stripe_js(app, client, login, market, pool, card_app):
+    login(market.buyers[0])
+    step = _start(market, pool)
+    page = client.get(f"/my/orders/{step.order.id}/card")
+    assert page.status_code == 200, page.data[:500]
+    policy = page.headers["Content-Security-Policy"]
+    base = card_app.api_base
+    assert f"script-src 'self' {base}" in policy and f"connect-src 'self' {base}" in policy
+    assert f"frame-src {base}" in policy
+    text = page.get_data(as_text=True)
+    assert f'<script src="{base}/js.stripe.com/v3/"></script>' in text
+    assert "<noscript>" in text and 'id="card-submit" hidden' in text
+    assert "<script>" not in text                                 # no inline script
+    assert page.headers["Cache-Control"] == "no-store"
+    for other in (f"/pools/{pool.id}", "/my/orders", "/my/cards", "/pools"):
+        answer = client.get(other)
+        assert answer.headers["Content-Security-Policy"].startswith(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';")
+        assert "js.stripe.com" not in answer.get_data(as_text=True), other
+
+
+def test_production_policy_names_stripe(app):
+    config = {"STRIPE_API_BASE": "", "STRIPE_JS_URL": ""}
+    assert gateway.stripe_js_url(config) == "https://js.stripe.com/v3/"
+    policy = gateway.card_page_csp(config)
+    assert "script-src 'self' https://js.stripe.com;" in policy
+    assert "frame-src https://js.stripe.com https://hooks.stripe.com;" in policy
+    assert "connect-src 'self' https://api.stripe.com;" in policy
+
+
+def test_who_may_reach_the_card_routes(app, client, login, market, pool, card_app, make_user):
+    step = _start(market, pool)
+    routes = [("get", f"/my/orders/{step.order.id}/card"),
+              ("post", f"/my/orders/{step.order.id}/card/setup"),
+              ("post", f"/my/orders/{step.order.id}/card/return"),
+              ("post", f"/my/orders/{step.order.id}/card/cancel")]
+    client.post("/logout")
+    for method, url in routes:
+        answer = getattr(client, method)(url)
+        assert answer.status_code == 302 and "/login" in answer.headers["Location"], url
+    for who in (market.buyers[1], market.farmers[0].user if hasattr(market.farmers[0], "user")
+                else market.farmers[0], market.manager):
+        login(who)
+        for method, url in routes:
+            answer = getattr(client, method)(url, headers={"Accept": "application/json"})
+            assert answer.status_code in (403, 404), (who, url, answer.status_code)
+    assert _order(step.order.id).status == "authorizing"
+    login(market.buyers[1])
+    assert client.get("/my/cards").status_code == 200
+    assert client.post("/my/cards/999999/remove").status_code in (302, 404)
+
+
+def test_the_join_form_offers_test_cards_only_against_the_sandbox(app, client, login, market,
+                                                                   pool, card_app):
+    login(market.buyers[0])
+    text = client.get(f"/pools/{pool.id}").get_data(as_text=True)
+    assert 'value="new"' in text and 'value="pm_card_visa"' in text
+    saved = app.config["STRIPE_API_BASE"]
+    app.config["STRIPE_API_BASE"] = ""           # as against Stripe itself
+    try:
+        text = client.get(f"/pools/{pool.id}").get_data(as_text=True)
+        assert 'value="new"' in text and "pm_card_visa" not in text
+        refused = client.post(f"/pools/{pool.id}", data={"quantity_kg": "1",
+                                                         "payment_method": "pm_card_visa"})
+        assert refused.status_code == 422
+    finally:
+        app.config["STRIPE_API_BASE"] = saved
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+def test_the_page_s_return_is_checked_with_stripe(app, client, login, market, pool, card_app):
+    login(market.buyers[0])
+    step = _start(market, pool)
+    client.get(f"/my/orders/{step.order.id}/card")
+    answer = client.post(f"/my/orders/{step.order.id}/card/return",
+                         headers={"Accept": "application/json"})
+    assert answer.json["status"] == "waiting"          # the browser said done; Stripe did not
+    assert _order(step.order.id).status == "authorizing"
+    gateway.confirm_card(step.order.payment_intent_id, "pm_card_visa")
+    answer = client.post(f"/my/orders/{step.order.id}/card/return",
+                         headers={"Accept": "application/json"})
+    assert answer.json["status"] == "authorized" and answer.json["redirect"] == "/my/orders"
