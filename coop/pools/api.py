@@ -35,15 +35,15 @@ def pool_json(pool) -> dict:
 def order_json(order, client_secret: str | None = None) -> dict:
     """An order; while it waits for its card (status authorizing), with the PaymentIntent's
     client_secret and the publishable key Stripe.js needs, where the caller has them."""
-    body = {"id": order.id, "pool_id": order.pool_id, "status": order.status,
+    waiting = bool(client_secret) and order.status == OrderStatus.AUTHORIZING
+    return {"id": order.id, "pool_id": order.pool_id, "status": order.status,
             "quantity_kg": format_kg(order.quantity_g),
             "amount_authorized_minor": order.amount_authorized_minor,
             "amount_captured_minor": order.amount_captured_minor,
-            "amount_refunded_minor": order.amount_refunded_minor, "currency": order.currency}
-    if client_secret and order.status == OrderStatus.AUTHORIZING:
-        body["client_secret"] = client_secret
-        body["stripe_publishable_key"] = current_app.config.get("STRIPE_PUBLISHABLE_KEY") or ""
-    return body
+            "amount_refunded_minor": order.amount_refunded_minor, "currency": order.currency,
+            "client_secret": client_secret if waiting else None,
+            "stripe_publishable_key": (current_app.config.get("STRIPE_PUBLISHABLE_KEY") or None)
+            if waiting else None}
 
 
 def settlement_json(pool) -> dict:
@@ -224,7 +224,8 @@ _TERMS = {
                        "description": "where (required with FCA; with EXW, empty: the coop's "
                                       "collection point)"}}
 _ORDER = ("id", "pool_id", "status", "quantity_kg", "amount_authorized_minor",
-          "amount_captured_minor", "amount_refunded_minor", "currency")
+          "amount_captured_minor", "amount_refunded_minor", "currency", "client_secret",
+          "stripe_publishable_key")
 
 register({
     "PoolCreate": {"type": "object", "required": ["coop_id", "crop", "grade", "min_kg", "max_kg",
@@ -261,9 +262,11 @@ register({
         "status": {"type": "string", "enum": values(OrderStatus)},
         "quantity_kg": KG, "amount_authorized_minor": MINOR, "amount_captured_minor": MINOR,
         "amount_refunded_minor": MINOR, "currency": {"type": "string"},
-        "client_secret": {"type": "string", "description": "while authorizing: the "
-                          "PaymentIntent's, for Stripe.js only (never log it)"},
-        "stripe_publishable_key": {"type": "string"}}},
+        "client_secret": {"type": ["string", "null"], "description": "while authorizing, in "
+                          "the answers of POST /pools/{id}/orders and POST /orders/{id}/confirm: "
+                          "the PaymentIntent's, for Stripe.js only (never log it); else null"},
+        "stripe_publishable_key": {"type": ["string", "null"],
+                                   "description": "with client_secret: the key Stripe.js needs"}}},
     "Settlement": {"type": "object", "required": ["state", "total", "done", "captured",
                                                   "cancelled", "failed", "settled_at"],
                    "description": "How far the capture or cancellation of the pool's card holds "
