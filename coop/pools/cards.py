@@ -25,7 +25,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..common.errors import Conflict, DomainError, Forbidden, PaymentDeclined, ValidationFailed
+from ..common.errors import Conflict, DomainError, Forbidden, PaymentDeclined
 from ..common.idempotency import write_or_find
 from ..common.models import utcnow
 from ..common.statuses import OrderStatus

@@ -11,15 +11,14 @@ import time
 from datetime import timedelta
 
 import pytest
-import stripe
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from coop.common.models import utcnow
 from coop.common.errors import Conflict, NotFound, PaymentDeclined
 from coop.extensions import db
 from coop.ledger.models import LedgerEntry
 from coop.payments import cards as saved_cards, gateway
-from coop.payments.models import SavedCard, StripeCustomer, StripeEvent
+from coop.payments.models import StripeCustomer, StripeEvent
 from coop.pools import cards, services as pools
 from coop.pools.models import Order, Pool
 from tests.support.cards import (CHARGE_FAILS, DECLINED, PK, THREE_DS, VISA_NUMBER,
