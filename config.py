@@ -38,6 +38,12 @@ class Config:
     MINGA_FX_SOURCE = os.environ.get("MINGA_FX_SOURCE", "")
     MINGA_FX_MAX_AGE_DAYS = int(os.environ.get("MINGA_FX_MAX_AGE_DAYS", "3"))
     MINGA_FX_TIMEOUT_SECONDS = float(os.environ.get("MINGA_FX_TIMEOUT_SECONDS", "10"))
+    # Card entry in the buyer's page (issue 14): Stripe.js from this URL (empty: Stripe's own,
+    # https://js.stripe.com/v3/, or the sandbox's stand-in at STRIPE_API_BASE/js.stripe.com/v3/
+    # when STRIPE_API_BASE is the sandbox), and the seconds a reserved quantity waits for the
+    # buyer to confirm the card (3-D Secure) before it returns to the pool.
+    STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "")
+    CARD_AUTH_TIMEOUT_SECONDS = float(os.environ.get("CARD_AUTH_TIMEOUT_SECONDS", "900"))
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "5 per minute")

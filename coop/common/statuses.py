@@ -26,6 +26,10 @@ class OrderStatus(StrEnum):
     # Stripe did not answer in time (or the record after its answer failed): a hold may or may
     # not exist. The grams stay reserved; the resolver settles it (authorized or failed).
     UNKNOWN = "unknown"
+    # Two-step card entry (issue 14): the grams are reserved and a PaymentIntent exists, but
+    # the buyer has not yet confirmed the card in the browser (Stripe.js, 3-D Secure). Nothing
+    # is held; authorized only once Minga has seen requires_capture at Stripe itself.
+    AUTHORIZING = "authorizing"
 
 
 class ListingStatus(StrEnum):
@@ -125,6 +129,9 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
     # or failed (Stripe says so).
     OrderStatus: {O.PENDING: frozenset({O.AUTHORIZED, O.FAILED, O.UNKNOWN}),
                   O.UNKNOWN: frozenset({O.AUTHORIZED, O.FAILED}),
+                  # Card entry: confirmed at Stripe (authorized), or abandoned, refused or
+                  # expired (failed: nothing held, grams back), or given up by the buyer.
+                  O.AUTHORIZING: frozenset({O.AUTHORIZED, O.FAILED, O.RELEASED}),
                   O.AUTHORIZED: frozenset({O.CAPTURED, O.RELEASED, O.CANCELLED, O.FAILED})},
     # Withdrawn only while nothing is committed; sold once committed in full.
     ListingStatus: {L.AVAILABLE: frozenset({L.COMMITTED, L.SOLD, L.WITHDRAWN}),
@@ -168,7 +175,7 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
 SUPPLY_LISTING_STATUSES = (L.AVAILABLE, L.COMMITTED)
 PUBLIC_LISTING_STATUSES = (L.AVAILABLE, L.COMMITTED, L.SOLD)
 # Orders still holding (or about to hold) grams of an open pool.
-LIVE_ORDER_STATUSES = (O.PENDING, O.AUTHORIZED, O.UNKNOWN)
+LIVE_ORDER_STATUSES = (O.PENDING, O.AUTHORIZED, O.UNKNOWN, O.AUTHORIZING)
 # Orders whose card hold is not settled yet: closing waits for the resolver to settle them.
 UNSETTLED_ORDER_STATUSES = (O.PENDING, O.UNKNOWN)
 # Pools that ended without a sale: their holds are released.

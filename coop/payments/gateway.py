@@ -66,6 +66,8 @@ class Hold:
     charge_id: str | None
     metadata: dict = field(default_factory=dict)   # what Minga tagged it with (strings)
     created: int | None = None                     # Stripe's creation time, Unix seconds
+    payment_method: str | None = None              # the PaymentMethod id, once it has one
+    client_secret: str | None = None               # for Stripe.js in the buyer's page only
 
 
 # ------------------------------------------------------------------- the client
@@ -84,6 +86,42 @@ def is_sandbox(config=None) -> bool:
     """Whether the app talks to the local sandbox (localstripe) rather than Stripe."""
     base = _settings(config if config is not None else current_app.config)[1]
     return bool(base) and base != STRIPE_API_BASE_DEFAULT
+
+
+STRIPE_JS_DEFAULT = "https://js.stripe.com/v3/"
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def stripe_js_url(config=None) -> str:
+    """Where the card page loads Stripe.js from: STRIPE_JS_URL, else Stripe's own (never
+    copied or bundled), or the sandbox's stand-in when the app talks to the sandbox."""
+    config = config if config is not None else current_app.config
+    configured = (config.get("STRIPE_JS_URL") or "").strip()
+    if configured:
+        return configured
+    if is_sandbox(config):
+        return _settings(config)[1] + "/js.stripe.com/v3/"
+    return STRIPE_JS_DEFAULT
+
+
+def card_page_csp(config=None) -> str:
+    """The Content-Security-Policy of the card page only: the strict policy of every page,
+    plus Stripe.js's script, its frames and its API (the sandbox's origin against the
+    sandbox). Every other page keeps the policy that allows no third party."""
+    config = config if config is not None else current_app.config
+    js = _origin(stripe_js_url(config))
+    if is_sandbox(config):
+        api, frames = _origin(_settings(config)[1]), js
+    else:
+        api, frames = "https://api.stripe.com", f"{js} https://hooks.stripe.com"
+    return ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            f"script-src 'self' {js}; frame-src {frames}; connect-src 'self' {api}; "
+            "frame-ancestors 'none'; form-action 'self'")
 
 
 def _build_client(key: str, base: str, timeout: float) -> stripe.StripeClient:
@@ -138,7 +176,8 @@ def _hold_from(intent) -> Hold:
     return Hold(id=intent["id"], status=intent["status"], amount=int(intent["amount"]),
                 currency=str(intent["currency"]).upper(), charge_id=charge,
                 metadata={str(k): str(v) for k, v in dict(metadata).items()},
-                created=intent.get("created"))
+                created=intent.get("created"), payment_method=_id_of(intent.get("payment_method")),
+                client_secret=intent.get("client_secret"))
 
 
 def _minor(amount: int) -> int:
@@ -179,7 +218,7 @@ def _metadata(metadata: dict | None) -> dict[str, str]:
 
 # ----------------------------------------------------------------- operations
 def hold(amount_minor: int, currency: str, payment_method: str, metadata: dict,
-         *, idempotency_key: str | None = None) -> Hold:
+         *, idempotency_key: str | None = None, customer: str | None = None) -> Hold:
     """Authorise `amount_minor` on the card: a PaymentIntent with capture_method=manual,
     confirmed at creation. Returns a Hold in status "requires_capture". A decline raises
     CardDeclined; a card asking for 3-D Secure raises PaymentError
@@ -195,6 +234,8 @@ def hold(amount_minor: int, currency: str, payment_method: str, metadata: dict,
         "metadata": _metadata(metadata),
         "expand": ["latest_charge"],
     }
+    if customer:  # a card typed in the page is attached to the buyer's Customer
+        params["customer"] = customer
     params.update(current_app.config.get("STRIPE_INTENT_EXTRA_PARAMS") or {})
     options = {"idempotency_key": idempotency_key} if idempotency_key else {}
     try:
@@ -475,3 +516,122 @@ def find_refund(intent_id: str, idempotency_key: str) -> str | None:
     except stripe.StripeError as exc:
         raise _translate(exc, intent_id) from exc
     return None
+
+
+# ------------------------------------------------------------ card entry (Stripe.js)
+# The two-step hold: the PaymentIntent is made here without a card (nothing held) and the
+# buyer's page confirms it with Stripe.js (3-D Secure where the bank asks). Minga believes
+# only what it retrieves from Stripe afterwards (see coop/pools/cards.py).
+
+def card_intent(amount_minor: int, currency: str, metadata: dict, *,
+                customer: str | None = None, payment_method: str | None = None,
+                idempotency_key: str | None = None) -> Hold:
+    """A manual-capture PaymentIntent for the buyer's page to confirm. Without
+    `payment_method`: not confirmed (status requires_payment_method). With one (a saved
+    card): confirmed at once; the answer may be requires_capture (held) or requires_action
+    (the bank asks the buyer: the page finishes it); a decline raises CardDeclined with the
+    intent cancelled."""
+    params: dict[str, Any] = {
+        "amount": _minor(amount_minor),
+        "currency": currency.lower(),
+        "payment_method_types": ["card"],
+        "capture_method": "manual",
+        "metadata": _metadata(metadata),
+    }
+    if customer:
+        params["customer"] = customer
+    if payment_method:
+        params.update(payment_method=payment_method, confirm=True, expand=["latest_charge"])
+    params.update(current_app.config.get("STRIPE_INTENT_EXTRA_PARAMS") or {})
+    options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+    try:
+        intent = _v1().payment_intents.create(params=params, options=options)
+    except stripe.CardError as exc:
+        error = _translate(exc)
+        error.intent_id = _declined_intent_id(exc)
+        if error.intent_id:
+            _cancel_quietly(error.intent_id)
+        raise error from exc
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+    return _hold_from(intent)
+
+
+def confirm_card(intent_id: str, payment_method: str) -> Hold:
+    """Give a PaymentIntent the card a SetupIntent made and confirm it (server side: the
+    sandbox refuses a payment method on confirm itself, so it is set by an update first).
+    Returns the intent (requires_capture, or requires_action for the page to finish); a
+    decline raises CardDeclined (the intent stays, asking for another card)."""
+    try:
+        _v1().payment_intents.update(intent_id, params={"payment_method": payment_method})
+        intent = _v1().payment_intents.confirm(intent_id, params={"expand": ["latest_charge"]})
+    except stripe.StripeError as exc:
+        raise _translate(exc, intent_id) from exc
+    return _hold_from(intent)
+
+
+def create_customer(metadata: dict) -> str:
+    """A Stripe Customer (for a buyer); returns its id."""
+    try:
+        return _as_dict(_v1().customers.create(params={"metadata": _metadata(metadata)}))["id"]
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+
+
+def setup_intent(customer: str | None, metadata: dict) -> tuple[str, str]:
+    """A SetupIntent for the buyer's page (Stripe.js confirmCardSetup turns the typed card
+    into a PaymentMethod, with 3-D Secure where the bank asks). Returns (id, client_secret)."""
+    params: dict[str, Any] = {"usage": "on_session", "payment_method_types": ["card"],
+                              "metadata": _metadata(metadata)}
+    if customer:
+        params["customer"] = customer
+    try:
+        created = _as_dict(_v1().setup_intents.create(params=params))
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+    return created["id"], created["client_secret"]
+
+
+def retrieve_setup_intent(setup_id: str) -> dict:
+    """{"id", "status", "payment_method", "client_secret", "metadata"} of a SetupIntent."""
+    try:
+        found = _as_dict(_v1().setup_intents.retrieve(setup_id))
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+    return {"id": found["id"], "status": found.get("status"),
+            "payment_method": _id_of(found.get("payment_method")),
+            "client_secret": found.get("client_secret"),
+            "metadata": {str(k): str(v) for k, v in dict(found.get("metadata") or {}).items()}}
+
+
+def card_details(payment_method: str) -> dict:
+    """What a buyer recognises a card by: {"brand", "last4", "exp_month", "exp_year",
+    "customer"} (empty values where Stripe says nothing)."""
+    try:
+        found = _as_dict(_v1().payment_methods.retrieve(payment_method))
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+    card = found.get("card") or {}
+    return {"brand": str(card.get("brand") or "")[:20], "last4": str(card.get("last4") or "")[:4],
+            "exp_month": int(card.get("exp_month") or 0), "exp_year": int(card.get("exp_year") or 0),
+            "customer": _id_of(found.get("customer"))}
+
+
+def attach_card(payment_method: str, customer: str) -> None:
+    """Attach a PaymentMethod to a Customer (Stripe does it itself for a SetupIntent made
+    with the customer; the sandbox does not)."""
+    try:
+        _v1().payment_methods.attach(payment_method, params={"customer": customer})
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+
+
+def detach_card(payment_method: str) -> None:
+    """Detach a saved card from its Customer: it can no longer be charged. One detached
+    already (or unknown to Stripe) is fine."""
+    try:
+        _v1().payment_methods.detach(payment_method)
+    except stripe.InvalidRequestError:
+        pass
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc

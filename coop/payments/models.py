@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..common.models import UTCDateTime, utcnow
@@ -41,3 +41,30 @@ class StripeThrottle(db.Model):
     account: Mapped[str] = mapped_column(String(40), primary_key=True)
     level: Mapped[int] = mapped_column(Integer, default=0)
     until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StripeCustomer(db.Model):
+    """The Stripe Customer of a buyer, made once at the buyer's first card entry: the cards
+    typed in the browser are attached to it, so that a change of quantity can hold again."""
+
+    __tablename__ = "stripe_customers"
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), primary_key=True,
+                                          autoincrement=False)
+    customer_id: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SavedCard(db.Model):
+    """A card the buyer chose to keep for later pools (a PaymentMethod attached to the
+    buyer's Stripe Customer). Only Stripe's id and what the buyer recognises it by."""
+
+    __tablename__ = "saved_cards"
+    __table_args__ = (UniqueConstraint("payment_method_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)
+    payment_method_id: Mapped[str] = mapped_column(String(255))
+    brand: Mapped[str] = mapped_column(String(20), default="")
+    last4: Mapped[str] = mapped_column(String(4), default="")
+    exp_month: Mapped[int] = mapped_column(Integer, default=0)
+    exp_year: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

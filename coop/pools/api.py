@@ -1,7 +1,7 @@
 """API rows for pools and orders (api-v1.md): thin calls to coop.pools.services."""
 from __future__ import annotations
 
-from flask import g, jsonify, request, url_for
+from flask import current_app, g, jsonify, request, url_for
 from flask_babel import gettext as _
 
 from ..api.common import error, idempotency_key, json_body, page_args, paged, token_required
@@ -13,7 +13,7 @@ from ..common.quantities import format_kg
 from ..common.statuses import OrderStatus, PoolStatus, values
 from ..cooperatives import services as coop_services
 from ..extensions import db
-from . import services
+from . import cards, services
 
 
 def pool_json(pool) -> dict:
@@ -48,12 +48,18 @@ def _indicative_json(price_minor: int, currency: str) -> dict:
             "fx_rate_date": found.on.isoformat()}
 
 
-def order_json(order) -> dict:
+def order_json(order, client_secret: str | None = None) -> dict:
+    """An order; while it waits for its card (status authorizing), with the PaymentIntent's
+    client_secret and the publishable key Stripe.js needs, where the caller has them."""
+    waiting = bool(client_secret) and order.status == OrderStatus.AUTHORIZING
     return {"id": order.id, "pool_id": order.pool_id, "status": order.status,
             "quantity_kg": format_kg(order.quantity_g),
             "amount_authorized_minor": order.amount_authorized_minor,
             "amount_captured_minor": order.amount_captured_minor,
-            "amount_refunded_minor": order.amount_refunded_minor, "currency": order.currency}
+            "amount_refunded_minor": order.amount_refunded_minor, "currency": order.currency,
+            "client_secret": client_secret if waiting else None,
+            "stripe_publishable_key": (current_app.config.get("STRIPE_PUBLISHABLE_KEY") or None)
+            if waiting else None}
 
 
 def settlement_json(pool) -> dict:
@@ -124,6 +130,21 @@ def create_order(pool_id):
     data = json_body()
     if not g.api_user.buyer_id:
         return error(403, "forbidden", _("Only buyers can order."))
+    card_entry = data.get("card_entry", False)
+    if not isinstance(card_entry, bool):
+        raise ValidationFailed(_("card_entry must be true or false."),
+                               fields={"card_entry": [_("Must be a boolean.")]})
+    if card_entry and data.get("payment_method") is None:
+        # Two steps: the client confirms the PaymentIntent with Stripe.js (3-D Secure), then
+        # POST /orders/{id}/confirm, or the webhook, makes the order authorized.
+        step, created = cards.place_card_order(g.api_user, pool_id,
+                                               quantity_kg=data.get("quantity_kg"),
+                                               idempotency_key=key)
+        response = jsonify(order_json(step.order, step.client_secret))
+        response.status_code = 201
+        if not created:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
     order, created = services.place_order(g.api_user, pool_id,
                                           quantity_kg=data.get("quantity_kg"),
                                           payment_method=data.get("payment_method"),
@@ -150,6 +171,18 @@ def list_orders():
 @token_required
 def get_order(order_id):
     return jsonify(order_json(services.own_order(g.api_user, order_id)))
+
+
+@bp.post("/orders/<int:order_id>/confirm")
+@token_required
+def confirm_order(order_id):
+    """The client finished Stripe.js: Minga checks the PaymentIntent with Stripe itself and
+    answers the order (authorized only if the hold is in place; still authorizing, with its
+    client_secret, if not yet)."""
+    order = cards.confirm_card_order(order_id, user=g.api_user)
+    secret = cards._step_of(order).client_secret if order.status == OrderStatus.AUTHORIZING \
+        else None
+    return jsonify(order_json(order, secret))
 
 
 @bp.patch("/orders/<int:order_id>")
@@ -208,7 +241,8 @@ _TERMS = {
                        "description": "where (required with FCA; with EXW, empty: the coop's "
                                       "collection point)"}}
 _ORDER = ("id", "pool_id", "status", "quantity_kg", "amount_authorized_minor",
-          "amount_captured_minor", "amount_refunded_minor", "currency")
+          "amount_captured_minor", "amount_refunded_minor", "currency", "client_secret",
+          "stripe_publishable_key")
 
 register({
     "PoolCreate": {"type": "object", "required": ["coop_id", "crop", "grade", "min_kg", "max_kg",
@@ -240,15 +274,27 @@ register({
                     "description": "1 `currency` = fx_rate `indicative_currency` (exact "
                                    "decimal)"},
         "fx_rate_date": {"type": ["string", "null"], "format": "date"}}},
-    "OrderCreate": {"type": "object", "required": ["quantity_kg", "payment_method"],
-                    "properties": {"quantity_kg": KG, "payment_method": {"type": "string"}}},
+    "OrderCreate": {"type": "object", "required": ["quantity_kg"],
+                    "description": "One step: payment_method (a Stripe PaymentMethod id), held "
+                                   "at once. Two steps: card_entry true and no payment_method: "
+                                   "the order answers status authorizing with a client_secret "
+                                   "for Stripe.js (confirmCardPayment, 3-D Secure), then POST "
+                                   "/orders/{id}/confirm; unconfirmed after "
+                                   "CARD_AUTH_TIMEOUT_SECONDS it fails and the quantity returns.",
+                    "properties": {"quantity_kg": KG, "payment_method": {"type": "string"},
+                                   "card_entry": {"type": "boolean", "default": False}}},
     "OrderPatch": {"type": "object", "required": ["quantity_kg"],
                    "properties": {"quantity_kg": KG}},
     "Order": {"type": "object", "required": list(_ORDER), "properties": {
         "id": {"type": "integer"}, "pool_id": {"type": "integer"},
         "status": {"type": "string", "enum": values(OrderStatus)},
         "quantity_kg": KG, "amount_authorized_minor": MINOR, "amount_captured_minor": MINOR,
-        "amount_refunded_minor": MINOR, "currency": {"type": "string"}}},
+        "amount_refunded_minor": MINOR, "currency": {"type": "string"},
+        "client_secret": {"type": ["string", "null"], "description": "while authorizing, in "
+                          "the answers of POST /pools/{id}/orders and POST /orders/{id}/confirm: "
+                          "the PaymentIntent's, for Stripe.js only (never log it); else null"},
+        "stripe_publishable_key": {"type": ["string", "null"],
+                                   "description": "with client_secret: the key Stripe.js needs"}}},
     "Settlement": {"type": "object", "required": ["state", "total", "done", "captured",
                                                   "cancelled", "failed", "settled_at"],
                    "description": "How far the capture or cancellation of the pool's card holds "
@@ -293,6 +339,9 @@ register({
     ("get", "/orders", "The buyer's orders", True, None,
      {200: ("list", "Order"), 403: "Error", 422: "Error"}),
     ("get", "/orders/{id}", "One of the buyer's orders", True, None, {200: "Order", 404: "Error"}),
+    ("post", "/orders/{id}/confirm", "After Stripe.js: check the order's PaymentIntent with "
+     "Stripe (authorized once it is held for the order's amount)", True, None,
+     {200: "Order", 404: "Error", 503: "Error"}),
     ("patch", "/orders/{id}", "Change the quantity while the pool is open", True, "OrderPatch",
      {200: "Order", 402: "Error", 403: "Error", 404: "Error", 409: "Error"}),
     ("delete", "/orders/{id}", "Withdraw an order while the pool is open", True, None,

@@ -48,6 +48,10 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> bool:
         db.session.rollback()
         raise Conflict(_("Orders are being placed right now; try closing again in a minute."),
                        code="orders_in_flight")
+    # Cards still waiting for the buyer to confirm them hold nothing: they leave the pool
+    # before it is decided (their PaymentIntents are cancelled after the commit).
+    from .cards import drop_authorizing
+    dropped = drop_authorizing(pool)
     pool.decided_at = now
     if pool.committed_g >= pool.min_g and pool.committed_g > 0:
         try:  # every capture gets a numbered invoice: refused before the range runs out
@@ -71,6 +75,8 @@ def _decide(pool_id: int, now: datetime, on_demand: bool) -> bool:
         pool.status = "failed"
     settlement.begin(pool, now)
     commit_step()
+    for intent_id in dropped:
+        gateway._cancel_quietly(intent_id)
     return True
 
 

@@ -6,7 +6,8 @@ POOL_STATUS = {"open": _l("Open"), "confirmed": _l("Confirmed"),
 ORDER_STATUS = {"pending": _l("Being checked"), "authorized": _l("Held on card"),
                 "captured": _l("Paid"), "released": _l("Withdrawn, hold released"),
                 "cancelled": _l("Pool failed, hold released"), "failed": _l("Card declined"),
-                "unknown": _l("Not known yet whether your card was held")}
+                "unknown": _l("Not known yet whether your card was held"),
+                "authorizing": _l("Waiting for you to confirm the card")}
 # A pool's delivery terms (coop/pools/terms.py), as the buyers read them.
 DELIVERY_TERMS = {"EXW": _l("Pickup at the collection point (EXW)"),
                   "FCA": _l("Handed to a carrier or exporter at a named place (FCA)")}

@@ -84,6 +84,9 @@ class Order(db.Model):
     payment_method: Mapped[str] = mapped_column(String(255))
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
     charge_id: Mapped[str | None] = mapped_column(String(255))
+    # Card entry in the browser (status authorizing): the SetupIntent that turns the typed card
+    # into a PaymentMethod where the page saves it or the sandbox's Stripe.js needs it.
+    setup_intent_id: Mapped[str | None] = mapped_column(String(255))
     amount_authorized_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     # What closing decided to take (the tier price x quantity); captured is what Stripe took.
     amount_due_minor: Mapped[int | None] = mapped_column(BigInteger)

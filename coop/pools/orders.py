@@ -37,6 +37,12 @@ from .resolver import (RESOLVED_FAILURE, _claim_failed, _in_open_pool, _settled_
                        resolve_order)
 
 
+# Events after which an order waiting for its card is checked with Stripe: Stripe's for a
+# manual-capture hold in place, and what the sandbox sends (it sends none for a hold).
+CARD_CONFIRMED_EVENTS = ("payment_intent.amount_capturable_updated",
+                         "payment_intent.succeeded", "payment_intent.requires_capture",
+                         "payment_intent.canceled")
+
 REPLAY_WAIT_SECONDS = 3.0  # a replay of an order still being placed waits this long for it
 
 
@@ -368,19 +374,29 @@ def change_order(user, order_id: int, *, quantity_kg, now: datetime | None = Non
         _reserve(pool.id, delta)
     elif not _release(pool.id, -delta):
         raise Conflict(_("This pool is closed."), code="pool_closed")
+    from ..payments import cards as saved_cards
+    customer = saved_cards.customer_for(order.buyer_id, order.payment_method,
+                                        typed=bool(order.setup_intent_id))
     commit_step()
     amount = pricing.amount_for(pricing.highest(pool.price).buyer, grams)
     try:
         hold = gateway.hold(amount, order.currency, order.payment_method,
                             _hold_metadata(order, pool),
                             idempotency_key=f"minga-order-{order.id}-change-"
-                                            f"{order.payment_intent_id}-{grams}")
+                                            f"{order.payment_intent_id}-{grams}",
+                            customer=customer)
     except gateway.PaymentError as exc:
         (_release(pool.id, delta) if delta > 0 else _reserve(pool.id, -delta))
         commit_step()
         if isinstance(exc, gateway.CardDeclined):
             raise PaymentDeclined(_("The card was declined for the new amount; your order is "
                                     "unchanged."), code="payment_declined")
+        if exc.code == "authentication_required":
+            # The bank wants the buyer to confirm each new amount (3-D Secure), which only
+            # the card page can do: the order stands as it was.
+            raise Conflict(_("Your bank asks you to confirm every new amount on this card. "
+                             "Your order is unchanged; to change it, withdraw it and join "
+                             "the pool again."), code="authentication_required")
         raise DomainError(_("The card could not be checked right now; your order is unchanged."),
                           code="payment_unavailable", status=503)
     old_intent = order.payment_intent_id
@@ -447,6 +463,17 @@ def apply_payment_intent_event(kind: str, intent_id: str) -> str:
     order = db.session.scalar(select(Order).where(Order.payment_intent_id == intent_id))
     if order is None:
         outcome = "unknown_intent"
+    elif order.status == OrderStatus.AUTHORIZING:
+        # A card confirmed in the buyer's page: the event only says "look". The job checks
+        # with Stripe itself, after this commit (no call to Stripe inside the transaction).
+        if kind in CARD_CONFIRMED_EVENTS:
+            from ..jobs import services as jobs
+            # No key: each event looks again (an early one may find nothing held yet); the
+            # check itself is once-only.
+            jobs.enqueue("pools.confirm_card", coop_id=order.pool.coop_id, order_id=order.id)
+            outcome = "card_check"
+        else:
+            outcome = f"no_change:{order.status}"  # a decline: the buyer may try another card
     elif kind == "payment_intent.succeeded":
         if order.status == "authorized" and order.amount_due_minor is not None:
             order.status = "captured"

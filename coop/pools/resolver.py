@@ -218,7 +218,10 @@ def _sweep_live_holds(now: datetime, result: Resolution) -> None:
     orders = dict(db.session.execute(select(Order.id, Order).where(Order.id.in_(ids))).all())
     owned = {o.payment_intent_id for o in orders.values()
              if o.status in (OrderStatus.AUTHORIZED, OrderStatus.CAPTURED)}
-    unsettled = {o.id for o in orders.values() if o.status in UNSETTLED_ORDER_STATUSES}
+    # An order waiting for its buyer's card (3-D Secure may take minutes) is not an orphan:
+    # its confirmation or the expiry job (coop/pools/cards.py) settles its PaymentIntent.
+    unsettled = {o.id for o in orders.values()
+                 if o.status in UNSETTLED_ORDER_STATUSES or o.status == OrderStatus.AUTHORIZING}
     commit_step()
     for hold in holds:
         order_id = int(hold.metadata["order_id"])

@@ -63,3 +63,33 @@ def remind() -> None:
     """Pools closing within 24 hours: buyers told, managers told when it is short."""
     from . import notices
     notices.remind()
+
+
+@jobs.periodic("pools.expire_card_orders", 60)
+def expire_card_orders() -> None:
+    """Orders whose card the buyer did not confirm in time (CARD_AUTH_TIMEOUT_SECONDS):
+    checked with Stripe, else ended, their grams back in the pool, their PaymentIntents
+    cancelled. Stripe unreachable: tried again at the next run."""
+    from flask import current_app
+    from ..payments.gateway import PaymentError
+    from . import cards
+    if not current_app.config.get("STRIPE_SECRET_KEY") and \
+            not current_app.config.get("STRIPE_API_BASE"):
+        return
+    try:
+        cards.expire_card_orders()
+    except PaymentError:
+        db.session.rollback()
+
+
+@jobs.task("pools.confirm_card")
+def confirm_card(order_id: int) -> None:
+    """A webhook said an order's card may be confirmed: check with Stripe (once, whoever
+    asks first). Stripe unreachable: raised, so the job is tried again."""
+    from . import cards
+    try:
+        cards.confirm_card_order(order_id)
+    except DomainError as exc:
+        if exc.code == "payment_unavailable":
+            raise RuntimeError("Stripe unavailable") from exc
+        raise

@@ -2,8 +2,8 @@ import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
+                   request, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -15,9 +15,9 @@ from ..common.models import utcnow
 from ..extensions import db
 from ..listings.views import PRODUCT, _product_choices
 from ..pricing import services as pricing
-from . import services
+from . import cards, services
 from ..invoices import services as invoices
-from .forms import ActionForm, ChangeOrderForm, OrderForm, PoolForm, TermsForm
+from .forms import TEST_CARDS, ActionForm, ChangeOrderForm, OrderForm, PoolForm, TermsForm
 from .labels import ORDER_STATUS, POOL_STATUS
 
 bp = Blueprint("pools", __name__)
@@ -48,6 +48,10 @@ def detail(pool_id):
     pool = services.get_pool(pool_id)
     form = OrderForm()
 
+    form.payment_method.choices = _payment_choices()
+    if not form.is_submitted() and form.payment_method.choices:
+        form.payment_method.data = form.payment_method.choices[0][0]
+
     def page(status=200):
         mine = services.buyer_pool_orders(current_user, pool.id) \
             if current_user.is_authenticated else []
@@ -56,6 +60,7 @@ def detail(pool_id):
                                refunds=_refunds(mine),
                                photos=pool_photos(pool.coop_id, pool.crop_id, pool.grade_id),
                                test_cards=current_app.config["STRIPE_TEST_PAYMENT_METHODS"],
+                               card_entry=cards.card_entry_enabled(),
                                **_view(pool)), status
     if not form.is_submitted():
         form.idempotency_key.data = secrets.token_urlsafe(24)
@@ -78,6 +83,10 @@ def detail(pool_id):
             form.idempotency_key.data = secrets.token_urlsafe(24)
         return page(exc.status)
     web.on_refusal(refused)
+    if form.payment_method.data not in dict(form.payment_method.choices):
+        # A sandbox test card where the sandbox is not configured, another buyer's card...
+        form.payment_method.errors = [_("Choose one of the cards offered.")]
+        return page(422)
     preview = services.preview_order(current_user, pool.id,
                                      quantity_kg=form.quantity_kg.data,
                                      payment_method=form.payment_method.data)
@@ -89,12 +98,168 @@ def detail(pool_id):
             back=url_for("pools.detail", pool_id=pool.id),
             yes=_("Yes, hold the amount on my card"))
     key = form.idempotency_key.data
+    method = form.payment_method.data
+    if method == NEW_CARD or method.startswith("card:"):
+        step_done, _created = cards.place_card_order(
+            current_user, pool.id, quantity_kg=form.quantity_kg.data,
+            saved_card_id=int(method[5:]) if method.startswith("card:") else None,
+            idempotency_key=f"form:{key}" if key else step.key)
+        if step_done.order.status == "authorizing":
+            return redirect(url_for("pools.card_page", order_id=step_done.order.id))
+        flash(_("Your order is in. The amount is held on your card and taken only if "
+                "the pool fills."), "info")
+        return redirect(url_for("pools.my_orders"))
     services.place_order(current_user, pool.id, quantity_kg=form.quantity_kg.data,
                          payment_method=form.payment_method.data,
                          idempotency_key=f"form:{key}" if key else step.key)
     flash(_("Your order is in. The amount is held on your card and taken only if "
             "the pool fills."), "info")
     return redirect(url_for("pools.my_orders"))
+
+
+NEW_CARD = "new"
+
+
+def _payment_choices():
+    """What the join form offers: a card typed in the next page (Stripe.js configured), the
+    buyer's saved cards, and the sandbox's test payment methods only against the sandbox."""
+    from ..payments.gateway import is_sandbox
+    choices = []
+    if cards.card_entry_enabled():
+        if current_user.is_authenticated and current_user.buyer_id:
+            choices += cards.setup_card_choices(current_user.buyer_id)
+        choices.append((NEW_CARD, _("A card: type it on the next page (your bank may ask "
+                                    "you to confirm)")))
+    if current_app.config.get("STRIPE_TEST_PAYMENT_METHODS") and is_sandbox():
+        choices += [(value, str(label)) for value, label in TEST_CARDS]
+    return choices
+
+
+# ---------------------------------------------------------------- card entry (Stripe.js)
+
+def _card_refusal(exc):
+    """A refusal on the card page: JSON for the page's script, else a flash."""
+    if request.accept_mimetypes.best == "application/json" or request.is_json:
+        return jsonify(status="error", code=exc.code, message=exc.message), exc.status
+    flash(exc.message, "error")
+    return redirect(url_for("pools.my_orders"))
+
+
+def _card_answer(order, client_secret=None):
+    """What the page's script does next, as JSON: go to My orders (authorized), run the
+    bank's confirmation with `client_secret`, or say what happened."""
+    if order.status == "authorized":
+        flash(_("Your order is in. The amount is held on your card and taken only if the "
+                "pool fills."), "info")
+        return jsonify(status="authorized", redirect=url_for("pools.my_orders"))
+    if order.status == "authorizing":
+        return jsonify(status="requires_action" if client_secret else "waiting",
+                       client_secret=client_secret,
+                       message=_("Your bank has not confirmed the card yet. Nothing is held."))
+    flash(_("Nothing is held on your card and the kilograms went back to the pool."), "info")
+    return jsonify(status="ended", redirect=url_for("pools.detail", pool_id=order.pool_id),
+                   message=_("Nothing is held on your card and the kilograms went back to "
+                             "the pool."))
+
+
+@bp.route("/my/orders/<int:order_id>/card")
+@login_required
+@web.unit_of_work
+def card_page(order_id):
+    """The one page that loads Stripe.js (with its own Content-Security-Policy): the buyer
+    types the card, the bank may ask to confirm it; another buyer's order is 404."""
+    from ..payments.gateway import card_page_csp, is_sandbox, stripe_js_url
+    if not current_user.buyer_id:
+        abort(403)
+    web.refusal_flashed(url_for("pools.my_orders"), passing=404)
+    found = cards.card_page(current_user, order_id)
+    order = found.order
+    response = current_app.make_response(render_template(
+        "pools/card.html", order=order, pool=order.pool, page=found, form=ActionForm(),
+        stripe_js=stripe_js_url(), publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
+        flow="setup" if is_sandbox() else "payment",
+        minutes=int(cards.auth_timeout().total_seconds() // 60)))
+    response.headers["Content-Security-Policy"] = card_page_csp()
+    response.headers["Cache-Control"] = "no-store"  # it carries the client_secret
+    return response
+
+
+@bp.route("/my/orders/<int:order_id>/card/setup", methods=["POST"])
+@login_required
+@web.unit_of_work
+def card_setup(order_id):
+    """The page confirmed the order's SetupIntent: the card is checked with Stripe, saved if
+    ticked, and held (or the bank's confirmation is asked for)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    web.on_refusal(_card_refusal)
+    found = cards.use_setup_card(current_user, order_id, save=request.form.get("save") == "1")
+    return _card_answer(found.order, found.client_secret)
+
+
+@bp.route("/my/orders/<int:order_id>/card/return", methods=["POST"])
+@login_required
+@web.unit_of_work
+def card_return(order_id):
+    """The page says Stripe.js finished: Minga checks with Stripe itself (authorized only if
+    the hold is in place). `failed=1`: the bank refused or the buyer gave up the prompt: the
+    order ends (after the same check), nothing held, the kilograms back in the pool."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    web.on_refusal(_card_refusal)
+    if request.form.get("failed") == "1":
+        order = cards.abandon_card_order(current_user, order_id, refused=True)
+    else:
+        order = cards.confirm_card_order(order_id, user=current_user)
+    return _card_answer(order)
+
+
+@bp.route("/my/orders/<int:order_id>/card/cancel", methods=["POST"])
+@login_required
+@web.unit_of_work
+def card_cancel(order_id):
+    """The buyer gives up typing the card: nothing is held, the kilograms go back."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    web.refusal_flashed(url_for("pools.my_orders"), passing=404)
+    order = cards.abandon_card_order(current_user, order_id)
+    if order.status == "authorized":
+        flash(_("Your card was confirmed already: the order stands. Withdraw it from My "
+                "orders if you do not want it."), "info")
+        return redirect(url_for("pools.my_orders"))
+    flash(_("Nothing is held on your card and the kilograms went back to the pool."), "info")
+    return redirect(url_for("pools.detail", pool_id=order.pool_id))
+
+
+@bp.route("/my/cards")
+@login_required
+def my_cards():
+    """The buyer's saved cards, each with a button to remove it."""
+    from ..payments import cards as saved
+    if not current_user.buyer_id:
+        abort(403)
+    return render_template("pools/my_cards.html", cards=saved.saved_cards(current_user.buyer_id),
+                           form=ActionForm())
+
+
+@bp.route("/my/cards/<int:card_id>/remove", methods=["POST"])
+@login_required
+@web.unit_of_work
+def remove_card(card_id):
+    from ..payments import cards as saved
+    from ..payments.gateway import PaymentError
+    if not current_user.buyer_id:
+        abort(403)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    web.refusal_flashed(url_for("pools.my_cards"), passing=404)
+    try:
+        saved.remove_card(current_user.buyer_id, card_id)
+    except PaymentError:
+        flash(_("The card could not be removed right now; try again in a moment."), "error")
+        return redirect(url_for("pools.my_cards"))
+    flash(_("Card removed. It will not be offered again."), "info")
+    return redirect(url_for("pools.my_cards"))
 
 
 @bp.route("/my/orders")

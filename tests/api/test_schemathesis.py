@@ -70,7 +70,8 @@ def world(sold, make_listing):
     m.farmer, m.buyer = m.farmers[0], m.buyers[0]
     m.ids = {"/listings/{id}": m.free_listing.id, "/pools/{id}": pool.id,
              "/pools/{id}/orders": pool.id, "/pools/{id}/close": pool.id,
-             "/orders/{id}": order.id, "/allocations/{id}/intake": m.alloc[1].id,
+             "/orders/{id}": order.id, "/orders/{id}/confirm": order.id,
+             "/allocations/{id}/intake": m.alloc[1].id,
              "/intakes/{id}": delivery.id, "/coops/{id}/ledger/trial-balance": m.coop.id,
              "/coops/{id}/payables": m.coop.id, "/coops/{id}/payout-batches": m.coop.id,
              "/payout-batches/{id}": batch.id, "/payout-batches/{id}/export.csv": batch.id,
@@ -149,6 +150,7 @@ def tour(m, user) -> list[tuple[str, str, dict]]:
                                         "headers": {"Idempotency-Key": "tour-o"}}),
         ("get", "/orders", {"query": {"limit": 1}}),
         ("get", "/orders/{id}", {}),
+        ("post", "/orders/{id}/confirm", {}),
         ("patch", "/orders/{id}", {"body": {"quantity_kg": "12"}}),
         # The lot before the next delivery (which names no plot) makes it incomplete.
         ("get", "/lots", {"query": {"limit": 2}}),

@@ -39,6 +39,10 @@ NOT_ON_A_PAGE = {
     # posts bad bodies to them.
     "plots.my_capture": "JSON from the phone's outbox, sent by static/plotcapture.js",
     "plots.field_capture": "JSON from the phone's outbox, sent by static/plotcapture.js",
+    # The card page's steps, posted by static/card.js after Stripe.js (tests/pools/test_cards.py
+    # and tests/e2e/test_card_entry.py post them; the busy coop has no publishable key).
+    "pools.card_setup": "posted by static/card.js after Stripe.js confirmed the card",
+    "pools.card_return": "posted by static/card.js after Stripe.js finished",
 }
 # Forms shown only in states the busy coop is not in (a suggested match, a first-login code):
 # posted directly with the fields their forms have, by the role whose page shows them.
@@ -53,6 +57,9 @@ DIRECT = {
     "treasury.stripe_fee": ("treasurer", "/manage/coops/{coop}/treasury/stripe/txns/1/fee", ()),
     # A parked job: the busy coop's jobs all succeed.
     "jobs.retry": ("treasurer", "/manage/coops/{coop}/jobs/1/retry", ()),
+    # Card entry (a publishable key) and saved cards: states the busy coop is not in.
+    "pools.card_cancel": ("buyer", "/my/orders/1/card/cancel", ()),
+    "pools.remove_card": ("buyer", "/my/cards/1/remove", ()),
     "auth.choose_pin": ("farmer", "/account/pin", ("pin", "pin_confirm")),
     # Getting in without help: the login page's "send me a code" (a button's formaction),
     # the code pages that follow, a reset link's page, and a PIN account's own change of PIN.
