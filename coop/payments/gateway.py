@@ -217,6 +217,22 @@ def _metadata(metadata: dict | None) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------- operations
+def _create_intent(params: dict, idempotency_key: str | None):
+    """Create a PaymentIntent; a decline is CardDeclined with the declined intent (cancelled
+    here, so it holds nothing), any other refusal its PaymentError."""
+    options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+    try:
+        return _v1().payment_intents.create(params=params, options=options)
+    except stripe.CardError as exc:
+        error = _translate(exc)
+        error.intent_id = _declined_intent_id(exc)
+        if error.intent_id:
+            _cancel_quietly(error.intent_id)
+        raise error from exc
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+
+
 def hold(amount_minor: int, currency: str, payment_method: str, metadata: dict,
          *, idempotency_key: str | None = None, customer: str | None = None) -> Hold:
     """Authorise `amount_minor` on the card: a PaymentIntent with capture_method=manual,
@@ -237,17 +253,7 @@ def hold(amount_minor: int, currency: str, payment_method: str, metadata: dict,
     if customer:  # a card typed in the page is attached to the buyer's Customer
         params["customer"] = customer
     params.update(current_app.config.get("STRIPE_INTENT_EXTRA_PARAMS") or {})
-    options = {"idempotency_key": idempotency_key} if idempotency_key else {}
-    try:
-        intent = _v1().payment_intents.create(params=params, options=options)
-    except stripe.CardError as exc:
-        error = _translate(exc)
-        error.intent_id = _declined_intent_id(exc)
-        if error.intent_id:
-            _cancel_quietly(error.intent_id)
-        raise error from exc
-    except stripe.StripeError as exc:
-        raise _translate(exc) from exc
+    intent = _create_intent(params, idempotency_key)
 
     result = _hold_from(intent)
     if result.status != "requires_capture":
@@ -543,17 +549,7 @@ def card_intent(amount_minor: int, currency: str, metadata: dict, *,
     if payment_method:
         params.update(payment_method=payment_method, confirm=True, expand=["latest_charge"])
     params.update(current_app.config.get("STRIPE_INTENT_EXTRA_PARAMS") or {})
-    options = {"idempotency_key": idempotency_key} if idempotency_key else {}
-    try:
-        intent = _v1().payment_intents.create(params=params, options=options)
-    except stripe.CardError as exc:
-        error = _translate(exc)
-        error.intent_id = _declined_intent_id(exc)
-        if error.intent_id:
-            _cancel_quietly(error.intent_id)
-        raise error from exc
-    except stripe.StripeError as exc:
-        raise _translate(exc) from exc
+    intent = _create_intent(params, idempotency_key)
     return _hold_from(intent)
 
 

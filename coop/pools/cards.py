@@ -26,7 +26,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..common.errors import Conflict, DomainError, Forbidden, PaymentDeclined
-from ..common.idempotency import write_or_find
 from ..common.models import utcnow
 from ..common.statuses import OrderStatus
 from ..common.web import commit_step
@@ -38,7 +37,7 @@ from .models import Order, Pool
 from . import notices
 from .core import _grams, _ledger_hold, _release, _reserve, own_order, pool_facts
 from .orders import (_by_key, _cancel_quietly, _fingerprint, _outcome_unknown, _replay,
-                     _unknown_error)
+                     _unknown_error, _write_order)
 from .resolver import _in_open_pool
 
 AUTHORIZING = OrderStatus.AUTHORIZING
@@ -104,17 +103,10 @@ def place_card_order(user, pool_id: int, *, quantity_kg, saved_card_id: int | No
     if db.session.get_bind().dialect.name != "postgresql":
         commit_step()
     _reserve(pool.id, grams)
-    order = Order(pool_id=pool.id, buyer_id=buyer_id, user_id=user_id, quantity_g=grams,
-                  status=AUTHORIZING, currency=pool.currency, payment_method=method,
-                  amount_authorized_minor=amount, idempotency_key=idempotency_key,
-                  request_hash=fingerprint if idempotency_key else None)
-
-    def write():
-        db.session.add(order)
-        db.session.flush()
-        return order.id
-
-    order_id, earlier = write_or_find(write, lambda: _by_key(buyer_id, idempotency_key))
+    order, order_id, earlier = _write_order(
+        pool, buyer_id=buyer_id, user_id=user_id, grams=grams, status=AUTHORIZING,
+        payment_method=method, amount=amount, idempotency_key=idempotency_key,
+        fingerprint=fingerprint)
     if earlier is not None:
         return _step_of(_replay(earlier, fingerprint)), False
     metadata = {"order_id": str(order_id), "pool_id": str(pool.id), "coop_id": str(pool.coop_id)}

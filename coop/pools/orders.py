@@ -97,17 +97,10 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
     if db.session.get_bind().dialect.name != "postgresql":
         commit_step()
     committed_g = _reserve(pool.id, grams)
-    order = Order(pool_id=pool.id, buyer_id=buyer_id, user_id=user_id, quantity_g=grams,
-                  status="pending", currency=pool.currency, payment_method=payment_method,
-                  amount_authorized_minor=amount, idempotency_key=idempotency_key,
-                  request_hash=fingerprint if idempotency_key else None)
-
-    def write():
-        db.session.add(order)
-        db.session.flush()
-        return order.id
-
-    order_id, earlier = write_or_find(write, lambda: _by_key(buyer_id, idempotency_key))
+    order, order_id, earlier = _write_order(
+        pool, buyer_id=buyer_id, user_id=user_id, grams=grams, status="pending",
+        payment_method=payment_method, amount=amount, idempotency_key=idempotency_key,
+        fingerprint=fingerprint)
     if earlier is not None:  # the same key raced in from another request: its order answers
         return _replay(earlier, fingerprint), False
     # Step 2: the hold, with no database lock held. The PaymentIntent carries the order, so
@@ -141,6 +134,26 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
     placed = _Placed(order_id=order_id, user_id=user_id, pool=pool, grams=grams,
                      amount=amount, committed_g=committed_g)
     return _record_hold(order, hold, placed), True
+
+
+def _write_order(pool: PoolFacts, *, buyer_id: int, user_id: int, grams: int, status: str,
+                 payment_method: str, amount: int, idempotency_key: str | None,
+                 fingerprint: str) -> tuple[Order, int | None, Order | None]:
+    """Write a new order (its grams reserved already) and commit: (order, its id, None); when
+    the buyer's Idempotency-Key raced in from another request, (order, None, that request's
+    order)."""
+    order = Order(pool_id=pool.id, buyer_id=buyer_id, user_id=user_id, quantity_g=grams,
+                  status=status, currency=pool.currency, payment_method=payment_method,
+                  amount_authorized_minor=amount, idempotency_key=idempotency_key,
+                  request_hash=fingerprint if idempotency_key else None)
+
+    def write():
+        db.session.add(order)
+        db.session.flush()
+        return order.id
+
+    order_id, earlier = write_or_find(write, lambda: _by_key(buyer_id, idempotency_key))
+    return order, order_id, earlier
 
 
 def _by_key(buyer_id: int, idempotency_key: str | None) -> Order | None:

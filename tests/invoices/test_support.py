@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from coop.common.models import utcnow
 from coop.extensions import db
+from tests.support.auth import client_as
 from coop.intake import services as intake
 from coop.invoices import support
 from coop.invoices.models import Invoice
@@ -17,15 +18,6 @@ from coop.invoices.models import Invoice
 pytestmark = pytest.mark.usefixtures("ledger_sound")
 
 
-def client_as(app, user):
-    client = app.test_client()
-    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
-    with client.session_transaction() as session:
-        session["lang"] = "en"
-        session["_user_id"] = user.get_id()
-        session["login_factor"] = "password"
-        session["_fresh"] = True
-    return client
 
 
 def _deliver(sold):

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from coop.extensions import db
+from tests.support.auth import client_as
 from coop.invoices import services as invoices
 from coop.invoices.models import Invoice, InvoiceSettings
 
@@ -21,15 +22,6 @@ UBL = {"cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponent
        "sts": "dian:gov:co:facturaelectronica:Structures-2-1"}
 
 
-def client_as(app, user):
-    client = app.test_client()
-    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
-    with client.session_transaction() as session:
-        session["lang"] = "en"
-        session["_user_id"] = user.get_id()
-        session["login_factor"] = "password"
-        session["_fresh"] = True
-    return client
 
 
 def _csrf(html: str) -> str:

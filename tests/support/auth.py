@@ -65,3 +65,15 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+
+def client_as(app, user, lang: str = "en"):
+    """A test client logged in as `user` (a password session, fresh), reading `lang`."""
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = lang
+    with client.session_transaction() as session:
+        session["lang"] = lang
+        session["_user_id"] = user.get_id()
+        session["login_factor"] = "password"
+        session["_fresh"] = True
+    return client
