@@ -325,19 +325,25 @@ def indicative(amount_minor: int, currency: str, to_currency: str | None,
                day: date | None = None) -> Indicative | None:
     """`amount_minor` of `currency` in `to_currency` at the rate of `day` (rate_on), rounded
     half up to the minor unit; None without a fresh rate, or when the currencies are one."""
-    from ..common.money import exponent
     if not to_currency or to_currency.upper() == (currency or "").upper():
         return None
     found = rate_on(currency, to_currency, day)
     if found is None:
         return None
     rate, on = found
+    return Indicative(convert(amount_minor, currency, to_currency, rate), to_currency.upper(),
+                      int(amount_minor), currency.upper(), rate, on)
+
+
+def convert(amount_minor: int, currency: str, to_currency: str, rate: Decimal) -> int:
+    """`amount_minor` of `currency` at 1 `currency` = `rate` `to_currency`, in minor units
+    of `to_currency`, rounded half up (exact decimals throughout)."""
+    from ..common.money import exponent
     with localcontext() as ctx:
         ctx.prec = 40
         major = Decimal(int(amount_minor)).scaleb(-exponent(currency)) * rate
-        minor = int(major.scaleb(exponent(to_currency)).quantize(Decimal(1),
-                                                                 rounding=ROUND_HALF_UP))
-    return Indicative(minor, to_currency.upper(), int(amount_minor), currency.upper(), rate, on)
+        return int(major.scaleb(exponent(to_currency)).quantize(Decimal(1),
+                                                                rounding=ROUND_HALF_UP))
 
 
 def latest(limit: int = 200) -> list[ExchangeRate]:

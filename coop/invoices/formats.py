@@ -123,6 +123,12 @@ def ubl(invoice: Invoice, acceptance: str | None = None, credited: Invoice | Non
     _el(means, "cbc:PaymentMeansCode", "48" if invoice.kind != "support_doc" else "42")
     if invoice.paid_at:
         _el(means, "cbc:PaymentDueDate", invoice.paid_at.date().isoformat())
+    if customer.get("fx"):  # the buyer's display currency, as information (UBL's place)
+        rate = _el(root, "cac:PaymentExchangeRate")
+        _el(rate, "cbc:SourceCurrencyCode", cur)
+        _el(rate, "cbc:TargetCurrencyCode", customer["fx"]["currency"])
+        _el(rate, "cbc:CalculationRate", customer["fx"]["rate"])
+        _el(rate, "cbc:Date", customer["fx"]["on"])
     _tax_total(root, invoice.tax_minor, invoice.subtotal_minor,
                lines[0].get("tax_bps", 0) if lines else 0, cur, country)
     total = _el(root, "cac:LegalMonetaryTotal")

@@ -242,6 +242,44 @@ def _customers(buyer_ids) -> dict[int, dict]:
     return found
 
 
+def _display_rates(currency: str, order_ids, day: date) -> dict[int, dict]:
+    """order id -> {"fx": {"currency", "rate", "on"}}: the rate of the day from the coop's
+    currency to the display currency the ordering buyer chose (EUR, USD), kept with the
+    invoice as information (the invoice is in the coop's currency); nothing for a buyer who
+    chose the coop's own, or without a fresh rate (fx.services.rate_on). One query."""
+    from ..auth.models import User
+    from ..fx import services as fx
+    from ..pools.models import Order
+    ids = sorted(set(order_ids))
+    if not ids:
+        return {}
+    out, found = {}, {}
+    for order_id, wanted in db.session.execute(
+            select(Order.id, User.display_currency).join(User, User.id == Order.user_id)
+            .where(Order.id.in_(ids), User.display_currency.is_not(None))):
+        if not wanted or wanted == currency:
+            continue
+        if wanted not in found:
+            found[wanted] = fx.rate_on(currency, wanted, day)
+        if found[wanted] is not None:
+            rate, on = found[wanted]
+            out[order_id] = {"fx": {"currency": wanted, "rate": str(rate),
+                                    "on": on.isoformat()}}
+    return out
+
+
+def indicative_total(invoice: Invoice) -> tuple[int, str, Decimal, date] | None:
+    """The document's total in the buyer's display currency at the rate kept with it
+    (minor units, currency, rate, the rate's day), rounded half up; None without one."""
+    from ..fx.services import convert
+    fx = json.loads(invoice.customer_json or "{}").get("fx")
+    if not fx:
+        return None
+    rate = Decimal(fx["rate"])
+    return (convert(invoice.total_minor, invoice.currency, fx["currency"], rate),
+            fx["currency"], rate, date.fromisoformat(fx["on"]))
+
+
 def _split_tax(total: int, bps: int) -> tuple[int, int]:
     """(net, tax) of a tax-inclusive amount, the net rounded half up."""
     if not bps:
@@ -344,6 +382,7 @@ def prepare_invoices(coop, pool, captures: list[Capture], *, now: datetime | Non
         facts, dds = _pool_facts(pool, conf, [c.buyer_id for c in todo])
         seller = json.dumps(_seller(coop, conf), sort_keys=True)
         customers = _customers(c.buyer_id for c in todo)
+        rates = _display_rates(coop.currency, [c.order_id for c in todo], now.date())
         for c in todo:
             net, tax = _split_tax(c.amount_minor, facts["tax_bps"])
             line = {**facts, "dds": dds.get(c.buyer_id, ""), "quantity_g": c.quantity_g,
@@ -356,7 +395,9 @@ def prepare_invoices(coop, pool, captures: list[Capture], *, now: datetime | Non
                          "credits_invoice_id": None, "week_start": None,
                          "payment": f"card {c.charge_id or ''}".strip(), "paid_at": now,
                          "seller_json": seller,
-                         "customer_json": json.dumps(customers[c.buyer_id], sort_keys=True),
+                         "customer_json": json.dumps(
+                             {**customers[c.buyer_id], **rates.get(c.order_id, {})},
+                             sort_keys=True),
                          "lines_json": json.dumps([line], sort_keys=True)})
     pending = PendingInvoices(coop.id, {}, rows)
     if rows and db.session.connection().dialect.name == "postgresql":

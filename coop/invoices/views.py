@@ -140,6 +140,13 @@ def _facts(invoice, coop_view: bool) -> dict:
               _("Taxes: %(n)s", n=format_money(invoice.tax_minor, cur)),
               _("Total: %(n)s (%(cur)s)", n=format_money(invoice.total_minor, cur), cur=cur)]
     foot = []
+    shown = services.indicative_total(invoice)
+    if shown is not None:
+        amount, quote, rate, on = shown
+        foot.append(_("For information only: about %(amount)s at 1 %(base)s = %(rate)s "
+                      "%(quote)s (rate of %(date)s). The invoice is in %(base)s.",
+                      amount=format_money(amount, quote), base=cur, quote=quote,
+                      rate=format_number(rate, "#,##0.##########"), date=on.isoformat()))
     if invoice.kind == "invoice":
         foot.append(_("Paid by card, captured on %(date)s.",
                       date=invoice.paid_at.date().isoformat() if invoice.paid_at else ""))

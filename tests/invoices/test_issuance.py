@@ -165,6 +165,44 @@ def test_the_tax_of_a_crop_is_included_in_what_the_card_paid(market, stripe_clea
     assert doc.tax_minor == PRICE * 300 - round(PRICE * 300 / 1.19)
 
 
+def test_the_invoice_keeps_the_rate_to_the_buyer_s_display_currency_as_information(
+        app, market, stripe_clean):
+    from datetime import date
+    from decimal import Decimal
+
+    from coop.common.money import exponent
+    from coop.fx import services as fx
+    from tests.support.auth import client_as
+    today = date.today()
+    fx.store([fx.Rate(today, "EUR", market.coop.currency, Decimal("4000"))], "test")
+    market.buyers[0].display_currency = "EUR"  # the Hamburg roaster thinks in euros
+    db.session.commit()
+    pool = market.open_pool(min_kg="100", max_kg="500")
+    euro = pools.place_order(market.buyers[0], pool.id, quantity_kg="200",
+                             payment_method=VISA)[0]
+    local = pools.place_order(market.buyers[1], pool.id, quantity_kg="100",
+                              payment_method=VISA)[0]
+    close_and_settle(pool.id)
+    by_order = {d.order_id: d for d in _documents()}
+    kept = json.loads(by_order[euro.id].customer_json)["fx"]
+    assert kept == {"currency": "EUR", "rate": str(Decimal(1) / Decimal(4000)),
+                    "on": today.isoformat()}
+    assert "fx" not in json.loads(by_order[local.id].customer_json)
+    # Shown as information only, in the coop's currency first: the total at that rate.
+    doc = by_order[euro.id]
+    cur = market.coop.currency
+    euros = (Decimal(doc.total_minor).scaleb(-exponent(cur)) / 4000).quantize(Decimal("0.01"))
+    page = client_as(app, market.buyers[0]).get(f"/my/invoices/{doc.id}").get_data(as_text=True)
+    assert "For information only" in page and f"€{euros:,.2f}" in page, page
+    assert doc.total_minor == euro.amount_due_minor  # charged and invoiced in the coop's
+    xml = client_as(app, market.buyers[0]).get(f"/my/invoices/{doc.id}.xml").get_data(
+        as_text=True)
+    assert "<cbc:TargetCurrencyCode>EUR</cbc:TargetCurrencyCode>" in xml
+    assert "<cbc:CalculationRate>0.00025</cbc:CalculationRate>" in xml
+    other = client_as(app, market.buyers[1]).get(f"/my/invoices/{by_order[local.id].id}")
+    assert "For information only" not in other.get_data(as_text=True)
+
+
 # ------------------------------------------------------------------- concurrency (threads)
 
 def _issue_in_thread(app, coop_id, n, fail_after_numbering, results, errors, barrier):
