@@ -561,13 +561,29 @@ def confirm_phone_change(user: User, code: str) -> str:
 
 # ---------------------------------------------------------------- buyers as organisations
 
+def _invoice_people(rows) -> list:
+    """Of (user, role) rows of one buyer with an e-mail: its accounts users, else its admins
+    (a buyer user from before roles counts as admin; auth.organisations)."""
+    accounts = [who for who, role in rows if role == "accounts"]
+    return accounts or [who for who, role in rows if (role or "admin") == "admin"]
+
+
 def accounts_emails(buyer_id: int) -> list[str]:
-    """Where a buyer organisation's invoices go: its accounts users' e-mails, else its admins'
-    (a buyer user from before roles counts as admin; auth.organisations). Sorted, no
-    duplicates; empty for an unknown buyer."""
+    """Where a buyer organisation's invoices go: its accounts users' e-mails, else its admins'.
+    Sorted, no duplicates; empty for an unknown buyer."""
     rows = db.session.execute(select(User.email, User.buyer_role).where(
         User.buyer_id == buyer_id, User.email.is_not(None))).all()
-    accounts = sorted({e for e, role in rows if role == "accounts"})
-    if accounts:
-        return accounts
-    return sorted({e for e, role in rows if (role or "admin") == "admin"})
+    return sorted(set(_invoice_people(rows)))
+
+
+def invoice_recipients(buyer_ids) -> dict[int, list[int]]:
+    """buyer id -> the users its invoices are e-mailed to (`accounts_emails`' people), for
+    many buyers in one query."""
+    ids = sorted(set(buyer_ids))
+    by_buyer: dict[int, list] = {}
+    if ids:
+        for user_id, buyer_id, role in db.session.execute(
+                select(User.id, User.buyer_id, User.buyer_role)
+                .where(User.buyer_id.in_(ids), User.email.is_not(None)).order_by(User.id)):
+            by_buyer.setdefault(buyer_id, []).append((user_id, role))
+    return {buyer_id: _invoice_people(rows) for buyer_id, rows in by_buyer.items()}

@@ -412,7 +412,26 @@ def prepare_invoices(coop, pool, captures: list[Capture], *, now: datetime | Non
         found.update(_insert(rows))
         pending.rows = []
     pending.ids = {c.order_id: found[keys[c.order_id]] for c in captures}
+    _tell_accounts(coop, pool, todo, pending.ids)
     return pending
+
+
+def _tell_accounts(coop, pool, captures: list[Capture], ids: dict[int, int]) -> None:
+    """An e-mail to each buyer's accounts users (else its admins) for each new invoice, with
+    its link, in the invoices' transaction (messages: once per invoice and person)."""
+    from ..auth import services as auth
+    from ..messages import services as messages
+    from ..messages.services import Money
+    if not captures:
+        return
+    people = auth.invoice_recipients(c.buyer_id for c in captures)
+    messages.notify_many([
+        messages.Notice(user_id, "buyer.invoice_issued", f"invoice:{ids[c.order_id]}", {
+            "order": f"#{c.order_id}", "pool": f"#{pool.id}",
+            "amount": Money(c.amount_minor, coop.currency),
+            "link": f"/my/invoices/{ids[c.order_id]}"})
+        for c in captures for user_id in people.get(c.buyer_id, [])],
+        coop_id=coop.id, channel="email")
 
 
 def issue_for_captures(coop, pool, captures: list[Capture], *, now: datetime | None = None

@@ -88,6 +88,12 @@ TEMPLATES: dict[str, Template] = {
         _l("Minga: %(amount)s held on your card for %(kg)s kg in pool %(pool)s. Nothing is "
            "taken unless the pool fills by %(closes)s."),
         _l("Card hold of %(amount)s for pool %(pool)s"), topic="money"),
+    "buyer.invoice_issued": Template(
+        _l("Minga: the invoice for your order %(order)s in pool %(pool)s, %(amount)s, is "
+           "ready: %(link)s"),
+        _l("Invoice for order %(order)s: %(amount)s"),
+        _l("It is in My invoices as a printable page, a PDF and UBL 2.1 XML. It was sent to "
+           "your organisation's accounts users."), topic="money", urgent=False),
     "buyer.captured": Template(
         _l("Minga: pool %(pool)s is confirmed. %(amount)s taken from your card for %(kg)s kg at "
            "%(price)s per kg."),

@@ -203,6 +203,29 @@ def test_the_invoice_keeps_the_rate_to_the_buyer_s_display_currency_as_informati
     assert "For information only" not in other.get_data(as_text=True)
 
 
+def test_each_invoice_is_e_mailed_to_the_buyer_s_accounts_users_else_its_admins(
+        market, make_user, stripe_clean):
+    from coop.messages.models import Message
+    clerk = make_user(email="cuentas@roesterei.example", name="Accounts clerk")
+    clerk.buyer_id, clerk.buyer_role = market.buyers[0].buyer_id, "accounts"
+    db.session.commit()
+    pool = market.open_pool(min_kg="100", max_kg="500")
+    first = pools.place_order(market.buyers[0], pool.id, quantity_kg="200",
+                              payment_method=VISA)[0]
+    second = pools.place_order(market.buyers[1], pool.id, quantity_kg="100",
+                               payment_method=VISA)[0]
+    close_and_settle(pool.id)
+    by_order = {d.order_id: d for d in _documents()}
+    told = {(m.user_id, m.event): m for m in db.session.scalars(
+        select(Message).where(Message.template == "buyer.invoice_issued"))}
+    # The first buyer has an accounts user: the invoice goes there, not to the purchaser.
+    assert set(told) == {(clerk.id, f"invoice:{by_order[first.id].id}"),
+                         (market.buyers[1].id, f"invoice:{by_order[second.id].id}")}
+    mail = told[(clerk.id, f"invoice:{by_order[first.id].id}")]
+    assert mail.channel == "email" and mail.to_address == "cuentas@roesterei.example"
+    assert f"/my/invoices/{by_order[first.id].id}" in mail.body
+
+
 # ------------------------------------------------------------------- concurrency (threads)
 
 def _issue_in_thread(app, coop_id, n, fail_after_numbering, results, errors, barrier):

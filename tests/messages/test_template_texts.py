@@ -23,7 +23,7 @@ LONG = dict(
     code="123456", what="número de teléfono", link="https://minga.coop/my/statements/123456",
     # a lot's journey (coop/lots/dispatch.py): the problem's note as sent, cut at 80
     lot="CO-12345-2026-0042", date=date(2026, 12, 9), carrier="Transportes del Cauca S.A.S.",
-    document="REM-2026-000123456", buyer="Tostadores Europeos de Cafe GmbH",
+    document="REM-2026-000123456", buyer="Tostadores Europeos de Cafe GmbH", order="#1234567",
     note="Dos sacos llegaron mojados y uno roto; faltan unos 60 kg del lote segun la bascula…")
 
 
