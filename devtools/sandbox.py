@@ -282,8 +282,11 @@ def ensure_dev_sandbox(app_config_env=None, *, webhook_url: str | None = None,
     _dev_sandbox = sandbox
 
     secret = env.get("STRIPE_WEBHOOK_SECRET") or "whsec_" + secrets.token_hex(24)
+    # A publishable key turns card entry on: the card page loads the sandbox's stand-in for
+    # Stripe.js (its test cards typed like real ones, its 3-D Secure prompt).
     values = {"STRIPE_SECRET_KEY": sandbox.secret_key, "STRIPE_API_BASE": sandbox.api_base,
-              "STRIPE_WEBHOOK_SECRET": secret}
+              "STRIPE_WEBHOOK_SECRET": secret,
+              "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY") or "pk_test_sandbox"}
     env.update(values)
     # config.py reads the environment when it is imported; if it already was, the
     # classes hold the old (empty) values: give them the new ones too.

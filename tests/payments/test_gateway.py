@@ -450,6 +450,7 @@ def test_dev_sandbox_for_make_run(tmp_path, monkeypatch):
         assert env["STRIPE_SECRET_KEY"].startswith("sk_test_")
         assert env["STRIPE_API_BASE"] == dev.api_base
         assert env["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
+        assert env["STRIPE_PUBLISHABLE_KEY"].startswith("pk_test_")  # card entry on
         assert sandbox_module.ensure_dev_sandbox(env) is None  # a key is set now
         del env["STRIPE_SECRET_KEY"]
         assert sandbox_module.ensure_dev_sandbox(env) is dev  # one per process
