@@ -162,7 +162,7 @@ def test_farmer_statement_is_styled(phone, db):
     assert page.locator("main").count() == 1 and page.locator("main table").count() == 1
 
 
-SKIP = re.compile(r"^/(logout|language|static|api|stripe)\b|\.csv\b|/photo\b|/sw\.js")
+SKIP = re.compile(r"^/(logout|language|static|api|stripe)\b|\.(csv|pdf|xml)\b|/photo\b|/sw\.js")
 
 
 PUBLIC = re.compile(r"^/(supply|pools|coops|crops|login|signup|account|offline)?(/[^/]+)?$")
