@@ -43,7 +43,11 @@ def _admin_engine():
 
 
 def _cleanup() -> None:
-    """Drop the run's PostgreSQL database and remove its SQLite files (at exit, once)."""
+    """Drop the run's PostgreSQL database and remove its SQLite files (at exit, once), in the
+    process that made them only: a forked client process (multiprocessing) inherits the
+    handlers, and its SIGTERM at the end of a load must not wipe the run's database."""
+    if _RUN.get("owner") != os.getpid():
+        return
     name, _RUN["pg"] = _RUN["pg"], None
     if name:
         try:
@@ -73,6 +77,7 @@ def _install_cleanup() -> None:
     if _RUN["handlers"]:
         return
     _RUN["handlers"] = True
+    _RUN["owner"] = os.getpid()
     atexit.register(_cleanup)
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):

@@ -1,6 +1,7 @@
 """Minga: a marketplace for farmers' cooperatives leaving illicit crops."""
 from __future__ import annotations
 
+from collections import ChainMap
 from datetime import date
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from flask import Flask, g, jsonify, render_template, request, session
 from flask_babel import format_date, format_datetime, format_decimal, format_timedelta
 from flask_babel import gettext as _, ngettext
 from flask.sessions import SecureCookieSessionInterface
+from flask.templating import Environment as FlaskEnvironment
 from werkzeug.exceptions import HTTPException
 
 from config import CONFIGS, ProductionConfig
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def create_app(config: str | type | None = "development", **overrides) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
+    app.jinja_environment = _Environment
     config_obj = CONFIGS[config] if isinstance(config, str) else (config or CONFIGS["development"])
     app.config.from_object(config_obj)
     app.config.update(overrides)
@@ -427,6 +430,21 @@ def register_template_helpers(app: Flask) -> None:
     @app.context_processor
     def inject():
         return {"current_lang": _language_or_default(), "html_lang": _html_lang()}
+
+
+class _Globals(ChainMap):
+    """A template's globals (its own over the environment's), as Jinja keeps them, with keys()
+    a plain set: Jinja subtracts an imported template's keys from the importer's on every
+    `{% from ... import %}` (six a pool page), and ChainMap's keys view tests each key against
+    every map in Python."""
+
+    def keys(self):
+        return set().union(*self.maps)
+
+
+class _Environment(FlaskEnvironment):
+    def make_globals(self, d):
+        return _Globals({} if d is None else d, self.globals)
 
 
 def _install_fast_gettext(app: Flask) -> None:

@@ -94,12 +94,16 @@ def format_money(minor: int | None, currency: str, locale=None) -> str:
     """In the reader's regional locale, always with the ISO code where Spanish shows a sign:
     es_CO "28.500,00 COP", es_PE "28,500.00 PEN" (not "$" or "S/", which a buyer abroad
     could misread); English keeps CLDR's pattern ("COP28,500.00")."""
-    from babel import Locale
+    return _format_money(minor or 0, currency, str(locale or get_locale() or "es"))
 
+
+@lru_cache(maxsize=8192)
+def _format_money(minor, currency: str, locale_name: str) -> str:
+    """format_money's text, kept per (amount, currency, locale) in this process: a page shows
+    the same prices many times, and Babel's pattern takes ~50 µs an amount."""
     from .numbers import locale_named, number_pattern
-    loc = locale or get_locale() or "es"
-    loc = loc if isinstance(loc, Locale) else locale_named(str(loc))
-    value = to_decimal(minor or 0, currency)
+    loc = locale_named(locale_name)
+    value = to_decimal(minor, currency)
     # babel's format_currency with its defaults, the pattern parsed once per process.
     pattern = (number_pattern(SPANISH_MONEY) if loc.language == "es"
                else loc.currency_formats["standard"])

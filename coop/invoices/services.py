@@ -27,6 +27,9 @@ from . import numbering, taxids
 from .models import KINDS, BuyerBilling, Invoice, InvoiceAcceptance, InvoiceSettings
 
 MAX_TAX_BPS = 10_000
+# Authorised numbering ranges: whole numbers of up to 15 digits (DIAN's run to 10 digits).
+MAX_RANGE_NUMBER = Decimal(10) ** 15 - 1
+WHOLE_EXAMPLE = Decimal(5000)
 _invoices = Invoice.__table__
 
 
@@ -44,14 +47,22 @@ def tax_rates_of(row: InvoiceSettings | None) -> dict[str, int]:
     return {k: int(v) for k, v in json.loads(row.tax_rates_json or "{}").items()} if row else {}
 
 
-def _whole(text, field: str, problems: dict, *, low: int = 1) -> int | None:
-    raw = str(text or "").strip().replace(".", "").replace(",", "").replace(" ", "")
-    if not raw:
+def _whole(text, field: str, problems: dict, *, low: int = 1, locale=None) -> int | None:
+    """A whole number typed in the page's locale ("5.000" in Colombia, "5,000" in Peru);
+    a fraction ("1,5"), letters or a number out of range is a problem on `field`."""
+    if str(text or "").strip() == "":
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15 or int(raw) < low:
-        problems.setdefault(field, []).append(_("Give a whole number, such as 1 or 5000."))
+    message = _("Give a whole number, such as 1 or 5000.")
+    try:
+        value = parse_number(str(text), locale, example=WHOLE_EXAMPLE, fmt="#,##0",
+                             maximum=MAX_RANGE_NUMBER)
+    except NumberInputError:
+        problems.setdefault(field, []).append(message)
         return None
-    return int(raw)
+    if value != value.to_integral_value() or value < low:
+        problems.setdefault(field, []).append(message)
+        return None
+    return int(value)
 
 
 def parse_tax_rate(text, locale=None) -> int:
@@ -96,8 +107,8 @@ def save_settings(coop, user, *, legal_name: str, tax_id: str, address: str,
         if len(prefix) > 10 or not all(ch.isalnum() or ch == "-" for ch in prefix):
             problems.setdefault(f"{kind}_prefix", []).append(
                 _("Up to 10 letters, digits or hyphens."))
-        start = _whole(typed.get("from"), f"{kind}_from", problems) or 1
-        end = _whole(typed.get("to"), f"{kind}_to", problems)
+        start = _whole(typed.get("from"), f"{kind}_from", problems, locale=locale) or 1
+        end = _whole(typed.get("to"), f"{kind}_to", problems, locale=locale)
         if end is not None and end < start:
             problems.setdefault(f"{kind}_to", []).append(
                 _("The range must end at or after its first number."))

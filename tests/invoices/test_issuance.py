@@ -151,6 +151,32 @@ def test_settings_refuse_a_bad_nit_a_bad_range_and_a_bad_tax_rate(market):
     assert invoices.parse_tax_rate("0", "es_CO") == 0
 
 
+@pytest.mark.parametrize("locale, typed, expected", [
+    ("es_CO", "5.000", 5000), ("es_CO", "5000", 5000), ("es_PE", "5,000", 5000),
+    ("en", "5,000", 5000), ("es_CO", "1,5", None), ("es_PE", "1.5", None),
+    ("es_CO", "5.00", None), ("es_CO", "diez", None), ("es_CO", "0", None),
+    ("es_CO", "-3", None), ("es_CO", "1" * 16, None)])
+def test_a_range_is_read_in_the_pages_locale_and_a_fraction_refused(market, locale, typed,
+                                                                     expected):
+    ranges = {k: dict(v) for k, v in RANGES.items()}
+    ranges["invoice"].update({"from": "1", "to": typed})
+    if expected is None:
+        with pytest.raises(ValidationFailed) as refused:
+            invoices.save_settings(market.coop, market.treasurer, legal_name="Coop",
+                                   tax_id="800197268-4", address="Calle 1", ranges=ranges,
+                                   tax_rates={}, locale=locale)
+        assert set(refused.value.fields) == {"invoice_to"}
+        db.session.rollback()
+        assert invoices.settings_of(market.coop.id) is None
+        return
+    invoices.save_settings(market.coop, market.treasurer, legal_name="Coop",
+                           tax_id="800197268-4", address="Calle 1", ranges=ranges,
+                           tax_rates={}, locale=locale)
+    db.session.commit()
+    assert invoices.numbering_of(invoices.settings_of(market.coop.id))["invoice"]["to"] \
+        == expected
+
+
 def test_the_tax_of_a_crop_is_included_in_what_the_card_paid(market, stripe_clean):
     ranges = {k: dict(v) for k, v in RANGES.items()}
     invoices.save_settings(market.coop, market.treasurer, legal_name="Coop", tax_id="800197268-4",
