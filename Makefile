@@ -32,13 +32,14 @@ demo-season: translations seed
 	$(BIN)/python -m devtools.demo_season
 
 # The whole suite, the real-browser tests of tests/e2e included (in both passes: about a minute
-# each). Their browser and axe-core come from e2e-deps; without them the browser tests fail.
+# each): first on SQLite (TEST_DATABASE_URL emptied for it, even when .ci/run exports it), then
+# on TEST_DATABASE_URL's PostgreSQL when it is set. Their browser and axe-core come from e2e-deps; without them the browser tests fail.
 # TEST_WORKERS pytest-xdist processes share the tests, a module at a time, each worker on its
 # own database; the browser suite goes whole to one worker (tests/conftest.py).
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope
 test: translations e2e-deps
-	$(PYTEST) tests
+	TEST_DATABASE_URL= $(PYTEST) tests
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on $$TEST_DATABASE_URL =="; \
 		$(PYTEST) tests; \
