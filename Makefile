@@ -33,7 +33,8 @@ demo-season: translations seed
 
 # The whole suite, the real-browser tests of tests/e2e included (in both passes: about a minute
 # each): first on SQLite (TEST_DATABASE_URL emptied for it, even when .ci/run exports it), then
-# on TEST_DATABASE_URL's PostgreSQL when it is set. Their browser and axe-core come from e2e-deps; without them the browser tests fail.
+# on TEST_DATABASE_URL's PostgreSQL when it is set. Their browser and axe-core come from
+# e2e-deps; without them the browser tests fail.
 # TEST_WORKERS pytest-xdist processes share the tests, a module at a time, each worker on its
 # own database; the browser suite goes whole to one worker (tests/conftest.py).
 TEST_WORKERS ?= 2
