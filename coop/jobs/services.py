@@ -20,6 +20,7 @@ Without a broker (tests: JOBS_EAGER) the jobs a request committed run in the sam
 right after its view committed, and `drain()` runs whatever is due."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -112,11 +113,17 @@ def enqueue_many(name: str, payloads: list[dict], *, coop_id: int | None = None,
              "coop_id": coop_id, "status": JobStatus.PENDING.value, "attempts": 0,
              "deferred": _deferred(at), "created_at": utcnow()}
             for p, key in zip(payloads, keys)]
-    ids = list(db.session.scalars(Job.__table__.insert().returning(Job.__table__.c.id), rows))
+    ids = list(db.session.scalars(_insert_returning_id(), rows))
     session = db.session()
     for job_id in ids:
         _remember(session, job_id, at)
     return ids
+
+
+@functools.cache
+def _insert_returning_id():
+    """Built once per process, so that its cache key is too (every order enqueues a job)."""
+    return Job.__table__.insert().returning(Job.__table__.c.id)
 
 
 def _deferred(run_at: datetime | None) -> bool:

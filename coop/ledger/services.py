@@ -7,11 +7,12 @@ entry corrects them (once); a card hold is a pending entry, posted on capture, v
 cancel; accounts that may not go negative never do."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask_babel import gettext as _
-from sqlalchemy import BigInteger, case, func, insert, literal, or_, select, update
+from sqlalchemy import BigInteger, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..common.errors import Conflict, NotFound, ValidationFailed
@@ -247,13 +248,9 @@ def hold_entry(coop, *, key: str, amount: int, source: tuple[str, int], user=Non
                                 _("This idempotency key was used for a different entry."))
     amounts = {line.account: line.amount_minor for line in lines}
     table = LedgerPosting.__table__
-    written = len(db.session.execute(insert(table).from_select(
-        ["entry_id", "account_id", "amount_minor"],
-        select(literal(entry_id, BigInteger), LedgerAccount.id,
-               case(*[(LedgerAccount.code == code, literal(value, BigInteger))
-                      for code, value in amounts.items()]))
-        .where(LedgerAccount.coop_id == coop.id, LedgerAccount.code.in_(list(amounts)))
-        .order_by(LedgerAccount.code)).returning(table.c.id)).all())
+    written = len(db.session.execute(_hold_postings_statement(), {
+        "b_entry_id": entry_id, "b_coop_id": coop.id, "b_debit": amounts["card_holds"],
+        "b_credit": amounts["card_holds_offset"]}).all())
     if written != len(amounts):  # the coop's first hold: open its accounts, post the rest
         posted = set(db.session.scalars(
             select(LedgerAccount.code).join(table, table.c.account_id == LedgerAccount.id)
@@ -262,6 +259,23 @@ def hold_entry(coop, *, key: str, amount: int, source: tuple[str, int], user=Non
             {"entry_id": entry_id, "account_id": account(coop, code).id, "amount_minor": value}
             for code, value in amounts.items() if code not in posted]))
     return entry_id
+
+
+@functools.cache
+def _hold_postings_statement():
+    """hold_entry's two postings, INSERTed from the coop's two hold accounts: built once per
+    process with bound parameters (every order runs it; a built statement keeps its cache
+    key), on the tables' columns (Core, no ORM layer per execution)."""
+    accounts, table = LedgerAccount.__table__.c, LedgerPosting.__table__
+    return insert(table).from_select(
+        ["entry_id", "account_id", "amount_minor"],
+        select(bindparam("b_entry_id", type_=BigInteger), accounts.id,
+               case((accounts.code == "card_holds", bindparam("b_debit", type_=BigInteger)),
+                    (accounts.code == "card_holds_offset",
+                     bindparam("b_credit", type_=BigInteger))))
+        .where(accounts.coop_id == bindparam("b_coop_id"),
+               accounts.code.in_(["card_holds", "card_holds_offset"]))
+        .order_by(accounts.code)).returning(table.c.id)
 
 
 def settle_pending(coop, pending: LedgerEntry, *, outcome: str) -> None:

@@ -354,11 +354,11 @@ def _reserve_statement():
     """Built once per process (its cache key too): every order runs it."""
     from sqlalchemy import BigInteger, bindparam
     grams = bindparam("b_grams", type_=BigInteger)
-    return (update(Pool).where(Pool.id == bindparam("b_pool_id"), Pool.status == "open",
-                               Pool.committed_g + grams <= Pool.max_g)
-            .values(committed_g=Pool.committed_g + grams)
-            .returning(Pool.committed_g)
-            .execution_options(synchronize_session=False))
+    c = Pool.__table__.c  # Core: no ORM layer per execution, the cache key kept
+    return (update(Pool.__table__).where(c.id == bindparam("b_pool_id"), c.status == "open",
+                                         c.committed_g + grams <= c.max_g)
+            .values(committed_g=c.committed_g + grams)
+            .returning(c.committed_g))
 
 
 def _reserve(pool_id: int, grams: int) -> int:

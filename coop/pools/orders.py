@@ -320,15 +320,15 @@ def _recorded_statement(dialect: str, pool_known: bool):
     whether the pool's id is passed (`b_pool_id`) or looked up from the order's row: every
     order runs it, and a built statement keeps its cache key."""
     order_id = bindparam("b_order_id")
-    return (update(Order).where(Order.id == order_id,
-                                Order.status.in_(UNSETTLED_ORDER_STATUSES),
+    table = Order.__table__  # Core: no ORM layer per execution, the cache key kept
+    return (update(table).where(table.c.id == order_id,
+                                table.c.status.in_(UNSETTLED_ORDER_STATUSES),
                                 _in_open_pool(order_id, bindparam("b_pool_id") if pool_known
                                               else None, dialect))
             .values(status=OrderStatus.AUTHORIZED, payment_intent_id=bindparam("b_intent_id"),
                     charge_id=bindparam("b_charge_id"), failure_message="",
                     updated_at=bindparam("b_now"))
-            .returning(*Order.__table__.columns)
-            .execution_options(synchronize_session=False))
+            .returning(*table.columns))
 
 
 def _ledger_hold_placed(placed: _Placed, intent_id: str) -> None:

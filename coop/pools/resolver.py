@@ -158,12 +158,15 @@ def _in_open_pool(order_id, pool_id=None, dialect: str | None = None):
     it. SQLite serialises writers, and the UPDATE must be the transaction's first statement
     there (a read first could not be upgraded). The ids may be bound parameters (a statement
     built once); `dialect`: the session's unless given."""
+    # The tables' columns, not the mapped attributes: a Core UPDATE built on it stays Core
+    # (no ORM layer per execution, its cache key kept).
+    orders, pool_table = Order.__table__.c, Pool.__table__.c
     of = pool_id if pool_id is not None else \
-        select(Order.pool_id).where(Order.id == order_id).scalar_subquery()
-    pools = select(Pool.id).where(Pool.id == of, Pool.status == "open")
+        select(orders.pool_id).where(orders.id == order_id).scalar_subquery()
+    pools = select(pool_table.id).where(pool_table.id == of, pool_table.status == "open")
     if (dialect or db.session.get_bind().dialect.name) == "postgresql":
         pools = pools.with_for_update(read=True, key_share=True)
-    return Order.pool_id.in_(pools)
+    return orders.pool_id.in_(pools)
 
 
 def _claim_stood(order_id: int, hold: gateway.Hold) -> bool:
