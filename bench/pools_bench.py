@@ -4,7 +4,8 @@ captures counted apart. Real card holds and captures against the local Stripe sa
 the same against an instant in-process gateway.
 
 Orders (issue 12, part 2b): with the instant gateway, 50 client threads post orders to ONE
-pool through the API (bearer token, Idempotency-Key) in this one process: orders/s, the
+pool through the API (bearer token, Idempotency-Key) in this one process, then shared out
+over 2 forked worker processes as gunicorn runs its workers (--processes): orders/s, the
 statements and commits of one order, its CPU; beside them the disk's ceilings measured by
 pgbench on a scratch database of the same server (PostgreSQL only): simple-update (-N) at 50
 clients, that TPS divided by the commits of an order, and 50 clients updating one row (each
@@ -12,7 +13,7 @@ order's reservation of its pool is one such commit, with the row locked until it
 
     .venv/bin/python -m bench.pools_bench [--db sqlite|postgresql|both] [--listings 10000]
         [--orders 2000] [--clients 50] [--part all|orders|settle] [--no-sandbox]
-        [--api-orders 20] [--pgbench-seconds 10]
+        [--api-orders 20] [--pgbench-seconds 10] [--processes 1,2]
 """
 from __future__ import annotations
 
@@ -68,13 +69,15 @@ def orders_per_second(app, coop_id, manager_id, buyer_ids, clients: int, per_cli
     return accepted / elapsed, accepted, elapsed, errors[:3], pool_id
 
 
+_INSTANT_IDS = itertools.count()  # one per process: every run's PaymentIntent ids are new
+
+
 def install_instant_hold():
     """An in-process gateway whose card holds answer at once (what Minga costs when Stripe
     does not). Returns a function putting the real one back."""
     from coop.payments import gateway
     real_hold = gateway.hold
-    counter = itertools.count()
-    lock = threading.Lock()
+    counter, lock = _INSTANT_IDS, threading.Lock()
 
     def hold(amount, currency, payment_method, metadata, *, idempotency_key=None):
         with lock:
@@ -98,7 +101,7 @@ def api_app(url: str):
 
 
 def orders_over_api(app, coop_id, manager_id, buyer_ids, clients: int, per_client: int,
-                    warm: int = 20) -> dict:
+                    warm: int = 20, processes: int = 1, url: str | None = None) -> dict:
     """Orders of 1 kg on ONE pool through the API (POST /api/v1/pools/<id>/orders, a bearer
     token each, an Idempotency-Key each), from `clients` threads, each its own test client
     and database connection, in this one process: the whole request path (auth, idempotency,
@@ -143,11 +146,14 @@ def orders_over_api(app, coop_id, manager_id, buyer_ids, clients: int, per_clien
                 counts.update(statements=0, commits=0)
             answer = client.post(path, json=body, headers={
                 "Authorization": f"Bearer {tokens[n % len(tokens)]}",
-                "Idempotency-Key": f"warm-{n}"})
+                "Idempotency-Key": f"warm-{pool_id}-{n}"})
             assert answer.status_code == 201, answer.get_data(as_text=True)
         per_order = {k: v / (warm - warm // 2) for k, v in counts.items()}
         # The concurrent run, counted too: the same per order, or more under contention.
         counts.update(statements=0, commits=0)
+        if processes > 1:
+            return _orders_in_processes(app, url, pool_id, tokens, path, body, clients,
+                                        per_client, processes, per_order)
         barrier = threading.Barrier(clients + 1)
         errors: list[str] = []
         accepted = [0] * clients
@@ -158,7 +164,7 @@ def orders_over_api(app, coop_id, manager_id, buyer_ids, clients: int, per_clien
             barrier.wait()
             for i in range(per_client):
                 answer = own.post(path, json=body,
-                                  headers={**headers, "Idempotency-Key": f"c{n}-{i}"})
+                                  headers={**headers, "Idempotency-Key": f"c{pool_id}-{n}-{i}"})
                 if answer.status_code == 201:
                     accepted[n] += 1
                 else:
@@ -188,6 +194,75 @@ def orders_over_api(app, coop_id, manager_id, buyer_ids, clients: int, per_clien
             "commits": per_order["commits"],
             "run_statements": counts["statements"] / max(total, 1),
             "cpu_ms": cpu / max(total, 1) * 1000, "load": load()}
+
+
+def _process_orders(url, path, body, tokens, per_client, barrier, out):
+    """One worker process of the multi-process run: its own app and connections (made after
+    the fork), a thread per client token, the barrier shared with the parent."""
+    app = api_app(url)
+    restore = install_instant_hold()
+    accepted, errors = [0] * len(tokens), []
+
+    def run(n):
+        own = app.test_client()
+        headers = {"Authorization": f"Bearer {tokens[n]}"}
+        barrier.wait()
+        for i in range(per_client):
+            answer = own.post(path, json=body, headers={
+                **headers, "Idempotency-Key": f"p{os.getpid()}-{n}-{i}"})
+            if answer.status_code == 201:
+                accepted[n] += 1
+            else:
+                errors.append(f"{answer.status_code}: {answer.get_data(as_text=True)[:200]}")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(tokens))]
+    for t in threads:
+        t.start()
+    cpu = time.process_time()
+    for t in threads:
+        t.join()
+    restore()
+    out.put((sum(accepted), errors[:3], time.process_time() - cpu))
+
+
+def _orders_in_processes(app, url, pool_id, tokens, path, body, clients, per_client,
+                         processes, per_order) -> dict:
+    """The same load from `processes` forked processes (as gunicorn runs several workers),
+    the clients shared out between them, all released by one barrier."""
+    import multiprocessing
+
+    from coop.extensions import db
+    with app.app_context():
+        db.engine.dispose()  # no connection crosses the fork
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(clients + 1), ctx.Queue()
+    shares = [tokens[k::processes] for k in range(processes)]
+    children = [ctx.Process(target=_process_orders,
+                            args=(url, path, body, share, per_client, barrier, out))
+                for share in shares]
+    for child in children:
+        child.start()
+    barrier.wait()
+    start = time.perf_counter()
+    results = [out.get(timeout=600) for _ in children]
+    elapsed = time.perf_counter() - start
+    for child in children:
+        child.join()
+    total = sum(r[0] for r in results)
+    with app.app_context():
+        from sqlalchemy import select
+
+        from coop.pools.models import Pool
+        committed, max_g = db.session.execute(
+            select(Pool.committed_g, Pool.max_g).where(Pool.id == pool_id)).one()
+        db.session.remove()
+    assert committed <= max_g
+    return {"clients": clients, "processes": processes, "rate": total / elapsed,
+            "accepted": total, "elapsed": elapsed,
+            "errors": [e for r in results for e in r[1]][:3],
+            "statements": per_order["statements"], "commits": per_order["commits"],
+            "run_statements": per_order["statements"],
+            "cpu_ms": sum(r[2] for r in results) / max(total, 1) * 1000, "load": load()}
 
 
 PGBENCH = os.environ.get("PGBENCH", "/usr/lib/postgresql/15/bin/pgbench")
@@ -257,12 +332,14 @@ def pgbench_ceilings(clients: int = 50, seconds: int = 10) -> dict:
 
 
 def print_order_figures(label: str, r: dict, ceilings: dict | None) -> None:
+    processes = r.get("processes", 1)
+    where = "in one process" if processes == 1 else f"in {processes} worker processes"
     print(f"[{label}] {r['accepted']} orders on ONE pool over the API from {r['clients']} client "
           f"threads, "
-          f"instant gateway, in one process: {r['elapsed']:.2f} s = {r['rate']:.0f} orders/s "
+          f"instant gateway, {where}: {r['elapsed']:.2f} s = {r['rate']:.0f} orders/s "
           f"(target >= 100; one order: {r['statements']:.0f} SQL statements, "
           f"{r['commits']:.0f} commits; under load {r['run_statements']:.1f} statements and "
-          f"{r['cpu_ms']:.1f} ms of this process's CPU an order; {r['load']})"
+          f"{r['cpu_ms']:.1f} ms of the workers' CPU an order; {r['load']})"
           + (f"; errors: {r['errors']}" if r['errors'] else ""), flush=True)
     if not ceilings:
         return
@@ -322,6 +399,9 @@ def main():
     parser.add_argument("--api-orders", type=int, default=20,
                         help="orders each client posts through the API (instant gateway)")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument("--processes", type=lambda v: [int(x) for x in v.split(",")],
+                        default=[1, 2], help="worker processes taking the API orders "
+                        "(as gunicorn's workers), one run each")
     args = parser.parse_args()
 
     from devtools.sandbox import Sandbox
@@ -335,7 +415,7 @@ def main():
             # and gateway), over --listings farmers.
             pools_run = len(args.workers) * (1 if args.no_sandbox else 2) + 1
             need_kg = args.orders * 10 * pools_run + args.clients * (
-                args.per_client + args.api_orders) + 100
+                args.per_client + args.api_orders * len(args.processes)) + 100
             coop_id, manager_id, buyers = seed_market(
                 app, farmers=args.listings, buyers=max(args.clients, 100),
                 kg_per_listing=max(50, need_kg // args.listings + 10))
@@ -349,19 +429,21 @@ def main():
                       + (f"; errors: {errors}" if errors else ""))
                 sandbox.reset()
             if args.part in ("all", "orders"):
-                api = api_app(url)
-                restore = install_instant_hold()
-                try:
-                    figures = orders_over_api(api, coop_id, manager_id, buyers, args.clients,
-                                              args.api_orders)
-                finally:
-                    restore()
                 ceilings = (pgbench_ceilings(args.clients, args.pgbench_seconds)
                             if url.startswith("postgresql") else None)
-                print_order_figures(label, figures, ceilings)
-                with api.app_context():
-                    from coop.extensions import db
-                    db.engine.dispose()
+                for processes in args.processes:
+                    api = api_app(url)
+                    restore = install_instant_hold()
+                    try:
+                        figures = orders_over_api(api, coop_id, manager_id, buyers,
+                                                  args.clients, args.api_orders,
+                                                  processes=processes, url=url)
+                    finally:
+                        restore()
+                    print_order_figures(label, figures, ceilings)
+                    with api.app_context():
+                        from coop.extensions import db
+                        db.engine.dispose()
             if args.part in ("all", "settle"):
                 from .common import analyze
                 analyze(app)
