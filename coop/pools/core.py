@@ -155,10 +155,22 @@ def open_pool(coop, user, *, crop: str, grade: str, min_kg, max_kg, closes_at,
 # ---------------------------------------------------------------- reading
 
 def get_pool(pool_id: int) -> Pool:
-    pool = db.session.get(Pool, pool_id)
+    from sqlalchemy.orm.util import identity_key
+    pool = db.session.identity_map.get(identity_key(Pool, pool_id))  # as session.get would
+    if pool is None and 0 < pool_id <= 2**63 - 1:
+        pool = db.session.scalars(_pool_statement(), {"pool_id": pool_id}).unique().first()
     if pool is None:
         raise NotFound(_("No such pool."))
     return pool
+
+
+@functools.cache
+def _pool_statement():
+    """A pool with what it joins, built once per process: session.get builds the statement
+    and its cache key anew on every call (four joined relationships: the pool page's largest
+    cost)."""
+    from sqlalchemy import bindparam
+    return select(Pool).where(Pool.id == bindparam("pool_id"))
 
 
 @dataclass(frozen=True)

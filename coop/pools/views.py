@@ -46,11 +46,15 @@ def index():
 @web.unit_of_work
 def detail(pool_id):
     pool = services.get_pool(pool_id)
-    form = OrderForm()
-
-    form.payment_method.choices = _payment_choices()
-    if not form.is_submitted() and form.payment_method.choices:
-        form.payment_method.data = form.payment_method.choices[0][0]
+    if request.method != "POST" and not _may_order():
+        # A visitor, a farmer, an accounts user: the page shows no join form, so none is
+        # built (its fields, its choices, its CSRF token are half a visitor's page's work).
+        form = None
+    else:
+        form = OrderForm()
+        form.payment_method.choices = _payment_choices()
+        if not form.is_submitted() and form.payment_method.choices:
+            form.payment_method.data = form.payment_method.choices[0][0]
 
     def page(status=200):
         mine = services.buyer_pool_orders(current_user, pool.id) \
@@ -62,6 +66,8 @@ def detail(pool_id):
                                test_cards=current_app.config["STRIPE_TEST_PAYMENT_METHODS"],
                                card_entry=cards.card_entry_enabled(),
                                **_view(pool)), status
+    if form is None:
+        return page()
     if not form.is_submitted():
         form.idempotency_key.data = secrets.token_urlsafe(24)
         return page()
@@ -118,6 +124,13 @@ def detail(pool_id):
 
 
 NEW_CARD = "new"
+
+
+def _may_order() -> bool:
+    """Whether the pool page shows this reader the join form (templates/pools/detail.html):
+    a buyer's user whose role in the organisation is not accounts."""
+    return bool(current_user.is_authenticated and current_user.buyer_id
+                and current_user.buyer_role != "accounts")
 
 
 def _payment_choices():
