@@ -15,7 +15,7 @@ import secrets
 from datetime import timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..common.models import utcnow
@@ -184,8 +184,40 @@ def _member(buyer: Buyer, user_id: int) -> User:
 
 def _locked(buyer: Buyer) -> None:
     """Holds the organisation's row until the commit: two admins changing each other at once
-    are decided one after the other, so the last admin is never removed."""
-    db.session.execute(select(Buyer.id).where(Buyer.id == buyer.id).with_for_update())
+    are decided one after the other, so the last admin is never removed. PostgreSQL: FOR NO
+    KEY UPDATE (an order being placed for the buyer, which only takes FOR KEY SHARE through
+    its foreign key, neither waits for it nor holds it up). SQLite: a read cannot be upgraded
+    to a write there, so the transaction's write lock is taken first, by a write that changes
+    nothing; the checks then read in the one write transaction."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(Buyer.id).where(Buyer.id == buyer.id)
+                           .with_for_update(key_share=True))
+    else:
+        table = Buyer.__table__
+        db.session.execute(update(table).where(table.c.id == buyer.id)
+                           .values(organisation=table.c.organisation))
+
+
+def _decide(admin: User, buyer: Buyer, user_id) -> User:
+    """Locks the organisation (_locked), then reads the acting admin and the user again: what
+    this request read before (the logged-in user, the confirmation's preview) may have been
+    changed by a request decided just before. Returns the user; 404 for a user of another
+    organisation."""
+    _locked(buyer)
+    ids = {admin.id}
+    if 0 < int(user_id) <= 2**31 - 1:
+        ids.add(int(user_id))
+    db.session.scalars(select(User).where(User.id.in_(ids))
+                       .execution_options(populate_existing=True)).all()
+    return _member(buyer, user_id)
+
+
+def _still_admin(admin: User, buyer: Buyer) -> None:
+    """The acting admin is still one, as read under the lock (another admin may have demoted
+    or removed them a moment ago): otherwise 403, like any non-admin."""
+    if admin.buyer_id != buyer.id or role_of(admin) != "admin":
+        raise Forbidden(_("Only an admin of the organisation manages its users."),
+                        code="not_an_admin")
 
 
 def _admins(buyer: Buyer) -> int:
@@ -201,15 +233,19 @@ def _keeps_an_admin(buyer: Buyer, user: User) -> None:
 
 def change_role(admin: User, user_id: int, role: str) -> User:
     """A user of the admin's organisation gets `role`. Refuses a non-admin (403), a user of
-    another organisation (404), an unknown role, the last admin's demotion (409 last_admin)."""
+    another organisation (404), an unknown role, the last admin's demotion (409 last_admin).
+    Decided under the organisation's lock, on what is committed: of two admins demoting each
+    other at once, the second is refused (409 last_admin); an admin demoted a moment ago
+    changes nobody (403)."""
     buyer = require_admin(admin)
     role = _check_role(role)
-    _locked(buyer)
-    user = _member(buyer, user_id)
+    user = _decide(admin, buyer, user_id)
     if role_of(user) == role:
+        _still_admin(admin, buyer)
         return user
     if role != "admin":
         _keeps_an_admin(buyer, user)
+    _still_admin(admin, buyer)
     user.buyer_role = role
     db.session.flush()
     return user
@@ -218,11 +254,11 @@ def change_role(admin: User, user_id: int, role: str) -> User:
 def remove(admin: User, user_id: int) -> User:
     """The user leaves the admin's organisation (their Minga account stays; they no longer see
     its orders). Refuses a non-admin (403), another organisation's user (404), the last admin
-    (409 last_admin)."""
+    (409 last_admin), decided under the organisation's lock as change_role is."""
     buyer = require_admin(admin)
-    _locked(buyer)
-    user = _member(buyer, user_id)
+    user = _decide(admin, buyer, user_id)
     _keeps_an_admin(buyer, user)
+    _still_admin(admin, buyer)
     user.buyer_id, user.buyer_role = None, None
     db.session.flush()
     services.revoke_all_tokens(user)  # a program of theirs must not keep the buyer's orders

@@ -217,34 +217,61 @@ class FetchResult:
 def store(rates: list[Rate], source: str = "") -> FetchResult:
     """Stores each day's rate of each pair once: a rate stored already is left alone, a
     corrected one (the source republished the day) replaces it. Running it again with the
-    same rates changes nothing. Flushes; the caller commits."""
+    same rates changes nothing. Safe when two fetches store the same day at once (two
+    workers, the job and `flask fx-fetch`): one INSERT ... ON CONFLICT DO UPDATE of only a
+    different rate, on SQLite and PostgreSQL alike, so no unique violation escapes and the
+    second is a no-op; the rows go in one order (day, base, quote) so that two fetches wait
+    for each other rather than deadlock. Flushes; the caller commits."""
     if not rates:
         return FetchResult(0, 0, 0, ())
     days = sorted({r.day for r in rates})
-    existing = {(row.day, row.base, row.quote): row for row in db.session.scalars(
-        select(ExchangeRate).where(ExchangeRate.day.in_(days)))}
-    added = changed = unchanged = 0
-    seen = set()
+    wanted: dict[tuple, Decimal] = {}
     for r in rates:
-        key = (r.day, r.base, r.quote)
-        if key in seen:
-            continue
-        seen.add(key)
-        text = format(r.rate.normalize(), "f")
-        row = existing.get(key)
-        if row is None:
-            db.session.add(ExchangeRate(day=r.day, base=r.base, quote=r.quote, rate=text,
-                                        source=source[:300]))
-            added += 1
-        elif Decimal(row.rate) != r.rate:
-            row.rate, row.source, row.fetched_at = text, source[:300], utcnow()
-            changed += 1
-        else:
+        wanted.setdefault((r.day, r.base, r.quote), r.rate)  # the first of a pair twice
+    stored = {(d, b, q): rate for d, b, q, rate in db.session.execute(
+        select(ExchangeRate.day, ExchangeRate.base, ExchangeRate.quote, ExchangeRate.rate)
+        .where(ExchangeRate.day.in_(days)))}
+    now, rows, unchanged = utcnow(), [], 0
+    for key in sorted(wanted):
+        if key in stored and Decimal(stored[key]) == wanted[key]:
             unchanged += 1
-    if added or changed:
-        db.session.flush()
+            continue
+        rows.append({"day": key[0], "base": key[1], "quote": key[2],
+                     "rate": format(wanted[key].normalize(), "f"), "source": source[:300],
+                     "fetched_at": now})
+    written = _upsert(rows)
+    added = sum(1 for key in written if key not in stored)
+    changed = len(written) - added
+    unchanged += len(rows) - len(written)  # stored meanwhile by another fetch, as here
+    if written:
         refcache.bump(CACHE)
     return FetchResult(added, changed, unchanged, tuple(days))
+
+
+UPSERT_CHUNK = 500
+
+
+def _upsert(rows: list[dict]) -> set[tuple]:
+    """INSERT ... ON CONFLICT (day, base, quote) DO UPDATE the rate, source and time, only
+    where the rate differs; the keys of the rows inserted or updated."""
+    if not rows:
+        return set()
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = ExchangeRate.__table__
+    written: set[tuple] = set()
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        stmt = insert(table).values(rows[start:start + UPSERT_CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["day", "base", "quote"],
+            set_={"rate": stmt.excluded.rate, "source": stmt.excluded.source,
+                  "fetched_at": stmt.excluded.fetched_at},
+            where=table.c.rate != stmt.excluded.rate,
+        ).returning(table.c.day, table.c.base, table.c.quote)
+        written.update(tuple(row) for row in db.session.execute(stmt))
+    return written
 
 
 def fetch(source: str | None = None) -> FetchResult:

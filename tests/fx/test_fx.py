@@ -16,6 +16,7 @@ from coop.auth import services as auth_services
 from coop.common.models import utcnow
 from coop.extensions import db
 from coop.fx import services as fx
+from coop.fx import tasks
 from coop.fx.models import ExchangeRate
 
 ECB = """<?xml version="1.0" encoding="UTF-8"?>
@@ -153,6 +154,85 @@ def test_daily_job_fetches(app, rates_server, source, today):
     outcomes = jobs.drain()
     assert [o.status for o in outcomes] == ["done"]
     assert _count() == 3
+
+
+# ---------------------------------------------------------------- fetches at once (threads)
+
+FETCHERS = 6
+
+
+def _fetch_at_once(app, monkeypatch, urls) -> tuple[list, list]:
+    """Each url fetched by its own thread (its own app context and connection), all at once:
+    every thread has read its source before any stores, so all store the same day together,
+    as two Celery workers, or the job and `flask fx-fetch`, would. Returns (results, errors)."""
+    read, read_all = fx.read_source, threading.Barrier(len(urls))
+
+    def read_then_wait(source=None):
+        got = read(source)
+        read_all.wait(timeout=30)
+        return got
+    monkeypatch.setattr(fx, "read_source", read_then_wait)
+    results, errors, fetch = [], [], fx.fetch
+
+    def fetch_noted(source=None):  # the job's task calls it too
+        results.append(fetch(source))
+        return results[-1]
+    monkeypatch.setattr(fx, "fetch", fetch_noted)
+    start = threading.Barrier(len(urls))
+
+    def run(url):
+        with app.app_context():
+            try:
+                db.session.connection()
+                start.wait(timeout=30)
+                fx.fetch(url) if url else tasks.fetch()
+            except Exception as exc:   # shown by the assertion
+                errors.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                db.session.remove()
+
+    db.session.commit()
+    threads = [threading.Thread(target=run, args=(url,)) for url in urls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    monkeypatch.undo()
+    db.session.expire_all()
+    return results, errors
+
+
+def test_fetches_at_once_store_each_day_s_pair_once(app, rates_server, source, today,
+                                                    monkeypatch):
+    url = source(rates_server.put("rates.json", _json(today)))
+    # Five fetches of the source, and the periodic job's task (MINGA_FX_SOURCE) with them.
+    results, errors = _fetch_at_once(app, monkeypatch, [url] * (FETCHERS - 1) + [None])
+    assert errors == []
+    assert len(results) == FETCHERS
+    assert all(r.added + r.changed + r.unchanged == 3 for r in results)
+    assert sum(r.added for r in results) == 3 and sum(r.changed for r in results) == 0
+    rows = list(db.session.execute(select(ExchangeRate.day, ExchangeRate.base,
+                                          ExchangeRate.quote, ExchangeRate.rate)))
+    assert sorted(rows) == [(today, "EUR", "COP", "4000"), (today, "EUR", "PEN", "4"),
+                            (today, "EUR", "USD", "1.05")]
+    assert fx.rate_on("EUR", "COP", today) == (Decimal("4000"), today)
+    assert fx.rate_on("COP", "EUR", today)[0] == Decimal(1) / Decimal(4000)
+    again = fx.fetch(url)
+    assert (again.added, again.changed, again.unchanged) == (0, 0, 3)
+
+
+def test_a_correction_fetched_while_the_first_fetch_stores_keeps_one_row(
+        app, rates_server, source, today, monkeypatch):
+    first = rates_server.put("rates.json", _json(today))
+    corrected = rates_server.put("corrected.json", _json(today, cop="4010.5"))
+    results, errors = _fetch_at_once(app, monkeypatch, [first, corrected] * (FETCHERS // 2))
+    assert errors == []
+    assert len(results) == FETCHERS
+    assert _count() == 3
+    cop = db.session.scalar(select(ExchangeRate.rate).where(ExchangeRate.quote == "COP"))
+    assert cop in ("4000", "4010.5")
+    assert fx.rate_on("EUR", "COP", today) == (Decimal(cop), today)
+    assert fx.rate_on("EUR", "PEN", today) == (Decimal("4"), today)
 
 
 # ---------------------------------------------------------------- rates and conversions
