@@ -184,7 +184,13 @@ _PARTY = {"type": "object", "required": ["name", "tax_id", "country", "address"]
           "properties": {"name": {"type": "string"},
                                            "tax_id": {"type": "string"},
                                            "country": {"type": "string"},
-                                           "address": {"type": "string"}}}
+                                           "address": {"type": "string"},
+                                           "tax_id_type": {
+                                               "type": "string",
+                                               "description": "a purchase document's "
+                                               "(support_doc) farmer: the identity "
+                                               "document of tax_id (CC; DNI, RUC), empty "
+                                               "when none was recorded at issue"}}}
 _BILLING = {"legal_name": {"type": "string"}, "tax_id": {"type": "string"},
             "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
             "address": {"type": "string"}}

@@ -708,16 +708,22 @@ def decimal_rate(bps: int) -> Decimal:
 
 
 def support_doc_csv(invoice: Invoice) -> str:
-    """A purchase document's lines as CSV (one line per delivery)."""
+    """A purchase document's lines as CSV (one line per delivery), each with the farmer's
+    identity document as the document was issued with it (empty: not recorded then)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["number", "issued_at", "week_start", "intake_id", "crop", "grade", "pool_id",
-                     "lot", "kg", "unit_price_minor", "total_minor", "currency"])
+                     "lot", "kg", "unit_price_minor", "total_minor", "currency",
+                     "farmer_name", "farmer_id_type", "farmer_id_number"])
+    supplier = party(invoice.customer_json)
+    farmer = [_safe(supplier.get("name", "")), supplier.get("tax_id_type") or "",
+              _safe(supplier.get("tax_id") or "")]
     for line in lines_of(invoice):
         writer.writerow([invoice.full_number, invoice.issued_at.isoformat(),
                          invoice.week_start.isoformat() if invoice.week_start else "",
                          line.get("intake_id", ""), line.get("crop", ""), line.get("grade", ""),
                          line.get("pool_id", ""), _safe(line.get("lot", "")),
                          str(Decimal(line.get("quantity_g") or 0) / 1000),
-                         line.get("unit_price_minor", ""), line["total_minor"], invoice.currency])
+                         line.get("unit_price_minor", ""), line["total_minor"], invoice.currency,
+                         *farmer])
     return out.getvalue()
