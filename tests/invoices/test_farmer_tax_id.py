@@ -184,7 +184,8 @@ def _deliver(sold):
     db.session.commit()
 
 
-def test_each_document_keeps_the_farmer_s_document_it_was_issued_with(app, sold):
+def test_each_document_keeps_the_farmer_s_document_it_was_issued_with(app, sold, client,
+                                                                      token):
     first, second = sold.farmers[0], sold.farmers[1]
     coops.set_farmer_tax_id(_profile(sold.coop.id, first.id), "CC", "1.061.234.567")
     db.session.commit()
@@ -217,6 +218,9 @@ def test_each_document_keeps_the_farmer_s_document_it_was_issued_with(app, sold)
     assert {(n.text, n.get("schemeName")) for n in supplier_ids} == {("1061234567", "13")}
     listing = _text(staff.get(f"/manage/coops/{sold.coop.id}/invoices.csv"))
     assert "1061234567" in listing
+    api = client.get(f"/api/v1/invoices/{with_id.id}", headers=token(sold.treasurer)).json
+    assert (api["customer"]["tax_id_type"], api["customer"]["tax_id"]) == ("CC", "1061234567")
+    assert api["seller"]["tax_id_type"] == ""
 
     # The one issued without: missing, said so, never a crash.
     other = client_as(app, second)
