@@ -175,6 +175,8 @@ EXPECTED = {
                                 "missing": MISSING_MANAGE}},
     "coops.reset_pin": {"POST": {**same(manager_page(DONE)), "mix": mixed_manager_page(),
                                  "missing": MISSING_MANAGE}},
+    "coops.update_tax_id": {"POST": {**same(manager_page(DONE)), "mix": mixed_manager_page(),
+                                     "missing": MISSING_MANAGE}},
     # A code goes to the farmer's phone; the change waits for it (confirm_payout).
     "coops.update_payout": {"POST": {**same(manager_page(ASKED)), "mix": mixed_manager_page(),
                                      "missing": MISSING_MANAGE}},
@@ -323,6 +325,10 @@ def post_data(endpoint: str, target: str, world: World) -> dict:
     if endpoint == "coops.add_plot":
         return {"plot-name": f"Plot {n}", "plot-hectares": "1.5", "plot-replaced_crop": "coca",
                 "plot-illicit_hectares": "0.5"}
+    if endpoint == "coops.update_tax_id":
+        # Coop A is Colombian (a cédula), B Peruvian (a DNI); "mix" is refused (404) first.
+        return ({"taxid-tax_id_type": "DNI", "taxid-tax_id": f"40{n:06d}"} if target == "B"
+                else {"taxid-tax_id_type": "CC", "taxid-tax_id": f"52{n:06d}"})
     if endpoint == "coops.update_payout":
         return {"payout-payout_rail": "bank", "payout-payout_account": f"12345{n:06d}"}
     if endpoint in ("coops.collection_points", "coops.rename_collection_point"):

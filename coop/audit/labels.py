@@ -40,6 +40,7 @@ AUDIT_ACTIONS = {
     "payouts.account_changed": _l("Changed a farmer's payout account (confirmed by a code)"),
     "eudr.dds_recorded": _l("Recorded a DDS reference for a lot"),
     "eudr.dds_changed": _l("Changed a DDS reference of a lot"),
+    "farmer.tax_id_changed": _l("Changed a farmer's identity document"),
 }
 AUDIT_OBJECTS = {
     "ledger_entry": _l("entry"), "payout_batch": _l("payout batch"),
@@ -47,7 +48,7 @@ AUDIT_OBJECTS = {
     "stripe_txn": _l("Stripe transaction"), "bank_line": _l("bank line"),
     "year_end": _l("year"), "share_account": _l("share account"), "intake": _l("delivery"),
     "membership": _l("role"), "invitation": _l("invitation"), "user": _l("person"),
-    "lot_dds": _l("lot's DDS reference"),
+    "lot_dds": _l("lot's DDS reference"), "farmer_profile": _l("member"),
 }
 # The audit log page shows these fields of an event (the CSV keeps every field, raw).
 AUDIT_FIELDS = {
@@ -68,4 +69,5 @@ AUDIT_FIELDS = {
     "added": _l("Added"), "closed": _l("Closed"),
     "role": _l("Role"), "member_id": _l("Person"),
     "phone": _l("Phone"), "payout_account": _l("Payout account"),
+    "tax_id_type": _l("Identity document"), "tax_id": _l("Document number"),
 }

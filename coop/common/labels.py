@@ -39,6 +39,7 @@ LABELS = {
     "payout_batch_status": "coop.payouts.labels:BATCH_STATUS",
     "share_status": "coop.shares.labels:SHARE_STATUS",
     "document_kind": "coop.invoices.labels:DOCUMENT_KINDS",
+    "person_id_type": "coop.invoices.labels:PERSON_ID_TYPES",
     "share_movement": "coop.shares.labels:MOVEMENT_KINDS",
     "account": "coop.ledger.labels:ACCOUNTS",
     "account_kind": "coop.ledger.labels:ACCOUNT_KINDS",

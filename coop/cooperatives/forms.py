@@ -71,6 +71,11 @@ class FarmerForm(Form):
                              validators=[Optional(), Length(max=200)])
     member_number = StringField(_l("Member number"), validators=[DataRequired(), Length(max=32)])
     national_id = StringField(_l("National ID"), validators=[DataRequired(), Length(max=32)])
+    # The identity document of the weekly purchase documents (optional): the choices are the
+    # coop's country's (tax_id_choices), the number checked by the service.
+    tax_id_type = SelectField(_l("Identity document (purchase documents)"),
+                              choices=[("", "—")], validate_choice=False)
+    tax_id = StringField(_l("Document number"), validators=[Optional(), Length(max=40)])
     gender = SelectField(_l("Gender"), choices=[("", "—"), ("female", _l("Female")),
                                                ("male", _l("Male")), ("other", _l("Other"))])
     household_size = StrictIntegerField(_l("People in the household"),
@@ -78,6 +83,21 @@ class FarmerForm(Form):
     payout_rail = SelectField(_l("Payout method"), choices=RAIL_CHOICES)
     payout_account = StringField(_l("Payout account"), validators=[Optional(), Length(max=64)])
     bank_name = StringField(_l("Bank"), validators=[Optional(), Length(max=80)])
+
+
+class TaxIdForm(Form):
+    """A member's identity document, recorded or changed on their page."""
+    tax_id_type = SelectField(_l("Identity document (purchase documents)"),
+                              choices=[("", "—")], validate_choice=False)
+    tax_id = StringField(_l("Document number"), validators=[Optional(), Length(max=40)])
+
+
+def tax_id_choices(country: str) -> list[tuple[str, str]]:
+    """The identity documents a coop of `country` records its farmers by, "—" first (none)."""
+    from ..common.labels import label
+    from ..invoices.taxids import PERSON_ID_TYPES
+    return [("", "—")] + [(kind, label(kind, "person_id_type"))
+                          for kind in PERSON_ID_TYPES.get(country, ())]
 
 
 class PlotForm(Form):

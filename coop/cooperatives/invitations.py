@@ -112,7 +112,8 @@ def invite_farmer(coop: Cooperative, by: User, *, name: str, email: str | None,
                   phone: str | None, password: str | None, member_number: str,
                   national_id: str, payout_rail: str = "cash", payout_account: str = "",
                   bank_name: str = "", gender: str | None = None,
-                  household_size: int | None = None) -> FarmerAdded:
+                  household_size: int | None = None, tax_id_type: str | None = None,
+                  tax_id: str | None = None) -> FarmerAdded:
     """A farmer, as the members' page and the API add one: by e-mail always an invitation
     (whether or not the address has an account: the same answer); by phone an invitation if
     an account has that phone, else a new account at once (`password`, or a first-login code
@@ -120,7 +121,7 @@ def invite_farmer(coop: Cooperative, by: User, *, name: str, email: str | None,
     details = services.farmer_details(
         coop, member_number=member_number, national_id=national_id, payout_rail=payout_rail,
         payout_account=payout_account, bank_name=bank_name, gender=gender,
-        household_size=household_size)
+        household_size=household_size, tax_id_type=tax_id_type, tax_id=tax_id)
     name = _name(name)
     if not name:
         raise ValidationFailed(_("Name is required."), fields={"name": [_("Required.")]})

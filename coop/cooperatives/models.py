@@ -81,6 +81,11 @@ class FarmerProfile(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     member_number: Mapped[str] = mapped_column(String(32))
     national_id: Mapped[str] = mapped_column(String(32))
+    # The identity document the weekly purchase document names the farmer by (its type, as
+    # coop/invoices/taxids.PERSON_ID_TYPES: CC; DNI, RUC; and its number, normalised):
+    # optional, none for members recorded before it was asked.
+    tax_id_type: Mapped[str | None] = mapped_column(String(8))
+    tax_id: Mapped[str | None] = mapped_column(String(20))
     gender: Mapped[str | None] = mapped_column(String(16))
     household_size: Mapped[int | None] = mapped_column()
     payout_rail: Mapped[str] = mapped_column(String(16), default="cash")

@@ -291,13 +291,19 @@ def get_farmer_profile(coop: Cooperative, profile_id: int) -> FarmerProfile:
 def farmer_details(coop: Cooperative, *, member_number: str, national_id: str,
                    payout_rail: str = "cash", payout_account: str = "", bank_name: str = "",
                    gender: str | None = None, household_size: int | None = None,
+                   tax_id_type: str | None = None, tax_id: str | None = None,
                    exclude_invitation: int | None = None) -> dict:
     """A farmer member's details once checked (what a profile is made of): the member number
     and national ID unused in the coop (by its members and its pending invitations), the
-    payout account right for its rail."""
+    payout account right for its rail, the identity document of the purchase documents
+    (optional; farmer_tax_id's rules)."""
     member_number = (member_number or "").strip() if isinstance(member_number, str) else ""
     national_id = (national_id or "").strip() if isinstance(national_id, str) else ""
     fields = {}
+    try:
+        tax_id_type, tax_id = farmer_tax_id(coop, tax_id_type, tax_id)
+    except ValidationFailed as exc:
+        fields.update(exc.fields)
     if not member_number or len(member_number) > 32:
         fields["member_number"] = [_("Required, at most 32 characters.")]
     if not national_id or len(national_id) > 32:
@@ -332,7 +338,56 @@ def farmer_details(coop: Cooperative, *, member_number: str, national_id: str,
     return {"member_number": member_number, "national_id": national_id,
             "payout_rail": payout_rail, "payout_account": account,
             "bank_name": (bank_name or "").strip(), "gender": gender or None,
-            "household_size": household_size}
+            "household_size": household_size, "tax_id_type": tax_id_type, "tax_id": tax_id}
+
+
+def farmer_tax_id(coop: Cooperative, id_type: str | None, number: str | None
+                  ) -> tuple[str | None, str | None]:
+    """The identity document a farmer's weekly purchase document names them by, checked for
+    the coop's country (coop/invoices/taxids.py): (type, normalised number), or (None, None)
+    when both are left empty (it is optional). Colombia: CC, 3 to 10 digits; Peru: DNI, 8
+    digits, or RUC, 11 digits with its check digit. Refuses (422, at the field) a type the
+    country has not, a number without a type or a type without a number, and a number that
+    is not one of its type."""
+    from ..invoices import taxids
+    id_type = (id_type or "").strip().upper() if isinstance(id_type, str) else ""
+    number = (number or "").strip() if isinstance(number, str) else ""
+    if not id_type and not number:
+        return None, None
+    kinds = taxids.PERSON_ID_TYPES.get(coop.country, ())
+    if id_type not in kinds:
+        raise ValidationFailed(_("Check the identity document."), fields={"tax_id_type": [
+            _("Choose the type of identity document.") if kinds
+            else _("Identity documents are not recorded for this country yet.")]})
+    if not number:
+        raise ValidationFailed(_("Check the identity document."), fields={
+            "tax_id": [_("Give the document's number, or leave both empty.")]})
+    normal = taxids.normalise_person_id(id_type, number)
+    if normal is None:
+        problem = {
+            "CC": _("A cédula de ciudadanía has 3 to 10 digits, such as 1234567890."),
+            "DNI": _("A DNI has exactly 8 digits, such as 45678912."),
+            "RUC": _("Not a valid RUC: 11 digits with its check digit, such as "
+                     "10456789124."),
+        }[id_type]
+        raise ValidationFailed(_("Check the identity document."),
+                               fields={"tax_id": [problem]})
+    return id_type, normal
+
+
+def set_farmer_tax_id(profile: FarmerProfile, id_type: str | None, number: str | None, *,
+                      by: User | None = None) -> FarmerProfile:
+    """Record (or change, or clear) a member's identity document (farmer_tax_id's rules).
+    Purchase documents issued already keep the one they were issued with."""
+    coop = db.session.get(Cooperative, profile.coop_id)
+    kind, normal = farmer_tax_id(coop, id_type, number)
+    before = {"tax_id_type": profile.tax_id_type, "tax_id": profile.tax_id}
+    profile.tax_id_type, profile.tax_id = kind, normal
+    db.session.flush()
+    if before != {"tax_id_type": kind, "tax_id": normal}:
+        audit.record(coop.id, by, "farmer.tax_id_changed", "farmer_profile", profile.id,
+                     before=before, after={"tax_id_type": kind, "tax_id": normal})
+    return profile
 
 
 def pending_farmer_details(coop: Cooperative, exclude: int | None = None) -> list[dict]:
@@ -369,7 +424,8 @@ def add_farmer(coop: Cooperative, *, name: str, email: str | None, password: str
                member_number: str, national_id: str, payout_rail: str = "cash",
                payout_account: str = "", bank_name: str = "", gender: str | None = None,
                household_size: int | None = None, locale: str = "es",
-               by: User | None = None) -> FarmerProfile:
+               by: User | None = None, tax_id_type: str | None = None,
+               tax_id: str | None = None) -> FarmerProfile:
     """THE SEED AND TEST PATH (and a new account's): a farmer member at once, their account
     created, or an existing one joined WITHOUT their consent. The routes call
     invitations.invite_farmer instead, which comes here only for a new account made by phone.
@@ -377,7 +433,8 @@ def add_farmer(coop: Cooperative, *, name: str, email: str | None, password: str
     first-login code, and the farmer chooses a PIN when they first log in."""
     details = farmer_details(coop, member_number=member_number, national_id=national_id,
                              payout_rail=payout_rail, payout_account=payout_account,
-                             bank_name=bank_name, gender=gender, household_size=household_size)
+                             bank_name=bank_name, gender=gender, household_size=household_size,
+                             tax_id_type=tax_id_type, tax_id=tax_id)
     without_email = email is None or not str(email).strip()
     if without_email:
         if phone is None or not str(phone).strip():

@@ -19,7 +19,7 @@ from . import dashboard as at_a_glance
 from . import invitations, services, verification
 from .forms import (RAIL_CHOICES, CollectionPointForm, CoopForm, FarmerForm,
                     InvitationAccountForm, PayoutForm, PlotForm, RegistrationForm, RevokeForm,
-                    RoleForm)
+                    RoleForm, TaxIdForm, tax_id_choices)
 
 bp = Blueprint("coops", __name__)
 
@@ -135,6 +135,7 @@ def _flash_link(invitation, token) -> None:
 @web.coop_view("manager")
 def add_farmer(coop):
     form = FarmerForm()
+    form.tax_id_type.choices = tax_id_choices(coop.country)
     if form.validate_on_submit():
         web.refusal_on_form(form, lambda status: (
             render_template("coops/farmer_new.html", coop=coop, form=form), status))
@@ -146,7 +147,8 @@ def add_farmer(coop):
             member_number=form.member_number.data, national_id=form.national_id.data,
             payout_rail=form.payout_rail.data, payout_account=form.payout_account.data,
             bank_name=form.bank_name.data, gender=form.gender.data or None,
-            household_size=form.household_size.data)
+            household_size=form.household_size.data, tax_id_type=form.tax_id_type.data,
+            tax_id=form.tax_id.data)
         if added.invitation is not None:
             _flash_link(added.invitation, added.token)
             return redirect(url_for("coops.members", coop_id=coop.id))
@@ -169,15 +171,44 @@ def farmer(coop, profile_id):
     return _farmer_page(coop, profile, PlotForm(prefix="plot"), PayoutForm(prefix="payout"), 200)
 
 
-def _farmer_page(coop, profile, plot_form, payout_form, status, payout_from_request=False):
+def _farmer_page(coop, profile, plot_form, payout_form, status, payout_from_request=False,
+                 tax_id_form=None):
     # The payout form shows the saved details unless it is the form that was just posted
     # (a plot error must not blank them: saving that form would then wipe the account).
     if not payout_from_request:
         payout_form.payout_rail.data = profile.payout_rail
         payout_form.payout_account.data = profile.payout_account
         payout_form.bank_name.data = profile.bank_name
+    if tax_id_form is None:  # the saved document, unless the form just posted is refused
+        tax_id_form = TaxIdForm(prefix="taxid", formdata=None)
+        tax_id_form.tax_id_type.data = profile.tax_id_type or ""
+        tax_id_form.tax_id.data = profile.tax_id or ""
+    tax_id_form.tax_id_type.choices = tax_id_choices(coop.country)
     return render_template("coops/farmer.html", coop=coop, profile=profile,
-                           plot_form=plot_form, payout_form=payout_form), status
+                           plot_form=plot_form, payout_form=payout_form,
+                           tax_id_form=tax_id_form), status
+
+
+@bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/tax-id", methods=["POST"])
+@web.coop_view("manager")
+def update_tax_id(coop, profile_id):
+    """Record or change the member's identity document (the purchase documents name them by
+    it); a refused one shows at its field with what was typed."""
+    profile = services.get_farmer_profile(coop, profile_id)
+    form = TaxIdForm(prefix="taxid")
+    form.tax_id_type.choices = tax_id_choices(coop.country)
+
+    def page(status):
+        return _farmer_page(coop, profile, PlotForm(prefix="plot", formdata=None),
+                            PayoutForm(prefix="payout", formdata=None), status,
+                            tax_id_form=form)
+    if not form.validate_on_submit():
+        return page(422)
+    web.refusal_on_form(form, page)
+    services.set_farmer_tax_id(profile, form.tax_id_type.data, form.tax_id.data,
+                               by=current_user)
+    flash(_("Identity document saved."), "info")
+    return redirect(url_for("coops.farmer", coop_id=coop.id, profile_id=profile.id))
 
 
 @bp.route("/manage/coops/<int:coop_id>/farmers/<int:profile_id>/plots", methods=["POST"])

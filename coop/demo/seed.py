@@ -86,7 +86,11 @@ def seed_demo() -> bool:
                 bank_name="Banco Agrario" if rail == "bank" and country == "CO" else
                 ("Banco de la Nación" if rail == "bank" else ""),
                 gender="female" if given in FEMALE else "male",
-                household_size=rng.randint(2, 7))
+                household_size=rng.randint(2, 7),
+                # The identity document of the weekly purchase documents (made up, 8 digits:
+                # a cédula in Colombia, a DNI in Peru).
+                tax_id_type="CC" if country == "CO" else "DNI",
+                tax_id=f"{10_000_000 + n * 9_871}")
             hectares = rng.choice(["1.5", "2", "2.5", "3", "4", "1.2"])
             farm = plots_services.add_plot(profile, name=f"Finca {LAST[n % len(LAST)]}",
                                    hectares=hectares, replaced_crop="coca",

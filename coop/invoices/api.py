@@ -28,8 +28,10 @@ def invoice_json(invoice: Invoice, codes: dict, with_lines: bool = False) -> dic
             "pdf_url": f"/api/v1/invoices/{invoice.id}.pdf",
             "xml_url": f"/api/v1/invoices/{invoice.id}.xml"}
     if with_lines:
-        body["seller"] = services.party(invoice.seller_json)
-        body["customer"] = services.party(invoice.customer_json)
+        # tax_id_type: a farmer's identity document (a purchase document's customer); empty
+        # for every other party and for a document issued before it was recorded.
+        body["seller"] = {"tax_id_type": "", **services.party(invoice.seller_json)}
+        body["customer"] = {"tax_id_type": "", **services.party(invoice.customer_json)}
         body["resolution"] = invoice.resolution
         body["lines"] = [{
             "crop": line.get("crop"), "grade": line.get("grade"),
@@ -180,11 +182,18 @@ _FIELDS = {
     "acceptance_code": {"type": ["string", "null"],
                         "description": "the tax authority's CUFE (Colombia) or CDR (Peru)"},
     "pdf_url": {"type": "string"}, "xml_url": {"type": "string"}}
-_PARTY = {"type": "object", "required": ["name", "tax_id", "country", "address"],
+_PARTY = {"type": "object", "required": ["name", "tax_id", "country", "address", "tax_id_type"],
           "properties": {"name": {"type": "string"},
                                            "tax_id": {"type": "string"},
                                            "country": {"type": "string"},
-                                           "address": {"type": "string"}}}
+                                           "address": {"type": "string"},
+                                           "tax_id_type": {
+                                               "type": "string",
+                                               "description": "a purchase document's "
+                                               "(support_doc) farmer: the identity "
+                                               "document of tax_id (CC; DNI, RUC); empty "
+                                               "for any other party, and when none was "
+                                               "recorded at issue"}}}
 _BILLING = {"legal_name": {"type": "string"}, "tax_id": {"type": "string"},
             "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
             "address": {"type": "string"}}

@@ -57,6 +57,9 @@ def _party(parent, tag: str, party: dict, country: str) -> None:
     tax_id = party.get("tax_id", "")
     scheme_id, scheme_name = taxids.scheme(party.get("country", ""))
     body, _dash, digit = tax_id.partition("-")
+    person = party.get("tax_id_type")
+    if person in taxids.PERSON_SCHEMES:  # a farmer on a purchase document: CC, DNI, RUC
+        scheme_id, body, digit = taxids.PERSON_SCHEMES[person], tax_id, ""
     attrs = {"schemeName": scheme_id}
     if digit:
         attrs["schemeID"] = digit

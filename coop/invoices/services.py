@@ -177,13 +177,26 @@ def billing_of(buyer_id: int | None) -> BuyerBilling | None:
     return db.session.scalar(select(BuyerBilling).where(BuyerBilling.buyer_id == buyer_id))
 
 
+def billing_given(buyer_id):
+    """The rule "this buyer has given its billing details" as an SQL EXISTS, for `buyer_id`
+    a value or a bound parameter (None: false). The order path folds it into a statement it
+    runs anyway (coop/pools/core.py, the pool's facts), so the check costs no statement; a
+    buyer without billing details places no order (require_billing)."""
+    return select(BuyerBilling.id).where(BuyerBilling.buyer_id == buyer_id).exists()
+
+
 def has_billing(buyer_id: int | None) -> bool:
-    return billing_of(buyer_id) is not None
+    if not buyer_id:
+        return False
+    return bool(db.session.scalar(select(billing_given(buyer_id))))
 
 
-def require_billing(buyer_id: int | None) -> None:
-    """Refuses (422 billing_details_required) an order of a buyer without billing details."""
-    if not has_billing(buyer_id):
+def require_billing(buyer_id: int | None, *, given: bool | None = None) -> None:
+    """Refuses (422 billing_details_required) an order of a buyer without billing details.
+    `given`: what billing_given answered in the caller's own statement (else asked here)."""
+    if given is None:
+        given = has_billing(buyer_id)
+    if not given:
         raise ValidationFailed(_("Give your organisation's billing details (legal name, tax "
                                  "id, country, address) before your first order."),
                                code="billing_details_required")
@@ -695,16 +708,22 @@ def decimal_rate(bps: int) -> Decimal:
 
 
 def support_doc_csv(invoice: Invoice) -> str:
-    """A purchase document's lines as CSV (one line per delivery)."""
+    """A purchase document's lines as CSV (one line per delivery), each with the farmer's
+    identity document as the document was issued with it (empty: not recorded then)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["number", "issued_at", "week_start", "intake_id", "crop", "grade", "pool_id",
-                     "lot", "kg", "unit_price_minor", "total_minor", "currency"])
+                     "lot", "kg", "unit_price_minor", "total_minor", "currency",
+                     "farmer_name", "farmer_id_type", "farmer_id_number"])
+    supplier = party(invoice.customer_json)
+    farmer = [_safe(supplier.get("name", "")), supplier.get("tax_id_type") or "",
+              _safe(supplier.get("tax_id") or "")]
     for line in lines_of(invoice):
         writer.writerow([invoice.full_number, invoice.issued_at.isoformat(),
                          invoice.week_start.isoformat() if invoice.week_start else "",
                          line.get("intake_id", ""), line.get("crop", ""), line.get("grade", ""),
                          line.get("pool_id", ""), _safe(line.get("lot", "")),
                          str(Decimal(line.get("quantity_g") or 0) / 1000),
-                         line.get("unit_price_minor", ""), line["total_minor"], invoice.currency])
+                         line.get("unit_price_minor", ""), line["total_minor"], invoice.currency,
+                         *farmer])
     return out.getvalue()

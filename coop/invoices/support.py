@@ -62,10 +62,12 @@ def issue_week(coop, week_start: date, *, now: datetime | None = None) -> dict[i
         farmer_ids = sorted({r.farmer_user_id for r in todo})
         names = dict(db.session.execute(select(User.id, User.name)
                                         .where(User.id.in_(farmer_ids))).all())
-        numbers = dict(db.session.execute(select(FarmerProfile.user_id,
-                                                 FarmerProfile.member_number)
-                                          .where(FarmerProfile.coop_id == coop.id,
-                                                 FarmerProfile.user_id.in_(farmer_ids))).all())
+        # The member number and identity document as they stand now: the document keeps
+        # them (a later change of the profile does not touch an issued one).
+        members = {row.user_id: row for row in db.session.execute(
+            select(FarmerProfile.user_id, FarmerProfile.member_number,
+                   FarmerProfile.tax_id_type, FarmerProfile.tax_id)
+            .where(FarmerProfile.coop_id == coop.id, FarmerProfile.user_id.in_(farmer_ids)))}
         pool_ids = sorted({r.pool_id for r in todo})
         pools = {p.id: p for p in db.session.execute(
             select(Pool.id, Crop.slug, Crop.name_es, Crop.name_en)
@@ -90,9 +92,12 @@ def issue_week(coop, week_start: date, *, now: datetime | None = None) -> dict[i
         documents = []
         for farmer_id, lines in by_farmer.items():
             total = sum(line["total_minor"] for line in lines)
-            supplier = {"name": names.get(farmer_id, ""), "tax_id": "",
-                        "member_number": numbers.get(farmer_id, ""), "country": coop.country,
-                        "address": ""}
+            member = members.get(farmer_id)
+            supplier = {"name": names.get(farmer_id, ""),
+                        "tax_id": (member.tax_id or "") if member else "",
+                        "tax_id_type": (member.tax_id_type or "") if member else "",
+                        "member_number": member.member_number if member else "",
+                        "country": coop.country, "address": ""}
             documents.append({
                 "coop_id": coop.id, "kind": "support_doc", "source_key": keys[farmer_id],
                 "issued_at": now, "currency": coop.currency, "subtotal_minor": total,

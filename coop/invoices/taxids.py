@@ -39,3 +39,27 @@ def normalise(country: str, text: str) -> str | None:
 def scheme(country: str) -> tuple[str, str]:
     """(UBL scheme id, name) of the tax id of a country: NIT 31 in Colombia, RUC 6 in Peru."""
     return {"CO": ("31", "NIT"), "PE": ("6", "RUC")}.get(country, ("VAT", "VAT"))
+
+
+# ---------------------------------------------------------------- a farmer's identity document
+
+# The documents a coop's farmer may be named by on a weekly purchase document, per country
+# (Colombia's documento soporte: cédula de ciudadanía; Peru's liquidación de compra: DNI, or
+# RUC for a farmer who has one), with the tax authority's code for each (DIAN's "tipo de
+# documento" 13; SUNAT's catálogo 06: 1 DNI, 6 RUC).
+PERSON_ID_TYPES = {"CO": ("CC",), "PE": ("DNI", "RUC")}
+PERSON_SCHEMES = {"CC": "13", "DNI": "1", "RUC": "6"}
+
+
+def normalise_person_id(kind: str, text: str) -> str | None:
+    """A farmer's document number in its normal form, or None when it is not one of `kind`:
+    CC 3 to 10 digits (dots and spaces dropped: "1.234.567" -> "1234567"); DNI exactly 8
+    digits; RUC 11 digits with SUNAT's check digit (normalise_ruc)."""
+    cleaned = re.sub(r"[\s.]", "", text or "")
+    if kind == "CC":
+        return cleaned if re.fullmatch(r"\d{3,10}", cleaned) else None
+    if kind == "DNI":
+        return cleaned if re.fullmatch(r"\d{8}", cleaned) else None
+    if kind == "RUC":
+        return normalise_ruc(cleaned)
+    return None

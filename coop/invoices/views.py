@@ -105,11 +105,18 @@ def _facts(invoice, coop_view: bool) -> dict:
         head.append(_("Purchases of the week starting %(date)s",
                       date=invoice.week_start.isoformat()))
 
-    def party_lines(p):
+    def party_lines(p, farmer=False):
         out = [p.get("name", "")]
         if p.get("trade_name") and p.get("trade_name") != p.get("name"):
             out.append(p["trade_name"])
-        if p.get("tax_id"):
+        if farmer:  # the supplier of a purchase document: their identity document, as issued
+            if p.get("member_number"):
+                out.append(_("Member no. %(n)s", n=p["member_number"]))
+            out.append(_("Identity document: %(kind)s %(n)s",
+                         kind=label(p["tax_id_type"], "person_id_type"), n=p["tax_id"])
+                       if p.get("tax_id") and p.get("tax_id_type")
+                       else _("Identity document: not recorded"))
+        elif p.get("tax_id"):
             out.append(_("Tax id: %(id)s", id=p["tax_id"]))
         out.append(", ".join(x for x in (p.get("address", ""), _country(p.get("country")))
                              if x))
@@ -159,7 +166,8 @@ def _facts(invoice, coop_view: bool) -> dict:
                 else _("Not yet accepted by the tax authority."))
     return {"title": title, "head": head, "lines_heading": _("Lines"), "lines": line_texts,
             "parties": [(seller_heading, party_lines(seller)),
-                        (customer_heading, party_lines(customer))],
+                        (customer_heading,
+                         party_lines(customer, farmer=invoice.kind == "support_doc"))],
             "totals": totals, "foot": foot, "code": code, "credited": credited}
 
 

@@ -244,6 +244,15 @@ _ORDER = ("id", "pool_id", "status", "quantity_kg", "amount_authorized_minor",
           "amount_captured_minor", "amount_refunded_minor", "currency", "client_secret",
           "stripe_publishable_key")
 
+def _order_refusals(op: dict) -> None:
+    """What the document says of an order's refusals beyond the table's (issue 14: a buyer
+    without billing details)."""
+    op["responses"]["422"]["description"] = (
+        "a value refused (`fields` names it); `billing_details_required`: the buyer's "
+        "organisation has not given its billing details (PUT /billing-details first), nothing "
+        "reserved, no order written, nothing asked of Stripe; `idempotency_key_reused`")
+
+
 register({
     "PoolCreate": {"type": "object", "required": ["coop_id", "crop", "grade", "min_kg", "max_kg",
                                                   "closes_at"], "properties": {
@@ -354,7 +363,8 @@ register({
     ("get", "/pools/{id}/close", "The close's state (manager, treasurer): 202 while settling, "
      "200 once settled or while open", True, None,
      {200: "CloseResult", 202: "CloseResult", 403: "Error", 404: "Error"}),
-], {("get", "/pools"): query_parameter(
+], {("post", "/pools/{id}/orders"): _order_refusals,
+    ("get", "/pools"): query_parameter(
         "status", {"type": "string", "enum": values(PoolStatus)},
         "only the pools in this status; another value is 422"),
     ("get", "/orders"): query_parameter(

@@ -35,7 +35,8 @@ from ..payments import gateway
 from ..pricing import services as pricing
 from .models import Order, Pool
 from . import notices
-from .core import _grams, _ledger_hold, _release, _reserve, own_order, pool_facts
+from .core import (_grams, _ledger_hold, _release, _reserve, own_order, pool_facts,
+                   require_orderable)
 from .orders import (_by_key, _cancel_quietly, _fingerprint, _outcome_unknown, _replay,
                      _unknown_error, _write_order)
 from .resolver import _in_open_pool
@@ -91,9 +92,8 @@ def place_card_order(user, pool_id: int, *, quantity_kg, saved_card_id: int | No
         if earlier is not None:
             return _step_of(_replay(earlier, fingerprint)), False
     grams = _grams(quantity_kg, "quantity_kg")
-    pool = pool_facts(pool_id)
-    if pool.status != "open" or pool.closes_at <= now:
-        raise Conflict(_("This pool is closed."), code="pool_closed")
+    pool = pool_facts(pool_id, buyer_id)
+    require_orderable(pool, buyer_id, now)  # open, and the buyer's billing details given
     amount = pricing.amount_for(pool.buyer_price_per_kg_minor, grams)
     try:
         customer = saved_cards.ensure_customer(buyer_id)

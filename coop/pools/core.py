@@ -185,28 +185,49 @@ class PoolFacts:
     closes_at: datetime
     min_g: int
     buyer_price_per_kg_minor: int  # the highest tier's: what a card hold is sized on
+    billing_given: bool = False    # the ordering buyer has given its billing details
 
 
 @functools.cache
 def _facts_statement():
-    """Built once per process (its cache key too): every order asks it."""
+    """Built once per process (its cache key too): every order asks it. It also asks the
+    invoices domain's rule whether the ordering buyer has given its billing details (an
+    EXISTS: no statement more per order)."""
     from sqlalchemy import bindparam
 
     from ..cooperatives.models import Cooperative
+    from ..invoices import services as invoices
     from ..pricing.models import PriceVersion
     return (select(Pool.id, Pool.coop_id, Pool.currency, Cooperative.currency, Pool.status,
-                   Pool.closes_at, Pool.min_g, PriceVersion)
+                   Pool.closes_at, Pool.min_g,
+                   invoices.billing_given(bindparam("buyer_id")).label("billing_given"),
+                   PriceVersion)
             .join(Cooperative, Cooperative.id == Pool.coop_id)
             .join(PriceVersion, PriceVersion.id == Pool.price_version_id)
             .where(Pool.id == bindparam("pool_id")))
 
 
-def pool_facts(pool_id: int) -> PoolFacts:
-    row = db.session.execute(_facts_statement(), {"pool_id": pool_id}).first()
+def pool_facts(pool_id: int, buyer_id: int | None = None) -> PoolFacts:
+    """The pool's facts for an order of buyer `buyer_id` (billing_given: whether that buyer
+    has given its billing details; false without one)."""
+    row = db.session.execute(_facts_statement(),
+                             {"pool_id": pool_id, "buyer_id": buyer_id}).first()
     if row is None:
         raise NotFound(_("No such pool."))
-    *values, price = row
-    return PoolFacts(*values, buyer_price_per_kg_minor=pricing.highest(price).buyer)
+    *values, given, price = row
+    return PoolFacts(*values, buyer_price_per_kg_minor=pricing.highest(price).buyer,
+                     billing_given=bool(given))
+
+
+def require_orderable(pool: PoolFacts, buyer_id: int, now: datetime) -> None:
+    """What every new order of a pool needs, from its facts (no statement): the pool open
+    (409 pool_closed), and the buyer's billing details given (422 billing_details_required,
+    the invoices domain's rule: an invoice needs them). Refused before anything is written
+    or asked of Stripe."""
+    if pool.status != "open" or pool.closes_at <= now:
+        raise Conflict(_("This pool is closed."), code="pool_closed")
+    from ..invoices import services as invoices
+    invoices.require_billing(buyer_id, given=pool.billing_given)
 
 
 def pools(status: str | None = None, coop_id: int | None = None, limit: int | None = None,

@@ -32,7 +32,8 @@ from ..pricing import services as pricing
 from .models import Order, Pool
 from . import notices
 from .core import (PoolFacts, _grams, _kg_text, _ledger_capture, _ledger_hold, _ledger_release,
-                   _release, _reserve, get_pool, own_order, pool_facts)
+                   _release, _reserve, get_pool, own_order, pool_facts,
+                   require_orderable)
 from .resolver import (RESOLVED_FAILURE, _claim_failed, _in_open_pool, _settled_after_passed,
                        resolve_order)
 
@@ -87,9 +88,8 @@ def place_order(user, pool_id: int, *, quantity_kg, payment_method,
             return _replay(earlier, fingerprint), False
     grams = _grams(quantity_kg, "quantity_kg")
     payment_method = _check_payment_method(payment_method)
-    pool = pool_facts(pool_id)
-    if pool.status != "open" or pool.closes_at <= now:
-        raise Conflict(_("This pool is closed."), code="pool_closed")
+    pool = pool_facts(pool_id, buyer_id)
+    require_orderable(pool, buyer_id, now)  # open, and the buyer's billing details given
     amount = pricing.amount_for(pool.buyer_price_per_kg_minor, grams)
     # Step 1: reserve the quantity and record the order as pending. On SQLite the reads
     # above end first, so the write starts its own transaction (SQLite cannot upgrade a
@@ -548,6 +548,8 @@ def preview_order(user, pool_id: int, *, quantity_kg, payment_method,
     pool = get_pool(pool_id)
     if pool.status != "open" or pool.closes_at <= now:
         raise Conflict(_("This pool is closed."), code="pool_closed")
+    from ..invoices import services as invoices
+    invoices.require_billing(user.buyer_id)  # as require_orderable: an invoice needs them
     _check_room(pool, grams)
     price = pricing.highest(pool.price).buyer
     return OrderPreview(pool_id=pool.id, currency=pool.currency, grams=grams,
