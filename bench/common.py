@@ -212,6 +212,10 @@ def seed_market(app, *, farmers: int, listings_per_farmer: int = 1, buyers: int 
                  "buyer_id": bid} for n, bid in enumerate(org_ids)])
             buyer_ids = list(db.session.scalars(
                 select(User.id).where(User.email.like("b%@bench.org")).order_by(User.id)))
+            from coop.invoices import services as invoices
+            for n, bid in enumerate(org_ids):  # an order needs its buyer's billing details
+                invoices.save_billing(bid, legal_name=f"Buyer {n} GmbH", tax_id=f"DE{n:09d}",
+                                      country="DE", address=f"Speicherstadt {n}, Hamburg")
         db.session.commit()
         return coop.id, manager.id, buyer_ids
 
