@@ -5,6 +5,8 @@ Flask app has another name here.)"""
 import os
 
 from coop import create_app
+from coop.common.process import tune_gc
 
 flask_app = create_app(os.environ.get("MINGA_ENV", "production"))
+tune_gc()  # coop/common/process.py: the app loaded, the collector set for serving
 celery = app = flask_app.extensions["celery"]

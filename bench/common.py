@@ -128,7 +128,8 @@ def fresh_app(url: str, **overrides):
     """An app on an empty, migrated database: this run's own (`databases`, `pg_run_url`,
     `sqlite_run_url`); a PostgreSQL one has its schema dropped first, so that a bench may
     start again from empty within its run. Any other PostgreSQL database is refused: a bench
-    wipes only what it made."""
+    wipes only what it made. The process's garbage collector is then set as a serving
+    process's (coop/common/process.py)."""
     if url.startswith("postgresql"):
         name = make_url(url).database
         if name != _RUN["pg"]:
@@ -148,6 +149,8 @@ def fresh_app(url: str, **overrides):
     app = create_app("testing", **config)
     with app.app_context():
         upgrade(revision="heads")
+    from coop.common.process import tune_gc
+    tune_gc()  # the collector as wsgi.py and worker.py set it for the serving processes
     return app
 
 

@@ -6,6 +6,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from bench.bare_app import app as bare
 from coop import create_app
+from coop.common.process import tune_gc
 from config import DevelopmentConfig
 
 
@@ -18,4 +19,5 @@ class BenchConfig(DevelopmentConfig):
 
 
 minga = create_app(BenchConfig, SQLALCHEMY_DATABASE_URI=os.environ["MINGA_BENCH_DB"])
+tune_gc()  # as wsgi.py
 app = DispatcherMiddleware(minga, {"/bare": bare})
