@@ -344,14 +344,12 @@ def register_errorhandlers(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     from .common.assets import static_url
     from .common.money import format_money
-    from .common.numbers import KG_FORMAT, format_number
+    from .common.numbers import KG_FORMAT, format_number, request_locale
     from .common.quantities import format_kg, grams_to_decimal
-
-    from flask_babel import get_locale
 
     def _decimal(value, fmt):
         # Babel's pattern parsed once per process (coop/common/numbers.py), same output.
-        locale = get_locale()
+        locale = request_locale()
         if locale is None:
             return format_decimal(value, format=fmt)
         return format_number(value, fmt, locale)
@@ -370,7 +368,7 @@ def register_template_helpers(app: Flask) -> None:
 
     def kg(grams):
         grams = int(grams or 0)
-        return _memo(("kg", grams, get_locale()),
+        return _memo(("kg", grams, request_locale()),
                      lambda: _decimal(grams_to_decimal(grams), "#,##0.###"))
 
     def date_filter(d, fmt="medium"):
@@ -378,7 +376,7 @@ def register_template_helpers(app: Flask) -> None:
             return ""
         if type(d) is not date:  # a datetime is shown in the reader's time zone: not kept
             return format_date(d, fmt)
-        return _memo(("date", d, fmt, get_locale()), lambda: format_date(d, fmt))
+        return _memo(("date", d, fmt, request_locale()), lambda: format_date(d, fmt))
 
     def hectares(m2):
         from decimal import Decimal

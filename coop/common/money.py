@@ -5,9 +5,8 @@ from decimal import Decimal
 from functools import lru_cache
 
 from babel.numbers import get_currency_precision
-from flask_babel import get_locale
 
-from .numbers import MONEY_EXAMPLE, NumberInputError, parse_number
+from .numbers import MONEY_EXAMPLE, NumberInputError, parse_number, request_locale
 
 # The largest amount Minga takes, in any currency's major unit: one trillion (10^12 COP is
 # 250 million US dollars, far above any cooperative's year). Within it every amount, and the
@@ -94,7 +93,7 @@ def format_money(minor: int | None, currency: str, locale=None) -> str:
     """In the reader's regional locale, always with the ISO code where Spanish shows a sign:
     es_CO "28.500,00 COP", es_PE "28,500.00 PEN" (not "$" or "S/", which a buyer abroad
     could misread); English keeps CLDR's pattern ("COP28,500.00")."""
-    return _format_money(minor or 0, currency, str(locale or get_locale() or "es"))
+    return _format_money(minor or 0, currency, str(locale or request_locale() or "es"))
 
 
 @lru_cache(maxsize=8192)

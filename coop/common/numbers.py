@@ -18,6 +18,7 @@ from babel import Locale, UnknownLocaleError, localedata
 from babel.numbers import (NumberFormatError, NumberPattern, get_decimal_symbol,
                            get_group_symbol, get_minus_sign_symbol, parse_decimal,
                            parse_pattern)
+from flask import g
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -95,6 +96,15 @@ def format_decimal(value, format: str, locale) -> str:
                                         group_separator=True, numbering_system="latn")
 
 
+def request_locale() -> Locale | None:
+    """flask_babel.get_locale(), read where Flask-Babel keeps the locale it chose for this
+    request (or app context) once it has: get_locale itself walks the contexts on every call,
+    and a page's filters ask ~50 times. force_locale and refresh change that same place."""
+    ctx = g.get("_flask_babel") if g else None
+    found = getattr(ctx, "babel_locale", None)
+    return found if found is not None else get_locale()
+
+
 def page_locale(locale=None) -> Locale:
     """The locale numbers are read and written in: the one given, else the request's."""
     if isinstance(locale, Locale):
@@ -104,7 +114,7 @@ def page_locale(locale=None) -> Locale:
             return locale_named(str(locale))
         except (ValueError, UnknownLocaleError):
             pass
-    return get_locale() or locale_named(DEFAULT_LOCALE)
+    return request_locale() or locale_named(DEFAULT_LOCALE)
 
 
 def format_number(value, fmt: str = KG_FORMAT, locale=None) -> str:
