@@ -137,7 +137,10 @@ def load(port: int, path: str, headers: dict, seconds: float, clients: int,
     _process_load((port, path, merged, time.perf_counter() + 1.0, 1))
     until = time.perf_counter() + seconds
     with multiprocessing.get_context("fork").Pool(clients) as pool:
-        parts = pool.map(_process_load, [(port, path, merged, until, threads)] * clients)
+        # A client stuck (seen once: a forked process waiting forever on a lock) fails the
+        # run after a minute past its window instead of hanging it.
+        parts = pool.map_async(_process_load, [(port, path, merged, until, threads)] * clients
+                               ).get(timeout=seconds + 60)
     lat = sorted(x for part, _e in parts for x in part)
     errors = sum(e for _l, e in parts)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0
