@@ -108,6 +108,7 @@ def confirm(app, batch_id: int, treasurer_id: int, profile: bool = False) -> dic
 
     from coop.auth.models import User
     from coop.extensions import db
+    from coop.jobs import services as jobs
     from coop.jobs.models import Job
     from coop.messages.models import Message
     from coop.payouts import services as payouts
@@ -145,6 +146,16 @@ def confirm(app, batch_id: int, treasurer_id: int, profile: bool = False) -> dic
             out[f"{attempt}_statements"] = counter.count
             out[f"{attempt}_load"] = load()
             out[f"{attempt}_moved"] = len(result.paid) + len(result.failed)
+            # The farmers' messages: written by the jobs the import enqueued (a worker's
+            # work, seconds after the import's commit), run here one after the other.
+            tell = list(db.session.scalars(select(Job.id).where(
+                Job.task == payouts.TELL_TASK, Job.status == "pending").order_by(Job.id)))
+            db.session.commit()
+            start = time.perf_counter()
+            for job_id in tell:
+                assert jobs.run(job_id).status == "done", job_id
+            out[f"{attempt}_tell_s"] = time.perf_counter() - start
+            out[f"{attempt}_tell_jobs"] = len(tell)
             if attempt == "first":
                 out["paid"], out["failed"] = len(result.paid), len(result.failed)
                 out["messages"] = db.session.scalar(
@@ -228,8 +239,12 @@ def run(url: str, label: str, farmers: int, sizes: list[int], profile: bool) -> 
         print(f"  confirmation file of {got['lines']:,} lines ({got['paid']:,} paid, "
               f"{got['failed']:,} failed): {got['first_s']:.2f} s "
               f"({got['lines'] / got['first_s']:,.0f} lines/s, {got['first_statements']} SQL "
-              f"statements, {got['messages']:,} messages in {got['jobs']:,} jobs; "
+              f"statements, {got['first_tell_jobs']} job{'s' if got['first_tell_jobs'] != 1 else ''} "
+              f"telling the farmers; "
               f"{got['first_load']})\n"
+              f"    the farmers told by those jobs, one after the other: "
+              f"{got['first_tell_s']:.2f} s ({got['messages']:,} messages in "
+              f"{got['jobs'] - got['first_tell_jobs']:,} send jobs)\n"
               f"    imported again: {got['again_s']:.3f} s ({got['again_statements']} SQL "
               f"statements, {got['again_moved']} lines moved, "
               f"{got['messages_after_again'] - got['messages']} new messages; "

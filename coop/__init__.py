@@ -240,6 +240,7 @@ def register_domain_hooks(app: Flask) -> None:
 TASK_MODULES = ("coop.messages.services", "coop.pools.tasks", "coop.pools.notices",
                 "coop.pools.settlement",
                 "coop.intake.tasks", "coop.treasury.tasks", "coop.invoices.tasks",
+                "coop.payouts.tasks",
                 "coop.fx.tasks")
 
 

@@ -30,6 +30,7 @@ from ..cooperatives import services as coop_services
 from ..cooperatives import verification
 from ..cooperatives.payout_accounts import validate_payout_account
 from ..extensions import db
+from ..jobs import services as jobs
 from ..ledger import bulk as ledger_bulk
 from ..ledger import services as ledger
 from ..ledger import queries as ledger_queries
@@ -558,9 +559,9 @@ def apply_confirmations(batch: PayoutBatch, user, rows: list[tuple[int, int, str
                        {"status": status, "reference": ref, "amount_minor": line.amount_minor,
                         "currency": line.currency, "farmer_id": line.farmer_user_id,
                         "rail": line.rail}))
-        told.append((line, status, ref))
+        told.append(line_id)
     audit.record_many(batch.coop_id, user, events)
-    _tell(coop, batch, told, result.failed, now)
+    _tell(coop, batch, told, result.failed)
     db.session.expire(batch, ["lines"])
     _close_if_done(batch, now)
     db.session.flush()
@@ -605,21 +606,18 @@ def _move_lines(wanted: dict[int, tuple[int, str, str]], posted: dict[str, int],
         returning="payout_lines.id")}
 
 
-def _tell(coop: Cooperative, batch: PayoutBatch, moved: list, failed: list[int],
-          now: datetime) -> None:
-    """Each farmer whose line was paid or failed is told, all in one pass (messages.notify_many:
-    the people in one query, the messages in multi-row inserts, sent 50 a job; one `now` for
-    all, so that they share one send time and so their jobs); the treasurers are told once
-    of an import with failed lines."""
-    messages.notify_many([
-        messages.Notice(line.farmer_user_id,
-                        "farmer.paid" if status == "paid" else "farmer.payment_failed",
-                        event=f"payout-line:{line.id}:{status}",
-                        context={"amount": messages.Money(line.amount_minor, line.currency),
-                                 "rail": messages.Label("rail", line.rail),
-                                 "reference": ref or f"MINGA-{batch.id}-{line.id}",
-                                 "coop": coop.name, "link": "/my/payments"})
-        for line, status, ref in moved], coop_id=coop.id, now=now)
+TELL_TASK = "payouts.tell_confirmed"
+TELL_CHUNK = 1000  # lines whose farmers one job tells
+
+
+def _tell(coop: Cooperative, batch: PayoutBatch, moved: list[int], failed: list[int]) -> None:
+    """Each farmer whose line was paid or failed is told by a job enqueued here, in the
+    import's own transaction (committed with it, or not at all), TELL_CHUNK lines a job
+    (`tell_confirmed`): a bank's file of 10,000 lines is not held under the coop's payout
+    lock while 10,000 texts are rendered, and the workers write them side by side, seconds
+    after the commit. The treasurers are told at once of an import with failed lines."""
+    jobs.enqueue_many(TELL_TASK, [{"batch_id": batch.id, "line_ids": moved[i:i + TELL_CHUNK]}
+                                  for i in range(0, len(moved), TELL_CHUNK)], coop_id=coop.id)
     if not failed:
         return
     digest = hashlib.sha256(",".join(map(str, sorted(failed))).encode()).hexdigest()[:16]
@@ -628,6 +626,34 @@ def _tell(coop: Cooperative, batch: PayoutBatch, moved: list, failed: list[int],
                         event=f"payout-import:{batch.id}:{digest}", coop_id=coop.id,
                         batch=f"#{batch.id}", failed=len(failed), coop=coop.name,
                         link=f"/manage/payout-batches/{batch.id}")
+
+
+def tell_confirmed(batch_id: int, line_ids: list[int]) -> list[int]:
+    """The farmers of these lines told that they were paid, or that the payment failed, in
+    one pass (messages.notify_many: the people in one query, the messages in bulk, sent 50 a
+    job; one `now` for all, so that they share one send time and so their jobs). Read from
+    the lines as confirmed (a confirmed line never changes again); once each, however often
+    it runs (the messages' event keys). The ids of the messages written now."""
+    batch = db.session.get(PayoutBatch, batch_id)
+    if batch is None:
+        return []
+    coop = db.session.get(Cooperative, batch.coop_id)
+    rows = db.session.execute(
+        select(PayoutLine.id, PayoutLine.farmer_user_id, PayoutLine.status,
+               PayoutLine.amount_minor, PayoutLine.currency, PayoutLine.rail,
+               PayoutLine.reference)
+        .where(PayoutLine.batch_id == batch_id, PayoutLine.id.in_(line_ids),
+               PayoutLine.status.in_(("paid", "failed")))
+        .order_by(PayoutLine.id)).all()
+    return messages.notify_many([
+        messages.Notice(row.farmer_user_id,
+                        "farmer.paid" if row.status == "paid" else "farmer.payment_failed",
+                        event=f"payout-line:{row.id}:{row.status}",
+                        context={"amount": messages.Money(row.amount_minor, row.currency),
+                                 "rail": messages.Label("rail", row.rail),
+                                 "reference": row.reference or f"MINGA-{batch.id}-{row.id}",
+                                 "coop": coop.name, "link": "/my/payments"})
+        for row in rows], coop_id=coop.id)
 
 
 def import_confirmations(batch: PayoutBatch, user, data: bytes | str) -> ConfirmationResult:

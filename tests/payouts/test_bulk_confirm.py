@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from coop.audit.models import AuditEvent
 from coop.extensions import db
+from coop.jobs import services as jobs
 from coop.jobs.models import Job
 from coop.ledger import services as ledger
 from coop.ledger.models import LedgerEntry
@@ -129,6 +130,7 @@ def test_the_same_file_again_posts_nothing_and_tells_nobody_twice(make_coop, mak
     body = bank_confirmation(*[(line.id, "paid", f"R{line.id}") for line in batch.lines])
     payouts.import_confirmations(batch, treasurer, body)
     db.session.commit()
+    jobs.drain()
     told = messages_to(template="farmer.paid")
     assert sorted(m.user_id for m in told) == sorted(f.id for f in farmers)
     before = everything()
@@ -181,6 +183,7 @@ def test_two_imports_at_once_pay_each_line_once(app, make_coop, make_user, make_
     for t in threads:
         t.join(timeout=120)
     assert sorted(outcomes, key=str) == [(0, 6), (6, 0)], outcomes
+    jobs.drain()
     db.session.expire_all()
     assert _count(LedgerEntry, LedgerEntry.kind == "payout") == 6
     assert _count(AuditEvent, AuditEvent.action == "payouts.line_paid") == 6
@@ -245,6 +248,7 @@ def test_farmers_are_told_in_their_language_with_the_single_path_texts(
             for line in lines]
     payouts.import_confirmations(batch, treasurer, bank_confirmation(*rows))
     db.session.commit()
+    jobs.drain()
     told = {m.user_id: m for m in messages_to() if m.template.startswith("farmer.")}
     assert set(told) == {f.id for f in farmers}
     by_farmer = {line.farmer_user_id: line for line in lines}
@@ -308,3 +312,43 @@ def test_notify_many_skips_opted_out_and_those_told_already(world):
     db.session.commit()
     assert {m.user_id for m in messages_to(template="farmer.harvest_listed")} == {
         w.nequi.id, w.cash.id}
+
+
+def test_the_farmers_are_told_by_jobs_of_the_imports_own_transaction(make_coop, make_user,
+                                                                      make_farmer,
+                                                                      monkeypatch):
+    """The import enqueues the telling in its transaction: rolled back, nobody is told and no
+    job is left; committed, jobs of TELL_CHUNK lines tell each farmer once, however often
+    they run."""
+    monkeypatch.setattr(payouts, "TELL_CHUNK", 2)
+    coop, treasurer, batch, farmers = farmers_owed(make_coop, make_user, make_farmer, 5)
+    lines = sorted(batch.lines, key=lambda line: line.id)
+    body = bank_confirmation(*[(line.id, "failed" if line is lines[0] else "paid",
+                                f"R{line.id}") for line in lines])
+
+    def tell_jobs() -> list[Job]:
+        db.session.expire_all()
+        return list(db.session.scalars(select(Job).where(Job.task == payouts.TELL_TASK)
+                                       .order_by(Job.id)))
+
+    payouts.import_confirmations(batch, treasurer, body)
+    db.session.rollback()
+    assert tell_jobs() == [] and messages_to(template="farmer.paid") == []
+    payouts.import_confirmations(payouts.get_batch(batch.id), treasurer, body)
+    db.session.commit()
+    assert messages_to(template="farmer.paid") == []  # not in the import's request
+    import json
+    chunks = [json.loads(job.payload)["line_ids"] for job in tell_jobs()]
+    assert chunks == [[lines[0].id, lines[1].id], [lines[2].id, lines[3].id], [lines[4].id]]
+    jobs.drain()
+    assert {j.status for j in tell_jobs()} == {"done"}
+    paid = messages_to(template="farmer.paid")
+    assert sorted(m.user_id for m in paid) == sorted(line.farmer_user_id for line in lines[1:])
+    [failed] = messages_to(template="farmer.payment_failed")
+    assert failed.user_id == lines[0].farmer_user_id
+    assert failed.event == f"payout-line:{lines[0].id}:failed"
+    # A job run again (a worker that died after its commit) writes nothing more.
+    before = everything()
+    assert payouts.tell_confirmed(batch.id, [line.id for line in lines]) == []
+    db.session.commit()
+    assert everything() == before
