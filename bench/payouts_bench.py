@@ -3,7 +3,8 @@
 bulk-payment file; then the bank's confirmation files, each imported twice: a batch of 1,000
 lines and one of 10,000 (issue 12: 10,000 lines confirmed in under 2 s on PostgreSQL, the
 same file again in under 0.2 s), every paid line posted to the ledger and its farmer's
-message enqueued in the same pass (a tenth of the farmers by SMS, a seventh in English).
+message enqueued in the same pass (a tenth of the farmers by SMS, a seventh in English): a
+job per 1,000 lines, which writes the messages; the bench runs those jobs and times them apart.
 
     .venv/bin/python -m bench.payouts_bench [--db sqlite|postgresql|both] [--farmers 10000]
         [--confirm 1000,10000] [--profile]
