@@ -130,17 +130,44 @@ def _process_load(args):
     return lat, sum(e for _l, e in out)
 
 
+def _client(args, pipe) -> None:
+    try:
+        pipe.send(_process_load(args))
+    finally:
+        pipe.close()
+
+
 def load(port: int, path: str, headers: dict, seconds: float, clients: int,
          threads: int) -> dict:
     merged = dict(HEADERS, **headers)
     # A short warm-up (templates compiled, caches filled) outside the measured window.
     _process_load((port, path, merged, time.perf_counter() + 1.0, 1))
     until = time.perf_counter() + seconds
-    with multiprocessing.get_context("fork").Pool(clients) as pool:
-        # A client stuck (seen once: a forked process waiting forever on a lock) fails the
-        # run after a minute past its window instead of hanging it.
-        parts = pool.map_async(_process_load, [(port, path, merged, until, threads)] * clients
-                               ).get(timeout=seconds + 60)
+    # One forked process a client, each answering through its own pipe (not a Pool: its
+    # terminate() at the end of the block hung twice here, a worker waiting forever on the
+    # task queue's lock); a client stuck fails the run a minute past its window.
+    context = multiprocessing.get_context("fork")
+    clients_ = []
+    for _ in range(clients):
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(target=_client, args=((port, path, merged, until, threads),
+                                                        writer))
+        process.start()
+        writer.close()
+        clients_.append((process, reader))
+    parts = []
+    try:
+        for process, reader in clients_:
+            if not reader.poll(max(0.0, until + 60 - time.perf_counter())):
+                raise RuntimeError(f"a client of {path} gave no answer a minute past its load")
+            parts.append(reader.recv())
+            process.join(timeout=30)
+    finally:
+        for process, reader in clients_:
+            if process.is_alive():
+                process.kill()
+                process.join()
+            reader.close()
     lat = sorted(x for part, _e in parts for x in part)
     errors = sum(e for _l, e in parts)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0

@@ -125,6 +125,8 @@ def register_extensions(app: Flask) -> None:
     from .extensions import install_sqlite_pragmas
     install_sqlite_pragmas()
     db.init_app(app)
+    from .common import transactions
+    transactions.install(app)  # after db.init_app: its teardown runs before the session's removal
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

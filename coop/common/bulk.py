@@ -8,6 +8,7 @@ import zlib
 from sqlalchemy import ARRAY, BigInteger, any_, bindparam, text
 
 from ..extensions import db
+from .transactions import driver_cursor
 
 CHUNK = 1000
 
@@ -49,7 +50,7 @@ def stage(name: str, columns: list[tuple[str, str]], rows: list[tuple]) -> str:
     connection.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({spec}) "
                             "ON COMMIT DELETE ROWS"))
     connection.execute(text(f"DELETE FROM {name}"))
-    with connection.connection.driver_connection.cursor() as cursor:
+    with driver_cursor(connection) as cursor:
         names = ", ".join(column for column, _kind in columns)
         with cursor.copy(f"COPY {name} ({names}) FROM STDIN") as copy:
             for row in rows:

@@ -8,6 +8,7 @@ from functools import lru_cache
 from sqlalchemy import bindparam, text
 
 from ..extensions import db
+from .transactions import driver_cursor
 
 
 def insert_ignore(table, row: dict, index: list[str]) -> int | None:
@@ -93,7 +94,7 @@ def insert_many(table, rows: list[dict], *, ignore: list[str] | None = None,
         types = [(name, table.c[name].type.compile(dialect=dialect)) for name in columns]
         values = [tuple(row[name] for name in columns) for row in rows]
         if not ignore and not returning:
-            with db.session.connection().connection.driver_connection.cursor() as cursor:
+            with driver_cursor(db.session.connection()) as cursor:
                 with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in values:
                         copy.write_row(row)

@@ -23,6 +23,7 @@ from sqlalchemy import String, and_, insert, or_, select, text
 
 from ..common.bulk import id_sets, in_sets
 from ..common.errors import Conflict, ValidationFailed
+from ..common.transactions import driver_cursor
 from ..common.models import utcnow
 from ..extensions import db
 from . import services as ledger
@@ -94,8 +95,7 @@ def insert_rows(table, rows: list[dict]) -> None:
         connection.execute(insert(table), rows)
         return
     columns = list(rows[0])
-    raw = connection.connection.driver_connection
-    with raw.cursor() as cursor:
+    with driver_cursor(connection) as cursor:
         names = ", ".join(columns)
         with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in rows:
@@ -113,7 +113,7 @@ def apply_deltas(deltas: dict[int, int]) -> None:
                                 "(id bigint PRIMARY KEY, delta bigint NOT NULL) "
                                 "ON COMMIT DELETE ROWS"))
         connection.execute(text("DELETE FROM ledger_deltas"))
-        with connection.connection.driver_connection.cursor() as cursor:
+        with driver_cursor(connection) as cursor:
             with cursor.copy("COPY ledger_deltas (id, delta) FROM STDIN") as copy:
                 for row in changes:
                     copy.write_row(row)

@@ -23,6 +23,7 @@ from ..common.errors import Conflict, NotFound, ValidationFailed
 from ..common.money import parse_major
 from ..common.models import utcnow
 from ..common.quantities import MACHINE_NUMBER
+from ..common.transactions import driver_cursor
 from ..extensions import db
 from ..ledger import bulk
 from ..ledger import queries as ledger_queries
@@ -291,7 +292,7 @@ def _write_back(updates: dict[int, dict], notes: dict[int, str]) -> None:
             "status varchar(12) NOT NULL, note varchar(255) NOT NULL, entry_id bigint, "
             "txn_id bigint) ON COMMIT DELETE ROWS"))
         connection.execute(text("DELETE FROM bank_line_changes"))
-        with connection.connection.driver_connection.cursor() as cursor:
+        with driver_cursor(connection) as cursor:
             with cursor.copy("COPY bank_line_changes (id, status, note, entry_id, txn_id) "
                              "FROM STDIN") as copy:
                 for row in rows:
