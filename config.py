@@ -18,7 +18,9 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'minga.sqlite'}"
     )
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # No ping round trip at each checkout: a pooled PostgreSQL connection's socket is looked
+    # at instead, and one the server ended is replaced (coop/extensions.py).
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": False}
     STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
     STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
@@ -171,7 +173,7 @@ class TestingConfig(Config):
     PUBLIC_BASE_URL = "http://minga.test"
     LOGIN_RATE_LIMIT = "5 per minute"
     # The concurrency tests run 50+ threads, each with its own connection.
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 60, "max_overflow": 10}
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": False, "pool_size": 60, "max_overflow": 10}
 
 
 class ProductionConfig(Config):

@@ -122,8 +122,9 @@ def _region(language: str) -> str | None:
 
 
 def register_extensions(app: Flask) -> None:
-    from .extensions import install_sqlite_pragmas
+    from .extensions import install_connection_check, install_sqlite_pragmas
     install_sqlite_pragmas()
+    install_connection_check()
     db.init_app(app)
     from .common import transactions
     transactions.install(app)  # after db.init_app: its teardown runs before the session's removal

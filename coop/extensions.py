@@ -62,3 +62,38 @@ def install_sqlite_pragmas() -> None:
     from sqlalchemy.engine import Engine
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
+
+
+def _quiet_or_replaced(dbapi_connection, connection_record, connection_proxy) -> None:
+    """At each checkout of a pooled PostgreSQL connection, a look at its socket instead of
+    a round trip (SQLAlchemy's pool_pre_ping sends one on every checkout: a quarter of a
+    one-query request's round trips). An idle connection has nothing to read; when the
+    server ends it (a restart, a failover, an idle timeout, pg_terminate_backend) it writes
+    why and closes, and the socket turns readable: such a connection, or one psycopg knows
+    closed or broken, is discarded and the pool connects anew (DisconnectionError), before
+    the request has used it. A connection cut without a word (a host gone, no FIN) is not
+    seen: the request that uses it fails (the ping would have caught it, at a round trip
+    for every request), and SQLAlchemy then replaces every connection of the pool."""
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None or not hasattr(dbapi_connection, "pgconn"):
+        return  # not psycopg (SQLite: nothing to lose in between)
+    import select
+
+    from sqlalchemy.exc import DisconnectionError
+    try:
+        if dbapi_connection.closed or dbapi_connection.broken:
+            raise DisconnectionError("the connection is closed")
+        poller = select.poll()  # not select(): no limit on the descriptor's number
+        poller.register(fileno(), select.POLLIN | select.POLLPRI)
+        readable = poller.poll(0)
+    except (OSError, ValueError) as exc:
+        raise DisconnectionError(str(exc)) from exc
+    if readable:
+        raise DisconnectionError("the server wrote to an idle connection (it ended it)")
+
+
+def install_connection_check() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+    if not event.contains(Pool, "checkout", _quiet_or_replaced):
+        event.listen(Pool, "checkout", _quiet_or_replaced)

@@ -5,10 +5,12 @@ from flask import jsonify
 
 from ..api.blueprint import bp
 from ..api.openapi import register
+from ..common.transactions import reads_only
 from . import services as catalog
 
 
 @bp.get("/crops")
+@reads_only
 def crops():
     return jsonify(items=[{
         "slug": c.slug, "name": catalog.crop_name(c), "unit": "kg",

@@ -1,6 +1,7 @@
 from flask import Blueprint, render_template, request
 from flask_login import current_user
 
+from ..common.transactions import reads_only
 from ..cooperatives import services as coop_services
 from ..listings import services as listing_services
 from . import services
@@ -18,6 +19,7 @@ def home():
 
 
 @bp.route("/supply")
+@reads_only
 def supply():
     crop = request.args.get("crop") or None
     crops = services.all_crops()
@@ -29,5 +31,6 @@ def supply():
 
 
 @bp.route("/crops")
+@reads_only
 def crops():
     return render_template("catalog/crops.html", crops=services.all_crops())

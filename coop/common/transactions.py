@@ -1,5 +1,6 @@
-"""How a request's transaction ends when it only read (PostgreSQL), and the driver's cursor
-for the bulk writes SQLAlchemy does not see.
+"""How a request's transaction ends when it only read (PostgreSQL), the views that read in
+autocommit (`reads_only`), and the driver's cursor for the bulk writes SQLAlchemy does not
+see.
 
 psycopg forgets every statement it prepared on a connection when a transaction ends with
 ROLLBACK (the transaction may have dropped what they name), and sends DEALLOCATE ALL. Every
@@ -16,11 +17,19 @@ SELECT statements and holds no pending ORM change is committed instead. "Only SE
 decided conservatively: the transaction's connection is marked written by any statement that
 does not begin with SELECT (INSERT, UPDATE, DELETE, DDL, SAVEPOINT, a WITH that might
 write…), and by `driver_cursor`, the one way to the driver's own cursor (COPY) in Minga:
-anything unmarked is rolled back as before."""
+anything unmarked is rolled back as before.
+
+`reads_only` goes further for the GET views that can only read (the public catalog, supply,
+pools and their API): their queries run in autocommit — no BEGIN before them and no COMMIT
+after, one round trip a query where a one-query answer took three. Each query sees what was
+committed when it runs, which is what each statement of a READ COMMITTED transaction
+(PostgreSQL's default, Minga's) sees already. Any statement other than a SELECT on such a
+connection raises `ReadsOnly` before it is sent: what writes, writes in a transaction."""
 from __future__ import annotations
 
 import logging
 
+from flask import g, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -31,6 +40,46 @@ log = logging.getLogger(__name__)
 
 WROTE = "minga_wrote"            # on the DBAPI connection's info: this transaction wrote
 CONNECTION = "minga_connection"  # on the session's info: its transaction's connection
+READS_ONLY = "minga_reads_only"  # execution option: the connection of a `reads_only` view
+
+
+class ReadsOnly(RuntimeError):
+    """A view marked `reads_only` tried to write (a programming error: a 500)."""
+
+
+def reads_only(view):
+    """Mark a view that only reads: a GET or HEAD of it reads in autocommit on PostgreSQL,
+    from the request's start (`_reads_only_request`, before the hooks that load the
+    signed-in user; see the module's docstring)."""
+    view.minga_reads_only = True
+    return view
+
+
+def _reads_only_request() -> None:
+    """The first before-request hook: a GET of a `reads_only` view, in a session of its own
+    (none yet: a request in its own app context, as every request a server handles), reads
+    in autocommit until the request ends. A session already there (a test's, shared by its
+    requests) is left as it is: its transaction outlives the request."""
+    if request.method not in ("GET", "HEAD") or not request.endpoint \
+            or db.session.registry.has():
+        return
+    from flask import current_app
+    view = current_app.view_functions.get(request.endpoint)
+    if not getattr(view, "minga_reads_only", False):
+        return
+    session = db.session()
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT",
+                                              READS_ONLY: True})
+        g.minga_reads_only = True
+
+
+def _reads_only_ended(exc: BaseException | None = None) -> None:
+    """The request's end: its autocommit session closed (the connection back to the pool,
+    its isolation level reset), so that nothing after the request — a test's own code in
+    the app context its requests share — reads or writes on that connection."""
+    if g.pop("minga_reads_only", False):
+        db.session.close()
 
 
 def driver_cursor(connection):
@@ -54,6 +103,8 @@ def _ended(session: Session, transaction) -> None:
 
 def _statement(conn, cursor, statement, parameters, context, executemany) -> None:
     if not statement.startswith("SELECT"):
+        if conn.get_execution_options().get(READS_ONLY):
+            raise ReadsOnly(f"a reads_only view sent {statement[:60]!r}")
         conn.info[WROTE] = True
 
 
@@ -68,6 +119,8 @@ def end_reads(exc: BaseException | None = None) -> bool:
         return False
     if connection.dialect.name != "postgresql" or connection.info.get(WROTE, True):
         return False
+    if connection.get_execution_options().get(READS_ONLY):
+        return False  # autocommit: no transaction to end
     if session.new or session.dirty or session.deleted:
         return False
     try:
@@ -86,3 +139,5 @@ def install(app) -> None:
         event.listen(Session, "after_begin", _began)
         event.listen(Session, "after_transaction_end", _ended)
     app.teardown_appcontext(end_reads)
+    app.before_request_funcs.setdefault(None, []).insert(0, _reads_only_request)
+    app.teardown_request(_reads_only_ended)

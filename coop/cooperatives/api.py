@@ -7,12 +7,14 @@ from flask import g, jsonify
 from ..api.blueprint import bp
 from ..api.common import page_args, paged, token_required
 from ..api.openapi import register
+from ..common.transactions import reads_only
 from ..extensions import db
 from . import invitations
 from . import services as coop_services
 
 
 @bp.get("/coops")
+@reads_only
 def coops():
     limit, after = page_args()
     return jsonify(paged(coop_services.coops_after(limit + 1, after), limit, lambda c: {

@@ -11,6 +11,7 @@ from ..common.access import require_member
 from ..common.errors import ValidationFailed
 from ..common.quantities import format_kg
 from ..common.statuses import OrderStatus, PoolStatus, values
+from ..common.transactions import reads_only
 from ..cooperatives import services as coop_services
 from ..extensions import db
 from . import cards, services
@@ -84,6 +85,7 @@ def close_json(pool) -> dict:
 
 
 @bp.get("/pools")
+@reads_only
 @token_required
 def list_pools():
     status = request.args.get("status")
@@ -118,6 +120,7 @@ def create_pool():
 
 
 @bp.get("/pools/<int:pool_id>")
+@reads_only
 @token_required
 def get_pool(pool_id):
     return jsonify(pool_json(services.get_pool(pool_id)))

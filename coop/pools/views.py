@@ -12,6 +12,7 @@ from ..common import confirm, web
 from ..common.access import is_farmer, require_member
 from ..common.errors import ValidationFailed
 from ..common.models import utcnow
+from ..common.transactions import reads_only
 from ..extensions import db
 from ..listings.views import PRODUCT, _product_choices
 from ..pricing import services as pricing
@@ -43,6 +44,7 @@ def index():
 
 
 @bp.route("/pools/<int:pool_id>", methods=["GET", "POST"])
+@reads_only  # on GET
 @web.unit_of_work
 def detail(pool_id):
     pool = services.get_pool(pool_id)

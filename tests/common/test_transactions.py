@@ -106,3 +106,89 @@ def test_the_drivers_cursor_is_reached_only_through_driver_cursor():
     users = sorted(str(path.relative_to(root)) for path in root.rglob("*.py")
                    if "driver_connection" in path.read_text(encoding="utf-8"))
     assert users == ["common/transactions.py"], users
+
+
+@postgres_only
+def test_a_connection_the_server_ended_is_replaced_at_checkout(one_connection):
+    """No ping at checkout: the socket of a connection PostgreSQL ended (a restart, a
+    failover, an idle timeout) is readable, and the pool connects anew before anyone uses
+    it. Here the server ends the pooled connection between two requests."""
+    client = one_connection.test_client()
+    assert client.get("/api/v1/coops").status_code == 200
+    with one_connection.app_context():
+        pid = db.session.scalar(text("SELECT pg_backend_pid()"))
+        db.session.commit()
+    with db.engine.connect() as admin:  # the suite's own engine: another connection
+        assert admin.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid}) is True
+    import time
+    time.sleep(0.2)  # the server's farewell reaches the socket
+    response = client.get("/api/v1/coops")
+    assert response.status_code == 200, response.data[:300]
+    with one_connection.app_context():
+        assert db.session.scalar(text("SELECT pg_backend_pid()")) != pid
+        db.session.commit()
+
+
+
+READS_ONLY_VIEWS = {"api.coops": "/api/v1/coops", "api.crops": "/api/v1/crops",
+                    "api.list_pools": "/api/v1/pools", "api.get_pool": "/api/v1/pools/{pool}",
+                    "catalog.supply": "/supply", "catalog.crops": "/crops",
+                    "pools.detail": "/pools/{pool}"}
+
+
+def test_every_reads_only_view_is_tested_here(app):
+    marked = {name for name, view in app.view_functions.items()
+              if getattr(view, "minga_reads_only", False)}
+    assert marked == set(READS_ONLY_VIEWS)
+
+
+@postgres_only
+def test_the_reads_only_views_answer_in_autocommit(one_connection, market, token):
+    """Each marked view answers its GET (a visitor, a buyer with a token or a session) with
+    every statement on an autocommit connection: no BEGIN, no COMMIT, nothing written."""
+    from sqlalchemy import event
+    pool = market.open_pool()
+    buyer = market.buyers[0]
+    bearer = token(buyer)
+    seen: list[tuple[str, bool]] = []
+
+    def spy(conn, cursor, statement, *args):
+        seen.append((statement, bool(conn.get_execution_options().get(
+            transactions.READS_ONLY))))
+    with one_connection.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        for name, url in READS_ONLY_VIEWS.items():
+            path = url.format(pool=pool.id)
+            for who in ("visitor", "buyer"):
+                client = one_connection.test_client()
+                headers = {}
+                if who == "buyer":
+                    if path.startswith("/api/"):
+                        headers = bearer
+                    else:
+                        with client.session_transaction() as session:
+                            session["_user_id"] = buyer.get_id()
+                            session["_fresh"] = True
+                elif path.startswith("/api/v1/pools"):
+                    continue  # the pools API asks for a token
+                seen.clear()
+                response = client.get(path, headers=headers)
+                assert response.status_code == 200, (name, who, response.status_code)
+                assert seen and all(autocommit for _s, autocommit in seen), (name, who, seen)
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+
+
+@postgres_only
+def test_a_reads_only_view_that_writes_is_stopped_before_the_write(one_connection):
+    @one_connection.get("/_test/writes")
+    @transactions.reads_only
+    def writes():
+        db.session.execute(reference_versions.insert().values(name="written", version=1))
+        return "written"
+
+    assert one_connection.test_client().get("/_test/writes").status_code == 500
+    with one_connection.app_context():
+        assert _names() == set()
