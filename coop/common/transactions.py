@@ -60,18 +60,16 @@ def _reads_only_request() -> None:
     (none yet: a request in its own app context, as every request a server handles), reads
     in autocommit until the request ends. A session already there (a test's, shared by its
     requests) is left as it is: its transaction outlives the request."""
-    if request.method not in ("GET", "HEAD") or not request.endpoint \
-            or db.session.registry.has():
+    if request.method not in ("GET", "HEAD") or not request.endpoint:
         return
     from flask import current_app
     view = current_app.view_functions.get(request.endpoint)
-    if not getattr(view, "minga_reads_only", False):
+    if not getattr(view, "minga_reads_only", False) or db.session.registry.has() \
+            or db.engine.dialect.name != "postgresql":
         return
-    session = db.session()
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT",
-                                              READS_ONLY: True})
-        g.minga_reads_only = True
+    db.session().connection(execution_options={"isolation_level": "AUTOCOMMIT",
+                                               READS_ONLY: True})
+    g.minga_reads_only = True
 
 
 def _reads_only_ended(exc: BaseException | None = None) -> None:
