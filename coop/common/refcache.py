@@ -17,7 +17,7 @@ import threading
 import time
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import BigInteger, Column, String, Table, select
+from sqlalchemy import BigInteger, Column, String, Table, bindparam, select
 
 from ..extensions import db
 
@@ -78,9 +78,14 @@ def version(name: str) -> int:
     return seen[0]
 
 
+_READ = select(reference_versions.c.version).where(
+    reference_versions.c.name == bindparam("name"))
+
+
 def _read(name: str) -> int:
-    table = reference_versions
-    return db.session.scalar(select(table.c.version).where(table.c.name == name)) or 0
+    # One Core statement built once (its cache key with it) on the session's connection: the
+    # ORM's execute path and a new select() each time cost more than the read itself.
+    return db.session.connection().execute(_READ, {"name": name}).scalar() or 0
 
 
 def cached(name: str, key, load):
