@@ -1,4 +1,6 @@
 """Extension objects, created unbound and initialised in create_app()."""
+import select
+
 from flask import request
 from flask_babel import Babel
 from flask_compress import Compress
@@ -9,6 +11,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 
 # One naming convention so Alembic can name (and on SQLite, batch-alter) every constraint.
@@ -77,9 +80,6 @@ def _quiet_or_replaced(dbapi_connection, connection_record, connection_proxy) ->
     fileno = getattr(dbapi_connection, "fileno", None)
     if fileno is None or not hasattr(dbapi_connection, "pgconn"):
         return  # not psycopg (SQLite: nothing to lose in between)
-    import select
-
-    from sqlalchemy.exc import DisconnectionError
     try:
         if dbapi_connection.closed or dbapi_connection.broken:
             raise DisconnectionError("the connection is closed")

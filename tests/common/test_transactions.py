@@ -129,7 +129,6 @@ def test_a_connection_the_server_ended_is_replaced_at_checkout(one_connection):
         db.session.commit()
 
 
-
 READS_ONLY_VIEWS = {"api.coops": "/api/v1/coops", "api.crops": "/api/v1/crops",
                     "api.list_pools": "/api/v1/pools", "api.get_pool": "/api/v1/pools/{pool}",
                     "catalog.supply": "/supply", "catalog.crops": "/crops",
